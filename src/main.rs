@@ -1,0 +1,98 @@
+//! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
+//! `serve <component>` runs one component (a container's entrypoint);
+//! `migrate` and `sdl` are the tools around them.
+
+mod components;
+mod dev;
+mod postgres;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::components::Component;
+
+#[derive(Parser)]
+#[command(
+    name = "grocery",
+    version,
+    about = "Federated GraphQL commerce backend for an automated grocery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack locally: a private PostgreSQL under .grocery/ (unless
+    /// DATABASE_URL is set), migrations, demo data and every component.
+    Dev(dev::DevArgs),
+    /// Run one component (reads its configuration from the environment).
+    Serve {
+        /// Which component to run.
+        component: Component,
+    },
+    /// Run database migrations for one component, or all of them.
+    Migrate {
+        /// Only this component (default: all).
+        component: Option<Component>,
+    },
+    /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
+    Sdl {
+        /// The subgraph.
+        subgraph: Component,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev(args) => {
+            kit::telemetry::init(true);
+            dev::run(args).await
+        }
+        Command::Serve { component } => {
+            kit::telemetry::init(false);
+            components::serve(component).await
+        }
+        Command::Migrate { component } => {
+            kit::telemetry::init(true);
+            components::migrate(component).await
+        }
+        Command::Sdl { subgraph } => {
+            print!("{}", subgraph.sdl());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,244 @@
+//! The private PostgreSQL cluster `grocery dev` runs under `.grocery/pg/`.
+//!
+//! Created with `initdb` on first use and reused afterwards. It listens only
+//! on a unix socket inside that folder (mode 0700, trust auth), on a port
+//! picked once and remembered, so nothing else on the machine can reach it.
+//! PostgreSQL refuses to run as root; when we are root, every server command
+//! runs as the unprivileged `postgres` user, which then owns the folder.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+
+const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not found.\n\
+    Install them:  sudo apt-get install postgresql   (Debian/Ubuntu)\n\
+               or  brew install postgresql            (macOS)\n\
+    or point grocery at an existing server with DATABASE_URL=postgres://…";
+
+/// A running cluster and how to reach it.
+pub struct Cluster {
+    bindir: PathBuf,
+    data: PathBuf,
+    run_as: Option<String>,
+    started_here: bool,
+    /// URL of the `grocery` database over the unix socket.
+    pub url: String,
+}
+
+/// Where `initdb`/`pg_ctl` live: `PG_BINDIR`, Debian's versioned folders (newest first), or `PATH`.
+fn find_bindir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("PG_BINDIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+    })
+}
+
+fn is_root() -> bool {
+    // The owner of /proc/self is the effective uid of this process.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// uid and gid of a system user, from /etc/passwd.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&name))
+            .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
+    })
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+impl Cluster {
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bindir.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.arg("-u").arg(user).arg("--").arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        Ok(output)
+    }
+
+    /// Starts (creating on first use) the cluster under `home/pg`.
+    pub async fn start(home: &Path) -> anyhow::Result<Self> {
+        let bindir = find_bindir().ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))?;
+        let root = std::fs::canonicalize(home)?.join("pg");
+        let data = root.join("data");
+        let socket_dir = root.join("run");
+        std::fs::create_dir_all(&socket_dir)?;
+        let run_as = if is_root() {
+            let (uid, gid) = user_ids("postgres").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PostgreSQL refuses to run as root and there is no `postgres` user to run it as; \
+                     install the postgresql package (it creates one) or set DATABASE_URL"
+                )
+            })?;
+            chown_tree(&root, uid, gid)?;
+            Some("postgres".to_owned())
+        } else {
+            None
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let port = remembered_port(&root)?;
+        let mut cluster = Cluster {
+            bindir,
+            data: data.clone(),
+            run_as,
+            started_here: false,
+            url: format!(
+                "postgres:///grocery?host={}&port={port}&user=postgres",
+                socket_dir.display()
+            ),
+        };
+        let data_arg = data.to_string_lossy().into_owned();
+        if !data.join("PG_VERSION").exists() {
+            println!(
+                "creating a private PostgreSQL cluster in {}",
+                data.display()
+            );
+            let out = cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    &data_arg,
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
+            )?;
+            if !out.status.success() {
+                bail!("initdb failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        let running = cluster
+            .run("pg_ctl", &["status", "-D", &data_arg])?
+            .status
+            .success();
+        if !running {
+            let options = format!(
+                "-p {port} -k {} -c listen_addresses='' -c unix_socket_permissions=0700",
+                socket_dir.display()
+            );
+            let log = root.join("postgres.log").to_string_lossy().into_owned();
+            let out = cluster.run(
+                "pg_ctl",
+                &[
+                    "start", "-D", &data_arg, "-w", "-t", "60", "-l", &log, "-o", &options,
+                ],
+            )?;
+            if !out.status.success() {
+                bail!(
+                    "PostgreSQL did not start (see {log}):\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            cluster.started_here = true;
+        }
+        cluster.ensure_database().await?;
+        Ok(cluster)
+    }
+
+    async fn ensure_database(&self) -> anyhow::Result<()> {
+        use diesel_async::{
+            AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+        };
+        let admin_url = kit::db::with_database(&self.url, "postgres");
+        let mut conn = AsyncPgConnection::establish(&admin_url)
+            .await
+            .with_context(|| format!("connecting to the private cluster at {admin_url}"))?;
+        let exists = diesel::sql_query("SELECT 1 FROM pg_database WHERE datname = 'grocery'")
+            .execute(&mut conn)
+            .await?
+            > 0;
+        if !exists {
+            conn.batch_execute("CREATE DATABASE grocery").await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server if this process started it.
+    pub fn stop(&self) {
+        if !self.started_here {
+            return;
+        }
+        let data = self.data.to_string_lossy().into_owned();
+        match self.run("pg_ctl", &["stop", "-D", &data, "-m", "fast", "-w"]) {
+            Ok(out) if out.status.success() => println!("PostgreSQL stopped"),
+            Ok(out) => eprintln!("pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("pg_ctl stop: {e:#}"),
+        }
+    }
+}
+
+/// The port chosen on first start, so the socket path stays stable.
+fn remembered_port(root: &Path) -> anyhow::Result<u16> {
+    let file = root.join("port");
+    if let Some(port) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return Ok(port);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    std::fs::write(&file, port.to_string())?;
+    Ok(port)
+}

@@ -1,0 +1,128 @@
+//! Identity as every subgraph sees it: token claims, roles, key material,
+//! verification, and the per-request [`Auth`] context with role guards.
+//!
+//! The users subgraph signs tokens with the active key of a [`KeyRing`]; every
+//! other component verifies them with a [`Verifier`] built from the same ring
+//! or from the JWKS the users subgraph serves.
+
+mod keys;
+mod tokens;
+
+pub use keys::{KeyRing, SigningKey};
+pub use tokens::{Claims, TokenError, TokenSettings, TokenType, Verifier};
+
+use async_graphql::{Context, Enum};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+/// What a principal may do. Stored as its upper-case name.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// People and smart fridges that shop.
+    Customer,
+    /// Restocking vehicles and robots.
+    Truck,
+    /// Integrations; persisted documents only.
+    Partner,
+    /// Operators.
+    Admin,
+}
+
+impl Role {
+    /// The name used in tokens and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "CUSTOMER",
+            Self::Truck => "TRUCK",
+            Self::Partner => "PARTNER",
+            Self::Admin => "ADMIN",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "CUSTOMER" => Ok(Self::Customer),
+            "TRUCK" => Ok(Self::Truck),
+            "PARTNER" => Ok(Self::Partner),
+            "ADMIN" => Ok(Self::Admin),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// Who is calling, attached to every GraphQL request by the server.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    /// No bearer token was sent.
+    #[default]
+    Anonymous,
+    /// A verified access token.
+    User(Claims),
+}
+
+impl Auth {
+    /// The caller's claims, or `UNAUTHENTICATED`.
+    pub fn claims(&self) -> ApiResult<&Claims> {
+        match self {
+            Self::User(claims) => Ok(claims),
+            Self::Anonymous => Err(ApiError::Unauthenticated(
+                "this operation needs a signed-in user".into(),
+            )),
+        }
+    }
+
+    /// The caller's user id, or `UNAUTHENTICATED`.
+    pub fn user_id(&self) -> ApiResult<Uuid> {
+        Ok(self.claims()?.sub)
+    }
+
+    /// The caller's claims if their role is one of `roles`; `FORBIDDEN` otherwise.
+    pub fn require_role(&self, roles: &[Role]) -> ApiResult<&Claims> {
+        let claims = self.claims()?;
+        if roles.contains(&claims.role) {
+            Ok(claims)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "role {} may not do this",
+                claims.role.as_str()
+            )))
+        }
+    }
+
+    /// Whether the caller is an administrator.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Self::User(c) if c.role == Role::Admin)
+    }
+
+    /// Allows the user `owner` themself or an ADMIN; `FORBIDDEN` for others.
+    pub fn require_self_or_admin(&self, owner: Uuid) -> ApiResult<&Claims> {
+        let claims = self.claims()?;
+        if claims.sub == owner || claims.role == Role::Admin {
+            Ok(claims)
+        } else {
+            Err(ApiError::Forbidden(
+                "only the owner or an admin may see this".into(),
+            ))
+        }
+    }
+}
+
+/// Access to the request's [`Auth`] from a resolver.
+pub trait AuthExt {
+    /// The caller; anonymous when the server attached nothing.
+    fn auth(&self) -> &Auth;
+}
+
+impl AuthExt for Context<'_> {
+    fn auth(&self) -> &Auth {
+        static ANONYMOUS: Auth = Auth::Anonymous;
+        self.data_opt::<Auth>().unwrap_or(&ANONYMOUS)
+    }
+}

@@ -1,0 +1,158 @@
+//! JWT claims, signing and verification (RS256 only, `kid` required).
+//!
+//! Access and refresh tokens share one claim set and differ by `token_type`;
+//! a verifier is always told which type it expects, so a refresh token is
+//! refused wherever an access token is expected and vice versa.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{KeyRing, Role};
+use crate::config::Env;
+
+/// Which of the two tokens a JWT is.
+#[derive(Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenType {
+    /// Short-lived bearer for API calls.
+    Access,
+    /// Long-lived, single-use, exchanged for a new pair.
+    Refresh,
+}
+
+/// The claims grocery puts in every token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: Uuid,
+    pub role: Role,
+    pub exp: i64,
+    pub iat: i64,
+    pub token_type: TokenType,
+    /// Unique token id; for refresh tokens, the row that tracks its use.
+    pub jti: Uuid,
+    /// Refresh-token family: every token rotated from one login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<Uuid>,
+}
+
+/// Issuer, audience and lifetimes, shared by signer and verifiers.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "grocery-users".into(),
+            audience: "grocery".into(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl TokenSettings {
+    /// Reads `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECS`, `REFRESH_TOKEN_TTL_SECS`.
+    pub fn from_env(env: &mut Env) -> Self {
+        let defaults = Self::default();
+        Self {
+            issuer: env.get("JWT_ISSUER").unwrap_or(defaults.issuer),
+            audience: env.get("JWT_AUDIENCE").unwrap_or(defaults.audience),
+            access_ttl: Duration::from_secs(
+                env.parse_or("ACCESS_TOKEN_TTL_SECS", defaults.access_ttl.as_secs()),
+            ),
+            refresh_ttl: Duration::from_secs(
+                env.parse_or("REFRESH_TOKEN_TTL_SECS", defaults.refresh_ttl.as_secs()),
+            ),
+        }
+    }
+}
+
+/// Why a token was refused. The message is safe to show to the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token must be RS256-signed")]
+    WrongAlgorithm,
+    #[error("token is signed by an unknown key")]
+    UnknownKey,
+    #[error("token signature or claims are invalid")]
+    Invalid,
+    #[error("token has expired")]
+    Expired,
+    #[error("expected an {expected} token")]
+    WrongType { expected: &'static str },
+}
+
+impl KeyRing {
+    /// Signs `claims` with the ring's signing key (RS256, with `kid`).
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let key = self
+            .signing_key()
+            .ok_or_else(|| anyhow::anyhow!("this key ring has no signing key"))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    }
+}
+
+/// Checks tokens against a fixed set of public keys.
+pub struct Verifier {
+    keys: BTreeMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// Accepts tokens signed by any key of `ring`, for `settings`' issuer and audience.
+    pub fn new(ring: &KeyRing, settings: &TokenSettings) -> anyhow::Result<Self> {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Ok(Self {
+            keys: ring.decoding_keys()?,
+            validation,
+        })
+    }
+
+    /// Verifies signature, `kid`, `exp`, `iss`, `aud` and that the token is of type `expected`.
+    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
+        if data.claims.token_type != expected {
+            return Err(TokenError::WrongType {
+                expected: match expected {
+                    TokenType::Access => "access",
+                    TokenType::Refresh => "refresh",
+                },
+            });
+        }
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,139 @@
+//! Typed configuration from the environment.
+//!
+//! Readers record every problem instead of stopping at the first, so a
+//! misconfigured deployment is told everything that is wrong in one error:
+//!
+//! ```ignore
+//! let mut env = Env::new();
+//! let port: u16 = env.parse_or("PORT", 4001);
+//! let url = env.required("DATABASE_URL");
+//! env.finish()?;
+//! ```
+
+use std::{fmt, str::FromStr};
+
+/// Collects values and problems while reading environment variables.
+#[derive(Default)]
+pub struct Env {
+    problems: Vec<String>,
+    lookup: Option<Box<dyn Fn(&str) -> Option<String> + Send>>,
+}
+
+/// Every missing or invalid variable, listed.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads from a map instead of the process environment (tests).
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + 'static) -> Self {
+        Self {
+            problems: Vec::new(),
+            lookup: Some(Box::new(lookup)),
+        }
+    }
+
+    /// The raw value, with empty strings treated as unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let value = match &self.lookup {
+            Some(lookup) => lookup(name),
+            None => std::env::var(name).ok(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// A value that must be present.
+    pub fn required(&mut self, name: &str) -> String {
+        self.get(name).unwrap_or_else(|| {
+            self.problems
+                .push(format!("{name} is required but not set"));
+            String::new()
+        })
+    }
+
+    /// A parsed value, or `default` when unset.
+    pub fn parse_or<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.parse(name).unwrap_or(default)
+    }
+
+    /// A parsed value when set.
+    pub fn parse<T>(&mut self, name: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let raw = self.get(name)?;
+        match raw.trim().parse() {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.problems
+                    .push(format!("{name}={raw:?} is not valid: {err}"));
+                None
+            }
+        }
+    }
+
+    /// Records a problem found by the caller's own checks.
+    pub fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(message.into());
+    }
+
+    /// `Ok` when nothing was missing or invalid.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(self.problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_problem_at_once() {
+        let mut env = Env::from_fn(|name| match name {
+            "PORT" => Some("eighty".into()),
+            "BLANK" => Some("  ".into()),
+            _ => None,
+        });
+        let port: u16 = env.parse_or("PORT", 1);
+        let _ = env.required("DATABASE_URL");
+        let _ = env.required("BLANK");
+        assert_eq!(port, 1);
+        let err = env.finish().unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.0[0].contains("PORT=\"eighty\""));
+        assert!(err.0[1].contains("DATABASE_URL is required"));
+        assert!(err.0[2].contains("BLANK is required"));
+    }
+
+    #[test]
+    fn parses_present_values() {
+        let mut env = Env::from_fn(|_| Some(" 4001 ".into()));
+        assert_eq!(env.parse_or::<u16>("PORT", 1), 4001);
+        assert!(env.finish().is_ok());
+    }
+}

@@ -1,0 +1,120 @@
+//! The one error type resolvers return, and its mapping to `extensions.code`.
+//!
+//! `ApiError` deliberately has no `Display`: async-graphql converts any
+//! `Display` type into an error *without* a code, so a domain error that
+//! slipped through `?` would lose its code silently. Without `Display`, the
+//! only way into a GraphQL error is [`From<ApiError>`] below, and forgetting a
+//! domain mapping is a compile error instead.
+
+use std::sync::Arc;
+
+use async_graphql::{ErrorExtensions, Value};
+
+/// Result of a resolver or of a domain function that speaks in API terms.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A client-facing failure, one variant per `extensions.code`.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// No valid credentials (`UNAUTHENTICATED`).
+    Unauthenticated(String),
+    /// Authenticated but not allowed (`FORBIDDEN`).
+    Forbidden(String),
+    /// The input is wrong; `field` names the offending input field when known.
+    BadUserInput {
+        message: String,
+        field: Option<String>,
+    },
+    /// The thing does not exist, or the caller may not know it does (`NOT_FOUND`).
+    NotFound(String),
+    /// A uniqueness rule or a concurrent change refused the write (`CONFLICT`).
+    Conflict(String),
+    /// The entity is in a state that does not allow this (`INVALID_STATE`).
+    InvalidState(String),
+    /// Anything else; details go to the log, never to the client.
+    Internal(Arc<anyhow::Error>),
+}
+
+impl ApiError {
+    /// `BAD_USER_INPUT` about one input field.
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    /// `INTERNAL_SERVER_ERROR` carrying the cause for the log.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(err.into()))
+    }
+
+    /// The `extensions.code` this error is answered with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::InvalidState(_) => "INVALID_STATE",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::InvalidState(m)
+            | Self::BadUserInput { message: m, .. } => m,
+            Self::Internal(_) => "internal server error",
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        if let ApiError::Internal(cause) = &err {
+            // Logged inside the request span, so the line carries the request id.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", err.code());
+            if let ApiError::BadUserInput {
+                field: Some(field), ..
+            } = &err
+            {
+                ext.set("field", Value::String(field.clone()));
+            }
+        })
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<crate::db::PoolError> for ApiError {
+    fn from(err: crate::db::PoolError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<async_graphql::Error> for ApiError {
+    /// Errors from async-graphql plumbing (data loaders, context) are ours, not the client's.
+    fn from(err: async_graphql::Error) -> Self {
+        Self::internal(anyhow::anyhow!(err.message))
+    }
+}
+
+/// Whether a Diesel error is a violation of the unique constraint `name`.
+pub fn is_unique_violation(err: &diesel::result::Error, name: &str) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(err, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+        if info.constraint_name() == Some(name))
+}

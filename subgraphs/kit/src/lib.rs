@@ -1,0 +1,19 @@
+//! Shared plumbing for grocery's subgraphs.
+//!
+//! Everything a subgraph needs that is not its domain: typed configuration from
+//! the environment ([`config`]), the Postgres pool and embedded migrations
+//! ([`db`]), token verification and role guards ([`auth`]), the error type that
+//! carries `extensions.code` ([`error`]), and the axum server with `/graphql`,
+//! `/health` and `/ready` ([`server`]). A subgraph crate builds its schema and
+//! hands it to [`server::router`]; the `grocery` binary decides where it runs.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{ApiError, ApiResult};

@@ -1,0 +1,175 @@
+//! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET),
+//! `/health`, `/ready`, request ids, bearer-token verification and graceful
+//! shutdown. Subgraphs add their own routes by merging into the returned router.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use async_graphql::{Executor, ServerError, http::GraphiQLSource};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::{
+    Extension, Json, Router,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::{
+    auth::{Auth, TokenType, Verifier},
+    db::{self, PgPool},
+};
+
+/// The request id of the current request: the caller's `x-request-id` or a new UUID.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+struct AppState<E> {
+    executor: E,
+    verifier: Arc<Verifier>,
+    pool: PgPool,
+}
+
+/// `/graphql`, `/health` and `/ready` for `executor`, verifying bearer tokens with `verifier`.
+pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -> Router {
+    let state = Arc::new(AppState {
+        executor,
+        verifier,
+        pool,
+    });
+    Router::new()
+        .route("/graphql", get(graphql_get::<E>).post(graphql::<E>))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/ready", get(ready::<E>))
+        .with_state(state)
+        .layer(middleware::from_fn(request_context))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn graphql<E: Executor>(
+    State(state): State<Arc<AppState<E>>>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let auth = match bearer(&headers) {
+        None => Auth::Anonymous,
+        Some(token) => match state.verifier.verify(token, TokenType::Access) {
+            Ok(claims) => Auth::User(claims),
+            Err(err) => {
+                let mut error = ServerError::new(err.to_string(), None);
+                let mut ext = async_graphql::ErrorExtensionValues::default();
+                ext.set("code", "UNAUTHENTICATED");
+                error.extensions = Some(ext);
+                return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+                    .into_response();
+            }
+        },
+    };
+    let request = request.into_inner();
+    let span = tracing::info_span!(
+        "graphql",
+        operation = request.operation_name.as_deref().unwrap_or(""),
+        user = match &auth {
+            Auth::User(c) => c.sub.to_string(),
+            Auth::Anonymous => String::new(),
+        },
+    );
+    let request = request.data(auth).data(request_id);
+    let response = state.executor.execute(request).instrument(span).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+async fn graphql_get<E: Executor>(
+    state: State<Arc<AppState<E>>>,
+    request_id: Extension<RequestId>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+    }
+    match <GraphQLRequest as axum::extract::FromRequest<()>>::from_request(request, &()).await {
+        Ok(gql) => graphql(state, request_id, headers, gql).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn ready<E: Executor>(State(state): State<Arc<AppState<E>>>) -> Response {
+    match db::ping(&state.pool).await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable", "reason": "database" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Assigns the request id, opens the request's tracing span and logs the outcome.
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        traceparent = %traceparent,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    async move {
+        let mut response = next.run(request).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,56 @@
+//! Rows of the `users` schema as Rust values.
+
+pub mod schema;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use kit::auth::Role;
+use uuid::Uuid;
+
+use crate::profile::{Address, PaymentMethod};
+
+/// An account as stored, without its password hash.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = schema::users, check_for_backend(diesel::pg::Pg))]
+pub struct Account {
+    pub id: Uuid,
+    pub device_id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    role: String,
+    pub active: bool,
+    shipping_address: Option<serde_json::Value>,
+    billing_address: Option<serde_json::Value>,
+    payment_method_token: Option<String>,
+    payment_method_label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Account {
+    /// The account's role; the column's CHECK constraint admits only known names.
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::Customer)
+    }
+
+    pub fn shipping_address(&self) -> Option<Address> {
+        self.shipping_address
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    pub fn billing_address(&self) -> Option<Address> {
+        self.billing_address
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    pub fn payment_method(&self) -> Option<PaymentMethod> {
+        self.payment_method_token
+            .clone()
+            .map(|token| PaymentMethod {
+                token,
+                label: self.payment_method_label.clone(),
+            })
+    }
+}

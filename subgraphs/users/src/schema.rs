@@ -1,0 +1,458 @@
+//! The users subgraph's GraphQL surface. Resolvers are thin: they check who
+//! is calling, translate GraphQL input into domain values and call
+//! [`accounts`] or [`sessions`].
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{
+    ComplexObject, Context, EmptySubscription, ID, InputObject, MaybeUndefined, Object,
+    SimpleObject,
+    connection::{Connection, Edge, EmptyFields},
+    dataloader::{DataLoader, Loader},
+};
+use base64_cursor::{decode_cursor, encode_cursor};
+use chrono::{DateTime, Utc};
+use kit::{
+    ApiError, ApiResult,
+    auth::{Auth, AuthExt, Role},
+    db::PgPool,
+};
+use uuid::Uuid;
+
+use crate::{
+    accounts::{self, AccountFilter, NewAccount, ProfileUpdate},
+    db::Account,
+    profile::{self, Change},
+    sessions::{self, TokenIssuer},
+};
+
+/// Shared by every resolver: the pool and the token issuer.
+pub struct UsersState {
+    pub pool: PgPool,
+    pub issuer: Arc<TokenIssuer>,
+}
+
+/// Batches user lookups (entity references, `me`) into one query.
+pub struct UserLoader(pub PgPool);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = Account;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Account>, ApiError> {
+        let found = accounts::find_many(&self.0, keys).await?;
+        Ok(found.into_iter().map(|a| (a.id, a)).collect())
+    }
+}
+
+fn state<'a>(ctx: &'a Context<'_>) -> &'a UsersState {
+    ctx.data_unchecked::<UsersState>()
+}
+
+async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
+    let loader = ctx.data_unchecked::<DataLoader<UserLoader>>();
+    Ok(loader.load_one(id).await?.map(User::new))
+}
+
+fn parse_id(field: &str, id: &ID) -> ApiResult<Uuid> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::bad_input(field, format!("{:?} is not a valid id", id.as_str())))
+}
+
+/// An account as clients see it. Contact details are private to the user and
+/// admins; `owner_view` marks results handed to the account's own holder
+/// (`register`, `login`, `refreshSession`) before they hold an access token.
+pub struct User {
+    account: Account,
+    owner_view: bool,
+}
+
+impl User {
+    fn new(account: Account) -> Self {
+        Self {
+            account,
+            owner_view: false,
+        }
+    }
+
+    fn owned(account: Account) -> Self {
+        Self {
+            account,
+            owner_view: true,
+        }
+    }
+
+    fn check_private(&self, ctx: &Context<'_>) -> ApiResult<()> {
+        if !self.owner_view {
+            ctx.auth().require_self_or_admin(self.account.id)?;
+        }
+        Ok(())
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.account.id.to_string())
+    }
+
+    async fn device_id(&self) -> &str {
+        &self.account.device_id
+    }
+
+    async fn role(&self) -> Role {
+        self.account.role()
+    }
+
+    /// False once an admin deactivated the account.
+    async fn active(&self) -> bool {
+        self.account.active
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.account.created_at
+    }
+
+    /// Visible to the user and admins.
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
+        self.check_private(ctx)?;
+        Ok(self.account.email.as_deref())
+    }
+
+    /// Visible to the user and admins.
+    async fn phone(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
+        self.check_private(ctx)?;
+        Ok(self.account.phone.as_deref())
+    }
+
+    /// Visible to the user and admins.
+    async fn shipping_address(&self, ctx: &Context<'_>) -> ApiResult<Option<Address>> {
+        self.check_private(ctx)?;
+        Ok(self.account.shipping_address().map(Address::from))
+    }
+
+    /// Visible to the user and admins.
+    async fn billing_address(&self, ctx: &Context<'_>) -> ApiResult<Option<Address>> {
+        self.check_private(ctx)?;
+        Ok(self.account.billing_address().map(Address::from))
+    }
+
+    /// Visible to the user and admins.
+    async fn default_payment_method(&self, ctx: &Context<'_>) -> ApiResult<Option<PaymentMethod>> {
+        self.check_private(ctx)?;
+        Ok(self.account.payment_method().map(|m| PaymentMethod {
+            token: m.token,
+            label: m.label,
+        }))
+    }
+}
+
+/// A postal address.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "AddressInput")]
+pub struct Address {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+impl From<profile::Address> for Address {
+    fn from(a: profile::Address) -> Self {
+        Self {
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
+impl From<Address> for profile::Address {
+    fn from(a: Address) -> Self {
+        Self {
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
+/// A payment provider token with a label for people; never a card number.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "PaymentMethodInput")]
+pub struct PaymentMethod {
+    pub token: String,
+    pub label: Option<String>,
+}
+
+/// A signed-in session.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    pub refresh_token_expires_at: DateTime<Utc>,
+    #[graphql(skip)]
+    account: Account,
+}
+
+#[ComplexObject]
+impl Session {
+    async fn user(&self) -> User {
+        User::owned(self.account.clone())
+    }
+}
+
+impl From<sessions::Session> for Session {
+    fn from(s: sessions::Session) -> Self {
+        Self {
+            access_token: s.access_token,
+            refresh_token: s.refresh_token,
+            access_token_expires_at: s.access_expires_at,
+            refresh_token_expires_at: s.refresh_expires_at,
+            account: s.account,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub device_id: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// Profile changes: an omitted field is kept, an explicit null clears it.
+#[derive(InputObject, Default)]
+pub struct ProfileInput {
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub shipping_address: MaybeUndefined<Address>,
+    pub billing_address: MaybeUndefined<Address>,
+    pub default_payment_method: MaybeUndefined<PaymentMethod>,
+}
+
+fn change<T, U>(value: MaybeUndefined<T>, into: impl FnOnce(T) -> U) -> Change<U> {
+    match value {
+        MaybeUndefined::Undefined => Change::Keep,
+        MaybeUndefined::Null => Change::Clear,
+        MaybeUndefined::Value(v) => Change::Set(into(v)),
+    }
+}
+
+/// Extra fields of the `users` connection.
+#[derive(SimpleObject)]
+pub struct UserConnectionFields {
+    /// Accounts matching the filter, on every page.
+    pub total_count: i64,
+}
+
+pub type UserConnection = Connection<String, User, UserConnectionFields, EmptyFields>;
+
+/// Cursors are opaque to clients: base64url of the account id.
+mod base64_cursor {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use kit::{ApiError, ApiResult};
+    use uuid::Uuid;
+
+    pub fn encode_cursor(id: Uuid) -> String {
+        URL_SAFE_NO_PAD.encode(id.as_bytes())
+    }
+
+    pub fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
+        URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+            .ok_or_else(|| ApiError::bad_input("after", "invalid cursor"))
+    }
+}
+
+/// Checks a page size argument.
+fn page_size(first: i32) -> ApiResult<i64> {
+    if (0..=100).contains(&first) {
+        Ok(i64::from(first))
+    } else {
+        Err(ApiError::bad_input(
+            "first",
+            "first must be between 0 and 100",
+        ))
+    }
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user; null for anonymous callers.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        match ctx.auth() {
+            Auth::Anonymous => Ok(None),
+            Auth::User(claims) => load_user(ctx, claims.sub).await,
+        }
+    }
+
+    /// One account; the user themself or ADMIN.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+        let id = parse_id("id", &id)?;
+        ctx.auth().require_self_or_admin(id)?;
+        load_user(ctx, id).await
+    }
+
+    /// ADMIN: accounts in registration order.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+        role: Option<Role>,
+        active: Option<bool>,
+    ) -> ApiResult<UserConnection> {
+        ctx.auth().require_role(&[Role::Admin])?;
+        let first = page_size(first.unwrap_or(20))?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let filter = AccountFilter {
+            search,
+            role,
+            active,
+        };
+        let page = accounts::list(&state(ctx).pool, &filter, first, after)
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = UserConnection::with_additional_fields(
+            after.is_some(),
+            page.has_next_page,
+            UserConnectionFields {
+                total_count: page.total_count,
+            },
+        );
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|account| Edge::new(encode_cursor(account.id), User::new(account))),
+        );
+        Ok(connection)
+    }
+
+    /// Federation entity resolver: `User` by `id`, batched per request.
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+        match Uuid::parse_str(&id) {
+            Ok(id) => load_user(ctx, id).await,
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates a CUSTOMER account. A taken device id or e-mail → `CONFLICT`.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> ApiResult<User> {
+        let account = accounts::register(
+            &state(ctx).pool,
+            NewAccount {
+                device_id: input.device_id,
+                password: input.password,
+                email: input.email,
+                phone: input.phone,
+                role: Role::Customer,
+            },
+        )
+        .await?;
+        Ok(User::owned(account))
+    }
+
+    /// Opens a session. Wrong password and unknown device id fail alike.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        device_id: String,
+        password: String,
+    ) -> ApiResult<Session> {
+        let st = state(ctx);
+        Ok(sessions::login(&st.pool, &st.issuer, &device_id, password)
+            .await?
+            .into())
+    }
+
+    /// Exchanges a refresh token for a new pair (the old one stops working).
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> ApiResult<Session> {
+        let st = state(ctx);
+        Ok(sessions::refresh(&st.pool, &st.issuer, &refresh_token)
+            .await?
+            .into())
+    }
+
+    /// Ends the session the refresh token belongs to.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> ApiResult<bool> {
+        let st = state(ctx);
+        sessions::logout(&st.pool, &st.issuer, &refresh_token).await?;
+        Ok(true)
+    }
+
+    /// Changes the caller's own profile.
+    async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> ApiResult<User> {
+        let user_id = ctx.auth().user_id()?;
+        let update = ProfileUpdate {
+            email: change(input.email, |v| v),
+            phone: change(input.phone, |v| v),
+            shipping_address: change(input.shipping_address, profile::Address::from),
+            billing_address: change(input.billing_address, profile::Address::from),
+            payment_method: change(input.default_payment_method, |m| profile::PaymentMethod {
+                token: m.token,
+                label: m.label,
+            }),
+        };
+        Ok(User::new(
+            accounts::update_profile(&state(ctx).pool, user_id, update).await?,
+        ))
+    }
+
+    /// ADMIN: gives a user a role (takes effect at their next refresh or login).
+    async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> ApiResult<User> {
+        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let user_id = parse_id("userId", &user_id)?;
+        Ok(User::new(
+            accounts::set_role(&state(ctx).pool, actor, user_id, role).await?,
+        ))
+    }
+
+    /// ADMIN: blocks log-in and refresh and revokes the user's refresh tokens.
+    async fn deactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
+        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let user_id = parse_id("userId", &user_id)?;
+        Ok(User::new(
+            accounts::set_active(&state(ctx).pool, actor, user_id, false).await?,
+        ))
+    }
+
+    /// ADMIN: lets a deactivated user log in again.
+    async fn reactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
+        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let user_id = parse_id("userId", &user_id)?;
+        Ok(User::new(
+            accounts::set_active(&state(ctx).pool, actor, user_id, true).await?,
+        ))
+    }
+}
+
+/// The users subgraph schema.
+pub type UsersSchema = async_graphql::Schema<Query, Mutation, EmptySubscription>;

@@ -1,0 +1,271 @@
+//! Sessions: login, refresh-token rotation with reuse detection, logout.
+//!
+//! Each login starts a token *family*. A refresh token works once: using it
+//! marks it used and issues the next token of the family. Presenting a used
+//! token again means it was stolen (or replayed), so the whole family is
+//! revoked, locking out both the thief and the victim until they log in anew.
+//! The row is locked while it is checked, so two concurrent refreshes of one
+//! token cannot both succeed.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use kit::{
+    auth::{Claims, KeyRing, TokenSettings, TokenType, Verifier},
+    db::PgPool,
+};
+use uuid::Uuid;
+
+use crate::{
+    accounts::normalize_device_id,
+    db::{
+        Account,
+        schema::{refresh_tokens, users},
+    },
+    error::UsersError,
+    password,
+};
+
+/// Signs the tokens of new sessions and checks presented refresh tokens.
+pub struct TokenIssuer {
+    ring: KeyRing,
+    settings: TokenSettings,
+    verifier: Verifier,
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `ring`'s signing key.
+    pub fn new(ring: KeyRing, settings: TokenSettings) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            ring.signing_key().is_some(),
+            "the users subgraph needs a private signing key"
+        );
+        let verifier = Verifier::new(&ring, &settings)?;
+        Ok(Self {
+            ring,
+            settings,
+            verifier,
+        })
+    }
+
+    /// The keys this issuer signs and accepts.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The verifier matching this issuer.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    fn claims(
+        &self,
+        account: &Account,
+        token_type: TokenType,
+        family: Option<Uuid>,
+        jti: Uuid,
+        now: DateTime<Utc>,
+    ) -> Claims {
+        let ttl = match token_type {
+            TokenType::Access => self.settings.access_ttl,
+            TokenType::Refresh => self.settings.refresh_ttl,
+        };
+        Claims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: account.id,
+            role: account.role(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + ttl.as_secs() as i64,
+            token_type,
+            jti,
+            fam: family,
+        }
+    }
+}
+
+/// A signed-in session: the token pair and the account it belongs to.
+#[derive(Debug)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub account: Account,
+}
+
+/// Records a new refresh token of `family` and signs the pair.
+async fn issue(
+    conn: &mut AsyncPgConnection,
+    issuer: &TokenIssuer,
+    account: Account,
+    family: Uuid,
+) -> Result<Session, UsersError> {
+    let now = Utc::now();
+    let access = issuer.claims(&account, TokenType::Access, None, Uuid::new_v4(), now);
+    let refresh = issuer.claims(
+        &account,
+        TokenType::Refresh,
+        Some(family),
+        Uuid::new_v4(),
+        now,
+    );
+    let refresh_expires_at = DateTime::from_timestamp(refresh.exp, 0).unwrap_or(now);
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::jti.eq(refresh.jti),
+            refresh_tokens::family_id.eq(family),
+            refresh_tokens::user_id.eq(account.id),
+            refresh_tokens::issued_at.eq(now),
+            refresh_tokens::expires_at.eq(refresh_expires_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(Session {
+        access_token: issuer.ring.sign(&access)?,
+        refresh_token: issuer.ring.sign(&refresh)?,
+        access_expires_at: now + Duration::seconds(access.exp - access.iat),
+        refresh_expires_at,
+        account,
+    })
+}
+
+/// Checks the password and opens a session. Unknown device ids and wrong
+/// passwords give the same error after the same amount of work.
+pub async fn login(
+    pool: &PgPool,
+    issuer: &TokenIssuer,
+    device_id: &str,
+    password: String,
+) -> Result<Session, UsersError> {
+    let device_id = normalize_device_id(device_id).map_err(|_| UsersError::InvalidCredentials)?;
+    let mut conn = pool.get().await?;
+    let found: Option<(Account, String)> = users::table
+        .filter(users::device_id.eq(&device_id))
+        .select((Account::as_select(), users::password_hash))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let (account, hash) = match found {
+        Some((account, hash)) => (Some(account), Some(hash)),
+        None => (None, None),
+    };
+    if !password::verify(password, hash).await? {
+        return Err(UsersError::InvalidCredentials);
+    }
+    let account = account.ok_or(UsersError::InvalidCredentials)?;
+    if !account.active {
+        return Err(UsersError::Deactivated);
+    }
+    issue(&mut conn, issuer, account, Uuid::new_v4()).await
+}
+
+enum Rotation {
+    Rotated(Session),
+    Reused,
+    Refused(UsersError),
+}
+
+/// Exchanges a refresh token for a new pair; a second use revokes the family.
+pub async fn refresh(
+    pool: &PgPool,
+    issuer: &TokenIssuer,
+    token: &str,
+) -> Result<Session, UsersError> {
+    let claims = issuer
+        .verifier
+        .verify(token, TokenType::Refresh)
+        .map_err(UsersError::InvalidToken)?;
+    let mut conn = pool.get().await?;
+    // Revocations must be committed even though the caller gets an error, so
+    // the transaction returns an outcome and the error is raised after it.
+    let outcome = conn
+        .transaction(async |conn| {
+            let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+                refresh_tokens::table
+                    .find(claims.jti)
+                    .select((
+                        refresh_tokens::family_id,
+                        refresh_tokens::user_id,
+                        refresh_tokens::used_at,
+                        refresh_tokens::revoked_at,
+                    ))
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+            let Some((family, user_id, used_at, revoked_at)) = row else {
+                return Ok(Rotation::Refused(UsersError::RefreshRevoked));
+            };
+            if revoked_at.is_some() {
+                return Ok(Rotation::Refused(UsersError::RefreshRevoked));
+            }
+            if used_at.is_some() {
+                revoke_family(conn, family).await?;
+                return Ok(Rotation::Reused);
+            }
+            let account: Account = users::table
+                .find(user_id)
+                .select(Account::as_select())
+                .first(conn)
+                .await?;
+            if !account.active {
+                revoke_family(conn, family).await?;
+                return Ok(Rotation::Refused(UsersError::Deactivated));
+            }
+            diesel::update(refresh_tokens::table.find(claims.jti))
+                .set(refresh_tokens::used_at.eq(Utc::now()))
+                .execute(conn)
+                .await?;
+            Ok::<_, UsersError>(Rotation::Rotated(
+                issue(conn, issuer, account, family).await?,
+            ))
+        })
+        .await?;
+    match outcome {
+        Rotation::Rotated(session) => Ok(session),
+        Rotation::Reused => {
+            tracing::warn!(family = %claims.fam.unwrap_or_default(), user = %claims.sub, "refresh token reuse; family revoked");
+            Err(UsersError::RefreshReuse)
+        }
+        Rotation::Refused(err) => Err(err),
+    }
+}
+
+/// Ends the session the refresh token belongs to (its whole family).
+pub async fn logout(pool: &PgPool, issuer: &TokenIssuer, token: &str) -> Result<(), UsersError> {
+    let claims = issuer
+        .verifier
+        .verify(token, TokenType::Refresh)
+        .map_err(UsersError::InvalidToken)?;
+    let family = claims.fam.ok_or(UsersError::RefreshRevoked)?;
+    let mut conn = pool.get().await?;
+    revoke_family(&mut conn, family).await?;
+    Ok(())
+}
+
+async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await
+}
+
+/// Revokes every live refresh token of a user (deactivation).
+pub(crate) async fn revoke_all_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await
+}
