@@ -14,7 +14,7 @@ use diesel::{
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig},
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use futures::FutureExt;
@@ -35,6 +35,36 @@ pub struct DbConfig {
     pub schema: String,
     /// Upper bound on pooled connections.
     pub max_connections: u32,
+    /// When set, every statement the pool runs is recorded here (tests, debugging).
+    pub statement_log: Option<StatementLog>,
+}
+
+/// The SQL of every statement run by a pool's connections, in order.
+#[derive(Clone, Debug, Default)]
+pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatementLog {
+    /// Statements recorded so far.
+    pub fn statements(&self) -> Vec<String> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
+
+impl diesel::connection::Instrumentation for StatementLog {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event
+            && let Ok(mut v) = self.0.lock()
+        {
+            v.push(query.to_string());
+        }
+    }
 }
 
 impl DbConfig {
@@ -53,6 +83,7 @@ impl DbConfig {
             url,
             schema: schema.to_owned(),
             max_connections: env.parse_or("DB_POOL_SIZE", 16),
+            statement_log: None,
         }
     }
 }
@@ -73,15 +104,23 @@ fn check_schema_name(schema: &str) -> anyhow::Result<()> {
 pub async fn pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     check_schema_name(&cfg.schema)?;
     let set_path = format!("SET search_path TO {}", cfg.schema);
+    let log = cfg.statement_log.clone();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // A broken connection fails its next query and is discarded; verifying on
+    // every checkout would cost a round trip per request.
+    manager_config.recycling_method = RecyclingMethod::Fast;
     manager_config.custom_setup = Box::new(move |url| {
         let set_path = set_path.clone();
+        let log = log.clone();
         let url = url.to_owned();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
             conn.batch_execute(&set_path)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            if let Some(log) = log {
+                conn.set_instrumentation(log);
+            }
             Ok(conn)
         }
         .boxed()

@@ -90,6 +90,7 @@ impl TestDatabase {
             url: db::with_database(&admin_url, &name),
             schema: schema.to_owned(),
             max_connections: 8,
+            statement_log: None,
         };
         Self {
             admin_url,
@@ -125,16 +126,20 @@ async fn ensure_template(
         // Built under a temporary name and renamed when complete, so a test
         // process killed mid-migration never leaves a half-built template.
         let building = format!("{template}_wip");
+        // Separate statements: a multi-statement batch is one implicit transaction.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {building} WITH (FORCE); CREATE DATABASE {building}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .await
+            .expect("drop stale template database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {building}"))
             .await
             .expect("create template database");
         let cfg = DbConfig {
             url: db::with_database(admin_url, &building),
             schema: schema.to_owned(),
             max_connections: 1,
+            statement_log: None,
         };
         db::migrate(&cfg, migrations)
             .await

@@ -48,6 +48,12 @@ impl SigningKey {
         Ok((Self::from_private(&private)?, pem))
     }
 
+    /// The public half in SPKI PEM, for another component's `JWT_PUBLIC_KEYS_FILE`.
+    pub fn public_pem(&self) -> anyhow::Result<String> {
+        use rsa::pkcs8::EncodePublicKey;
+        Ok(self.public.to_public_key_pem(LineEnding::LF)?)
+    }
+
     fn from_private(private: &RsaPrivateKey) -> anyhow::Result<Self> {
         let pem = private.to_pkcs8_pem(LineEnding::LF)?;
         let public = private.to_public_key();

@@ -156,3 +156,189 @@ impl Verifier {
         Ok(data.claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::LazyLock;
+
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::EncodingKey;
+
+    use super::*;
+    use crate::auth::SigningKey;
+
+    static KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate().unwrap().0);
+    static OTHER: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate().unwrap().0);
+
+    fn claims(token_type: TokenType, exp_in: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        let settings = TokenSettings::default();
+        Claims {
+            iss: settings.issuer,
+            aud: settings.audience,
+            sub: Uuid::new_v4(),
+            role: Role::Customer,
+            exp: now + exp_in,
+            iat: now,
+            token_type,
+            jti: Uuid::new_v4(),
+            fam: None,
+        }
+    }
+
+    fn ring() -> KeyRing {
+        KeyRing::with_signing_key(KEY.clone())
+    }
+
+    fn verifier() -> Verifier {
+        Verifier::new(&ring(), &TokenSettings::default()).unwrap()
+    }
+
+    fn b64(json: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).unwrap())
+    }
+
+    #[test]
+    fn accepts_a_valid_access_token() {
+        let c = claims(TokenType::Access, 60);
+        let token = ring().sign(&c).unwrap();
+        assert_eq!(verifier().verify(&token, TokenType::Access).unwrap(), c);
+    }
+
+    #[test]
+    fn refuses_expired_tokens() {
+        let token = ring().sign(&claims(TokenType::Access, -120)).unwrap();
+        assert_eq!(
+            verifier().verify(&token, TokenType::Access),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn refuses_the_wrong_token_type_both_ways() {
+        let refresh = ring().sign(&claims(TokenType::Refresh, 60)).unwrap();
+        let access = ring().sign(&claims(TokenType::Access, 60)).unwrap();
+        assert!(matches!(
+            verifier().verify(&refresh, TokenType::Access),
+            Err(TokenError::WrongType { .. })
+        ));
+        assert!(matches!(
+            verifier().verify(&access, TokenType::Refresh),
+            Err(TokenError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_tampered_payloads() {
+        let token = ring().sign(&claims(TokenType::Access, 60)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims(TokenType::Access, 60);
+        forged.role = Role::Admin;
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_value(&forged).unwrap()),
+            parts[2]
+        );
+        assert_eq!(
+            verifier().verify(&tampered, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn refuses_alg_none() {
+        let header = serde_json::json!({ "alg": "none", "typ": "JWT", "kid": KEY.kid });
+        let body = serde_json::to_value(claims(TokenType::Access, 60)).unwrap();
+        let token = format!("{}.{}.", b64(&header), b64(&body));
+        assert_eq!(
+            verifier().verify(&token, TokenType::Access),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn refuses_hs256_signed_with_the_public_key() {
+        // The classic key-confusion attack: HMAC keyed with the (public) RSA key.
+        let public_pem = KEY.public_pem().unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(KEY.kid.clone());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims(TokenType::Access, 60),
+            &EncodingKey::from_secret(public_pem.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            verifier().verify(&token, TokenType::Access),
+            Err(TokenError::WrongAlgorithm)
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_or_missing_kid() {
+        let stranger = KeyRing::with_signing_key(OTHER.clone());
+        let token = stranger.sign(&claims(TokenType::Access, 60)).unwrap();
+        assert_eq!(
+            verifier().verify(&token, TokenType::Access),
+            Err(TokenError::UnknownKey)
+        );
+        let no_kid = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &claims(TokenType::Access, 60),
+            &KEY.encoding,
+        )
+        .unwrap();
+        assert_eq!(
+            verifier().verify(&no_kid, TokenType::Access),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn refuses_a_known_kid_with_another_keys_signature() {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(KEY.kid.clone());
+        let token =
+            jsonwebtoken::encode(&header, &claims(TokenType::Access, 60), &OTHER.encoding).unwrap();
+        assert_eq!(
+            verifier().verify(&token, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn refuses_foreign_issuer_or_audience() {
+        let mut c = claims(TokenType::Access, 60);
+        c.iss = "someone-else".into();
+        assert_eq!(
+            verifier().verify(&ring().sign(&c).unwrap(), TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+        let mut c = claims(TokenType::Access, 60);
+        c.aud = "another-api".into();
+        assert_eq!(
+            verifier().verify(&ring().sign(&c).unwrap(), TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
+        let old_token = ring().sign(&claims(TokenType::Access, 60)).unwrap();
+        let mut rotated = KeyRing::with_signing_key(OTHER.clone());
+        rotated.add_public_pem(&KEY.public_pem().unwrap()).unwrap();
+        let verifier = Verifier::new(&rotated, &TokenSettings::default()).unwrap();
+        assert!(verifier.verify(&old_token, TokenType::Access).is_ok());
+        let new_token = rotated.sign(&claims(TokenType::Access, 60)).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some(OTHER.kid.as_str())
+        );
+        assert!(verifier.verify(&new_token, TokenType::Access).is_ok());
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,196 @@
+//! A users subgraph on its own fresh database, called through its real HTTP router.
+
+use std::{path::Path, sync::LazyLock};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, header},
+};
+use http_body_util::BodyExt;
+use kit::{
+    auth::{KeyRing, Role, SigningKey, TokenSettings},
+    db::{DbConfig, PgPool, StatementLog},
+    testing::TestDatabase,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use users::{UsersConfig, accounts::NewAccount};
+
+/// One key for the whole test process: RSA generation is the slow part.
+pub static KEYS: LazyLock<KeyRing> =
+    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct TestApp {
+    pub pool: PgPool,
+    pub log: StatementLog,
+    router: Router,
+    _db: TestDatabase,
+}
+
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
+        let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
+        let log = StatementLog::default();
+        let cfg = UsersConfig {
+            db: DbConfig {
+                statement_log: Some(log.clone()),
+                ..db.config.clone()
+            },
+            keys: KEYS.clone(),
+            tokens: TokenSettings::default(),
+        };
+        let pool = kit::db::pool(&cfg.db).await.expect("pool");
+        let router = users::router_with_pool(&cfg, pool.clone()).expect("router");
+        Self {
+            pool,
+            log,
+            router,
+            _db: db,
+        }
+    }
+
+    /// Raw HTTP request through the router.
+    pub async fn http(&self, request: Request<Body>) -> (u16, Value) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, body)
+    }
+
+    /// A GraphQL POST, optionally with a bearer token.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request =
+            Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.http(request.body(Body::from(body)).unwrap()).await.1
+    }
+
+    pub async fn register(&self, device_id: &str) -> Value {
+        let resp = self
+            .gql(
+                None,
+                "mutation($i: RegisterInput!) { register(input: $i) { id deviceId role } }",
+                json!({ "i": { "deviceId": device_id, "password": PASSWORD } }),
+            )
+            .await;
+        assert_no_errors(&resp);
+        resp["data"]["register"].clone()
+    }
+
+    pub async fn login_as(&self, device_id: &str, password: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($d: String!, $p: String!) { login(deviceId: $d, password: $p) {
+                accessToken refreshToken accessTokenExpiresAt refreshTokenExpiresAt user { id role } } }",
+            json!({ "d": device_id, "p": password }),
+        )
+        .await
+    }
+
+    /// Registers `device_id` and logs it in.
+    pub async fn customer(&self, device_id: &str) -> Tokens {
+        self.register(device_id).await;
+        self.login(device_id).await
+    }
+
+    pub async fn login(&self, device_id: &str) -> Tokens {
+        let resp = self.login_as(device_id, PASSWORD).await;
+        assert_no_errors(&resp);
+        tokens(&resp["data"]["login"])
+    }
+
+    /// An account with `role`, created directly (roles other than CUSTOMER are admin-given), logged in.
+    pub async fn with_role(&self, device_id: &str, role: Role) -> Tokens {
+        users::accounts::register(
+            &self.pool,
+            NewAccount {
+                device_id: device_id.into(),
+                password: PASSWORD.into(),
+                email: None,
+                phone: None,
+                role,
+            },
+        )
+        .await
+        .expect("create account");
+        self.login(device_id).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken user { id role } } }",
+            json!({ "t": refresh_token }),
+        )
+        .await
+    }
+
+    /// How many rows of `table` exist.
+    pub async fn count(&self, table: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    }
+}
+
+pub fn tokens(session: &Value) -> Tokens {
+    Tokens {
+        access: session["accessToken"].as_str().expect("accessToken").into(),
+        refresh: session["refreshToken"]
+            .as_str()
+            .expect("refreshToken")
+            .into(),
+        user_id: session["user"]["id"].as_str().expect("user id").into(),
+    }
+}
+
+#[track_caller]
+pub fn assert_no_errors(resp: &Value) {
+    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+}
+
+/// The `extensions.code` of the first error.
+#[track_caller]
+pub fn code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
+}
+
+pub fn message(resp: &Value) -> &str {
+    resp["errors"][0]["message"].as_str().unwrap_or_default()
+}
