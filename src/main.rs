@@ -38,6 +38,12 @@ enum Command {
         /// Only this component (default: all).
         component: Option<Component>,
     },
+    /// Create a JWT signing key (`DIR/signing.pem`) unless one exists, and print its public half.
+    Keygen {
+        /// Folder for the key.
+        #[arg(long, default_value = ".grocery/keys")]
+        dir: std::path::PathBuf,
+    },
     /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
     Sdl {
         /// The subgraph.
@@ -61,6 +67,7 @@ async fn main() -> ExitCode {
             kit::telemetry::init(true);
             components::migrate(component).await
         }
+        Command::Keygen { dir } => keygen(&dir),
         Command::Sdl { subgraph } => {
             print!("{}", subgraph.sdl());
             Ok(())
@@ -73,6 +80,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keygen(dir: &std::path::Path) -> anyhow::Result<()> {
+    let ring = kit::auth::KeyRing::load_or_generate(dir)?;
+    let key = ring
+        .signing_key()
+        .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+    println!(
+        "signing key {} (kid {})",
+        dir.join("signing.pem").display(),
+        key.kid
+    );
+    print!("{}", key.public_pem()?);
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

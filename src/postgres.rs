@@ -28,10 +28,16 @@ pub struct Cluster {
     pub url: String,
 }
 
-/// Where `initdb`/`pg_ctl` live: `PG_BINDIR`, Debian's versioned folders (newest first), or `PATH`.
+fn has_server_binaries(dir: &Path) -> bool {
+    dir.join("initdb").exists() && dir.join("pg_ctl").exists()
+}
+
+/// Where `initdb`/`pg_ctl` live: `PG_BINDIR` (authoritative when set), Debian's
+/// versioned folders (newest first), or `PATH`.
 fn find_bindir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("PG_BINDIR") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        return has_server_binaries(&dir).then_some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -40,7 +46,7 @@ fn find_bindir() -> Option<PathBuf> {
         .filter_map(|e| {
             let version = e.file_name().to_str()?.parse().ok()?;
             let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
+            has_server_binaries(&bin).then_some((version, bin))
         })
         .collect();
     versions.sort();

@@ -3,20 +3,26 @@
 //! Readers record every problem instead of stopping at the first, so a
 //! misconfigured deployment is told everything that is wrong in one error:
 //!
-//! ```ignore
-//! let mut env = Env::new();
+//! ```
+//! use kit::config::Env;
+//!
+//! let mut env = Env::from_fn(|name| (name == "PORT").then(|| "80a".to_owned()));
 //! let port: u16 = env.parse_or("PORT", 4001);
 //! let url = env.required("DATABASE_URL");
-//! env.finish()?;
+//! let err = env.finish().unwrap_err();
+//! assert_eq!((port, url.as_str(), err.0.len()), (4001, "", 2));
 //! ```
 
 use std::{fmt, str::FromStr};
+
+/// Where values come from when not from the process environment.
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send>;
 
 /// Collects values and problems while reading environment variables.
 #[derive(Default)]
 pub struct Env {
     problems: Vec<String>,
-    lookup: Option<Box<dyn Fn(&str) -> Option<String> + Send>>,
+    lookup: Option<Lookup>,
 }
 
 /// Every missing or invalid variable, listed.

@@ -99,6 +99,28 @@ impl TestDatabase {
         }
     }
 
+    /// A blank database (no schema, no migrations) for testing migrations themselves.
+    pub async fn empty(schema: &str) -> Self {
+        let admin_url = admin_url();
+        let mut admin = connect_admin(&admin_url).await;
+        let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create blank test database");
+        let config = DbConfig {
+            url: db::with_database(&admin_url, &name),
+            schema: schema.to_owned(),
+            max_connections: 4,
+            statement_log: None,
+        };
+        Self {
+            admin_url,
+            name,
+            config,
+        }
+    }
+
     /// A pool on the test database.
     pub async fn pool(&self) -> PgPool {
         db::pool(&self.config).await.expect("pool on test database")

@@ -90,7 +90,7 @@ pub fn sdl() -> String {
 pub async fn router(cfg: &UsersConfig) -> anyhow::Result<Router> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    Ok(router_with_pool(cfg, pool)?)
+    router_with_pool(cfg, pool)
 }
 
 /// The subgraph's routes over an existing pool (already migrated).

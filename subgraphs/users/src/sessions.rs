@@ -160,8 +160,17 @@ pub async fn login(
     issue(&mut conn, issuer, account, Uuid::new_v4()).await
 }
 
+/// The state of a presented refresh token, read under a row lock.
+#[derive(Queryable)]
+struct RefreshRow {
+    family_id: Uuid,
+    user_id: Uuid,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
 enum Rotation {
-    Rotated(Session),
+    Rotated(Box<Session>),
     Reused,
     Refused(UsersError),
 }
@@ -181,20 +190,25 @@ pub async fn refresh(
     // the transaction returns an outcome and the error is raised after it.
     let outcome = conn
         .transaction(async |conn| {
-            let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-                refresh_tokens::table
-                    .find(claims.jti)
-                    .select((
-                        refresh_tokens::family_id,
-                        refresh_tokens::user_id,
-                        refresh_tokens::used_at,
-                        refresh_tokens::revoked_at,
-                    ))
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?;
-            let Some((family, user_id, used_at, revoked_at)) = row else {
+            let row: Option<RefreshRow> = refresh_tokens::table
+                .find(claims.jti)
+                .select((
+                    refresh_tokens::family_id,
+                    refresh_tokens::user_id,
+                    refresh_tokens::used_at,
+                    refresh_tokens::revoked_at,
+                ))
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(RefreshRow {
+                family_id: family,
+                user_id,
+                used_at,
+                revoked_at,
+            }) = row
+            else {
                 return Ok(Rotation::Refused(UsersError::RefreshRevoked));
             };
             if revoked_at.is_some() {
@@ -217,13 +231,12 @@ pub async fn refresh(
                 .set(refresh_tokens::used_at.eq(Utc::now()))
                 .execute(conn)
                 .await?;
-            Ok::<_, UsersError>(Rotation::Rotated(
-                issue(conn, issuer, account, family).await?,
-            ))
+            let session = issue(conn, issuer, account, family).await?;
+            Ok::<_, UsersError>(Rotation::Rotated(Box::new(session)))
         })
         .await?;
     match outcome {
-        Rotation::Rotated(session) => Ok(session),
+        Rotation::Rotated(session) => Ok(*session),
         Rotation::Reused => {
             tracing::warn!(family = %claims.fam.unwrap_or_default(), user = %claims.sub, "refresh token reuse; family revoked");
             Err(UsersError::RefreshReuse)

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod entities;
+mod migrations;
 mod profiles;
 mod sessions;
 mod support;

@@ -1,0 +1,19 @@
+# One image for every component: `docker run grocery <component>` runs
+# `grocery serve <component>`.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin grocery
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 grocery \
+ && mkdir /keys && chown grocery /keys
+COPY --from=build /src/target/release/grocery /usr/local/bin/grocery
+USER grocery
+# Containers listen on every interface; the port comes from PORT.
+ENV HOST=0.0.0.0
+ENTRYPOINT ["grocery", "serve"]
+CMD ["users"]

@@ -1,0 +1,235 @@
+//! The `grocery` binary as people run it: committed SDL files, configuration
+//! errors, and `grocery dev` booting, serving, stopping and restarting.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_grocery");
+
+fn grocery() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "USERS_DATABASE_URL",
+        "JWT_PRIVATE_KEY",
+        "JWT_PRIVATE_KEY_FILE",
+        "PG_BINDIR",
+        "GROCERY_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn committed_subgraph_sdl_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/users.graphql");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == users::sdl(),
+        "{} is stale; regenerate it with `cargo run -- sdl users > schema/users.graphql`",
+        path.display()
+    );
+}
+
+#[test]
+fn serve_lists_every_missing_setting_at_once() {
+    let out = grocery()
+        .args(["serve", "users"])
+        .env("PORT", "not-a-port")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "USERS_DATABASE_URL or DATABASE_URL",
+        "JWT_PRIVATE_KEY",
+        "PORT=\"not-a-port\"",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn dev_without_postgres_binaries_says_how_to_install_them() {
+    let home = temp_home("nopg");
+    let out = grocery()
+        .arg("dev")
+        .env("PG_BINDIR", home.join("no-such-dir"))
+        .env("GROCERY_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+fn temp_home(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("grocery-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn post_graphql(port: u16, body: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// A running `grocery dev`; stopped with SIGTERM (so it stops its PostgreSQL)
+/// when dropped, also when a test fails half-way.
+struct Dev(std::process::Child);
+
+impl Dev {
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(status.success(), "grocery dev exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "grocery dev did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `grocery dev`, waits until it is ready, and returns it with its output so far.
+fn start_dev(home: &Path, port: u16) -> (Dev, Vec<String>, mpsc::Receiver<String>) {
+    let child = grocery()
+        .arg("dev")
+        .env("GROCERY_HOME", home)
+        .env("USERS_PORT", port.to_string())
+        .env("GROCERY_DEMO_PASSWORD", "test-demo-pass")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut dev = Dev(child);
+    let (tx, rx) = mpsc::channel();
+    let stdout = dev.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("grocery dev did not become ready:\n{}", lines.join("\n")));
+        let ready = line.contains("grocery dev is ready");
+        lines.push(line);
+        if ready {
+            return (dev, lines, rx);
+        }
+    }
+}
+
+#[test]
+fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
+    let home = temp_home("dev");
+    let port = free_port();
+
+    let (mut dev, lines, _rx) = start_dev(&home, port);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("creating a private PostgreSQL cluster")),
+        "{lines:#?}"
+    );
+    assert!(home.join("keys/signing.pem").exists());
+    let session = post_graphql(
+        port,
+        r#"{"query":"mutation { login(deviceId: \"admin\", password: \"test-demo-pass\") { user { role } } }"}"#,
+    );
+    assert_eq!(
+        session["data"]["login"]["user"]["role"], "ADMIN",
+        "{session}"
+    );
+    let registered = post_graphql(
+        port,
+        r#"{"query":"mutation { register(input: {deviceId: \"fridge-1\", password: \"cold-storage\"}) { deviceId } }"}"#,
+    );
+    assert_eq!(
+        registered["data"]["register"]["deviceId"], "fridge-1",
+        "{registered}"
+    );
+    dev.stop();
+    assert!(
+        !home.join("pg/data/postmaster.pid").exists(),
+        "PostgreSQL still running after stop"
+    );
+
+    // The second start reuses the cluster, its data and the keys.
+    let (mut dev, lines, _rx) = start_dev(&home, port);
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("creating a private PostgreSQL cluster")),
+        "{lines:#?}"
+    );
+    let login = post_graphql(
+        port,
+        r#"{"query":"mutation { login(deviceId: \"fridge-1\", password: \"cold-storage\") { user { deviceId } } }"}"#,
+    );
+    assert_eq!(
+        login["data"]["login"]["user"]["deviceId"], "fridge-1",
+        "{login}"
+    );
+    dev.stop();
+    assert!(!home.join("pg/data/postmaster.pid").exists());
+    let _ = std::fs::remove_dir_all(home);
+}
