@@ -51,15 +51,16 @@ pub fn listen_addr(env: &mut Env, component: Component) -> SocketAddr {
     } else {
         env.parse_or("PORT", component.default_port())
     };
-    match format!("{host}:{port}").parse() {
-        Ok(addr) => addr,
-        Err(_) => match (host.as_str(), port) {
-            ("localhost", port) => SocketAddr::from(([127, 0, 0, 1], port)),
-            _ => {
-                env.problem(format!("HOST={host:?} is not an IP address"));
-                SocketAddr::from(([127, 0, 0, 1], port))
-            }
-        },
+    let ip = match host.as_str() {
+        "localhost" => Ok(std::net::IpAddr::from([127, 0, 0, 1])),
+        other => other.trim_matches(|c| c == '[' || c == ']').parse(),
+    };
+    match ip {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => {
+            env.problem(format!("HOST={host:?} is not an IP address"));
+            SocketAddr::from(([127, 0, 0, 1], port))
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! Uses `DATABASE_URL` when set, otherwise a private cluster under
 //! `.grocery/pg`; development signing keys come from `.grocery/keys` unless
 //! configured. Migrates every schema, seeds demo data, serves every component
-//! on its port and stops all of it, PostgreSQL included, on Ctrl-C/SIGTERM.
+//! on its port and stops all of it, PostgreSQL included, on Ctrl-C/SIGTERM,
+//! also when the signal arrives during start-up.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -22,46 +23,78 @@ pub struct DevArgs {
     /// Folder for the private database, keys and state.
     #[arg(long, env = "GROCERY_HOME", default_value = ".grocery")]
     home: PathBuf,
-    /// Password of the demo accounts `admin` and `truck-1`.
-    #[arg(
-        long,
-        env = "GROCERY_DEMO_PASSWORD",
-        default_value = "grocery-demo",
-        hide_env_values = true
-    )]
-    demo_password: String,
+    /// Password of the demo accounts `admin` and `truck-1` (default `grocery-demo`;
+    /// required to seed them into an external DATABASE_URL).
+    #[arg(long, env = "GROCERY_DEMO_PASSWORD", hide_env_values = true)]
+    demo_password: Option<String>,
+}
+
+/// What `dev` has started; dropping it stops servers and PostgreSQL.
+#[derive(Default)]
+struct Stack {
+    cluster: Option<Cluster>,
+    servers: JoinSet<anyhow::Result<()>>,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&args.home)
-        .with_context(|| format!("creating {}", args.home.display()))?;
-    let cluster = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            println!("using DATABASE_URL ({})", kit::db::redact(&url));
-            None
+    let (stop_tx, mut stop) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stack = Stack::default();
+    let server_stop = stop.clone();
+    tokio::select! {
+        result = start(&args, &mut stack, server_stop, started) => result?,
+        _ = stop.wait_for(|s| *s) => {
+            println!("interrupted during start-up; stopping");
+            return Ok(()); // `stack` drops here: servers aborted, PostgreSQL stopped
         }
-        _ => Some(Cluster::start(&args.home).await?),
+    }
+    let outcome = tokio::select! {
+        // Servers end as soon as the stop signal reaches them: look at the
+        // signal first, or a clean stop would read as a server failing.
+        biased;
+        _ = stop.wait_for(|s| *s) => Ok(()),
+        Some(result) = stack.servers.join_next() => match result {
+            Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        },
     };
-    let result = run_stack(&args, cluster.as_ref().map(|c| c.url.clone()), started).await;
-    if let Some(cluster) = &cluster {
+    println!("shutting down");
+    // Servers were handed the same stop signal; let them drain.
+    if outcome.is_err() {
+        stack.servers.abort_all();
+    }
+    while stack.servers.join_next().await.is_some() {}
+    if let Some(cluster) = &mut stack.cluster {
         cluster.stop();
     }
-    result
+    outcome
 }
 
-async fn run_stack(
+async fn start(
     args: &DevArgs,
-    cluster_url: Option<String>,
+    stack: &mut Stack,
+    stop: watch::Receiver<bool>,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let mut env = match cluster_url {
+    std::fs::create_dir_all(&args.home)
+        .with_context(|| format!("creating {}", args.home.display()))?;
+    let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.trim().is_empty());
+    let mut env = if external {
+        println!("using DATABASE_URL");
+        Env::new()
+    } else {
+        let cluster = stack.cluster.insert(Cluster::start(&args.home).await?);
+        let url = cluster.url.clone();
         // Our private cluster stands in for DATABASE_URL; per-subgraph URLs still win.
-        Some(url) => Env::from_fn(move |name| match name {
+        Env::from_fn(move |name| match name {
             "DATABASE_URL" => Some(url.clone()),
             other => std::env::var(other).ok(),
-        }),
-        None => Env::new(),
+        })
     };
     let dev_keys = KeyRing::load_or_generate(&args.home.join("keys"))?;
     let users_cfg = users::UsersConfig::from_env(&mut env, Some(dev_keys));
@@ -70,16 +103,25 @@ async fn run_stack(
 
     // Each router migrates its schema before it is built; seed after that.
     let users_router = users::router(&users_cfg).await?;
-    users::seed_demo(&users_cfg.db, &args.demo_password).await?;
+    // A well-known admin password must never land in a shared database by accident.
+    let demo_password = match (&args.demo_password, external) {
+        (Some(password), _) => Some(password.clone()),
+        (None, false) => Some("grocery-demo".to_owned()),
+        (None, true) => None,
+    };
+    match &demo_password {
+        Some(password) => users::seed_demo(&users_cfg.db, password).await?,
+        None => println!(
+            "not seeding demo accounts into DATABASE_URL: set GROCERY_DEMO_PASSWORD to do so"
+        ),
+    }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = JoinSet::new();
     let users_url = spawn_server(
-        &mut servers,
+        &mut stack.servers,
         Component::Users,
         users_addr,
         users_router,
-        stop_rx.clone(),
+        stop,
     )
     .await?;
 
@@ -89,24 +131,14 @@ async fn run_stack(
         started.elapsed().as_secs_f64()
     );
     println!("  users    {users_url}/graphql   (JWKS: {users_url}/.well-known/jwks.json)");
-    println!(
-        "  demo accounts: admin (ADMIN), truck-1 (TRUCK); password from GROCERY_DEMO_PASSWORD"
-    );
+    if demo_password.is_some() {
+        println!(
+            "  demo accounts: admin (ADMIN), truck-1 (TRUCK); password from GROCERY_DEMO_PASSWORD"
+        );
+    }
     println!("  Ctrl-C stops everything");
     println!();
-
-    let outcome = tokio::select! {
-        () = crate::shutdown_signal() => Ok(()),
-        Some(result) = servers.join_next() => match result {
-            Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(e.into()),
-        },
-    };
-    println!("shutting down");
-    let _ = stop_tx.send(true);
-    while servers.join_next().await.is_some() {}
-    outcome
+    Ok(())
 }
 
 async fn spawn_server(

@@ -18,15 +18,21 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not
                or  brew install postgresql            (macOS)\n\
     or point grocery at an existing server with DATABASE_URL=postgres://…";
 
-/// A running cluster and how to reach it.
+/// A running cluster and how to reach it; stopped when dropped, so an error
+/// or panic during start-up does not leave PostgreSQL running.
 pub struct Cluster {
     bindir: PathBuf,
     data: PathBuf,
     run_as: Option<String>,
-    started_here: bool,
+    running: bool,
+    /// Held for the cluster's lifetime: one `grocery dev` per folder.
+    _lock: std::fs::File,
     /// URL of the `grocery` database over the unix socket.
     pub url: String,
 }
+
+/// The socket is `<dir>/.s.PGSQL.5432`; unix socket paths are limited to 107 bytes.
+const MAX_SOCKET_DIR: usize = 90;
 
 fn has_server_binaries(dir: &Path) -> bool {
     dir.join("initdb").exists() && dir.join("pg_ctl").exists()
@@ -53,10 +59,8 @@ fn find_bindir() -> Option<PathBuf> {
     if let Some((_, bin)) = versions.pop() {
         return Some(bin);
     }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
-    })
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| has_server_binaries(dir)))
 }
 
 fn is_root() -> bool {
@@ -105,21 +109,35 @@ impl Cluster {
         }
     }
 
-    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
-        let output = self
-            .command(program)
+    /// Runs a server program without blocking the async workers.
+    async fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        tokio::process::Command::from(self.command(program))
             .args(args)
             .output()
-            .with_context(|| format!("running {program}"))?;
-        Ok(output)
+            .await
+            .with_context(|| format!("running {program}"))
     }
 
     /// Starts (creating on first use) the cluster under `home/pg`.
     pub async fn start(home: &Path) -> anyhow::Result<Self> {
         let bindir = find_bindir().ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))?;
-        let root = std::fs::canonicalize(home)?.join("pg");
+        let home = std::fs::canonicalize(home)?;
+        let lock = std::fs::File::create(home.join("dev.lock"))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "another `grocery dev` is running with {}; stop it or set GROCERY_HOME",
+                home.display()
+            );
+        }
+        let root = home.join("pg");
         let data = root.join("data");
         let socket_dir = root.join("run");
+        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR {
+            bail!(
+                "{} is too long a path for PostgreSQL's socket; set GROCERY_HOME to a shorter folder",
+                socket_dir.display()
+            );
+        }
         std::fs::create_dir_all(&socket_dir)?;
         let run_as = if is_root() {
             let (uid, gid) = user_ids("postgres").ok_or_else(|| {
@@ -129,6 +147,18 @@ impl Cluster {
                 )
             })?;
             chown_tree(&root, uid, gid)?;
+            let reachable = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-w"])
+                .arg(&root)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !reachable {
+                bail!(
+                    "the postgres user cannot reach {} (a parent folder is private); \
+                     set GROCERY_HOME to a folder it can reach, e.g. /tmp/grocery",
+                    root.display()
+                );
+            }
             Some("postgres".to_owned())
         } else {
             None
@@ -138,12 +168,14 @@ impl Cluster {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let port = remembered_port(&root)?;
+        // The port only names the socket file: nothing listens on TCP.
+        let port = 5432;
         let mut cluster = Cluster {
             bindir,
             data: data.clone(),
             run_as,
-            started_here: false,
+            running: false,
+            _lock: lock,
             url: format!(
                 "postgres:///grocery?host={}&port={port}&user=postgres",
                 socket_dir.display()
@@ -155,47 +187,43 @@ impl Cluster {
                 "creating a private PostgreSQL cluster in {}",
                 data.display()
             );
-            let out = cluster.run(
-                "initdb",
-                &[
-                    "-D",
-                    &data_arg,
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--no-instructions",
-                ],
-            )?;
+            let args = [
+                "-D",
+                &data_arg,
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=reject",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ];
+            let out = cluster.run("initdb", &args).await?;
             if !out.status.success() {
                 bail!("initdb failed:\n{}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        let running = cluster
-            .run("pg_ctl", &["status", "-D", &data_arg])?
-            .status
-            .success();
-        if !running {
+        // A cluster left running by a crashed `grocery dev` (we hold the lock,
+        // so no live one owns it) is adopted and stopped like our own.
+        let status = cluster.run("pg_ctl", &["status", "-D", &data_arg]).await?;
+        cluster.running = true;
+        if !status.status.success() {
             let options = format!(
                 "-p {port} -k {} -c listen_addresses='' -c unix_socket_permissions=0700",
                 socket_dir.display()
             );
             let log = root.join("postgres.log").to_string_lossy().into_owned();
-            let out = cluster.run(
-                "pg_ctl",
-                &[
-                    "start", "-D", &data_arg, "-w", "-t", "60", "-l", &log, "-o", &options,
-                ],
-            )?;
+            let args = [
+                "start", "-D", &data_arg, "-w", "-t", "60", "-l", &log, "-o", &options,
+            ];
+            let out = cluster.run("pg_ctl", &args).await?;
             if !out.status.success() {
+                cluster.running = false;
                 bail!(
                     "PostgreSQL did not start (see {log}):\n{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            cluster.started_here = true;
         }
         cluster.ensure_database().await?;
         Ok(cluster)
@@ -219,13 +247,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops the server if this process started it.
-    pub fn stop(&self) {
-        if !self.started_here {
+    /// Stops the server (once).
+    pub fn stop(&mut self) {
+        if !std::mem::take(&mut self.running) {
             return;
         }
         let data = self.data.to_string_lossy().into_owned();
-        match self.run("pg_ctl", &["stop", "-D", &data, "-m", "fast", "-w"]) {
+        // Synchronous: this also runs from Drop.
+        match self
+            .command("pg_ctl")
+            .args(["stop", "-D", &data, "-m", "fast", "-w"])
+            .output()
+        {
             Ok(out) if out.status.success() => println!("PostgreSQL stopped"),
             Ok(out) => eprintln!("pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr)),
             Err(e) => eprintln!("pg_ctl stop: {e:#}"),
@@ -233,18 +266,8 @@ impl Cluster {
     }
 }
 
-/// The port chosen on first start, so the socket path stays stable.
-fn remembered_port(root: &Path) -> anyhow::Result<u16> {
-    let file = root.join("port");
-    if let Some(port) = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return Ok(port);
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    std::fs::write(&file, port.to_string())?;
-    Ok(port)
 }

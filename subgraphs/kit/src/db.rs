@@ -71,18 +71,21 @@ impl DbConfig {
     /// Reads `<NAME>_DATABASE_URL`, falling back to `DATABASE_URL`, and `DB_POOL_SIZE`.
     pub fn from_env(env: &mut crate::config::Env, schema: &str) -> Self {
         let own = format!("{}_DATABASE_URL", schema.to_uppercase());
-        let url = match env.get(&own) {
-            Some(url) => url,
-            None if env.get("DATABASE_URL").is_some() => env.required("DATABASE_URL"),
-            None => {
+        let url = env
+            .get(&own)
+            .or_else(|| env.get("DATABASE_URL"))
+            .unwrap_or_else(|| {
                 env.problem(format!("{own} or DATABASE_URL is required but not set"));
                 String::new()
-            }
-        };
+            });
+        let max_connections = env.parse_or("DB_POOL_SIZE", 16);
+        if max_connections == 0 {
+            env.problem("DB_POOL_SIZE must be at least 1");
+        }
         Self {
             url,
             schema: schema.to_owned(),
-            max_connections: env.parse_or("DB_POOL_SIZE", 16),
+            max_connections,
             statement_log: None,
         }
     }

@@ -31,6 +31,12 @@ pub enum ApiError {
     Conflict(String),
     /// The entity is in a state that does not allow this (`INVALID_STATE`).
     InvalidState(String),
+    /// Not enough stock (`INSUFFICIENT_STOCK`); `shortfall` lists, per SKU,
+    /// `{ sku, requested, available }` and is sent as `extensions.shortfall`.
+    InsufficientStock {
+        message: String,
+        shortfall: serde_json::Value,
+    },
     /// Anything else; details go to the log, never to the client.
     Internal(Arc<anyhow::Error>),
 }
@@ -58,6 +64,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::InvalidState(_) => "INVALID_STATE",
+            Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -69,7 +76,8 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::InvalidState(m)
-            | Self::BadUserInput { message: m, .. } => m,
+            | Self::BadUserInput { message: m, .. }
+            | Self::InsufficientStock { message: m, .. } => m,
             Self::Internal(_) => "internal server error",
         }
     }
@@ -89,6 +97,11 @@ impl From<ApiError> for async_graphql::Error {
             {
                 ext.set("field", Value::String(field.clone()));
             }
+            if let ApiError::InsufficientStock { shortfall, .. } = &err
+                && let Ok(value) = Value::from_json(shortfall.clone())
+            {
+                ext.set("shortfall", value);
+            }
         })
     }
 }
@@ -102,13 +115,6 @@ impl From<diesel::result::Error> for ApiError {
 impl From<crate::db::PoolError> for ApiError {
     fn from(err: crate::db::PoolError) -> Self {
         Self::internal(err)
-    }
-}
-
-impl From<async_graphql::Error> for ApiError {
-    /// Errors from async-graphql plumbing (data loaders, context) are ours, not the client's.
-    fn from(err: async_graphql::Error) -> Self {
-        Self::internal(anyhow::anyhow!(err.message))
     }
 }
 

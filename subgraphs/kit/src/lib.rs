@@ -11,6 +11,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod pagination;
+pub mod scalars;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -4,7 +4,7 @@
 
 use std::{future::Future, sync::Arc, time::Instant};
 
-use async_graphql::{Executor, ServerError, http::GraphiQLSource};
+use async_graphql::{Executor, http::GraphiQLSource};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     Extension, Json, Router,
@@ -47,7 +47,26 @@ pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -
         )
         .route("/ready", get(ready::<E>))
         .with_state(state)
+        .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn(request_context))
+}
+
+/// Largest request body a subgraph reads. async-graphql's extractor reads the
+/// body itself, past axum's default limit, so the cap is put on the body here.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+async fn limit_body(request: Request, next: Next) -> Response {
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES);
+    if too_large {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    }
+    let request = request
+        .map(|body| axum::body::Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
+    next.run(request).await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -71,14 +90,7 @@ async fn graphql<E: Executor>(
         None => Auth::Anonymous,
         Some(token) => match state.verifier.verify(token, TokenType::Access) {
             Ok(claims) => Auth::User(claims),
-            Err(err) => {
-                let mut error = ServerError::new(err.to_string(), None);
-                let mut ext = async_graphql::ErrorExtensionValues::default();
-                ext.set("code", "UNAUTHENTICATED");
-                error.extensions = Some(ext);
-                return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
-                    .into_response();
-            }
+            Err(err) => Auth::Invalid(err),
         },
     };
     let request = request.into_inner();
@@ -87,7 +99,7 @@ async fn graphql<E: Executor>(
         operation = request.operation_name.as_deref().unwrap_or(""),
         user = match &auth {
             Auth::User(c) => c.sub.to_string(),
-            Auth::Anonymous => String::new(),
+            _ => String::new(),
         },
     );
     let request = request.data(auth).data(request_id);

@@ -78,7 +78,7 @@ impl TestDatabase {
     /// A fresh database whose `schema` is migrated with `migrations` (read from `dir` for the hash).
     pub async fn new(schema: &str, migrations: &'static EmbeddedMigrations, dir: &Path) -> Self {
         let admin_url = admin_url();
-        let template = format!("grocery_tpl_{schema}_{}", fingerprint(dir));
+        let template = format!("grocery_template_{schema}_{}", fingerprint(dir));
         let mut admin = connect_admin(&admin_url).await;
         ensure_template(&mut admin, &admin_url, &template, schema, migrations).await;
         let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
@@ -170,6 +170,11 @@ async fn ensure_template(
             .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
             .await
             .expect("publish template database");
+        // Marked as a template so any role with CREATEDB may clone it, not only its owner.
+        admin
+            .batch_execute(&format!("ALTER DATABASE {template} IS_TEMPLATE true"))
+            .await
+            .expect("mark template database");
     }
     diesel::sql_query("SELECT pg_advisory_unlock(4242001)")
         .execute(admin)

@@ -171,16 +171,25 @@ pub async fn list(
         query
     };
     let mut conn = pool.get().await?;
-    let total_count = filtered().count().get_result(&mut conn).await?;
-    let mut page = filtered();
-    if let Some(after) = after {
-        page = page.filter(users::id.gt(after));
-    }
-    let mut items: Vec<Account> = page
-        .order(users::id)
-        .limit(first + 1)
-        .select(Account::as_select())
-        .load(&mut conn)
+    // One snapshot, so totalCount agrees with the page.
+    let (total_count, mut items) = conn
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |conn| {
+            let total_count: i64 = filtered().count().get_result(conn).await?;
+            let mut page = filtered();
+            if let Some(after) = after {
+                page = page.filter(users::id.gt(after));
+            }
+            let items: Vec<Account> = page
+                .order(users::id)
+                .limit(first + 1)
+                .select(Account::as_select())
+                .load(conn)
+                .await?;
+            Ok::<_, diesel::result::Error>((total_count, items))
+        })
         .await?;
     let has_next_page = items.len() as i64 > first;
     items.truncate(first as usize);
@@ -221,8 +230,13 @@ fn column<T>(change: Change<T>) -> Option<Option<T>> {
     }
 }
 
-fn address_json(address: Address) -> Result<serde_json::Value, UsersError> {
-    serde_json::to_value(address.normalized()?).map_err(|e| UsersError::Internal(e.into()))
+/// Checks an address; errors name the input field (`shippingAddress` / `billingAddress`).
+fn address_json(field: &'static str, address: Address) -> Result<serde_json::Value, UsersError> {
+    let normalized = address.normalized().map_err(|e| match e {
+        UsersError::Invalid { message, .. } => UsersError::Invalid { field, message },
+        other => other,
+    })?;
+    serde_json::to_value(normalized).map_err(|e| UsersError::Internal(e.into()))
 }
 
 /// Applies `update` to the profile of `user_id`; every field is checked before anything is written.
@@ -233,8 +247,12 @@ pub async fn update_profile(
 ) -> Result<Account, UsersError> {
     let email = update.email.try_map(|e| normalize_email(&e))?;
     let phone = update.phone.try_map(|p| normalize_phone(&p))?;
-    let shipping = update.shipping_address.try_map(address_json)?;
-    let billing = update.billing_address.try_map(address_json)?;
+    let shipping = update
+        .shipping_address
+        .try_map(|a| address_json("shippingAddress", a))?;
+    let billing = update
+        .billing_address
+        .try_map(|a| address_json("billingAddress", a))?;
     let payment = update.payment_method.try_map(PaymentMethod::normalized)?;
     let (token, label) = match payment {
         Change::Keep => (None, None),

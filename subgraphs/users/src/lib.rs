@@ -21,7 +21,7 @@ use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use axum::{Json, Router, routing::get};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, Role, TokenSettings, Verifier},
+    auth::{KeyRing, Role, TokenSettings},
     config::Env,
     db::{DbConfig, PgPool},
 };
@@ -95,8 +95,9 @@ pub async fn router(cfg: &UsersConfig) -> anyhow::Result<Router> {
 
 /// The subgraph's routes over an existing pool (already migrated).
 pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool) -> anyhow::Result<Router> {
+    password::warm_up();
     let issuer = Arc::new(TokenIssuer::new(cfg.keys.clone(), cfg.tokens.clone())?);
-    let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
+    let verifier = issuer.verifier();
     let jwks = cfg.keys.jwks();
     let schema = build_schema(pool.clone(), issuer);
     Ok(kit::server::router(schema, verifier, pool).route(

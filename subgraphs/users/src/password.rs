@@ -21,6 +21,18 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_blocking("grocery-dummy-password").expect("hashing a constant cannot fail")
 });
 
+/// Hashes in flight at once: each takes 19 MiB and a core, so a burst of
+/// logins queues here instead of starving the machine.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Computes the dummy hash now, so the first login for an unknown account
+/// costs what every other login costs.
+pub fn warm_up() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
 /// 8 to 128 characters (not bytes); anything else is refused.
 pub fn check_policy(password: &str) -> Result<(), UsersError> {
     let chars = password.chars().count();
@@ -43,6 +55,10 @@ fn hash_blocking(password: &str) -> Result<String, UsersError> {
 
 /// The PHC string of an argon2id hash of `password`.
 pub async fn hash(password: String) -> Result<String, UsersError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| UsersError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .map_err(|e| UsersError::Internal(e.into()))?
@@ -50,6 +66,10 @@ pub async fn hash(password: String) -> Result<String, UsersError> {
 
 /// Whether `password` matches `stored`; with no stored hash, burns the same time and says no.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, UsersError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| UsersError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.clone());

@@ -165,31 +165,26 @@ impl Address {
     }
 }
 
-/// Whether `s` holds 12–19 digits (ignoring spaces and dashes) that pass the
-/// Luhn check: the shape of a primary account number.
-fn looks_like_card_number(s: &str) -> bool {
-    let digits: Vec<u32> = s
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_digit(10))
-        .collect::<Option<_>>()
-        .unwrap_or_default();
-    if !(12..=19).contains(&digits.len()) {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
+/// Whether `s` contains a run of 12–19 digits, possibly split by spaces,
+/// dashes or dots: the shape of a card number, valid checksum or not.
+fn contains_card_number(s: &str) -> bool {
+    let mut digits = 0;
+    let mut pending_separator = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            pending_separator = false;
+        } else if matches!(c, ' ' | '-' | '.') && digits > 0 && !pending_separator {
+            pending_separator = true;
+        } else {
+            if (12..=19).contains(&digits) {
+                return true;
             }
-        })
-        .sum();
-    sum.is_multiple_of(10)
+            digits = 0;
+            pending_separator = false;
+        }
+    }
+    (12..=19).contains(&digits)
 }
 
 impl PaymentMethod {
@@ -200,7 +195,7 @@ impl PaymentMethod {
             Some(l) => text("defaultPaymentMethod.label", &l, 50, false)?,
             None => None,
         };
-        if looks_like_card_number(&token) || label.as_deref().is_some_and(looks_like_card_number) {
+        if contains_card_number(&token) || label.as_deref().is_some_and(contains_card_number) {
             return Err(UsersError::invalid(
                 "defaultPaymentMethod",
                 "send a payment provider token, never a card number",

@@ -10,12 +10,12 @@ use async_graphql::{
     connection::{Connection, Edge, EmptyFields},
     dataloader::{DataLoader, Loader},
 };
-use base64_cursor::{decode_cursor, encode_cursor};
 use chrono::{DateTime, Utc};
 use kit::{
     ApiError, ApiResult,
     auth::{Auth, AuthExt, Role},
     db::PgPool,
+    pagination::{decode_cursor, encode_cursor, page_size},
 };
 use uuid::Uuid;
 
@@ -53,6 +53,27 @@ async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
     let loader = ctx.data_unchecked::<DataLoader<UserLoader>>();
     Ok(loader.load_one(id).await?.map(User::new))
 }
+
+/// The caller as stored now: access tokens live 15 minutes, so powers that
+/// matter are checked against the account row, not only the token's claims.
+async fn live_caller(ctx: &Context<'_>, roles: &[Role]) -> ApiResult<Account> {
+    let claims = ctx.auth().require_role(roles)?;
+    let account = ctx
+        .data_unchecked::<DataLoader<UserLoader>>()
+        .load_one(claims.sub)
+        .await?
+        .filter(|a| a.active)
+        .ok_or_else(|| ApiError::Unauthenticated("this account is deactivated".into()))?;
+    if !roles.contains(&account.role()) {
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not do this",
+            account.role().as_str()
+        )));
+    }
+    Ok(account)
+}
+
+const ANY_ROLE: &[Role] = &[Role::Customer, Role::Truck, Role::Partner, Role::Admin];
 
 fn parse_id(field: &str, id: &ID) -> ApiResult<Uuid> {
     Uuid::parse_str(id)
@@ -260,37 +281,6 @@ pub struct UserConnectionFields {
 
 pub type UserConnection = Connection<String, User, UserConnectionFields, EmptyFields>;
 
-/// Cursors are opaque to clients: base64url of the account id.
-mod base64_cursor {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    use kit::{ApiError, ApiResult};
-    use uuid::Uuid;
-
-    pub fn encode_cursor(id: Uuid) -> String {
-        URL_SAFE_NO_PAD.encode(id.as_bytes())
-    }
-
-    pub fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
-        URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-            .ok_or_else(|| ApiError::bad_input("after", "invalid cursor"))
-    }
-}
-
-/// Checks a page size argument.
-fn page_size(first: i32) -> ApiResult<i64> {
-    if (0..=100).contains(&first) {
-        Ok(i64::from(first))
-    } else {
-        Err(ApiError::bad_input(
-            "first",
-            "first must be between 0 and 100",
-        ))
-    }
-}
-
 pub struct Query;
 
 #[Object]
@@ -299,7 +289,7 @@ impl Query {
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         match ctx.auth() {
             Auth::Anonymous => Ok(None),
-            Auth::User(claims) => load_user(ctx, claims.sub).await,
+            auth => load_user(ctx, auth.user_id()?).await,
         }
     }
 
@@ -320,9 +310,15 @@ impl Query {
         role: Option<Role>,
         active: Option<bool>,
     ) -> ApiResult<UserConnection> {
-        ctx.auth().require_role(&[Role::Admin])?;
-        let first = page_size(first.unwrap_or(20))?;
-        let after = after.as_deref().map(decode_cursor).transpose()?;
+        live_caller(ctx, &[Role::Admin]).await?;
+        let first = page_size(first, 20)?;
+        let after = match after.as_deref().map(decode_cursor).transpose()? {
+            Some(key) => Some(
+                Uuid::parse_str(&key)
+                    .map_err(|_| ApiError::bad_input("after", "invalid cursor"))?,
+            ),
+            None => None,
+        };
         let filter = AccountFilter {
             search,
             role,
@@ -339,9 +335,9 @@ impl Query {
             },
         );
         connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|account| Edge::new(encode_cursor(account.id), User::new(account))),
+            page.items.into_iter().map(|account| {
+                Edge::new(encode_cursor(&account.id.to_string()), User::new(account))
+            }),
         );
         Ok(connection)
     }
@@ -410,7 +406,7 @@ impl Mutation {
 
     /// Changes the caller's own profile.
     async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> ApiResult<User> {
-        let user_id = ctx.auth().user_id()?;
+        let user_id = live_caller(ctx, ANY_ROLE).await?.id;
         let update = ProfileUpdate {
             email: change(input.email, |v| v),
             phone: change(input.phone, |v| v),
@@ -428,7 +424,7 @@ impl Mutation {
 
     /// ADMIN: gives a user a role (takes effect at their next refresh or login).
     async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> ApiResult<User> {
-        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
         Ok(User::new(
             accounts::set_role(&state(ctx).pool, actor, user_id, role).await?,
@@ -437,7 +433,7 @@ impl Mutation {
 
     /// ADMIN: blocks log-in and refresh and revokes the user's refresh tokens.
     async fn deactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
-        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
         Ok(User::new(
             accounts::set_active(&state(ctx).pool, actor, user_id, false).await?,
@@ -446,7 +442,7 @@ impl Mutation {
 
     /// ADMIN: lets a deactivated user log in again.
     async fn reactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
-        let actor = ctx.auth().require_role(&[Role::Admin])?.sub;
+        let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
         Ok(User::new(
             accounts::set_active(&state(ctx).pool, actor, user_id, true).await?,

@@ -7,6 +7,8 @@
 //! The row is locked while it is checked, so two concurrent refreshes of one
 //! token cannot both succeed.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -30,7 +32,7 @@ use crate::{
 pub struct TokenIssuer {
     ring: KeyRing,
     settings: TokenSettings,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
 }
 
 impl TokenIssuer {
@@ -40,7 +42,7 @@ impl TokenIssuer {
             ring.signing_key().is_some(),
             "the users subgraph needs a private signing key"
         );
-        let verifier = Verifier::new(&ring, &settings)?;
+        let verifier = Arc::new(Verifier::new(&ring, &settings)?);
         Ok(Self {
             ring,
             settings,
@@ -48,14 +50,9 @@ impl TokenIssuer {
         })
     }
 
-    /// The keys this issuer signs and accepts.
-    pub fn key_ring(&self) -> &KeyRing {
-        &self.ring
-    }
-
-    /// The verifier matching this issuer.
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+    /// The verifier matching this issuer (also used by the HTTP server).
+    pub fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.clone()
     }
 
     fn claims(
@@ -139,25 +136,30 @@ pub async fn login(
     password: String,
 ) -> Result<Session, UsersError> {
     let device_id = normalize_device_id(device_id).map_err(|_| UsersError::InvalidCredentials)?;
-    let mut conn = pool.get().await?;
-    let found: Option<(Account, String)> = users::table
-        .filter(users::device_id.eq(&device_id))
-        .select((Account::as_select(), users::password_hash))
-        .first(&mut conn)
-        .await
-        .optional()?;
-    let (account, hash) = match found {
-        Some((account, hash)) => (Some(account), Some(hash)),
-        None => (None, None),
+    let found: Option<(Uuid, String)> = {
+        let mut conn = pool.get().await?;
+        users::table
+            .filter(users::device_id.eq(&device_id))
+            .select((users::id, users::password_hash))
+            .first(&mut conn)
+            .await
+            .optional()?
     };
+    // No connection is held while the hash is checked: it takes tens of ms.
+    let (id, hash) = found.unzip();
     if !password::verify(password, hash).await? {
         return Err(UsersError::InvalidCredentials);
     }
-    let account = account.ok_or(UsersError::InvalidCredentials)?;
-    if !account.active {
-        return Err(UsersError::Deactivated);
-    }
-    issue(&mut conn, issuer, account, Uuid::new_v4()).await
+    let id = id.ok_or(UsersError::InvalidCredentials)?;
+    let mut conn = pool.get().await?;
+    conn.transaction(async |conn| {
+        let account = lock_account(conn, id).await?;
+        if !account.active {
+            return Err(UsersError::Deactivated);
+        }
+        issue(conn, issuer, account, Uuid::new_v4()).await
+    })
+    .await
 }
 
 /// The state of a presented refresh token, read under a row lock.
@@ -190,6 +192,9 @@ pub async fn refresh(
     // the transaction returns an outcome and the error is raised after it.
     let outcome = conn
         .transaction(async |conn| {
+            // The user row first (shared), then the token: the order deactivation
+            // takes them in, so neither can slip a live token past the other.
+            let account = lock_account(conn, claims.sub).await?;
             let row: Option<RefreshRow> = refresh_tokens::table
                 .find(claims.jti)
                 .select((
@@ -207,7 +212,7 @@ pub async fn refresh(
                 user_id,
                 used_at,
                 revoked_at,
-            }) = row
+            }) = row.filter(|r| r.user_id == account.id)
             else {
                 return Ok(Rotation::Refused(UsersError::RefreshRevoked));
             };
@@ -218,11 +223,7 @@ pub async fn refresh(
                 revoke_family(conn, family).await?;
                 return Ok(Rotation::Reused);
             }
-            let account: Account = users::table
-                .find(user_id)
-                .select(Account::as_select())
-                .first(conn)
-                .await?;
+            debug_assert_eq!(user_id, account.id);
             if !account.active {
                 revoke_family(conn, family).await?;
                 return Ok(Rotation::Refused(UsersError::Deactivated));
@@ -255,6 +256,19 @@ pub async fn logout(pool: &PgPool, issuer: &TokenIssuer, token: &str) -> Result<
     let mut conn = pool.get().await?;
     revoke_family(&mut conn, family).await?;
     Ok(())
+}
+
+/// Reads an account under a shared row lock, so it cannot be deactivated
+/// until the caller's transaction ends.
+async fn lock_account(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Account, UsersError> {
+    users::table
+        .find(id)
+        .select(Account::as_select())
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(UsersError::RefreshRevoked)
 }
 
 async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> QueryResult<usize> {

@@ -111,11 +111,6 @@ impl KeyRing {
         self.signing.as_ref()
     }
 
-    /// Key ids accepted for verification.
-    pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.public.keys().map(String::as_str)
-    }
-
     pub(crate) fn decoding_keys(&self) -> anyhow::Result<BTreeMap<String, DecodingKey>> {
         self.public
             .iter()
@@ -174,6 +169,30 @@ impl KeyRing {
                 }
                 Err(e) => env.problem(format!("JWT_PUBLIC_KEYS_FILE={path}: {e}")),
             }
+        }
+        Some(ring)
+    }
+
+    /// For components that only verify: the public keys in `JWT_PUBLIC_KEYS_FILE`
+    /// (PEM, one or more; the users subgraph's `grocery keygen` prints its key).
+    /// `None` when unset.
+    pub fn verifying_from_env(env: &mut Env) -> Option<Self> {
+        let path = env.get("JWT_PUBLIC_KEYS_FILE")?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                env.problem(format!("JWT_PUBLIC_KEYS_FILE={path}: {e}"));
+                return None;
+            }
+        };
+        let mut ring = Self::default();
+        for pem in split_pem_blocks(&text) {
+            if let Err(e) = ring.add_public_pem(&pem) {
+                env.problem(format!("JWT_PUBLIC_KEYS_FILE={path}: {e}"));
+            }
+        }
+        if ring.public.is_empty() {
+            env.problem(format!("JWT_PUBLIC_KEYS_FILE={path} holds no public key"));
         }
         Some(ring)
     }

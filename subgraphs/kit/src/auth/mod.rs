@@ -65,6 +65,9 @@ pub enum Auth {
     Anonymous,
     /// A verified access token.
     User(Claims),
+    /// A bearer token was sent but refused. Operations that need no identity
+    /// (login, refresh) still run; anything that asks who is calling fails.
+    Invalid(TokenError),
 }
 
 impl Auth {
@@ -75,6 +78,7 @@ impl Auth {
             Self::Anonymous => Err(ApiError::Unauthenticated(
                 "this operation needs a signed-in user".into(),
             )),
+            Self::Invalid(err) => Err(ApiError::Unauthenticated(err.to_string())),
         }
     }
 
@@ -94,11 +98,6 @@ impl Auth {
                 claims.role.as_str()
             )))
         }
-    }
-
-    /// Whether the caller is an administrator.
-    pub fn is_admin(&self) -> bool {
-        matches!(self, Self::User(c) if c.role == Role::Admin)
     }
 
     /// Allows the user `owner` themself or an ADMIN; `FORBIDDEN` for others.

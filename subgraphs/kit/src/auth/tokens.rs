@@ -79,7 +79,7 @@ impl TokenSettings {
 }
 
 /// Why a token was refused. The message is safe to show to the client.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("token is malformed")]
     Malformed,
@@ -91,7 +91,7 @@ pub enum TokenError {
     Invalid,
     #[error("token has expired")]
     Expired,
-    #[error("expected an {expected} token")]
+    #[error("expected {expected} token")]
     WrongType { expected: &'static str },
 }
 
@@ -148,8 +148,8 @@ impl Verifier {
         if data.claims.token_type != expected {
             return Err(TokenError::WrongType {
                 expected: match expected {
-                    TokenType::Access => "access",
-                    TokenType::Refresh => "refresh",
+                    TokenType::Access => "an access",
+                    TokenType::Refresh => "a refresh",
                 },
             });
         }

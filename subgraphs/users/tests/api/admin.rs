@@ -207,3 +207,42 @@ async fn a_deactivated_user_can_neither_log_in_nor_refresh_until_reactivated() {
     assert_eq!(code(&app.refresh(&user.refresh).await), "UNAUTHENTICATED");
     assert_no_errors(&app.login_as("fridge-1", PASSWORD).await);
 }
+
+#[tokio::test]
+async fn a_deactivated_admins_unexpired_token_loses_its_powers_at_once() {
+    let app = TestApp::new().await;
+    let root = app.with_role("root", Role::Admin).await;
+    let other = app.with_role("other-admin", Role::Admin).await;
+    let victim = app.customer("fridge-1").await;
+    let resp = app
+        .gql(
+            Some(&root.access),
+            DEACTIVATE,
+            json!({ "id": other.user_id }),
+        )
+        .await;
+    assert_no_errors(&resp);
+    // `other` still holds a signed, unexpired ADMIN access token…
+    let resp = app
+        .gql(
+            Some(&other.access),
+            SET_ROLE,
+            json!({ "id": victim.user_id, "role": "ADMIN" }),
+        )
+        .await;
+    assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp}");
+    let resp = app.gql(Some(&other.access), USERS, json!({})).await;
+    assert_eq!(code(&resp), "UNAUTHENTICATED");
+    // …and a demoted admin is refused too.
+    let demoted = app.with_role("demoted", Role::Admin).await;
+    assert_no_errors(
+        &app.gql(
+            Some(&root.access),
+            SET_ROLE,
+            json!({ "id": demoted.user_id, "role": "CUSTOMER" }),
+        )
+        .await,
+    );
+    let resp = app.gql(Some(&demoted.access), USERS, json!({})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+}

@@ -230,3 +230,61 @@ async fn health_and_ready_answer() {
         .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
 }
+
+#[tokio::test]
+async fn a_stale_bearer_does_not_block_login_or_refresh() {
+    let app = TestApp::new().await;
+    let t = app.customer("fridge-1").await;
+    // A client still sending its old (here: garbage) token can log in and refresh.
+    let login = app
+        .gql(
+            Some("expired.or.garbage"),
+            "mutation($p: String!) { login(deviceId: \"fridge-1\", password: $p) { user { deviceId } } }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+    assert_no_errors(&login);
+    let refresh = app
+        .gql(
+            Some("expired.or.garbage"),
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": t.refresh }),
+        )
+        .await;
+    assert_no_errors(&refresh);
+    // But it is not anonymous either: asking who is calling fails.
+    let me = app
+        .gql(Some("expired.or.garbage"), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(code(&me), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let app = TestApp::new().await;
+    let body = format!(
+        r#"{{"query":"{{ me {{ id }} }}","variables":{{"pad":"{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, _) = app
+        .http(
+            Request::post("/graphql")
+                .header("content-type", "application/json")
+                .header("content-length", body.len())
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 413);
+    // Without a Content-Length (chunked), the limit still holds while reading.
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let (status, _) = app
+        .http(
+            Request::post("/graphql")
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream))
+                .unwrap(),
+        )
+        .await;
+    assert!(status >= 400, "streamed oversized body got {status}");
+}
