@@ -1,32 +1,44 @@
-//! The components the binary can run, and how each is configured and started.
+//! The components the binary can run: how each is configured from the
+//! environment, started, and served (HTTP, plus gRPC and a sweeper for
+//! inventory) until told to stop.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, pin::Pin};
 
+use anyhow::Context;
 use clap::ValueEnum;
-use kit::config::Env;
+use kit::{auth::KeyRing, config::Env};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 /// A runnable part of grocery.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Component {
     /// Accounts, sessions (dual JWT) and profiles.
     Users,
+    /// Products.
+    Catalog,
+    /// Stock, batches, reservations, pricing; serves the internal stock API.
+    Inventory,
 }
 
 impl Component {
-    /// Every component, in start-up order.
-    pub const ALL: [Component; 1] = [Component::Users];
+    /// Every component, in start-up order (inventory's stock API first: catalog calls it).
+    pub const ALL: [Component; 3] = [Component::Inventory, Component::Catalog, Component::Users];
 
     /// The lower-case name used in commands, env variables and file names.
     pub fn name(self) -> &'static str {
         match self {
             Component::Users => "users",
+            Component::Catalog => "catalog",
+            Component::Inventory => "inventory",
         }
     }
 
-    /// The port a component listens on unless configured.
+    /// The HTTP port a component listens on unless configured.
     pub fn default_port(self) -> u16 {
         match self {
             Component::Users => 4001,
+            Component::Catalog => 4002,
+            Component::Inventory => 4003,
         }
     }
 
@@ -34,11 +46,22 @@ impl Component {
     pub fn sdl(self) -> String {
         match self {
             Component::Users => users::sdl(),
+            Component::Catalog => catalog::sdl(),
+            Component::Inventory => inventory::sdl(),
+        }
+    }
+
+    /// Its embedded migrations.
+    pub fn migrations(self) -> &'static diesel_migrations::EmbeddedMigrations {
+        match self {
+            Component::Users => &users::MIGRATIONS,
+            Component::Catalog => &catalog::MIGRATIONS,
+            Component::Inventory => &inventory::MIGRATIONS,
         }
     }
 }
 
-/// `HOST`/`PORT` (or `<NAME>_HOST`/`<NAME>_PORT`), default 127.0.0.1 and the component's port.
+/// `<NAME>_HOST`/`<NAME>_PORT` (or `HOST`/`PORT`), default 127.0.0.1 and the component's port.
 pub fn listen_addr(env: &mut Env, component: Component) -> SocketAddr {
     let upper = component.name().to_uppercase();
     let host = env
@@ -64,22 +87,164 @@ pub fn listen_addr(env: &mut Env, component: Component) -> SocketAddr {
     }
 }
 
+/// A component's configuration, read from the environment.
+pub enum Config {
+    Users(users::UsersConfig),
+    Catalog(catalog::CatalogConfig),
+    Inventory(inventory::InventoryConfig),
+}
+
+impl Config {
+    /// Reads `component`'s settings; `dev_keys` stand in for configured keys.
+    pub fn read(component: Component, env: &mut Env, dev_keys: Option<KeyRing>) -> Self {
+        match component {
+            Component::Users => Config::Users(users::UsersConfig::from_env(env, dev_keys)),
+            Component::Catalog => Config::Catalog(catalog::CatalogConfig::from_env(env, dev_keys)),
+            Component::Inventory => {
+                Config::Inventory(inventory::InventoryConfig::from_env(env, dev_keys))
+            }
+        }
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A started component: its routes and whatever else must run beside them.
+pub struct Started {
+    pub component: Component,
+    pub router: axum::Router,
+    /// For inventory: where the stock API listens, once bound.
+    pub rpc_addr: Option<SocketAddr>,
+    extra: Vec<Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send>>,
+}
+
+/// Migrates and builds a component; inventory also binds its stock API.
+pub async fn start(config: &Config) -> anyhow::Result<Started> {
+    Ok(match config {
+        Config::Users(cfg) => Started {
+            component: Component::Users,
+            router: users::router(cfg).await?,
+            rpc_addr: None,
+            extra: Vec::new(),
+        },
+        Config::Catalog(cfg) => Started {
+            component: Component::Catalog,
+            router: catalog::router(cfg).await?,
+            rpc_addr: None,
+            extra: Vec::new(),
+        },
+        Config::Inventory(cfg) => {
+            let parts = inventory::start(cfg).await?;
+            let listener = TcpListener::bind(cfg.rpc_addr).await.with_context(|| {
+                format!(
+                    "inventory's stock API cannot listen on {} (set INVENTORY_RPC_ADDR)",
+                    cfg.rpc_addr
+                )
+            })?;
+            let rpc_addr = listener.local_addr()?;
+            let (rpc, pool, every) = (parts.rpc, parts.pool, cfg.sweep_interval);
+            let serve_rpc: Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send> =
+                Box::new(move |mut stop| {
+                    Box::pin(async move {
+                        inventory::rpc::serve(listener, rpc, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await
+                    })
+                });
+            let sweep: Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send> =
+                Box::new(move |mut stop| {
+                    Box::pin(async move {
+                        tokio::select! {
+                            () = inventory::expiry::run_sweeper(pool, every) => {},
+                            _ = stop.wait_for(|s| *s) => {},
+                        }
+                        Ok(())
+                    })
+                });
+            Started {
+                component: Component::Inventory,
+                router: parts.router,
+                rpc_addr: Some(rpc_addr),
+                extra: vec![serve_rpc, sweep],
+            }
+        }
+    })
+}
+
+impl Started {
+    /// Binds `addr` and runs everything in `tasks` until `stop` turns true; returns the HTTP URL.
+    pub async fn spawn(
+        self,
+        addr: SocketAddr,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<String> {
+        let name = self.component.name();
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{name} cannot listen on {addr} (set {}_PORT)",
+                name.to_uppercase()
+            )
+        })?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut all: Vec<(&'static str, Task)> = self
+            .extra
+            .into_iter()
+            .zip(["stock API", "sweeper"])
+            .map(|(task, what)| (what, task(stop.clone())))
+            .collect();
+        let mut http_stop = stop.clone();
+        let router = self.router;
+        all.push((
+            "HTTP server",
+            Box::pin(async move {
+                kit::server::serve(listener, router, async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await?;
+                Ok(())
+            }),
+        ));
+        for (what, task) in all {
+            let stop = stop.clone();
+            // A task that ends before it is told to is a failure, whatever it returned.
+            tasks.spawn(async move {
+                task.await
+                    .with_context(|| format!("{name} {what} failed"))?;
+                anyhow::ensure!(*stop.borrow(), "{name} {what} ended unexpectedly");
+                Ok(())
+            });
+        }
+        Ok(url)
+    }
+}
+
 /// `grocery serve <component>`: migrate, then serve until SIGTERM/Ctrl-C.
 pub async fn serve(component: Component) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = listen_addr(&mut env, component);
-    let router = match component {
-        Component::Users => {
-            let cfg = users::UsersConfig::from_env(&mut env, None);
-            env.finish()?;
-            users::router(&cfg).await?
+    let config = Config::read(component, &mut env, None);
+    env.finish()?;
+    let started = start(&config).await?;
+    if let Some(rpc) = started.rpc_addr {
+        tracing::info!(component = component.name(), %rpc, "stock API listening");
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let url = started.spawn(addr, &mut tasks, stop).await?;
+    tracing::info!(component = component.name(), %url, "listening");
+    tokio::select! {
+        () = crate::shutdown_signal() => {}
+        Some(ended) = tasks.join_next() => {
+            ended??;
+            anyhow::bail!("{} stopped unexpectedly", component.name());
         }
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(component = component.name(), %addr, "listening");
-    kit::server::serve(listener, router, crate::shutdown_signal()).await?;
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = tasks.join_next().await {
+        ended??;
+    }
     tracing::info!(component = component.name(), "stopped");
     Ok(())
 }
@@ -94,10 +259,7 @@ pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
         .collect();
     env.finish()?;
     for (component, db) in configs {
-        let migrations = match component {
-            Component::Users => &users::MIGRATIONS,
-        };
-        kit::db::migrate(&db, migrations).await?;
+        kit::db::migrate(&db, component.migrations()).await?;
     }
     Ok(())
 }

@@ -11,10 +11,10 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::Context;
 use clap::Args;
 use kit::{auth::KeyRing, config::Env};
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
-    components::{self, Component},
+    components::{self, Component, Config},
     postgres::Cluster,
 };
 
@@ -52,13 +52,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             return Ok(()); // `stack` drops here: servers aborted, PostgreSQL stopped
         }
     }
+    let stopping = stop.clone();
     let outcome = tokio::select! {
-        // Servers end as soon as the stop signal reaches them: look at the
-        // signal first, or a clean stop would read as a server failing.
-        biased;
         _ = stop.wait_for(|s| *s) => Ok(()),
         Some(result) = stack.servers.join_next() => match result {
-            Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
+            // Tasks end as soon as the stop signal reaches them, and that can
+            // be seen here first (select order, cooperative budgeting).
+            Ok(Ok(())) if *stopping.borrow() => Ok(()),
+            Ok(Ok(())) => Err(anyhow::anyhow!("a task ended before shutdown")),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.into()),
         },
@@ -84,84 +85,112 @@ async fn start(
     std::fs::create_dir_all(&args.home)
         .with_context(|| format!("creating {}", args.home.display()))?;
     let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.trim().is_empty());
-    let mut env = if external {
-        println!("using DATABASE_URL");
-        Env::new()
-    } else {
-        let cluster = stack.cluster.insert(Cluster::start(&args.home).await?);
-        let url = cluster.url.clone();
-        // Our private cluster stands in for DATABASE_URL; per-subgraph URLs still win.
-        Env::from_fn(move |name| match name {
-            "DATABASE_URL" => Some(url.clone()),
-            other => std::env::var(other).ok(),
-        })
+    let cluster_url = match external {
+        true => {
+            println!("using DATABASE_URL");
+            None
+        }
+        false => Some(
+            stack
+                .cluster
+                .insert(Cluster::start(&args.home).await?)
+                .url
+                .clone(),
+        ),
     };
+    // Components in one process share a service token made up for this run.
+    let rpc_token = uuid::Uuid::new_v4().simple().to_string();
+    let mut env = Env::from_fn(move |name| match (name, &cluster_url) {
+        // Our private cluster stands in for DATABASE_URL; per-subgraph URLs still win.
+        ("DATABASE_URL", Some(url)) => Some(url.clone()),
+        ("INTERNAL_RPC_TOKEN", _) => std::env::var(name).ok().or_else(|| Some(rpc_token.clone())),
+        _ => std::env::var(name).ok(),
+    });
     let dev_keys = KeyRing::load_or_generate(&args.home.join("keys"))?;
-    let users_cfg = users::UsersConfig::from_env(&mut env, Some(dev_keys));
-    let users_addr = components::listen_addr(&mut env, Component::Users);
+    let mut configs = Vec::new();
+    for component in Component::ALL {
+        let addr = components::listen_addr(&mut env, component);
+        configs.push((
+            addr,
+            Config::read(component, &mut env, Some(dev_keys.clone())),
+        ));
+    }
+    let explicit_inventory_url = env.get("INVENTORY_RPC_URL").is_some();
     env.finish()?;
 
-    // Each router migrates its schema before it is built; seed after that.
-    let users_router = users::router(&users_cfg).await?;
     // A well-known admin password must never land in a shared database by accident.
     let demo_password = match (&args.demo_password, external) {
         (Some(password), _) => Some(password.clone()),
         (None, false) => Some("grocery-demo".to_owned()),
         (None, true) => None,
     };
-    match &demo_password {
-        Some(password) => users::seed_demo(&users_cfg.db, password).await?,
-        None => println!(
-            "not seeding demo accounts into DATABASE_URL: set GROCERY_DEMO_PASSWORD to do so"
-        ),
+    let mut urls = Vec::new();
+    let mut stock_api = None;
+    for (addr, config) in &mut configs {
+        // Inventory starts first; catalog is pointed at the stock API it bound.
+        if let (Config::Catalog(cfg), Some(rpc)) = (&mut *config, stock_api)
+            && !explicit_inventory_url
+        {
+            cfg.inventory_rpc_url = format!("http://{rpc}");
+        }
+        let component = components::start(config).await?;
+        let name = component.component;
+        stock_api = stock_api.or(component.rpc_addr);
+        let url = component
+            .spawn(*addr, &mut stack.servers, stop.clone())
+            .await?;
+        if let Some(password) = &demo_password {
+            seed(config, password)
+                .await
+                .with_context(|| format!("seeding {}", name.name()))?;
+        }
+        urls.push((name, url));
     }
-
-    let users_url = spawn_server(
-        &mut stack.servers,
-        Component::Users,
-        users_addr,
-        users_router,
-        stop,
-    )
-    .await?;
 
     println!();
     println!(
         "grocery dev is ready in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    println!("  users    {users_url}/graphql   (JWKS: {users_url}/.well-known/jwks.json)");
-    if demo_password.is_some() {
+    for (component, url) in &urls {
+        println!("  {:<10} {url}/graphql", component.name());
+    }
+    if let Some(rpc) = stock_api {
         println!(
-            "  demo accounts: admin (ADMIN), truck-1 (TRUCK); password from GROCERY_DEMO_PASSWORD"
+            "  {:<10} {rpc} (gRPC stock API, service token required)",
+            "stock-api"
         );
+    }
+    match demo_password {
+        Some(_) => println!(
+            "  demo: accounts admin (ADMIN) and truck-1 (TRUCK), password from GROCERY_DEMO_PASSWORD; \
+             products APPLE, BANANA, MILK, EGGS, BREAD, …"
+        ),
+        None => println!(
+            "  no demo data seeded into DATABASE_URL: set GROCERY_DEMO_PASSWORD to seed it"
+        ),
     }
     println!("  Ctrl-C stops everything");
     println!();
     Ok(())
 }
 
-async fn spawn_server(
-    servers: &mut JoinSet<anyhow::Result<()>>,
-    component: Component,
-    addr: std::net::SocketAddr,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<String> {
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "{} cannot listen on {addr} (set {}_PORT)",
-            component.name(),
-            component.name().to_uppercase()
-        )
-    })?;
-    let url = format!("http://{}", listener.local_addr()?);
-    servers.spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        kit::server::serve(listener, router, shutdown).await?;
-        Ok(())
-    });
-    Ok(url)
+/// Demo data of one component (idempotent).
+async fn seed(config: &Config, password: &str) -> anyhow::Result<()> {
+    match config {
+        Config::Users(cfg) => users::seed_demo(&cfg.db, password).await,
+        Config::Inventory(cfg) => {
+            let pool = kit::db::pool(&kit::db::DbConfig {
+                max_connections: 2,
+                ..cfg.db.clone()
+            })
+            .await?;
+            inventory::seed_demo(&pool).await
+        }
+        Config::Catalog(cfg) => {
+            let registry =
+                catalog::GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
+            catalog::seed_demo(&cfg.db, &registry).await
+        }
+    }
 }

@@ -29,13 +29,36 @@ fn grocery() -> Command {
 
 #[test]
 fn committed_subgraph_sdl_is_current() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/users.graphql");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == users::sdl(),
-        "{} is stale; regenerate it with `cargo run -- sdl users > schema/users.graphql`",
-        path.display()
-    );
+    for (name, sdl) in [
+        ("users", users::sdl()),
+        ("catalog", catalog::sdl()),
+        ("inventory", inventory::sdl()),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schema/{name}.graphql"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == sdl,
+            "{} is stale; regenerate it with `cargo run -- sdl {name} > schema/{name}.graphql`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn serve_inventory_names_its_service_token_and_keys() {
+    let out = grocery()
+        .args(["serve", "inventory"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1/db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in ["INTERNAL_RPC_TOKEN", "JWT_PUBLIC_KEYS_FILE"] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -107,8 +130,9 @@ fn post_graphql(port: u16, body: &str) -> serde_json::Value {
 }
 
 /// A running `grocery dev`; stopped with SIGTERM (so it stops its PostgreSQL)
-/// when dropped, also when a test fails half-way.
-struct Dev(std::process::Child);
+/// when dropped, also when a test fails half-way. Its stderr goes to a file
+/// that failures quote.
+struct Dev(std::process::Child, PathBuf);
 
 impl Dev {
     /// SIGTERM, then wait for a clean exit.
@@ -121,7 +145,11 @@ impl Dev {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.0.try_wait().unwrap() {
-                assert!(status.success(), "grocery dev exited with {status}");
+                let stderr = std::fs::read_to_string(&self.1).unwrap_or_default();
+                assert!(
+                    status.success(),
+                    "grocery dev exited with {status}:\n{stderr}"
+                );
                 return;
             }
             assert!(
@@ -150,13 +178,17 @@ fn start_dev(home: &Path, port: u16) -> (Dev, Vec<String>, mpsc::Receiver<String
         .arg("dev")
         .env("GROCERY_HOME", home)
         .env("USERS_PORT", port.to_string())
+        // Every other listener on a port the system picks, so tests never collide.
+        .env("CATALOG_PORT", "0")
+        .env("INVENTORY_PORT", "0")
+        .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
         .env("GROCERY_DEMO_PASSWORD", "test-demo-pass")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(home.join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut dev = Dev(child);
+    let mut dev = Dev(child, home.join("stderr.log"));
     let (tx, rx) = mpsc::channel();
     let stdout = dev.0.stdout.take().unwrap();
     std::thread::spawn(move || {

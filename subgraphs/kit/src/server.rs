@@ -103,8 +103,43 @@ async fn graphql<E: Executor>(
         },
     );
     let request = request.data(auth).data(request_id);
-    let response = state.executor.execute(request).instrument(span).await;
+    let mut response = state.executor.execute(request).instrument(span).await;
+    for error in &mut response.errors {
+        add_missing_code(error);
+    }
     GraphQLResponse::from(response).into_response()
+}
+
+/// Errors raised by async-graphql itself (parsing, validation, input coercion)
+/// carry no code; every error we answer must have one.
+fn add_missing_code(error: &mut async_graphql::ServerError) {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
+    if has_code {
+        return;
+    }
+    let message = error.message.as_str();
+    let code = if message.starts_with("Failed to parse")
+        || message.starts_with("Invalid value for argument")
+        || message.starts_with("Invalid value for variable")
+    {
+        "BAD_USER_INPUT"
+    } else if error.path.is_empty() {
+        // Before execution: the document did not parse or did not validate.
+        if message.contains("expected") && error.locations.is_empty() {
+            "GRAPHQL_PARSE_FAILED"
+        } else {
+            "GRAPHQL_VALIDATION_FAILED"
+        }
+    } else {
+        "INTERNAL_SERVER_ERROR"
+    };
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
 }
 
 async fn graphql_get<E: Executor>(

@@ -205,3 +205,94 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Calls a subgraph's router in-process, the way HTTP clients would.
+pub struct TestClient {
+    router: axum::Router,
+}
+
+impl TestClient {
+    pub fn new(router: axum::Router) -> Self {
+        Self { router }
+    }
+
+    /// Any request; answers the status and the body parsed as JSON (or as a string).
+    pub async fn http(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (u16, serde_json::Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, body)
+    }
+
+    /// A GraphQL POST, with a bearer token when given.
+    pub async fn gql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request =
+            axum::http::Request::post("/graphql").header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+        self.http(request.body(axum::body::Body::from(body)).expect("request"))
+            .await
+            .1
+    }
+}
+
+/// An access token for user `sub` with `role`, signed by `ring` (subgraphs
+/// that do not log people in get their callers this way in tests).
+pub fn access_token(
+    ring: &crate::auth::KeyRing,
+    sub: uuid::Uuid,
+    role: crate::auth::Role,
+) -> String {
+    let settings = crate::auth::TokenSettings::default();
+    let now = chrono::Utc::now().timestamp();
+    ring.sign(&crate::auth::Claims {
+        iss: settings.issuer,
+        aud: settings.audience,
+        sub,
+        role,
+        exp: now + 600,
+        iat: now,
+        token_type: crate::auth::TokenType::Access,
+        jti: uuid::Uuid::new_v4(),
+        fam: None,
+    })
+    .expect("sign test token")
+}
+
+/// Fails the test when the response carries errors.
+#[track_caller]
+pub fn assert_no_errors(resp: &serde_json::Value) {
+    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+}
+
+/// The `extensions.code` of the first error.
+#[track_caller]
+pub fn code(resp: &serde_json::Value) -> &str {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
+}

@@ -1,0 +1,158 @@
+//! The catalog subgraph: products.
+//!
+//! It owns the `catalog` PostgreSQL schema (`migrations/catalog/`) and the
+//! `Product @key(fields: "sku")` entity, and tells inventory about every
+//! product through a [`StockRegistry`] (gRPC in production).
+//!
+//! Read on: [`schema`] (GraphQL, thin) → [`products`] and [`listing`] (rules
+//! and SQL) → [`sku`], [`gtin`] and [`rules`] (value rules) → [`registry`]
+//! (the link to inventory) → [`db`] (tables).
+
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod gtin;
+pub mod listing;
+pub mod products;
+pub mod registry;
+pub mod rules;
+pub mod schema;
+pub mod sku;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
+use axum::Router;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use kit::{
+    auth::{KeyRing, TokenSettings, Verifier},
+    config::Env,
+    db::{DbConfig, PgPool},
+};
+
+pub use crate::registry::{GrpcStockRegistry, StockRegistry};
+use crate::{
+    error::CatalogError,
+    schema::{CatalogSchema, CatalogState, Mutation, ProductLoader, Query},
+};
+
+/// The PostgreSQL schema this subgraph owns.
+pub const DB_SCHEMA: &str = "catalog";
+
+/// Migrations of the `catalog` schema, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/catalog");
+
+/// Where inventory's internal RPC listens unless `INVENTORY_RPC_URL` says otherwise.
+pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
+
+/// Everything the catalog subgraph needs to run.
+#[derive(Clone)]
+pub struct CatalogConfig {
+    pub db: DbConfig,
+    /// Public keys that verify bearer tokens (the users subgraph signs).
+    pub keys: KeyRing,
+    pub tokens: TokenSettings,
+    /// Inventory's gRPC endpoint.
+    pub inventory_rpc_url: String,
+    /// Sent as `authorization: Bearer …` on every call to inventory.
+    pub rpc_token: String,
+}
+
+impl CatalogConfig {
+    /// Reads the database, key, token and inventory settings; `keys` stands in
+    /// when no `JWT_PUBLIC_KEYS_FILE` is configured (development keys).
+    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let db = DbConfig::from_env(env, DB_SCHEMA);
+        let tokens = TokenSettings::from_env(env);
+        let keys = match (KeyRing::verifying_from_env(env), keys) {
+            (Some(ring), _) | (None, Some(ring)) => ring,
+            (None, None) => {
+                env.problem(
+                    "JWT_PUBLIC_KEYS_FILE is required (the users subgraph's public keys, to verify tokens)",
+                );
+                KeyRing::default()
+            }
+        };
+        let inventory_rpc_url = env
+            .get("INVENTORY_RPC_URL")
+            .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
+        if tonic::transport::Endpoint::from_shared(inventory_rpc_url.clone()).is_err() {
+            env.problem(format!(
+                "INVENTORY_RPC_URL={inventory_rpc_url:?} is not a valid URL"
+            ));
+        }
+        let rpc_token = env.required("INTERNAL_RPC_TOKEN");
+        Self {
+            db,
+            keys,
+            tokens,
+            inventory_rpc_url,
+            rpc_token,
+        }
+    }
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .limit_depth(32)
+}
+
+/// The executable schema over `pool`, telling inventory through `registry`.
+pub fn build_schema(pool: PgPool, registry: Arc<dyn StockRegistry>) -> CatalogSchema {
+    builder()
+        .data(DataLoader::new(ProductLoader(pool.clone()), tokio::spawn))
+        .data(CatalogState { pool, registry })
+        .finish()
+}
+
+/// The federation SDL as served (`schema/catalog.graphql`).
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .federation()
+            .compose_directive(),
+    )
+}
+
+/// Migrates the schema and returns the subgraph's HTTP routes, calling inventory over gRPC.
+pub async fn router(cfg: &CatalogConfig) -> anyhow::Result<Router> {
+    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
+    let pool = kit::db::pool(&cfg.db).await?;
+    let registry = GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
+    router_with(cfg, pool, Arc::new(registry))
+}
+
+/// The subgraph's routes over an existing (migrated) pool and any registry (tests).
+pub fn router_with(
+    cfg: &CatalogConfig,
+    pool: PgPool,
+    registry: Arc<dyn StockRegistry>,
+) -> anyhow::Result<Router> {
+    let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
+    let schema = build_schema(pool.clone(), registry);
+    Ok(kit::server::router(schema, verifier, pool))
+}
+
+/// Creates the demo catalog (APPLE, BANANA, MILK, …) where missing and
+/// registers every demo product with inventory; safe to run on every start.
+pub async fn seed_demo(db: &DbConfig, registry: &dyn StockRegistry) -> anyhow::Result<()> {
+    let pool = kit::db::pool(&DbConfig {
+        max_connections: 2,
+        ..db.clone()
+    })
+    .await?;
+    for product in demo::catalog() {
+        let sku = product.sku.clone();
+        match products::ensure(&pool, registry, product).await {
+            Ok(true) => tracing::info!(sku, "seeded demo product"),
+            Ok(false) => {}
+            // Someone took the demo name or barcode for another SKU: theirs wins.
+            Err(e @ (CatalogError::NameTaken(_) | CatalogError::UpcTaken(_))) => {
+                tracing::warn!(sku, error = %e, "demo product skipped");
+            }
+            Err(e) => return Err(anyhow::anyhow!("seeding {sku}: {e}")),
+        }
+    }
+    Ok(())
+}

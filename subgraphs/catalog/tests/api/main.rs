@@ -1,0 +1,14 @@
+//! The catalog subgraph's API against real PostgreSQL: one fresh database per test.
+
+mod admin;
+mod config;
+mod create;
+mod delete;
+mod demo;
+mod entities;
+mod grpc;
+mod listing;
+mod migrations;
+mod scale;
+mod support;
+mod update;

@@ -1,0 +1,247 @@
+//! A catalog subgraph on its own fresh database, called through its real HTTP
+//! router, with an in-process stand-in for inventory.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::{Arc, LazyLock, Mutex},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, header},
+};
+use catalog::{CatalogConfig, StockRegistry};
+use futures::{FutureExt, future::BoxFuture};
+use http_body_util::BodyExt;
+use kit::{
+    auth::{Claims, KeyRing, Role, SigningKey, TokenSettings, TokenType},
+    db::{DbConfig, PgPool, StatementLog},
+    testing::TestDatabase,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// One key for the whole test process: RSA generation is the slow part.
+pub static KEYS: LazyLock<KeyRing> =
+    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+
+/// A call the catalog made to inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Upsert(String, bool),
+    Retire(String),
+}
+
+#[derive(Default)]
+struct Ledger {
+    calls: Vec<Call>,
+    with_history: HashSet<String>,
+    failing: HashSet<String>,
+}
+
+/// An in-process [`StockRegistry`] that records every call and can be told
+/// which SKUs have stock history or should fail. Tests of the catalog use it
+/// in place of inventory; the real gRPC path is tested end-to-end elsewhere
+/// (and the client's wire format against a fake server in `grpc.rs`).
+#[derive(Default)]
+pub struct RecordingRegistry(Mutex<Ledger>);
+
+impl RecordingRegistry {
+    /// Every call so far, failed ones included, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.0.lock().unwrap().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.0.lock().unwrap().calls.clear();
+    }
+
+    /// Calls about `sku` fail from now on.
+    pub fn fail_for(&self, sku: &str) {
+        self.0.lock().unwrap().failing.insert(sku.to_owned());
+    }
+
+    /// Calls about `sku` succeed again.
+    pub fn recover(&self, sku: &str) {
+        self.0.lock().unwrap().failing.remove(sku);
+    }
+
+    /// `sku` was stocked once, so retiring it only deactivates it.
+    pub fn give_history(&self, sku: &str) {
+        self.0.lock().unwrap().with_history.insert(sku.to_owned());
+    }
+
+    fn record(&self, call: Call, sku: &str) -> anyhow::Result<bool> {
+        let mut ledger = self.0.lock().unwrap();
+        ledger.calls.push(call);
+        if ledger.failing.contains(sku) {
+            anyhow::bail!("inventory is unavailable (test double told to fail for {sku})");
+        }
+        Ok(!ledger.with_history.contains(sku))
+    }
+}
+
+impl StockRegistry for RecordingRegistry {
+    fn upsert(&self, sku: &str, active: bool) -> BoxFuture<'_, anyhow::Result<()>> {
+        let result = self.record(Call::Upsert(sku.to_owned(), active), sku);
+        async move { result.map(|_| ()) }.boxed()
+    }
+
+    fn retire(&self, sku: &str) -> BoxFuture<'_, anyhow::Result<bool>> {
+        let result = self.record(Call::Retire(sku.to_owned()), sku);
+        async move { result }.boxed()
+    }
+}
+
+pub fn migrations_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/catalog")
+}
+
+pub struct TestApp {
+    /// The test database, with the statement log attached.
+    pub db: DbConfig,
+    pub pool: PgPool,
+    pub log: StatementLog,
+    pub registry: Arc<RecordingRegistry>,
+    pub admin: String,
+    pub customer: String,
+    router: Router,
+    _db: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let db =
+            TestDatabase::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS, &migrations_dir()).await;
+        let log = StatementLog::default();
+        let cfg = CatalogConfig {
+            db: DbConfig {
+                statement_log: Some(log.clone()),
+                ..db.config.clone()
+            },
+            keys: KEYS.clone(),
+            tokens: TokenSettings::default(),
+            inventory_rpc_url: catalog::DEFAULT_INVENTORY_RPC_URL.into(),
+            rpc_token: "test-rpc-token".into(),
+        };
+        let pool = kit::db::pool(&cfg.db).await.expect("pool");
+        let registry = Arc::new(RecordingRegistry::default());
+        let router = catalog::router_with(&cfg, pool.clone(), registry.clone()).expect("router");
+        Self {
+            db: cfg.db,
+            pool,
+            log,
+            registry,
+            admin: token(Role::Admin),
+            customer: token(Role::Customer),
+            router,
+            _db: db,
+        }
+    }
+
+    /// A GraphQL POST, optionally with a bearer token.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request =
+            Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .expect("router answers");
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("a JSON response")
+    }
+
+    /// `createProduct` as ADMIN with `input`; returns the raw response.
+    pub async fn create(&self, input: Value) -> Value {
+        self.gql(Some(&self.admin), &CREATE, json!({ "i": input }))
+            .await
+    }
+
+    /// Creates an active product `sku` named `name` and returns it.
+    pub async fn product(&self, sku: &str, name: &str) -> Value {
+        let resp = self.create(json!({ "sku": sku, "name": name })).await;
+        assert_no_errors(&resp);
+        resp["data"]["createProduct"].clone()
+    }
+
+    /// How many rows of `products` exist.
+    pub async fn count(&self) -> i64 {
+        self.scalar("SELECT count(*) AS n FROM products").await
+    }
+
+    /// A `bigint` computed by `sql` (the column must be named `n`).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    }
+}
+
+/// Every field of `Product`.
+pub const FIELDS: &str =
+    "sku name description upc imageUrls category active metadata createdAt updatedAt";
+
+pub static CREATE: LazyLock<String> = LazyLock::new(|| {
+    format!("mutation($i: CreateProductInput!) {{ createProduct(input: $i) {{ {FIELDS} }} }}")
+});
+
+/// An access token for a user with `role`, signed by [`KEYS`] (catalog has no login).
+pub fn token(role: Role) -> String {
+    let settings = TokenSettings::default();
+    let now = chrono::Utc::now().timestamp();
+    KEYS.sign(&Claims {
+        iss: settings.issuer,
+        aud: settings.audience,
+        sub: uuid::Uuid::new_v4(),
+        role,
+        exp: now + 900,
+        iat: now,
+        token_type: TokenType::Access,
+        jti: uuid::Uuid::new_v4(),
+        fam: None,
+    })
+    .expect("sign")
+}
+
+#[track_caller]
+pub fn assert_no_errors(resp: &Value) {
+    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+}
+
+/// The `extensions.code` of the first error.
+#[track_caller]
+pub fn code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
+}
+
+/// The `extensions.field` of the first error.
+#[track_caller]
+pub fn field(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error naming a field: {resp:#}"))
+}

@@ -1,0 +1,175 @@
+//! Committing a reservation: its units leave the batches that expire first,
+//! each line is priced from what those units cost, and the allocation is kept
+//! so a refund can put every unit back where it came from.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        ReservationStatus,
+        schema::{allocations, batches, reservations as stored},
+    },
+    error::{InventoryError, Shortfall},
+    items,
+    ledger::{self, Kind, Movement},
+    pricing::{self, Priced, PricedLine},
+    reservations::{self, ReservationView},
+};
+
+/// Turns the active reservation of `order_id` into sold stock and prices it.
+/// A repeat answers the first commitment.
+pub async fn commit(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    default_margin: Decimal,
+) -> Result<Priced, InventoryError> {
+    conn.transaction(async |conn| {
+        let (status, expires_at) = reservations::lock(conn, order_id).await?;
+        match status {
+            ReservationStatus::Committed | ReservationStatus::Returned => {
+                return stored_commitment(conn, order_id).await;
+            }
+            ReservationStatus::Active if expires_at > Utc::now() => {}
+            ReservationStatus::Active => return Err(InventoryError::Expired(order_id)),
+            ReservationStatus::Released | ReservationStatus::Expired => {
+                return Err(InventoryError::WrongState { order_id, status });
+            }
+        }
+        let lines = reservations::lines_of(conn, order_id).await?;
+        let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+        let locked = items::lock(conn, &skus).await?;
+        let mut priced = Vec::new();
+        let mut movements = Vec::new();
+        let mut shortfalls = Vec::new();
+        for line in &lines {
+            let sellable = pricing::sellable_batches(conn, &line.sku, true).await?;
+            // The reservation already counts among `reserved`; this order's
+            // units are the first ones out, so nothing is skipped.
+            let Some(draws) = pricing::draw(&sellable, 0, line.quantity) else {
+                // Only possible when batches expired after the reservation was made.
+                shortfalls.push(Shortfall {
+                    sku: line.sku.clone(),
+                    requested: line.quantity,
+                    available: sellable.iter().map(|b| b.remaining).sum(),
+                });
+                continue;
+            };
+            for draw in &draws {
+                diesel::update(batches::table.find(draw.batch_id))
+                    .set(batches::remaining.eq(batches::remaining - draw.quantity))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(allocations::table)
+                    .values((
+                        allocations::order_id.eq(order_id),
+                        allocations::batch_id.eq(draw.batch_id),
+                        allocations::sku.eq(&line.sku),
+                        allocations::quantity.eq(draw.quantity),
+                        allocations::unit_cost.eq(draw.unit_cost),
+                    ))
+                    .execute(conn)
+                    .await?;
+                movements.push(Movement {
+                    sku: line.sku.clone(),
+                    kind: Kind::Commit,
+                    on_hand_delta: -draw.quantity,
+                    reserved_delta: -draw.quantity,
+                    batch_id: Some(draw.batch_id),
+                    reference: Some(order_id.to_string()),
+                });
+            }
+            let margin = pricing::effective_margin(locked[&line.sku].margin, default_margin);
+            priced.push(PricedLine::new(line.sku.clone(), draws, margin));
+        }
+        if !shortfalls.is_empty() {
+            return Err(InventoryError::Shortfall(shortfalls));
+        }
+        ledger::apply(conn, &movements).await?;
+        let commitment = Priced::new(priced);
+        diesel::update(stored::table.find(order_id))
+            .set((
+                stored::status.eq(ReservationStatus::Committed.as_str()),
+                stored::commitment
+                    .eq(serde_json::to_value(&commitment).map_err(anyhow::Error::from)?),
+                stored::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(commitment)
+    })
+    .await
+}
+
+async fn stored_commitment(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> Result<Priced, InventoryError> {
+    let stored: Option<serde_json::Value> = stored::table
+        .find(order_id)
+        .select(stored::commitment)
+        .first(conn)
+        .await?;
+    let value = stored
+        .ok_or_else(|| anyhow::anyhow!("committed reservation {order_id} has no commitment"))?;
+    Ok(serde_json::from_value(value).map_err(anyhow::Error::from)?)
+}
+
+/// Puts a committed order's units back into the batches they came from
+/// (a refund). A repeat answers without moving anything.
+pub async fn return_stock(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> Result<ReservationView, InventoryError> {
+    conn.transaction(async |conn| {
+        let (status, _) = reservations::lock(conn, order_id).await?;
+        match status {
+            ReservationStatus::Committed => {}
+            ReservationStatus::Returned => return Ok(()),
+            other => {
+                return Err(InventoryError::WrongState {
+                    order_id,
+                    status: other,
+                });
+            }
+        }
+        let drawn: Vec<(Uuid, String, i32)> = allocations::table
+            .filter(allocations::order_id.eq(order_id))
+            .order((allocations::sku, allocations::batch_id))
+            .select((
+                allocations::batch_id,
+                allocations::sku,
+                allocations::quantity,
+            ))
+            .load(conn)
+            .await?;
+        let mut skus: Vec<String> = drawn.iter().map(|(_, sku, _)| sku.clone()).collect();
+        skus.dedup();
+        items::lock(conn, &skus).await?;
+        let mut movements = Vec::new();
+        for (batch_id, sku, quantity) in drawn {
+            diesel::update(batches::table.find(batch_id))
+                .set(batches::remaining.eq(batches::remaining + quantity))
+                .execute(conn)
+                .await?;
+            movements.push(Movement {
+                sku,
+                kind: Kind::Return,
+                on_hand_delta: quantity,
+                reserved_delta: 0,
+                batch_id: Some(batch_id),
+                reference: Some(order_id.to_string()),
+            });
+        }
+        ledger::apply(conn, &movements).await?;
+        reservations::set_status(conn, order_id, ReservationStatus::Returned).await?;
+        Ok(())
+    })
+    .await?;
+    reservations::find(conn, order_id)
+        .await?
+        .ok_or(InventoryError::UnknownOrder(order_id))
+}

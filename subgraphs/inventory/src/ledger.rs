@@ -1,0 +1,128 @@
+//! The stock ledger: every change of `on_hand` or `reserved` is written here
+//! in the same transaction, so the counters can always be audited.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::schema::{items, stock_movements};
+
+/// What moved the stock.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Restock,
+    Reserve,
+    Release,
+    ExpireReservation,
+    Commit,
+    Return,
+    Adjustment,
+    Expiry,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Restock => "RESTOCK",
+            Self::Reserve => "RESERVE",
+            Self::Release => "RELEASE",
+            Self::ExpireReservation => "EXPIRE_RESERVATION",
+            Self::Commit => "COMMIT",
+            Self::Return => "RETURN",
+            Self::Adjustment => "ADJUSTMENT",
+            Self::Expiry => "EXPIRY",
+        }
+    }
+}
+
+/// One ledger row to write.
+#[derive(Clone, Debug)]
+pub struct Movement {
+    pub sku: String,
+    pub kind: Kind,
+    pub on_hand_delta: i32,
+    pub reserved_delta: i32,
+    pub batch_id: Option<Uuid>,
+    pub reference: Option<String>,
+}
+
+/// Writes the movements and applies their deltas to the item counters. The
+/// caller holds the item rows' locks.
+pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
+    if movements.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = movements
+        .iter()
+        .map(|m| {
+            (
+                stock_movements::sku.eq(&m.sku),
+                stock_movements::kind.eq(m.kind.as_str()),
+                stock_movements::on_hand_delta.eq(m.on_hand_delta),
+                stock_movements::reserved_delta.eq(m.reserved_delta),
+                stock_movements::batch_id.eq(m.batch_id),
+                stock_movements::reference.eq(m.reference.as_deref()),
+            )
+        })
+        .collect();
+    diesel::insert_into(stock_movements::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    // One UPDATE per SKU, in SKU order (the order the locks were taken in).
+    let mut totals: std::collections::BTreeMap<&str, (i32, i32)> = Default::default();
+    for m in movements {
+        let t = totals.entry(&m.sku).or_default();
+        t.0 += m.on_hand_delta;
+        t.1 += m.reserved_delta;
+    }
+    for (sku, (on_hand, reserved)) in totals {
+        if on_hand == 0 && reserved == 0 {
+            continue;
+        }
+        diesel::update(items::table.find(sku))
+            .set((
+                items::on_hand.eq(items::on_hand + on_hand),
+                items::reserved.eq(items::reserved + reserved),
+                items::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A ledger row as read back.
+#[derive(Queryable, Clone, Debug)]
+pub struct Recorded {
+    pub id: i64,
+    pub kind: String,
+    pub on_hand_delta: i32,
+    pub reserved_delta: i32,
+    pub batch_id: Option<Uuid>,
+    pub reference: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The newest `limit` movements of `sku`, newest first.
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    sku: &str,
+    limit: i64,
+) -> QueryResult<Vec<Recorded>> {
+    stock_movements::table
+        .filter(stock_movements::sku.eq(sku))
+        .order(stock_movements::id.desc())
+        .limit(limit)
+        .select((
+            stock_movements::id,
+            stock_movements::kind,
+            stock_movements::on_hand_delta,
+            stock_movements::reserved_delta,
+            stock_movements::batch_id,
+            stock_movements::reference,
+            stock_movements::created_at,
+        ))
+        .load(conn)
+        .await
+}

@@ -1,0 +1,196 @@
+//! The inventory subgraph: stock, perishable batches, reservations that never
+//! oversell, cost-plus pricing, and the internal stock API.
+//!
+//! It owns the `inventory` PostgreSQL schema (`migrations/inventory/`),
+//! extends `Product` with `stock` and `unitPrice`, and serves the gRPC stock
+//! API (`schema/proto/inventory.proto`) that orders, logistics and catalog
+//! call. A sweeper expires reservations and writes off expired batches.
+//!
+//! Read on: [`schema`] and [`rpc`] (the two faces, thin) → [`reservations`],
+//! [`allocation`], [`restock`], [`stock`], [`expiry`] (rules and SQL) →
+//! [`items`], [`ledger`], [`pricing`] (shared building blocks) → [`db`].
+
+pub mod allocation;
+pub mod db;
+pub mod error;
+pub mod expiry;
+pub mod items;
+pub mod ledger;
+pub mod pricing;
+pub mod reservations;
+pub mod restock;
+pub mod rpc;
+pub mod schema;
+pub mod stock;
+
+use std::{net::SocketAddr, time::Duration};
+
+use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use kit::{
+    auth::{KeyRing, TokenSettings, Verifier},
+    config::Env,
+    db::{DbConfig, PgPool},
+};
+use rust_decimal::Decimal;
+
+use crate::{
+    restock::{Delivery, RestockItem},
+    rpc::RpcSettings,
+    schema::{InventorySchema, InventoryState, Mutation, Query, StockLoader},
+};
+
+/// The PostgreSQL schema this subgraph owns.
+pub const DB_SCHEMA: &str = "inventory";
+
+/// Migrations of the `inventory` schema, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/inventory");
+
+/// Everything the inventory subgraph needs to run.
+#[derive(Clone)]
+pub struct InventoryConfig {
+    pub db: DbConfig,
+    pub keys: KeyRing,
+    pub tokens: TokenSettings,
+    /// Where the stock API listens (`INVENTORY_RPC_ADDR`, default 127.0.0.1:50051).
+    pub rpc_addr: SocketAddr,
+    /// The service credential callers must present (`INTERNAL_RPC_TOKEN`).
+    pub rpc_token: String,
+    /// How long a reservation holds stock (`RESERVATION_TTL_SECS`, default 900).
+    pub reservation_ttl: Duration,
+    /// Margin of products without their own (`DEFAULT_MARGIN`, default 0.25).
+    pub default_margin: Decimal,
+    /// How often the sweeper runs (`EXPIRY_SWEEP_SECS`, default 5).
+    pub sweep_interval: Duration,
+}
+
+impl InventoryConfig {
+    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let db = DbConfig::from_env(env, DB_SCHEMA);
+        let tokens = TokenSettings::from_env(env);
+        let keys = match (KeyRing::verifying_from_env(env), keys) {
+            (Some(ring), _) | (None, Some(ring)) => ring,
+            (None, None) => {
+                env.problem("JWT_PUBLIC_KEYS_FILE is required (the users subgraph's public key)");
+                KeyRing::default()
+            }
+        };
+        let default_margin: Decimal = env.parse_or("DEFAULT_MARGIN", Decimal::new(25, 2));
+        if default_margin < Decimal::ZERO || default_margin > Decimal::TEN {
+            env.problem("DEFAULT_MARGIN must be between 0 and 10 (0.25 = 25 %)");
+        }
+        let ttl: u64 = env.parse_or("RESERVATION_TTL_SECS", 900);
+        if ttl == 0 {
+            env.problem("RESERVATION_TTL_SECS must be at least 1");
+        }
+        Self {
+            db,
+            keys,
+            tokens,
+            rpc_addr: env.parse_or(
+                "INVENTORY_RPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            ),
+            rpc_token: env.required("INTERNAL_RPC_TOKEN"),
+            reservation_ttl: Duration::from_secs(ttl),
+            default_margin,
+            sweep_interval: Duration::from_secs(env.parse_or("EXPIRY_SWEEP_SECS", 5).max(1)),
+        }
+    }
+
+    fn rpc_settings(&self) -> RpcSettings {
+        RpcSettings {
+            default_ttl: self.reservation_ttl,
+            default_margin: self.default_margin,
+        }
+    }
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .limit_depth(32)
+}
+
+/// The executable schema over `pool`.
+pub fn build_schema(pool: PgPool, default_margin: Decimal) -> InventorySchema {
+    builder()
+        .data(DataLoader::new(StockLoader(pool.clone()), tokio::spawn))
+        .data(InventoryState {
+            pool,
+            default_margin,
+        })
+        .finish()
+}
+
+/// The federation SDL as served (`schema/inventory.graphql`).
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .federation()
+            .compose_directive(),
+    )
+}
+
+/// The running parts of the subgraph: its HTTP routes, its stock API and its pool.
+pub struct Inventory {
+    pub router: axum::Router,
+    pub rpc: rpc::StockServiceChecked,
+    pub pool: PgPool,
+}
+
+/// Migrates the schema and builds the HTTP routes and the stock API.
+pub async fn start(cfg: &InventoryConfig) -> anyhow::Result<Inventory> {
+    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
+    let pool = kit::db::pool(&cfg.db).await?;
+    build(cfg, pool)
+}
+
+/// The subgraph's parts over an existing, migrated pool.
+pub fn build(cfg: &InventoryConfig, pool: PgPool) -> anyhow::Result<Inventory> {
+    let verifier = std::sync::Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
+    let schema = build_schema(pool.clone(), cfg.default_margin);
+    Ok(Inventory {
+        router: kit::server::router(schema, verifier, pool.clone()),
+        rpc: rpc::service(pool.clone(), cfg.rpc_settings(), &cfg.rpc_token),
+        pool,
+    })
+}
+
+/// Demo stock for `dev`: one fresh batch of every demo product (idempotent).
+pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let demo: [(&str, i32, &str, i64); 10] = [
+        ("APPLE", 200, "0.30", 21),
+        ("BANANA", 150, "0.18", 7),
+        ("MILK", 80, "0.85", 10),
+        ("EGGS", 60, "2.10", 28),
+        ("BREAD", 40, "1.20", 4),
+        ("CHEESE", 50, "3.40", 60),
+        ("YOGURT", 90, "0.55", 14),
+        ("TOMATO", 120, "0.25", 9),
+        ("CARROT", 160, "0.12", 30),
+        ("COFFEE", 70, "4.80", 365),
+    ];
+    let mut conn = pool.get().await?;
+    for (sku, quantity, cost, shelf_days) in demo {
+        items::upsert(&mut conn, sku, true).await?;
+        let delivery = Delivery {
+            transaction_id: format!("demo-seed-{sku}"),
+            truck_id: "truck-1".into(),
+            supplier_id: "demo-farm".into(),
+            items: vec![RestockItem {
+                sku: sku.into(),
+                quantity,
+                unit_cost: cost.parse()?,
+                mfd_date: Some(today - chrono::Duration::days(1)),
+                expiry_date: Some(today + chrono::Duration::days(shelf_days)),
+            }],
+        };
+        restock::restock(&mut conn, &delivery)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding stock of {sku}: {e}"))?;
+    }
+    Ok(())
+}

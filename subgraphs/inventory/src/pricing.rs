@@ -1,0 +1,254 @@
+//! Cost-plus pricing: a line costs what its units cost in the batches they are
+//! drawn from (first expiry first), plus the product's margin, rounded half-up
+//! to cents per line. Quotes walk the batches a commit would draw from now.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        Line,
+        schema::{batches, items},
+    },
+    error::{InventoryError, Shortfall},
+};
+
+/// Rounds to cents, halves away from zero.
+pub fn round_money(amount: Decimal) -> Decimal {
+    amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The margin a product sells at: its override, else the configured default.
+pub fn effective_margin(own: Option<Decimal>, default: Decimal) -> Decimal {
+    own.unwrap_or(default)
+}
+
+/// Units drawn from one batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draw {
+    pub batch_id: Uuid,
+    pub quantity: i32,
+    pub unit_cost: Decimal,
+    pub expiry_date: Option<NaiveDate>,
+}
+
+/// A priced line and the batches behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedLine {
+    pub sku: String,
+    pub quantity: i32,
+    pub unit_price: Decimal,
+    pub line_total: Decimal,
+    pub draws: Vec<Draw>,
+}
+
+impl PricedLine {
+    /// Prices `draws` at `margin`: Σ units × cost × (1 + margin), rounded per line.
+    pub fn new(sku: String, draws: Vec<Draw>, margin: Decimal) -> Self {
+        let quantity: i32 = draws.iter().map(|d| d.quantity).sum();
+        let raw: Decimal = draws
+            .iter()
+            .map(|d| Decimal::from(d.quantity) * d.unit_cost * (Decimal::ONE + margin))
+            .sum();
+        let line_total = round_money(raw);
+        let unit_price = if quantity > 0 {
+            round_money(line_total / Decimal::from(quantity))
+        } else {
+            Decimal::ZERO
+        };
+        Self {
+            sku,
+            quantity,
+            unit_price,
+            line_total,
+            draws,
+        }
+    }
+}
+
+/// Priced lines and their sum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Priced {
+    pub lines: Vec<PricedLine>,
+    pub subtotal: Decimal,
+}
+
+impl Priced {
+    pub fn new(lines: Vec<PricedLine>) -> Self {
+        let subtotal = lines.iter().map(|l| l.line_total).sum();
+        Self { lines, subtotal }
+    }
+}
+
+/// A batch as the FEFO walk sees it.
+#[derive(Queryable, Clone, Debug)]
+pub struct Sellable {
+    pub id: Uuid,
+    pub remaining: i32,
+    pub unit_cost: Decimal,
+    pub expiry_date: Option<NaiveDate>,
+}
+
+/// Unexpired batches of `sku` holding units, first expiry first (then oldest
+/// delivery). With `lock`, the rows are locked for the caller's transaction.
+pub async fn sellable_batches(
+    conn: &mut AsyncPgConnection,
+    sku: &str,
+    lock: bool,
+) -> QueryResult<Vec<Sellable>> {
+    let query = batches::table
+        .filter(batches::sku.eq(sku))
+        .filter(batches::remaining.gt(0))
+        .filter(
+            batches::expiry_date
+                .is_null()
+                .or(batches::expiry_date.ge(crate::db::today())),
+        )
+        .order((
+            batches::expiry_date.asc().nulls_last(),
+            batches::received_at.asc(),
+            batches::id.asc(),
+        ))
+        .select((
+            batches::id,
+            batches::remaining,
+            batches::unit_cost,
+            batches::expiry_date,
+        ));
+    if lock {
+        query.for_update().load(conn).await
+    } else {
+        query.load(conn).await
+    }
+}
+
+/// Takes `quantity` units from `batches` in order after skipping `skip` units;
+/// `None` when they do not hold enough.
+pub fn draw(batches: &[Sellable], skip: i32, quantity: i32) -> Option<Vec<Draw>> {
+    let mut skip = skip.max(0);
+    let mut wanted = quantity;
+    let mut draws = Vec::new();
+    for batch in batches {
+        let mut units = batch.remaining;
+        let skipped = units.min(skip);
+        skip -= skipped;
+        units -= skipped;
+        if units == 0 {
+            continue;
+        }
+        let take = units.min(wanted);
+        draws.push(Draw {
+            batch_id: batch.id,
+            quantity: take,
+            unit_cost: batch.unit_cost,
+            expiry_date: batch.expiry_date,
+        });
+        wanted -= take;
+        if wanted == 0 {
+            return Some(draws);
+        }
+    }
+    (wanted == 0).then_some(draws)
+}
+
+/// Prices `lines` as committing them now would, assuming units already
+/// reserved by others are drawn first. Holds nothing.
+pub async fn quote(
+    conn: &mut AsyncPgConnection,
+    lines: &[Line],
+    default_margin: Decimal,
+) -> Result<Priced, InventoryError> {
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let known: BTreeMap<String, (bool, i32, Option<Decimal>)> = items::table
+        .filter(items::sku.eq_any(&skus))
+        .select((items::sku, (items::active, items::reserved, items::margin)))
+        .load::<(String, (bool, i32, Option<Decimal>))>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<String> = lines
+        .iter()
+        .filter(|l| !known.contains_key(&l.sku))
+        .map(|l| l.sku.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(InventoryError::UnknownSku(missing));
+    }
+    let mut priced = Vec::new();
+    let mut shortfalls = Vec::new();
+    for line in lines {
+        let (active, reserved, margin) = known[&line.sku];
+        if !active {
+            return Err(InventoryError::InactiveSku(line.sku.clone()));
+        }
+        let batches = sellable_batches(conn, &line.sku, false).await?;
+        match draw(&batches, reserved, line.quantity) {
+            Some(draws) => priced.push(PricedLine::new(
+                line.sku.clone(),
+                draws,
+                effective_margin(margin, default_margin),
+            )),
+            None => {
+                let units: i32 = batches.iter().map(|b| b.remaining).sum();
+                shortfalls.push(Shortfall {
+                    sku: line.sku.clone(),
+                    requested: line.quantity,
+                    available: (units - reserved).max(0),
+                });
+            }
+        }
+    }
+    if shortfalls.is_empty() {
+        Ok(Priced::new(priced))
+    } else {
+        Err(InventoryError::Shortfall(shortfalls))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(remaining: i32, cost: &str) -> Sellable {
+        Sellable {
+            id: Uuid::new_v4(),
+            remaining,
+            unit_cost: cost.parse().unwrap(),
+            expiry_date: None,
+        }
+    }
+
+    #[test]
+    fn rounds_half_up_to_cents() {
+        assert_eq!(round_money("2.345".parse().unwrap()).to_string(), "2.35");
+        assert_eq!(round_money("2.344".parse().unwrap()).to_string(), "2.34");
+        assert_eq!(round_money("0.005".parse().unwrap()).to_string(), "0.01");
+    }
+
+    #[test]
+    fn a_line_spanning_batches_sums_their_costs_plus_margin() {
+        let batches = [batch(2, "1.00"), batch(5, "1.10")];
+        let draws = draw(&batches, 0, 3).unwrap();
+        assert_eq!(draws.iter().map(|d| d.quantity).collect::<Vec<_>>(), [2, 1]);
+        // (2 × 1.00 + 1 × 1.10) × 1.25 = 3.875 → 3.88; unit price 1.29333… → 1.29
+        let line = PricedLine::new("APPLE".into(), draws, "0.25".parse().unwrap());
+        assert_eq!(line.line_total.to_string(), "3.88");
+        assert_eq!(line.unit_price.to_string(), "1.29");
+    }
+
+    #[test]
+    fn draws_skip_units_held_by_others_and_refuse_too_much() {
+        let batches = [batch(2, "1.00"), batch(5, "1.10")];
+        let draws = draw(&batches, 3, 2).unwrap();
+        assert_eq!(draws.len(), 1);
+        assert_eq!(draws[0].batch_id, batches[1].id);
+        assert!(draw(&batches, 3, 5).is_none());
+        assert!(draw(&batches, 0, 8).is_none());
+    }
+}

@@ -1,0 +1,355 @@
+//! Reservations: stock held for an order until it is committed, released or
+//! expires. This is where "never oversell" is decided.
+//!
+//! A reservation locks its items' rows (in SKU order, so two orders never
+//! deadlock) and checks `on_hand − expired − reserved` under that lock before
+//! adding to `reserved`. The order id is the idempotency key: a repeat of any
+//! call answers the first result and moves nothing.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        Line, ReservationStatus,
+        schema::{reservation_lines, reservations},
+    },
+    error::{InventoryError, Shortfall},
+    items,
+    ledger::{self, Kind, Movement},
+};
+
+/// Most lines one reservation may hold.
+pub const MAX_LINES: usize = 100;
+/// Most units of one SKU one reservation may hold.
+pub const MAX_QUANTITY: i32 = 100_000;
+
+/// A reservation as callers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservationView {
+    pub order_id: Uuid,
+    pub status: ReservationStatus,
+    pub lines: Vec<Line>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Normalises SKUs, merges duplicate lines and checks quantities.
+pub fn normalize_lines(lines: &[Line]) -> Result<Vec<Line>, InventoryError> {
+    if lines.is_empty() {
+        return Err(InventoryError::invalid(
+            "lines",
+            "at least one line is required",
+        ));
+    }
+    let mut merged: BTreeMap<String, i32> = BTreeMap::new();
+    for line in lines {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            return Err(InventoryError::invalid(
+                "quantity",
+                format!(
+                    "quantity must be between 1 and {MAX_QUANTITY}, got {}",
+                    line.quantity
+                ),
+            ));
+        }
+        let total = merged.entry(items::normalize_sku(&line.sku)?).or_default();
+        *total = total.saturating_add(line.quantity).min(MAX_QUANTITY + 1);
+        if *total > MAX_QUANTITY {
+            return Err(InventoryError::invalid(
+                "quantity",
+                format!("at most {MAX_QUANTITY} units per SKU"),
+            ));
+        }
+    }
+    if merged.len() > MAX_LINES {
+        return Err(InventoryError::invalid(
+            "lines",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(sku, quantity)| Line { sku, quantity })
+        .collect())
+}
+
+/// The stored reservation of `order_id`, if any.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> QueryResult<Option<ReservationView>> {
+    let Some((status, expires_at)) = reservations::table
+        .find(order_id)
+        .select((reservations::status, reservations::expires_at))
+        .first::<(String, DateTime<Utc>)>(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let lines = lines_of(conn, order_id).await?;
+    Ok(Some(ReservationView {
+        order_id,
+        status: ReservationStatus::parse(&status),
+        lines,
+        expires_at,
+    }))
+}
+
+pub(crate) async fn lines_of(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> QueryResult<Vec<Line>> {
+    Ok(reservation_lines::table
+        .filter(reservation_lines::order_id.eq(order_id))
+        .order(reservation_lines::sku)
+        .select((reservation_lines::sku, reservation_lines::quantity))
+        .load::<(String, i32)>(conn)
+        .await?
+        .into_iter()
+        .map(|(sku, quantity)| Line { sku, quantity })
+        .collect())
+}
+
+/// Locks the reservation row of `order_id` and reads its status.
+pub(crate) async fn lock(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> Result<(ReservationStatus, DateTime<Utc>), InventoryError> {
+    reservations::table
+        .find(order_id)
+        .select((reservations::status, reservations::expires_at))
+        .for_update()
+        .first::<(String, DateTime<Utc>)>(conn)
+        .await
+        .optional()?
+        .map(|(status, expires_at)| (ReservationStatus::parse(&status), expires_at))
+        .ok_or(InventoryError::UnknownOrder(order_id))
+}
+
+pub(crate) async fn set_status(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    status: ReservationStatus,
+) -> QueryResult<()> {
+    diesel::update(reservations::table.find(order_id))
+        .set((
+            reservations::status.eq(status.as_str()),
+            reservations::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Holds `lines` for `order_id` until `ttl` passes. All or nothing: any
+/// shortfall refuses the whole reservation and writes nothing.
+pub async fn reserve(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+    ttl: Duration,
+) -> Result<ReservationView, InventoryError> {
+    let lines = normalize_lines(lines)?;
+    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    // Microseconds, as PostgreSQL stores it, so the first answer equals every repeat.
+    let expires_at = (Utc::now()
+        + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
+    .trunc_subsecs(6);
+    let created = conn
+        .transaction(async |conn| {
+            let locked = items::lock(conn, &skus).await?;
+            // Claim the key first: a concurrent repeat waits here on the
+            // primary key and then finds the row (and returns it below).
+            let claimed = diesel::insert_into(reservations::table)
+                .values((
+                    reservations::order_id.eq(order_id),
+                    reservations::status.eq(ReservationStatus::Active.as_str()),
+                    reservations::expires_at.eq(expires_at),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if claimed == 0 {
+                return Ok(false);
+            }
+            let mut shortfalls = Vec::new();
+            for line in &lines {
+                let item = &locked[&line.sku];
+                if !item.active {
+                    return Err(InventoryError::InactiveSku(line.sku.clone()));
+                }
+                if item.available() < line.quantity {
+                    shortfalls.push(Shortfall {
+                        sku: line.sku.clone(),
+                        requested: line.quantity,
+                        available: item.available(),
+                    });
+                }
+            }
+            if !shortfalls.is_empty() {
+                return Err(InventoryError::Shortfall(shortfalls));
+            }
+            let rows: Vec<_> = lines
+                .iter()
+                .map(|l| {
+                    (
+                        reservation_lines::order_id.eq(order_id),
+                        reservation_lines::sku.eq(&l.sku),
+                        reservation_lines::quantity.eq(l.quantity),
+                    )
+                })
+                .collect();
+            diesel::insert_into(reservation_lines::table)
+                .values(rows)
+                .execute(conn)
+                .await?;
+            let movements: Vec<Movement> = lines
+                .iter()
+                .map(|l| Movement {
+                    sku: l.sku.clone(),
+                    kind: Kind::Reserve,
+                    on_hand_delta: 0,
+                    reserved_delta: l.quantity,
+                    batch_id: None,
+                    reference: Some(order_id.to_string()),
+                })
+                .collect();
+            ledger::apply(conn, &movements).await?;
+            Ok(true)
+        })
+        .await?;
+    if created {
+        Ok(ReservationView {
+            order_id,
+            status: ReservationStatus::Active,
+            lines,
+            expires_at,
+        })
+    } else {
+        find(conn, order_id)
+            .await?
+            .ok_or(InventoryError::UnknownOrder(order_id))
+    }
+}
+
+/// Gives the held units back (kind `Release`, or `ExpireReservation` from the sweeper).
+/// The caller holds the reservation row's lock; this locks the items.
+pub(crate) async fn unhold(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    kind: Kind,
+    status: ReservationStatus,
+) -> Result<Vec<Line>, InventoryError> {
+    let lines = lines_of(conn, order_id).await?;
+    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    items::lock(conn, &skus).await?;
+    let movements: Vec<Movement> = lines
+        .iter()
+        .map(|l| Movement {
+            sku: l.sku.clone(),
+            kind,
+            on_hand_delta: 0,
+            reserved_delta: -l.quantity,
+            batch_id: None,
+            reference: Some(order_id.to_string()),
+        })
+        .collect();
+    ledger::apply(conn, &movements).await?;
+    set_status(conn, order_id, status).await?;
+    Ok(lines)
+}
+
+/// Returns an active reservation's units. Released, expired or returned
+/// reservations answer as they are; a committed one must be returned instead.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> Result<ReservationView, InventoryError> {
+    conn.transaction(async |conn| {
+        let (status, _) = lock(conn, order_id).await?;
+        match status {
+            ReservationStatus::Active => {
+                unhold(conn, order_id, Kind::Release, ReservationStatus::Released).await?;
+            }
+            ReservationStatus::Committed => {
+                return Err(InventoryError::WrongState { order_id, status });
+            }
+            ReservationStatus::Released
+            | ReservationStatus::Expired
+            | ReservationStatus::Returned => {}
+        }
+        Ok(())
+    })
+    .await?;
+    find(conn, order_id)
+        .await?
+        .ok_or(InventoryError::UnknownOrder(order_id))
+}
+
+/// Expires up to `limit` reservations whose time is up; returns how many.
+/// Safe to run on several replicas at once (`SKIP LOCKED`).
+pub async fn expire_due(conn: &mut AsyncPgConnection, limit: i64) -> Result<usize, InventoryError> {
+    conn.transaction(async |conn| {
+        let due: Vec<Uuid> = reservations::table
+            .filter(reservations::status.eq(ReservationStatus::Active.as_str()))
+            .filter(reservations::expires_at.le(diesel::dsl::now))
+            .order(reservations::expires_at)
+            .limit(limit)
+            .select(reservations::order_id)
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        // Lock every item of every due reservation at once, in SKU order:
+        // locking per reservation would not be globally ordered and could
+        // deadlock with a concurrent reserve.
+        let mut skus: Vec<String> = reservation_lines::table
+            .filter(reservation_lines::order_id.eq_any(&due))
+            .select(reservation_lines::sku)
+            .distinct()
+            .load(conn)
+            .await?;
+        skus.sort();
+        items::lock(conn, &skus).await?;
+        for order_id in &due {
+            unhold(
+                conn,
+                *order_id,
+                Kind::ExpireReservation,
+                ReservationStatus::Expired,
+            )
+            .await?;
+        }
+        Ok(due.len())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(sku: &str, quantity: i32) -> Line {
+        Line {
+            sku: sku.into(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn lines_are_merged_normalised_and_checked() {
+        let merged =
+            normalize_lines(&[line("apple", 2), line("BANANA", 1), line(" Apple ", 3)]).unwrap();
+        assert_eq!(merged, [line("APPLE", 5), line("BANANA", 1)]);
+        assert!(normalize_lines(&[]).is_err());
+        assert!(normalize_lines(&[line("APPLE", 0)]).is_err());
+        assert!(normalize_lines(&[line("APPLE", -3)]).is_err());
+        assert!(normalize_lines(&[line("APPLE", MAX_QUANTITY), line("apple", 1)]).is_err());
+        assert!(normalize_lines(&[line("bad sku", 1)]).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The inventory subgraph against real PostgreSQL: one fresh database per test.
+
+mod commit;
+mod contention;
+mod graphql;
+mod reservations;
+mod restock;
+mod rpc;
+mod support;

@@ -1,0 +1,219 @@
+use contracts::inventory::{self as pb, inventory_client::InventoryClient};
+use prost::Message;
+use tonic::{Code, Request, transport::Channel};
+
+use crate::support::*;
+
+/// The real stock service on a loopback port, and a client for it.
+async fn serve(room: &Stockroom) -> InventoryClient<Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = inventory::build(&room.config, room.pool.clone())
+        .unwrap()
+        .rpc;
+    tokio::spawn(inventory::rpc::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    InventoryClient::new(channel)
+}
+
+fn authorized<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    request
+}
+
+fn lines(pairs: &[(&str, i32)]) -> Vec<pb::Line> {
+    pairs
+        .iter()
+        .map(|(sku, quantity)| pb::Line {
+            sku: (*sku).into(),
+            quantity: *quantity,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_without_the_service_credential_are_refused() {
+    let room = Stockroom::new().await;
+    let mut client = serve(&room).await;
+    let bare = client
+        .get_price(Request::new(pb::GetPriceRequest {
+            lines: lines(&[("APPLE", 1)]),
+        }))
+        .await;
+    assert_eq!(bare.unwrap_err().code(), Code::Unauthenticated);
+    let mut wrong = Request::new(pb::GetPriceRequest {
+        lines: lines(&[("APPLE", 1)]),
+    });
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer not-the-token".parse().unwrap());
+    assert_eq!(
+        client.get_price(wrong).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
+    let room = Stockroom::new().await;
+    room.stock("APPLE", 10, "0.40", Some(10)).await;
+    let mut client = serve(&room).await;
+    let order_id = uuid::Uuid::new_v4().to_string();
+
+    let quote = client
+        .get_price(authorized(pb::GetPriceRequest {
+            lines: lines(&[("apple", 3)]),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (quote.lines[0].line_total.as_str(), quote.subtotal.as_str()),
+        ("1.50", "1.50")
+    );
+
+    let short = client
+        .reserve_stock(authorized(pb::ReserveStockRequest {
+            order_id: order_id.clone(),
+            lines: lines(&[("APPLE", 11)]),
+            ttl_seconds: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), Code::FailedPrecondition);
+    let details = pb::Shortfalls::decode(short.details()).unwrap();
+    assert_eq!(
+        details.items,
+        [pb::Shortfall {
+            sku: "APPLE".into(),
+            requested: 11,
+            available: 10
+        }]
+    );
+
+    let reserved = client
+        .reserve_stock(authorized(pb::ReserveStockRequest {
+            order_id: order_id.clone(),
+            lines: lines(&[("APPLE", 3)]),
+            ttl_seconds: 60,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reserved.status(), pb::ReservationStatus::Active);
+    let expires: chrono::DateTime<chrono::Utc> = reserved.expires_at.parse().unwrap();
+    assert!((expires - chrono::Utc::now()).num_seconds() <= 60);
+
+    let committed = client
+        .commit_stock(authorized(pb::OrderRef {
+            order_id: order_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(committed.subtotal, "1.50");
+    assert_eq!(committed.lines[0].allocations[0].quantity, 3);
+    let returned = client
+        .return_stock(authorized(pb::OrderRef {
+            order_id: order_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(returned.status(), pb::ReservationStatus::Returned);
+    assert_eq!(room.levels("APPLE").await, (10, 0, 10));
+
+    let bad_id = client
+        .release_stock(authorized(pb::OrderRef {
+            order_id: "not-a-uuid".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument);
+    let unknown = client
+        .release_stock(authorized(pb::OrderRef {
+            order_id: uuid::Uuid::new_v4().to_string(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    room.audit().await;
+}
+
+#[tokio::test]
+async fn restock_and_catalog_calls_over_grpc() {
+    let room = Stockroom::new().await;
+    let mut client = serve(&room).await;
+    let item = client
+        .upsert_item(authorized(pb::UpsertItemRequest {
+            sku: "pear".into(),
+            active: true,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(item.sku, "PEAR");
+    let request = || {
+        authorized(pb::RestockItemsRequest {
+            transaction_id: "truck-7-0001".into(),
+            truck_id: "truck-7".into(),
+            supplier_id: "orchard".into(),
+            items: vec![pb::RestockItem {
+                sku: "PEAR".into(),
+                quantity: 12,
+                unit_cost: "0.3500".into(),
+                mfd_date: days(-2).to_string(),
+                expiry_date: days(12).to_string(),
+            }],
+        })
+    };
+    let first = client.restock_items(request()).await.unwrap().into_inner();
+    let again = client.restock_items(request()).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    assert_eq!(room.levels("PEAR").await, (12, 0, 12));
+    let mut bad = request().into_inner();
+    bad.transaction_id = "truck-7-0002".into();
+    bad.items[0].unit_cost = "cheap".into();
+    assert_eq!(
+        client
+            .restock_items(authorized(bad))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    let retired = client
+        .retire_item(authorized(pb::ItemRef { sku: "PEAR".into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !retired.deleted,
+        "a product with history is deactivated, not deleted"
+    );
+    client
+        .upsert_item(authorized(pb::UpsertItemRequest {
+            sku: "FIG".into(),
+            active: true,
+        }))
+        .await
+        .unwrap();
+    let retired = client
+        .retire_item(authorized(pb::ItemRef { sku: "fig".into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retired.deleted);
+}

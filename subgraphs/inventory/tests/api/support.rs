@@ -1,0 +1,209 @@
+//! A stockroom on its own database, with helpers to stock it and to audit its books.
+
+use std::{path::Path, sync::LazyLock, time::Duration};
+
+use chrono::NaiveDate;
+use diesel::sql_types;
+use diesel_async::RunQueryDsl;
+use inventory::{
+    InventoryConfig,
+    db::Line,
+    items,
+    restock::{self, Delivery, Receipt, RestockItem},
+};
+use kit::{
+    auth::{KeyRing, SigningKey, TokenSettings},
+    db::{DbConfig, PgConn, PgPool, StatementLog},
+    testing::TestDatabase,
+};
+use uuid::Uuid;
+
+pub static KEYS: LazyLock<KeyRing> =
+    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+
+pub const TTL: Duration = Duration::from_secs(900);
+pub const TOKEN: &str = "test-service-token";
+
+pub struct Stockroom {
+    pub pool: PgPool,
+    pub log: StatementLog,
+    pub config: InventoryConfig,
+    _db: TestDatabase,
+}
+
+pub fn line(sku: &str, quantity: i32) -> Line {
+    Line {
+        sku: sku.into(),
+        quantity,
+    }
+}
+
+pub fn days(n: i64) -> NaiveDate {
+    chrono::Utc::now().date_naive() + chrono::Duration::days(n)
+}
+
+impl Stockroom {
+    pub async fn new() -> Self {
+        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/inventory");
+        let db = TestDatabase::new(inventory::DB_SCHEMA, &inventory::MIGRATIONS, &migrations).await;
+        let log = StatementLog::default();
+        let config = InventoryConfig {
+            db: DbConfig {
+                statement_log: Some(log.clone()),
+                max_connections: 24,
+                ..db.config.clone()
+            },
+            keys: KEYS.clone(),
+            tokens: TokenSettings::default(),
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+            rpc_token: TOKEN.into(),
+            reservation_ttl: TTL,
+            default_margin: "0.25".parse().unwrap(),
+            sweep_interval: Duration::from_secs(1),
+        };
+        let pool = kit::db::pool(&config.db).await.expect("pool");
+        Self {
+            pool,
+            log,
+            config,
+            _db: db,
+        }
+    }
+
+    pub async fn conn(&self) -> PgConn<'_> {
+        self.pool.get().await.expect("connection")
+    }
+
+    /// Registers `sku` and delivers `quantity` units at `cost`, expiring in `expires_in` days.
+    pub async fn stock(
+        &self,
+        sku: &str,
+        quantity: i32,
+        cost: &str,
+        expires_in: Option<i64>,
+    ) -> Receipt {
+        let mut conn = self.conn().await;
+        items::upsert(&mut conn, sku, true)
+            .await
+            .expect("register item");
+        let delivery = Delivery {
+            transaction_id: Uuid::new_v4().to_string(),
+            truck_id: "truck-1".into(),
+            supplier_id: "farm".into(),
+            items: vec![RestockItem {
+                sku: sku.into(),
+                quantity,
+                unit_cost: cost.parse().unwrap(),
+                mfd_date: None,
+                expiry_date: expires_in.map(days),
+            }],
+        };
+        restock::restock(&mut conn, &delivery)
+            .await
+            .expect("restock")
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn().await;
+        diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
+            .get_result::<Row>(&mut conn)
+            .await
+            .expect(sql)
+            .n
+    }
+
+    /// (on_hand, reserved, available) of `sku` as inventory reports it.
+    pub async fn levels(&self, sku: &str) -> (i32, i32, i32) {
+        let mut conn = self.conn().await;
+        let views = inventory::stock::views(&mut conn, &[sku.to_owned()])
+            .await
+            .unwrap();
+        let v = &views[sku];
+        (v.on_hand, v.reserved, v.available())
+    }
+
+    /// Audits the books in one consistent snapshot; panics naming the first broken rule.
+    pub async fn audit(&self) {
+        audit(&self.pool).await
+    }
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Books {
+    #[diesel(sql_type = sql_types::Text)]
+    #[allow(dead_code, reason = "shown when an assertion fails")]
+    sku: String,
+    #[diesel(sql_type = sql_types::Int4)]
+    on_hand: i32,
+    #[diesel(sql_type = sql_types::Int4)]
+    reserved: i32,
+    #[diesel(sql_type = sql_types::BigInt)]
+    batch_units: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    unexpired_units: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    ledger_on_hand: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    ledger_reserved: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    held: i64,
+}
+
+/// The invariants that must hold at every moment, read in one snapshot:
+/// on-hand = Σ batch remainders = Σ ledger; reserved = Σ active holds = Σ ledger;
+/// holds never exceed the unexpired units (nothing oversold).
+pub async fn audit(pool: &PgPool) {
+    let mut conn = pool.get().await.expect("connection");
+    let books: Vec<Books> = conn
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async |conn| {
+            diesel::sql_query(
+                "SELECT i.sku, i.on_hand, i.reserved,
+                    (SELECT COALESCE(SUM(remaining), 0)::int8 FROM batches b WHERE b.sku = i.sku) AS batch_units,
+                    (SELECT COALESCE(SUM(remaining), 0)::int8 FROM batches b WHERE b.sku = i.sku
+                        AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)) AS unexpired_units,
+                    (SELECT COALESCE(SUM(on_hand_delta), 0)::int8 FROM stock_movements m WHERE m.sku = i.sku) AS ledger_on_hand,
+                    (SELECT COALESCE(SUM(reserved_delta), 0)::int8 FROM stock_movements m WHERE m.sku = i.sku) AS ledger_reserved,
+                    (SELECT COALESCE(SUM(l.quantity), 0)::int8 FROM reservation_lines l
+                        JOIN reservations r USING (order_id) WHERE l.sku = i.sku AND r.status = 'ACTIVE') AS held
+                 FROM items i ORDER BY i.sku",
+            )
+            .load(conn)
+            .await
+        })
+        .await
+        .expect("audit query");
+    for b in books {
+        assert_eq!(
+            i64::from(b.on_hand),
+            b.batch_units,
+            "on_hand ≠ Σ batch remainders: {b:?}"
+        );
+        assert_eq!(
+            i64::from(b.on_hand),
+            b.ledger_on_hand,
+            "on_hand ≠ ledger: {b:?}"
+        );
+        assert_eq!(
+            i64::from(b.reserved),
+            b.held,
+            "reserved ≠ active holds: {b:?}"
+        );
+        assert_eq!(
+            i64::from(b.reserved),
+            b.ledger_reserved,
+            "reserved ≠ ledger: {b:?}"
+        );
+        assert!(
+            i64::from(b.reserved) <= b.unexpired_units,
+            "oversold: {b:?}"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Catalog and inventory together, each on its own database, talking over the
+//! real gRPC stock API: products catalog creates become stockable, and a
+//! product with stock history is deactivated instead of deleted.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use catalog::{CatalogConfig, GrpcStockRegistry};
+use inventory::{
+    InventoryConfig,
+    restock::{Delivery, RestockItem},
+};
+use kit::{
+    auth::{KeyRing, Role, SigningKey, TokenSettings},
+    testing::{TestClient, TestDatabase, access_token, assert_no_errors, code},
+};
+use serde_json::json;
+
+const TOKEN: &str = "stock-api-test-token";
+
+fn migrations(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(name)
+}
+
+struct Stack {
+    catalog: TestClient,
+    inventory: TestClient,
+    inventory_pool: kit::db::PgPool,
+    admin: String,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+async fn stack(inventory_up: bool) -> Stack {
+    let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
+    let inventory_db = TestDatabase::new(
+        inventory::DB_SCHEMA,
+        &inventory::MIGRATIONS,
+        &migrations("inventory"),
+    )
+    .await;
+    let catalog_db = TestDatabase::new(
+        catalog::DB_SCHEMA,
+        &catalog::MIGRATIONS,
+        &migrations("catalog"),
+    )
+    .await;
+    let inventory_cfg = InventoryConfig {
+        db: inventory_db.config.clone(),
+        keys: keys.clone(),
+        tokens: TokenSettings::default(),
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        rpc_token: TOKEN.into(),
+        reservation_ttl: Duration::from_secs(900),
+        default_margin: "0.25".parse().unwrap(),
+        sweep_interval: Duration::from_secs(5),
+    };
+    let inventory_pool = kit::db::pool(&inventory_cfg.db).await.unwrap();
+    let parts = inventory::build(&inventory_cfg, inventory_pool.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rpc_url = format!("http://{}", listener.local_addr().unwrap());
+    if inventory_up {
+        tokio::spawn(inventory::rpc::serve(
+            listener,
+            parts.rpc,
+            std::future::pending(),
+        ));
+    } else {
+        drop(listener); // nothing answers at rpc_url
+    }
+    let catalog_cfg = CatalogConfig {
+        db: catalog_db.config.clone(),
+        keys: keys.clone(),
+        tokens: TokenSettings::default(),
+        inventory_rpc_url: rpc_url.clone(),
+        rpc_token: TOKEN.into(),
+    };
+    let registry = Arc::new(GrpcStockRegistry::connect_lazy(&rpc_url, TOKEN).unwrap());
+    let catalog_pool = kit::db::pool(&catalog_cfg.db).await.unwrap();
+    Stack {
+        catalog: TestClient::new(
+            catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap(),
+        ),
+        inventory: TestClient::new(parts.router),
+        inventory_pool,
+        admin: access_token(&keys, uuid::Uuid::new_v4(), Role::Admin),
+        _dbs: (inventory_db, catalog_db),
+    }
+}
+
+const CREATE: &str = "mutation($sku: String!, $name: String!) { createProduct(input: { sku: $sku, name: $name }) { sku active } }";
+const DELETE: &str =
+    "mutation($sku: String!) { deleteProduct(sku: $sku) { sku deleted product { active } } }";
+const STOCK: &str =
+    "query($sku: String!) { _entities(representations: [{ __typename: \"Product\", sku: $sku }]) {
+    ... on Product { stock { onHand available } } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_created_in_catalog_become_stockable_and_history_decides_deletion() {
+    let s = stack(true).await;
+    for (sku, name) in [("pear", "Conference Pears"), ("FIG", "Black Figs")] {
+        let resp = s
+            .catalog
+            .gql(Some(&s.admin), CREATE, json!({ "sku": sku, "name": name }))
+            .await;
+        assert_no_errors(&resp);
+    }
+    // Inventory knows PEAR now: a delivery of it is accepted.
+    let mut conn = s.inventory_pool.get().await.unwrap();
+    let delivery = Delivery {
+        transaction_id: "truck-1-0001".into(),
+        truck_id: "truck-1".into(),
+        supplier_id: "orchard".into(),
+        items: vec![RestockItem {
+            sku: "PEAR".into(),
+            quantity: 8,
+            unit_cost: "0.50".parse().unwrap(),
+            mfd_date: None,
+            expiry_date: Some(chrono::Utc::now().date_naive() + chrono::Duration::days(9)),
+        }],
+    };
+    inventory::restock::restock(&mut conn, &delivery)
+        .await
+        .unwrap();
+    drop(conn);
+    let stock = s.inventory.gql(None, STOCK, json!({ "sku": "PEAR" })).await;
+    assert_eq!(
+        stock["data"]["_entities"][0]["stock"],
+        json!({ "onHand": 8, "available": 8 })
+    );
+
+    // FIG never moved stock: it is deleted in both subgraphs.
+    let fig = s
+        .catalog
+        .gql(Some(&s.admin), DELETE, json!({ "sku": "FIG" }))
+        .await;
+    assert_eq!(fig["data"]["deleteProduct"]["deleted"], true, "{fig}");
+    // PEAR has history: deactivated in catalog, no longer sellable in inventory.
+    let pear = s
+        .catalog
+        .gql(Some(&s.admin), DELETE, json!({ "sku": "PEAR" }))
+        .await;
+    assert_eq!(
+        pear["data"]["deleteProduct"],
+        json!({ "sku": "PEAR", "deleted": false, "product": { "active": false } })
+    );
+    let mut conn = s.inventory_pool.get().await.unwrap();
+    let refused = inventory::reservations::reserve(
+        &mut conn,
+        uuid::Uuid::new_v4(),
+        &[inventory::db::Line {
+            sku: "PEAR".into(),
+            quantity: 1,
+        }],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(inventory::error::InventoryError::InactiveSku(_))
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_is_not_created_while_inventory_is_unreachable() {
+    let s = stack(false).await;
+    let resp = s
+        .catalog
+        .gql(
+            Some(&s.admin),
+            CREATE,
+            json!({ "sku": "PEAR", "name": "Pears" }),
+        )
+        .await;
+    assert_eq!(code(&resp), "INTERNAL_SERVER_ERROR");
+    let product = s
+        .catalog
+        .gql(None, "{ product(sku: \"PEAR\") { sku } }", json!({}))
+        .await;
+    assert_eq!(
+        product["data"]["product"],
+        serde_json::Value::Null,
+        "nothing half-written"
+    );
+}
