@@ -121,8 +121,20 @@ impl From<InventoryError> for tonic::Status {
             InventoryError::InactiveSku(_)
             | InventoryError::WrongState { .. }
             | InventoryError::Expired(_) => tonic::Status::failed_precondition(message),
+            // Overload and lost races are worth a retry; tell the caller so.
+            InventoryError::Pool(e) => {
+                tracing::warn!(error = %e, "stock RPC: no database connection");
+                tonic::Status::unavailable("inventory is overloaded; retry")
+            }
+            InventoryError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => tonic::Status::aborted("concurrent update; retry"),
+            InventoryError::Database(e) if e.to_string().contains("deadlock detected") => {
+                tracing::error!(error = %e, "stock RPC: deadlock");
+                tonic::Status::aborted("concurrent update; retry")
+            }
             InventoryError::Database(e) => internal(e.into()),
-            InventoryError::Pool(e) => internal(e.into()),
             InventoryError::Internal(e) => internal(e),
         }
     }

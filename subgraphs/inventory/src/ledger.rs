@@ -46,9 +46,9 @@ pub struct Movement {
     pub reference: Option<String>,
 }
 
-/// Writes the movements and applies their deltas to the item counters. The
-/// caller holds the item rows' locks.
-pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
+/// Writes the movements without touching the counters (for callers that
+/// update the counters themselves).
+pub async fn record(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
     if movements.is_empty() {
         return Ok(());
     }
@@ -69,6 +69,13 @@ pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> Quer
         .values(rows)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Writes the movements and applies their deltas to the item counters. The
+/// caller holds the item rows' locks.
+pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
+    record(conn, movements).await?;
     // One UPDATE per SKU, in SKU order (the order the locks were taken in).
     let mut totals: std::collections::BTreeMap<&str, (i32, i32)> = Default::default();
     for m in movements {

@@ -1,10 +1,12 @@
 //! Reservations: stock held for an order until it is committed, released or
 //! expires. This is where "never oversell" is decided.
 //!
-//! A reservation locks its items' rows (in SKU order, so two orders never
-//! deadlock) and checks `on_hand − expired − reserved` under that lock before
-//! adding to `reserved`. The order id is the idempotency key: a repeat of any
-//! call answers the first result and moves nothing.
+//! A reservation adds to its items' `reserved` with one conditional UPDATE per
+//! SKU (in SKU order, so two orders never deadlock) that succeeds only while
+//! `on_hand − expired − reserved` covers the quantity: the row lock decides,
+//! so concurrent orders can never both take the last unit. The order id is the
+//! idempotency key: a repeat of any call answers the first result and moves
+//! nothing.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -146,8 +148,17 @@ pub(crate) async fn set_status(
         .map(|_| ())
 }
 
+/// Most time one reservation may hold stock.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Holds `lines` for `order_id` until `ttl` passes. All or nothing: any
 /// shortfall refuses the whole reservation and writes nothing.
+///
+/// Everything that needs no lock is written first; the item rows are locked
+/// last, by one conditional `UPDATE` per SKU (in SKU order) that adds to
+/// `reserved` only while `on_hand − expired − reserved` covers the quantity.
+/// A contended SKU is thus held for two round trips (the update and the
+/// commit), not for the whole reservation.
 pub async fn reserve(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
@@ -155,14 +166,15 @@ pub async fn reserve(
     ttl: Duration,
 ) -> Result<ReservationView, InventoryError> {
     let lines = normalize_lines(lines)?;
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(InventoryError::invalid("ttl", "a reservation holds stock for 1 second to 24 hours"));
+    }
     let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     // Microseconds, as PostgreSQL stores it, so the first answer equals every repeat.
-    let expires_at = (Utc::now()
-        + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
-    .trunc_subsecs(6);
+    let expires_at = (Utc::now() + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
+        .trunc_subsecs(6);
     let created = conn
         .transaction(async |conn| {
-            let locked = items::lock(conn, &skus).await?;
             // Claim the key first: a concurrent repeat waits here on the
             // primary key and then finds the row (and returns it below).
             let claimed = diesel::insert_into(reservations::table)
@@ -177,23 +189,7 @@ pub async fn reserve(
             if claimed == 0 {
                 return Ok(false);
             }
-            let mut shortfalls = Vec::new();
-            for line in &lines {
-                let item = &locked[&line.sku];
-                if !item.active {
-                    return Err(InventoryError::InactiveSku(line.sku.clone()));
-                }
-                if item.available() < line.quantity {
-                    shortfalls.push(Shortfall {
-                        sku: line.sku.clone(),
-                        requested: line.quantity,
-                        available: item.available(),
-                    });
-                }
-            }
-            if !shortfalls.is_empty() {
-                return Err(InventoryError::Shortfall(shortfalls));
-            }
+            check_sellable(conn, &skus).await?;
             let rows: Vec<_> = lines
                 .iter()
                 .map(|l| {
@@ -204,10 +200,7 @@ pub async fn reserve(
                     )
                 })
                 .collect();
-            diesel::insert_into(reservation_lines::table)
-                .values(rows)
-                .execute(conn)
-                .await?;
+            diesel::insert_into(reservation_lines::table).values(rows).execute(conn).await?;
             let movements: Vec<Movement> = lines
                 .iter()
                 .map(|l| Movement {
@@ -219,21 +212,78 @@ pub async fn reserve(
                     reference: Some(order_id.to_string()),
                 })
                 .collect();
-            ledger::apply(conn, &movements).await?;
+            ledger::record(conn, &movements).await?;
+            for line in &lines {
+                if !hold(conn, line).await? {
+                    return Err(shortfalls(conn, &lines).await);
+                }
+            }
             Ok(true)
         })
         .await?;
     if created {
-        Ok(ReservationView {
-            order_id,
-            status: ReservationStatus::Active,
-            lines,
-            expires_at,
-        })
+        Ok(ReservationView { order_id, status: ReservationStatus::Active, lines, expires_at })
     } else {
-        find(conn, order_id)
-            .await?
-            .ok_or(InventoryError::UnknownOrder(order_id))
+        find(conn, order_id).await?.ok_or(InventoryError::UnknownOrder(order_id))
+    }
+}
+
+/// Unknown SKUs and SKUs not for sale are refused before anything is locked.
+async fn check_sellable(conn: &mut AsyncPgConnection, skus: &[String]) -> Result<(), InventoryError> {
+    let known: BTreeMap<String, bool> = crate::db::schema::items::table
+        .filter(crate::db::schema::items::sku.eq_any(skus))
+        .select((crate::db::schema::items::sku, crate::db::schema::items::active))
+        .load::<(String, bool)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<String> = skus.iter().filter(|s| !known.contains_key(*s)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(InventoryError::UnknownSku(missing));
+    }
+    match known.into_iter().find(|(_, active)| !active) {
+        Some((sku, _)) => Err(InventoryError::InactiveSku(sku)),
+        None => Ok(()),
+    }
+}
+
+/// Adds `line` to its item's `reserved` if that many units are free; false if not.
+async fn hold(conn: &mut AsyncPgConnection, line: &Line) -> QueryResult<bool> {
+    let held = diesel::sql_query(
+        "UPDATE items SET reserved = reserved + $2, updated_at = now()
+         WHERE sku = $1 AND active
+           AND on_hand - reserved
+               - COALESCE((SELECT SUM(b.remaining) FROM batches b
+                           WHERE b.sku = items.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)
+               >= $2",
+    )
+    .bind::<diesel::sql_types::Text, _>(&line.sku)
+    .bind::<diesel::sql_types::Int4, _>(line.quantity)
+    .execute(conn)
+    .await?;
+    Ok(held == 1)
+}
+
+/// What is short, read without locks (the transaction is about to roll back).
+async fn shortfalls(conn: &mut AsyncPgConnection, lines: &[Line]) -> InventoryError {
+    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    let views = match crate::stock::views(conn, &skus).await {
+        Ok(views) => views,
+        Err(e) => return e.into(),
+    };
+    let short = lines
+        .iter()
+        .filter_map(|l| {
+            let available = views.get(&l.sku).map_or(0, |v| v.available());
+            (available < l.quantity).then(|| Shortfall { sku: l.sku.clone(), requested: l.quantity, available })
+        })
+        .collect::<Vec<_>>();
+    if short.is_empty() {
+        // Another order took the units between the update and this read and
+        // has since let go; still a shortfall for this attempt.
+        InventoryError::Shortfall(lines.iter().map(|l| Shortfall { sku: l.sku.clone(), requested: l.quantity, available: 0 }).collect())
+    } else {
+        InventoryError::Shortfall(short)
     }
 }
 

@@ -186,6 +186,9 @@ impl pb::inventory_server::Inventory for StockService {
             0 => self.settings.default_ttl,
             secs => Duration::from_secs(u64::from(secs)),
         };
+        if ttl > reservations::MAX_TTL {
+            return Err(Status::invalid_argument("ttl_seconds may be at most 86400"));
+        }
         let view =
             reservations::reserve(&mut *self.conn().await?, order_id, &lines(req.lines), ttl)
                 .await?;
