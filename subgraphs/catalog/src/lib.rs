@@ -64,15 +64,7 @@ impl CatalogConfig {
     pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
-        let keys = match (KeyRing::verifying_from_env(env), keys) {
-            (Some(ring), _) | (None, Some(ring)) => ring,
-            (None, None) => {
-                env.problem(
-                    "JWT_PUBLIC_KEYS_FILE is required (the users subgraph's public keys, to verify tokens)",
-                );
-                KeyRing::default()
-            }
-        };
+        let keys = KeyRing::verifying_from_env_or(env, keys);
         let inventory_rpc_url = env
             .get("INVENTORY_RPC_URL")
             .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());

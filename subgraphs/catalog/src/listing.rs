@@ -6,7 +6,7 @@
 
 use diesel::{dsl::sql, prelude::*, sql_types::Bool, sql_types::Text};
 use diesel_async::RunQueryDsl;
-use kit::db::PgPool;
+use kit::db::{PgPool, escape_like};
 
 use crate::{
     db::{Product, schema::products},
@@ -32,13 +32,6 @@ pub struct Page<T> {
     pub total_count: i64,
 }
 
-/// `text` as a LIKE pattern that matches itself only.
-fn like_literal(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 /// Products in SKU order, `first` after the SKU `after`.
 pub async fn list(
     pool: &PgPool,
@@ -51,7 +44,7 @@ pub async fn list(
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(like_literal);
+        .map(escape_like);
     let category = filter
         .category
         .as_deref()

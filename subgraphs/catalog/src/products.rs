@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use kit::{db::PgPool, error::is_unique_violation};
+use kit::{change::Change, db::PgPool, error::is_unique_violation};
 use serde_json::Value;
 
 use crate::{
@@ -32,18 +32,6 @@ pub struct NewProduct {
     pub category: Option<String>,
     pub active: bool,
     pub metadata: Option<Value>,
-}
-
-/// How an update treats one field.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Change<T> {
-    /// Leave the stored value alone.
-    #[default]
-    Keep,
-    /// Remove the stored value (refused for fields a product must have).
-    Clear,
-    /// Replace the stored value.
-    Set(T),
 }
 
 /// Changes to a product; `Keep` fields are left alone.

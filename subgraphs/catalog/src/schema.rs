@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::{
     db,
     listing::{self, ProductFilter},
-    products::{self, Change, Deletion, NewProduct, ProductUpdate},
+    products::{self, Deletion, NewProduct, ProductUpdate},
     registry::StockRegistry,
     sku::Sku,
 };
@@ -157,24 +157,16 @@ pub struct UpdateProductInput {
     pub metadata: MaybeUndefined<Json<Value>>,
 }
 
-fn change<T, U>(value: MaybeUndefined<T>, into: impl FnOnce(T) -> U) -> Change<U> {
-    match value {
-        MaybeUndefined::Undefined => Change::Keep,
-        MaybeUndefined::Null => Change::Clear,
-        MaybeUndefined::Value(v) => Change::Set(into(v)),
-    }
-}
-
 impl From<UpdateProductInput> for ProductUpdate {
     fn from(input: UpdateProductInput) -> Self {
         Self {
-            name: change(input.name, |v| v),
-            description: change(input.description, |v| v),
-            upc: change(input.upc, |v| v),
-            image_urls: change(input.image_urls, |v| v),
-            category: change(input.category, |v| v),
-            active: change(input.active, |v| v),
-            metadata: change(input.metadata, |m| m.0),
+            name: input.name.into(),
+            description: input.description.into(),
+            upc: input.upc.into(),
+            image_urls: input.image_urls.into(),
+            category: input.category.into(),
+            active: input.active.into(),
+            metadata: input.metadata.map_value(|m| m.0).into(),
         }
     }
 }

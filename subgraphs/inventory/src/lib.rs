@@ -69,13 +69,7 @@ impl InventoryConfig {
     pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
-        let keys = match (KeyRing::verifying_from_env(env), keys) {
-            (Some(ring), _) | (None, Some(ring)) => ring,
-            (None, None) => {
-                env.problem("JWT_PUBLIC_KEYS_FILE is required (the users subgraph's public key)");
-                KeyRing::default()
-            }
-        };
+        let keys = KeyRing::verifying_from_env_or(env, keys);
         let default_margin: Decimal = env.parse_or("DEFAULT_MARGIN", Decimal::new(25, 2));
         if default_margin < Decimal::ZERO || default_margin > Decimal::TEN {
             env.problem("DEFAULT_MARGIN must be between 0 and 10 (0.25 = 25 %)");

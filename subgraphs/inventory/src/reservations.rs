@@ -167,12 +167,16 @@ pub async fn reserve(
 ) -> Result<ReservationView, InventoryError> {
     let lines = normalize_lines(lines)?;
     if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(InventoryError::invalid("ttl", "a reservation holds stock for 1 second to 24 hours"));
+        return Err(InventoryError::invalid(
+            "ttl",
+            "a reservation holds stock for 1 second to 24 hours",
+        ));
     }
     let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     // Microseconds, as PostgreSQL stores it, so the first answer equals every repeat.
-    let expires_at = (Utc::now() + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
-        .trunc_subsecs(6);
+    let expires_at = (Utc::now()
+        + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
+    .trunc_subsecs(6);
     let created = conn
         .transaction(async |conn| {
             // Claim the key first: a concurrent repeat waits here on the
@@ -200,7 +204,10 @@ pub async fn reserve(
                     )
                 })
                 .collect();
-            diesel::insert_into(reservation_lines::table).values(rows).execute(conn).await?;
+            diesel::insert_into(reservation_lines::table)
+                .values(rows)
+                .execute(conn)
+                .await?;
             let movements: Vec<Movement> = lines
                 .iter()
                 .map(|l| Movement {
@@ -222,22 +229,39 @@ pub async fn reserve(
         })
         .await?;
     if created {
-        Ok(ReservationView { order_id, status: ReservationStatus::Active, lines, expires_at })
+        Ok(ReservationView {
+            order_id,
+            status: ReservationStatus::Active,
+            lines,
+            expires_at,
+        })
     } else {
-        find(conn, order_id).await?.ok_or(InventoryError::UnknownOrder(order_id))
+        find(conn, order_id)
+            .await?
+            .ok_or(InventoryError::UnknownOrder(order_id))
     }
 }
 
 /// Unknown SKUs and SKUs not for sale are refused before anything is locked.
-async fn check_sellable(conn: &mut AsyncPgConnection, skus: &[String]) -> Result<(), InventoryError> {
+async fn check_sellable(
+    conn: &mut AsyncPgConnection,
+    skus: &[String],
+) -> Result<(), InventoryError> {
     let known: BTreeMap<String, bool> = crate::db::schema::items::table
         .filter(crate::db::schema::items::sku.eq_any(skus))
-        .select((crate::db::schema::items::sku, crate::db::schema::items::active))
+        .select((
+            crate::db::schema::items::sku,
+            crate::db::schema::items::active,
+        ))
         .load::<(String, bool)>(conn)
         .await?
         .into_iter()
         .collect();
-    let missing: Vec<String> = skus.iter().filter(|s| !known.contains_key(*s)).cloned().collect();
+    let missing: Vec<String> = skus
+        .iter()
+        .filter(|s| !known.contains_key(*s))
+        .cloned()
+        .collect();
     if !missing.is_empty() {
         return Err(InventoryError::UnknownSku(missing));
     }
@@ -275,13 +299,26 @@ async fn shortfalls(conn: &mut AsyncPgConnection, lines: &[Line]) -> InventoryEr
         .iter()
         .filter_map(|l| {
             let available = views.get(&l.sku).map_or(0, |v| v.available());
-            (available < l.quantity).then(|| Shortfall { sku: l.sku.clone(), requested: l.quantity, available })
+            (available < l.quantity).then(|| Shortfall {
+                sku: l.sku.clone(),
+                requested: l.quantity,
+                available,
+            })
         })
         .collect::<Vec<_>>();
     if short.is_empty() {
         // Another order took the units between the update and this read and
         // has since let go; still a shortfall for this attempt.
-        InventoryError::Shortfall(lines.iter().map(|l| Shortfall { sku: l.sku.clone(), requested: l.quantity, available: 0 }).collect())
+        InventoryError::Shortfall(
+            lines
+                .iter()
+                .map(|l| Shortfall {
+                    sku: l.sku.clone(),
+                    requested: l.quantity,
+                    available: 0,
+                })
+                .collect(),
+        )
     } else {
         InventoryError::Shortfall(short)
     }

@@ -232,6 +232,19 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// `text` with LIKE's wildcards and escape character escaped, so that as (part
+/// of) a LIKE/ILIKE pattern it matches itself only (default `\` escape).
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A LIKE/ILIKE pattern matching `needle` literally anywhere, for the default `\` escape.
+pub fn contains_pattern(needle: &str) -> String {
+    format!("%{}%", escape_like(needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +268,13 @@ mod tests {
             "postgres://u@h:1/t1?host=/tmp"
         );
         assert_eq!(with_database("postgres://u@h", "t2"), "postgres://u@h/t2");
+    }
+
+    #[test]
+    fn contains_pattern_escapes_wildcards_and_the_escape() {
+        assert_eq!(contains_pattern("milk"), "%milk%");
+        assert_eq!(contains_pattern(r"50%_off\"), r"%50\%\_off\\%");
+        assert_eq!(escape_like(r"a\%b_"), r"a\\\%b\_");
     }
 
     #[test]

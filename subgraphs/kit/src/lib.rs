@@ -3,11 +3,13 @@
 //! Everything a subgraph needs that is not its domain: typed configuration from
 //! the environment ([`config`]), the Postgres pool and embedded migrations
 //! ([`db`]), token verification and role guards ([`auth`]), the error type that
-//! carries `extensions.code` ([`error`]), and the axum server with `/graphql`,
+//! carries `extensions.code` ([`error`]), the keep/clear/set value of an
+//! update field ([`change`]), and the axum server with `/graphql`,
 //! `/health` and `/ready` ([`server`]). A subgraph crate builds its schema and
 //! hands it to [`server::router`]; the `grocery` binary decides where it runs.
 
 pub mod auth;
+pub mod change;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -7,14 +7,19 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use kit::{auth::Role, db::PgPool, error::is_unique_violation};
+use kit::{
+    auth::Role,
+    change::Change,
+    db::{PgPool, contains_pattern},
+    error::is_unique_violation,
+};
 use uuid::Uuid;
 
 use crate::{
     db::{Account, schema::users},
     error::UsersError,
     password,
-    profile::{Address, Change, PaymentMethod, normalize_email, normalize_phone},
+    profile::{Address, PaymentMethod, normalize_email, normalize_phone},
     sessions,
 };
 
@@ -151,11 +156,7 @@ pub async fn list(
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let escaped = search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let pattern = format!("%{escaped}%");
+            let pattern = contains_pattern(search);
             query = query.filter(
                 users::device_id
                     .ilike(pattern.clone())

@@ -27,32 +27,6 @@ pub struct PaymentMethod {
     pub label: Option<String>,
 }
 
-/// How an update treats one optional field.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Change<T> {
-    /// Leave the stored value alone.
-    #[default]
-    Keep,
-    /// Remove the stored value.
-    Clear,
-    /// Replace the stored value.
-    Set(T),
-}
-
-impl<T> Change<T> {
-    /// Applies `f` to a value being set, keeping `Keep`/`Clear` as they are.
-    pub fn try_map<U>(
-        self,
-        f: impl FnOnce(T) -> Result<U, UsersError>,
-    ) -> Result<Change<U>, UsersError> {
-        Ok(match self {
-            Change::Keep => Change::Keep,
-            Change::Clear => Change::Clear,
-            Change::Set(v) => Change::Set(f(v)?),
-        })
-    }
-}
-
 /// Trims and lower-cases an e-mail address and checks its shape.
 pub fn normalize_email(raw: &str) -> Result<String, UsersError> {
     let email = raw.trim().to_lowercase();

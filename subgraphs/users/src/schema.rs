@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::{
     accounts::{self, AccountFilter, NewAccount, ProfileUpdate},
     db::Account,
-    profile::{self, Change},
+    profile,
     sessions::{self, TokenIssuer},
 };
 
@@ -264,14 +264,6 @@ pub struct ProfileInput {
     pub default_payment_method: MaybeUndefined<PaymentMethod>,
 }
 
-fn change<T, U>(value: MaybeUndefined<T>, into: impl FnOnce(T) -> U) -> Change<U> {
-    match value {
-        MaybeUndefined::Undefined => Change::Keep,
-        MaybeUndefined::Null => Change::Clear,
-        MaybeUndefined::Value(v) => Change::Set(into(v)),
-    }
-}
-
 /// Extra fields of the `users` connection.
 #[derive(SimpleObject)]
 pub struct UserConnectionFields {
@@ -408,14 +400,23 @@ impl Mutation {
     async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> ApiResult<User> {
         let user_id = live_caller(ctx, ANY_ROLE).await?.id;
         let update = ProfileUpdate {
-            email: change(input.email, |v| v),
-            phone: change(input.phone, |v| v),
-            shipping_address: change(input.shipping_address, profile::Address::from),
-            billing_address: change(input.billing_address, profile::Address::from),
-            payment_method: change(input.default_payment_method, |m| profile::PaymentMethod {
-                token: m.token,
-                label: m.label,
-            }),
+            email: input.email.into(),
+            phone: input.phone.into(),
+            shipping_address: input
+                .shipping_address
+                .map_value(profile::Address::from)
+                .into(),
+            billing_address: input
+                .billing_address
+                .map_value(profile::Address::from)
+                .into(),
+            payment_method: input
+                .default_payment_method
+                .map_value(|m| profile::PaymentMethod {
+                    token: m.token,
+                    label: m.label,
+                })
+                .into(),
         };
         Ok(User::new(
             accounts::update_profile(&state(ctx).pool, user_id, update).await?,

@@ -7,21 +7,16 @@ use std::{
     sync::{Arc, LazyLock, Mutex},
 };
 
-use axum::{
-    Router,
-    body::Body,
-    http::{Request, header},
-};
 use catalog::{CatalogConfig, StockRegistry};
 use futures::{FutureExt, future::BoxFuture};
-use http_body_util::BodyExt;
 use kit::{
-    auth::{Claims, KeyRing, Role, SigningKey, TokenSettings, TokenType},
+    auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::{DbConfig, PgPool, StatementLog},
-    testing::TestDatabase,
+    testing::{TestClient, TestDatabase, access_token},
 };
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+pub use kit::testing::{assert_no_errors, code};
 
 /// One key for the whole test process: RSA generation is the slow part.
 pub static KEYS: LazyLock<KeyRing> =
@@ -107,7 +102,7 @@ pub struct TestApp {
     pub registry: Arc<RecordingRegistry>,
     pub admin: String,
     pub customer: String,
-    router: Router,
+    client: TestClient,
     _db: TestDatabase,
 }
 
@@ -136,32 +131,14 @@ impl TestApp {
             registry,
             admin: token(Role::Admin),
             customer: token(Role::Customer),
-            router,
+            client: TestClient::new(router),
             _db: db,
         }
     }
 
     /// A GraphQL POST, optionally with a bearer token.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request =
-            Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .expect("router answers");
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("a JSON response")
+        self.client.gql(token, query, variables).await
     }
 
     /// `createProduct` as ADMIN with `input`; returns the raw response.
@@ -209,33 +186,7 @@ pub static CREATE: LazyLock<String> = LazyLock::new(|| {
 
 /// An access token for a user with `role`, signed by [`KEYS`] (catalog has no login).
 pub fn token(role: Role) -> String {
-    let settings = TokenSettings::default();
-    let now = chrono::Utc::now().timestamp();
-    KEYS.sign(&Claims {
-        iss: settings.issuer,
-        aud: settings.audience,
-        sub: uuid::Uuid::new_v4(),
-        role,
-        exp: now + 900,
-        iat: now,
-        token_type: TokenType::Access,
-        jti: uuid::Uuid::new_v4(),
-        fam: None,
-    })
-    .expect("sign")
-}
-
-#[track_caller]
-pub fn assert_no_errors(resp: &Value) {
-    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
-}
-
-/// The `extensions.code` of the first error.
-#[track_caller]
-pub fn code(resp: &Value) -> &str {
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
+    access_token(&KEYS, uuid::Uuid::new_v4(), role)
 }
 
 /// The `extensions.field` of the first error.

@@ -197,6 +197,20 @@ impl KeyRing {
         Some(ring)
     }
 
+    /// [`verifying_from_env`](Self::verifying_from_env), else `fallback` (the
+    /// development keys); with neither, a configuration problem and an empty ring.
+    pub fn verifying_from_env_or(env: &mut Env, fallback: Option<KeyRing>) -> KeyRing {
+        match (Self::verifying_from_env(env), fallback) {
+            (Some(ring), _) | (None, Some(ring)) => ring,
+            (None, None) => {
+                env.problem(
+                    "JWT_PUBLIC_KEYS_FILE is required (the users subgraph's public keys, to verify tokens)",
+                );
+                KeyRing::default()
+            }
+        }
+    }
+
     /// The development ring: `dir/signing.pem`, generated (mode 0600) on first use.
     pub fn load_or_generate(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("signing.pem");
@@ -260,6 +274,21 @@ mod tests {
         let small = RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
         let pem = small.to_pkcs8_pem(LineEnding::LF).unwrap();
         assert!(SigningKey::from_pem(&pem).is_err());
+    }
+
+    #[test]
+    fn verifying_keys_fall_back_or_are_required() {
+        let mut with_fallback = Env::from_fn(|_| None);
+        KeyRing::verifying_from_env_or(&mut with_fallback, Some(KeyRing::default()));
+        assert!(with_fallback.finish().is_ok());
+
+        let mut without = Env::from_fn(|_| None);
+        KeyRing::verifying_from_env_or(&mut without, None);
+        let problems = without.finish().unwrap_err().0;
+        assert!(
+            problems[0].starts_with("JWT_PUBLIC_KEYS_FILE is required"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -2,20 +2,16 @@
 
 use std::{path::Path, sync::LazyLock};
 
-use axum::{
-    Router,
-    body::Body,
-    http::{Request, header},
-};
-use http_body_util::BodyExt;
+use axum::{body::Body, http::Request};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::{DbConfig, PgPool, StatementLog},
-    testing::TestDatabase,
+    testing::{TestClient, TestDatabase},
 };
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use users::{UsersConfig, accounts::NewAccount};
+
+pub use kit::testing::{assert_no_errors, code};
 
 /// One key for the whole test process: RSA generation is the slow part.
 pub static KEYS: LazyLock<KeyRing> =
@@ -26,7 +22,7 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct TestApp {
     pub pool: PgPool,
     pub log: StatementLog,
-    router: Router,
+    client: TestClient,
     _db: TestDatabase,
 }
 
@@ -54,40 +50,19 @@ impl TestApp {
         Self {
             pool,
             log,
-            router,
+            client: TestClient::new(router),
             _db: db,
         }
     }
 
     /// Raw HTTP request through the router.
     pub async fn http(&self, request: Request<Body>) -> (u16, Value) {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router answers");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, body)
+        self.client.http(request).await
     }
 
     /// A GraphQL POST, optionally with a bearer token.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request =
-            Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        self.http(request.body(Body::from(body)).unwrap()).await.1
+        self.client.gql(token, query, variables).await
     }
 
     pub async fn register(&self, device_id: &str) -> Value {
@@ -176,19 +151,6 @@ pub fn tokens(session: &Value) -> Tokens {
             .into(),
         user_id: session["user"]["id"].as_str().expect("user id").into(),
     }
-}
-
-#[track_caller]
-pub fn assert_no_errors(resp: &Value) {
-    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
-}
-
-/// The `extensions.code` of the first error.
-#[track_caller]
-pub fn code(resp: &Value) -> &str {
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
 }
 
 pub fn message(resp: &Value) -> &str {
