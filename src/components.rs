@@ -249,6 +249,32 @@ pub async fn serve(component: Component) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The supergraph of the committed subgraph SDLs in `dir`, each subgraph
+/// reached at its default local URL (`http://127.0.0.1:<port>/graphql`).
+pub fn supergraph(dir: &std::path::Path) -> anyhow::Result<String> {
+    let subgraphs = Component::ALL
+        .iter()
+        .map(|c| {
+            let path = dir.join(format!("{}.graphql", c.name()));
+            Ok(gateway::SubgraphSource {
+                name: c.name().to_owned(),
+                url: format!("http://127.0.0.1:{}/graphql", c.default_port()),
+                sdl: std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(gateway::compose(&subgraphs)?)
+}
+
+/// `grocery compose`: writes `dir/supergraph.graphql`.
+pub fn compose(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("supergraph.graphql");
+    std::fs::write(&path, supergraph(dir)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// `grocery migrate [component]`.
 pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
     let mut env = Env::new();

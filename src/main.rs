@@ -44,6 +44,12 @@ enum Command {
         #[arg(long, default_value = ".grocery/keys")]
         dir: std::path::PathBuf,
     },
+    /// Compose `schema/<subgraph>.graphql` into `schema/supergraph.graphql`.
+    Compose {
+        /// Folder holding the subgraph SDLs; the supergraph is written there.
+        #[arg(long, default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
     /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
     Sdl {
         /// The subgraph.
@@ -68,6 +74,9 @@ async fn main() -> ExitCode {
             components::migrate(component).await
         }
         Command::Keygen { dir } => keygen(&dir),
+        Command::Compose { dir } => {
+            components::compose(&dir).map(|path| println!("wrote {}", path.display()))
+        }
         Command::Sdl { subgraph } => {
             print!("{}", subgraph.sdl());
             Ok(())

@@ -45,6 +45,34 @@ fn committed_subgraph_sdl_is_current() {
 }
 
 #[test]
+fn committed_supergraph_is_the_composition_of_the_committed_subgraphs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    let scratch = temp_home("compose");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "graphql") {
+            std::fs::copy(entry.path(), scratch.join(entry.file_name())).unwrap();
+        }
+    }
+    let out = grocery()
+        .args(["compose", "--dir"])
+        .arg(&scratch)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let composed = std::fs::read_to_string(scratch.join("supergraph.graphql")).unwrap();
+    let committed = std::fs::read_to_string(dir.join("supergraph.graphql")).unwrap_or_default();
+    assert!(
+        composed == committed,
+        "schema/supergraph.graphql is stale; run `cargo run -- compose`"
+    );
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+#[test]
 fn serve_inventory_names_its_service_token_and_keys() {
     let out = grocery()
         .args(["serve", "inventory"])

@@ -1,0 +1,15 @@
+//! The federation gateway: it serves one GraphQL API over any Federation v2
+//! supergraph (Apollo `join__` v0.3 format), whoever composed it.
+//!
+//! The request pipeline is a straight line of named stages: parse → validate
+//! against the API schema → normalize → plan → execute. This crate holds the
+//! stages that need only the supergraph: [`compose`] (subgraph SDLs into a
+//! supergraph, with the fix-up the planner needs) and [`planning`] (loading a
+//! supergraph and turning client operations into cached query plans). The
+//! executor and the HTTP edge build on these.
+
+pub mod compose;
+pub mod planning;
+
+pub use compose::{SubgraphSource, compose};
+pub use planning::{PlanError, Supergraph};

@@ -1,0 +1,156 @@
+//! Planning: a loaded supergraph turns client operations into query plans.
+//!
+//! Stages, in order: parse the document, validate it against the API schema
+//! (join/federation internals and `@inaccessible` removed), normalize it
+//! (operation selected, fragments inlined, constant conditions applied), and
+//! plan it. Plans depend only on the normalized operation, never on variable
+//! values, so they are cached by its hash. Planning is CPU work: callers on an
+//! async runtime run [`Supergraph::plan`] on the blocking pool.
+
+use std::{
+    collections::HashMap,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use graphql_tools::validation::{
+    rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
+};
+use hive_router_query_planner::{
+    ast::normalization::normalize_operation,
+    planner::{Planner, QueryPlannerOptions, plan_nodes::QueryPlan},
+    utils::{
+        cancellation::CancellationToken,
+        parsing::{safe_parse_operation, safe_parse_schema},
+    },
+};
+
+/// Longest a single plan may take before the request is refused.
+pub const PLAN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Plans kept; beyond it the cache is emptied (operations are usually few).
+const PLAN_CACHE_CAPACITY: usize = 10_000;
+
+/// Why an operation could not be planned, with the `extensions.code` it is answered with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{}", .0.first().map(|e| e.message.as_str()).unwrap_or("invalid operation"))]
+    Validation(Vec<ValidationError>),
+    #[error("{0}")]
+    Operation(String),
+    #[error("the operation could not be planned: {0}")]
+    Planning(String),
+}
+
+impl PlanError {
+    /// The `extensions.code` of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Parse(_) => "GRAPHQL_PARSE_FAILED",
+            Self::Validation(_) | Self::Operation(_) => "GRAPHQL_VALIDATION_FAILED",
+            Self::Planning(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+/// A supergraph ready to plan against.
+pub struct Supergraph {
+    planner: Planner,
+    rules: ValidationPlan,
+    plans: Mutex<HashMap<u64, Arc<QueryPlan>>>,
+}
+
+/// Why a supergraph could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid supergraph: {0}")]
+pub struct LoadError(String);
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "the planner panicked".into())
+}
+
+impl Supergraph {
+    /// Loads a supergraph SDL (adding root `@join__type`s where a composer left them out).
+    pub fn load(sdl: &str) -> Result<Self, LoadError> {
+        let mut document = safe_parse_schema(sdl).map_err(|e| LoadError(e.to_string()))?;
+        crate::compose::add_root_join_types(&mut document);
+        // The planner asserts rather than reports on some malformed inputs.
+        let planner = catch_unwind(AssertUnwindSafe(|| {
+            Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
+        }))
+        .map_err(|panic| LoadError(panic_message(panic)))?
+        .map_err(|e| LoadError(e.to_string()))?;
+        Ok(Self {
+            planner,
+            rules: default_rules_validation_plan(),
+            plans: Mutex::default(),
+        })
+    }
+
+    /// Each subgraph's name and URL, as the supergraph declares them.
+    pub fn subgraphs(&self) -> &HashMap<String, String> {
+        &self.planner.supergraph.subgraph_endpoint_map
+    }
+
+    /// The API schema clients see, as SDL.
+    pub fn api_sdl(&self) -> String {
+        self.planner.consumer_schema.document.to_string()
+    }
+
+    /// Parses, validates, normalizes and plans `query` (cached by normalized operation).
+    pub fn plan(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<QueryPlan>, PlanError> {
+        let document = safe_parse_operation(query).map_err(|e| PlanError::Parse(e.to_string()))?;
+        let errors = graphql_tools::validation::validate::validate(
+            &self.planner.consumer_schema.document,
+            &document,
+            &self.rules,
+        );
+        if !errors.is_empty() {
+            return Err(PlanError::Validation(errors));
+        }
+        let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
+            .map_err(|e| PlanError::Operation(e.to_string()))?;
+        let key = normalized.operation.hash();
+        if let Some(plan) = self
+            .plans
+            .lock()
+            .ok()
+            .and_then(|plans| plans.get(&key).cloned())
+        {
+            return Ok(plan);
+        }
+        let token = CancellationToken::with_timeout(PLAN_TIMEOUT);
+        let plan = catch_unwind(AssertUnwindSafe(|| {
+            self.planner.plan_from_normalized_operation(
+                &normalized.operation,
+                Default::default(),
+                &token,
+            )
+        }))
+        .map_err(|panic| PlanError::Planning(panic_message(panic)))?
+        .map_err(|e| PlanError::Planning(e.to_string()))?;
+        let plan = Arc::new(plan);
+        if let Ok(mut plans) = self.plans.lock() {
+            if plans.len() >= PLAN_CACHE_CAPACITY {
+                plans.clear();
+            }
+            plans.insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// How many plans are cached.
+    pub fn cached_plans(&self) -> usize {
+        self.plans.lock().map(|p| p.len()).unwrap_or(0)
+    }
+}
