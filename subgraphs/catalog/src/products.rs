@@ -53,7 +53,7 @@ pub enum Deletion {
     /// The product had no stock history and is gone everywhere.
     Deleted(Sku),
     /// Inventory remembers stock of it, so it was deactivated instead.
-    Deactivated(Product),
+    Deactivated(Box<Product>),
 }
 
 #[derive(Insertable)]
@@ -278,7 +278,7 @@ pub async fn delete(
             .returning(Product::as_returning())
             .get_result(conn)
             .await?;
-        Ok(Deletion::Deactivated(product))
+        Ok(Deletion::Deactivated(Box::new(product)))
     })
     .await
 }

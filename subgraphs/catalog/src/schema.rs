@@ -192,7 +192,7 @@ impl From<Deletion> for ProductDeletion {
             Deletion::Deactivated(product) => Self {
                 sku: product.sku.clone(),
                 deleted: false,
-                product: Some(Product(product)),
+                product: Some(Product(*product)),
             },
         }
     }
