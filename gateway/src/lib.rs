@@ -4,11 +4,13 @@
 //! The request pipeline is a straight line of named stages: parse → validate
 //! against the API schema → normalize → plan → execute. This crate holds the
 //! stages that need only the supergraph: [`compose`] (subgraph SDLs into a
-//! supergraph, with the fix-up the planner needs) and [`planning`] (loading a
-//! supergraph and turning client operations into cached query plans). The
-//! executor and the HTTP edge build on these.
+//! supergraph, with the fix-up the planner needs), [`planning`] (loading a
+//! supergraph and turning client operations into cached query plans) and
+//! [`fetch`] (the pooled HTTP client that talks to subgraphs). The executor
+//! and the HTTP edge build on these.
 
 pub mod compose;
+pub mod fetch;
 pub mod planning;
 
 pub use compose::{SubgraphSource, compose};

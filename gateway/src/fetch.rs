@@ -1,0 +1,267 @@
+//! Talking to subgraphs: GraphQL over HTTP POST on a keep-alive connection
+//! pool, with a deadline per request.
+//!
+//! Subgraphs answer `application/json` or `application/graphql-response+json`
+//! (async-graphql ≥ 7.0.17 always sends the latter); both are read, and with
+//! the latter a non-2xx status may still carry a GraphQL body worth keeping.
+//! Anything else is a [`FetchError`] the executor turns into a subgraph error.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Request, Uri,
+    header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
+};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::Value;
+
+/// Headers passed from the client's request to every subgraph.
+pub const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "traceparent"];
+
+/// Largest subgraph response read (a runaway subgraph cannot exhaust memory).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One GraphQL request to a subgraph.
+#[derive(Debug)]
+pub struct SubgraphRequest<'a> {
+    pub query: &'a str,
+    pub operation_name: Option<&'a str>,
+    pub variables: Value,
+    /// Sent as they are (see [`FORWARDED_HEADERS`]).
+    pub headers: HeaderMap,
+}
+
+/// A subgraph's GraphQL response.
+#[derive(Debug, Default, PartialEq)]
+pub struct SubgraphResponse {
+    pub data: Value,
+    pub errors: Vec<Value>,
+}
+
+/// Why a subgraph gave no GraphQL response.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FetchError {
+    #[error("subgraph did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("subgraph unreachable: {0}")]
+    Unreachable(String),
+    #[error("subgraph answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("subgraph answered {0}, not GraphQL JSON")]
+    MediaType(String),
+    #[error("subgraph response is not GraphQL JSON: {0}")]
+    Body(String),
+}
+
+/// A pooled HTTP client for subgraphs.
+#[derive(Clone)]
+pub struct SubgraphClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl SubgraphClient {
+    /// A client whose requests fail after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Self { http, timeout }
+    }
+
+    /// Sends `request` to the subgraph at `url`.
+    pub async fn fetch(
+        &self,
+        url: &Uri,
+        request: SubgraphRequest<'_>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let mut body =
+            serde_json::json!({ "query": request.query, "variables": request.variables });
+        if let Some(name) = request.operation_name {
+            body["operationName"] = Value::String(name.to_owned());
+        }
+        let mut http_request = Request::post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                ACCEPT,
+                "application/graphql-response+json, application/json;q=0.9",
+            )
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| FetchError::Unreachable(e.to_string()))?;
+        for name in FORWARDED_HEADERS {
+            if let Some(value) = request.headers.get(name) {
+                http_request
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), value.clone());
+            }
+        }
+        let exchange = async {
+            let response = self
+                .http
+                .request(http_request)
+                .await
+                .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;
+            let (parts, body) = response.into_parts();
+            let bytes = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| FetchError::Body(e.to_string()))?
+                .to_bytes();
+            Ok::<_, FetchError>((
+                parts.status,
+                parts.headers.get(CONTENT_TYPE).cloned(),
+                bytes,
+            ))
+        };
+        let (status, content_type, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| FetchError::Timeout(self.timeout))??;
+        parse(status.as_u16(), content_type.as_ref(), &bytes)
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn parse(
+    status: u16,
+    content_type: Option<&HeaderValue>,
+    bytes: &[u8],
+) -> Result<SubgraphResponse, FetchError> {
+    let media = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let graphql_response = media == "application/graphql-response+json";
+    if !graphql_response && media != "application/json" {
+        return Err(if (200..300).contains(&status) {
+            FetchError::MediaType(if media.is_empty() {
+                "no content type".into()
+            } else {
+                media
+            })
+        } else {
+            FetchError::Status {
+                status,
+                body: snippet(bytes),
+            }
+        });
+    }
+    // With application/json only a 2xx is a GraphQL answer; with
+    // graphql-response+json a 4xx/5xx may carry one too.
+    if !(200..300).contains(&status) && !graphql_response {
+        return Err(FetchError::Status {
+            status,
+            body: snippet(bytes),
+        });
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
+    let Value::Object(mut map) = value else {
+        return Err(FetchError::Body("not a JSON object".into()));
+    };
+    if !map.contains_key("data") && !map.contains_key("errors") {
+        return Err(if (200..300).contains(&status) {
+            FetchError::Body("neither data nor errors".into())
+        } else {
+            FetchError::Status {
+                status,
+                body: snippet(bytes),
+            }
+        });
+    }
+    let errors = match map.remove("errors") {
+        Some(Value::Array(errors)) => errors,
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other],
+    };
+    Ok(SubgraphResponse {
+        data: map.remove("data").unwrap_or(Value::Null),
+        errors,
+    })
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(value: &'static str) -> HeaderValue {
+        HeaderValue::from_static(value)
+    }
+
+    #[test]
+    fn reads_both_graphql_media_types() {
+        let body = br#"{"data":{"a":1}}"#;
+        let expected = SubgraphResponse {
+            data: serde_json::json!({ "a": 1 }),
+            errors: vec![],
+        };
+        assert_eq!(
+            parse(200, Some(&ct("application/json; charset=utf-8")), body).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse(200, Some(&ct("application/graphql-response+json")), body).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn keeps_graphql_errors_of_non_2xx_graphql_responses_only() {
+        let body = br#"{"errors":[{"message":"bad"}]}"#;
+        let kept = parse(400, Some(&ct("application/graphql-response+json")), body).unwrap();
+        assert_eq!(kept.errors.len(), 1);
+        assert_eq!(kept.data, Value::Null);
+        assert!(matches!(
+            parse(500, Some(&ct("application/json")), body),
+            Err(FetchError::Status { status: 500, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_what_is_not_graphql() {
+        assert!(matches!(
+            parse(200, Some(&ct("text/html")), b"<html>"),
+            Err(FetchError::MediaType(_))
+        ));
+        assert!(matches!(
+            parse(502, Some(&ct("text/html")), b"bad gateway"),
+            Err(FetchError::Status { status: 502, .. })
+        ));
+        assert!(matches!(
+            parse(200, Some(&ct("application/json")), b"[1]"),
+            Err(FetchError::Body(_))
+        ));
+        assert!(matches!(
+            parse(200, Some(&ct("application/json")), b"{}"),
+            Err(FetchError::Body(_))
+        ));
+        assert!(matches!(
+            parse(200, None, b"{}"),
+            Err(FetchError::MediaType(_))
+        ));
+    }
+}
