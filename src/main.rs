@@ -29,7 +29,8 @@ enum Command {
     /// DATABASE_URL is set), migrations, demo data and every component.
     Dev(dev::DevArgs),
     /// Run one component (reads its configuration from the environment).
-    #[command(after_help = "Configuration comes from the environment, and every missing or invalid \
+    #[command(
+        after_help = "Configuration comes from the environment, and every missing or invalid \
 variable is reported at once:
   DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
   HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
@@ -37,7 +38,8 @@ variable is reported at once:
   JWT_PUBLIC_KEYS_FILE                  catalog, inventory: the users subgraph's public key(s)
   INTERNAL_RPC_TOKEN                    catalog, inventory: the stock API's service credential
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
-See the README's configuration table for the rest.")]
+See the README's configuration table for the rest."
+    )]
     Serve {
         /// Which component to run.
         component: Component,

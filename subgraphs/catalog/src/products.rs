@@ -2,7 +2,10 @@
 //!
 //! Every write checks all of its input before touching the database, then
 //! runs in one transaction together with the [`StockRegistry`] call that
-//! tells inventory, so a product exists in both places or in neither.
+//! tells inventory: a refused call rolls the catalog change back. The two are
+//! not atomic (a call that times out after inventory applied it, or a catalog
+//! commit failing after it), so every update re-sends the product's state —
+//! the call is idempotent — and any later write of a product heals drift.
 //! Uniqueness of SKUs, names (case-insensitive) and UPCs is the database's
 //! job (unique indexes); their violations become `CONFLICT`s here, so two
 //! concurrent creates can never both win.
@@ -214,11 +217,12 @@ pub async fn update(
     };
     let mut conn = pool.get().await?;
     conn.transaction(async |conn| {
-        let was_active: bool = products::table
+        // Locks the row: concurrent updates of one product apply in turn.
+        products::table
             .find(sku.as_str())
             .select(products::active)
             .for_update()
-            .first(conn)
+            .first::<bool>(conn)
             .await
             .optional()?
             .ok_or_else(|| CatalogError::NotFound(sku.to_string()))?;
@@ -231,12 +235,11 @@ pub async fn update(
                 let upc = changes.upc.as_ref().and_then(Option::as_deref);
                 conflict(e, sku.as_str(), changes.name.as_deref(), upc)
             })?;
-        if product.active != was_active {
-            registry
-                .upsert(&product.sku, product.active)
-                .await
-                .map_err(CatalogError::Registry)?;
-        }
+        // Always re-sent (idempotent), not only when `active` flips: it heals drift.
+        registry
+            .upsert(&product.sku, product.active)
+            .await
+            .map_err(CatalogError::Registry)?;
         Ok(product)
     })
     .await

@@ -150,19 +150,41 @@ pub async fn return_stock(
         skus.dedup();
         items::lock(conn, &skus).await?;
         let mut movements = Vec::new();
+        let expired: std::collections::HashSet<Uuid> = batches::table
+            .filter(batches::id.eq_any(drawn.iter().map(|(id, _, _)| *id)))
+            .filter(batches::expiry_date.lt(crate::db::today()))
+            .select(batches::id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect();
         for (batch_id, sku, quantity) in drawn {
-            diesel::update(batches::table.find(batch_id))
-                .set(batches::remaining.eq(batches::remaining + quantity))
-                .execute(conn)
-                .await?;
             movements.push(Movement {
-                sku,
+                sku: sku.clone(),
                 kind: Kind::Return,
                 on_hand_delta: quantity,
                 reserved_delta: 0,
                 batch_id: Some(batch_id),
                 reference: Some(order_id.to_string()),
             });
+            if expired.contains(&batch_id) {
+                // Units coming back to a batch that has expired meanwhile are
+                // written off at once: expired stock never grows, so no
+                // reservation can count on it.
+                movements.push(Movement {
+                    sku,
+                    kind: Kind::Expiry,
+                    on_hand_delta: -quantity,
+                    reserved_delta: 0,
+                    batch_id: Some(batch_id),
+                    reference: Some("returned after expiry".into()),
+                });
+                continue;
+            }
+            diesel::update(batches::table.find(batch_id))
+                .set(batches::remaining.eq(batches::remaining + quantity))
+                .execute(conn)
+                .await?;
         }
         ledger::apply(conn, &movements).await?;
         reservations::set_status(conn, order_id, ReservationStatus::Returned).await?;

@@ -14,7 +14,8 @@ use crate::{
 
 /// Upper-cased and checked against `[A-Z0-9_-]{1,32}`.
 pub fn normalize_sku(raw: &str) -> Result<String, InventoryError> {
-    let sku = raw.trim().to_uppercase();
+    // ASCII only: Unicode upper-casing would turn "straße" into "STRASSE".
+    let sku = raw.trim().to_ascii_uppercase();
     let ok = (1..=32).contains(&sku.len())
         && sku
             .chars()
@@ -55,6 +56,8 @@ impl LockedItem {
 
 /// Locks the items of `skus` in SKU order (so concurrent callers never
 /// deadlock) and returns them by SKU; `UnknownSku` names any that do not exist.
+/// `NO KEY UPDATE`: the key-share locks that inserts referencing an item take
+/// (a reservation's lines, ledger rows) must not queue behind this lock.
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     skus: &[String],
@@ -64,7 +67,7 @@ pub async fn lock(
                 COALESCE((SELECT SUM(b.remaining) FROM batches b
                           WHERE b.sku = i.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)::int4
                     AS expired
-         FROM items i WHERE i.sku = ANY($1) ORDER BY i.sku FOR UPDATE OF i",
+         FROM items i WHERE i.sku = ANY($1) ORDER BY i.sku FOR NO KEY UPDATE OF i",
     )
     .bind::<sql_types::Array<sql_types::Text>, _>(skus)
     .load(conn)
@@ -176,7 +179,14 @@ mod tests {
     #[test]
     fn skus_are_upper_cased_and_checked() {
         assert_eq!(normalize_sku(" apple-1 ").unwrap(), "APPLE-1");
-        for bad in ["", "has space", "ÄPFEL", &"X".repeat(33), "semi;colon"] {
+        for bad in [
+            "",
+            "has space",
+            "ÄPFEL",
+            "straße",
+            &"X".repeat(33),
+            "semi;colon",
+        ] {
             assert!(normalize_sku(bad).is_err(), "{bad}");
         }
     }

@@ -220,9 +220,9 @@ pub async fn reserve(
                 })
                 .collect();
             ledger::record(conn, &movements).await?;
-            for line in &lines {
+            for (i, line) in lines.iter().enumerate() {
                 if !hold(conn, line).await? {
-                    return Err(shortfalls(conn, &lines).await);
+                    return Err(shortfalls(conn, &lines, &lines[..i]).await);
                 }
             }
             Ok(true)
@@ -288,37 +288,40 @@ async fn hold(conn: &mut AsyncPgConnection, line: &Line) -> QueryResult<bool> {
     Ok(held == 1)
 }
 
-/// What is short, read without locks (the transaction is about to roll back).
-async fn shortfalls(conn: &mut AsyncPgConnection, lines: &[Line]) -> InventoryError {
+/// What is short, read without locks (the transaction is about to roll
+/// back). Units this attempt already held (`held`) count as free again.
+async fn shortfalls(conn: &mut AsyncPgConnection, lines: &[Line], held: &[Line]) -> InventoryError {
     let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     let views = match crate::stock::views(conn, &skus).await {
         Ok(views) => views,
         Err(e) => return e.into(),
     };
-    let short = lines
+    let own = |sku: &str| {
+        held.iter()
+            .filter(|h| h.sku == sku)
+            .map(|h| h.quantity)
+            .sum::<i32>()
+    };
+    let short: Vec<Shortfall> = lines
         .iter()
         .filter_map(|l| {
-            let available = views.get(&l.sku).map_or(0, |v| v.available());
+            let available = views.get(&l.sku).map_or(0, |v| v.available()) + own(&l.sku);
             (available < l.quantity).then(|| Shortfall {
                 sku: l.sku.clone(),
                 requested: l.quantity,
                 available,
             })
         })
-        .collect::<Vec<_>>();
+        .collect();
     if short.is_empty() {
-        // Another order took the units between the update and this read and
-        // has since let go; still a shortfall for this attempt.
-        InventoryError::Shortfall(
-            lines
-                .iter()
-                .map(|l| Shortfall {
-                    sku: l.sku.clone(),
-                    requested: l.quantity,
-                    available: 0,
-                })
-                .collect(),
-        )
+        // The units were taken between the failed update and this read and
+        // have since been let go: the line that failed is short all the same.
+        let failed = &lines[held.len()];
+        InventoryError::Shortfall(vec![Shortfall {
+            sku: failed.sku.clone(),
+            requested: failed.quantity,
+            available: 0,
+        }])
     } else {
         InventoryError::Shortfall(short)
     }

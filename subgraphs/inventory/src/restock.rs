@@ -121,6 +121,12 @@ pub async fn restock(
     conn: &mut AsyncPgConnection,
     delivery: &Delivery,
 ) -> Result<Receipt, InventoryError> {
+    // A retry answers the first receipt before anything else is checked: by
+    // now its goods may have expired or its SKU may have been retired.
+    let transaction_id = identifier("transactionId", &delivery.transaction_id)?;
+    if let Some(receipt) = stored_receipt(conn, &transaction_id).await? {
+        return Ok(receipt);
+    }
     let delivery = validate(delivery, chrono::Utc::now().date_naive())?;
     let mut skus: Vec<String> = delivery.items.iter().map(|i| i.sku.clone()).collect();
     skus.sort();
@@ -144,12 +150,11 @@ pub async fn restock(
             .execute(conn)
             .await?;
         if claimed == 0 {
-            let stored: serde_json::Value = restocks::table
-                .find(&delivery.transaction_id)
-                .select(restocks::receipt)
-                .first(conn)
-                .await?;
-            return Ok(serde_json::from_value(stored).map_err(anyhow::Error::from)?);
+            return stored_receipt(conn, &delivery.transaction_id)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("restock {} vanished", delivery.transaction_id).into()
+                });
         }
         let rows: Vec<_> = delivery
             .items
@@ -191,6 +196,24 @@ pub async fn restock(
         Ok(receipt)
     })
     .await
+}
+
+async fn stored_receipt(
+    conn: &mut AsyncPgConnection,
+    transaction_id: &str,
+) -> Result<Option<Receipt>, InventoryError> {
+    let stored: Option<serde_json::Value> = restocks::table
+        .find(transaction_id)
+        .select(restocks::receipt)
+        .first(conn)
+        .await
+        .optional()?;
+    match stored {
+        Some(value) => Ok(Some(
+            serde_json::from_value(value).map_err(anyhow::Error::from)?,
+        )),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

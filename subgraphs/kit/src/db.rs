@@ -106,7 +106,8 @@ fn check_schema_name(schema: &str) -> anyhow::Result<()> {
 /// A pool whose connections all use `cfg.schema` as `search_path`.
 pub async fn pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     check_schema_name(&cfg.schema)?;
-    let set_path = format!("SET search_path TO {}", cfg.schema);
+    // UTC everywhere: CURRENT_DATE and now() must mean the same day on every server.
+    let set_path = format!("SET search_path TO {}; SET TIME ZONE 'UTC'", cfg.schema);
     let log = cfg.statement_log.clone();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // A broken connection fails its next query and is discarded; verifying on

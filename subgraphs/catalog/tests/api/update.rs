@@ -84,9 +84,13 @@ async fn omitted_fields_are_kept_and_null_clears() {
     assert_eq!(after["description"], "Sweet.");
     let blank = update(&app, "APPLE", json!({ "category": "  " })).await;
     assert_eq!(blank["data"]["updateProduct"]["category"], Value::Null);
+    let calls = app.registry.calls();
     assert!(
-        app.registry.calls().is_empty(),
-        "inventory only hears about `active`"
+        !calls.is_empty()
+            && calls
+                .iter()
+                .all(|c| *c == Call::Upsert("APPLE".into(), true)),
+        "every update re-sends the product's state to inventory: {calls:?}"
     );
 }
 
@@ -160,7 +164,11 @@ async fn toggling_active_tells_inventory_and_rolls_back_if_it_fails() {
     // Setting the value it already has is not a change.
     app.registry.clear_calls();
     assert_no_errors(&update(&app, "APPLE", json!({ "active": false, "name": "Apples" })).await);
-    assert!(app.registry.calls().is_empty());
+    assert_eq!(
+        app.registry.calls(),
+        [Call::Upsert("APPLE".into(), false)],
+        "re-sent, idempotent"
+    );
 
     app.registry.fail_for("APPLE");
     let failed = update(

@@ -178,3 +178,33 @@ async fn returned_stock_goes_back_into_the_batches_it_came_from_once() {
     );
     room.audit().await;
 }
+
+#[tokio::test]
+async fn units_returned_to_a_batch_that_expired_meanwhile_are_written_off() {
+    let room = Stockroom::new().await;
+    let batch = room.stock("YOGURT", 5, "0.50", Some(3)).await;
+    let mut conn = room.conn().await;
+    let order = Uuid::new_v4();
+    reservations::reserve(&mut conn, order, &[line("YOGURT", 2)], TTL)
+        .await
+        .unwrap();
+    allocation::commit(&mut conn, order, margin())
+        .await
+        .unwrap();
+    diesel::sql_query("UPDATE batches SET expiry_date = CURRENT_DATE - 1 WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(batch.batch_ids[0])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    allocation::return_stock(&mut conn, order).await.unwrap();
+    // Three expired units stay on hand until the sweep; the two returned ones never come back.
+    assert_eq!(room.levels("YOGURT").await, (3, 0, 0));
+    assert_eq!(
+        room.scalar(
+            "SELECT count(*) FROM stock_movements WHERE reference = 'returned after expiry'"
+        )
+        .await,
+        1
+    );
+    room.audit().await;
+}

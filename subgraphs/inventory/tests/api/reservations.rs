@@ -175,3 +175,31 @@ async fn a_crash_between_reserving_and_writing_the_order_loses_nothing() {
     assert_eq!(room.levels("APPLE").await, (3, 0, 3));
     room.audit().await;
 }
+
+#[tokio::test]
+async fn a_shortfall_names_only_what_is_short_with_its_real_availability() {
+    let room = Stockroom::new().await;
+    room.stock("APPLE", 3, "0.30", Some(10)).await;
+    room.stock("MILK", 4, "0.80", Some(10)).await;
+    let mut conn = room.conn().await;
+    // APPLE is held first (2 of 3), then MILK fails: APPLE must not be reported short.
+    match reservations::reserve(
+        &mut conn,
+        Uuid::new_v4(),
+        &[line("APPLE", 2), line("MILK", 10)],
+        TTL,
+    )
+    .await
+    {
+        Err(InventoryError::Shortfall(s)) => {
+            assert_eq!(s.len(), 1, "{s:?}");
+            assert_eq!(
+                (s[0].sku.as_str(), s[0].requested, s[0].available),
+                ("MILK", 10, 4)
+            );
+        }
+        other => panic!("expected a shortfall, got {other:?}"),
+    }
+    assert_eq!(room.levels("APPLE").await, (3, 0, 3), "nothing stays held");
+    room.audit().await;
+}

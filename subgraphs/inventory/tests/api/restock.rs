@@ -143,3 +143,28 @@ async fn retiring_forgets_untouched_items_and_deactivates_used_ones() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_late_retry_answers_the_first_receipt_even_when_it_would_no_longer_validate() {
+    let room = Stockroom::new().await;
+    let mut conn = room.conn().await;
+    items::upsert(&mut conn, "APPLE", true).await.unwrap();
+    let first = restock::restock(&mut conn, &delivery("tx-late", vec![item("APPLE", 4)]))
+        .await
+        .unwrap();
+    // The next day the goods count as expired and the SKU is no longer sold…
+    let stale = RestockItem {
+        mfd_date: Some(days(-10)),
+        expiry_date: Some(days(-1)),
+        ..item("APPLE", 4)
+    };
+    items::upsert(&mut conn, "APPLE", false).await.unwrap();
+    // …but the retry is the same delivery: it answers the first receipt.
+    assert_eq!(
+        restock::restock(&mut conn, &delivery("tx-late", vec![stale]))
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(room.levels("APPLE").await.0, 4);
+}
