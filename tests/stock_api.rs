@@ -26,6 +26,8 @@ fn migrations(name: &str) -> std::path::PathBuf {
 struct Stack {
     catalog: TestClient,
     inventory: TestClient,
+    /// The same routers served over HTTP on loopback (catalog, inventory).
+    urls: (String, String),
     inventory_pool: kit::db::PgPool,
     admin: String,
     _dbs: (TestDatabase, TestDatabase),
@@ -77,15 +79,27 @@ async fn stack(inventory_up: bool) -> Stack {
     };
     let registry = Arc::new(GrpcStockRegistry::connect_lazy(&rpc_url, TOKEN).unwrap());
     let catalog_pool = kit::db::pool(&catalog_cfg.db).await.unwrap();
+    let catalog_router = catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap();
+    let urls = (
+        serve_http(catalog_router.clone()).await,
+        serve_http(parts.router.clone()).await,
+    );
     Stack {
-        catalog: TestClient::new(
-            catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap(),
-        ),
+        catalog: TestClient::new(catalog_router),
         inventory: TestClient::new(parts.router),
+        urls,
         inventory_pool,
         admin: access_token(&keys, uuid::Uuid::new_v4(), Role::Admin),
         _dbs: (inventory_db, catalog_db),
     }
+}
+
+/// Serves `router` on a free loopback port; returns its GraphQL URL.
+async fn serve_http(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
 }
 
 const CREATE: &str = "mutation($sku: String!, $name: String!) { createProduct(input: { sku: $sku, name: $name }) { sku active } }";
@@ -185,4 +199,120 @@ async fn a_product_is_not_created_while_inventory_is_unreachable() {
         serde_json::Value::Null,
         "nothing half-written"
     );
+}
+
+/// The gateway's planner and executor over the two real subgraphs.
+async fn federated(
+    catalog_url: &str,
+    inventory_url: &str,
+    query: &str,
+) -> gateway::execution::Execution {
+    let sdl = gateway::compose(&[
+        gateway::SubgraphSource {
+            name: "catalog".into(),
+            url: catalog_url.into(),
+            sdl: catalog::sdl(),
+        },
+        gateway::SubgraphSource {
+            name: "inventory".into(),
+            url: inventory_url.into(),
+            sdl: inventory::sdl(),
+        },
+    ])
+    .unwrap();
+    let supergraph = gateway::Supergraph::load(&sdl).unwrap();
+    let plan = supergraph.plan(query, None).unwrap();
+    let urls = supergraph
+        .subgraphs()
+        .iter()
+        .map(|(name, url)| (name.clone(), url.parse().unwrap()))
+        .collect();
+    let subgraphs = gateway::execution::Subgraphs::new(
+        urls,
+        gateway::fetch::SubgraphClient::new(Duration::from_secs(5)),
+    );
+    gateway::execution::execute(&plan, &subgraphs, &Default::default(), &Default::default()).await
+}
+
+const PRODUCTS_WITH_STOCK: &str =
+    "{ products(first: 10) { edges { node { sku name stock { available } unitPrice } } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_executor_merges_inventory_fields_into_catalog_products() {
+    let s = stack(true).await;
+    for (sku, name) in [("PEAR", "Conference Pears"), ("FIG", "Black Figs")] {
+        assert_no_errors(
+            &s.catalog
+                .gql(Some(&s.admin), CREATE, json!({ "sku": sku, "name": name }))
+                .await,
+        );
+    }
+    let mut conn = s.inventory_pool.get().await.unwrap();
+    let delivery = Delivery {
+        transaction_id: "truck-1-0002".into(),
+        truck_id: "truck-1".into(),
+        supplier_id: "orchard".into(),
+        items: vec![RestockItem {
+            sku: "PEAR".into(),
+            quantity: 8,
+            unit_cost: "0.50".parse().unwrap(),
+            mfd_date: None,
+            expiry_date: Some(chrono::Utc::now().date_naive() + chrono::Duration::days(9)),
+        }],
+    };
+    inventory::restock::restock(&mut conn, &delivery)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let result = federated(&s.urls.0, &s.urls.1, PRODUCTS_WITH_STOCK).await;
+    assert!(result.errors.is_empty(), "{:#?}", result.errors);
+    let nodes: Vec<_> = result.data["products"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let by_sku = |sku: &str| nodes.iter().find(|n| n["sku"] == sku).cloned().unwrap();
+    assert_eq!(by_sku("PEAR")["stock"], json!({ "available": 8 }));
+    assert_eq!(
+        by_sku("PEAR")["unitPrice"],
+        "0.63",
+        "0.50 × 1.25 = 0.625, half-up"
+    );
+    assert_eq!(by_sku("FIG")["stock"], json!({ "available": 0 }));
+    assert_eq!(by_sku("FIG")["unitPrice"], serde_json::Value::Null);
+    assert_eq!(by_sku("FIG")["name"], "Black Figs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_subgraph_leaves_partial_data_and_errors_at_the_right_paths() {
+    let s = stack(true).await;
+    assert_no_errors(
+        &s.catalog
+            .gql(
+                Some(&s.admin),
+                CREATE,
+                json!({ "sku": "PEAR", "name": "Pears" }),
+            )
+            .await,
+    );
+    let dead = format!(
+        "http://{}/graphql",
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let result = federated(&s.urls.0, &dead, PRODUCTS_WITH_STOCK).await;
+    assert_eq!(
+        result.data["products"]["edges"][0]["node"]["name"], "Pears",
+        "catalog's part still arrives"
+    );
+    assert_eq!(result.errors.len(), 1, "{:#?}", result.errors);
+    let error = &result.errors[0];
+    assert_eq!(error["extensions"]["serviceName"], "inventory");
+    assert_eq!(error["extensions"]["code"], "SUBGRAPH_ERROR");
+    assert_eq!(error["path"], json!(["products", "edges", 0, "node"]));
 }
