@@ -206,7 +206,7 @@ async fn federated(
     catalog_url: &str,
     inventory_url: &str,
     query: &str,
-) -> gateway::execution::Execution {
+) -> (serde_json::Value, Vec<serde_json::Value>) {
     let sdl = gateway::compose(&[
         gateway::SubgraphSource {
             name: "catalog".into(),
@@ -221,7 +221,7 @@ async fn federated(
     ])
     .unwrap();
     let supergraph = gateway::Supergraph::load(&sdl).unwrap();
-    let plan = supergraph.plan(query, None).unwrap();
+    let prepared = supergraph.plan(query, None).unwrap();
     let urls = supergraph
         .subgraphs()
         .iter()
@@ -231,7 +231,17 @@ async fn federated(
         urls,
         gateway::fetch::SubgraphClient::new(Duration::from_secs(5)),
     );
-    gateway::execution::execute(&plan, &subgraphs, &Default::default(), &Default::default()).await
+    let variables = Default::default();
+    let result =
+        gateway::execution::execute(&prepared.plan, &subgraphs, &variables, &Default::default())
+            .await;
+    let data = gateway::projection::project(
+        &result.data,
+        &prepared.operation,
+        supergraph.shapes(),
+        &variables,
+    );
+    (data, result.errors)
 }
 
 const PRODUCTS_WITH_STOCK: &str =
@@ -265,9 +275,9 @@ async fn the_gateway_executor_merges_inventory_fields_into_catalog_products() {
         .unwrap();
     drop(conn);
 
-    let result = federated(&s.urls.0, &s.urls.1, PRODUCTS_WITH_STOCK).await;
-    assert!(result.errors.is_empty(), "{:#?}", result.errors);
-    let nodes: Vec<_> = result.data["products"]["edges"]
+    let (data, errors) = federated(&s.urls.0, &s.urls.1, PRODUCTS_WITH_STOCK).await;
+    assert!(errors.is_empty(), "{errors:#?}");
+    let nodes: Vec<_> = data["products"]["edges"]
         .as_array()
         .unwrap()
         .iter()
@@ -283,6 +293,17 @@ async fn the_gateway_executor_merges_inventory_fields_into_catalog_products() {
     assert_eq!(by_sku("FIG")["stock"], json!({ "available": 0 }));
     assert_eq!(by_sku("FIG")["unitPrice"], serde_json::Value::Null);
     assert_eq!(by_sku("FIG")["name"], "Black Figs");
+    // Shaped for the client: exactly the fields asked for, under their aliases.
+    let (aliased, _) = federated(
+        &s.urls.0,
+        &s.urls.1,
+        "{ products(first: 1) { edges { node { id: sku stock { free: available } } } } }",
+    )
+    .await;
+    assert_eq!(
+        aliased,
+        json!({ "products": { "edges": [{ "node": { "id": "FIG", "stock": { "free": 0 } } }] } })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,13 +326,25 @@ async fn a_dead_subgraph_leaves_partial_data_and_errors_at_the_right_paths() {
             .local_addr()
             .unwrap()
     );
-    let result = federated(&s.urls.0, &dead, PRODUCTS_WITH_STOCK).await;
+    // unitPrice is nullable, stock is not: without inventory the node keeps
+    // catalog's fields in the first query and is nulled in the second.
+    let (data, _) = federated(
+        &s.urls.0,
+        &dead,
+        "{ products { edges { node { name unitPrice } } } }",
+    )
+    .await;
     assert_eq!(
-        result.data["products"]["edges"][0]["node"]["name"], "Pears",
-        "catalog's part still arrives"
+        data["products"]["edges"][0]["node"],
+        json!({ "name": "Pears", "unitPrice": null })
     );
-    assert_eq!(result.errors.len(), 1, "{:#?}", result.errors);
-    let error = &result.errors[0];
+    let (data, errors) = federated(&s.urls.0, &dead, PRODUCTS_WITH_STOCK).await;
+    assert_eq!(
+        data["products"]["edges"][0]["node"],
+        serde_json::Value::Null
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let error = &errors[0];
     assert_eq!(error["extensions"]["serviceName"], "inventory");
     assert_eq!(error["extensions"]["code"], "SUBGRAPH_ERROR");
     assert_eq!(error["path"], json!(["products", "edges", 0, "node"]));

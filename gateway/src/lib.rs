@@ -13,6 +13,7 @@ pub mod compose;
 pub mod execution;
 pub mod fetch;
 pub mod planning;
+pub mod projection;
 
 pub use compose::{SubgraphSource, compose};
-pub use planning::{PlanError, Supergraph};
+pub use planning::{PlanError, Prepared, Supergraph};

@@ -14,11 +14,12 @@ use std::{
     time::Duration,
 };
 
+use crate::projection::Shapes;
 use graphql_tools::validation::{
     rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
 };
 use hive_router_query_planner::{
-    ast::normalization::normalize_operation,
+    ast::{normalization::normalize_operation, operation::OperationDefinition},
     planner::{Planner, QueryPlannerOptions, plan_nodes::QueryPlan},
     utils::{
         cancellation::CancellationToken,
@@ -55,11 +56,19 @@ impl PlanError {
     }
 }
 
+/// A planned operation: the plan and the normalized operation the response is shaped by.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub plan: Arc<QueryPlan>,
+    pub operation: Arc<OperationDefinition>,
+}
+
 /// A supergraph ready to plan against.
 pub struct Supergraph {
     planner: Planner,
     rules: ValidationPlan,
-    plans: Mutex<HashMap<u64, Arc<QueryPlan>>>,
+    shapes: Shapes,
+    plans: Mutex<HashMap<u64, Prepared>>,
 }
 
 /// Why a supergraph could not be loaded.
@@ -86,9 +95,11 @@ impl Supergraph {
         }))
         .map_err(|panic| LoadError(panic_message(panic)))?
         .map_err(|e| LoadError(e.to_string()))?;
+        let shapes = Shapes::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,
             rules: default_rules_validation_plan(),
+            shapes,
             plans: Mutex::default(),
         })
     }
@@ -98,17 +109,18 @@ impl Supergraph {
         &self.planner.supergraph.subgraph_endpoint_map
     }
 
+    /// The API schema's types, for shaping responses.
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
+    }
+
     /// The API schema clients see, as SDL.
     pub fn api_sdl(&self) -> String {
         self.planner.consumer_schema.document.to_string()
     }
 
     /// Parses, validates, normalizes and plans `query` (cached by normalized operation).
-    pub fn plan(
-        &self,
-        query: &str,
-        operation_name: Option<&str>,
-    ) -> Result<Arc<QueryPlan>, PlanError> {
+    pub fn plan(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
         let document = safe_parse_operation(query).map_err(|e| PlanError::Parse(e.to_string()))?;
         let errors = graphql_tools::validation::validate::validate(
             &self.planner.consumer_schema.document,
@@ -121,13 +133,13 @@ impl Supergraph {
         let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
             .map_err(|e| PlanError::Operation(e.to_string()))?;
         let key = normalized.operation.hash();
-        if let Some(plan) = self
+        if let Some(prepared) = self
             .plans
             .lock()
             .ok()
             .and_then(|plans| plans.get(&key).cloned())
         {
-            return Ok(plan);
+            return Ok(prepared);
         }
         let token = CancellationToken::with_timeout(PLAN_TIMEOUT);
         let plan = catch_unwind(AssertUnwindSafe(|| {
@@ -139,14 +151,17 @@ impl Supergraph {
         }))
         .map_err(|panic| PlanError::Planning(panic_message(panic)))?
         .map_err(|e| PlanError::Planning(e.to_string()))?;
-        let plan = Arc::new(plan);
+        let prepared = Prepared {
+            plan: Arc::new(plan),
+            operation: Arc::new(normalized.operation),
+        };
         if let Ok(mut plans) = self.plans.lock() {
             if plans.len() >= PLAN_CACHE_CAPACITY {
                 plans.clear();
             }
-            plans.insert(key, plan.clone());
+            plans.insert(key, prepared.clone());
         }
-        Ok(plan)
+        Ok(prepared)
     }
 
     /// How many plans are cached.
