@@ -61,6 +61,115 @@ impl Component {
     }
 }
 
+/// What `grocery serve` can run: the gateway or one subgraph.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Servable {
+    /// The federation gateway in front of every subgraph (port 4000).
+    Gateway,
+    /// Accounts, sessions (dual JWT) and profiles.
+    Users,
+    /// Products.
+    Catalog,
+    /// Stock, batches, reservations, pricing; serves the internal stock API.
+    Inventory,
+}
+
+impl Servable {
+    /// The subgraph this is, if it is one.
+    pub fn component(self) -> Option<Component> {
+        match self {
+            Servable::Gateway => None,
+            Servable::Users => Some(Component::Users),
+            Servable::Catalog => Some(Component::Catalog),
+            Servable::Inventory => Some(Component::Inventory),
+        }
+    }
+}
+
+/// How long the gateway waits for a subgraph.
+pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The gateway's listen address: `GATEWAY_HOST`/`GATEWAY_PORT` or `HOST`/`PORT`, default 127.0.0.1:4000.
+pub fn gateway_addr(env: &mut Env) -> SocketAddr {
+    let host = env
+        .get("GATEWAY_HOST")
+        .or_else(|| env.get("HOST"))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = if env.get("GATEWAY_PORT").is_some() {
+        env.parse_or("GATEWAY_PORT", 4000)
+    } else {
+        env.parse_or("PORT", 4000)
+    };
+    match host.as_str() {
+        "localhost" => SocketAddr::from(([127, 0, 0, 1], port)),
+        other => match other
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+        {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => {
+                env.problem(format!("HOST={host:?} is not an IP address"));
+                SocketAddr::from(([127, 0, 0, 1], port))
+            }
+        },
+    }
+}
+
+/// Serves `gateway` on `addr` in `tasks` until `stop`; returns its URL.
+pub async fn spawn_gateway(
+    gateway: gateway::http::Gateway,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("the gateway cannot listen on {addr} (set GATEWAY_PORT)"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = gateway::http::router(std::sync::Arc::new(gateway));
+    tasks.spawn(async move {
+        kit::server::serve(listener, router, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+        Ok(())
+    });
+    Ok(url)
+}
+
+/// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH`, tokens checked
+/// with the users subgraph's public keys (`JWT_PUBLIC_KEYS_FILE`).
+pub async fn serve_gateway() -> anyhow::Result<()> {
+    let mut env = Env::new();
+    let addr = gateway_addr(&mut env);
+    let path = env
+        .get("SUPERGRAPH_PATH")
+        .unwrap_or_else(|| "schema/supergraph.graphql".into());
+    let keys = KeyRing::verifying_from_env_or(&mut env, None);
+    let tokens = kit::auth::TokenSettings::from_env(&mut env);
+    env.finish()?;
+    let sdl =
+        std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
+    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys, &tokens)?);
+    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), SUBGRAPH_TIMEOUT)?;
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let url = spawn_gateway(gateway, addr, &mut tasks, stop).await?;
+    tracing::info!(%url, supergraph = %path, "gateway listening");
+    tokio::select! {
+        () = crate::shutdown_signal() => {}
+        Some(ended) = tasks.join_next() => {
+            ended??;
+            anyhow::bail!("the gateway stopped unexpectedly");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = tasks.join_next().await {
+        ended??;
+    }
+    Ok(())
+}
+
 /// `<NAME>_HOST`/`<NAME>_PORT` (or `HOST`/`PORT`), default 127.0.0.1 and the component's port.
 pub fn listen_addr(env: &mut Env, component: Component) -> SocketAddr {
     let upper = component.name().to_uppercase();

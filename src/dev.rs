@@ -116,6 +116,8 @@ async fn start(
         ));
     }
     let explicit_inventory_url = env.get("INVENTORY_RPC_URL").is_some();
+    let gateway_addr = components::gateway_addr(&mut env);
+    let tokens = kit::auth::TokenSettings::from_env(&mut env);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -147,10 +149,30 @@ async fn start(
         urls.push((name, url));
     }
 
+    // The gateway fronts the subgraphs at the addresses they actually bound.
+    let sources = urls
+        .iter()
+        .map(|(component, url)| gateway::SubgraphSource {
+            name: component.name().to_owned(),
+            url: format!("{url}/graphql"),
+            sdl: component.sdl(),
+        })
+        .collect::<Vec<_>>();
+    let supergraph = gateway::compose(&sources)?;
+    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&dev_keys, &tokens)?);
+    let edge =
+        gateway::http::Gateway::new(&supergraph, Some(verifier), components::SUBGRAPH_TIMEOUT)?;
+    let gateway_url =
+        components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;
+
     println!();
     println!(
         "grocery dev is ready in {:.1}s",
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {:<10} {gateway_url}/graphql   <- the API (GraphiQL in a browser)",
+        "gateway"
     );
     for (component, url) in &urls {
         println!("  {:<10} {url}/graphql", component.name());

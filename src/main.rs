@@ -38,11 +38,12 @@ variable is reported at once:
   JWT_PUBLIC_KEYS_FILE                  catalog, inventory: the users subgraph's public key(s)
   INTERNAL_RPC_TOKEN                    catalog, inventory: the stock API's service credential
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
+  SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
 See the README's configuration table for the rest."
     )]
     Serve {
         /// Which component to run.
-        component: Component,
+        component: components::Servable,
     },
     /// Run database migrations for one component, or all of them.
     Migrate {
@@ -78,7 +79,10 @@ async fn main() -> ExitCode {
         }
         Command::Serve { component } => {
             kit::telemetry::init(false);
-            components::serve(component).await
+            match component {
+                components::Servable::Gateway => components::serve_gateway().await,
+                other => components::serve(other.component().expect("a subgraph")).await,
+            }
         }
         Command::Migrate { component } => {
             kit::telemetry::init(true);

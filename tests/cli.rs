@@ -144,10 +144,17 @@ fn free_port() -> u16 {
 }
 
 fn post_graphql(port: u16, body: &str) -> serde_json::Value {
+    post_graphql_as(port, body, None)
+}
+
+fn post_graphql_as(port: u16, body: &str, token: Option<&str>) -> serde_json::Value {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -201,11 +208,16 @@ impl Drop for Dev {
 }
 
 /// Starts `grocery dev`, waits until it is ready, and returns it with its output so far.
-fn start_dev(home: &Path, port: u16) -> (Dev, Vec<String>, mpsc::Receiver<String>) {
+fn start_dev(
+    home: &Path,
+    port: u16,
+    gateway_port: u16,
+) -> (Dev, Vec<String>, mpsc::Receiver<String>) {
     let child = grocery()
         .arg("dev")
         .env("GROCERY_HOME", home)
         .env("USERS_PORT", port.to_string())
+        .env("GATEWAY_PORT", gateway_port.to_string())
         // Every other listener on a port the system picks, so tests never collide.
         .env("CATALOG_PORT", "0")
         .env("INVENTORY_PORT", "0")
@@ -242,8 +254,9 @@ fn start_dev(home: &Path, port: u16) -> (Dev, Vec<String>, mpsc::Receiver<String
 fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
     let home = temp_home("dev");
     let port = free_port();
+    let gateway = free_port();
 
-    let (mut dev, lines, _rx) = start_dev(&home, port);
+    let (mut dev, lines, _rx) = start_dev(&home, port, gateway);
     assert!(
         lines
             .iter()
@@ -267,6 +280,48 @@ fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
         registered["data"]["register"]["deviceId"], "fridge-1",
         "{registered}"
     );
+    // The gateway fronts it all: sessions, identity, and one product view
+    // assembled from catalog and inventory.
+    let session = post_graphql(
+        gateway,
+        r#"{"query":"mutation { login(deviceId: \"admin\", password: \"test-demo-pass\") { accessToken } }"}"#,
+    );
+    let token = session["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{session}"))
+        .to_owned();
+    let me = post_graphql_as(
+        gateway,
+        r#"{"query":"{ me { deviceId role } }"}"#,
+        Some(&token),
+    );
+    assert_eq!(
+        me["data"]["me"],
+        serde_json::json!({ "deviceId": "admin", "role": "ADMIN" }),
+        "{me}"
+    );
+    let products = post_graphql(
+        gateway,
+        r#"{"query":"{ products(first: 1, search: \"apple\") { edges { node { sku name stock { available } unitPrice } } } }"}"#,
+    );
+    let apple = &products["data"]["products"]["edges"][0]["node"];
+    assert_eq!(apple["sku"], "APPLE", "{products}");
+    assert_eq!(apple["stock"]["available"], 200, "{products}");
+    assert_eq!(apple["unitPrice"], "0.38", "{products}");
+    let forged = post_graphql_as(gateway, r#"{"query":"{ me { id } }"}"#, Some("not.a.token"));
+    assert_eq!(
+        forged["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{forged}"
+    );
+    let invalid = post_graphql(
+        gateway,
+        r#"{"query":"{ products { edges { node { colour } } } }"}"#,
+    );
+    assert_eq!(
+        invalid["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{invalid}"
+    );
+
     dev.stop();
     assert!(
         !home.join("pg/data/postmaster.pid").exists(),
@@ -274,7 +329,7 @@ fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
     );
 
     // The second start reuses the cluster, its data and the keys.
-    let (mut dev, lines, _rx) = start_dev(&home, port);
+    let (mut dev, lines, _rx) = start_dev(&home, port, gateway);
     assert!(
         !lines
             .iter()

@@ -12,6 +12,7 @@
 pub mod compose;
 pub mod execution;
 pub mod fetch;
+pub mod http;
 pub mod planning;
 pub mod projection;
 

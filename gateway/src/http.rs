@@ -1,0 +1,281 @@
+//! The gateway's HTTP edge: GraphQL over HTTP on `/graphql` (POST, and GET
+//! for queries), GraphiQL for browsers, `/health` and `/ready`.
+//!
+//! Each request: read the body → verify the bearer token (refused tokens never
+//! reach a subgraph) → plan on the blocking pool (cached) → execute → project.
+//! Responses are `application/graphql-response+json` when the client accepts
+//! it, `application/json` otherwise.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use kit::auth::{TokenType, Verifier};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    execution::{self, Subgraphs},
+    planning::{PlanError, Supergraph},
+    projection,
+};
+
+/// Everything a request needs.
+pub struct Gateway {
+    pub supergraph: Arc<Supergraph>,
+    pub subgraphs: Subgraphs,
+    /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
+    pub verifier: Option<Arc<Verifier>>,
+}
+
+impl Gateway {
+    /// A gateway over `sdl`, reaching subgraphs at the URLs it declares.
+    pub fn new(
+        sdl: &str,
+        verifier: Option<Arc<Verifier>>,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
+        let supergraph = Arc::new(Supergraph::load(sdl)?);
+        let urls = supergraph
+            .subgraphs()
+            .iter()
+            .map(|(name, url)| {
+                let uri = url.parse().map_err(|e| {
+                    anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}")
+                })?;
+                Ok((name.clone(), uri))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let subgraphs = Subgraphs::new(urls, crate::fetch::SubgraphClient::new(timeout));
+        Ok(Self {
+            supergraph,
+            subgraphs,
+            verifier,
+        })
+    }
+}
+
+/// The gateway's routes.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/graphql", get(get_graphql).post(post_graphql))
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/ready",
+            get(|| async { Json(json!({ "status": "ready" })) }),
+        )
+        .with_state(gateway)
+}
+
+/// A GraphQL-over-HTTP request.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GraphqlRequest {
+    query: Option<String>,
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Value>,
+}
+
+fn error_body(message: &str, code: &str) -> Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn respond(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
+    let graphql_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/graphql-response+json"));
+    // With plain application/json, GraphQL errors (validation, auth) still
+    // travel as 200, the convention those clients expect; a request that is
+    // not GraphQL at all stays a 400. The newer media type carries 4xx always.
+    let malformed = body["errors"][0]["extensions"]["code"] == "BAD_REQUEST";
+    let (status, media) = if graphql_json {
+        (status, "application/graphql-response+json")
+    } else if status.is_client_error() && !malformed {
+        (StatusCode::OK, "application/json")
+    } else {
+        (status, "application/json")
+    };
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    match serde_json::from_slice::<GraphqlRequest>(&body) {
+        Ok(request) => run(gw, headers, request, false).await,
+        Err(e) => respond(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            error_body(&format!("invalid JSON body: {e}"), "BAD_REQUEST"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+async fn get_graphql(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Query<GetParams>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && params.query.is_none() {
+        return Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .finish(),
+        )
+        .into_response();
+    }
+    let variables = match params
+        .variables
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            return respond(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                error_body(&format!("invalid variables: {e}"), "BAD_REQUEST"),
+            );
+        }
+    };
+    let request = GraphqlRequest {
+        query: params.query,
+        operation_name: params.operation_name,
+        variables,
+    };
+    run(gw, headers, request, true).await
+}
+
+async fn run(
+    gw: Arc<Gateway>,
+    mut headers: HeaderMap,
+    request: GraphqlRequest,
+    via_get: bool,
+) -> Response {
+    let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
+        return respond(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            error_body("the request has no query", "BAD_REQUEST"),
+        );
+    };
+    let variables: Map<String, Value> = match request.variables {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return respond(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                error_body("variables must be an object", "BAD_REQUEST"),
+            );
+        }
+    };
+    if let (Some(verifier), Some(token)) = (&gw.verifier, bearer(&headers))
+        && let Err(err) = verifier.verify(token, TokenType::Access)
+    {
+        return respond(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            error_body(&err.to_string(), "UNAUTHENTICATED"),
+        );
+    }
+    if !headers.contains_key("x-request-id")
+        && let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
+        headers.insert("x-request-id", id);
+    }
+    let supergraph = gw.supergraph.clone();
+    let operation_name = request.operation_name.clone();
+    let planned =
+        tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
+            .await;
+    let prepared = match planned {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(err)) => return plan_error(&headers, &err),
+        Err(_) => {
+            return respond(
+                &headers,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error_body("planning failed", "INTERNAL_SERVER_ERROR"),
+            );
+        }
+    };
+    let is_mutation = matches!(
+        prepared.operation.operation_kind,
+        Some(hive_router_query_planner::state::supergraph_state::OperationKind::Mutation)
+    );
+    if via_get && is_mutation {
+        return respond(
+            &headers,
+            StatusCode::METHOD_NOT_ALLOWED,
+            error_body("mutations are not allowed over GET", "BAD_REQUEST"),
+        );
+    }
+    let result = execution::execute(&prepared.plan, &gw.subgraphs, &variables, &headers).await;
+    let data = projection::project(
+        &result.data,
+        &prepared.operation,
+        gw.supergraph.shapes(),
+        &variables,
+    );
+    let mut body = json!({ "data": data });
+    if !result.errors.is_empty() {
+        body["errors"] = Value::Array(result.errors);
+    }
+    let mut response = respond(&headers, StatusCode::OK, body);
+    if let Some(id) = headers.get("x-request-id") {
+        response.headers_mut().insert("x-request-id", id.clone());
+    }
+    response
+}
+
+fn plan_error(headers: &HeaderMap, err: &PlanError) -> Response {
+    let errors: Vec<Value> = match err {
+        PlanError::Validation(errors) => errors
+            .iter()
+            .map(|e| {
+                json!({
+                    "message": e.message,
+                    "locations": e.locations.iter().map(|l| json!({ "line": l.line, "column": l.column })).collect::<Vec<_>>(),
+                    "extensions": { "code": err.code() },
+                })
+            })
+            .collect(),
+        other => vec![json!({ "message": other.to_string(), "extensions": { "code": other.code() } })],
+    };
+    let status = if matches!(err, PlanError::Planning(_)) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    respond(headers, status, json!({ "errors": errors }))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
