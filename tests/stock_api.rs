@@ -94,6 +94,23 @@ async fn stack(inventory_up: bool) -> Stack {
     }
 }
 
+/// Eight pears at 0.50, fresh for nine days, delivered under `transaction_id`.
+async fn deliver_pears(conn: &mut diesel_async::AsyncPgConnection, transaction_id: &str) {
+    let delivery = Delivery {
+        transaction_id: transaction_id.into(),
+        truck_id: "truck-1".into(),
+        supplier_id: "orchard".into(),
+        items: vec![RestockItem {
+            sku: "PEAR".into(),
+            quantity: 8,
+            unit_cost: "0.50".parse().unwrap(),
+            mfd_date: None,
+            expiry_date: Some(chrono::Utc::now().date_naive() + chrono::Duration::days(9)),
+        }],
+    };
+    inventory::restock::restock(conn, &delivery).await.unwrap();
+}
+
 /// Serves `router` on a free loopback port; returns its GraphQL URL.
 async fn serve_http(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -121,21 +138,7 @@ async fn products_created_in_catalog_become_stockable_and_history_decides_deleti
     }
     // Inventory knows PEAR now: a delivery of it is accepted.
     let mut conn = s.inventory_pool.get().await.unwrap();
-    let delivery = Delivery {
-        transaction_id: "truck-1-0001".into(),
-        truck_id: "truck-1".into(),
-        supplier_id: "orchard".into(),
-        items: vec![RestockItem {
-            sku: "PEAR".into(),
-            quantity: 8,
-            unit_cost: "0.50".parse().unwrap(),
-            mfd_date: None,
-            expiry_date: Some(chrono::Utc::now().date_naive() + chrono::Duration::days(9)),
-        }],
-    };
-    inventory::restock::restock(&mut conn, &delivery)
-        .await
-        .unwrap();
+    deliver_pears(&mut conn, "truck-1-0001").await;
     drop(conn);
     let stock = s.inventory.gql(None, STOCK, json!({ "sku": "PEAR" })).await;
     assert_eq!(
@@ -258,21 +261,7 @@ async fn the_gateway_executor_merges_inventory_fields_into_catalog_products() {
         );
     }
     let mut conn = s.inventory_pool.get().await.unwrap();
-    let delivery = Delivery {
-        transaction_id: "truck-1-0002".into(),
-        truck_id: "truck-1".into(),
-        supplier_id: "orchard".into(),
-        items: vec![RestockItem {
-            sku: "PEAR".into(),
-            quantity: 8,
-            unit_cost: "0.50".parse().unwrap(),
-            mfd_date: None,
-            expiry_date: Some(chrono::Utc::now().date_naive() + chrono::Duration::days(9)),
-        }],
-    };
-    inventory::restock::restock(&mut conn, &delivery)
-        .await
-        .unwrap();
+    deliver_pears(&mut conn, "truck-1-0002").await;
     drop(conn);
 
     let (data, errors) = federated(&s.urls.0, &s.urls.1, PRODUCTS_WITH_STOCK).await;

@@ -100,11 +100,7 @@ pub fn build_schema(pool: PgPool, registry: Arc<dyn StockRegistry>) -> CatalogSc
 
 /// The federation SDL as served (`schema/catalog.graphql`).
 pub fn sdl() -> String {
-    builder().finish().sdl_with_options(
-        async_graphql::SDLExportOptions::new()
-            .federation()
-            .compose_directive(),
-    )
+    kit::server::federation_sdl(&builder().finish())
 }
 
 /// Migrates the schema and returns the subgraph's HTTP routes, calling inventory over gRPC.

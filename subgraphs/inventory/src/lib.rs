@@ -120,11 +120,7 @@ pub fn build_schema(pool: PgPool, default_margin: Decimal) -> InventorySchema {
 
 /// The federation SDL as served (`schema/inventory.graphql`).
 pub fn sdl() -> String {
-    builder().finish().sdl_with_options(
-        async_graphql::SDLExportOptions::new()
-            .federation()
-            .compose_directive(),
-    )
+    kit::server::federation_sdl(&builder().finish())
 }
 
 /// The running parts of the subgraph: its HTTP routes, its stock API and its pool.

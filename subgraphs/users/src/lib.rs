@@ -79,11 +79,7 @@ pub fn build_schema(pool: PgPool, issuer: Arc<TokenIssuer>) -> UsersSchema {
 
 /// The federation SDL as served (`schema/users.graphql`).
 pub fn sdl() -> String {
-    builder().finish().sdl_with_options(
-        async_graphql::SDLExportOptions::new()
-            .federation()
-            .compose_directive(),
-    )
+    kit::server::federation_sdl(&builder().finish())
 }
 
 /// Migrates the schema and returns the subgraph's HTTP routes.
