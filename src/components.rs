@@ -137,6 +137,22 @@ pub async fn spawn_gateway(
     Ok(url)
 }
 
+/// `SUBGRAPH_URLS="users=http://users:4001/graphql,catalog=…"`: where subgraphs
+/// really are when that differs from the URLs in the supergraph.
+fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
+    let mut urls = std::collections::HashMap::new();
+    let raw = env.get("SUBGRAPH_URLS").unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((name, url)) if !name.trim().is_empty() && url.trim().starts_with("http") => {
+                urls.insert(name.trim().to_owned(), url.trim().to_owned());
+            }
+            _ => env.problem(format!("SUBGRAPH_URLS: {pair:?} is not name=http://…")),
+        }
+    }
+    urls
+}
+
 /// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH`, tokens checked
 /// with the users subgraph's public keys (`JWT_PUBLIC_KEYS_FILE`).
 pub async fn serve_gateway() -> anyhow::Result<()> {
@@ -147,11 +163,12 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
         .unwrap_or_else(|| "schema/supergraph.graphql".into());
     let keys = KeyRing::verifying_from_env_or(&mut env, None);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let overrides = subgraph_urls(&mut env);
     env.finish()?;
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys, &tokens)?);
-    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), SUBGRAPH_TIMEOUT)?;
+    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), SUBGRAPH_TIMEOUT, &overrides)?;
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let url = spawn_gateway(gateway, addr, &mut tasks, stop).await?;

@@ -160,8 +160,12 @@ async fn start(
         .collect::<Vec<_>>();
     let supergraph = gateway::compose(&sources)?;
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&dev_keys, &tokens)?);
-    let edge =
-        gateway::http::Gateway::new(&supergraph, Some(verifier), components::SUBGRAPH_TIMEOUT)?;
+    let edge = gateway::http::Gateway::new(
+        &supergraph,
+        Some(verifier),
+        components::SUBGRAPH_TIMEOUT,
+        &Default::default(),
+    )?;
     let gateway_url =
         components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;
 

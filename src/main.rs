@@ -39,6 +39,7 @@ variable is reported at once:
   INTERNAL_RPC_TOKEN                    catalog, inventory: the stock API's service credential
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
+  SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
 See the README's configuration table for the rest."
     )]
     Serve {

@@ -348,3 +348,48 @@ fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
     assert!(!home.join("pg/data/postmaster.pid").exists());
     let _ = std::fs::remove_dir_all(home);
 }
+
+#[test]
+fn serve_gateway_checks_its_subgraph_urls_and_keys() {
+    let out = grocery()
+        .args(["serve", "gateway"])
+        .env("SUBGRAPH_URLS", "users")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in ["SUBGRAPH_URLS: \"users\"", "JWT_PUBLIC_KEYS_FILE"] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // A well-formed override for a subgraph the supergraph does not have is refused too.
+    let home = temp_home("gw");
+    let keygen = grocery()
+        .args(["keygen", "--dir"])
+        .arg(home.join("keys"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&keygen.stdout);
+    let public = &printed[printed.find("-----BEGIN").expect("public key printed")..];
+    std::fs::write(home.join("public.pem"), public).unwrap();
+    let out = grocery()
+        .args(["serve", "gateway"])
+        .env("JWT_PUBLIC_KEYS_FILE", home.join("public.pem"))
+        .env(
+            "SUPERGRAPH_PATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/supergraph.graphql"),
+        )
+        .env("SUBGRAPH_URLS", "ghost=http://127.0.0.1:1/graphql")
+        .env("GATEWAY_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"ghost\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(home);
+}

@@ -35,17 +35,26 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `sdl`, reaching subgraphs at the URLs it declares.
+    /// A gateway over `sdl`, reaching subgraphs at the URLs it declares
+    /// unless `overrides` names another for a subgraph.
     pub fn new(
         sdl: &str,
         verifier: Option<Arc<Verifier>>,
         timeout: std::time::Duration,
+        overrides: &std::collections::HashMap<String, String>,
     ) -> anyhow::Result<Self> {
         let supergraph = Arc::new(Supergraph::load(sdl)?);
+        if let Some(unknown) = overrides
+            .keys()
+            .find(|name| !supergraph.subgraphs().contains_key(*name))
+        {
+            anyhow::bail!("SUBGRAPH_URLS names {unknown:?}, which the supergraph does not have");
+        }
         let urls = supergraph
             .subgraphs()
             .iter()
-            .map(|(name, url)| {
+            .map(|(name, declared)| {
+                let url = overrides.get(name).unwrap_or(declared);
                 let uri = url.parse().map_err(|e| {
                     anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}")
                 })?;
