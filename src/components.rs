@@ -164,11 +164,19 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
     let keys = KeyRing::verifying_from_env_or(&mut env, None);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let overrides = subgraph_urls(&mut env);
+    // Off unless asked for: a production API does not publish its schema by default.
+    let introspection = env.parse_or("INTROSPECTION", false);
     env.finish()?;
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys, &tokens)?);
-    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), SUBGRAPH_TIMEOUT, &overrides)?;
+    let gateway = gateway::http::Gateway::new(
+        &sdl,
+        Some(verifier),
+        SUBGRAPH_TIMEOUT,
+        &overrides,
+        introspection,
+    )?;
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let url = spawn_gateway(gateway, addr, &mut tasks, stop).await?;

@@ -165,6 +165,7 @@ async fn start(
         Some(verifier),
         components::SUBGRAPH_TIMEOUT,
         &Default::default(),
+        true,
     )?;
     let gateway_url =
         components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;

@@ -40,6 +40,7 @@ variable is reported at once:
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
+  INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
 See the README's configuration table for the rest."
     )]
     Serve {

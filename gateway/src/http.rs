@@ -20,8 +20,11 @@ use kit::auth::{TokenType, Verifier};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use hive_router_query_planner::ast::value::Value as PlannerValue;
+
 use crate::{
     execution::{self, Subgraphs},
+    introspection::Introspection,
     planning::{PlanError, Supergraph},
     projection,
 };
@@ -32,6 +35,8 @@ pub struct Gateway {
     pub subgraphs: Subgraphs,
     /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
     pub verifier: Option<Arc<Verifier>>,
+    /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
+    pub introspection: Option<Introspection>,
 }
 
 impl Gateway {
@@ -42,6 +47,7 @@ impl Gateway {
         verifier: Option<Arc<Verifier>>,
         timeout: std::time::Duration,
         overrides: &std::collections::HashMap<String, String>,
+        introspection: bool,
     ) -> anyhow::Result<Self> {
         let supergraph = Arc::new(Supergraph::load(sdl)?);
         if let Some(unknown) = overrides
@@ -62,10 +68,12 @@ impl Gateway {
             })
             .collect::<anyhow::Result<_>>()?;
         let subgraphs = Subgraphs::new(urls, crate::fetch::SubgraphClient::new(timeout));
+        let introspection = introspection.then(|| Introspection::new(supergraph.api_schema()));
         Ok(Self {
             supergraph,
             subgraphs,
             verifier,
+            introspection,
         })
     }
 }
@@ -243,7 +251,42 @@ async fn run(
             error_body("mutations are not allowed over GET", "BAD_REQUEST"),
         );
     }
-    let result = execution::execute(&prepared.plan, &gw.subgraphs, &variables, &headers).await;
+    if !prepared.introspection.is_empty() && gw.introspection.is_none() {
+        return respond(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            error_body(
+                "introspection is disabled on this gateway",
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
+        );
+    }
+    let mut result = execution::execute(&prepared.plan, &gw.subgraphs, &variables, &headers).await;
+    if let (Some(intro), Value::Object(data)) = (&gw.introspection, &mut result.data) {
+        for field in prepared.introspection.iter() {
+            let value = if field.name == "__schema" {
+                intro.schema.clone()
+            } else {
+                let name = match field
+                    .arguments
+                    .as_ref()
+                    .and_then(|a| a.get_argument("name"))
+                {
+                    Some(PlannerValue::String(name)) => Some(name.clone()),
+                    Some(PlannerValue::Variable(var)) => variables
+                        .get(var)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                name.map_or(Value::Null, |n| intro.type_named(&n))
+            };
+            data.insert(
+                field.alias.clone().unwrap_or_else(|| field.name.clone()),
+                value,
+            );
+        }
+    }
     let data = projection::project(
         &result.data,
         &prepared.operation,

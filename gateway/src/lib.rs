@@ -13,6 +13,7 @@ pub mod compose;
 pub mod execution;
 pub mod fetch;
 pub mod http;
+pub mod introspection;
 pub mod planning;
 pub mod projection;
 

@@ -19,7 +19,10 @@ use graphql_tools::validation::{
     rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
 };
 use hive_router_query_planner::{
-    ast::{normalization::normalize_operation, operation::OperationDefinition},
+    ast::{
+        normalization::normalize_operation, operation::OperationDefinition,
+        selection_item::SelectionItem, selection_set::FieldSelection,
+    },
     planner::{Planner, QueryPlannerOptions, plan_nodes::QueryPlan},
     utils::{
         cancellation::CancellationToken,
@@ -61,6 +64,8 @@ impl PlanError {
 pub struct Prepared {
     pub plan: Arc<QueryPlan>,
     pub operation: Arc<OperationDefinition>,
+    /// Root `__schema`/`__type` fields: answered by the gateway, not planned.
+    pub introspection: Arc<Vec<FieldSelection>>,
 }
 
 /// A supergraph ready to plan against.
@@ -114,6 +119,11 @@ impl Supergraph {
         &self.shapes
     }
 
+    /// The API schema clients see.
+    pub fn api_schema(&self) -> &graphql_tools::parser::schema::Document<'static, String> {
+        &self.planner.consumer_schema.document
+    }
+
     /// The API schema clients see, as SDL.
     pub fn api_sdl(&self) -> String {
         self.planner.consumer_schema.document.to_string()
@@ -141,19 +151,45 @@ impl Supergraph {
         {
             return Ok(prepared);
         }
+        // Introspection is the gateway's to answer: plan only the rest.
+        let (introspection, planned_items): (Vec<_>, Vec<_>) =
+            normalized.operation.selection_set.items.iter().cloned().partition(|item| {
+                matches!(item, SelectionItem::Field(f) if f.name == "__schema" || f.name == "__type")
+            });
+        let introspection: Vec<FieldSelection> = introspection
+            .into_iter()
+            .filter_map(|item| match item {
+                SelectionItem::Field(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let only_typename = planned_items
+            .iter()
+            .all(|item| matches!(item, SelectionItem::Field(f) if f.name == "__typename"));
+        if !introspection.is_empty() && only_typename {
+            let prepared = Prepared {
+                plan: Arc::new(QueryPlan {
+                    kind: "QueryPlan",
+                    node: None,
+                }),
+                operation: Arc::new(normalized.operation),
+                introspection: Arc::new(introspection),
+            };
+            return Ok(prepared);
+        }
+        let mut to_plan = normalized.operation.clone();
+        to_plan.selection_set.items = planned_items;
         let token = CancellationToken::with_timeout(PLAN_TIMEOUT);
         let plan = catch_unwind(AssertUnwindSafe(|| {
-            self.planner.plan_from_normalized_operation(
-                &normalized.operation,
-                Default::default(),
-                &token,
-            )
+            self.planner
+                .plan_from_normalized_operation(&to_plan, Default::default(), &token)
         }))
         .map_err(|panic| PlanError::Planning(panic_message(panic)))?
         .map_err(|e| PlanError::Planning(e.to_string()))?;
         let prepared = Prepared {
             plan: Arc::new(plan),
             operation: Arc::new(normalized.operation),
+            introspection: Arc::new(introspection),
         };
         if let Ok(mut plans) = self.plans.lock() {
             if plans.len() >= PLAN_CACHE_CAPACITY {

@@ -1,0 +1,97 @@
+//! Introspection answered by the gateway from the API schema, without any subgraph.
+
+use std::{sync::Arc, time::Duration};
+
+use kit::testing::{TestClient, assert_no_errors, code};
+use serde_json::{Value, json};
+
+fn gateway(introspection: bool) -> TestClient {
+    let sdl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schema/supergraph.graphql"
+    ))
+    .unwrap();
+    // The supergraph's subgraph URLs are not running: nothing here may call them.
+    let gw = gateway::http::Gateway::new(
+        &sdl,
+        None,
+        Duration::from_secs(1),
+        &Default::default(),
+        introspection,
+    )
+    .unwrap();
+    TestClient::new(gateway::http::router(Arc::new(gw)))
+}
+
+/// The query GraphiQL sends, abridged only in whitespace.
+const GRAPHIQL: &str = "query IntrospectionQuery { __schema { description queryType { name } mutationType { name }
+  subscriptionType { name } types { ...FullType } directives { name description locations isRepeatable args { ...InputValue } } } }
+  fragment FullType on __Type { kind name description specifiedByURL fields(includeDeprecated: true) { name description
+  args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason } inputFields { ...InputValue }
+  interfaces { ...TypeRef } enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef } }
+  fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+  fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
+
+#[tokio::test]
+async fn graphiql_gets_the_api_schema_without_federation_internals() {
+    let resp = gateway(true).gql(None, GRAPHIQL, json!({})).await;
+    assert_no_errors(&resp);
+    let schema = &resp["data"]["__schema"];
+    assert_eq!(schema["queryType"]["name"], "Query");
+    assert_eq!(schema["mutationType"]["name"], "Mutation");
+    let types = schema["types"].as_array().unwrap();
+    let named = |n: &str| types.iter().find(|t| t["name"] == n).cloned();
+    assert_eq!(named("Product").unwrap()["kind"], "OBJECT");
+    assert_eq!(named("Role").unwrap()["kind"], "ENUM");
+    assert!(named("String").is_some());
+    assert!(
+        types
+            .iter()
+            .all(|t| !t["name"].as_str().unwrap().starts_with("join__")),
+        "no federation internals"
+    );
+    let query_fields: Vec<_> = named("Query").unwrap()["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert!(
+        query_fields.contains(&json!("products")) && !query_fields.contains(&json!("__schema"))
+    );
+}
+
+#[tokio::test]
+async fn a_type_is_introspected_by_name_with_fields_from_every_subgraph() {
+    let query = "query($t: String!) { t: __type(name: $t) { name fields { name type { kind ofType { name } } } } __typename }";
+    let resp = gateway(true)
+        .gql(None, query, json!({ "t": "Product" }))
+        .await;
+    assert_no_errors(&resp);
+    let fields: Vec<_> = resp["data"]["t"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in ["sku", "name", "stock", "unitPrice"] {
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "{expected} missing from {fields:?}"
+        );
+    }
+    assert_eq!(resp["data"]["__typename"], "Query");
+    let missing = gateway(true)
+        .gql(None, "{ __type(name: \"Nope\") { name } }", json!({}))
+        .await;
+    assert_eq!(missing["data"]["__type"], Value::Null);
+}
+
+#[tokio::test]
+async fn introspection_can_be_switched_off() {
+    let resp = gateway(false)
+        .gql(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(code(&resp), "GRAPHQL_VALIDATION_FAILED");
+}
