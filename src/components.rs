@@ -163,20 +163,23 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
         .unwrap_or_else(|| "schema/supergraph.graphql".into());
     let keys = KeyRing::verifying_from_env_or(&mut env, None);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
-    let overrides = subgraph_urls(&mut env);
-    // Off unless asked for: a production API does not publish its schema by default.
-    let introspection = env.parse_or("INTROSPECTION", false);
+    let defaults = gateway::limits::Limits::default();
+    let options = gateway::http::GatewayOptions {
+        subgraph_timeout: SUBGRAPH_TIMEOUT,
+        subgraph_urls: subgraph_urls(&mut env),
+        // Off unless asked for: a production API does not publish its schema by default.
+        introspection: env.parse_or("INTROSPECTION", false),
+        limits: gateway::limits::Limits {
+            max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
+            max_aliases: env.parse_or("MAX_ALIASES", defaults.max_aliases),
+            max_root_fields: env.parse_or("MAX_ROOT_FIELDS", defaults.max_root_fields),
+        },
+    };
     env.finish()?;
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys, &tokens)?);
-    let gateway = gateway::http::Gateway::new(
-        &sdl,
-        Some(verifier),
-        SUBGRAPH_TIMEOUT,
-        &overrides,
-        introspection,
-    )?;
+    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), &options)?;
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let url = spawn_gateway(gateway, addr, &mut tasks, stop).await?;

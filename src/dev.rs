@@ -163,9 +163,11 @@ async fn start(
     let edge = gateway::http::Gateway::new(
         &supergraph,
         Some(verifier),
-        components::SUBGRAPH_TIMEOUT,
-        &Default::default(),
-        true,
+        &gateway::http::GatewayOptions {
+            subgraph_timeout: components::SUBGRAPH_TIMEOUT,
+            introspection: true,
+            ..Default::default()
+        },
     )?;
     let gateway_url =
         components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;

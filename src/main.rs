@@ -41,6 +41,7 @@ variable is reported at once:
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
   INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
+  MAX_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS  gateway: operation limits (default 15, 30, 20)
 See the README's configuration table for the rest."
     )]
     Serve {

@@ -29,6 +29,30 @@ use crate::{
     projection,
 };
 
+/// How a gateway is set up beyond its supergraph and keys.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// How long a subgraph may take to answer.
+    pub subgraph_timeout: std::time::Duration,
+    /// Subgraph URLs that replace the supergraph's, by subgraph name.
+    pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Whether `__schema`/`__type` are answered.
+    pub introspection: bool,
+    /// Depth, alias and root-field limits.
+    pub limits: crate::limits::Limits,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            subgraph_timeout: std::time::Duration::from_secs(10),
+            subgraph_urls: Default::default(),
+            introspection: false,
+            limits: Default::default(),
+        }
+    }
+}
+
 /// Everything a request needs.
 pub struct Gateway {
     pub supergraph: Arc<Supergraph>,
@@ -45,11 +69,15 @@ impl Gateway {
     pub fn new(
         sdl: &str,
         verifier: Option<Arc<Verifier>>,
-        timeout: std::time::Duration,
-        overrides: &std::collections::HashMap<String, String>,
-        introspection: bool,
+        options: &GatewayOptions,
     ) -> anyhow::Result<Self> {
-        let supergraph = Arc::new(Supergraph::load(sdl)?);
+        let GatewayOptions {
+            subgraph_timeout: timeout,
+            subgraph_urls: overrides,
+            introspection,
+            limits,
+        } = options;
+        let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(*limits));
         if let Some(unknown) = overrides
             .keys()
             .find(|name| !supergraph.subgraphs().contains_key(*name))
@@ -67,7 +95,7 @@ impl Gateway {
                 Ok((name.clone(), uri))
             })
             .collect::<anyhow::Result<_>>()?;
-        let subgraphs = Subgraphs::new(urls, crate::fetch::SubgraphClient::new(timeout));
+        let subgraphs = Subgraphs::new(urls, crate::fetch::SubgraphClient::new(*timeout));
         let introspection = introspection.then(|| Introspection::new(supergraph.api_schema()));
         Ok(Self {
             supergraph,
@@ -88,6 +116,30 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             get(|| async { Json(json!({ "status": "ready" })) }),
         )
         .with_state(gateway)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Largest request body accepted (larger ones get 413 before any parsing).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest a request may take end to end.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a request under [`REQUEST_TIMEOUT`].
+async fn bounded(
+    gw: Arc<Gateway>,
+    headers: HeaderMap,
+    request: GraphqlRequest,
+    via_get: bool,
+) -> Response {
+    let reply_headers = headers.clone();
+    match tokio::time::timeout(REQUEST_TIMEOUT, run(gw, headers, request, via_get)).await {
+        Ok(response) => response,
+        Err(_) => respond(
+            &reply_headers,
+            StatusCode::GATEWAY_TIMEOUT,
+            error_body("the request took too long", "GATEWAY_TIMEOUT"),
+        ),
+    }
 }
 
 /// A GraphQL-over-HTTP request.
@@ -129,7 +181,7 @@ fn respond(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
 
 async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     match serde_json::from_slice::<GraphqlRequest>(&body) {
-        Ok(request) => run(gw, headers, request, false).await,
+        Ok(request) => bounded(gw, headers, request, false).await,
         Err(e) => respond(
             &headers,
             StatusCode::BAD_REQUEST,
@@ -183,7 +235,7 @@ async fn get_graphql(
         operation_name: params.operation_name,
         variables,
     };
-    run(gw, headers, request, true).await
+    bounded(gw, headers, request, true).await
 }
 
 async fn run(

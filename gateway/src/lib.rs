@@ -14,6 +14,7 @@ pub mod execution;
 pub mod fetch;
 pub mod http;
 pub mod introspection;
+pub mod limits;
 pub mod planning;
 pub mod projection;
 

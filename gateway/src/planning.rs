@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use crate::projection::Shapes;
+use crate::{limits::Limits, projection::Shapes};
 use graphql_tools::validation::{
     rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
 };
@@ -46,6 +46,8 @@ pub enum PlanError {
     Operation(String),
     #[error("the operation could not be planned: {0}")]
     Planning(String),
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl PlanError {
@@ -53,7 +55,9 @@ impl PlanError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Parse(_) => "GRAPHQL_PARSE_FAILED",
-            Self::Validation(_) | Self::Operation(_) => "GRAPHQL_VALIDATION_FAILED",
+            Self::Validation(_) | Self::Operation(_) | Self::Limit(_) => {
+                "GRAPHQL_VALIDATION_FAILED"
+            }
             Self::Planning(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -73,6 +77,7 @@ pub struct Supergraph {
     planner: Planner,
     rules: ValidationPlan,
     shapes: Shapes,
+    limits: Limits,
     plans: Mutex<HashMap<u64, Prepared>>,
 }
 
@@ -105,6 +110,7 @@ impl Supergraph {
             planner,
             rules: default_rules_validation_plan(),
             shapes,
+            limits: Limits::default(),
             plans: Mutex::default(),
         })
     }
@@ -112,6 +118,12 @@ impl Supergraph {
     /// Each subgraph's name and URL, as the supergraph declares them.
     pub fn subgraphs(&self) -> &HashMap<String, String> {
         &self.planner.supergraph.subgraph_endpoint_map
+    }
+
+    /// The same supergraph with other operation limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The API schema's types, for shaping responses.
@@ -142,6 +154,9 @@ impl Supergraph {
         }
         let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
             .map_err(|e| PlanError::Operation(e.to_string()))?;
+        self.limits
+            .check(&normalized.operation.selection_set)
+            .map_err(PlanError::Limit)?;
         let key = normalized.operation.hash();
         if let Some(prepared) = self
             .plans

@@ -15,9 +15,11 @@ fn gateway(introspection: bool) -> TestClient {
     let gw = gateway::http::Gateway::new(
         &sdl,
         None,
-        Duration::from_secs(1),
-        &Default::default(),
-        introspection,
+        &gateway::http::GatewayOptions {
+            subgraph_timeout: Duration::from_secs(1),
+            introspection,
+            ..Default::default()
+        },
     )
     .unwrap();
     TestClient::new(gateway::http::router(Arc::new(gw)))
@@ -94,4 +96,19 @@ async fn introspection_can_be_switched_off() {
         .gql(None, "{ __schema { queryType { name } } }", json!({}))
         .await;
     assert_eq!(code(&resp), "GRAPHQL_VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let body = format!(
+        r#"{{"query":"{{ __typename }}","variables":{{"pad":"{}"}}}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let (status, _) = gateway(true).http(request).await;
+    assert_eq!(status, 413);
 }

@@ -121,3 +121,53 @@ fn plans_are_cached_per_normalized_operation() {
         "the second spelling reuses the cached plan"
     );
 }
+
+#[test]
+fn operations_beyond_the_limits_are_refused_before_planning() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/supergraph.graphql");
+    let tight = Supergraph::load(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .with_limits(gateway::limits::Limits {
+            max_depth: 3,
+            max_aliases: 1,
+            max_root_fields: 2,
+        });
+    let deep = tight
+        .plan("{ products { edges { node { sku } } } }", None)
+        .unwrap_err();
+    assert!(
+        matches!(deep, PlanError::Limit(ref m) if m.contains("4 levels")),
+        "{deep}"
+    );
+    assert_eq!(deep.code(), "GRAPHQL_VALIDATION_FAILED");
+    // A fragment cannot hide depth: it is inlined before counting.
+    let hidden = tight
+        .plan(
+            "{ products { ...P } } fragment P on ProductConnection { edges { node { sku } } }",
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(hidden, PlanError::Limit(_)), "{hidden}");
+    let aliased = tight
+        .plan("{ a: me { id } b: me { id } }", None)
+        .unwrap_err();
+    assert!(
+        matches!(aliased, PlanError::Limit(ref m) if m.contains("aliases")),
+        "{aliased}"
+    );
+    let wide = tight
+        .plan(
+            "{ me { id } product(sku: \"A\") { sku } products { totalCount } }",
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(wide, PlanError::Limit(ref m) if m.contains("root fields")),
+        "{wide}"
+    );
+    assert!(
+        tight
+            .plan("{ me { id } product(sku: \"A\") { sku } }", None)
+            .is_ok()
+    );
+}
