@@ -174,6 +174,10 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
             max_aliases: env.parse_or("MAX_ALIASES", defaults.max_aliases),
             max_root_fields: env.parse_or("MAX_ROOT_FIELDS", defaults.max_root_fields),
         },
+        cors: gateway::cors::CorsPolicy::parse(
+            &env.get("CORS_ORIGINS").unwrap_or_default(),
+            env.parse_or("CORS_CREDENTIALS", false),
+        ),
     };
     env.finish()?;
     let sdl =

@@ -166,6 +166,8 @@ async fn start(
         &gateway::http::GatewayOptions {
             subgraph_timeout: components::SUBGRAPH_TIMEOUT,
             introspection: true,
+            // Any localhost origin, so a frontend dev server can call the API.
+            cors: gateway::cors::CorsPolicy::parse("localhost", false),
             ..Default::default()
         },
     )?;

@@ -42,6 +42,7 @@ variable is reported at once:
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
   INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
   MAX_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS  gateway: operation limits (default 15, 30, 20)
+  CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
 See the README's configuration table for the rest."
     )]
     Serve {

@@ -40,6 +40,8 @@ pub struct GatewayOptions {
     pub introspection: bool,
     /// Depth, alias and root-field limits.
     pub limits: crate::limits::Limits,
+    /// Which browser origins may call.
+    pub cors: crate::cors::CorsPolicy,
 }
 
 impl Default for GatewayOptions {
@@ -49,6 +51,7 @@ impl Default for GatewayOptions {
             subgraph_urls: Default::default(),
             introspection: false,
             limits: Default::default(),
+            cors: Default::default(),
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct Gateway {
     pub verifier: Option<Arc<Verifier>>,
     /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
     pub introspection: Option<Introspection>,
+    /// Browser origins allowed to call.
+    pub cors: Arc<crate::cors::CorsPolicy>,
 }
 
 impl Gateway {
@@ -76,6 +81,7 @@ impl Gateway {
             subgraph_urls: overrides,
             introspection,
             limits,
+            cors,
         } = options;
         let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(*limits));
         if let Some(unknown) = overrides
@@ -102,12 +108,14 @@ impl Gateway {
             subgraphs,
             verifier,
             introspection,
+            cors: Arc::new(cors.clone()),
         })
     }
 }
 
 /// The gateway's routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let cors = gateway.cors.clone();
     Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
@@ -117,6 +125,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            cors,
+            crate::cors::layer,
+        ))
 }
 
 /// Largest request body accepted (larger ones get 413 before any parsing).

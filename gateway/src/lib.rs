@@ -10,6 +10,7 @@
 //! and the HTTP edge build on these.
 
 pub mod compose;
+pub mod cors;
 pub mod execution;
 pub mod fetch;
 pub mod http;

@@ -1,4 +1,5 @@
-//! Introspection answered by the gateway from the API schema, without any subgraph.
+//! The gateway's HTTP edge without any subgraph: introspection answered from
+//! the API schema, the body cap, and CORS.
 
 use std::{sync::Arc, time::Duration};
 
@@ -111,4 +112,98 @@ async fn oversized_bodies_are_refused_before_parsing() {
         .unwrap();
     let (status, _) = gateway(true).http(request).await;
     assert_eq!(status, 413);
+}
+
+fn request(method: &str, origin: &str) -> axum::http::Request<axum::body::Body> {
+    let mut builder = axum::http::Request::builder()
+        .method(method)
+        .uri("/graphql")
+        .header("origin", origin);
+    if method == "OPTIONS" {
+        builder = builder
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, authorization",
+            );
+    } else {
+        builder = builder.header("content-type", "application/json");
+    }
+    let body = if method == "POST" {
+        r#"{"query":"{ __typename }"}"#
+    } else {
+        ""
+    };
+    builder.body(axum::body::Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn browsers_from_allowed_origins_get_cors_answers_and_others_do_not() {
+    let sdl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schema/supergraph.graphql"
+    ))
+    .unwrap();
+    let options = gateway::http::GatewayOptions {
+        cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
+        ..Default::default()
+    };
+    let app = gateway::http::router(Arc::new(
+        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
+    ));
+    use tower::ServiceExt;
+    let preflight = app
+        .clone()
+        .oneshot(request("OPTIONS", "https://shop.example"))
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        h.get("access-control-allow-credentials").is_none(),
+        "credentials are off by default"
+    );
+    let simple = app
+        .clone()
+        .oneshot(request("POST", "https://shop.example"))
+        .await
+        .unwrap();
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let foreign = app
+        .clone()
+        .oneshot(request("OPTIONS", "https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let foreign = app
+        .oneshot(request("POST", "https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }

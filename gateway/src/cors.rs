@@ -1,0 +1,165 @@
+//! CORS for browser frontends: which origins may call the API, and correct
+//! answers to preflight requests. Credentials are off unless enabled.
+
+use std::{collections::HashSet, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+/// Which origins may call the API from a browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origins {
+    /// No browser origin (the default outside `dev`).
+    None,
+    /// Any origin (`*`); never combined with credentials.
+    Any,
+    /// `http(s)://localhost` and `127.0.0.1` on any port (`dev`).
+    Localhost,
+    /// Exactly these origins.
+    List(HashSet<String>),
+}
+
+/// The CORS policy of the gateway.
+#[derive(Clone, Debug)]
+pub struct CorsPolicy {
+    pub origins: Origins,
+    /// Whether browsers may send cookies and credentials.
+    pub credentials: bool,
+}
+
+impl Default for CorsPolicy {
+    fn default() -> Self {
+        Self {
+            origins: Origins::None,
+            credentials: false,
+        }
+    }
+}
+
+impl CorsPolicy {
+    /// Parses `CORS_ORIGINS`: `*`, `localhost`, or a comma-separated list of origins.
+    pub fn parse(origins: &str, credentials: bool) -> Self {
+        let origins = match origins.trim() {
+            "" => Origins::None,
+            "*" => Origins::Any,
+            "localhost" => Origins::Localhost,
+            list => Origins::List(
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .collect(),
+            ),
+        };
+        Self {
+            origins,
+            credentials,
+        }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        match &self.origins {
+            Origins::None => false,
+            Origins::Any => true,
+            Origins::Localhost => {
+                let host = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .unwrap_or("");
+                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                    if port.chars().all(|c| c.is_ascii_digit()) {
+                        h
+                    } else {
+                        host
+                    }
+                });
+                host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+            }
+            Origins::List(list) => list.contains(origin),
+        }
+    }
+
+    fn decorate(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
+        let any = self.origins == Origins::Any && !self.credentials;
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            if any {
+                HeaderValue::from_static("*")
+            } else {
+                origin.clone()
+            },
+        );
+        if self.credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+const ALLOWED_HEADERS: &str =
+    "content-type, authorization, x-request-id, traceparent, apollo-require-preflight";
+
+/// Answers preflights and adds the CORS headers to responses for allowed origins.
+pub async fn layer(
+    State(policy): State<Arc<CorsPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let allowed = origin
+        .as_ref()
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| policy.allows(o));
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let (true, Some(origin)) = (allowed, &origin) {
+            let headers = response.headers_mut();
+            policy.decorate(origin, headers);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOWED_HEADERS),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if let (true, Some(origin)) = (allowed, &origin) {
+        policy.decorate(origin, response.headers_mut());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_matched_exactly_or_as_localhost() {
+        let dev = CorsPolicy::parse("localhost", false);
+        assert!(dev.allows("http://localhost:5173"));
+        assert!(dev.allows("http://127.0.0.1:3000"));
+        assert!(!dev.allows("http://localhost.evil.example"));
+        assert!(!dev.allows("https://example.com"));
+        let listed = CorsPolicy::parse("https://shop.example, https://admin.example/", false);
+        assert!(listed.allows("https://admin.example"));
+        assert!(!listed.allows("https://shop.example.evil"));
+        assert!(!CorsPolicy::default().allows("http://localhost:3000"));
+    }
+}
