@@ -164,6 +164,19 @@ fn post_graphql_as(port: u16, body: &str, token: Option<&str>) -> serde_json::Va
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 /// A running `grocery dev`; stopped with SIGTERM (so it stops its PostgreSQL)
 /// when dropped, also when a test fails half-way. Its stderr goes to a file
 /// that failures quote.
@@ -313,6 +326,8 @@ fn dev_boots_a_private_cluster_serves_the_demo_and_stops_it_cleanly() {
         forged["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{forged}"
     );
+    let ready = get_json(gateway, "/ready");
+    assert_eq!(ready["status"], "ready", "every subgraph answers: {ready}");
     let invalid = post_graphql(
         gateway,
         r#"{"query":"{ products { edges { node { colour } } } }"}"#,

@@ -40,6 +40,31 @@ impl Subgraphs {
     pub fn new(urls: HashMap<String, Uri>, client: SubgraphClient) -> Self {
         Self { urls, client }
     }
+
+    /// Asks every subgraph `{ __typename }` within `deadline`; the ones that
+    /// did not answer, with why.
+    pub async fn unreachable(&self, deadline: std::time::Duration) -> Vec<(String, String)> {
+        let probes = self.urls.iter().map(|(name, url)| async move {
+            let request = SubgraphRequest {
+                query: "{ __typename }",
+                operation_name: None,
+                variables: Value::Object(Map::new()),
+                headers: HeaderMap::new(),
+            };
+            match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
+                Ok(Ok(response)) if response.errors.is_empty() => None,
+                Ok(Ok(response)) => Some((
+                    name.clone(),
+                    format!("answered errors: {:?}", response.errors),
+                )),
+                Ok(Err(err)) => Some((name.clone(), err.to_string())),
+                Err(_) => Some((name.clone(), format!("no answer within {deadline:?}"))),
+            }
+        });
+        let mut down: Vec<_> = join_all(probes).await.into_iter().flatten().collect();
+        down.sort();
+        down
+    }
 }
 
 /// The merged answer of a plan: data (planner fields included) and errors.

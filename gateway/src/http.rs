@@ -119,16 +119,35 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route(
-            "/ready",
-            get(|| async { Json(json!({ "status": "ready" })) }),
-        )
+        .route("/ready", get(ready))
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             cors,
             crate::cors::layer,
         ))
+}
+
+/// Ready when the supergraph is loaded (it is, once a gateway exists) and
+/// every subgraph answers `{ __typename }` within two seconds.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let down = gw
+        .subgraphs
+        .unreachable(std::time::Duration::from_secs(2))
+        .await;
+    if down.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        let subgraphs: Map<String, Value> = down
+            .into_iter()
+            .map(|(name, why)| (name, Value::String(why)))
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "subgraphs": subgraphs })),
+        )
+            .into_response()
+    }
 }
 
 /// Largest request body accepted (larger ones get 413 before any parsing).

@@ -207,3 +207,44 @@ async fn browsers_from_allowed_origins_get_cors_answers_and_others_do_not() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn ready_names_the_subgraphs_that_do_not_answer() {
+    // The committed supergraph points at 127.0.0.1:4001-4003, which nothing
+    // serves during tests unless a dev stack runs: point them at a dead port.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let sdl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schema/supergraph.graphql"
+    ))
+    .unwrap();
+    let urls = ["users", "catalog", "inventory"]
+        .map(|n| (n.to_owned(), format!("http://{dead}/graphql")))
+        .into();
+    let options = gateway::http::GatewayOptions {
+        subgraph_urls: urls,
+        ..Default::default()
+    };
+    let client = TestClient::new(gateway::http::router(Arc::new(
+        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
+    )));
+    let (status, body) = client
+        .http(
+            axum::http::Request::get("/ready")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "unavailable");
+    let down = body["subgraphs"].as_object().unwrap();
+    assert_eq!(down.len(), 3, "{body}");
+    assert!(
+        down["inventory"].as_str().unwrap().contains("unreachable"),
+        "{body}"
+    );
+}
