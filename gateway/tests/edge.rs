@@ -6,24 +6,26 @@ use std::{sync::Arc, time::Duration};
 use kit::testing::{TestClient, assert_no_errors, code};
 use serde_json::{Value, json};
 
-fn gateway(introspection: bool) -> TestClient {
+/// The gateway's routes over the committed supergraph. Its subgraph URLs
+/// (127.0.0.1:4001-4003) are not served during these tests: nothing here may
+/// need a subgraph unless the test points them elsewhere.
+fn app(options: gateway::http::GatewayOptions) -> axum::Router {
     let sdl = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../schema/supergraph.graphql"
     ))
     .unwrap();
-    // The supergraph's subgraph URLs are not running: nothing here may call them.
-    let gw = gateway::http::Gateway::new(
-        &sdl,
-        None,
-        &gateway::http::GatewayOptions {
-            subgraph_timeout: Duration::from_secs(1),
-            introspection,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    TestClient::new(gateway::http::router(Arc::new(gw)))
+    gateway::http::router(Arc::new(
+        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
+    ))
+}
+
+fn gateway(introspection: bool) -> TestClient {
+    TestClient::new(app(gateway::http::GatewayOptions {
+        subgraph_timeout: Duration::from_secs(1),
+        introspection,
+        ..Default::default()
+    }))
 }
 
 /// The query GraphiQL sends, abridged only in whitespace.
@@ -139,18 +141,11 @@ fn request(method: &str, origin: &str) -> axum::http::Request<axum::body::Body> 
 
 #[tokio::test]
 async fn browsers_from_allowed_origins_get_cors_answers_and_others_do_not() {
-    let sdl = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../schema/supergraph.graphql"
-    ))
-    .unwrap();
     let options = gateway::http::GatewayOptions {
         cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
         ..Default::default()
     };
-    let app = gateway::http::router(Arc::new(
-        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
-    ));
+    let app = app(options);
     use tower::ServiceExt;
     let preflight = app
         .clone()
@@ -217,11 +212,6 @@ async fn ready_names_the_subgraphs_that_do_not_answer() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let sdl = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../schema/supergraph.graphql"
-    ))
-    .unwrap();
     let urls = ["users", "catalog", "inventory"]
         .map(|n| (n.to_owned(), format!("http://{dead}/graphql")))
         .into();
@@ -229,9 +219,7 @@ async fn ready_names_the_subgraphs_that_do_not_answer() {
         subgraph_urls: urls,
         ..Default::default()
     };
-    let client = TestClient::new(gateway::http::router(Arc::new(
-        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
-    )));
+    let client = TestClient::new(app(options));
     let (status, body) = client
         .http(
             axum::http::Request::get("/ready")
