@@ -161,7 +161,13 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
     let path = env
         .get("SUPERGRAPH_PATH")
         .unwrap_or_else(|| "schema/supergraph.graphql".into());
-    let keys = KeyRing::verifying_from_env_or(&mut env, None);
+    // The users subgraph's keys: from its JWKS URL (refetched when keys
+    // rotate) or, failing that, from a PEM file.
+    let jwks_url = env.get("JWKS_URL");
+    let keys = match jwks_url {
+        Some(_) => KeyRing::default(),
+        None => KeyRing::verifying_from_env_or(&mut env, None),
+    };
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let defaults = gateway::limits::Limits::default();
     let options = gateway::http::GatewayOptions {
@@ -182,7 +188,17 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
     env.finish()?;
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
-    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys, &tokens)?);
+    let verifier = std::sync::Arc::new(match jwks_url {
+        Some(url) => gateway::auth::EdgeAuth::Jwks(Box::new(gateway::auth::Jwks::new(
+            url.parse()
+                .with_context(|| format!("JWKS_URL={url} is not a URL"))?,
+            tokens,
+            std::time::Duration::from_secs(30),
+        ))),
+        None => gateway::auth::EdgeAuth::Keys(std::sync::Arc::new(kit::auth::Verifier::new(
+            &keys, &tokens,
+        )?)),
+    });
     let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), &options)?;
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();

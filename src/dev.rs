@@ -159,7 +159,9 @@ async fn start(
         })
         .collect::<Vec<_>>();
     let supergraph = gateway::compose(&sources)?;
-    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&dev_keys, &tokens)?);
+    let verifier = std::sync::Arc::new(gateway::auth::EdgeAuth::Keys(std::sync::Arc::new(
+        kit::auth::Verifier::new(&dev_keys, &tokens)?,
+    )));
     let edge = gateway::http::Gateway::new(
         &supergraph,
         Some(verifier),

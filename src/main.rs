@@ -35,7 +35,8 @@ variable is reported at once:
   DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
   HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
   JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
-  JWT_PUBLIC_KEYS_FILE                  catalog, inventory: the users subgraph's public key(s)
+  JWT_PUBLIC_KEYS_FILE                  catalog, inventory, gateway: the users subgraph's public key(s)
+  JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
   INTERNAL_RPC_TOKEN                    catalog, inventory: the stock API's service credential
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)

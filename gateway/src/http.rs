@@ -16,13 +16,14 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use kit::auth::{TokenType, Verifier};
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use hive_router_query_planner::ast::value::Value as PlannerValue;
 
 use crate::{
+    auth::EdgeAuth,
     execution::{self, Subgraphs},
     introspection::Introspection,
     planning::{PlanError, Supergraph},
@@ -61,7 +62,7 @@ pub struct Gateway {
     pub supergraph: Arc<Supergraph>,
     pub subgraphs: Subgraphs,
     /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
-    pub verifier: Option<Arc<Verifier>>,
+    pub verifier: Option<Arc<EdgeAuth>>,
     /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
     pub introspection: Option<Introspection>,
     /// Browser origins allowed to call.
@@ -73,7 +74,7 @@ impl Gateway {
     /// unless `overrides` names another for a subgraph.
     pub fn new(
         sdl: &str,
-        verifier: Option<Arc<Verifier>>,
+        verifier: Option<Arc<EdgeAuth>>,
         options: &GatewayOptions,
     ) -> anyhow::Result<Self> {
         let GatewayOptions {
@@ -293,8 +294,8 @@ async fn run(
             );
         }
     };
-    if let (Some(verifier), Some(token)) = (&gw.verifier, bearer(&headers))
-        && let Err(err) = verifier.verify(token, TokenType::Access)
+    if let (Some(auth), Some(token)) = (&gw.verifier, bearer(&headers))
+        && let Err(err) = auth.verify(token).await
     {
         return respond(
             &headers,

@@ -236,3 +236,64 @@ async fn ready_names_the_subgraphs_that_do_not_answer() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again() {
+    use kit::auth::{KeyRing, Role, SigningKey, TokenSettings};
+    let old = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
+    let new = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
+    let published = Arc::new(std::sync::Mutex::new(old.jwks()));
+    let serving = published.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let jwks_app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let doc = serving.lock().unwrap().clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, jwks_app).await });
+
+    let auth = gateway::auth::EdgeAuth::Jwks(Box::new(gateway::auth::Jwks::new(
+        url.parse().unwrap(),
+        TokenSettings::default(),
+        Duration::ZERO,
+    )));
+    let user = uuid::Uuid::new_v4();
+    assert_eq!(
+        auth.verify(&kit::testing::access_token(&old, user, Role::Customer))
+            .await
+            .unwrap()
+            .sub,
+        user
+    );
+    let rotated = kit::testing::access_token(&new, user, Role::Customer);
+    assert!(auth.verify(&rotated).await.is_err(), "not published yet");
+    *published.lock().unwrap() = new.jwks();
+    assert!(
+        auth.verify(&rotated).await.is_ok(),
+        "an unknown kid fetches the JWKS again"
+    );
+
+    // Through the router: a token from a stranger never reaches a subgraph.
+    let stranger = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
+    let sdl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schema/supergraph.graphql"
+    ))
+    .unwrap();
+    let gw = gateway::http::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
+    let client = TestClient::new(gateway::http::router(Arc::new(gw)));
+    let resp = client
+        .gql(
+            Some(&kit::testing::access_token(&stranger, user, Role::Admin)),
+            "{ me { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&resp), "UNAUTHENTICATED");
+}

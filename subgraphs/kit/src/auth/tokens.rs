@@ -127,6 +127,32 @@ impl Verifier {
         })
     }
 
+    /// Accepts tokens signed by the RSA keys of a JWKS document (what the
+    /// users subgraph serves at `/.well-known/jwks.json`).
+    pub fn from_jwks(jwks: &serde_json::Value, settings: &TokenSettings) -> anyhow::Result<Self> {
+        let mut keys = BTreeMap::new();
+        for key in jwks["keys"]
+            .as_array()
+            .ok_or_else(|| anyhow::anyhow!("a JWKS needs a keys array"))?
+        {
+            let (Some(kid), Some("RSA"), Some(n), Some(e)) = (
+                key["kid"].as_str(),
+                key["kty"].as_str(),
+                key["n"].as_str(),
+                key["e"].as_str(),
+            ) else {
+                continue; // keys of other types or without kid cannot sign our tokens
+            };
+            keys.insert(kid.to_owned(), DecodingKey::from_rsa_components(n, e)?);
+        }
+        anyhow::ensure!(!keys.is_empty(), "the JWKS holds no usable RSA key");
+        let empty = Self::new(&KeyRing::default(), settings)?;
+        Ok(Self {
+            keys,
+            validation: empty.validation,
+        })
+    }
+
     /// Verifies signature, `kid`, `exp`, `iss`, `aud` and that the token is of type `expected`.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
@@ -320,6 +346,20 @@ mod tests {
         assert_eq!(
             verifier().verify(&ring().sign(&c).unwrap(), TokenType::Access),
             Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_verifier_built_from_the_published_jwks_accepts_our_tokens() {
+        let token = ring().sign(&claims(TokenType::Access, 60)).unwrap();
+        let from_jwks = Verifier::from_jwks(&ring().jwks(), &TokenSettings::default()).unwrap();
+        assert!(from_jwks.verify(&token, TokenType::Access).is_ok());
+        assert!(
+            Verifier::from_jwks(
+                &serde_json::json!({ "keys": [] }),
+                &TokenSettings::default()
+            )
+            .is_err()
         );
     }
 
