@@ -6,7 +6,10 @@
 
 use diesel::{dsl::sql, prelude::*, sql_types::Bool, sql_types::Text};
 use diesel_async::RunQueryDsl;
-use kit::db::{PgPool, escape_like};
+use kit::{
+    db::{PgPool, escape_like},
+    pagination::Page,
+};
 
 use crate::{
     db::{Product, schema::products},
@@ -22,14 +25,6 @@ pub struct ProductFilter {
     pub category: Option<String>,
     /// Also list deactivated products (admins).
     pub include_inactive: bool,
-}
-
-/// One page of a keyset-paginated listing.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
-    pub total_count: i64,
 }
 
 /// Products in SKU order, `first` after the SKU `after`.
@@ -81,17 +76,11 @@ pub async fn list(
     if let Some(after) = after {
         page = page.filter(products::sku.gt(after.to_owned()));
     }
-    let mut items: Vec<Product> = page
+    let items: Vec<Product> = page
         .order(products::sku)
         .limit(first + 1)
         .select(Product::as_select())
         .load(&mut conn)
         .await?;
-    let has_next_page = items.len() as i64 > first;
-    items.truncate(first as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
-    })
+    Ok(Page::from_overfetch(items, first, total_count))
 }

@@ -8,6 +8,28 @@ use crate::{ApiError, ApiResult};
 /// The largest page a client may ask for.
 pub const MAX_PAGE: i32 = 100;
 
+/// One page of a keyset-paginated listing.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+    pub total_count: i64,
+}
+
+impl<T> Page<T> {
+    /// A page from rows fetched with `LIMIT first + 1`: the extra row, if it
+    /// came, only says there is a next page.
+    pub fn from_overfetch(mut items: Vec<T>, first: i64, total_count: i64) -> Self {
+        let has_next_page = items.len() as i64 > first;
+        items.truncate(first.max(0) as usize);
+        Self {
+            items,
+            has_next_page,
+            total_count,
+        }
+    }
+}
+
 /// An opaque cursor for a sort key.
 pub fn encode_cursor(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key.as_bytes())
@@ -46,5 +68,11 @@ mod tests {
         assert_eq!(page_size(None, 20).unwrap(), 20);
         assert!(page_size(Some(101), 20).is_err());
         assert!(page_size(Some(-1), 20).is_err());
+        let page = Page::from_overfetch(vec![1, 2, 3], 2, 9);
+        assert_eq!(
+            (page.items, page.has_next_page, page.total_count),
+            (vec![1, 2], true, 9)
+        );
+        assert!(!Page::from_overfetch(vec![1, 2], 2, 2).has_next_page);
     }
 }

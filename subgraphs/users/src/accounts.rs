@@ -12,6 +12,7 @@ use kit::{
     change::Change,
     db::{PgPool, contains_pattern},
     error::is_unique_violation,
+    pagination::Page,
 };
 use uuid::Uuid;
 
@@ -133,14 +134,6 @@ pub struct AccountFilter {
     pub active: Option<bool>,
 }
 
-/// One page of a keyset-paginated listing.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
-    pub total_count: i64,
-}
-
 /// Accounts in creation order (ids are UUIDv7), `first` after the account `after`.
 pub async fn list(
     pool: &PgPool,
@@ -173,7 +166,7 @@ pub async fn list(
     };
     let mut conn = pool.get().await?;
     // One snapshot, so totalCount agrees with the page.
-    let (total_count, mut items) = conn
+    let (total_count, items) = conn
         .build_transaction()
         .read_only()
         .repeatable_read()
@@ -192,13 +185,7 @@ pub async fn list(
             Ok::<_, diesel::result::Error>((total_count, items))
         })
         .await?;
-    let has_next_page = items.len() as i64 > first;
-    items.truncate(first as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
-    })
+    Ok(Page::from_overfetch(items, first, total_count))
 }
 
 /// Changes to a profile; `Keep` fields are left alone.
