@@ -308,11 +308,19 @@ async fn run(
     {
         headers.insert("x-request-id", id);
     }
-    let supergraph = gw.supergraph.clone();
-    let operation_name = request.operation_name.clone();
-    let planned =
-        tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
-            .await;
+    // A repeat is a cache lookup; only new operations are planned, on the blocking pool.
+    let planned = match gw
+        .supergraph
+        .cached(&query, request.operation_name.as_deref())
+    {
+        Some(prepared) => Ok(Ok(prepared)),
+        None => {
+            let supergraph = gw.supergraph.clone();
+            let operation_name = request.operation_name.clone();
+            tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
+                .await
+        }
+    };
     let prepared = match planned {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(err)) => return plan_error(&headers, &err),

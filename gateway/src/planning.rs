@@ -79,6 +79,9 @@ pub struct Supergraph {
     shapes: Shapes,
     limits: Limits,
     plans: Mutex<HashMap<u64, Prepared>>,
+    /// The same plans by exact request text: a repeat skips parsing,
+    /// validation and normalization (most traffic repeats a few operations).
+    by_text: Mutex<HashMap<(String, Option<String>), Prepared>>,
 }
 
 /// Why a supergraph could not be loaded.
@@ -112,6 +115,7 @@ impl Supergraph {
             shapes,
             limits: Limits::default(),
             plans: Mutex::default(),
+            by_text: Mutex::default(),
         })
     }
 
@@ -141,8 +145,34 @@ impl Supergraph {
         self.planner.consumer_schema.document.to_string()
     }
 
-    /// Parses, validates, normalizes and plans `query` (cached by normalized operation).
+    /// Parses, validates, normalizes and plans `query`; cached by exact text
+    /// and by normalized operation. Refusals are not cached.
     pub fn plan(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
+        if let Some(prepared) = self.cached(query, operation_name) {
+            return Ok(prepared);
+        }
+        let key = (query.to_owned(), operation_name.map(str::to_owned));
+        let prepared = self.prepare(query, operation_name)?;
+        if let Ok(mut cache) = self.by_text.lock() {
+            if cache.len() >= PLAN_CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(key, prepared.clone());
+        }
+        Ok(prepared)
+    }
+
+    /// The plan of exactly this text, if it was planned before: no CPU work,
+    /// so callers on async workers may ask before going to the blocking pool.
+    pub fn cached(&self, query: &str, operation_name: Option<&str>) -> Option<Prepared> {
+        let key = (query.to_owned(), operation_name.map(str::to_owned));
+        self.by_text
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned())
+    }
+
+    fn prepare(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
         let document = safe_parse_operation(query).map_err(|e| PlanError::Parse(e.to_string()))?;
         let errors = graphql_tools::validation::validate::validate(
             &self.planner.consumer_schema.document,

@@ -120,6 +120,11 @@ fn plans_are_cached_per_normalized_operation() {
         std::sync::Arc::ptr_eq(&first.plan, &second.plan),
         "the second spelling reuses the cached plan"
     );
+    let again = SUPERGRAPH.plan(a, None).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first.plan, &again.plan),
+        "the same text is served from the text cache"
+    );
 }
 
 #[test]
