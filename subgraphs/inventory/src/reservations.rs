@@ -327,17 +327,15 @@ async fn shortfalls(conn: &mut AsyncPgConnection, lines: &[Line], held: &[Line])
     }
 }
 
-/// Gives the held units back (kind `Release`, or `ExpireReservation` from the sweeper).
-/// The caller holds the reservation row's lock; this locks the items.
+/// Gives the held `lines` back (kind `Release`, or `ExpireReservation` from
+/// the sweeper). The caller holds the reservation row's lock and its items' locks.
 pub(crate) async fn unhold(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
+    lines: &[Line],
     kind: Kind,
     status: ReservationStatus,
-) -> Result<Vec<Line>, InventoryError> {
-    let lines = lines_of(conn, order_id).await?;
-    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
-    items::lock(conn, &skus).await?;
+) -> Result<(), InventoryError> {
     let movements: Vec<Movement> = lines
         .iter()
         .map(|l| Movement {
@@ -351,7 +349,7 @@ pub(crate) async fn unhold(
         .collect();
     ledger::apply(conn, &movements).await?;
     set_status(conn, order_id, status).await?;
-    Ok(lines)
+    Ok(())
 }
 
 /// Returns an active reservation's units. Released, expired or returned
@@ -364,7 +362,17 @@ pub async fn release(
         let (status, _) = lock(conn, order_id).await?;
         match status {
             ReservationStatus::Active => {
-                unhold(conn, order_id, Kind::Release, ReservationStatus::Released).await?;
+                let lines = lines_of(conn, order_id).await?;
+                let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+                items::lock(conn, &skus).await?;
+                unhold(
+                    conn,
+                    order_id,
+                    &lines,
+                    Kind::Release,
+                    ReservationStatus::Released,
+                )
+                .await?;
             }
             ReservationStatus::Committed => {
                 return Err(InventoryError::WrongState { order_id, status });
@@ -395,21 +403,35 @@ pub async fn expire_due(conn: &mut AsyncPgConnection, limit: i64) -> Result<usiz
             .skip_locked()
             .load(conn)
             .await?;
-        // Lock every item of every due reservation at once, in SKU order:
-        // locking per reservation would not be globally ordered and could
-        // deadlock with a concurrent reserve.
-        let mut skus: Vec<String> = reservation_lines::table
+        // All their lines in one query; every item locked at once, in SKU
+        // order: locking per reservation would not be globally ordered and
+        // could deadlock with a concurrent reserve.
+        let rows: Vec<(Uuid, String, i32)> = reservation_lines::table
             .filter(reservation_lines::order_id.eq_any(&due))
-            .select(reservation_lines::sku)
-            .distinct()
+            .select((
+                reservation_lines::order_id,
+                reservation_lines::sku,
+                reservation_lines::quantity,
+            ))
             .load(conn)
             .await?;
+        let mut skus: Vec<String> = rows.iter().map(|(_, sku, _)| sku.clone()).collect();
         skus.sort();
+        skus.dedup();
         items::lock(conn, &skus).await?;
+        let mut by_order: BTreeMap<Uuid, Vec<Line>> = BTreeMap::new();
+        for (order_id, sku, quantity) in rows {
+            by_order
+                .entry(order_id)
+                .or_default()
+                .push(Line { sku, quantity });
+        }
         for order_id in &due {
+            let lines = by_order.remove(order_id).unwrap_or_default();
             unhold(
                 conn,
                 *order_id,
+                &lines,
                 Kind::ExpireReservation,
                 ReservationStatus::Expired,
             )
