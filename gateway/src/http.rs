@@ -188,21 +188,41 @@ fn error_body(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
+/// A GraphQL answer. With plain application/json, GraphQL errors (validation,
+/// auth) travel as 200, the convention those clients expect; the newer media
+/// type carries the 4xx.
 fn respond(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
-    let graphql_json = headers
+    let graphql_json = accepts_graphql_json(headers);
+    let status = if status.is_client_error() && !graphql_json {
+        StatusCode::OK
+    } else {
+        status
+    };
+    with_media(status, body, graphql_json)
+}
+
+/// A request that is not GraphQL at all (bad JSON, no query, a mutation over
+/// GET): its 4xx stands whatever the media type.
+fn malformed(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    with_media(
+        status,
+        error_body(message, "BAD_REQUEST"),
+        accepts_graphql_json(headers),
+    )
+}
+
+fn accepts_graphql_json(headers: &HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/graphql-response+json"));
-    // With plain application/json, GraphQL errors (validation, auth) still
-    // travel as 200, the convention those clients expect; a request that is
-    // not GraphQL at all stays a 400. The newer media type carries 4xx always.
-    let malformed = body["errors"][0]["extensions"]["code"] == "BAD_REQUEST";
-    let (status, media) = if graphql_json {
-        (status, "application/graphql-response+json")
-    } else if status.is_client_error() && !malformed {
-        (StatusCode::OK, "application/json")
+        .is_some_and(|a| a.contains("application/graphql-response+json"))
+}
+
+fn with_media(status: StatusCode, body: Value, graphql_json: bool) -> Response {
+    let media = if graphql_json {
+        "application/graphql-response+json"
     } else {
-        (status, "application/json")
+        "application/json"
     };
     let mut response = (status, Json(body)).into_response();
     response
@@ -214,10 +234,10 @@ fn respond(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
 async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     match serde_json::from_slice::<GraphqlRequest>(&body) {
         Ok(request) => bounded(gw, headers, request, false).await,
-        Err(e) => respond(
+        Err(e) => malformed(
             &headers,
             StatusCode::BAD_REQUEST,
-            error_body(&format!("invalid JSON body: {e}"), "BAD_REQUEST"),
+            &format!("invalid JSON body: {e}"),
         ),
     }
 }
@@ -255,10 +275,10 @@ async fn get_graphql(
     {
         Ok(v) => v,
         Err(e) => {
-            return respond(
+            return malformed(
                 &headers,
                 StatusCode::BAD_REQUEST,
-                error_body(&format!("invalid variables: {e}"), "BAD_REQUEST"),
+                &format!("invalid variables: {e}"),
             );
         }
     };
@@ -277,20 +297,20 @@ async fn run(
     via_get: bool,
 ) -> Response {
     let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
-        return respond(
+        return malformed(
             &headers,
             StatusCode::BAD_REQUEST,
-            error_body("the request has no query", "BAD_REQUEST"),
+            "the request has no query",
         );
     };
     let variables: Map<String, Value> = match request.variables {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
-            return respond(
+            return malformed(
                 &headers,
                 StatusCode::BAD_REQUEST,
-                error_body("variables must be an object", "BAD_REQUEST"),
+                "variables must be an object",
             );
         }
     };
@@ -337,10 +357,10 @@ async fn run(
         Some(hive_router_query_planner::state::supergraph_state::OperationKind::Mutation)
     );
     if via_get && is_mutation {
-        return respond(
+        return malformed(
             &headers,
             StatusCode::METHOD_NOT_ALLOWED,
-            error_body("mutations are not allowed over GET", "BAD_REQUEST"),
+            "mutations are not allowed over GET",
         );
     }
     if !prepared.introspection.is_empty() && gw.introspection.is_none() {
