@@ -117,7 +117,7 @@ pub fn gateway_addr(env: &mut Env) -> SocketAddr {
 
 /// Serves `gateway` on `addr` in `tasks` until `stop`; returns its URL.
 pub async fn spawn_gateway(
-    gateway: gateway::http::Gateway,
+    gateway: std::sync::Arc<gateway::http::Gateway>,
     addr: SocketAddr,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
@@ -126,7 +126,7 @@ pub async fn spawn_gateway(
         .await
         .with_context(|| format!("the gateway cannot listen on {addr} (set GATEWAY_PORT)"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = gateway::http::router(std::sync::Arc::new(gateway));
+    let router = gateway::http::router(gateway);
     tasks.spawn(async move {
         kit::server::serve(listener, router, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -153,8 +153,12 @@ fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
     urls
 }
 
-/// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH`, tokens checked
-/// with the users subgraph's public keys (`JWT_PUBLIC_KEYS_FILE`).
+/// How often the supergraph file is checked for changes.
+const SUPERGRAPH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH` (reloaded
+/// when the file changes), tokens checked with the users subgraph's public
+/// keys (`JWKS_URL` or `JWT_PUBLIC_KEYS_FILE`).
 pub async fn serve_gateway() -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = gateway_addr(&mut env);
@@ -199,11 +203,13 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
             &keys, &tokens,
         )?)),
     });
-    let gateway = gateway::http::Gateway::new(&sdl, Some(verifier), &options)?;
+    let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let url = spawn_gateway(gateway, addr, &mut tasks, stop).await?;
+    let url = spawn_gateway(gateway.clone(), addr, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
+    // Edits of the supergraph file are picked up without a restart.
+    let watcher = tokio::spawn(gateway::http::watch(gateway, path.into(), SUPERGRAPH_POLL));
     tokio::select! {
         () = crate::shutdown_signal() => {}
         Some(ended) = tasks.join_next() => {
@@ -211,6 +217,7 @@ pub async fn serve_gateway() -> anyhow::Result<()> {
             anyhow::bail!("the gateway stopped unexpectedly");
         }
     }
+    watcher.abort();
     let _ = stop_tx.send(true);
     while let Some(ended) = tasks.join_next().await {
         ended??;

@@ -162,7 +162,7 @@ async fn start(
     let verifier = std::sync::Arc::new(gateway::auth::EdgeAuth::Keys(std::sync::Arc::new(
         kit::auth::Verifier::new(&dev_keys, &tokens)?,
     )));
-    let edge = gateway::http::Gateway::new(
+    let edge = std::sync::Arc::new(gateway::http::Gateway::new(
         &supergraph,
         Some(verifier),
         &gateway::http::GatewayOptions {
@@ -172,7 +172,7 @@ async fn start(
             cors: gateway::cors::CorsPolicy::parse("localhost", false),
             ..Default::default()
         },
-    )?;
+    )?);
     let gateway_url =
         components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;
 

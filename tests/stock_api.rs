@@ -233,6 +233,7 @@ async fn federated(
     let subgraphs = gateway::execution::Subgraphs::new(
         urls,
         gateway::fetch::SubgraphClient::new(Duration::from_secs(5)),
+        Default::default(),
     );
     let variables = Default::default();
     let result =

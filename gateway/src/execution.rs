@@ -33,12 +33,21 @@ use crate::fetch::{FetchError, SubgraphClient, SubgraphRequest};
 pub struct Subgraphs {
     urls: HashMap<String, Uri>,
     client: SubgraphClient,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Subgraphs {
     /// `urls` by subgraph name (as the supergraph's `join__Graph` names them).
-    pub fn new(urls: HashMap<String, Uri>, client: SubgraphClient) -> Self {
-        Self { urls, client }
+    pub fn new(
+        urls: HashMap<String, Uri>,
+        client: SubgraphClient,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            urls,
+            client,
+            metrics,
+        }
     }
 
     /// Asks every subgraph `{ __typename }` within `deadline`; the ones that
@@ -397,7 +406,12 @@ async fn send(
         variables: Value::Object(variables),
         headers: ctx.headers.clone(),
     };
-    ctx.subgraphs.client.fetch(url, request).await
+    let started = std::time::Instant::now();
+    let result = ctx.subgraphs.client.fetch(url, request).await;
+    ctx.subgraphs
+        .metrics
+        .fetch(service, started.elapsed(), result.is_err());
+    result
 }
 
 fn gateway_error(message: &str) -> Value {

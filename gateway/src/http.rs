@@ -25,7 +25,9 @@ use hive_router_query_planner::ast::value::Value as PlannerValue;
 use crate::{
     auth::EdgeAuth,
     execution::{self, Subgraphs},
+    fetch::SubgraphClient,
     introspection::Introspection,
+    metrics::{Metrics, Outcome},
     planning::{PlanError, Supergraph},
     projection,
 };
@@ -57,60 +59,147 @@ impl Default for GatewayOptions {
     }
 }
 
-/// Everything a request needs.
-pub struct Gateway {
+/// What one supergraph brings: its planner, where its subgraphs are, and
+/// its introspection answer. Replaced whole on reload; a request keeps the
+/// one it started with.
+pub struct Loaded {
     pub supergraph: Arc<Supergraph>,
     pub subgraphs: Subgraphs,
-    /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
-    pub verifier: Option<Arc<EdgeAuth>>,
     /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
     pub introspection: Option<Introspection>,
+}
+
+/// Everything a request needs.
+pub struct Gateway {
+    loaded: std::sync::RwLock<Arc<Loaded>>,
+    options: GatewayOptions,
+    /// One connection pool for every supergraph this gateway serves.
+    client: SubgraphClient,
+    /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
+    pub verifier: Option<Arc<EdgeAuth>>,
     /// Browser origins allowed to call.
     pub cors: Arc<crate::cors::CorsPolicy>,
+    /// Counters for `/metrics`, kept across reloads.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Gateway {
     /// A gateway over `sdl`, reaching subgraphs at the URLs it declares
-    /// unless `overrides` names another for a subgraph.
+    /// unless `options.subgraph_urls` names another for a subgraph.
     pub fn new(
         sdl: &str,
         verifier: Option<Arc<EdgeAuth>>,
         options: &GatewayOptions,
     ) -> anyhow::Result<Self> {
-        let GatewayOptions {
-            subgraph_timeout: timeout,
-            subgraph_urls: overrides,
-            introspection,
-            limits,
-            cors,
-        } = options;
-        let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(*limits));
-        if let Some(unknown) = overrides
-            .keys()
-            .find(|name| !supergraph.subgraphs().contains_key(*name))
-        {
-            anyhow::bail!("SUBGRAPH_URLS names {unknown:?}, which the supergraph does not have");
-        }
-        let urls = supergraph
-            .subgraphs()
-            .iter()
-            .map(|(name, declared)| {
-                let url = overrides.get(name).unwrap_or(declared);
-                let uri = url.parse().map_err(|e| {
-                    anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}")
-                })?;
-                Ok((name.clone(), uri))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let subgraphs = Subgraphs::new(urls, crate::fetch::SubgraphClient::new(*timeout));
-        let introspection = introspection.then(|| Introspection::new(supergraph.api_schema()));
+        let metrics = Arc::new(Metrics::default());
+        let client = SubgraphClient::new(options.subgraph_timeout);
+        let loaded = load(sdl, options, &client, &metrics)?;
         Ok(Self {
-            supergraph,
-            subgraphs,
+            loaded: std::sync::RwLock::new(Arc::new(loaded)),
+            options: options.clone(),
+            client,
             verifier,
-            introspection,
-            cors: Arc::new(cors.clone()),
+            cors: Arc::new(options.cors.clone()),
+            metrics,
         })
+    }
+
+    /// The supergraph serving new requests.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(loaded) => loaded.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the supergraph with `sdl`. Requests already running finish
+    /// on the old one; if `sdl` does not load, the old one stays.
+    pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
+        let result = load(sdl, &self.options, &self.client, &self.metrics);
+        self.metrics.reload(result.is_ok());
+        let loaded = Arc::new(result?);
+        match self.loaded.write() {
+            Ok(mut current) => *current = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
+        Ok(())
+    }
+}
+
+fn load(
+    sdl: &str,
+    options: &GatewayOptions,
+    client: &SubgraphClient,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Loaded> {
+    let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(options.limits));
+    let overrides = &options.subgraph_urls;
+    if let Some(unknown) = overrides
+        .keys()
+        .find(|name| !supergraph.subgraphs().contains_key(*name))
+    {
+        anyhow::bail!("SUBGRAPH_URLS names {unknown:?}, which the supergraph does not have");
+    }
+    let urls = supergraph
+        .subgraphs()
+        .iter()
+        .map(|(name, declared)| {
+            let url = overrides.get(name).unwrap_or(declared);
+            let uri = url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}"))?;
+            Ok((name.clone(), uri))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone());
+    let introspection = options
+        .introspection
+        .then(|| Introspection::new(supergraph.api_schema()));
+    Ok(Loaded {
+        supergraph,
+        subgraphs,
+        introspection,
+    })
+}
+
+/// Reloads `gateway` whenever the file at `path` changes, checking every
+/// `every`. A file that does not load is logged and the old supergraph keeps
+/// serving; the next change is tried again. Runs until dropped.
+pub async fn watch(gateway: Arc<Gateway>, path: std::path::PathBuf, every: std::time::Duration) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    let mut last_text = std::fs::read_to_string(&path).ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let Ok(text) = tokio::fs::read_to_string(&path).await else {
+            tracing::warn!(path = %path.display(), "the supergraph file cannot be read; keeping the loaded one");
+            continue;
+        };
+        if last_text.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        last_text = Some(text.clone());
+        let gw = gateway.clone();
+        match tokio::task::spawn_blocking(move || gw.reload(&text)).await {
+            Ok(Ok(())) => tracing::info!(path = %path.display(), "supergraph reloaded"),
+            Ok(Err(err)) => tracing::error!(
+                path = %path.display(),
+                error = %format!("{err:#}"),
+                "the new supergraph does not load; the previous one keeps serving"
+            ),
+            Err(err) => tracing::error!(%err, "supergraph reload panicked"),
+        }
     }
 }
 
@@ -121,8 +210,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_context))
         .layer(axum::middleware::from_fn_with_state(
             cors,
             crate::cors::layer,
@@ -133,6 +224,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 /// every subgraph answers `{ __typename }` within two seconds.
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     let down = gw
+        .current()
         .subgraphs
         .unreachable(std::time::Duration::from_secs(2))
         .await;
@@ -156,22 +248,166 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may take end to end.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Runs a request under [`REQUEST_TIMEOUT`].
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Gives every request an id (the caller's `x-request-id` or a new one) and
+/// a W3C `traceparent` for the gateway's own span (in the caller's trace, or
+/// a new one): both go to every subgraph fetch and into the logs, and the id
+/// comes back on the response.
+async fn request_context(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    let headers = request.headers_mut();
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let trace = Traceparent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    let traceparent = trace.to_string();
+    if let (Ok(id_value), Ok(tp_value)) = (
+        HeaderValue::from_str(&id),
+        HeaderValue::from_str(&traceparent),
+    ) {
+        headers.insert("x-request-id", id_value);
+        headers.insert("traceparent", tp_value);
+    }
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        trace_id = %trace.trace_id,
+        traceparent = %traceparent,
+        path = %request.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    async move {
+        let mut response = next.run(request).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// A W3C trace context: the trace a request belongs to and the gateway's span in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traceparent {
+    pub trace_id: String,
+    pub span_id: String,
+    pub flags: String,
+}
+
+impl Traceparent {
+    /// A new span of the gateway: in the caller's trace when `incoming` is a
+    /// valid version-00 `traceparent`, else in a new sampled trace.
+    pub fn child_of(incoming: Option<&str>) -> Self {
+        let span_id = random_hex(8);
+        let parsed = incoming.and_then(|v| {
+            let mut parts = v.trim().split('-');
+            let (version, trace, parent, flags) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            let hex = |s: &str, n: usize| {
+                s.len() == n
+                    && s.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            };
+            let valid = version == "00"
+                && parts.next().is_none()
+                && hex(trace, 32)
+                && trace.bytes().any(|b| b != b'0')
+                && hex(parent, 16)
+                && parent.bytes().any(|b| b != b'0')
+                && hex(flags, 2);
+            valid.then(|| (trace.to_owned(), flags.to_owned()))
+        });
+        let (trace_id, flags) = parsed.unwrap_or_else(|| (random_hex(16), "01".into()));
+        Self {
+            trace_id,
+            span_id,
+            flags,
+        }
+    }
+}
+
+impl std::fmt::Display for Traceparent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let id = uuid::Uuid::new_v4();
+    let raw = id.as_bytes();
+    let mut out = String::with_capacity(bytes * 2);
+    for b in raw.iter().take(bytes) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    if out.bytes().all(|b| b == b'0') {
+        out.replace_range(out.len() - 1.., "1");
+    }
+    out
+}
+
+/// Runs a request under [`REQUEST_TIMEOUT`] and counts it.
 async fn bounded(
     gw: Arc<Gateway>,
     headers: HeaderMap,
     request: GraphqlRequest,
     via_get: bool,
 ) -> Response {
+    let started = std::time::Instant::now();
     let reply_headers = headers.clone();
-    match tokio::time::timeout(REQUEST_TIMEOUT, run(gw, headers, request, via_get)).await {
+    let mut report = Report {
+        operation: request.operation_name.clone(),
+        outcome: Outcome::Refused,
+    };
+    let response = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        run(gw.clone(), headers, request, via_get, &mut report),
+    )
+    .await
+    {
         Ok(response) => response,
-        Err(_) => respond(
-            &reply_headers,
-            StatusCode::GATEWAY_TIMEOUT,
-            error_body("the request took too long", "GATEWAY_TIMEOUT"),
-        ),
-    }
+        Err(_) => {
+            report.outcome = Outcome::Errors;
+            respond(
+                &reply_headers,
+                StatusCode::GATEWAY_TIMEOUT,
+                error_body("the request took too long", "GATEWAY_TIMEOUT"),
+            )
+        }
+    };
+    gw.metrics.request(
+        report.operation.as_deref(),
+        report.outcome,
+        started.elapsed(),
+    );
+    response
+}
+
+/// What the metrics learn of a request.
+struct Report {
+    operation: Option<String>,
+    outcome: Outcome,
 }
 
 /// A GraphQL-over-HTTP request.
@@ -292,9 +528,10 @@ async fn get_graphql(
 
 async fn run(
     gw: Arc<Gateway>,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     request: GraphqlRequest,
     via_get: bool,
+    report: &mut Report,
 ) -> Response {
     let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
         return malformed(
@@ -303,7 +540,7 @@ async fn run(
             "the request has no query",
         );
     };
-    let variables: Map<String, Value> = match request.variables {
+    let given: Map<String, Value> = match request.variables {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
@@ -323,19 +560,16 @@ async fn run(
             error_body(&err.to_string(), "UNAUTHENTICATED"),
         );
     }
-    if !headers.contains_key("x-request-id")
-        && let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-    {
-        headers.insert("x-request-id", id);
-    }
+    let loaded = gw.current();
     // A repeat is a cache lookup; only new operations are planned, on the blocking pool.
-    let planned = match gw
+    let cached = loaded
         .supergraph
-        .cached(&query, request.operation_name.as_deref())
-    {
+        .cached(&query, request.operation_name.as_deref());
+    gw.metrics.plan_cache(cached.is_some());
+    let planned = match cached {
         Some(prepared) => Ok(Ok(prepared)),
         None => {
-            let supergraph = gw.supergraph.clone();
+            let supergraph = loaded.supergraph.clone();
             let operation_name = request.operation_name.clone();
             tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
                 .await
@@ -352,6 +586,9 @@ async fn run(
             );
         }
     };
+    if report.operation.is_none() {
+        report.operation = prepared.operation.name.clone();
+    }
     let is_mutation = matches!(
         prepared.operation.operation_kind,
         Some(hive_router_query_planner::state::supergraph_state::OperationKind::Mutation)
@@ -363,7 +600,11 @@ async fn run(
             "mutations are not allowed over GET",
         );
     }
-    if !prepared.introspection.is_empty() && gw.introspection.is_none() {
+    let variables = match loaded.supergraph.coerce_variables(&prepared, &given) {
+        Ok(variables) => variables,
+        Err(err) => return plan_error(&headers, &err),
+    };
+    if !prepared.introspection.is_empty() && loaded.introspection.is_none() {
         return respond(
             &headers,
             StatusCode::BAD_REQUEST,
@@ -373,8 +614,9 @@ async fn run(
             ),
         );
     }
-    let mut result = execution::execute(&prepared.plan, &gw.subgraphs, &variables, &headers).await;
-    if let (Some(intro), Value::Object(data)) = (&gw.introspection, &mut result.data) {
+    let mut result =
+        execution::execute(&prepared.plan, &loaded.subgraphs, &variables, &headers).await;
+    if let (Some(intro), Value::Object(data)) = (&loaded.introspection, &mut result.data) {
         for field in prepared.introspection.iter() {
             let value = if field.name == "__schema" {
                 intro.schema.clone()
@@ -402,18 +644,17 @@ async fn run(
     let data = projection::project(
         &result.data,
         &prepared.operation,
-        gw.supergraph.shapes(),
+        loaded.supergraph.shapes(),
         &variables,
     );
     let mut body = json!({ "data": data });
-    if !result.errors.is_empty() {
+    if result.errors.is_empty() {
+        report.outcome = Outcome::Ok;
+    } else {
+        report.outcome = Outcome::Errors;
         body["errors"] = Value::Array(result.errors);
     }
-    let mut response = respond(&headers, StatusCode::OK, body);
-    if let Some(id) = headers.get("x-request-id") {
-        response.headers_mut().insert("x-request-id", id.clone());
-    }
-    response
+    respond(&headers, StatusCode::OK, body)
 }
 
 fn plan_error(headers: &HeaderMap, err: &PlanError) -> Response {

@@ -10,6 +10,7 @@
 //! and the HTTP edge build on these.
 
 pub mod auth;
+pub mod coerce;
 pub mod compose;
 pub mod cors;
 pub mod execution;
@@ -17,6 +18,7 @@ pub mod fetch;
 pub mod http;
 pub mod introspection;
 pub mod limits;
+pub mod metrics;
 pub mod planning;
 pub mod projection;
 

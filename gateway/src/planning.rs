@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{limits::Limits, projection::Shapes};
+use crate::{coerce::InputTypes, limits::Limits, projection::Shapes};
 use graphql_tools::validation::{
     rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
 };
@@ -48,6 +48,8 @@ pub enum PlanError {
     Planning(String),
     #[error("{0}")]
     Limit(String),
+    #[error("{0}")]
+    Variables(String),
 }
 
 impl PlanError {
@@ -58,6 +60,7 @@ impl PlanError {
             Self::Validation(_) | Self::Operation(_) | Self::Limit(_) => {
                 "GRAPHQL_VALIDATION_FAILED"
             }
+            Self::Variables(_) => "BAD_USER_INPUT",
             Self::Planning(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -77,6 +80,7 @@ pub struct Supergraph {
     planner: Planner,
     rules: ValidationPlan,
     shapes: Shapes,
+    inputs: InputTypes,
     limits: Limits,
     plans: Mutex<HashMap<u64, Prepared>>,
     /// The same plans by exact request text: a repeat skips parsing,
@@ -109,10 +113,12 @@ impl Supergraph {
         .map_err(|panic| LoadError(panic_message(panic)))?
         .map_err(|e| LoadError(e.to_string()))?;
         let shapes = Shapes::new(&planner.consumer_schema.document);
+        let inputs = InputTypes::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,
             rules: default_rules_validation_plan(),
             shapes,
+            inputs,
             limits: Limits::default(),
             plans: Mutex::default(),
             by_text: Mutex::default(),
@@ -133,6 +139,23 @@ impl Supergraph {
     /// The API schema's types, for shaping responses.
     pub fn shapes(&self) -> &Shapes {
         &self.shapes
+    }
+
+    /// The client's `variables` coerced to what `prepared` declares:
+    /// defaults filled in, wrong or missing values refused.
+    pub fn coerce_variables(
+        &self,
+        prepared: &Prepared,
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, PlanError> {
+        let definitions = prepared
+            .operation
+            .variable_definitions
+            .as_deref()
+            .unwrap_or_default();
+        self.inputs
+            .coerce(definitions, variables)
+            .map_err(PlanError::Variables)
     }
 
     /// The API schema clients see.

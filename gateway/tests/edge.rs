@@ -102,6 +102,34 @@ async fn introspection_can_be_switched_off() {
 }
 
 #[tokio::test]
+async fn bad_variables_are_refused_before_any_subgraph_is_called() {
+    // The subgraphs are not served: a fetch would answer SUBGRAPH_ERROR, not BAD_USER_INPUT.
+    let gw = gateway(false);
+    let query = "query($sku: String!, $n: Int) { product(sku: $sku) { name } products(first: $n) { totalCount } }";
+    for (variables, says) in [
+        (json!({}), "of required type \"String!\" was not provided"),
+        (json!({ "sku": null }), "not to be null"),
+        (json!({ "sku": 5 }), "String cannot represent"),
+        (json!({ "sku": "A", "n": "ten" }), "Int cannot represent"),
+        (json!({ "sku": "A", "n": 1.5 }), "Int cannot represent"),
+    ] {
+        let resp = gw.gql(None, query, variables.clone()).await;
+        assert_eq!(code(&resp), "BAD_USER_INPUT", "{variables} → {resp}");
+        let message = resp["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{variables}: {message}");
+        assert!(resp.get("data").is_none_or(Value::is_null), "{resp}");
+    }
+    let resp = gw
+        .gql(
+            None,
+            "mutation($r: Role!) { setRole(userId: \"1\", role: $r) { id } }",
+            json!({ "r": "EMPEROR" }),
+        )
+        .await;
+    assert_eq!(code(&resp), "BAD_USER_INPUT", "{resp}");
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_refused_before_parsing() {
     let body = format!(
         r#"{{"query":"{{ __typename }}","variables":{{"pad":"{}"}}}}"#,

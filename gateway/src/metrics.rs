@@ -1,0 +1,258 @@
+//! Prometheus metrics, written in the text exposition format by hand: a few
+//! counters and histograms do not need a metrics framework.
+//!
+//! - `graphql_requests_total` and `graphql_request_duration_seconds`, by
+//!   operation name and outcome (`ok`, `errors`: data with errors, `refused`:
+//!   nothing executed);
+//! - `subgraph_fetch_duration_seconds` and `subgraph_fetch_errors_total`, by subgraph;
+//! - `plan_cache_hits_total` / `plan_cache_misses_total`;
+//! - `supergraph_reloads_total` by result.
+//!
+//! Operation names come from clients, so at most [`MAX_OPERATIONS`] distinct
+//! ones are kept as labels; the rest are counted as `other`.
+
+use std::{
+    collections::HashMap,
+    fmt::Write,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// Distinct operation-name labels kept before new names count as `other`.
+pub const MAX_OPERATIONS: usize = 500;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(self.counts) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Executed without errors.
+    Ok,
+    /// Executed, with errors in the response.
+    Errors,
+    /// Refused before execution (auth, validation, limits, malformed).
+    Refused,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Errors => "errors",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// The gateway's counters; shared by every request and kept across reloads.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<(String, Outcome), Histogram>>,
+    fetches: Mutex<HashMap<String, (Histogram, u64)>>,
+    plan_hits: AtomicU64,
+    plan_misses: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+impl Metrics {
+    /// A request named `operation` (None: anonymous) ended with `outcome` after `took`.
+    pub fn request(&self, operation: Option<&str>, outcome: Outcome, took: Duration) {
+        let Ok(mut requests) = self.requests.lock() else {
+            return;
+        };
+        let name = operation.unwrap_or("");
+        let label = if requests.contains_key(&(name.to_owned(), outcome))
+            || requests.len() < MAX_OPERATIONS * 3
+        {
+            name
+        } else {
+            "other"
+        };
+        requests
+            .entry((label.to_owned(), outcome))
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// A fetch from `subgraph` took `took`; `failed` when it gave no GraphQL response.
+    pub fn fetch(&self, subgraph: &str, took: Duration, failed: bool) {
+        let Ok(mut fetches) = self.fetches.lock() else {
+            return;
+        };
+        let entry = match fetches.get_mut(subgraph) {
+            Some(entry) => entry,
+            None => fetches.entry(subgraph.to_owned()).or_default(),
+        };
+        entry.0.observe(took.as_secs_f64());
+        if failed {
+            entry.1 += 1;
+        }
+    }
+
+    /// A plan was found in the cache (`true`) or had to be made.
+    pub fn plan_cache(&self, hit: bool) {
+        let counter = if hit {
+            &self.plan_hits
+        } else {
+            &self.plan_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A supergraph reload succeeded or failed.
+    pub fn reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Everything, in the Prometheus text format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let requests = self
+            .requests
+            .lock()
+            .map(|r| {
+                let mut v: Vec<_> = r.iter().map(|(k, h)| (k.clone(), h.clone())).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            })
+            .unwrap_or_default();
+        out.push_str("# HELP graphql_requests_total GraphQL requests by operation name and outcome.\n# TYPE graphql_requests_total counter\n");
+        for ((operation, outcome), h) in &requests {
+            let _ = writeln!(
+                out,
+                "graphql_requests_total{{operation=\"{}\",outcome=\"{}\"}} {}",
+                escape(operation),
+                outcome.label(),
+                h.count
+            );
+        }
+        out.push_str("# HELP graphql_request_duration_seconds Time from request to response.\n# TYPE graphql_request_duration_seconds histogram\n");
+        for ((operation, outcome), h) in &requests {
+            let labels = format!(
+                "operation=\"{}\",outcome=\"{}\"",
+                escape(operation),
+                outcome.label()
+            );
+            h.write(&mut out, "graphql_request_duration_seconds", &labels);
+        }
+        let fetches = self
+            .fetches
+            .lock()
+            .map(|f| {
+                let mut v: Vec<_> = f.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            })
+            .unwrap_or_default();
+        out.push_str("# HELP subgraph_fetch_duration_seconds Time of each subgraph fetch.\n# TYPE subgraph_fetch_duration_seconds histogram\n");
+        for (subgraph, (h, _)) in &fetches {
+            let labels = format!("subgraph=\"{}\"", escape(subgraph));
+            h.write(&mut out, "subgraph_fetch_duration_seconds", &labels);
+        }
+        out.push_str("# HELP subgraph_fetch_errors_total Subgraph fetches that gave no GraphQL response.\n# TYPE subgraph_fetch_errors_total counter\n");
+        for (subgraph, (_, errors)) in &fetches {
+            let _ = writeln!(
+                out,
+                "subgraph_fetch_errors_total{{subgraph=\"{}\"}} {errors}",
+                escape(subgraph)
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP plan_cache_hits_total Operations whose plan was cached.\n# TYPE plan_cache_hits_total counter\nplan_cache_hits_total {}\n\
+             # HELP plan_cache_misses_total Operations that had to be planned.\n# TYPE plan_cache_misses_total counter\nplan_cache_misses_total {}\n\
+             # HELP supergraph_reloads_total Supergraph reloads by result.\n# TYPE supergraph_reloads_total counter\n\
+             supergraph_reloads_total{{result=\"ok\"}} {}\nsupergraph_reloads_total{{result=\"failed\"}} {}\n",
+            self.plan_hits.load(Ordering::Relaxed),
+            self.plan_misses.load(Ordering::Relaxed),
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+/// A label value escaped as the exposition format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let m = Metrics::default();
+        m.request(Some("Get\"Me"), Outcome::Ok, Duration::from_millis(2));
+        m.request(Some("Get\"Me"), Outcome::Ok, Duration::from_millis(40));
+        m.request(None, Outcome::Refused, Duration::from_micros(100));
+        m.fetch("users", Duration::from_millis(3), true);
+        m.plan_cache(true);
+        let text = m.render();
+        assert!(text.contains(r#"graphql_requests_total{operation="Get\"Me",outcome="ok"} 2"#));
+        assert!(text.contains(r#"graphql_requests_total{operation="",outcome="refused"} 1"#));
+        assert!(text.contains(
+            r#"graphql_request_duration_seconds_bucket{operation="Get\"Me",outcome="ok",le="0.0025"} 1"#
+        ));
+        assert!(text.contains(
+            r#"graphql_request_duration_seconds_bucket{operation="Get\"Me",outcome="ok",le="0.05"} 2"#
+        ));
+        assert!(text.contains(r#"subgraph_fetch_errors_total{subgraph="users"} 1"#));
+        assert!(text.contains("plan_cache_hits_total 1\n"));
+    }
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_OPERATIONS * 4 {
+            m.request(Some(&format!("op{i}")), Outcome::Ok, Duration::ZERO);
+        }
+        let kept = m.requests.lock().unwrap().len();
+        assert!(kept <= MAX_OPERATIONS * 3 + 1, "{kept}");
+        assert!(m.render().contains(r#"operation="other""#));
+    }
+}

@@ -1,0 +1,205 @@
+//! The gateway as operators see it: the supergraph file reloaded under load,
+//! request ids and trace context passed to subgraphs, and `/metrics`.
+
+mod support;
+
+use std::time::Duration;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+use serde_json::json;
+
+struct Query {
+    version: &'static str,
+}
+
+#[Object]
+impl Query {
+    async fn version(&self) -> &str {
+        self.version
+    }
+
+    /// Answers after `ms` milliseconds: a request still in flight.
+    async fn slow(&self, ms: u64) -> String {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        format!("{} after {ms} ms", self.version)
+    }
+}
+
+async fn subgraph(version: &'static str) -> support::Served {
+    support::serve(
+        "sg",
+        Schema::build(Query { version }, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    )
+    .await
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..250 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_one_is_ignored() {
+    let (one, two) = (subgraph("one").await, subgraph("two").await);
+    let dir = std::env::temp_dir().join(format!("grocery-reload-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("supergraph.graphql");
+    let first = support::supergraph(&[&one]);
+    std::fs::write(&path, &first).unwrap();
+    let gw = support::gateway(&first);
+    let watcher = tokio::spawn(gateway::http::watch(
+        gw.clone(),
+        path.clone(),
+        Duration::from_millis(20),
+    ));
+
+    let in_flight = tokio::spawn({
+        let gw = gw.clone();
+        async move {
+            support::post(&gw, "{ slow(ms: 700) }", json!({}), &[])
+                .await
+                .0
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(&path, support::supergraph(&[&two])).unwrap();
+    eventually("the new supergraph serves", async || {
+        support::post(&gw, "{ version }", json!({}), &[]).await.0
+            == json!({ "data": { "version": "two" } })
+    })
+    .await;
+    let finished = in_flight.await.unwrap();
+    assert_eq!(
+        finished,
+        json!({ "data": { "slow": "one after 700 ms" } }),
+        "the request that started on the old supergraph finishes on it"
+    );
+
+    std::fs::write(&path, "type Query { this is not a supergraph").unwrap();
+    eventually("the broken file is counted", async || {
+        gw.metrics
+            .render()
+            .contains(r#"supergraph_reloads_total{result="failed"} 1"#)
+    })
+    .await;
+    let (still, _) = support::post(&gw, "{ version }", json!({}), &[]).await;
+    assert_eq!(
+        still,
+        json!({ "data": { "version": "two" } }),
+        "the old one keeps serving"
+    );
+    assert!(
+        gw.metrics
+            .render()
+            .contains(r#"supergraph_reloads_total{result="ok"} 1"#)
+    );
+    watcher.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn request_ids_and_trace_context_reach_the_subgraph() {
+    let sg = subgraph("one").await;
+    let gw = support::gateway(&support::supergraph(&[&sg]));
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (body, headers) = support::post(
+        &gw,
+        "{ version }",
+        json!({}),
+        &[("x-request-id", "req-42"), ("traceparent", incoming)],
+    )
+    .await;
+    assert_eq!(body, json!({ "data": { "version": "one" } }));
+    assert_eq!(headers["x-request-id"], "req-42");
+    let seen = sg.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-request-id"], "req-42");
+    let forwarded = seen["traceparent"].to_str().unwrap().to_owned();
+    let parts: Vec<_> = forwarded.split('-').collect();
+    assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "the gateway's own span");
+    assert_eq!(parts[2].len(), 16);
+
+    // Without either, both are made up, and the id comes back to the caller.
+    let (_, headers) =
+        support::post(&gw, "{ version }", json!({}), &[("traceparent", "garbage")]).await;
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let seen = sg.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-request-id"].to_str().unwrap(), id);
+    let made = seen["traceparent"].to_str().unwrap().to_owned();
+    let parts: Vec<_> = made.split('-').collect();
+    assert_eq!(
+        (parts.len(), parts[0], parts[1].len(), parts[3]),
+        (4, "00", 32, "01"),
+        "{made}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_fetches_and_plan_cache() {
+    use tower::ServiceExt;
+    let sg = subgraph("one").await;
+    let gw = support::gateway(&support::supergraph(&[&sg]));
+    for _ in 0..3 {
+        let (body, _) = support::post(&gw, "query Version { version }", json!({}), &[]).await;
+        assert_eq!(body["data"]["version"], "one");
+    }
+    let (body, _) = support::post(&gw, "{ nope }", json!({}), &[]).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    let response = gateway::http::router(gw.clone())
+        .oneshot(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let line = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        line(r#"graphql_requests_total{operation="Version",outcome="ok"}"#),
+        3.0
+    );
+    assert_eq!(
+        line(r#"graphql_requests_total{operation="",outcome="refused"}"#),
+        1.0
+    );
+    assert_eq!(
+        line(r#"subgraph_fetch_duration_seconds_count{subgraph="sg"}"#),
+        3.0
+    );
+    assert_eq!(line(r#"subgraph_fetch_errors_total{subgraph="sg"}"#), 0.0);
+    assert_eq!(line("plan_cache_hits_total"), 2.0);
+    assert_eq!(line("plan_cache_misses_total"), 2.0);
+}

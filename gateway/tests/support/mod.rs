@@ -1,0 +1,118 @@
+//! Small in-repo subgraphs for gateway tests: async-graphql schemas served
+//! over HTTP on 127.0.0.1, composed into a supergraph the way `grocery
+//! compose` does, and the headers each received kept for inspection.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::{body::Bytes, http::HeaderMap};
+use serde_json::Value;
+
+/// A subgraph served for a test.
+pub struct Served {
+    pub name: String,
+    pub url: String,
+    pub sdl: String,
+    /// Headers of every request received, oldest first.
+    pub seen: Arc<Mutex<Vec<HeaderMap>>>,
+    /// Bodies of every request received, oldest first.
+    pub bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Serves `schema` as subgraph `name` on a free 127.0.0.1 port.
+pub async fn serve<Q, M, S>(name: &str, schema: async_graphql::Schema<Q, M, S>) -> Served
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
+{
+    let sdl = kit::server::federation_sdl(&schema);
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (headers_log, bodies_log) = (seen.clone(), bodies.clone());
+    let app = axum::Router::new().route(
+        "/graphql",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let schema = schema.clone();
+            headers_log.lock().unwrap().push(headers);
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            bodies_log.lock().unwrap().push(body.clone());
+            async move {
+                let request: async_graphql::Request = match serde_json::from_value(body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return axum::Json(
+                            serde_json::json!({ "errors": [{ "message": e.to_string() }] }),
+                        );
+                    }
+                };
+                let response = schema.execute(request).await;
+                axum::Json(serde_json::to_value(&response).unwrap())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Served {
+        name: name.to_owned(),
+        url,
+        sdl,
+        seen,
+        bodies,
+    }
+}
+
+/// The supergraph of `subgraphs`.
+pub fn supergraph(subgraphs: &[&Served]) -> String {
+    let sources: Vec<_> = subgraphs
+        .iter()
+        .map(|s| gateway::SubgraphSource {
+            name: s.name.clone(),
+            url: s.url.clone(),
+            sdl: s.sdl.clone(),
+        })
+        .collect();
+    gateway::compose(&sources).unwrap()
+}
+
+/// A gateway (no edge auth, introspection on) over `sdl`.
+pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
+    Arc::new(
+        gateway::http::Gateway::new(
+            sdl,
+            None,
+            &gateway::http::GatewayOptions {
+                introspection: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// POSTs `query` to the gateway's router with extra `headers`; the JSON body and the response headers.
+pub async fn post(
+    gw: &Arc<gateway::http::Gateway>,
+    query: &str,
+    variables: Value,
+    headers: &[(&str, &str)],
+) -> (Value, HeaderMap) {
+    use tower::ServiceExt;
+    let mut builder =
+        axum::http::Request::post("/graphql").header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    let response = gateway::http::router(gw.clone())
+        .oneshot(builder.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (serde_json::from_slice(&bytes).unwrap(), headers)
+}
