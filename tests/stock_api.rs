@@ -237,14 +237,21 @@ async fn federated(
     );
     let variables = Default::default();
     let result =
-        gateway::execution::execute(&prepared.plan, &subgraphs, &variables, &Default::default())
+        gateway::execution::execute(
+            &prepared.plan,
+            &subgraphs,
+            supergraph.shapes(),
+            &variables,
+            &Default::default(),
+        )
             .await;
     let data = gateway::projection::project(
         &result.data,
         &prepared.operation,
         supergraph.shapes(),
         &variables,
-    );
+    )
+    .data;
     (data, result.errors)
 }
 

@@ -14,7 +14,10 @@
 //! projecting it onto the client's selection (aliases, null propagation) is
 //! the next stage.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
 
 use futures::future::{BoxFuture, join_all};
 use hive_router_query_planner::{
@@ -27,7 +30,10 @@ use hive_router_query_planner::{
 use hyper::{HeaderMap, Uri};
 use serde_json::{Map, Value, json};
 
-use crate::fetch::{FetchError, SubgraphClient, SubgraphRequest};
+use crate::{
+    fetch::{FetchError, SubgraphClient, SubgraphRequest},
+    projection::Shapes,
+};
 
 /// Where each subgraph is reached, and the client that reaches them.
 pub struct Subgraphs {
@@ -85,6 +91,8 @@ pub struct Execution {
 
 struct Context<'a> {
     subgraphs: &'a Subgraphs,
+    /// Which object types a type condition covers.
+    types: &'a Shapes,
     variables: &'a Map<String, Value>,
     headers: &'a HeaderMap,
 }
@@ -93,29 +101,37 @@ struct Context<'a> {
 pub async fn execute(
     plan: &QueryPlan,
     subgraphs: &Subgraphs,
+    types: &Shapes,
     variables: &Map<String, Value>,
     headers: &HeaderMap,
 ) -> Execution {
     let ctx = Context {
         subgraphs,
+        types,
         variables,
         headers,
     };
-    let mut state = Execution {
+    let state = Mutex::new(Execution {
         data: Value::Object(Map::new()),
         errors: Vec::new(),
-    };
+    });
     if let Some(node) = &plan.node {
-        run(node, &ctx, &mut state).await;
+        run(node, &ctx, &state).await;
     }
-    state
+    state.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn run<'a>(
-    node: &'a PlanNode,
-    ctx: &'a Context<'a>,
-    state: &'a mut Execution,
-) -> BoxFuture<'a, ()> {
+/// The response being built, shared by parallel branches (futures polled by
+/// one task, so the lock is never contended): each fetch locks it to build
+/// its representations, releases it while waiting for the subgraph, and locks
+/// it again to merge the answer. No lock is held across an `.await`.
+type State = Mutex<Execution>;
+
+fn lock(state: &State) -> MutexGuard<'_, Execution> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn run<'a>(node: &'a PlanNode, ctx: &'a Context<'a>, state: &'a State) -> BoxFuture<'a, ()> {
     Box::pin(async move {
         match node {
             PlanNode::Sequence(seq) => {
@@ -124,22 +140,7 @@ fn run<'a>(
                 }
             }
             PlanNode::Parallel(par) => {
-                // Each branch starts from the same tree and only adds to it, so
-                // branches run on copies and their additions are merged after.
-                let branches = par.nodes.iter().map(|child| {
-                    let mut branch = Execution {
-                        data: state.data.clone(),
-                        errors: Vec::new(),
-                    };
-                    async move {
-                        run(child, ctx, &mut branch).await;
-                        branch
-                    }
-                });
-                for branch in join_all(branches).await {
-                    deep_merge(&mut state.data, branch.data);
-                    state.errors.extend(branch.errors);
-                }
+                join_all(par.nodes.iter().map(|child| run(child, ctx, state))).await;
             }
             PlanNode::Condition(cond) => {
                 let on = matches!(ctx.variables.get(&cond.condition), Some(Value::Bool(true)));
@@ -157,14 +158,14 @@ fn run<'a>(
                 PlanNode::Fetch(fetch) => {
                     fetch_at(fetch, flatten.path.as_slice(), ctx, state).await
                 }
-                other => state.errors.push(gateway_error(&format!(
+                other => lock(state).errors.push(gateway_error(&format!(
                     "unsupported node under Flatten: {other:?}"
                 ))),
             },
             PlanNode::BatchFetch(batch) => batch_fetch(batch, ctx, state).await,
-            PlanNode::Subscription(_) | PlanNode::Defer(_) => state.errors.push(gateway_error(
-                "subscriptions and @defer are not served over this endpoint",
-            )),
+            PlanNode::Subscription(_) | PlanNode::Defer(_) => lock(state).errors.push(
+                gateway_error("subscriptions and @defer are not served over this endpoint"),
+            ),
         }
     })
 }
@@ -173,8 +174,9 @@ fn run<'a>(
 type ResponsePath = Vec<Value>;
 
 /// The concrete paths of the objects a flatten path designates in `data`.
-fn targets(data: &Value, path: &[FlattenNodePathSegment]) -> Vec<ResponsePath> {
+fn targets(data: &Value, path: &[FlattenNodePathSegment], types: &Shapes) -> Vec<ResponsePath> {
     fn walk(
+        types: &Shapes,
         value: &Value,
         rest: &[FlattenNodePathSegment],
         at: &mut ResponsePath,
@@ -191,7 +193,7 @@ fn targets(data: &Value, path: &[FlattenNodePathSegment]) -> Vec<ResponsePath> {
                 };
                 for (i, item) in items.iter().enumerate() {
                     at.push(json!(i));
-                    walk(item, rest, at, out);
+                    walk(types, item, rest, at, out);
                     at.pop();
                 }
             }
@@ -199,27 +201,27 @@ fn targets(data: &Value, path: &[FlattenNodePathSegment]) -> Vec<ResponsePath> {
             (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
                 if let Some(child) = map.get(key) {
                     at.push(json!(key));
-                    walk(child, &rest[1..], at, out);
+                    walk(types, child, &rest[1..], at, out);
                     at.pop();
                 }
             }
-            (Some(FlattenNodePathSegment::TypeCondition(types)), Value::Object(map)) => {
+            (Some(FlattenNodePathSegment::TypeCondition(conditions)), Value::Object(map)) => {
                 let matches = map
                     .get("__typename")
                     .and_then(Value::as_str)
-                    .is_none_or(|t| types.contains(t));
+                    .is_none_or(|t| conditions.iter().any(|c| types.applies(c, t)));
                 if matches {
-                    walk(value, &rest[1..], at, out);
+                    walk(types, value, &rest[1..], at, out);
                 }
             }
             (Some(FlattenNodePathSegment::List), Value::Object(_)) => {
-                walk(value, &rest[1..], at, out)
+                walk(types, value, &rest[1..], at, out)
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(data, path, &mut Vec::new(), &mut out);
+    walk(types, data, path, &mut Vec::new(), &mut out);
     out
 }
 
@@ -239,61 +241,83 @@ fn at_path_mut<'v>(data: &'v mut Value, path: &ResponsePath) -> Option<&'v mut V
     })
 }
 
-/// `value` projected through `selections` (fields by name, inline fragments by `__typename`).
-fn project(value: &Value, selections: &SelectionSet) -> Value {
+/// `value` projected through `selections` (a representation from the
+/// requires selection): fields are read under their name in the response
+/// tree and written under their alias (the planner aliases a required field
+/// it fetched under another response key), inline fragments apply by
+/// `__typename`. `None` when a selected field is missing: the object lacks
+/// what the subgraph needs (an earlier fetch failed or answered null).
+fn project(value: &Value, selections: &SelectionSet, types: &Shapes) -> Option<Value> {
     match value {
-        Value::Array(items) => Value::Array(items.iter().map(|v| project(v, selections)).collect()),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| project(v, selections, types))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
         Value::Object(map) if !selections.items.is_empty() => {
             let mut out = Map::new();
-            project_into(map, selections, &mut out);
-            Value::Object(out)
+            project_into(map, selections, types, &mut out)?;
+            Some(Value::Object(out))
         }
-        other => other.clone(),
+        other => Some(other.clone()),
     }
 }
 
-fn project_into(map: &Map<String, Value>, selections: &SelectionSet, out: &mut Map<String, Value>) {
+fn project_into(
+    map: &Map<String, Value>,
+    selections: &SelectionSet,
+    types: &Shapes,
+    out: &mut Map<String, Value>,
+) -> Option<()> {
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
-                if let Some(v) = map.get(&field.name) {
-                    let projected = project(v, &field.selections);
-                    match (out.get_mut(&field.name), projected) {
-                        (Some(existing), projected) => deep_merge(existing, projected),
-                        (None, projected) => {
-                            out.insert(field.name.clone(), projected);
-                        }
+                let value = map.get(&field.name)?;
+                let projected = project(value, &field.selections, types)?;
+                let key = field.alias.as_ref().unwrap_or(&field.name);
+                match out.get_mut(key) {
+                    Some(existing) => deep_merge(existing, projected),
+                    None => {
+                        out.insert(key.clone(), projected);
                     }
                 }
             }
             SelectionItem::InlineFragment(fragment) => {
                 let typename = map.get("__typename").and_then(Value::as_str);
-                if typename.is_none_or(|t| t == fragment.type_condition) {
-                    project_into(map, &fragment.selections, out);
+                if typename.is_none_or(|t| types.applies(&fragment.type_condition, t)) {
+                    project_into(map, &fragment.selections, types, out)?;
                 }
             }
             SelectionItem::FragmentSpread(_) => {}
         }
     }
+    Some(())
 }
 
 /// Applies value setters and key renamers (the planner's input/output rewrites).
-fn rewrite(value: &mut Value, rewrites: &[FetchRewrite]) {
-    fn apply(value: &mut Value, path: &[FetchNodePathSegment], rewrite: &FetchRewrite) {
+fn rewrite(value: &mut Value, rewrites: &[FetchRewrite], types: &Shapes) {
+    fn apply(
+        value: &mut Value,
+        path: &[FetchNodePathSegment],
+        rewrite: &FetchRewrite,
+        types: &Shapes,
+    ) {
         if let Value::Array(items) = value {
-            items.iter_mut().for_each(|v| apply(v, path, rewrite));
+            items
+                .iter_mut()
+                .for_each(|v| apply(v, path, rewrite, types));
             return;
         }
         let Value::Object(map) = value else { return };
         match path {
             [] => {}
-            [FetchNodePathSegment::TypenameEquals(types), rest @ ..] => {
+            [FetchNodePathSegment::TypenameEquals(conditions), rest @ ..] => {
                 if map
                     .get("__typename")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| types.contains(t))
+                    .is_some_and(|t| conditions.iter().any(|c| types.applies(c, t)))
                 {
-                    apply(value, rest, rewrite);
+                    apply(value, rest, rewrite, types);
                 }
             }
             [FetchNodePathSegment::Key(key)] => match rewrite {
@@ -308,7 +332,7 @@ fn rewrite(value: &mut Value, rewrites: &[FetchRewrite]) {
             },
             [FetchNodePathSegment::Key(key), rest @ ..] => {
                 if let Some(child) = map.get_mut(key) {
-                    apply(child, rest, rewrite);
+                    apply(child, rest, rewrite, types);
                 }
             }
         }
@@ -318,7 +342,7 @@ fn rewrite(value: &mut Value, rewrites: &[FetchRewrite]) {
             FetchRewrite::ValueSetter(s) => &s.path,
             FetchRewrite::KeyRenamer(k) => &k.path,
         };
-        apply(value, path, r);
+        apply(value, path, r, types);
     }
 }
 
@@ -352,6 +376,7 @@ fn representations(
     paths: Vec<ResponsePath>,
     requires: &SelectionSet,
     input_rewrites: Option<&Vec<FetchRewrite>>,
+    types: &Shapes,
 ) -> (Vec<Value>, Vec<Vec<ResponsePath>>) {
     let mut reps: Vec<Value> = Vec::new();
     let mut owners: Vec<Vec<ResponsePath>> = Vec::new();
@@ -360,9 +385,11 @@ fn representations(
         let Some(entity) = at_path(data, &path) else {
             continue;
         };
-        let mut rep = project(entity, requires);
+        let Some(mut rep) = project(entity, requires, types) else {
+            continue;
+        };
         if let Some(rewrites) = input_rewrites {
-            rewrite(&mut rep, rewrites);
+            rewrite(&mut rep, rewrites, types);
         }
         if rep.as_object().is_none_or(|m| m.is_empty()) {
             continue;
@@ -485,22 +512,28 @@ async fn fetch_at(
     fetch: &FetchNode,
     path: &[FlattenNodePathSegment],
     ctx: &Context<'_>,
-    state: &mut Execution,
+    state: &State,
 ) {
     let service = fetch.service_name.as_str();
     let mut variables = variables_for(fetch.variable_usages.as_ref(), ctx);
-    let paths = if path.is_empty() {
-        vec![Vec::new()]
-    } else {
-        targets(&state.data, path)
-    };
     let Some(requires) = &fetch.requires else {
         // A root fetch (or a re-entry at a path): its data merges into every target.
-        match send(service, &fetch.operation.document_str, variables, ctx).await {
+        let response = send(service, &fetch.operation.document_str, variables, ctx).await;
+        let state = &mut *lock(state);
+        match response {
             Ok(response) => {
+                let mut data = response.data;
+                if let Some(rewrites) = &fetch.output_rewrites {
+                    rewrite(&mut data, rewrites, ctx.types);
+                }
+                let paths = if path.is_empty() {
+                    vec![Vec::new()]
+                } else {
+                    targets(&state.data, path, ctx.types)
+                };
                 for p in &paths {
                     if let Some(target) = at_path_mut(&mut state.data, p) {
-                        deep_merge(target, response.data.clone());
+                        deep_merge(target, data.clone());
                     }
                 }
                 state.errors.extend(
@@ -514,19 +547,31 @@ async fn fetch_at(
         }
         return;
     };
-    let (reps, owners) =
-        representations(&state.data, paths, requires, fetch.input_rewrites.as_ref());
+    let (reps, owners) = {
+        let state = lock(state);
+        let paths = targets(&state.data, path, ctx.types);
+        representations(
+            &state.data,
+            paths,
+            requires,
+            fetch.input_rewrites.as_ref(),
+            ctx.types,
+        )
+    };
     if reps.is_empty() {
         return;
     }
     variables.insert("representations".into(), Value::Array(reps));
-    match send(service, &fetch.operation.document_str, variables, ctx).await {
+    let response = send(service, &fetch.operation.document_str, variables, ctx).await;
+    let state = &mut *lock(state);
+    match response {
         Ok(response) => {
             merge_entities(
                 state,
                 response.data.get("_entities"),
                 &owners,
                 fetch.output_rewrites.as_ref(),
+                ctx.types,
             );
             for error in response.errors {
                 state
@@ -545,6 +590,7 @@ fn merge_entities(
     entities: Option<&Value>,
     owners: &[Vec<ResponsePath>],
     output_rewrites: Option<&Vec<FetchRewrite>>,
+    types: &Shapes,
 ) {
     let Some(Value::Array(entities)) = entities else {
         return;
@@ -552,11 +598,23 @@ fn merge_entities(
     for (entity, paths) in entities.iter().zip(owners) {
         let mut entity = entity.clone();
         if let Some(rewrites) = output_rewrites {
-            rewrite(&mut entity, rewrites);
+            rewrite(&mut entity, rewrites, types);
         }
         for p in paths {
             if let Some(target) = at_path_mut(&mut state.data, p) {
-                deep_merge(target, entity.clone());
+                // An `@interfaceObject` subgraph answers with the interface's
+                // name: the object keeps its own, concrete type.
+                let mut entity = entity.clone();
+                if let Value::Object(fields) = &mut entity
+                    && target.get("__typename").is_some_and(|own| !own.is_null())
+                    && fields
+                        .get("__typename")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| types.is_abstract(t))
+                {
+                    fields.remove("__typename");
+                }
+                deep_merge(target, entity);
             }
         }
     }
@@ -572,32 +630,38 @@ fn with_service(mut error: Value, service: &str) -> Value {
     error
 }
 
-async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &mut Execution) {
+async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     let service = batch.service_name.as_str();
     let mut variables = variables_for(batch.variable_usages.as_ref(), ctx);
     let mut all_owners = Vec::new();
-    for alias in &batch.entity_batch.aliases {
-        let paths: Vec<ResponsePath> = alias
-            .merge_paths
-            .iter()
-            .flat_map(|p: &FlattenNodePath| targets(&state.data, p.as_slice()))
-            .collect();
-        let (reps, owners) = representations(
-            &state.data,
-            paths,
-            &alias.requires,
-            alias.input_rewrites.as_ref(),
-        );
-        variables.insert(
-            alias.representations_variable_name.clone(),
-            Value::Array(reps),
-        );
-        all_owners.push(owners);
+    {
+        let current = lock(state);
+        for alias in &batch.entity_batch.aliases {
+            let paths: Vec<ResponsePath> = alias
+                .merge_paths
+                .iter()
+                .flat_map(|p: &FlattenNodePath| targets(&current.data, p.as_slice(), ctx.types))
+                .collect();
+            let (reps, owners) = representations(
+                &current.data,
+                paths,
+                &alias.requires,
+                alias.input_rewrites.as_ref(),
+                ctx.types,
+            );
+            variables.insert(
+                alias.representations_variable_name.clone(),
+                Value::Array(reps),
+            );
+            all_owners.push(owners);
+        }
     }
     if all_owners.iter().all(Vec::is_empty) {
         return;
     }
-    match send(service, &batch.operation.document_str, variables, ctx).await {
+    let response = send(service, &batch.operation.document_str, variables, ctx).await;
+    let state = &mut *lock(state);
+    match response {
         Ok(response) => {
             for (alias, owners) in batch.entity_batch.aliases.iter().zip(&all_owners) {
                 merge_entities(
@@ -605,6 +669,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &mut Exec
                     response.data.get(&alias.alias),
                     owners,
                     alias.output_rewrites.as_ref(),
+                    ctx.types,
                 );
             }
             for error in response.errors {
@@ -657,7 +722,11 @@ mod tests {
             FlattenNodePathSegment::List,
             FlattenNodePathSegment::Field("node".into()),
         ];
-        let found = targets(&data, &path);
+        let schema = hive_router_query_planner::utils::parsing::safe_parse_schema(
+            "type Query { products: Products } type Products { edges: [Edge] } type Edge { node: Node } type Node { sku: String }",
+        )
+        .unwrap();
+        let found = targets(&data, &path, &Shapes::new(&schema));
         assert_eq!(
             found,
             [

@@ -614,8 +614,14 @@ async fn run(
             ),
         );
     }
-    let mut result =
-        execution::execute(&prepared.plan, &loaded.subgraphs, &variables, &headers).await;
+    let mut result = execution::execute(
+        &prepared.plan,
+        &loaded.subgraphs,
+        loaded.supergraph.shapes(),
+        &variables,
+        &headers,
+    )
+    .await;
     if let (Some(intro), Value::Object(data)) = (&loaded.introspection, &mut result.data) {
         for field in prepared.introspection.iter() {
             let value = if field.name == "__schema" {
@@ -647,7 +653,8 @@ async fn run(
         loaded.supergraph.shapes(),
         &variables,
     );
-    let mut body = json!({ "data": data });
+    result.errors.extend(data.errors);
+    let mut body = json!({ "data": data.data });
     if result.errors.is_empty() {
         report.outcome = Outcome::Ok;
     } else {

@@ -8,7 +8,10 @@
 //! left out. A null in a non-null position nulls the nearest nullable parent,
 //! up to `data` itself, as the GraphQL spec prescribes.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    cell::RefCell,
+    collections::{HashMap, HashSet},
+};
 
 use graphql_tools::parser::schema::{Definition, Document, Type, TypeDefinition};
 use hive_router_query_planner::{
@@ -62,6 +65,9 @@ impl Shape {
 pub struct Shapes {
     fields: HashMap<String, HashMap<String, Shape>>,
     possible: HashMap<String, HashSet<String>>,
+    /// Each enum's values as clients see them: a subgraph may know values the
+    /// API schema hides (`@inaccessible`, or not shared by every subgraph).
+    enums: HashMap<String, HashSet<String>>,
     roots: [String; 3],
 }
 
@@ -70,6 +76,7 @@ impl Shapes {
     pub fn new(schema: &Document<'static, String>) -> Self {
         let mut fields: HashMap<String, HashMap<String, Shape>> = HashMap::new();
         let mut possible: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut enums: HashMap<String, HashSet<String>> = HashMap::new();
         let mut roots = [
             "Query".to_owned(),
             "Mutation".to_owned(),
@@ -106,6 +113,12 @@ impl Shapes {
                         entry.insert(f.name.clone(), Shape::from_type(&f.field_type));
                     }
                 }
+                Definition::TypeDefinition(TypeDefinition::Enum(e)) => {
+                    enums.insert(
+                        e.name.clone(),
+                        e.values.iter().map(|v| v.name.clone()).collect(),
+                    );
+                }
                 Definition::TypeDefinition(TypeDefinition::Union(u)) => {
                     possible
                         .entry(u.name.clone())
@@ -118,6 +131,7 @@ impl Shapes {
         Self {
             fields,
             possible,
+            enums,
             roots,
         }
     }
@@ -126,7 +140,13 @@ impl Shapes {
         self.fields.get(parent)?.get(name)
     }
 
-    fn applies(&self, condition: &str, actual: &str) -> bool {
+    /// Whether `name` is an interface or a union.
+    pub fn is_abstract(&self, name: &str) -> bool {
+        self.possible.contains_key(name)
+    }
+
+    /// Whether a type condition on `condition` applies to an object of type `actual`.
+    pub fn applies(&self, condition: &str, actual: &str) -> bool {
         condition == actual
             || self
                 .possible
@@ -138,31 +158,54 @@ impl Shapes {
 /// A null that must travel up to the nearest nullable position.
 struct Bubble;
 
-/// `data` shaped by `operation`; `None` when a null reached `data` itself.
+/// A shaped response: the data and the errors shaping found (values the
+/// API schema cannot represent).
+#[derive(Debug)]
+pub struct Projected {
+    pub data: Value,
+    pub errors: Vec<Value>,
+}
+
+/// `data` shaped by `operation`; `data` is null when a null reached it.
 pub fn project(
     data: &Value,
     operation: &OperationDefinition,
     shapes: &Shapes,
     variables: &Map<String, Value>,
-) -> Value {
+) -> Projected {
     let root = match operation.operation_kind {
         Some(OperationKind::Mutation) => &shapes.roots[1],
         Some(OperationKind::Subscription) => &shapes.roots[2],
         _ => &shapes.roots[0],
     };
     let Value::Object(map) = data else {
-        return Value::Null;
+        return Projected {
+            data: Value::Null,
+            errors: Vec::new(),
+        };
     };
-    let walker = Walker { shapes, variables };
-    match walker.object(map, root, &operation.selection_set) {
+    let walker = Walker {
+        shapes,
+        variables,
+        path: RefCell::default(),
+        errors: RefCell::default(),
+    };
+    let data = match walker.object(map, root, &operation.selection_set) {
         Ok(value) => value,
         Err(Bubble) => Value::Null,
+    };
+    Projected {
+        data,
+        errors: walker.errors.into_inner(),
     }
 }
 
 struct Walker<'a> {
     shapes: &'a Shapes,
     variables: &'a Map<String, Value>,
+    /// Where the walk is, for errors.
+    path: RefCell<Vec<Value>>,
+    errors: RefCell<Vec<Value>>,
 }
 
 impl Walker<'_> {
@@ -181,6 +224,16 @@ impl Walker<'_> {
             .get("__typename")
             .and_then(Value::as_str)
             .unwrap_or(declared);
+        if !self.shapes.fields.contains_key(actual) {
+            // A type the API schema hides (`@inaccessible`): the object
+            // cannot be shown, and its name is not told.
+            self.errors.borrow_mut().push(serde_json::json!({
+                "message": format!("Cannot return a value of type \"{declared}\" here: its type is not part of the API"),
+                "path": self.path.borrow().clone(),
+                "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+            }));
+            return Ok(Value::Null);
+        }
         let mut out = Map::new();
         self.fill(map, actual, selections, &mut out)?;
         Ok(Value::Object(out))
@@ -209,7 +262,10 @@ impl Walker<'_> {
                         continue;
                     };
                     let raw = map.get(key).unwrap_or(&Value::Null);
-                    let value = match self.complete(raw, shape, &field.selections) {
+                    self.path.borrow_mut().push(Value::String(key.to_owned()));
+                    let completed = self.complete(raw, shape, &field.selections);
+                    self.path.borrow_mut().pop();
+                    let value = match completed {
                         Ok(value) => value,
                         Err(Bubble) if shape.non_null() => return Err(Bubble),
                         Err(Bubble) => Value::Null,
@@ -247,8 +303,11 @@ impl Walker<'_> {
             (_, Value::Null) => Ok(Value::Null),
             (Shape::List { item, .. }, Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
-                for element in items {
-                    let value = self.complete(element, item, selections)?;
+                for (i, element) in items.iter().enumerate() {
+                    self.path.borrow_mut().push(Value::from(i));
+                    let completed = self.complete(element, item, selections);
+                    self.path.borrow_mut().pop();
+                    let value = completed?;
                     if value.is_null() && item.non_null() {
                         return Err(Bubble);
                     }
@@ -258,6 +317,21 @@ impl Walker<'_> {
             }
             (Shape::Named { name, .. }, Value::Object(map)) if !selections.items.is_empty() => {
                 self.object(map, name, selections)
+            }
+            (Shape::Named { name, .. }, leaf) if self.shapes.enums.contains_key(name) => {
+                let known = leaf
+                    .as_str()
+                    .is_some_and(|v| self.shapes.enums[name].contains(v));
+                if known {
+                    Ok(leaf.clone())
+                } else {
+                    self.errors.borrow_mut().push(serde_json::json!({
+                        "message": format!("Enum \"{name}\" cannot represent value: {leaf}"),
+                        "path": self.path.borrow().clone(),
+                        "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+                    }));
+                    Ok(Value::Null)
+                }
             }
             (_, leaf) => Ok(leaf.clone()),
         }
@@ -273,7 +347,8 @@ mod tests {
 
     const SCHEMA: &str = "type Query { products: [Product!]! me: User }
         interface Named { name: String! }
-        type Product implements Named { sku: String! name: String! stock: Stock! price: String }
+        type Product implements Named { sku: String! name: String! stock: Stock! price: String kind: Kind }
+        enum Kind { FRESH FROZEN }
         type Stock { available: Int! }
         type User implements Named { name: String! }";
 
@@ -292,7 +367,7 @@ mod tests {
         let Value::Object(vars) = variables else {
             panic!()
         };
-        project(&data, &operation, &Shapes::new(&schema), &vars)
+        project(&data, &operation, &Shapes::new(&schema), &vars).data
     }
 
     #[test]
@@ -329,6 +404,33 @@ mod tests {
             run("{ me { name } }", data, json!({})),
             json!({ "me": null })
         );
+    }
+
+    #[test]
+    fn enum_values_the_api_schema_does_not_have_become_null_with_an_error() {
+        let schema = safe_parse_schema(SCHEMA).unwrap();
+        let document = safe_parse_operation("{ products { sku kind } }").unwrap();
+        let operation = document
+            .definitions
+            .iter()
+            .find_map(|d| match d {
+                graphql_tools::parser::query::Definition::Operation(op) => Some(op.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let data = json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": "HIDDEN" }] });
+        let out = project(
+            &data,
+            &OperationDefinition::from(operation),
+            &Shapes::new(&schema),
+            &Map::new(),
+        );
+        assert_eq!(
+            out.data,
+            json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": null }] })
+        );
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0]["path"], json!(["products", 1, "kind"]));
     }
 
     #[test]
