@@ -464,12 +464,41 @@ fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath]) -> Vec<
     }
 }
 
+/// Whether following `rest` into `entity` ends at nothing (null or absent)
+/// before or at its end: where an error at that path left its mark.
+fn marked_by_error(entity: &Value, rest: &[Value]) -> bool {
+    let mut at = entity;
+    if at.is_null() {
+        return true;
+    }
+    for segment in rest {
+        let next = match (segment, at) {
+            (Value::String(key), Value::Object(map)) => map.get(key),
+            (Value::Number(i), Value::Array(items)) => {
+                i.as_u64().and_then(|i| items.get(i as usize))
+            }
+            _ => None,
+        };
+        match next {
+            Some(value) if !value.is_null() => at = value,
+            _ => return true,
+        }
+    }
+    false
+}
+
 /// A subgraph error re-pathed: `_entities.i.rest` (under `alias`) becomes each owner's path + rest.
+///
+/// Some subgraphs (async-graphql among them) leave the index out:
+/// `_entities.rest`. The error then belongs to the entity of `entities` (the
+/// answered list) that the error left null or without `rest`, if exactly one
+/// did; otherwise it cannot be placed and loses its path.
 fn repath(
     mut error: Value,
     service: &str,
     alias: &str,
     owners: &[Vec<ResponsePath>],
+    entities: Option<&Value>,
 ) -> Vec<Value> {
     if let Some(ext) = error.as_object_mut() {
         let extensions = ext.entry("extensions").or_insert_with(|| json!({}));
@@ -482,17 +511,28 @@ fn repath(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let index = match (
-        path.first().and_then(Value::as_str),
-        path.get(1).and_then(Value::as_u64),
-    ) {
-        (Some(first), Some(i)) if first == alias => i as usize,
-        _ => {
-            if let Some(map) = error.as_object_mut() {
-                map.remove("path");
-            }
-            return vec![error];
+    let unindexed = |rest: &[Value]| {
+        let entities = entities.and_then(Value::as_array)?;
+        let mut marked = entities
+            .iter()
+            .enumerate()
+            .filter(|(_, entity)| marked_by_error(entity, rest))
+            .map(|(i, _)| i);
+        match (marked.next(), marked.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
         }
+    };
+    let placed = match path.get(1) {
+        _ if path.first().and_then(Value::as_str) != Some(alias) => None,
+        Some(Value::Number(i)) => i.as_u64().map(|i| (i as usize, &path[2..])),
+        _ => unindexed(&path[1..]).map(|i| (i, &path[1..])),
+    };
+    let Some((index, rest)) = placed else {
+        if let Some(map) = error.as_object_mut() {
+            map.remove("path");
+        }
+        return vec![error];
     };
     owners
         .get(index)
@@ -501,7 +541,7 @@ fn repath(
         .map(|owner| {
             let mut e = error.clone();
             let mut full = owner.clone();
-            full.extend(path.iter().skip(2).cloned());
+            full.extend(rest.iter().cloned());
             e["path"] = Value::Array(full);
             e
         })
@@ -566,9 +606,10 @@ async fn fetch_at(
     let state = &mut *lock(state);
     match response {
         Ok(response) => {
+            let entities = response.data.get("_entities");
             merge_entities(
                 state,
-                response.data.get("_entities"),
+                entities,
                 &owners,
                 fetch.output_rewrites.as_ref(),
                 ctx.types,
@@ -576,7 +617,7 @@ async fn fetch_at(
             for error in response.errors {
                 state
                     .errors
-                    .extend(repath(error, service, "_entities", &owners));
+                    .extend(repath(error, service, "_entities", &owners, entities));
             }
         }
         Err(err) => state
@@ -686,7 +727,13 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     .position(|a| a.alias == alias)
                     .map(|i| all_owners[i].as_slice())
                     .unwrap_or(&[]);
-                state.errors.extend(repath(error, service, &alias, owners));
+                state.errors.extend(repath(
+                    error,
+                    service,
+                    &alias,
+                    owners,
+                    response.data.get(&alias),
+                ));
             }
         }
         Err(err) => {
@@ -740,10 +787,35 @@ mod tests {
     fn entity_errors_land_on_every_owner_path() {
         let owners = vec![vec![vec![json!("a"), json!(0)], vec![json!("b")]]];
         let error = json!({ "message": "boom", "path": ["_entities", 0, "stock"] });
-        let repathed = repath(error, "inventory", "_entities", &owners);
+        let repathed = repath(error, "inventory", "_entities", &owners, None);
         assert_eq!(repathed.len(), 2);
         assert_eq!(repathed[0]["path"], json!(["a", 0, "stock"]));
         assert_eq!(repathed[1]["path"], json!(["b", "stock"]));
         assert_eq!(repathed[1]["extensions"]["serviceName"], "inventory");
+    }
+
+    #[test]
+    fn entity_errors_without_an_index_land_on_the_one_entity_they_marked() {
+        // async-graphql: `_entities.rest`, and the failed field left out (or the entity null).
+        let owners = vec![
+            vec![vec![json!("p"), json!(0)]],
+            vec![vec![json!("p"), json!(1)]],
+            vec![vec![json!("p"), json!(2)]],
+        ];
+        let entities = json!([{ "a": 1, "b": 2 }, { "b": 2 }, { "a": 3, "b": 2 }]);
+        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
+        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
+        assert_eq!(repathed.len(), 1);
+        assert_eq!(repathed[0]["path"], json!(["p", 1, "a"]));
+        let entities = json!([{ "a": 1 }, { "a": 1 }, null]);
+        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
+        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
+        assert_eq!(repathed[0]["path"], json!(["p", 2, "a"]));
+        // Two candidates: the error cannot be placed.
+        let entities = json!([{ "b": 1 }, null, null]);
+        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
+        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
+        assert_eq!(repathed.len(), 1);
+        assert_eq!(repathed[0].get("path"), None);
     }
 }

@@ -20,6 +20,28 @@ pub struct Served {
     pub bodies: Arc<Mutex<Vec<Value>>>,
 }
 
+impl Served {
+    /// The bodies received so far, oldest first.
+    pub fn requests(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// Forgets what was received so far (headers and bodies).
+    pub fn forget(&self) {
+        self.bodies.lock().unwrap().clear();
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+/// A 127.0.0.1 URL nothing listens on: a subgraph that is down (the port was
+/// free a moment ago, so connecting is refused at once).
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
 /// Serves `schema` as subgraph `name` on a free 127.0.0.1 port.
 pub async fn serve<Q, M, S>(name: &str, schema: async_graphql::Schema<Q, M, S>) -> Served
 where
@@ -99,6 +121,17 @@ pub async fn post(
     variables: Value,
     headers: &[(&str, &str)],
 ) -> (Value, HeaderMap) {
+    let (_, body, headers) = post_with_status(gw, query, variables, headers).await;
+    (body, headers)
+}
+
+/// [`post`], with the HTTP status as well.
+pub async fn post_with_status(
+    gw: &Arc<gateway::http::Gateway>,
+    query: &str,
+    variables: Value,
+    headers: &[(&str, &str)],
+) -> (axum::http::StatusCode, Value, HeaderMap) {
     use tower::ServiceExt;
     let mut builder =
         axum::http::Request::post("/graphql").header("content-type", "application/json");
@@ -110,9 +143,10 @@ pub async fn post(
         .oneshot(builder.body(axum::body::Body::from(body)).unwrap())
         .await
         .unwrap();
+    let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    (serde_json::from_slice(&bytes).unwrap(), headers)
+    (status, serde_json::from_slice(&bytes).unwrap(), headers)
 }
