@@ -1,0 +1,769 @@
+//! Gateway benchmark: `cargo bench -p grocery-gateway --bench federation`.
+//!
+//! A fixture shaped like the public gateways benchmark: four async-graphql
+//! subgraphs (accounts, products, reviews with `@provides`, inventory with
+//! `@requires`) in a child process, the gateway in another child process
+//! (so its peak RSS is its own), and a load generator here: 50 concurrent
+//! connections posting the benchmark's nested `users … reviews … product …
+//! topProducts` query for a fixed time. Prints requests/s, p50/p95/p99 and
+//! the gateway's peak RSS; then the one-subgraph overhead (the same query
+//! through the gateway and straight to its subgraph, one connection). When a
+//! `hive-router` binary is on PATH it runs on the same fixture in the same
+//! run and the ratio is printed.
+//!
+//! `BENCH_SECONDS` (default 10) and `BENCH_CONCURRENCY` (default 50) tune it.
+//! Figures depend on the machine's load: the subgraphs, the gateway and the
+//! load generator share its cores.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_graphql::{
+    ComplexObject, EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject,
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+const USERS: usize = 6;
+const PRODUCTS: usize = 9;
+const REVIEWS_PER_PRODUCT: usize = 3;
+
+/// The benchmark's query, as the public gateways benchmark sends it.
+const QUERY: &str = r#"
+fragment User on User { id username name }
+fragment Review on Review { id body }
+fragment Product on Product { inStock name price shippingEstimate upc weight }
+query TestQuery {
+  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
+  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
+}"#;
+
+/// The one-subgraph query for the overhead figure.
+const SIMPLE: &str = "{ topProducts(first: 5) { upc name price weight } }";
+
+fn review_ids_of_product(p: usize) -> impl Iterator<Item = usize> {
+    (0..REVIEWS_PER_PRODUCT).map(move |r| p * REVIEWS_PER_PRODUCT + r)
+}
+
+fn author_of_review(r: usize) -> usize {
+    r % USERS
+}
+
+fn product_of_review(r: usize) -> usize {
+    r / REVIEWS_PER_PRODUCT
+}
+
+mod accounts {
+    use super::*;
+
+    #[derive(SimpleObject)]
+    pub struct User {
+        pub id: ID,
+        pub name: String,
+        pub username: String,
+        pub birthday: i32,
+    }
+
+    pub fn user(i: usize) -> User {
+        User {
+            id: ID(format!("u{i}")),
+            name: format!("User Number {i}"),
+            username: format!("@user{i}"),
+            birthday: 1_000_000 + i as i32,
+        }
+    }
+
+    fn by_id(id: &ID) -> Option<User> {
+        let i: usize = id.trim_start_matches('u').parse().ok()?;
+        (i < USERS).then(|| user(i))
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn me(&self) -> User {
+            user(0)
+        }
+        async fn users(&self) -> Vec<User> {
+            (0..USERS).map(user).collect()
+        }
+        async fn user(&self, id: ID) -> Option<User> {
+            by_id(&id)
+        }
+        #[graphql(entity)]
+        async fn find_user_by_id(&self, id: ID) -> Option<User> {
+            by_id(&id)
+        }
+    }
+}
+
+mod products {
+    use super::*;
+
+    #[derive(SimpleObject)]
+    pub struct Product {
+        pub upc: String,
+        pub name: String,
+        pub price: i32,
+        pub weight: i32,
+    }
+
+    pub fn product(i: usize) -> Product {
+        Product {
+            upc: format!("p{i}"),
+            name: format!("Product number {i}, a fine thing"),
+            price: 100 + i as i32 * 7,
+            weight: 10 + i as i32 * 3,
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn top_products(&self, #[graphql(default = 5)] first: usize) -> Vec<Product> {
+            (0..PRODUCTS.min(first)).map(product).collect()
+        }
+        #[graphql(entity)]
+        async fn find_product_by_upc(&self, upc: String) -> Option<Product> {
+            let i: usize = upc.trim_start_matches('p').parse().ok()?;
+            (i < PRODUCTS).then(|| product(i))
+        }
+    }
+}
+
+mod reviews {
+    use super::*;
+
+    pub struct Review(pub usize);
+
+    #[Object]
+    impl Review {
+        async fn id(&self) -> ID {
+            ID(format!("r{}", self.0))
+        }
+        async fn body(&self) -> String {
+            format!(
+                "Review {} says this product is quite good, considering.",
+                self.0
+            )
+        }
+        #[graphql(provides = "username")]
+        async fn author(&self) -> User {
+            let u = author_of_review(self.0);
+            User {
+                id: ID(format!("u{u}")),
+                username: format!("@user{u}"),
+            }
+        }
+        async fn product(&self) -> Product {
+            Product {
+                upc: format!("p{}", product_of_review(self.0)),
+            }
+        }
+    }
+
+    #[derive(SimpleObject)]
+    #[graphql(complex)]
+    pub struct User {
+        pub id: ID,
+        #[graphql(external)]
+        pub username: String,
+    }
+
+    #[ComplexObject]
+    impl User {
+        async fn reviews(&self) -> Vec<Review> {
+            let u: usize = self
+                .id
+                .trim_start_matches('u')
+                .parse()
+                .unwrap_or(usize::MAX);
+            (0..PRODUCTS * REVIEWS_PER_PRODUCT)
+                .filter(|r| author_of_review(*r) == u)
+                .map(Review)
+                .collect()
+        }
+    }
+
+    #[derive(SimpleObject)]
+    #[graphql(complex)]
+    pub struct Product {
+        pub upc: String,
+    }
+
+    #[ComplexObject]
+    impl Product {
+        async fn reviews(&self) -> Vec<Review> {
+            let p: usize = self
+                .upc
+                .trim_start_matches('p')
+                .parse()
+                .unwrap_or(usize::MAX);
+            if p >= PRODUCTS {
+                return Vec::new();
+            }
+            review_ids_of_product(p).map(Review).collect()
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        #[graphql(entity)]
+        async fn find_user_by_id(&self, id: ID) -> User {
+            let u: usize = id.trim_start_matches('u').parse().unwrap_or(0);
+            User {
+                id,
+                username: format!("@user{u}"),
+            }
+        }
+        #[graphql(entity)]
+        async fn find_product_by_upc(&self, upc: String) -> Product {
+            Product { upc }
+        }
+    }
+}
+
+mod inventory {
+    use super::*;
+
+    #[derive(SimpleObject)]
+    #[graphql(complex)]
+    pub struct Product {
+        pub upc: String,
+        #[graphql(external)]
+        pub price: Option<i32>,
+        #[graphql(external)]
+        pub weight: Option<i32>,
+    }
+
+    #[ComplexObject]
+    impl Product {
+        async fn in_stock(&self) -> bool {
+            !self.upc.ends_with('3')
+        }
+        #[graphql(requires = "price weight")]
+        async fn shipping_estimate(&self) -> Option<i32> {
+            let (price, weight) = (self.price?, self.weight?);
+            // Free for expensive things, else half a unit per weight.
+            Some(if price > 1000 { 0 } else { weight / 2 })
+        }
+    }
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        #[graphql(entity)]
+        async fn find_product_by_upc(
+            &self,
+            #[graphql(key)] upc: String,
+            price: Option<i32>,
+            weight: Option<i32>,
+        ) -> Product {
+            Product { upc, price, weight }
+        }
+    }
+}
+
+fn sdl<Q, M, S>(schema: &Schema<Q, M, S>) -> String
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
+{
+    schema.sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+fn fixture() -> Vec<(&'static str, String, axum::Router)> {
+    fn app<Q, M, S>(schema: Schema<Q, M, S>) -> (String, axum::Router)
+    where
+        Q: async_graphql::ObjectType + 'static,
+        M: async_graphql::ObjectType + 'static,
+        S: async_graphql::SubscriptionType + 'static,
+    {
+        let sdl = sdl(&schema);
+        let router = axum::Router::new().route(
+            "/graphql",
+            axum::routing::post(move |body: Bytes| {
+                let schema = schema.clone();
+                async move {
+                    let response = match serde_json::from_slice::<async_graphql::Request>(&body) {
+                        Ok(request) => schema.execute(request).await,
+                        Err(e) => async_graphql::Response::from_errors(vec![
+                            async_graphql::ServerError::new(e.to_string(), None),
+                        ]),
+                    };
+                    axum::Json(response)
+                }
+            }),
+        );
+        (sdl, router)
+    }
+    let (a_sdl, a) = app(
+        Schema::build(accounts::Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    );
+    let (p_sdl, p) = app(
+        Schema::build(products::Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    );
+    let (r_sdl, r) = app(
+        Schema::build(reviews::Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    );
+    let (i_sdl, i) = app(
+        Schema::build(inventory::Query, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    );
+    vec![
+        ("accounts", a_sdl, a),
+        ("products", p_sdl, p),
+        ("reviews", r_sdl, r),
+        ("inventory", i_sdl, i),
+    ]
+}
+
+/// Child role: serve the four subgraphs, print `name=url` lines, then "ready".
+async fn serve_subgraphs() {
+    for (name, _, router) in fixture() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{name}=http://{}/graphql", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    println!("ready");
+    std::future::pending::<()>().await;
+}
+
+/// Child role: serve the gateway over the supergraph file at `path`, print its URL.
+async fn serve_gateway(path: &str) {
+    let sdl = std::fs::read_to_string(path).unwrap();
+    let gw = Arc::new(gateway::http::Gateway::new(&sdl, None, &Default::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("http://{}/graphql", listener.local_addr().unwrap());
+    axum::serve(listener, gateway::http::router(gw))
+        .await
+        .unwrap();
+}
+
+/// A child process of this benchmark in `role`, and the lines it printed until `until`.
+/// The caller kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn spawn_role(args: &[&str], until: &str) -> (Child, Vec<String>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} ended before printing {until:?}");
+        }
+        let line = line.trim().to_owned();
+        let done = line.starts_with(until);
+        lines.push(line);
+        if done {
+            return (child, lines);
+        }
+    }
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn post(client: &HttpClient, url: &str, body: &Bytes) -> (u16, Bytes) {
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+struct Run {
+    requests: usize,
+    failures: usize,
+    seconds: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i =
+            ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn print(&self, who: &str) {
+        println!(
+            "{who:<14} {:>9.0} req/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {} failed)",
+            self.rps(),
+            self.percentile(0.50),
+            self.percentile(0.95),
+            self.percentile(0.99),
+            self.requests,
+            self.failures
+        );
+    }
+}
+
+/// Posts `query` to `url` from `concurrency` connections for `duration`.
+/// A response counts as failed unless it is 200 with exactly `expected_len`
+/// bytes (the full answer, checked once beforehand).
+async fn load(
+    url: &str,
+    query: &str,
+    concurrency: usize,
+    duration: Duration,
+    expected_len: usize,
+) -> Run {
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build_http();
+    let body = Bytes::from(serde_json::json!({ "query": query }).to_string());
+    // Warm up: connections opened, plans cached.
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, url) = (client.clone(), body.clone(), url.to_owned());
+            tokio::spawn(async move {
+                while Instant::now() < warm_until {
+                    post(&client, &url, &body).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let started = Instant::now();
+    let until = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, url) = (client.clone(), body.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0;
+                while Instant::now() < until {
+                    let sent = Instant::now();
+                    let (status, bytes) = post(&client, &url, &body).await;
+                    latencies.push(sent.elapsed());
+                    if status != 200 || bytes.len() != expected_len {
+                        failures += 1;
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut run = Run {
+        requests: 0,
+        failures: 0,
+        seconds: 0.0,
+        latencies: Vec::new(),
+    };
+    for t in tasks {
+        let (latencies, failures) = t.await.unwrap();
+        run.failures += failures;
+        run.latencies.extend(latencies);
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    run.requests = run.latencies.len();
+    run.latencies.sort();
+    run
+}
+
+/// The full answer of `query` at `url`, checked to carry data and no errors.
+async fn answer(url: &str, query: &str) -> serde_json::Value {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let body = Bytes::from(serde_json::json!({ "query": query }).to_string());
+    let (status, bytes) = post(&client, url, &body).await;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, 200, "{value}");
+    assert!(
+        value.get("errors").is_none(),
+        "{url} answered errors: {}",
+        value["errors"]
+    );
+    assert!(value["data"].is_object(), "{value}");
+    value
+}
+
+/// Where the gateway's time went: fetches per subgraph and their mean latency, from `/metrics`.
+async fn fetch_breakdown(gw_url: &str) {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let url = gw_url.replace("/graphql", "/metrics");
+    let request = hyper::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let body = client
+        .request(request)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let requests =
+        value("graphql_request_duration_seconds_count{operation=\"TestQuery\",outcome=\"ok\"}");
+    let mut parts = Vec::new();
+    for name in ["accounts", "products", "reviews", "inventory"] {
+        let count = value(&format!(
+            "subgraph_fetch_duration_seconds_count{{subgraph=\"{name}\"}}"
+        ));
+        let sum = value(&format!(
+            "subgraph_fetch_duration_seconds_sum{{subgraph=\"{name}\"}}"
+        ));
+        parts.push(format!(
+            "{name} {:.1}/req, {:.2} ms mean",
+            count / requests,
+            sum / count * 1000.0
+        ));
+    }
+    println!("{:<14} fetches: {}", "grocery", parts.join("; "));
+}
+
+async fn wait_healthy(url: &str) -> bool {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    for _ in 0..100 {
+        let request = hyper::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if let Ok(Ok(r)) =
+            tokio::time::timeout(Duration::from_millis(500), client.request(request)).await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+async fn bench() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let duration = Duration::from_secs(seconds);
+
+    let (mut subgraphs, lines) = spawn_role(&["--serve-subgraphs"], "ready");
+    let urls: Vec<(String, String)> = lines
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, u)| (n.to_owned(), u.to_owned()))
+        .collect();
+    let sources: Vec<_> = fixture()
+        .into_iter()
+        .map(|(name, sdl, _)| gateway::SubgraphSource {
+            name: name.to_owned(),
+            url: urls.iter().find(|(n, _)| n == name).unwrap().1.clone(),
+            sdl,
+        })
+        .collect();
+    let supergraph = gateway::compose(&sources).unwrap();
+    let dir = std::env::temp_dir().join(format!("grocery-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("supergraph.graphql");
+    std::fs::write(&path, &supergraph).unwrap();
+
+    let (mut gw, lines) = spawn_role(&["--serve-gateway", path.to_str().unwrap()], "http://");
+    let gw_url = lines.last().unwrap().clone();
+    let expected = answer(&gw_url, QUERY).await;
+    let expected_text = serde_json::to_vec(&expected).unwrap();
+    println!(
+        "fixture: 4 subgraphs, response {:.1} KB; {concurrency} connections, {seconds} s per run, {} cores shared by subgraphs, gateway and load",
+        expected_text.len() as f64 / 1024.0,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let expected_len = {
+        // The gateway's own bytes for the same answer.
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        post(
+            &client,
+            &gw_url,
+            &Bytes::from(serde_json::json!({ "query": QUERY }).to_string()),
+        )
+        .await
+        .1
+        .len()
+    };
+    let ours = load(&gw_url, QUERY, concurrency, duration, expected_len).await;
+    ours.print("grocery");
+    println!("{:<14} peak RSS {:.1} MB", "grocery", peak_rss_mb(gw.id()));
+    fetch_breakdown(&gw_url).await;
+
+    let hive = match find_on_path("hive-router").or_else(|| find_on_path("hive_router")) {
+        None => {
+            println!(
+                "hive-router: not on PATH (cargo install hive-router --version 0.0.71 --locked --features graphiql), no comparison"
+            );
+            None
+        }
+        Some(binary) => {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let mut child = Command::new(binary)
+                .env("HOST", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("SUPERGRAPH_FILE_PATH", &path)
+                .env("HIVE_SUPERGRAPH_SOURCE", "file")
+                .env("HIVE_SUPERGRAPH_PATH", &path)
+                .env("LOG_LEVEL", "error")
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let url = format!("http://127.0.0.1:{port}/graphql");
+            if wait_healthy(&format!("http://127.0.0.1:{port}/health")).await {
+                let theirs = answer(&url, QUERY).await;
+                if theirs != expected {
+                    println!("hive-router answers differently from grocery on the fixture!");
+                }
+                let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+                let len = post(
+                    &client,
+                    &url,
+                    &Bytes::from(serde_json::json!({ "query": QUERY }).to_string()),
+                )
+                .await
+                .1
+                .len();
+                let run = load(&url, QUERY, concurrency, duration, len).await;
+                run.print("hive-router");
+                println!(
+                    "{:<14} peak RSS {:.1} MB",
+                    "hive-router",
+                    peak_rss_mb(child.id())
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+                Some(run)
+            } else {
+                println!("hive-router did not become healthy on port {port}; no comparison");
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    };
+    if let Some(hive) = hive {
+        println!(
+            "grocery / hive-router: {:.2}× requests/s",
+            ours.rps() / hive.rps()
+        );
+    }
+
+    // Overhead: one subgraph's query through the gateway and straight to it, one connection.
+    let products = urls
+        .iter()
+        .find(|(n, _)| n == "products")
+        .unwrap()
+        .1
+        .clone();
+    let direct_answer = answer(&products, SIMPLE).await;
+    let via_answer = answer(&gw_url, SIMPLE).await;
+    assert_eq!(
+        direct_answer["data"], via_answer["data"],
+        "the gateway changes the answer"
+    );
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
+    let direct_len = post(&client, &products, &simple).await.1.len();
+    let via_len = post(&client, &gw_url, &simple).await.1.len();
+    let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
+    let direct = load(&products, SIMPLE, 1, overhead_time, direct_len).await;
+    let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len).await;
+    direct.print("subgraph");
+    via.print("via gateway");
+    println!(
+        "one-subgraph overhead: {:.2}× p50 ({:+.0} µs)",
+        via.percentile(0.5) / direct.percentile(0.5),
+        (via.percentile(0.5) - direct.percentile(0.5)) * 1000.0
+    );
+
+    for child in [&mut gw, &mut subgraphs] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if ours.failures > 0 {
+        eprintln!("{} responses were not the full answer", ours.failures);
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match args.get(1).map(String::as_str) {
+        Some("--serve-subgraphs") => runtime.block_on(serve_subgraphs()),
+        Some("--serve-gateway") => runtime.block_on(serve_gateway(&args[2])),
+        _ => runtime.block_on(bench()),
+    }
+}
