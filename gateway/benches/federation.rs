@@ -337,11 +337,23 @@ fn fixture() -> Vec<(&'static str, String, axum::Router)> {
 }
 
 /// Child role: serve the four subgraphs, print `name=url` lines, then "ready".
+/// With `BENCH_SUPERGRAPH_OUT=path`, also writes their supergraph there (to
+/// profile a gateway against them by hand).
 async fn serve_subgraphs() {
-    for (name, _, router) in fixture() {
+    let mut sources = Vec::new();
+    for (name, sdl, router) in fixture() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{name}=http://{}/graphql", listener.local_addr().unwrap());
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        println!("{name}={url}");
+        sources.push(gateway::SubgraphSource {
+            name: name.to_owned(),
+            url,
+            sdl,
+        });
         tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    if let Ok(out) = std::env::var("BENCH_SUPERGRAPH_OUT") {
+        std::fs::write(out, gateway::compose(&sources).unwrap()).unwrap();
     }
     println!("ready");
     std::future::pending::<()>().await;
@@ -384,6 +396,22 @@ fn spawn_role(args: &[&str], until: &str) -> (Child, Vec<String>) {
             return (child, lines);
         }
     }
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -568,7 +596,13 @@ async fn fetch_breakdown(gw_url: &str) {
             sum / count * 1000.0
         ));
     }
-    println!("{:<14} fetches: {}", "grocery", parts.join("; "));
+    println!(
+        "{:<14} fetches: {}; plan cache {} hits, {} misses",
+        "grocery",
+        parts.join("; "),
+        value("plan_cache_hits_total"),
+        value("plan_cache_misses_total")
+    );
 }
 
 async fn wait_healthy(url: &str) -> bool {
@@ -648,8 +682,16 @@ async fn bench() {
         .1
         .len()
     };
+    let (gw_cpu, sg_cpu) = (cpu_seconds(gw.id()), cpu_seconds(subgraphs.id()));
     let ours = load(&gw_url, QUERY, concurrency, duration, expected_len).await;
     ours.print("grocery");
+    let per_request = |cpu: f64| cpu / (ours.requests as f64) * 1000.0;
+    println!(
+        "{:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
+        "grocery",
+        per_request(cpu_seconds(gw.id()) - gw_cpu),
+        per_request(cpu_seconds(subgraphs.id()) - sg_cpu),
+    );
     println!("{:<14} peak RSS {:.1} MB", "grocery", peak_rss_mb(gw.id()));
     fetch_breakdown(&gw_url).await;
 

@@ -170,17 +170,42 @@ fn run<'a>(node: &'a PlanNode, ctx: &'a Context<'a>, state: &'a State) -> BoxFut
     })
 }
 
+/// One step of a response path: an object key (borrowed from the plan, so
+/// paths cost no string copies) or a list index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seg<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+impl Seg<'_> {
+    fn to_json(self) -> Value {
+        match self {
+            Seg::Key(k) => Value::String(k.to_owned()),
+            Seg::Index(i) => Value::from(i),
+        }
+    }
+}
+
 /// A concrete position in the response: object keys and list indexes.
-type ResponsePath = Vec<Value>;
+type ResponsePath<'p> = Vec<Seg<'p>>;
+
+fn path_json(path: &[Seg<'_>]) -> Vec<Value> {
+    path.iter().map(|s| s.to_json()).collect()
+}
 
 /// The concrete paths of the objects a flatten path designates in `data`.
-fn targets(data: &Value, path: &[FlattenNodePathSegment], types: &Shapes) -> Vec<ResponsePath> {
-    fn walk(
+fn targets<'p>(
+    data: &Value,
+    path: &'p [FlattenNodePathSegment],
+    types: &Shapes,
+) -> Vec<ResponsePath<'p>> {
+    fn walk<'p>(
         types: &Shapes,
         value: &Value,
-        rest: &[FlattenNodePathSegment],
-        at: &mut ResponsePath,
-        out: &mut Vec<ResponsePath>,
+        rest: &'p [FlattenNodePathSegment],
+        at: &mut ResponsePath<'p>,
+        out: &mut Vec<ResponsePath<'p>>,
     ) {
         match (rest.first(), value) {
             (_, Value::Null) => {}
@@ -192,7 +217,7 @@ fn targets(data: &Value, path: &[FlattenNodePathSegment], types: &Shapes) -> Vec
                     rest
                 };
                 for (i, item) in items.iter().enumerate() {
-                    at.push(json!(i));
+                    at.push(Seg::Index(i));
                     walk(types, item, rest, at, out);
                     at.pop();
                 }
@@ -200,7 +225,7 @@ fn targets(data: &Value, path: &[FlattenNodePathSegment], types: &Shapes) -> Vec
             (None, Value::Object(_)) => out.push(at.clone()),
             (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
                 if let Some(child) = map.get(key) {
-                    at.push(json!(key));
+                    at.push(Seg::Key(key));
                     walk(types, child, &rest[1..], at, out);
                     at.pop();
                 }
@@ -225,19 +250,17 @@ fn targets(data: &Value, path: &[FlattenNodePathSegment], types: &Shapes) -> Vec
     out
 }
 
-fn at_path<'v>(data: &'v Value, path: &ResponsePath) -> Option<&'v Value> {
+fn at_path<'v>(data: &'v Value, path: &[Seg<'_>]) -> Option<&'v Value> {
     path.iter().try_fold(data, |v, seg| match seg {
-        Value::String(k) => v.get(k),
-        Value::Number(i) => v.get(i.as_u64()? as usize),
-        _ => None,
+        Seg::Key(k) => v.get(*k),
+        Seg::Index(i) => v.get(*i),
     })
 }
 
-fn at_path_mut<'v>(data: &'v mut Value, path: &ResponsePath) -> Option<&'v mut Value> {
+fn at_path_mut<'v>(data: &'v mut Value, path: &[Seg<'_>]) -> Option<&'v mut Value> {
     path.iter().try_fold(data, |v, seg| match seg {
-        Value::String(k) => v.get_mut(k),
-        Value::Number(i) => v.get_mut(i.as_u64()? as usize),
-        _ => None,
+        Seg::Key(k) => v.get_mut(*k),
+        Seg::Index(i) => v.get_mut(*i),
     })
 }
 
@@ -371,16 +394,18 @@ pub fn deep_merge(into: &mut Value, from: Value) {
 
 /// Representations of the objects at `paths`, deduplicated; returns them and,
 /// per representation, the paths that share it.
-fn representations(
+fn representations<'p>(
     data: &Value,
-    paths: Vec<ResponsePath>,
+    paths: Vec<ResponsePath<'p>>,
     requires: &SelectionSet,
     input_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
-) -> (Vec<Value>, Vec<Vec<ResponsePath>>) {
+) -> (Vec<Value>, Vec<Vec<ResponsePath<'p>>>) {
     let mut reps: Vec<Value> = Vec::new();
-    let mut owners: Vec<Vec<ResponsePath>> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut owners: Vec<Vec<ResponsePath<'p>>> = Vec::new();
+    // Representations by hash (equal ones compared in full): deduplication
+    // without printing each one.
+    let mut seen: crate::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
     for path in paths {
         let Some(entity) = at_path(data, &path) else {
             continue;
@@ -394,15 +419,46 @@ fn representations(
         if rep.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
-        let key = rep.to_string();
-        let index = *seen.entry(key).or_insert_with(|| {
-            reps.push(rep);
-            owners.push(Vec::new());
-            reps.len() - 1
-        });
+        let same = seen.entry(value_hash(&rep)).or_default();
+        let index = match same.iter().find(|&&i| reps[i] == rep) {
+            Some(&i) => i,
+            None => {
+                reps.push(rep);
+                owners.push(Vec::new());
+                same.push(reps.len() - 1);
+                reps.len() - 1
+            }
+        };
         owners[index].push(path);
     }
     (reps, owners)
+}
+
+/// A hash of a JSON value's content (object keys in order, as representations are built).
+fn value_hash(value: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
+        match value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, *b).hash(h),
+            Value::Number(n) => (2u8, n.as_f64().map(f64::to_bits), n.as_i64()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|v| feed(v, h));
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(h);
+                for (k, v) in map {
+                    k.hash(h);
+                    feed(v, h);
+                }
+            }
+        }
+    }
+    let mut h = crate::fxhash::FxHasher::default();
+    feed(value, &mut h);
+    h.finish()
 }
 
 fn variables_for(
@@ -446,14 +502,14 @@ fn gateway_error(message: &str) -> Value {
 }
 
 /// A failed fetch, reported at each response path it was to fill.
-fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath]) -> Vec<Value> {
-    let error = |path: Option<&ResponsePath>| {
+fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath<'_>]) -> Vec<Value> {
+    let error = |path: Option<&ResponsePath<'_>>| {
         let mut e = json!({
             "message": format!("subgraph {service} failed: {err}"),
             "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service },
         });
         if let Some(path) = path {
-            e["path"] = Value::Array(path.clone());
+            e["path"] = Value::Array(path_json(path));
         }
         e
     };
@@ -497,7 +553,7 @@ fn repath(
     mut error: Value,
     service: &str,
     alias: &str,
-    owners: &[Vec<ResponsePath>],
+    owners: &[Vec<ResponsePath<'_>>],
     entities: Option<&Value>,
 ) -> Vec<Value> {
     if let Some(ext) = error.as_object_mut() {
@@ -540,7 +596,7 @@ fn repath(
         .flatten()
         .map(|owner| {
             let mut e = error.clone();
-            let mut full = owner.clone();
+            let mut full = path_json(owner);
             full.extend(rest.iter().cloned());
             e["path"] = Value::Array(full);
             e
@@ -571,9 +627,14 @@ async fn fetch_at(
                 } else {
                     targets(&state.data, path, ctx.types)
                 };
-                for p in &paths {
-                    if let Some(target) = at_path_mut(&mut state.data, p) {
-                        deep_merge(target, data.clone());
+                if let Some((last, rest)) = paths.split_last() {
+                    for p in rest {
+                        if let Some(target) = at_path_mut(&mut state.data, p) {
+                            deep_merge(target, data.clone());
+                        }
+                    }
+                    if let Some(target) = at_path_mut(&mut state.data, last) {
+                        deep_merge(target, data);
                     }
                 }
                 state.errors.extend(
@@ -629,7 +690,7 @@ async fn fetch_at(
 fn merge_entities(
     state: &mut Execution,
     entities: Option<&Value>,
-    owners: &[Vec<ResponsePath>],
+    owners: &[Vec<ResponsePath<'_>>],
     output_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
 ) {
@@ -641,24 +702,33 @@ fn merge_entities(
         if let Some(rewrites) = output_rewrites {
             rewrite(&mut entity, rewrites, types);
         }
-        for p in paths {
-            if let Some(target) = at_path_mut(&mut state.data, p) {
-                // An `@interfaceObject` subgraph answers with the interface's
-                // name: the object keeps its own, concrete type.
-                let mut entity = entity.clone();
-                if let Value::Object(fields) = &mut entity
-                    && target.get("__typename").is_some_and(|own| !own.is_null())
-                    && fields
-                        .get("__typename")
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| types.is_abstract(t))
-                {
-                    fields.remove("__typename");
-                }
-                deep_merge(target, entity);
-            }
+        // An `@interfaceObject` subgraph answers with the interface's name:
+        // an object that already has its concrete type keeps it.
+        let abstract_name = entity
+            .get("__typename")
+            .and_then(Value::as_str)
+            .is_some_and(|t| types.is_abstract(t));
+        let Some((last, rest)) = paths.split_last() else {
+            continue;
+        };
+        for p in rest {
+            merge_entity(&mut state.data, p, entity.clone(), abstract_name);
         }
+        merge_entity(&mut state.data, last, entity, abstract_name);
     }
+}
+
+fn merge_entity(data: &mut Value, path: &[Seg<'_>], mut entity: Value, abstract_name: bool) {
+    let Some(target) = at_path_mut(data, path) else {
+        return;
+    };
+    if abstract_name
+        && target.get("__typename").is_some_and(|own| !own.is_null())
+        && let Value::Object(fields) = &mut entity
+    {
+        fields.remove("__typename");
+    }
+    deep_merge(target, entity);
 }
 
 fn with_service(mut error: Value, service: &str) -> Value {
@@ -678,7 +748,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     {
         let current = lock(state);
         for alias in &batch.entity_batch.aliases {
-            let paths: Vec<ResponsePath> = alias
+            let paths: Vec<ResponsePath<'_>> = alias
                 .merge_paths
                 .iter()
                 .flat_map(|p: &FlattenNodePath| targets(&current.data, p.as_slice(), ctx.types))
@@ -737,7 +807,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
             }
         }
         Err(err) => {
-            let paths: Vec<ResponsePath> = all_owners.into_iter().flatten().flatten().collect();
+            let paths: Vec<ResponsePath<'_>> = all_owners.into_iter().flatten().flatten().collect();
             state.errors.extend(fetch_failed(service, &err, &paths));
         }
     }
@@ -774,6 +844,7 @@ mod tests {
         )
         .unwrap();
         let found = targets(&data, &path, &Shapes::new(&schema));
+        let found: Vec<Vec<Value>> = found.iter().map(|p| path_json(p)).collect();
         assert_eq!(
             found,
             [
@@ -785,7 +856,10 @@ mod tests {
 
     #[test]
     fn entity_errors_land_on_every_owner_path() {
-        let owners = vec![vec![vec![json!("a"), json!(0)], vec![json!("b")]]];
+        let owners = vec![vec![
+            vec![Seg::Key("a"), Seg::Index(0)],
+            vec![Seg::Key("b")],
+        ]];
         let error = json!({ "message": "boom", "path": ["_entities", 0, "stock"] });
         let repathed = repath(error, "inventory", "_entities", &owners, None);
         assert_eq!(repathed.len(), 2);
@@ -797,11 +871,9 @@ mod tests {
     #[test]
     fn entity_errors_without_an_index_land_on_the_one_entity_they_marked() {
         // async-graphql: `_entities.rest`, and the failed field left out (or the entity null).
-        let owners = vec![
-            vec![vec![json!("p"), json!(0)]],
-            vec![vec![json!("p"), json!(1)]],
-            vec![vec![json!("p"), json!(2)]],
-        ];
+        let owners: Vec<Vec<ResponsePath<'_>>> = (0..3)
+            .map(|i| vec![vec![Seg::Key("p"), Seg::Index(i)]])
+            .collect();
         let entities = json!([{ "a": 1, "b": 2 }, { "b": 2 }, { "a": 3, "b": 2 }]);
         let error = json!({ "message": "boom", "path": ["_entities", "a"] });
         let repathed = repath(error, "s", "_entities", &owners, Some(&entities));

@@ -15,6 +15,7 @@ pub mod compose;
 pub mod cors;
 pub mod execution;
 pub mod fetch;
+pub mod fxhash;
 pub mod http;
 pub mod introspection;
 pub mod limits;

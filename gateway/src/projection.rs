@@ -8,10 +8,9 @@
 //! left out. A null in a non-null position nulls the nearest nullable parent,
 //! up to `data` itself, as the GraphQL spec prescribes.
 
-use std::{
-    cell::RefCell,
-    collections::{HashMap, HashSet},
-};
+use std::cell::RefCell;
+
+use crate::fxhash::{FxHashMap, FxHashSet};
 
 use graphql_tools::parser::schema::{Definition, Document, Type, TypeDefinition};
 use hive_router_query_planner::{
@@ -63,20 +62,20 @@ impl Shape {
 /// What projection needs of the API schema: field types, root types, and which
 /// object types each interface or union stands for.
 pub struct Shapes {
-    fields: HashMap<String, HashMap<String, Shape>>,
-    possible: HashMap<String, HashSet<String>>,
+    fields: FxHashMap<String, FxHashMap<String, Shape>>,
+    possible: FxHashMap<String, FxHashSet<String>>,
     /// Each enum's values as clients see them: a subgraph may know values the
     /// API schema hides (`@inaccessible`, or not shared by every subgraph).
-    enums: HashMap<String, HashSet<String>>,
+    enums: FxHashMap<String, FxHashSet<String>>,
     roots: [String; 3],
 }
 
 impl Shapes {
     /// Reads the API schema.
     pub fn new(schema: &Document<'static, String>) -> Self {
-        let mut fields: HashMap<String, HashMap<String, Shape>> = HashMap::new();
-        let mut possible: HashMap<String, HashSet<String>> = HashMap::new();
-        let mut enums: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut fields: FxHashMap<String, FxHashMap<String, Shape>> = FxHashMap::default();
+        let mut possible: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
+        let mut enums: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
         let mut roots = [
             "Query".to_owned(),
             "Mutation".to_owned(),
@@ -200,15 +199,34 @@ pub fn project(
     }
 }
 
+#[derive(Clone, Copy)]
+enum PathSeg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 struct Walker<'a> {
     shapes: &'a Shapes,
     variables: &'a Map<String, Value>,
-    /// Where the walk is, for errors.
-    path: RefCell<Vec<Value>>,
+    /// Where the walk is, for errors (response keys borrowed from the operation).
+    path: RefCell<Vec<PathSeg<'a>>>,
     errors: RefCell<Vec<Value>>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn path_json(&self) -> Value {
+        Value::Array(
+            self.path
+                .borrow()
+                .iter()
+                .map(|s| match s {
+                    PathSeg::Key(k) => Value::String((*k).to_owned()),
+                    PathSeg::Index(i) => Value::from(*i),
+                })
+                .collect(),
+        )
+    }
+
     fn included(&self, skip_if: &Option<String>, include_if: &Option<String>) -> bool {
         let var = |name: &String| matches!(self.variables.get(name), Some(Value::Bool(true)));
         !skip_if.as_ref().is_some_and(var) && include_if.as_ref().is_none_or(var)
@@ -218,7 +236,7 @@ impl Walker<'_> {
         &self,
         map: &Map<String, Value>,
         declared: &str,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
     ) -> Result<Value, Bubble> {
         let actual = map
             .get("__typename")
@@ -229,7 +247,7 @@ impl Walker<'_> {
             // cannot be shown, and its name is not told.
             self.errors.borrow_mut().push(serde_json::json!({
                 "message": format!("Cannot return a value of type \"{declared}\" here: its type is not part of the API"),
-                "path": self.path.borrow().clone(),
+                "path": self.path_json(),
                 "extensions": { "code": "INTERNAL_SERVER_ERROR" },
             }));
             return Ok(Value::Null);
@@ -243,7 +261,7 @@ impl Walker<'_> {
         &self,
         map: &Map<String, Value>,
         actual: &str,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
         out: &mut Map<String, Value>,
     ) -> Result<(), Bubble> {
         for item in &selections.items {
@@ -262,7 +280,7 @@ impl Walker<'_> {
                         continue;
                     };
                     let raw = map.get(key).unwrap_or(&Value::Null);
-                    self.path.borrow_mut().push(Value::String(key.to_owned()));
+                    self.path.borrow_mut().push(PathSeg::Key(key));
                     let completed = self.complete(raw, shape, &field.selections);
                     self.path.borrow_mut().pop();
                     let value = match completed {
@@ -297,14 +315,14 @@ impl Walker<'_> {
         &self,
         raw: &Value,
         shape: &Shape,
-        selections: &SelectionSet,
+        selections: &'a SelectionSet,
     ) -> Result<Value, Bubble> {
         match (shape, raw) {
             (_, Value::Null) => Ok(Value::Null),
             (Shape::List { item, .. }, Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, element) in items.iter().enumerate() {
-                    self.path.borrow_mut().push(Value::from(i));
+                    self.path.borrow_mut().push(PathSeg::Index(i));
                     let completed = self.complete(element, item, selections);
                     self.path.borrow_mut().pop();
                     let value = completed?;
@@ -327,7 +345,7 @@ impl Walker<'_> {
                 } else {
                     self.errors.borrow_mut().push(serde_json::json!({
                         "message": format!("Enum \"{name}\" cannot represent value: {leaf}"),
-                        "path": self.path.borrow().clone(),
+                        "path": self.path_json(),
                         "extensions": { "code": "INTERNAL_SERVER_ERROR" },
                     }));
                     Ok(Value::Null)
