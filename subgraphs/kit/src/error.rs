@@ -37,6 +37,9 @@ pub enum ApiError {
         message: String,
         shortfall: serde_json::Value,
     },
+    /// A service this one depends on (a payment provider, another subgraph)
+    /// did not answer; nothing was changed and a retry may succeed (`SERVICE_UNAVAILABLE`).
+    Unavailable(String),
     /// Anything else; details go to the log, never to the client.
     Internal(Arc<anyhow::Error>),
 }
@@ -65,6 +68,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::InvalidState(_) => "INVALID_STATE",
             Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -76,6 +80,7 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::InvalidState(m)
+            | Self::Unavailable(m)
             | Self::BadUserInput { message: m, .. }
             | Self::InsufficientStock { message: m, .. } => m,
             Self::Internal(_) => "internal server error",

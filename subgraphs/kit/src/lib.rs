@@ -4,8 +4,9 @@
 //! the environment ([`config`]), the Postgres pool and embedded migrations
 //! ([`db`]), token verification and role guards ([`auth`]), the error type that
 //! carries `extensions.code` ([`error`]), the keep/clear/set value of an
-//! update field ([`change`]), and the axum server with `/graphql`,
-//! `/health` and `/ready` ([`server`]). A subgraph crate builds its schema and
+//! update field ([`change`]), service-token gRPC clients ([`rpc`]), domain events through an outbox to Redis
+//! Streams or an in-process bus ([`events`]), and the axum server with
+//! `/graphql` (subscriptions over WebSocket included), `/health` and `/ready` ([`server`]). A subgraph crate builds its schema and
 //! hands it to [`server::router`]; the `grocery` binary decides where it runs.
 
 pub mod auth;
@@ -13,7 +14,9 @@ pub mod change;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod pagination;
+pub mod rpc;
 pub mod scalars;
 pub mod server;
 pub mod telemetry;

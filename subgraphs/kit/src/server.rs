@@ -1,14 +1,17 @@
-//! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET),
-//! `/health`, `/ready`, request ids, bearer-token verification and graceful
-//! shutdown. Subgraphs add their own routes by merging into the returned router.
+//! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET,
+//! subscriptions over `graphql-transport-ws` on a WebSocket upgrade), `/health`,
+//! `/ready`, request ids, bearer-token verification and graceful shutdown. Subgraphs add their own routes by merging into the returned router.
 
 use std::{future::Future, sync::Arc, time::Instant};
 
-use async_graphql::{Executor, http::GraphiQLSource};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{
+    Data, Executor,
+    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Extension, Json, Router,
-    extract::{Request, State},
+    extract::{FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
@@ -100,13 +103,7 @@ async fn graphql<E: Executor>(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    let auth = match bearer(&headers) {
-        None => Auth::Anonymous,
-        Some(token) => match state.verifier.verify(token, TokenType::Access) {
-            Ok(claims) => Auth::User(claims),
-            Err(err) => Auth::Invalid(err),
-        },
-    };
+    let auth = authenticate(&state.verifier, bearer(&headers));
     let request = request.into_inner();
     let span = tracing::info_span!(
         "graphql",
@@ -156,12 +153,29 @@ fn add_missing_code(error: &mut async_graphql::ServerError) {
         .set("code", code);
 }
 
+fn authenticate(verifier: &Verifier, token: Option<&str>) -> Auth {
+    match token {
+        None => Auth::Anonymous,
+        Some(token) => match verifier.verify(token, TokenType::Access) {
+            Ok(claims) => Auth::User(claims),
+            Err(err) => Auth::Invalid(err),
+        },
+    }
+}
+
 async fn graphql_get<E: Executor>(
     state: State<Arc<AppState<E>>>,
     request_id: Extension<RequestId>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return subscribe(&state, request).await;
+    }
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -173,6 +187,57 @@ async fn graphql_get<E: Executor>(
         Ok(gql) => graphql(state, request_id, headers, gql).await,
         Err(rejection) => rejection.into_response(),
     }
+}
+
+/// A `graphql-transport-ws` (or legacy `graphql-ws`) connection. The caller
+/// is authenticated at `connection_init` from the payload's `authorization`
+/// (or `Authorization`, `headers.authorization`, `token`), else from the
+/// upgrade request's header; a token that does not verify closes the socket.
+async fn subscribe<E: Executor>(state: &AppState<E>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let header_token = bearer(&parts.headers).map(str::to_owned);
+    let (executor, verifier) = (state.executor.clone(), state.verifier.clone());
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = init_token(&payload).or(header_token);
+                    match authenticate(&verifier, token.as_deref()) {
+                        Auth::Invalid(err) => Err(async_graphql::Error::new(err.to_string())),
+                        auth => {
+                            let mut data = Data::default();
+                            data.insert(auth);
+                            Ok(data)
+                        }
+                    }
+                })
+                .serve()
+        })
+}
+
+/// The bearer token of a `connection_init` payload, where clients put it.
+fn init_token(payload: &serde_json::Value) -> Option<String> {
+    let raw = ["authorization", "Authorization"]
+        .iter()
+        .find_map(|k| payload.get(*k))
+        .or_else(|| payload.get("headers").and_then(|h| h.get("authorization")))
+        .or_else(|| payload.get("headers").and_then(|h| h.get("Authorization")))
+        .and_then(|v| v.as_str())
+        .map(|v| match v.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => v.trim(),
+        })
+        .or_else(|| payload.get("token").and_then(|v| v.as_str()))?;
+    (!raw.is_empty()).then(|| raw.to_owned())
 }
 
 async fn ready<E: Executor>(State(state): State<Arc<AppState<E>>>) -> Response {

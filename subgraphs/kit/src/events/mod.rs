@@ -1,0 +1,60 @@
+//! Domain events: written to an outbox table in the same transaction as the
+//! change they describe, then relayed, in order, to a [`Bus`].
+//!
+//! A producer calls [`outbox::append`] inside its transaction; the [`Relay`]
+//! publishes committed rows in id order and marks them (at-least-once: a crash
+//! between publishing and marking publishes again). The bus is Redis Streams
+//! when `REDIS_URL` is set, so every replica sees every event, and an
+//! in-process broadcast otherwise. Events of one key (an order id) are
+//! published in the order they were committed as long as the producer writes
+//! them while holding that key's row lock; consumers drop repeats by
+//! [`Event::id`], which grows per key.
+//!
+//! Every producer's schema has the same table:
+//!
+//! ```sql
+//! CREATE TABLE outbox (
+//!     id           BIGSERIAL PRIMARY KEY,
+//!     topic        TEXT NOT NULL,          -- e.g. order.status_changed
+//!     key          TEXT NOT NULL,          -- what the event is about (an order id)
+//!     payload      JSONB NOT NULL,
+//!     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+//!     published_at TIMESTAMPTZ
+//! );
+//! CREATE INDEX outbox_pending_idx ON outbox (id) WHERE published_at IS NULL;
+//! CREATE INDEX outbox_key_idx ON outbox (key, id);
+//! ```
+
+mod bus;
+pub mod outbox;
+mod relay;
+
+pub use bus::{Bus, DEFAULT_STREAM};
+pub use relay::Relay;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A committed domain event as consumers receive it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the producer's outbox; grows with every event of a key.
+    pub id: i64,
+    /// The producing subgraph (`orders`), so ids of different producers never mix.
+    pub source: String,
+    /// What happened, e.g. `order.status_changed`.
+    pub topic: String,
+    /// What it happened to, e.g. the order id.
+    pub key: String,
+    pub payload: serde_json::Value,
+    /// When the change was committed.
+    pub at: DateTime<Utc>,
+}
+
+/// An event to write to the outbox.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub topic: &'static str,
+    pub key: String,
+    pub payload: serde_json::Value,
+}

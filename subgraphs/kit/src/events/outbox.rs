@@ -1,0 +1,128 @@
+//! The outbox table: written by producers in their own transactions, read by
+//! the relay and by consumers catching up on one key.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::{Event, NewEvent};
+
+diesel::table! {
+    /// Every producer's `outbox` (found through the connection's `search_path`).
+    outbox (id) {
+        id -> Int8,
+        topic -> Text,
+        key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+type Row = (i64, String, String, serde_json::Value, DateTime<Utc>);
+
+fn event(source: &str, (id, topic, key, payload, at): Row) -> Event {
+    Event {
+        id,
+        source: source.to_owned(),
+        topic,
+        key,
+        payload,
+        at,
+    }
+}
+
+/// Writes `events` in the caller's transaction.
+pub async fn append(conn: &mut AsyncPgConnection, events: &[NewEvent]) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                outbox::topic.eq(e.topic),
+                outbox::key.eq(&e.key),
+                outbox::payload.eq(&e.payload),
+            )
+        })
+        .collect();
+    diesel::insert_into(outbox::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` committed, unpublished events, oldest first.
+pub async fn pending(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    let rows: Vec<Row> = outbox::table
+        .filter(outbox::published_at.is_null())
+        .order(outbox::id)
+        .limit(limit)
+        .select((
+            outbox::id,
+            outbox::topic,
+            outbox::key,
+            outbox::payload,
+            outbox::created_at,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| event(source, r)).collect())
+}
+
+/// Marks events as published.
+pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<()> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set(outbox::published_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Committed events of `key` after `after` (published or not), in order: how
+/// a consumer that fell behind the bus catches up.
+pub async fn since(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    key: &str,
+    after: i64,
+) -> QueryResult<Vec<Event>> {
+    let rows: Vec<Row> = outbox::table
+        .filter(outbox::key.eq(key))
+        .filter(outbox::id.gt(after))
+        .order(outbox::id)
+        .select((
+            outbox::id,
+            outbox::topic,
+            outbox::key,
+            outbox::payload,
+            outbox::created_at,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| event(source, r)).collect())
+}
+
+/// The newest event id of `key` (0 when none): where a new consumer starts.
+pub async fn last_id(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<i64> {
+    Ok(outbox::table
+        .filter(outbox::key.eq(key))
+        .select(diesel::dsl::max(outbox::id))
+        .first::<Option<i64>>(conn)
+        .await?
+        .unwrap_or(0))
+}
+
+/// Deletes published events older than `keep`; returns how many.
+pub async fn prune(conn: &mut AsyncPgConnection, keep: std::time::Duration) -> QueryResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(1));
+    diesel::delete(outbox::table.filter(outbox::published_at.lt(cutoff)))
+        .execute(conn)
+        .await
+}

@@ -1,0 +1,44 @@
+//! Calling another subgraph's internal gRPC API: a lazily connected channel
+//! with timeouts, and the service token every call must carry.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    transport::{Channel, Endpoint},
+};
+
+/// A channel to `url` (e.g. `http://127.0.0.1:50051`) that connects on first
+/// use; every call, connecting included, may take at most `timeout`.
+pub fn channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{url:?} is not a valid URL"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// The internal RPC credential (`INTERNAL_RPC_TOKEN`), ready to put on requests.
+#[derive(Clone)]
+pub struct ServiceToken(MetadataValue<Ascii>);
+
+impl ServiceToken {
+    /// `token` as an `authorization: Bearer …` value.
+    pub fn new(token: &str) -> anyhow::Result<Self> {
+        Ok(Self(
+            format!("Bearer {token}")
+                .parse()
+                .context("INTERNAL_RPC_TOKEN must be printable ASCII")?,
+        ))
+    }
+
+    /// `message` as a request carrying the token.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        request
+    }
+}
