@@ -11,10 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use contracts::inventory::{ItemRef, UpsertItemRequest, inventory_client::InventoryClient};
 use futures::{FutureExt, future::BoxFuture};
-use tonic::{
-    metadata::{Ascii, MetadataValue},
-    transport::{Channel, Endpoint},
-};
+use kit::rpc::ServiceToken;
+use tonic::transport::Channel;
 
 /// How long one call to inventory may take, connecting included.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,32 +29,21 @@ pub trait StockRegistry: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct GrpcStockRegistry {
     client: InventoryClient<Channel>,
-    authorization: MetadataValue<Ascii>,
+    token: ServiceToken,
 }
 
 impl GrpcStockRegistry {
     /// A client of `url` (e.g. `http://127.0.0.1:50051`) that connects on first use.
     pub fn connect_lazy(url: &str, rpc_token: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("INVENTORY_RPC_URL={url:?} is not a valid URL"))?
-            .connect_timeout(RPC_TIMEOUT)
-            .timeout(RPC_TIMEOUT)
-            .connect_lazy();
-        let authorization = format!("Bearer {rpc_token}")
-            .parse()
-            .context("INTERNAL_RPC_TOKEN must be printable ASCII")?;
+        let channel = kit::rpc::channel(url, RPC_TIMEOUT).context("INVENTORY_RPC_URL")?;
         Ok(Self {
             client: InventoryClient::new(channel),
-            authorization,
+            token: ServiceToken::new(rpc_token)?,
         })
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.authorization.clone());
-        request
+        self.token.request(message)
     }
 }
 

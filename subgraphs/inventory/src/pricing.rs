@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::{
     db::{
-        Line,
-        schema::{batches, items},
+        Line, ReservationStatus,
+        schema::{batches, items, reservation_lines, reservations},
     },
     error::{InventoryError, Shortfall},
 };
@@ -158,11 +158,13 @@ pub fn draw(batches: &[Sellable], skip: i32, quantity: i32) -> Option<Vec<Draw>>
 }
 
 /// Prices `lines` as committing them now would, assuming units already
-/// reserved by others are drawn first. Holds nothing.
+/// reserved by others are drawn first. Units held by the active reservation
+/// of `own_order` are not someone else's: they are not skipped. Holds nothing.
 pub async fn quote(
     conn: &mut AsyncPgConnection,
     lines: &[Line],
     default_margin: Decimal,
+    own_order: Option<Uuid>,
 ) -> Result<Priced, InventoryError> {
     let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
     let known: BTreeMap<String, (bool, i32, Option<Decimal>)> = items::table
@@ -180,10 +182,15 @@ pub async fn quote(
     if !missing.is_empty() {
         return Err(InventoryError::UnknownSku(missing));
     }
+    let own = match own_order {
+        Some(order_id) => own_holds(conn, order_id).await?,
+        None => BTreeMap::new(),
+    };
     let mut priced = Vec::new();
     let mut shortfalls = Vec::new();
     for line in lines {
         let (active, reserved, margin) = known[&line.sku];
+        let reserved = reserved - own.get(&line.sku).copied().unwrap_or(0);
         if !active {
             return Err(InventoryError::InactiveSku(line.sku.clone()));
         }
@@ -209,6 +216,22 @@ pub async fn quote(
     } else {
         Err(InventoryError::Shortfall(shortfalls))
     }
+}
+
+/// Units per SKU that the active reservation of `order_id` holds.
+async fn own_holds(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> QueryResult<BTreeMap<String, i32>> {
+    Ok(reservation_lines::table
+        .inner_join(reservations::table)
+        .filter(reservation_lines::order_id.eq(order_id))
+        .filter(reservations::status.eq(ReservationStatus::Active.as_str()))
+        .select((reservation_lines::sku, reservation_lines::quantity))
+        .load::<(String, i32)>(conn)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]

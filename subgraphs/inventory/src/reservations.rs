@@ -242,6 +242,122 @@ pub async fn reserve(
     }
 }
 
+/// Sets the active reservation of `order_id` to exactly `lines`: SKUs that
+/// grow are held like a new reservation (all or nothing), SKUs that shrink or
+/// go give their units back. The hold keeps its expiry. Every item involved
+/// is locked first, in SKU order, like every other writer.
+pub async fn adjust(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+) -> Result<ReservationView, InventoryError> {
+    let lines = normalize_lines(lines)?;
+    conn.transaction(async |conn| {
+        let (status, expires_at) = lock(conn, order_id).await?;
+        match status {
+            ReservationStatus::Active if expires_at > Utc::now() => {}
+            ReservationStatus::Active => return Err(InventoryError::Expired(order_id)),
+            status => return Err(InventoryError::WrongState { order_id, status }),
+        }
+        let old: BTreeMap<String, i32> = lines_of(conn, order_id)
+            .await?
+            .into_iter()
+            .map(|l| (l.sku, l.quantity))
+            .collect();
+        let new: BTreeMap<String, i32> =
+            lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+        let mut skus: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+        skus.sort();
+        skus.dedup();
+        let growing: Vec<Line> = skus
+            .iter()
+            .filter_map(|sku| {
+                let delta = new.get(sku).copied().unwrap_or(0) - old.get(sku).copied().unwrap_or(0);
+                (delta > 0).then(|| Line {
+                    sku: sku.clone(),
+                    quantity: delta,
+                })
+            })
+            .collect();
+        let growing_skus: Vec<String> = growing.iter().map(|l| l.sku.clone()).collect();
+        check_sellable(conn, &growing_skus).await?;
+        items::lock(conn, &skus).await?;
+        for (i, line) in growing.iter().enumerate() {
+            if !hold(conn, line).await? {
+                let InventoryError::Shortfall(short) =
+                    shortfalls(conn, &growing, &growing[..i]).await
+                else {
+                    return Err(shortfalls(conn, &growing, &growing[..i]).await);
+                };
+                // Said in terms of the whole line: what it asked for, what it could have.
+                let whole = |s: Shortfall| {
+                    let own = old.get(&s.sku).copied().unwrap_or(0);
+                    Shortfall {
+                        requested: new[&s.sku],
+                        available: s.available + own,
+                        sku: s.sku,
+                    }
+                };
+                return Err(InventoryError::Shortfall(
+                    short.into_iter().map(whole).collect(),
+                ));
+            }
+        }
+        let reference = Some(order_id.to_string());
+        let held: Vec<Movement> = growing
+            .iter()
+            .map(|l| Movement {
+                sku: l.sku.clone(),
+                kind: Kind::Reserve,
+                on_hand_delta: 0,
+                reserved_delta: l.quantity,
+                batch_id: None,
+                reference: reference.clone(),
+            })
+            .collect();
+        ledger::record(conn, &held).await?;
+        let given_back: Vec<Movement> = skus
+            .iter()
+            .filter_map(|sku| {
+                let delta = old.get(sku).copied().unwrap_or(0) - new.get(sku).copied().unwrap_or(0);
+                (delta > 0).then(|| Movement {
+                    sku: sku.clone(),
+                    kind: Kind::Release,
+                    on_hand_delta: 0,
+                    reserved_delta: -delta,
+                    batch_id: None,
+                    reference: reference.clone(),
+                })
+            })
+            .collect();
+        ledger::apply(conn, &given_back).await?;
+        diesel::delete(reservation_lines::table.filter(reservation_lines::order_id.eq(order_id)))
+            .execute(conn)
+            .await?;
+        let rows: Vec<_> = lines
+            .iter()
+            .map(|l| {
+                (
+                    reservation_lines::order_id.eq(order_id),
+                    reservation_lines::sku.eq(&l.sku),
+                    reservation_lines::quantity.eq(l.quantity),
+                )
+            })
+            .collect();
+        diesel::insert_into(reservation_lines::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+        Ok(ReservationView {
+            order_id,
+            status: ReservationStatus::Active,
+            lines,
+            expires_at,
+        })
+    })
+    .await
+}
+
 /// Unknown SKUs and SKUs not for sale are refused before anything is locked.
 async fn check_sellable(
     conn: &mut AsyncPgConnection,

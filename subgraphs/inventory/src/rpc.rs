@@ -195,6 +195,17 @@ impl pb::inventory_server::Inventory for StockService {
         Ok(Response::new(reservation(view)))
     }
 
+    async fn adjust_reservation(
+        &self,
+        request: Request<pb::ReserveStockRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        let req = request.into_inner();
+        let order_id = order_id(&req.order_id)?;
+        let view =
+            reservations::adjust(&mut *self.conn().await?, order_id, &lines(req.lines)).await?;
+        Ok(Response::new(reservation(view)))
+    }
+
     async fn release_stock(
         &self,
         request: Request<pb::OrderRef>,
@@ -267,11 +278,17 @@ impl pb::inventory_server::Inventory for StockService {
         &self,
         request: Request<pb::GetPriceRequest>,
     ) -> Result<Response<pb::PriceQuote>, Status> {
-        let lines = reservations::normalize_lines(&lines(request.into_inner().lines))?;
+        let req = request.into_inner();
+        let own_order = match req.order_id.trim() {
+            "" => None,
+            raw => Some(order_id(raw)?),
+        };
+        let lines = reservations::normalize_lines(&lines(req.lines))?;
         let priced = pricing::quote(
             &mut *self.conn().await?,
             &lines,
             self.settings.default_margin,
+            own_order,
         )
         .await?;
         Ok(Response::new(pb::PriceQuote {

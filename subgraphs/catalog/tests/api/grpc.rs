@@ -75,6 +75,13 @@ impl Inventory for FakeInventory {
         refuse()
     }
 
+    async fn adjust_reservation(
+        &self,
+        _: Request<pb::ReserveStockRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        refuse()
+    }
+
     async fn release_stock(
         &self,
         _: Request<pb::OrderRef>,

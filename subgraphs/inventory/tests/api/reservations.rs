@@ -203,3 +203,63 @@ async fn a_shortfall_names_only_what_is_short_with_its_real_availability() {
     assert_eq!(room.levels("APPLE").await, (3, 0, 3), "nothing stays held");
     room.audit().await;
 }
+
+#[tokio::test]
+async fn adjusting_a_reservation_holds_more_gives_back_and_refuses_too_much() {
+    let room = Stockroom::new().await;
+    room.stock("APPLE", 10, "0.40", Some(10)).await;
+    room.stock("MILK", 5, "0.80", Some(10)).await;
+    let order = uuid::Uuid::new_v4();
+    let mut conn = room.conn().await;
+    inventory::reservations::reserve(&mut conn, order, &[line("APPLE", 4), line("MILK", 2)], TTL)
+        .await
+        .unwrap();
+    let first = inventory::reservations::find(&mut conn, order)
+        .await
+        .unwrap()
+        .unwrap();
+    // Grow APPLE, drop MILK, add nothing else.
+    let adjusted = inventory::reservations::adjust(&mut conn, order, &[line("apple", 7)])
+        .await
+        .unwrap();
+    assert_eq!(adjusted.lines, [line("APPLE", 7)]);
+    assert_eq!(
+        adjusted.expires_at, first.expires_at,
+        "the hold keeps its expiry"
+    );
+    drop(conn);
+    assert_eq!(room.levels("APPLE").await, (10, 7, 3));
+    assert_eq!(room.levels("MILK").await, (5, 0, 5));
+    // Someone else takes 2; this order may still grow to 8, not to 9.
+    let mut conn = room.conn().await;
+    inventory::reservations::reserve(&mut conn, uuid::Uuid::new_v4(), &[line("APPLE", 2)], TTL)
+        .await
+        .unwrap();
+    let short =
+        inventory::reservations::adjust(&mut conn, order, &[line("APPLE", 9), line("MILK", 1)])
+            .await
+            .unwrap_err();
+    match short {
+        inventory::error::InventoryError::Shortfall(s) => {
+            assert_eq!(
+                (s[0].sku.as_str(), s[0].requested, s[0].available),
+                ("APPLE", 9, 8)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(conn);
+    assert_eq!(room.levels("APPLE").await, (10, 9, 1), "nothing changed");
+    assert_eq!(room.levels("MILK").await, (5, 0, 5));
+    let mut conn = room.conn().await;
+    inventory::reservations::release(&mut conn, order)
+        .await
+        .unwrap();
+    let released = inventory::reservations::adjust(&mut conn, order, &[line("APPLE", 1)]).await;
+    assert!(matches!(
+        released,
+        Err(inventory::error::InventoryError::WrongState { .. })
+    ));
+    drop(conn);
+    room.audit().await;
+}

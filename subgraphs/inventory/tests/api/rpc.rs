@@ -49,11 +49,13 @@ async fn calls_without_the_service_credential_are_refused() {
     let bare = client
         .get_price(Request::new(pb::GetPriceRequest {
             lines: lines(&[("APPLE", 1)]),
+            ..Default::default()
         }))
         .await;
     assert_eq!(bare.unwrap_err().code(), Code::Unauthenticated);
     let mut wrong = Request::new(pb::GetPriceRequest {
         lines: lines(&[("APPLE", 1)]),
+        ..Default::default()
     });
     wrong
         .metadata_mut()
@@ -74,6 +76,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     let quote = client
         .get_price(authorized(pb::GetPriceRequest {
             lines: lines(&[("apple", 3)]),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -216,4 +219,57 @@ async fn restock_and_catalog_calls_over_grpc() {
         .unwrap()
         .into_inner();
     assert!(retired.deleted);
+}
+
+#[tokio::test]
+async fn an_order_asking_for_a_price_is_not_priced_past_its_own_reservation() {
+    let room = Stockroom::new().await;
+    // Two batches: 3 cheap units expiring first, then dearer ones.
+    room.stock("APPLE", 3, "0.40", Some(5)).await;
+    room.stock("APPLE", 10, "0.80", Some(20)).await;
+    let mut client = serve(&room).await;
+    let order_id = uuid::Uuid::new_v4().to_string();
+    client
+        .reserve_stock(authorized(pb::ReserveStockRequest {
+            order_id: order_id.clone(),
+            lines: lines(&[("APPLE", 3)]),
+            ttl_seconds: 60,
+        }))
+        .await
+        .unwrap();
+    let priced_by = client.clone();
+    let quote = |order_id: String| {
+        let mut client = priced_by.clone();
+        async move {
+            client
+                .get_price(authorized(pb::GetPriceRequest {
+                    lines: lines(&[("APPLE", 3)]),
+                    order_id,
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+                .subtotal
+        }
+    };
+    // Anyone else is priced after the 3 held units: 3 × 0.80 × 1.25.
+    assert_eq!(quote(String::new()).await, "3.00");
+    // The holder itself is priced from the units it holds: 3 × 0.40 × 1.25.
+    assert_eq!(quote(order_id.clone()).await, "1.50");
+    // Once released, the reservation is nobody's: the order prices like anyone.
+    client
+        .release_stock(authorized(pb::OrderRef {
+            order_id: order_id.clone(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(quote(order_id).await, "1.50");
+    let bad = client
+        .get_price(authorized(pb::GetPriceRequest {
+            lines: lines(&[("APPLE", 1)]),
+            order_id: "nope".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
 }
