@@ -18,11 +18,18 @@ pub enum Component {
     Catalog,
     /// Stock, batches, reservations, pricing; serves the internal stock API.
     Inventory,
+    /// Cart, checkout, payments, order lifecycle and live order status.
+    Orders,
 }
 
 impl Component {
-    /// Every component, in start-up order (inventory's stock API first: catalog calls it).
-    pub const ALL: [Component; 3] = [Component::Inventory, Component::Catalog, Component::Users];
+    /// Every component, in start-up order (inventory's stock API first: catalog and orders call it).
+    pub const ALL: [Component; 4] = [
+        Component::Inventory,
+        Component::Catalog,
+        Component::Users,
+        Component::Orders,
+    ];
 
     /// The lower-case name used in commands, env variables and file names.
     pub fn name(self) -> &'static str {
@@ -30,6 +37,7 @@ impl Component {
             Component::Users => "users",
             Component::Catalog => "catalog",
             Component::Inventory => "inventory",
+            Component::Orders => "orders",
         }
     }
 
@@ -39,6 +47,7 @@ impl Component {
             Component::Users => 4001,
             Component::Catalog => 4002,
             Component::Inventory => 4003,
+            Component::Orders => 4004,
         }
     }
 
@@ -48,6 +57,7 @@ impl Component {
             Component::Users => users::sdl(),
             Component::Catalog => catalog::sdl(),
             Component::Inventory => inventory::sdl(),
+            Component::Orders => orders::sdl(),
         }
     }
 
@@ -57,6 +67,7 @@ impl Component {
             Component::Users => &users::MIGRATIONS,
             Component::Catalog => &catalog::MIGRATIONS,
             Component::Inventory => &inventory::MIGRATIONS,
+            Component::Orders => &orders::MIGRATIONS,
         }
     }
 }
@@ -72,6 +83,8 @@ pub enum Servable {
     Catalog,
     /// Stock, batches, reservations, pricing; serves the internal stock API.
     Inventory,
+    /// Cart, checkout, payments, order lifecycle and live order status.
+    Orders,
 }
 
 impl Servable {
@@ -82,6 +95,7 @@ impl Servable {
             Servable::Users => Some(Component::Users),
             Servable::Catalog => Some(Component::Catalog),
             Servable::Inventory => Some(Component::Inventory),
+            Servable::Orders => Some(Component::Orders),
         }
     }
 }
@@ -256,6 +270,7 @@ pub enum Config {
     Users(users::UsersConfig),
     Catalog(catalog::CatalogConfig),
     Inventory(inventory::InventoryConfig),
+    Orders(orders::OrdersConfig),
 }
 
 impl Config {
@@ -267,11 +282,33 @@ impl Config {
             Component::Inventory => {
                 Config::Inventory(inventory::InventoryConfig::from_env(env, dev_keys))
             }
+            Component::Orders => Config::Orders(orders::OrdersConfig::from_env(env, dev_keys)),
         }
     }
 }
 
 type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+/// A task that runs beside a component's HTTP server, named for errors.
+type Extra = (
+    &'static str,
+    Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send>,
+);
+
+/// A task that runs until stopped and never fails on its own.
+fn until_stopped(what: &'static str, run: impl Future<Output = ()> + Send + 'static) -> Extra {
+    (
+        what,
+        Box::new(move |mut stop| {
+            Box::pin(async move {
+                tokio::select! {
+                    () = run => {},
+                    _ = stop.wait_for(|s| *s) => {},
+                }
+                Ok(())
+            })
+        }),
+    )
+}
 
 /// A started component: its routes and whatever else must run beside them.
 pub struct Started {
@@ -279,7 +316,7 @@ pub struct Started {
     pub router: axum::Router,
     /// For inventory: where the stock API listens, once bound.
     pub rpc_addr: Option<SocketAddr>,
-    extra: Vec<Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send>>,
+    extra: Vec<Extra>,
 }
 
 /// Migrates and builds a component; inventory also binds its stock API.
@@ -316,21 +353,27 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                         .await
                     })
                 });
-            let sweep: Box<dyn FnOnce(watch::Receiver<bool>) -> Task + Send> =
-                Box::new(move |mut stop| {
-                    Box::pin(async move {
-                        tokio::select! {
-                            () = inventory::expiry::run_sweeper(pool, every) => {},
-                            _ = stop.wait_for(|s| *s) => {},
-                        }
-                        Ok(())
-                    })
-                });
             Started {
                 component: Component::Inventory,
                 router: parts.router,
                 rpc_addr: Some(rpc_addr),
-                extra: vec![serve_rpc, sweep],
+                extra: vec![
+                    ("stock API", serve_rpc),
+                    until_stopped("sweeper", inventory::expiry::run_sweeper(pool, every)),
+                ],
+            }
+        }
+        Config::Orders(cfg) => {
+            let parts = orders::start(cfg).await?;
+            let (state, every) = (parts.state, parts.sweep_interval);
+            Started {
+                component: Component::Orders,
+                router: parts.router,
+                rpc_addr: None,
+                extra: vec![
+                    until_stopped("event relay", orders::Orders::run_relay(state.clone())),
+                    until_stopped("expiry sweeper", orders::Orders::run_sweeper(state, every)),
+                ],
             }
         }
     })
@@ -355,8 +398,7 @@ impl Started {
         let mut all: Vec<(&'static str, Task)> = self
             .extra
             .into_iter()
-            .zip(["stock API", "sweeper"])
-            .map(|(task, what)| (what, task(stop.clone())))
+            .map(|(what, task)| (what, task(stop.clone())))
             .collect();
         let mut http_stop = stop.clone();
         let router = self.router;

@@ -116,6 +116,7 @@ async fn start(
         ));
     }
     let explicit_inventory_url = env.get("INVENTORY_RPC_URL").is_some();
+    let explicit_catalog_url = env.get("CATALOG_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     env.finish()?;
@@ -134,6 +135,19 @@ async fn start(
             && !explicit_inventory_url
         {
             cfg.inventory_rpc_url = format!("http://{rpc}");
+        }
+        // Orders starts last: pointed at the stock API and at catalog as bound.
+        if let Config::Orders(cfg) = &mut *config {
+            if let Some(rpc) = stock_api
+                && !explicit_inventory_url
+            {
+                cfg.inventory_rpc_url = format!("http://{rpc}");
+            }
+            if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Catalog)
+                && !explicit_catalog_url
+            {
+                cfg.catalog_url = format!("{url}/graphql");
+            }
         }
         let component = components::start(config).await?;
         let name = component.component;
@@ -225,5 +239,6 @@ async fn seed(config: &Config, password: &str) -> anyhow::Result<()> {
                 catalog::GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
             catalog::seed_demo(&cfg.db, &registry).await
         }
+        Config::Orders(_) => Ok(()),
     }
 }

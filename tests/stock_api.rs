@@ -236,15 +236,14 @@ async fn federated(
         Default::default(),
     );
     let variables = Default::default();
-    let result =
-        gateway::execution::execute(
-            &prepared.plan,
-            &subgraphs,
-            supergraph.shapes(),
-            &variables,
-            &Default::default(),
-        )
-            .await;
+    let result = gateway::execution::execute(
+        &prepared.plan,
+        &subgraphs,
+        supergraph.shapes(),
+        &variables,
+        &Default::default(),
+    )
+    .await;
     let data = gateway::projection::project(
         &result.data,
         &prepared.operation,

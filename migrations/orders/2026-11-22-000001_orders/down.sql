@@ -1,0 +1,10 @@
+DROP TABLE outbox;
+DROP TABLE cart_lines;
+DROP TABLE confirmation_keys;
+DROP TABLE refunds;
+DROP TABLE payments;
+DROP TABLE order_status_history;
+DROP TABLE order_items;
+DROP TABLE orders;
+DROP FUNCTION next_order_number();
+DROP SEQUENCE order_number_seq;

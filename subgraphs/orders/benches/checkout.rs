@@ -1,0 +1,271 @@
+//! Checkout throughput on real PostgreSQL, a real inventory (gRPC) and
+//! catalog, straight to the orders subgraph over HTTP on loopback.
+//!
+//! - `A checkout`: `--concurrency` customers (default 32) each loop
+//!   previewOrder (two random lines of 50 well-stocked SKUs) → confirmOrder
+//!   for `--seconds` (default 10). Prints checkouts/s and latency percentiles.
+//! - `B oversell`: the same customers race for one SKU with 500 units until
+//!   refused, confirming everything they reserved; sold units must equal what
+//!   inventory lost, and never exceed 500.
+//! - `C double-charge`: 20 orders, each confirmed by 16 concurrent calls with
+//!   different keys; exactly 20 charges must reach the provider.
+//!
+//! After the run every confirmed order must have exactly one payment and the
+//! provider must have seen exactly one charge per confirmed order.
+//!
+//! Run: `cargo bench -p grocery-orders --bench checkout [-- --seconds 10 --concurrency 32]`
+//! against `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/api/support.rs"]
+mod support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::{Value, json};
+use support::{CONFIRM, PREVIEW, Shop};
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+struct Api {
+    http: Http,
+    url: String,
+}
+
+impl Api {
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let request = hyper::Request::post(self.url.as_str())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        let response = self.http.request(request).await.expect("orders answers");
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Previews `lines` and confirms the order; the order's id and status, or the error code.
+async fn checkout(
+    api: &Api,
+    token: &str,
+    lines: Value,
+    key: &str,
+) -> Result<(String, String), String> {
+    let preview = api.gql(token, &PREVIEW, json!({ "items": lines })).await;
+    if let Some(code) = preview["errors"][0]["extensions"]["code"].as_str() {
+        return Err(code.to_owned());
+    }
+    let id = preview["data"]["previewOrder"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let confirm = api
+        .gql(
+            token,
+            &CONFIRM,
+            json!({ "id": id, "key": key, "payment": "tok_visa" }),
+        )
+        .await;
+    match confirm["errors"][0]["extensions"]["code"].as_str() {
+        Some(code) => Err(code.to_owned()),
+        None => Ok((
+            id,
+            confirm["data"]["confirmOrder"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = arg("--seconds", 10);
+    let concurrency = arg("--concurrency", 32) as usize;
+    let shop = Arc::new(Shop::new().await);
+    let skus: Vec<String> = (0..50).map(|i| format!("BENCH{i:02}")).collect();
+    for sku in &skus {
+        shop.product(sku, &format!("Bench item {sku}"), 1_000_000, "1.00")
+            .await;
+    }
+    shop.product("LAST", "The last crates", 500, "2.00").await;
+    let api = Arc::new(Api {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        url: format!("{}/graphql", support::serve_http(shop.router.clone()).await),
+    });
+    let customers: Vec<String> = (0..concurrency).map(|_| shop.customer().1).collect();
+
+    // A: checkouts per second.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(c, token)| {
+            let (api, token, skus) = (api.clone(), token.clone(), skus.clone());
+            tokio::spawn(async move {
+                let (mut done, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
+                let mut n = c as u64;
+                while Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let a = &skus[(n >> 33) as usize % skus.len()];
+                    let b = &skus[(n >> 40) as usize % skus.len()];
+                    let lines =
+                        json!([{ "sku": a, "quantity": 1 + (n % 3) }, { "sku": b, "quantity": 1 }]);
+                    let began = Instant::now();
+                    match checkout(&api, &token, lines, &format!("c{c}-{done}-{failed}")).await {
+                        Ok((_, status)) if status == "CONFIRMED" => done += 1,
+                        _ => failed += 1,
+                    }
+                    latencies.push(began.elapsed().as_micros() as u64);
+                }
+                (done, failed, latencies)
+            })
+        })
+        .collect();
+    let (mut done, mut failed, mut latencies) = (0, 0, Vec::new());
+    for task in tasks {
+        let (d, f, l) = task.await.unwrap();
+        done += d;
+        failed += f;
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    println!(
+        "A checkout        {concurrency} customers, {seconds}s: {done} checkouts, {failed} failed, {:.0} checkouts/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+        done as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+    );
+    assert_eq!(failed, 0, "checkouts failed");
+
+    // B: nothing oversold.
+    let tasks: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(c, token)| {
+            let (api, token) = (api.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut bought = 0i64;
+                for i in 0.. {
+                    let quantity = 1 + (c + i) % 3;
+                    let lines = json!([{ "sku": "LAST", "quantity": quantity }]);
+                    match checkout(&api, &token, lines, &format!("last-{c}-{i}")).await {
+                        Ok(_) => bought += quantity as i64,
+                        Err(code) if code == "INSUFFICIENT_STOCK" => break,
+                        Err(code) => panic!("oversell round: {code}"),
+                    }
+                }
+                bought
+            })
+        })
+        .collect();
+    let mut sold = 0;
+    for task in tasks {
+        sold += task.await.unwrap();
+    }
+    let (on_hand, reserved, _) = shop.levels("LAST").await;
+    println!(
+        "B oversell         sold {sold} of 500; inventory on hand {on_hand}, reserved {reserved}"
+    );
+    assert!((498..=500).contains(&sold), "sold {sold}");
+    assert_eq!(
+        (i64::from(on_hand), reserved),
+        (500 - sold, 0),
+        "oversold or leaked"
+    );
+
+    // C: concurrent confirmations of one order charge once.
+    let owner = &customers[0];
+    let before = shop.provider.charge_calls();
+    for round in 0..20 {
+        let preview = api
+            .gql(
+                owner,
+                &PREVIEW,
+                json!({ "items": [{ "sku": "BENCH00", "quantity": 1 }] }),
+            )
+            .await;
+        let id = preview["data"]["previewOrder"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let racers: Vec<_> = (0..16)
+            .map(|r| {
+                let (api, owner, id) = (api.clone(), owner.clone(), id.clone());
+                tokio::spawn(async move {
+                    api.gql(
+                        &owner,
+                        &CONFIRM,
+                        json!({ "id": id, "key": format!("race-{round}-{r}") }),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for racer in racers {
+            if racer.await.unwrap().get("errors").is_none() {
+                winners += 1;
+            }
+        }
+        assert_eq!(
+            winners, 1,
+            "one confirmation wins, the others are told it is paid"
+        );
+    }
+    let charges = shop.provider.charge_calls() - before;
+    println!("C double-charge    20 orders × 16 concurrent confirmations: {charges} charges");
+    assert_eq!(charges, 20);
+
+    let confirmed = shop
+        .scalar("SELECT count(*) FROM orders WHERE status = 'CONFIRMED'")
+        .await;
+    let payments = shop.scalar("SELECT count(*) FROM payments").await;
+    let per_order = shop.scalar("SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) x").await;
+    println!(
+        "checks             {confirmed} confirmed orders, {payments} payments, {} provider charges, {per_order} orders charged twice",
+        shop.provider.charge_calls()
+    );
+    assert_eq!(payments, confirmed);
+    assert_eq!(shop.provider.charge_calls() as i64, confirmed);
+    assert_eq!(per_order, 0);
+}

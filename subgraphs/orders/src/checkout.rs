@@ -1,0 +1,258 @@
+//! `previewOrder`: validate the lines, reserve them in inventory under the
+//! order's id, then write the order RESERVED, in that order. And editing a
+//! reserved order: its reservation follows its lines.
+//!
+//! Reserving first means a crash between the two steps leaves only a
+//! reservation nobody refers to, and inventory's sweeper returns its stock
+//! when it lapses; writing first would leave an order claiming stock it never
+//! got. Nothing is written when inventory refuses.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use kit::auth::Claims;
+
+use crate::{
+    OrdersState, cart,
+    db::{
+        Line, Order,
+        schema::{order_items, orders},
+    },
+    error::OrdersError,
+    lifecycle::{self, OrderStatus},
+    lines, order,
+    stock::Priced,
+    transitions,
+};
+
+/// A change to a reserved order's lines.
+#[derive(Clone, Debug)]
+pub enum Edit {
+    /// Adds units of a product (a new line, or more of one).
+    Add { sku: String, quantity: i32 },
+    /// Sets a line's quantity.
+    Set { sku: String, quantity: i32 },
+    /// Removes a line.
+    Remove { sku: String },
+}
+
+/// Edits a RESERVED order (its customer or an admin): inventory's
+/// reservation is set to the new lines first (more held, or given back; all
+/// or nothing), then the lines and estimated totals are rewritten. Any other
+/// status → `INVALID_STATE`.
+pub async fn edit(
+    st: &OrdersState,
+    claims: &Claims,
+    order_id: Uuid,
+    edit: Edit,
+) -> Result<Order, OrdersError> {
+    let mut conn = st.pool.get().await?;
+    let (order, lapsed) = conn
+        .transaction(async |conn| {
+            let order = order::lock_visible(conn, order_id, claims).await?;
+            if order.status != OrderStatus::Reserved {
+                return Err(OrdersError::InvalidState(format!(
+                    "order {} {}; only reserved orders can be edited",
+                    order.number,
+                    order.status.describe()
+                )));
+            }
+            if order.reserved_until.is_some_and(|t| t <= Utc::now()) {
+                return Ok((transitions::expire(st, conn, &order).await?, true));
+            }
+            let current: Vec<Line> = order::items_of(conn, &[order.id])
+                .await?
+                .into_iter()
+                .map(|i| Line {
+                    sku: i.sku,
+                    quantity: i.quantity,
+                })
+                .collect();
+            let wanted = apply(current, edit)?;
+            st.stock.adjust(order.id, &wanted).await?;
+            let quote = estimate(st, order.id, &wanted).await;
+            replace_items(conn, order.id, &wanted, quote.as_ref()).await?;
+            let totals = quote.as_ref().map(|q| st.charges.totals(q.subtotal));
+            let order: Order = diesel::update(orders::table.find(order.id))
+                .set((
+                    orders::subtotal.eq(totals.map(|t| t.subtotal)),
+                    orders::tax.eq(totals.map(|t| t.tax)),
+                    orders::shipping_cost.eq(totals.map(|t| t.shipping)),
+                    orders::total.eq(totals.map(|t| t.total)),
+                    orders::updated_at.eq(Utc::now()),
+                ))
+                .returning(Order::as_returning())
+                .get_result(conn)
+                .await?;
+            Ok((order, false))
+        })
+        .await?;
+    if lapsed {
+        st.relay.wake();
+        return Err(OrdersError::InvalidState(format!(
+            "order {} expired: its reservation lapsed",
+            order.number
+        )));
+    }
+    Ok(order)
+}
+
+/// The lines after `edit`, checked like a new order's.
+fn apply(mut current: Vec<Line>, edit: Edit) -> Result<Vec<Line>, OrdersError> {
+    match edit {
+        Edit::Add { sku, quantity } => {
+            lines::check_quantity(quantity)?;
+            current.push(Line { sku, quantity });
+        }
+        Edit::Set { sku, quantity } => {
+            lines::check_quantity(quantity)?;
+            let sku = lines::normalize_sku(&sku)?;
+            let line = current.iter_mut().find(|l| l.sku == sku).ok_or_else(|| {
+                OrdersError::invalid("sku", format!("the order has no {sku} line"))
+            })?;
+            line.quantity = quantity;
+        }
+        Edit::Remove { sku } => {
+            let sku = lines::normalize_sku(&sku)?;
+            let before = current.len();
+            current.retain(|l| l.sku != sku);
+            if current.len() == before {
+                return Err(OrdersError::invalid(
+                    "sku",
+                    format!("the order has no {sku} line"),
+                ));
+            }
+            if current.is_empty() {
+                return Err(OrdersError::invalid(
+                    "sku",
+                    "an order keeps at least one line: cancel it instead",
+                ));
+            }
+        }
+    }
+    lines::normalize(&current)
+}
+
+/// Reserves `items` (or the cart's lines when `None`) for `customer` and
+/// writes the order RESERVED with estimated prices.
+pub async fn preview(
+    st: &OrdersState,
+    customer: Uuid,
+    items: Option<Vec<Line>>,
+) -> Result<Order, OrdersError> {
+    let (lines, from_cart) = match items {
+        Some(items) => (lines::normalize(&items)?, false),
+        None => {
+            let mut conn = st.pool.get().await?;
+            let cart = cart::lines(&mut conn, customer).await?;
+            if cart.is_empty() {
+                return Err(OrdersError::invalid(
+                    "items",
+                    "the cart is empty: pass items or add to the cart first",
+                ));
+            }
+            (lines::normalize(&cart)?, true)
+        }
+    };
+    let order_id = Uuid::now_v7();
+    let reserved_until = st
+        .stock
+        .reserve(order_id, &lines, st.reservation_ttl)
+        .await?;
+    // From here on, a failure leaks nothing: the reservation lapses on its own.
+    if std::sync::atomic::AtomicBool::load(&st.faults.fail_after_reserve, Ordering::SeqCst) {
+        return Err(OrdersError::Internal(anyhow::anyhow!(
+            "injected failure between reserving and writing order {order_id}"
+        )));
+    }
+    let written = write(st, order_id, customer, &lines, reserved_until, from_cart).await;
+    if written.is_err() {
+        // Give the stock back now rather than when the reservation lapses.
+        if let Err(err) = st.stock.release(order_id).await {
+            tracing::warn!(%order_id, error = %err, "release after a failed write; the reservation will lapse");
+        }
+    }
+    let order = written?;
+    st.relay.wake();
+    Ok(order)
+}
+
+async fn write(
+    st: &OrdersState,
+    order_id: Uuid,
+    customer: Uuid,
+    lines: &[Line],
+    reserved_until: DateTime<Utc>,
+    from_cart: bool,
+) -> Result<Order, OrdersError> {
+    let quote = estimate(st, order_id, lines).await;
+    let mut conn = st.pool.get().await?;
+    conn.transaction(async |conn| {
+        let totals = quote.as_ref().map(|q| st.charges.totals(q.subtotal));
+        let order: Order = diesel::insert_into(orders::table)
+            .values((
+                orders::id.eq(order_id),
+                orders::customer_id.eq(customer),
+                orders::status.eq(OrderStatus::Reserved.as_str()),
+                orders::subtotal.eq(totals.map(|t| t.subtotal)),
+                orders::tax.eq(totals.map(|t| t.tax)),
+                orders::shipping_cost.eq(totals.map(|t| t.shipping)),
+                orders::total.eq(totals.map(|t| t.total)),
+                orders::reserved_until.eq(reserved_until),
+                orders::from_cart.eq(from_cart),
+            ))
+            .returning(Order::as_returning())
+            .get_result(conn)
+            .await?;
+        replace_items(conn, order_id, lines, quote.as_ref()).await?;
+        lifecycle::created(conn, &order).await?;
+        Ok(order)
+    })
+    .await
+}
+
+/// What the lines would cost if committed now, counting the order's own
+/// reservation as its own; `None` (unpriced) when inventory cannot say.
+pub(crate) async fn estimate(st: &OrdersState, order_id: Uuid, lines: &[Line]) -> Option<Priced> {
+    match st.stock.price(lines, Some(order_id)).await {
+        Ok(quote) => Some(quote),
+        Err(err) => {
+            tracing::warn!(%order_id, error = %err, "no price estimate for the order");
+            None
+        }
+    }
+}
+
+/// Replaces the order's items with `lines`, priced from `quote` when given.
+pub(crate) async fn replace_items(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+    quote: Option<&Priced>,
+) -> QueryResult<()> {
+    diesel::delete(order_items::table.filter(order_items::order_id.eq(order_id)))
+        .execute(conn)
+        .await?;
+    let rows: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            let priced = quote.and_then(|q| q.lines.iter().find(|p| p.sku == line.sku));
+            (
+                order_items::order_id.eq(order_id),
+                order_items::sku.eq(&line.sku),
+                order_items::quantity.eq(line.quantity),
+                order_items::unit_price.eq(priced.map(|p| p.unit_price)),
+                order_items::line_total.eq(priced.map(|p| p.line_total)),
+            )
+        })
+        .collect();
+    diesel::insert_into(order_items::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! `confirmOrder`: commit the reserved stock (FEFO prices), price the order,
+//! charge it once, and record the outcome: CONFIRMED, or PAYMENT_FAILED with
+//! the stock returned.
+//!
+//! Exactly-once is decided by the order's row lock: the whole confirmation
+//! runs in one transaction that holds it, so a concurrent confirmation waits
+//! and then finds the order paid (`INVALID_STATE`, or the same order when it
+//! presents the same idempotency key). Behind the lock the `payments` primary
+//! key refuses a second payment, and the provider call and `CommitStock` are
+//! both keyed by the order id, so a retry after a crash charges and commits
+//! nothing twice. A provider that does not answer rolls everything back: the
+//! order stays RESERVED (its stock stays committed in inventory, where a
+//! retry finds it) and the client may retry.
+//!
+//! The customer snapshot comes from the call: orders cannot read the users
+//! subgraph's private profile (no internal API, and §6 forbids its tables),
+//! so the contact and addresses are what the client passes, with the user id
+//! from the token. Product names come from catalog (see [`crate::names`]).
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use kit::{auth::Claims, events::NewEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    OrdersState, cart, checkout,
+    db::{
+        Line, Order,
+        schema::{confirmation_keys, order_items, orders},
+    },
+    error::OrdersError,
+    lifecycle::{self, OrderStatus, Why},
+    order,
+    payments::{self, Charge, ChargeOutcome},
+    transitions,
+};
+
+/// The `payment.succeeded` and `payment.failed` topics.
+pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+pub const PAYMENT_FAILED: &str = "payment.failed";
+
+/// A postal address as the order keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub name: Option<String>,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+}
+
+/// Who the order is for, as given in the call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub shipping_address: Option<Address>,
+    /// Defaults to the shipping address.
+    pub billing_address: Option<Address>,
+}
+
+/// The snapshot stored on the order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerSnapshot {
+    pub user_id: Uuid,
+    #[serde(flatten)]
+    pub details: Customer,
+}
+
+/// What `confirmOrder` was given.
+#[derive(Clone, Debug, Default)]
+pub struct Confirmation {
+    pub idempotency_key: Option<String>,
+    pub payment_token: Option<String>,
+    pub customer: Customer,
+    pub notes: Option<String>,
+}
+
+enum Outcome {
+    Done(Order),
+    Lapsed(Order),
+}
+
+/// Confirms and pays for `order_id` (its customer or an admin).
+pub async fn confirm(
+    st: &OrdersState,
+    claims: &Claims,
+    order_id: Uuid,
+    input: Confirmation,
+) -> Result<Order, OrdersError> {
+    let input = validate(input)?;
+    let mut conn = st.pool.get().await?;
+    let outcome = conn
+        .transaction(async |conn| {
+            let order = order::lock_visible(conn, order_id, claims).await?;
+            if let Some(key) = &input.idempotency_key {
+                match confirmed_by(conn, order.customer_id, key).await? {
+                    Some(id) if id == order.id => return Ok(Outcome::Done(order)),
+                    Some(_) => return Err(OrdersError::KeyReused),
+                    None => {}
+                }
+            }
+            order
+                .status
+                .transition(OrderStatus::Confirmed)
+                .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))?;
+            if order
+                .reserved_until
+                .is_some_and(|t| t <= chrono::Utc::now())
+            {
+                return Ok(Outcome::Lapsed(
+                    transitions::expire(st, conn, &order).await?,
+                ));
+            }
+            let committed = match st.stock.commit(order.id).await {
+                Ok(committed) => committed,
+                Err(OrdersError::InvalidState(m)) if m.contains("expired") => {
+                    return Ok(Outcome::Lapsed(
+                        transitions::expire(st, conn, &order).await?,
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            // What inventory sold is what the order holds, even if an edit's
+            // write was lost after inventory had taken it.
+            let sold: Vec<Line> = committed
+                .lines
+                .iter()
+                .map(|l| Line {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                })
+                .collect();
+            checkout::replace_items(conn, order.id, &sold, Some(&committed)).await?;
+            let skus: Vec<String> = sold.into_iter().map(|l| l.sku).collect();
+            for (sku, name) in st.names.lookup(&skus).await {
+                diesel::update(order_items::table.find((order.id, sku)))
+                    .set(order_items::product_name.eq(name))
+                    .execute(conn)
+                    .await?;
+            }
+            let totals = st.charges.totals(committed.subtotal);
+            let snapshot = CustomerSnapshot {
+                user_id: order.customer_id,
+                details: input.customer.clone(),
+            };
+            let order: Order = diesel::update(orders::table.find(order.id))
+                .set((
+                    orders::subtotal.eq(totals.subtotal),
+                    orders::tax.eq(totals.tax),
+                    orders::shipping_cost.eq(totals.shipping),
+                    orders::total.eq(totals.total),
+                    orders::customer_snapshot
+                        .eq(serde_json::to_value(&snapshot).map_err(anyhow::Error::from)?),
+                    orders::notes.eq(&input.notes),
+                ))
+                .returning(Order::as_returning())
+                .get_result(conn)
+                .await?;
+            let charge = Charge {
+                order_id: order.id,
+                amount: totals.total,
+                token: input.payment_token.clone(),
+            };
+            let outcome = st.payments.charge(charge.clone()).await.map_err(|err| {
+                tracing::warn!(order_id = %order.id, error = %err, "charge failed");
+                OrdersError::Unavailable(
+                    "the payment provider is unavailable; the order is still reserved, retry"
+                        .into(),
+                )
+            })?;
+            payments::record(conn, st.payments.name(), &charge, &outcome).await?;
+            if let Some(key) = &input.idempotency_key {
+                diesel::insert_into(confirmation_keys::table)
+                    .values((
+                        confirmation_keys::customer_id.eq(order.customer_id),
+                        confirmation_keys::key.eq(key),
+                        confirmation_keys::order_id.eq(order.id),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            let payment = serde_json::json!({
+                "orderId": order.id,
+                "amount": totals.total,
+                "provider": st.payments.name(),
+            });
+            let order = match outcome {
+                ChargeOutcome::Approved { reference, .. } => {
+                    if order.from_cart {
+                        cart::clear(conn, order.customer_id, Some(&skus)).await?;
+                    }
+                    let event = NewEvent {
+                        topic: PAYMENT_SUCCEEDED,
+                        key: order.id.to_string(),
+                        payload: with(payment, "reference", reference),
+                    };
+                    let why = Why {
+                        reason: None,
+                        actor: Some(claims.sub),
+                    };
+                    lifecycle::change(conn, &order, OrderStatus::Confirmed, why, vec![event])
+                        .await?
+                }
+                ChargeOutcome::Declined { reason } => {
+                    st.stock.return_stock(order.id).await?;
+                    let event = NewEvent {
+                        topic: PAYMENT_FAILED,
+                        key: order.id.to_string(),
+                        payload: with(payment, "reason", reason.clone()),
+                    };
+                    let why = Why {
+                        reason: Some(reason),
+                        actor: Some(claims.sub),
+                    };
+                    lifecycle::change(conn, &order, OrderStatus::PaymentFailed, why, vec![event])
+                        .await?
+                }
+            };
+            Ok(Outcome::Done(order))
+        })
+        .await?;
+    st.relay.wake();
+    match outcome {
+        Outcome::Done(order) => Ok(order),
+        Outcome::Lapsed(order) => Err(OrdersError::InvalidState(format!(
+            "order {} expired: its reservation lapsed before it was confirmed",
+            order.number
+        ))),
+    }
+}
+
+fn with(mut payload: serde_json::Value, key: &str, value: String) -> serde_json::Value {
+    payload[key] = serde_json::Value::String(value);
+    payload
+}
+
+/// The order a customer's idempotency key confirmed, if any.
+async fn confirmed_by(
+    conn: &mut AsyncPgConnection,
+    customer: Uuid,
+    key: &str,
+) -> QueryResult<Option<Uuid>> {
+    confirmation_keys::table
+        .find((customer, key))
+        .select(confirmation_keys::order_id)
+        .first(conn)
+        .await
+        .optional()
+}
+
+fn trimmed(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn check_len(field: &'static str, value: &Option<String>, max: usize) -> Result<(), OrdersError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(OrdersError::invalid(
+            field,
+            format!("{field} is at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_address(
+    field: &'static str,
+    address: Option<Address>,
+) -> Result<Option<Address>, OrdersError> {
+    let Some(a) = address else {
+        return Ok(None);
+    };
+    let required = [&a.line1, &a.city, &a.postal_code];
+    if required.iter().any(|v| v.trim().is_empty()) {
+        return Err(OrdersError::invalid(
+            field,
+            format!("{field} needs line1, city and postalCode"),
+        ));
+    }
+    let country = a.country.trim().to_uppercase();
+    if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(OrdersError::invalid(
+            field,
+            format!("{field}.country must be an ISO 3166-1 alpha-2 code like \"DE\""),
+        ));
+    }
+    for value in [&a.line1, &a.city, &a.postal_code] {
+        if value.chars().count() > 200 {
+            return Err(OrdersError::invalid(
+                field,
+                format!("{field} fields are at most 200 characters"),
+            ));
+        }
+    }
+    Ok(Some(Address {
+        name: trimmed(a.name),
+        line1: a.line1.trim().to_owned(),
+        line2: trimmed(a.line2),
+        city: a.city.trim().to_owned(),
+        region: trimmed(a.region),
+        postal_code: a.postal_code.trim().to_owned(),
+        country,
+    }))
+}
+
+fn validate(input: Confirmation) -> Result<Confirmation, OrdersError> {
+    let key = trimmed(input.idempotency_key);
+    check_len("idempotencyKey", &key, 200)?;
+    let notes = trimmed(input.notes);
+    check_len("notes", &notes, 1000)?;
+    let email = trimmed(input.customer.email);
+    if email
+        .as_deref()
+        .is_some_and(|e| !e.contains('@') || e.len() > 254)
+    {
+        return Err(OrdersError::invalid(
+            "customer.email",
+            "not an e-mail address",
+        ));
+    }
+    let phone = trimmed(input.customer.phone);
+    check_len("customer.phone", &phone, 40)?;
+    let shipping = check_address("customer.shippingAddress", input.customer.shipping_address)?;
+    let billing = check_address("customer.billingAddress", input.customer.billing_address)?
+        .or_else(|| shipping.clone());
+    Ok(Confirmation {
+        idempotency_key: key,
+        payment_token: trimmed(input.payment_token),
+        customer: Customer {
+            email,
+            phone,
+            shipping_address: shipping,
+            billing_address: billing,
+        },
+        notes,
+    })
+}

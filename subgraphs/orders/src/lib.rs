@@ -1,0 +1,248 @@
+//! The orders subgraph: cart, checkout (preview → confirm), payments that
+//! never double-charge, the guarded order lifecycle and live order status.
+//!
+//! It owns the `orders` PostgreSQL schema (`migrations/orders/`) and the
+//! `Order @key(fields: "id")` entity, extends `User` with `orders` and `cart`,
+//! and refers to catalog's `Product` from every line. Stock moves only
+//! through inventory's gRPC stock API, keyed by the order id; every status
+//! change is written with an outbox event that the relay publishes to the
+//! event bus, which feeds the `orderStatusChanged` subscription.
+//!
+//! Read on: [`schema`] (GraphQL, thin) → [`checkout`], [`confirm`],
+//! [`transitions`], [`expiry`], [`cart`] (the flows) → [`lifecycle`] (the one
+//! place status changes) → [`payments`], [`stock`], [`names`] (the outside
+//! world) → [`order`], [`listing`], [`lines`], [`money`], [`feed`] → [`db`].
+
+pub mod cart;
+pub mod checkout;
+pub mod confirm;
+pub mod db;
+pub mod error;
+pub mod expiry;
+pub mod feed;
+pub mod lifecycle;
+pub mod lines;
+pub mod listing;
+pub mod money;
+pub mod names;
+pub mod order;
+pub mod payments;
+pub mod schema;
+pub mod stock;
+pub mod transitions;
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use async_graphql::{Schema, dataloader::DataLoader};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use kit::{
+    auth::{KeyRing, TokenSettings, Verifier},
+    config::Env,
+    db::{DbConfig, PgPool},
+    events::{Bus, Relay},
+};
+use rust_decimal::Decimal;
+
+pub use crate::{
+    money::Charges,
+    payments::{PaymentProvider, TestProvider},
+    stock::StockClient,
+};
+use crate::{
+    names::ProductNames,
+    schema::{ItemsLoader, Mutation, OrdersSchema, PaymentLoader, Query, Subscription},
+};
+
+/// The PostgreSQL schema this subgraph owns (and the `source` of its events).
+pub const DB_SCHEMA: &str = "orders";
+
+/// Migrations of the `orders` schema, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/orders");
+
+/// Where inventory's stock API listens unless `INVENTORY_RPC_URL` says otherwise.
+pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
+/// Where catalog answers entity lookups unless `CATALOG_URL` says otherwise.
+pub const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:4002/graphql";
+
+/// Everything the orders subgraph needs to run.
+#[derive(Clone)]
+pub struct OrdersConfig {
+    pub db: DbConfig,
+    pub keys: KeyRing,
+    pub tokens: TokenSettings,
+    /// Inventory's gRPC endpoint (`INVENTORY_RPC_URL`).
+    pub inventory_rpc_url: String,
+    /// The service credential for inventory (`INTERNAL_RPC_TOKEN`).
+    pub rpc_token: String,
+    /// Catalog's GraphQL endpoint, for product-name snapshots (`CATALOG_URL`).
+    pub catalog_url: String,
+    /// Redis for the event bus (`REDIS_URL`); in-process bus without it.
+    pub redis_url: Option<String>,
+    /// The Redis stream events go to (`EVENT_STREAM`, default `grocery:events`).
+    pub event_stream: String,
+    /// Tax and shipping (`TAX_RATE`, `SHIPPING_FEE`, `FREE_SHIPPING_FROM`).
+    pub charges: Charges,
+    /// How long previews hold stock (`RESERVATION_TTL_SECS`; inventory's default when unset).
+    pub reservation_ttl: Option<Duration>,
+    /// How often lapsed reservations are expired (`EXPIRY_SWEEP_SECS`, default 5).
+    pub sweep_interval: Duration,
+}
+
+impl OrdersConfig {
+    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let db = DbConfig::from_env(env, DB_SCHEMA);
+        let tokens = TokenSettings::from_env(env);
+        let keys = KeyRing::verifying_from_env_or(env, keys);
+        let inventory_rpc_url = env
+            .get("INVENTORY_RPC_URL")
+            .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
+        if tonic::transport::Endpoint::from_shared(inventory_rpc_url.clone()).is_err() {
+            env.problem(format!(
+                "INVENTORY_RPC_URL={inventory_rpc_url:?} is not a valid URL"
+            ));
+        }
+        let catalog_url = env
+            .get("CATALOG_URL")
+            .unwrap_or_else(|| DEFAULT_CATALOG_URL.into());
+        if catalog_url.parse::<hyper::Uri>().is_err() || !catalog_url.starts_with("http") {
+            env.problem(format!("CATALOG_URL={catalog_url:?} is not an http URL"));
+        }
+        let tax_rate: Decimal = env.parse_or("TAX_RATE", Decimal::ZERO);
+        if tax_rate < Decimal::ZERO || tax_rate > Decimal::ONE {
+            env.problem("TAX_RATE must be between 0 and 1 (0.08 = 8 %)");
+        }
+        let shipping_fee: Decimal = env.parse_or("SHIPPING_FEE", Decimal::ZERO);
+        if shipping_fee < Decimal::ZERO {
+            env.problem("SHIPPING_FEE must not be negative");
+        }
+        let free_shipping_from: Option<Decimal> = env.parse("FREE_SHIPPING_FROM");
+        let ttl: Option<u64> = env.parse("RESERVATION_TTL_SECS");
+        if ttl.is_some_and(|t| t == 0 || t > 86_400) {
+            env.problem("RESERVATION_TTL_SECS must be between 1 and 86400");
+        }
+        Self {
+            db,
+            keys,
+            tokens,
+            inventory_rpc_url,
+            rpc_token: env.required("INTERNAL_RPC_TOKEN"),
+            catalog_url,
+            redis_url: env.get("REDIS_URL"),
+            event_stream: env
+                .get("EVENT_STREAM")
+                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            charges: Charges {
+                tax_rate,
+                shipping_fee,
+                free_shipping_from,
+            },
+            reservation_ttl: ttl.map(Duration::from_secs),
+            sweep_interval: Duration::from_secs(env.parse_or("EXPIRY_SWEEP_SECS", 5).max(1)),
+        }
+    }
+}
+
+/// Failures a test can inject to prove that nothing leaks.
+#[derive(Default)]
+pub struct Faults {
+    /// `previewOrder` fails after inventory reserved and before the order is written.
+    pub fail_after_reserve: AtomicBool,
+}
+
+/// What every flow shares.
+pub struct OrdersState {
+    pub pool: PgPool,
+    pub stock: StockClient,
+    pub payments: Arc<dyn PaymentProvider>,
+    pub names: ProductNames,
+    pub charges: Charges,
+    pub reservation_ttl: Option<Duration>,
+    /// Woken after every commit that wrote events; its bus feeds subscriptions.
+    pub relay: Relay,
+    pub faults: Arc<Faults>,
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
+        .enable_federation()
+        .enable_subscription_in_federation()
+        .limit_depth(32)
+}
+
+/// The executable schema over `state`.
+pub fn build_schema(state: Arc<OrdersState>) -> OrdersSchema {
+    builder()
+        .data(DataLoader::new(
+            ItemsLoader(state.pool.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            PaymentLoader(state.pool.clone()),
+            tokio::spawn,
+        ))
+        .data(state)
+        .finish()
+}
+
+/// The federation SDL as served (`schema/orders.graphql`).
+pub fn sdl() -> String {
+    kit::server::federation_sdl(&builder().finish())
+}
+
+/// The running parts of the subgraph: its routes, and the relay and expiry
+/// sweeper the caller runs beside them.
+pub struct Orders {
+    pub router: axum::Router,
+    pub state: Arc<OrdersState>,
+    pub sweep_interval: Duration,
+}
+
+impl Orders {
+    /// Publishes outbox rows (woken on commit, polling every 250 ms for other replicas).
+    pub async fn run_relay(state: Arc<OrdersState>) {
+        state.relay.clone().run(Duration::from_millis(250)).await
+    }
+
+    /// Expires lapsed reservations every `interval`.
+    pub async fn run_sweeper(state: Arc<OrdersState>, interval: Duration) {
+        expiry::run(state, interval).await
+    }
+}
+
+/// Migrates the schema, connects the bus and builds the subgraph with the `test` payment provider.
+pub async fn start(cfg: &OrdersConfig) -> anyhow::Result<Orders> {
+    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
+    let pool = kit::db::pool(&cfg.db).await?;
+    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    build(cfg, pool, bus, Arc::new(TestProvider::default()))
+}
+
+/// The subgraph over an existing, migrated pool, a bus and a payment provider.
+pub fn build(
+    cfg: &OrdersConfig,
+    pool: PgPool,
+    bus: Bus,
+    payments: Arc<dyn PaymentProvider>,
+) -> anyhow::Result<Orders> {
+    let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
+    let state = Arc::new(OrdersState {
+        stock: StockClient::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?,
+        names: ProductNames::new(&cfg.catalog_url)?,
+        payments,
+        charges: cfg.charges.clone(),
+        reservation_ttl: cfg.reservation_ttl,
+        relay: Relay::new(pool.clone(), bus, DB_SCHEMA),
+        faults: Arc::new(Faults::default()),
+        pool: pool.clone(),
+    });
+    let schema = build_schema(state.clone());
+    Ok(Orders {
+        router: kit::server::router(schema, verifier, pool),
+        state,
+        sweep_interval: cfg.sweep_interval,
+    })
+}

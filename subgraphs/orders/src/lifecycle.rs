@@ -1,0 +1,305 @@
+//! The order lifecycle, in one place (ARCHITECTURE §5):
+//!
+//! ```text
+//! RESERVED → CONFIRMED → PROCESSING → SHIPPED → DELIVERED
+//! RESERVED → CANCELLED | EXPIRED | PAYMENT_FAILED
+//! CONFIRMED | PROCESSING → CANCELLED   (refund, stock returned)
+//! ```
+//!
+//! [`OrderStatus::transition`] refuses everything else, and [`change`] is the
+//! only writer of `orders.status`: it writes the status, a history row and an
+//! `order.status_changed` outbox row (plus any payment events) in the
+//! caller's transaction, while the caller holds the order's row lock.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use kit::events::{NewEvent, outbox};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        Order,
+        schema::{order_status_history, orders},
+    },
+    error::OrdersError,
+};
+
+/// The `order.status_changed` topic.
+pub const STATUS_CHANGED: &str = "order.status_changed";
+
+/// Where an order is in its life.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Stock is held until `reservedUntil`; lines can still be edited.
+    Reserved,
+    /// Paid; the stock is sold.
+    Confirmed,
+    /// Being picked and packed.
+    Processing,
+    Shipped,
+    Delivered,
+    Cancelled,
+    /// The reservation lapsed before the order was confirmed.
+    Expired,
+    /// The payment was declined; the stock went back.
+    PaymentFailed,
+}
+
+impl OrderStatus {
+    /// Every status, for tests and docs.
+    pub const ALL: [OrderStatus; 8] = [
+        Self::Reserved,
+        Self::Confirmed,
+        Self::Processing,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+        Self::Expired,
+        Self::PaymentFailed,
+    ];
+
+    /// The stored (and GraphQL) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "RESERVED",
+            Self::Confirmed => "CONFIRMED",
+            Self::Processing => "PROCESSING",
+            Self::Shipped => "SHIPPED",
+            Self::Delivered => "DELIVERED",
+            Self::Cancelled => "CANCELLED",
+            Self::Expired => "EXPIRED",
+            Self::PaymentFailed => "PAYMENT_FAILED",
+        }
+    }
+
+    /// Whether the lifecycle allows going from `self` to `to`.
+    pub fn allows(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Reserved, Confirmed | Cancelled | Expired | PaymentFailed)
+                | (Confirmed, Processing | Cancelled)
+                | (Processing, Shipped | Cancelled)
+                | (Shipped, Delivered)
+        )
+    }
+
+    /// `to` if the lifecycle allows it; otherwise why not, naming the current state.
+    pub fn transition(self, to: OrderStatus) -> Result<OrderStatus, Refused> {
+        if self.allows(to) {
+            Ok(to)
+        } else {
+            Err(Refused { from: self, to })
+        }
+    }
+
+    /// How an order in this state is described when something is refused.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Reserved => "is reserved and not paid yet",
+            Self::Confirmed => "is already paid",
+            Self::Processing => "is already paid and being prepared",
+            Self::Shipped => "has already shipped",
+            Self::Delivered => "was already delivered",
+            Self::Cancelled => "was cancelled",
+            Self::Expired => "expired (its reservation lapsed)",
+            Self::PaymentFailed => "could not be paid (payment failed)",
+        }
+    }
+}
+
+impl TryFrom<String> for OrderStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// A transition the lifecycle does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+impl Refused {
+    /// The message clients see: `order GR-000042 is already paid; it cannot become CONFIRMED`.
+    pub fn message(&self, number: &str) -> String {
+        format!(
+            "order {number} {}; it cannot become {}",
+            self.from.describe(),
+            self.to.as_str()
+        )
+    }
+}
+
+/// What a status change is about, for its history row and event.
+#[derive(Clone, Debug, Default)]
+pub struct Why {
+    pub reason: Option<String>,
+    pub actor: Option<Uuid>,
+}
+
+/// Moves the locked `order` to `to`: status (and `confirmed_at`), history row
+/// and `order.status_changed` event, plus `extra` events, all in the caller's
+/// transaction. Refused transitions write nothing.
+pub async fn change(
+    conn: &mut AsyncPgConnection,
+    order: &Order,
+    to: OrderStatus,
+    why: Why,
+    extra: Vec<NewEvent>,
+) -> Result<Order, OrdersError> {
+    order
+        .status
+        .transition(to)
+        .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))?;
+    let at = Utc::now();
+    let confirmed_at = match to {
+        OrderStatus::Confirmed => Some(at),
+        _ => order.confirmed_at,
+    };
+    let cancel_reason = match to {
+        OrderStatus::Cancelled => why.reason.clone(),
+        _ => order.cancel_reason.clone(),
+    };
+    let updated: Order = diesel::update(orders::table.find(order.id))
+        .set((
+            orders::status.eq(to.as_str()),
+            orders::confirmed_at.eq(confirmed_at),
+            orders::cancel_reason.eq(cancel_reason),
+            orders::updated_at.eq(at),
+        ))
+        .returning(Order::as_returning())
+        .get_result(conn)
+        .await?;
+    record(conn, &updated, Some(order.status), at, why, extra).await?;
+    Ok(updated)
+}
+
+/// The history row and event of a new order (no previous status).
+pub async fn created(conn: &mut AsyncPgConnection, order: &Order) -> Result<(), OrdersError> {
+    record(
+        conn,
+        order,
+        None,
+        order.created_at,
+        Why::default(),
+        Vec::new(),
+    )
+    .await
+}
+
+async fn record(
+    conn: &mut AsyncPgConnection,
+    order: &Order,
+    from: Option<OrderStatus>,
+    at: DateTime<Utc>,
+    why: Why,
+    extra: Vec<NewEvent>,
+) -> Result<(), OrdersError> {
+    diesel::insert_into(order_status_history::table)
+        .values((
+            order_status_history::order_id.eq(order.id),
+            order_status_history::from_status.eq(from.map(OrderStatus::as_str)),
+            order_status_history::to_status.eq(order.status.as_str()),
+            order_status_history::reason.eq(&why.reason),
+            order_status_history::actor_id.eq(why.actor),
+            order_status_history::at.eq(at),
+        ))
+        .execute(conn)
+        .await?;
+    let mut events = vec![NewEvent {
+        topic: STATUS_CHANGED,
+        key: order.id.to_string(),
+        payload: serde_json::json!({
+            "orderId": order.id,
+            "number": order.number,
+            "customerId": order.customer_id,
+            "previousStatus": from.map(OrderStatus::as_str),
+            "status": order.status.as_str(),
+            "reason": why.reason,
+            "at": at,
+        }),
+    }];
+    events.extend(extra);
+    outbox::append(conn, &events).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::{self, *};
+
+    #[test]
+    fn only_the_documented_transitions_are_allowed() {
+        let allowed = [
+            (Reserved, Confirmed),
+            (Reserved, Cancelled),
+            (Reserved, Expired),
+            (Reserved, PaymentFailed),
+            (Confirmed, Processing),
+            (Confirmed, Cancelled),
+            (Processing, Shipped),
+            (Processing, Cancelled),
+            (Shipped, Delivered),
+        ];
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                assert_eq!(
+                    from.transition(to).is_ok(),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_say_which_state_the_order_is_in() {
+        let refused = Confirmed.transition(Confirmed).unwrap_err();
+        assert_eq!(
+            refused.message("GR-000007"),
+            "order GR-000007 is already paid; it cannot become CONFIRMED"
+        );
+        assert!(
+            Cancelled
+                .transition(Confirmed)
+                .unwrap_err()
+                .message("x")
+                .contains("cancelled")
+        );
+        assert!(
+            Expired
+                .transition(Confirmed)
+                .unwrap_err()
+                .message("x")
+                .contains("expired")
+        );
+        assert!(
+            PaymentFailed
+                .transition(Confirmed)
+                .unwrap_err()
+                .message("x")
+                .contains("payment failed")
+        );
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for status in OrderStatus::ALL {
+            assert_eq!(
+                OrderStatus::try_from(status.as_str().to_owned()),
+                Ok(status)
+            );
+        }
+        assert!(OrderStatus::try_from("SHIPPING".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Reading orders: one by id (optionally locked), their items, payments and history.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use kit::auth::{Claims, Role};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        Item, Order, StatusChange,
+        schema::{order_items, order_status_history, orders},
+    },
+    error::OrdersError,
+};
+
+/// Whether `claims` may see `order`: its customer or an admin.
+pub fn visible_to(order: &Order, claims: &Claims) -> bool {
+    order.customer_id == claims.sub || claims.role == Role::Admin
+}
+
+/// The order, if it exists.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Order>> {
+    orders::table
+        .find(id)
+        .select(Order::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Orders by id (any order).
+pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Order>> {
+    orders::table
+        .filter(orders::id.eq_any(ids))
+        .select(Order::as_select())
+        .load(conn)
+        .await
+}
+
+/// Locks the order for the caller's transaction; `NotFound` when it does not
+/// exist or `claims` may not see it (others learn nothing about it).
+pub async fn lock_visible(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    claims: &Claims,
+) -> Result<Order, OrdersError> {
+    orders::table
+        .find(id)
+        .select(Order::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .filter(|order| visible_to(order, claims))
+        .ok_or(OrdersError::NotFound)
+}
+
+/// Items of several orders, in SKU order.
+pub async fn items_of(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Item>> {
+    order_items::table
+        .filter(order_items::order_id.eq_any(ids))
+        .order((order_items::order_id, order_items::sku))
+        .select(Item::as_select())
+        .load(conn)
+        .await
+}
+
+/// Every status change of an order, oldest first.
+pub async fn history_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<StatusChange>> {
+    order_status_history::table
+        .filter(order_status_history::order_id.eq(id))
+        .order(order_status_history::id)
+        .select(StatusChange::as_select())
+        .load(conn)
+        .await
+}

@@ -1,0 +1,10 @@
+//! The orders subgraph against real PostgreSQL, a real inventory (gRPC) and
+//! catalog: one fresh set of databases per test.
+
+mod cart;
+mod checkout;
+mod confirm;
+mod events;
+mod lifecycle;
+mod reads;
+mod support;
