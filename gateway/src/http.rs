@@ -269,12 +269,7 @@ async fn request_context(
 ) -> Response {
     use tracing::Instrument;
     let headers = request.headers_mut();
-    let id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = kit::server::request_id(headers);
     let trace = Traceparent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
     let traceparent = trace.to_string();
     if let (Ok(id_value), Ok(tp_value)) = (
@@ -291,21 +286,9 @@ async fn request_context(
         traceparent = %traceparent,
         path = %request.uri().path(),
     );
-    let started = std::time::Instant::now();
-    async move {
-        let mut response = next.run(request).await;
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert("x-request-id", value);
-        }
-        response
-    }
-    .instrument(span)
-    .await
+    kit::server::finish_logged(request, next, &id)
+        .instrument(span)
+        .await
 }
 
 /// A W3C trace context: the trace a request belongs to and the gateway's span in it.

@@ -260,15 +260,36 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Assigns the request id, opens the request's tracing span and logs the outcome.
-async fn request_context(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
+/// The caller's `x-request-id` when it is sane (printable, at most 128
+/// bytes), else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Runs the rest of the stack for a request whose span is open, logs how it
+/// ended and gives the caller its id back.
+pub async fn finish_logged(request: Request, next: Next, id: &str) -> Response {
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request finished"
+    );
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Assigns the request id, opens the request's tracing span and logs the outcome.
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let id = request_id(request.headers());
     let traceparent = request
         .headers()
         .get("traceparent")
@@ -283,19 +304,5 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     request.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
-    async move {
-        let mut response = next.run(request).await;
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert("x-request-id", value);
-        }
-        response
-    }
-    .instrument(span)
-    .await
+    finish_logged(request, next, &id).instrument(span).await
 }
