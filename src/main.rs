@@ -12,6 +12,12 @@ use clap::{Parser, Subcommand};
 
 use crate::components::Component;
 
+/// mimalloc: the gateway builds and drops a JSON tree per request on every
+/// worker thread, and glibc's malloc spends much of that time in contention
+/// and consolidation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "grocery",

@@ -29,6 +29,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
+// The allocator `grocery` ships with (src/main.rs), so the figures are its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USERS: usize = 6;
 const PRODUCTS: usize = 9;
 const REVIEWS_PER_PRODUCT: usize = 3;
