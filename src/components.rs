@@ -173,12 +173,14 @@ const SUPERGRAPH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH` (reloaded
 /// when the file changes), tokens checked with the users subgraph's public
 /// keys (`JWKS_URL` or `JWT_PUBLIC_KEYS_FILE`).
-pub async fn serve_gateway() -> anyhow::Result<()> {
+pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = gateway_addr(&mut env);
-    let path = env
-        .get("SUPERGRAPH_PATH")
-        .unwrap_or_else(|| "schema/supergraph.graphql".into());
+    let from_env = env.get("SUPERGRAPH_PATH");
+    let path = match supergraph {
+        Some(flag) => flag.display().to_string(),
+        None => from_env.unwrap_or_else(|| "schema/supergraph.graphql".into()),
+    };
     // The users subgraph's keys: from its JWKS URL (refetched when keys
     // rotate) or, failing that, from a PEM file.
     let jwks_url = env.get("JWKS_URL");

@@ -57,6 +57,10 @@ See the README's configuration table for the rest."
     Serve {
         /// Which component to run.
         component: components::Servable,
+        /// The gateway's supergraph file, watched and reloaded when it changes
+        /// (default `SUPERGRAPH_PATH`, else schema/supergraph.graphql).
+        #[arg(long, value_name = "PATH")]
+        supergraph: Option<std::path::PathBuf>,
     },
     /// Run database migrations for one component, or all of them.
     Migrate {
@@ -90,11 +94,20 @@ async fn main() -> ExitCode {
             kit::telemetry::init(true);
             dev::run(args).await
         }
-        Command::Serve { component } => {
+        Command::Serve {
+            component,
+            supergraph,
+        } => {
             kit::telemetry::init(false);
-            match component {
-                components::Servable::Gateway => components::serve_gateway().await,
-                other => components::serve(other.component().expect("a subgraph")).await,
+            match (component, supergraph) {
+                (components::Servable::Gateway, supergraph) => {
+                    components::serve_gateway(supergraph).await
+                }
+                (other, Some(_)) => Err(anyhow::anyhow!(
+                    "--supergraph is the gateway's; {} has none",
+                    other.component().expect("a subgraph").name()
+                )),
+                (other, None) => components::serve(other.component().expect("a subgraph")).await,
             }
         }
         Command::Migrate { component } => {

@@ -407,5 +407,31 @@ fn serve_gateway_checks_its_subgraph_urls_and_keys() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // --supergraph wins over SUPERGRAPH_PATH, and is the gateway's alone.
+    let missing = home.join("nowhere.graphql");
+    let out = grocery()
+        .args(["serve", "gateway", "--supergraph"])
+        .arg(&missing)
+        .env("JWT_PUBLIC_KEYS_FILE", home.join("public.pem"))
+        .env(
+            "SUPERGRAPH_PATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/supergraph.graphql"),
+        )
+        .env("GATEWAY_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&*missing.display().to_string()), "{stderr}");
+    let out = grocery()
+        .args(["serve", "users", "--supergraph", "x.graphql"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--supergraph is the gateway's"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(home);
 }
