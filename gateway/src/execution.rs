@@ -556,12 +556,7 @@ fn repath(
     owners: &[Vec<ResponsePath<'_>>],
     entities: Option<&Value>,
 ) -> Vec<Value> {
-    if let Some(ext) = error.as_object_mut() {
-        let extensions = ext.entry("extensions").or_insert_with(|| json!({}));
-        if let Some(map) = extensions.as_object_mut() {
-            map.entry("serviceName").or_insert_with(|| json!(service));
-        }
-    }
+    error = with_service(error, service);
     let path = error
         .get("path")
         .and_then(Value::as_array)
@@ -731,8 +726,12 @@ fn merge_entity(data: &mut Value, path: &[Seg<'_>], mut entity: Value, abstract_
     deep_merge(target, entity);
 }
 
+/// A subgraph's error as the client sees it: the subgraph named, and its
+/// `locations` dropped (they point into the gateway's query to the
+/// subgraph, not into the client's document).
 fn with_service(mut error: Value, service: &str) -> Value {
     if let Some(map) = error.as_object_mut() {
+        map.remove("locations");
         let extensions = map.entry("extensions").or_insert_with(|| json!({}));
         if let Some(ext) = extensions.as_object_mut() {
             ext.entry("serviceName").or_insert_with(|| json!(service));
@@ -860,8 +859,16 @@ mod tests {
             vec![Seg::Key("a"), Seg::Index(0)],
             vec![Seg::Key("b")],
         ]];
-        let error = json!({ "message": "boom", "path": ["_entities", 0, "stock"] });
+        let error = json!({
+            "message": "boom",
+            "path": ["_entities", 0, "stock"],
+            "locations": [{ "line": 1, "column": 80 }],
+        });
         let repathed = repath(error, "inventory", "_entities", &owners, None);
+        assert!(
+            repathed.iter().all(|e| e.get("locations").is_none()),
+            "subgraph locations do not describe the client's document"
+        );
         assert_eq!(repathed.len(), 2);
         assert_eq!(repathed[0]["path"], json!(["a", 0, "stock"]));
         assert_eq!(repathed[1]["path"], json!(["b", "stock"]));
