@@ -358,7 +358,7 @@ async fn bounded(
     via_get: bool,
 ) -> Response {
     let started = std::time::Instant::now();
-    let reply_headers = headers.clone();
+    let graphql_json = accepts_graphql_json(&headers);
     let mut report = Report {
         operation: request.operation_name.clone(),
         outcome: Outcome::Refused,
@@ -372,8 +372,8 @@ async fn bounded(
         Ok(response) => response,
         Err(_) => {
             report.outcome = Outcome::Errors;
-            respond(
-                &reply_headers,
+            respond_as(
+                graphql_json,
                 StatusCode::GATEWAY_TIMEOUT,
                 error_body("the request took too long", "GATEWAY_TIMEOUT"),
             )
@@ -411,7 +411,10 @@ fn error_body(message: &str, code: &str) -> Value {
 /// auth) travel as 200, the convention those clients expect; the newer media
 /// type carries the 4xx.
 fn respond(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
-    let graphql_json = accepts_graphql_json(headers);
+    respond_as(accepts_graphql_json(headers), status, body)
+}
+
+fn respond_as(graphql_json: bool, status: StatusCode, body: Value) -> Response {
     let status = if status.is_client_error() && !graphql_json {
         StatusCode::OK
     } else {

@@ -75,6 +75,9 @@ pub struct Prepared {
     pub introspection: Arc<Vec<FieldSelection>>,
 }
 
+/// The plans of one text, by operation name (a document usually holds one).
+type ByName = Vec<(Option<String>, Prepared)>;
+
 /// A supergraph ready to plan against.
 pub struct Supergraph {
     planner: Planner,
@@ -85,7 +88,9 @@ pub struct Supergraph {
     plans: Mutex<HashMap<u64, Prepared>>,
     /// The same plans by exact request text: a repeat skips parsing,
     /// validation and normalization (most traffic repeats a few operations).
-    by_text: Mutex<HashMap<(String, Option<String>), Prepared>>,
+    /// Keyed by the text, then the operation name: a lookup borrows the
+    /// request's text instead of copying it.
+    by_text: Mutex<HashMap<String, ByName>>,
 }
 
 /// Why a supergraph could not be loaded.
@@ -174,13 +179,15 @@ impl Supergraph {
         if let Some(prepared) = self.cached(query, operation_name) {
             return Ok(prepared);
         }
-        let key = (query.to_owned(), operation_name.map(str::to_owned));
         let prepared = self.prepare(query, operation_name)?;
         if let Ok(mut cache) = self.by_text.lock() {
             if cache.len() >= PLAN_CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(key, prepared.clone());
+            cache
+                .entry(query.to_owned())
+                .or_default()
+                .push((operation_name.map(str::to_owned), prepared.clone()));
         }
         Ok(prepared)
     }
@@ -188,11 +195,12 @@ impl Supergraph {
     /// The plan of exactly this text, if it was planned before: no CPU work,
     /// so callers on async workers may ask before going to the blocking pool.
     pub fn cached(&self, query: &str, operation_name: Option<&str>) -> Option<Prepared> {
-        let key = (query.to_owned(), operation_name.map(str::to_owned));
-        self.by_text
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&key).cloned())
+        let cache = self.by_text.lock().ok()?;
+        cache
+            .get(query)?
+            .iter()
+            .find(|(name, _)| name.as_deref() == operation_name)
+            .map(|(_, prepared)| prepared.clone())
     }
 
     fn prepare(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
