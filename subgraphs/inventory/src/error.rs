@@ -2,19 +2,11 @@
 //! GraphQL clients (`extensions.code`) and to RPC callers (gRPC status).
 
 use kit::ApiError;
+pub use kit::error::Shortfall;
 use prost::Message;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db::ReservationStatus;
-
-/// Not enough sellable units of one SKU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Shortfall {
-    pub sku: String,
-    pub requested: i32,
-    pub available: i32,
-}
 
 /// Failures of stock operations.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +22,7 @@ pub enum InventoryError {
     InactiveSku(String),
     #[error("no reservation for order {0}")]
     UnknownOrder(Uuid),
-    #[error("insufficient stock: {}", describe(.0))]
+    #[error("insufficient stock: {}", Shortfall::describe(.0))]
     Shortfall(Vec<Shortfall>),
     #[error("the reservation of order {order_id} is {}", .status.as_str())]
     WrongState {
@@ -45,19 +37,6 @@ pub enum InventoryError {
     Pool(#[from] kit::db::PoolError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-fn describe(shortfalls: &[Shortfall]) -> String {
-    shortfalls
-        .iter()
-        .map(|s| {
-            format!(
-                "{} (requested {}, available {})",
-                s.sku, s.requested, s.available
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl InventoryError {
@@ -78,10 +57,7 @@ impl From<InventoryError> for ApiError {
             InventoryError::UnknownSku(_) | InventoryError::UnknownOrder(_) => {
                 ApiError::NotFound(message)
             }
-            InventoryError::Shortfall(items) => ApiError::InsufficientStock {
-                message,
-                shortfall: serde_json::to_value(items).unwrap_or_default(),
-            },
+            InventoryError::Shortfall(items) => ApiError::insufficient_stock(message, &items),
             InventoryError::WrongState { .. } | InventoryError::Expired(_) => {
                 ApiError::InvalidState(message)
             }

@@ -44,7 +44,39 @@ pub enum ApiError {
     Internal(Arc<anyhow::Error>),
 }
 
+/// Not enough sellable units of one SKU: what was asked for and what there is.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Shortfall {
+    pub sku: String,
+    pub requested: i32,
+    pub available: i32,
+}
+
+impl Shortfall {
+    /// `A (requested 3, available 1), B (…)`, for error messages.
+    pub fn describe(shortfalls: &[Shortfall]) -> String {
+        shortfalls
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} (requested {}, available {})",
+                    s.sku, s.requested, s.available
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl ApiError {
+    /// `INSUFFICIENT_STOCK` with `message` and the shortfall per SKU in `extensions.shortfall`.
+    pub fn insufficient_stock(message: String, shortfalls: &[Shortfall]) -> Self {
+        Self::InsufficientStock {
+            message,
+            shortfall: serde_json::to_value(shortfalls).unwrap_or_default(),
+        }
+    }
+
     /// `BAD_USER_INPUT` about one input field.
     pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
         Self::BadUserInput {

@@ -1,15 +1,7 @@
 //! What can go wrong in the orders domain, and the one place it becomes an `extensions.code`.
 
 use kit::ApiError;
-use serde::Serialize;
-
-/// Not enough stock of one SKU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Shortfall {
-    pub sku: String,
-    pub requested: i32,
-    pub available: i32,
-}
+pub use kit::error::Shortfall;
 
 /// Failures of cart, checkout and order operations.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +11,7 @@ pub enum OrdersError {
         field: &'static str,
         message: String,
     },
-    #[error("insufficient stock: {}", describe(.0))]
+    #[error("insufficient stock: {}", Shortfall::describe(.0))]
     Shortfall(Vec<Shortfall>),
     #[error("no such order")]
     NotFound,
@@ -37,19 +29,6 @@ pub enum OrdersError {
     Internal(#[from] anyhow::Error),
 }
 
-fn describe(shortfalls: &[Shortfall]) -> String {
-    shortfalls
-        .iter()
-        .map(|s| {
-            format!(
-                "{} (requested {}, available {})",
-                s.sku, s.requested, s.available
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl OrdersError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
@@ -64,10 +43,7 @@ impl From<OrdersError> for ApiError {
         let message = err.to_string();
         match err {
             OrdersError::Invalid { field, .. } => ApiError::bad_input(field, message),
-            OrdersError::Shortfall(items) => ApiError::InsufficientStock {
-                message,
-                shortfall: serde_json::to_value(items).unwrap_or_default(),
-            },
+            OrdersError::Shortfall(items) => ApiError::insufficient_stock(message, &items),
             OrdersError::NotFound => ApiError::NotFound(message),
             OrdersError::InvalidState(_) => ApiError::InvalidState(message),
             OrdersError::KeyReused => ApiError::Conflict(message),
