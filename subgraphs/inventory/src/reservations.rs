@@ -194,32 +194,8 @@ pub async fn reserve(
                 return Ok(false);
             }
             check_sellable(conn, &skus).await?;
-            let rows: Vec<_> = lines
-                .iter()
-                .map(|l| {
-                    (
-                        reservation_lines::order_id.eq(order_id),
-                        reservation_lines::sku.eq(&l.sku),
-                        reservation_lines::quantity.eq(l.quantity),
-                    )
-                })
-                .collect();
-            diesel::insert_into(reservation_lines::table)
-                .values(rows)
-                .execute(conn)
-                .await?;
-            let movements: Vec<Movement> = lines
-                .iter()
-                .map(|l| Movement {
-                    sku: l.sku.clone(),
-                    kind: Kind::Reserve,
-                    on_hand_delta: 0,
-                    reserved_delta: l.quantity,
-                    batch_id: None,
-                    reference: Some(order_id.to_string()),
-                })
-                .collect();
-            ledger::record(conn, &movements).await?;
+            insert_lines(conn, order_id, &lines).await?;
+            ledger::record(conn, &holds(order_id, &lines)).await?;
             for (i, line) in lines.iter().enumerate() {
                 if !hold(conn, line).await? {
                     return Err(shortfalls(conn, &lines, &lines[..i]).await);
@@ -240,6 +216,43 @@ pub async fn reserve(
             .await?
             .ok_or(InventoryError::UnknownOrder(order_id))
     }
+}
+
+/// Writes `lines` as the reservation lines of `order_id`.
+async fn insert_lines(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+) -> QueryResult<usize> {
+    let rows: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            (
+                reservation_lines::order_id.eq(order_id),
+                reservation_lines::sku.eq(&l.sku),
+                reservation_lines::quantity.eq(l.quantity),
+            )
+        })
+        .collect();
+    diesel::insert_into(reservation_lines::table)
+        .values(rows)
+        .execute(conn)
+        .await
+}
+
+/// The ledger movements that hold `lines` for `order_id`.
+fn holds(order_id: Uuid, lines: &[Line]) -> Vec<Movement> {
+    lines
+        .iter()
+        .map(|l| Movement {
+            sku: l.sku.clone(),
+            kind: Kind::Reserve,
+            on_hand_delta: 0,
+            reserved_delta: l.quantity,
+            batch_id: None,
+            reference: Some(order_id.to_string()),
+        })
+        .collect()
 }
 
 /// Sets the active reservation of `order_id` to exactly `lines`: SKUs that
@@ -284,10 +297,9 @@ pub async fn adjust(
         items::lock(conn, &skus).await?;
         for (i, line) in growing.iter().enumerate() {
             if !hold(conn, line).await? {
-                let InventoryError::Shortfall(short) =
-                    shortfalls(conn, &growing, &growing[..i]).await
-                else {
-                    return Err(shortfalls(conn, &growing, &growing[..i]).await);
+                let short = match shortfalls(conn, &growing, &growing[..i]).await {
+                    InventoryError::Shortfall(short) => short,
+                    other => return Err(other),
                 };
                 // Said in terms of the whole line: what it asked for, what it could have.
                 let whole = |s: Shortfall| {
@@ -303,19 +315,8 @@ pub async fn adjust(
                 ));
             }
         }
+        ledger::record(conn, &holds(order_id, &growing)).await?;
         let reference = Some(order_id.to_string());
-        let held: Vec<Movement> = growing
-            .iter()
-            .map(|l| Movement {
-                sku: l.sku.clone(),
-                kind: Kind::Reserve,
-                on_hand_delta: 0,
-                reserved_delta: l.quantity,
-                batch_id: None,
-                reference: reference.clone(),
-            })
-            .collect();
-        ledger::record(conn, &held).await?;
         let given_back: Vec<Movement> = skus
             .iter()
             .filter_map(|sku| {
@@ -334,20 +335,7 @@ pub async fn adjust(
         diesel::delete(reservation_lines::table.filter(reservation_lines::order_id.eq(order_id)))
             .execute(conn)
             .await?;
-        let rows: Vec<_> = lines
-            .iter()
-            .map(|l| {
-                (
-                    reservation_lines::order_id.eq(order_id),
-                    reservation_lines::sku.eq(&l.sku),
-                    reservation_lines::quantity.eq(l.quantity),
-                )
-            })
-            .collect();
-        diesel::insert_into(reservation_lines::table)
-            .values(rows)
-            .execute(conn)
-            .await?;
+        insert_lines(conn, order_id, &lines).await?;
         Ok(ReservationView {
             order_id,
             status: ReservationStatus::Active,
