@@ -214,6 +214,16 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// A value at the current path that the API schema cannot represent.
+    fn error(&self, message: String) {
+        let error = serde_json::json!({
+            "message": message,
+            "path": self.path_json(),
+            "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+        });
+        self.errors.borrow_mut().push(error);
+    }
+
     fn path_json(&self) -> Value {
         Value::Array(
             self.path
@@ -245,11 +255,9 @@ impl<'a> Walker<'a> {
         if !self.shapes.fields.contains_key(actual) {
             // A type the API schema hides (`@inaccessible`): the object
             // cannot be shown, and its name is not told.
-            self.errors.borrow_mut().push(serde_json::json!({
-                "message": format!("Cannot return a value of type \"{declared}\" here: its type is not part of the API"),
-                "path": self.path_json(),
-                "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-            }));
+            self.error(format!(
+                "Cannot return a value of type \"{declared}\" here: its type is not part of the API"
+            ));
             return Ok(Value::Null);
         }
         let mut out = Map::new();
@@ -343,11 +351,7 @@ impl<'a> Walker<'a> {
                 if known {
                     Ok(leaf.clone())
                 } else {
-                    self.errors.borrow_mut().push(serde_json::json!({
-                        "message": format!("Enum \"{name}\" cannot represent value: {leaf}"),
-                        "path": self.path_json(),
-                        "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-                    }));
+                    self.error(format!("Enum \"{name}\" cannot represent value: {leaf}"));
                     Ok(Value::Null)
                 }
             }
