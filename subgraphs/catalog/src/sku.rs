@@ -8,7 +8,7 @@ use std::fmt;
 use crate::error::CatalogError;
 
 /// The longest SKU the catalog accepts.
-pub const MAX_LEN: usize = 32;
+pub const MAX_LEN: usize = kit::lines::SKU_MAX_LEN;
 
 /// A normalised SKU: 1–32 of `A-Z`, `0-9`, `_` and `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,25 +17,18 @@ pub struct Sku(String);
 impl Sku {
     /// Trims, upper-cases (ASCII only) and checks `raw`; `BAD_USER_INPUT` on field `sku`.
     pub fn parse(raw: &str) -> Result<Self, CatalogError> {
-        // ASCII-only upper-casing: `ß` must not turn into an acceptable `SS`.
-        let sku = raw.trim().to_ascii_uppercase();
-        if sku.is_empty() {
+        if raw.trim().is_empty() {
             return Err(CatalogError::invalid("sku", "sku must not be empty"));
         }
-        if sku.len() > MAX_LEN
-            || !sku
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        {
-            return Err(CatalogError::invalid(
+        kit::lines::normalize_sku(raw).map(Self).ok_or_else(|| {
+            CatalogError::invalid(
                 "sku",
                 format!(
                     "{:?} is not a valid SKU: use 1 to {MAX_LEN} letters, digits, '_' or '-'",
                     raw.trim()
                 ),
-            ));
-        }
-        Ok(Self(sku))
+            )
+        })
     }
 
     /// A SKU read back from the `products` table, whose CHECK constraint

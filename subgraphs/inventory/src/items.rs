@@ -14,20 +14,12 @@ use crate::{
 
 /// Upper-cased and checked against `[A-Z0-9_-]{1,32}`.
 pub fn normalize_sku(raw: &str) -> Result<String, InventoryError> {
-    // ASCII only: Unicode upper-casing would turn "straße" into "STRASSE".
-    let sku = raw.trim().to_ascii_uppercase();
-    let ok = (1..=32).contains(&sku.len())
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(sku)
-    } else {
-        Err(InventoryError::invalid(
-            "sku",
-            format!("{:?} is not a valid SKU", raw.trim()),
-        ))
-    }
+    kit::lines::normalize_sku(raw).ok_or_else(|| sku_error(raw))
+}
+
+/// `BAD_USER_INPUT` on `sku` for `raw`.
+pub(crate) fn sku_error(raw: &str) -> InventoryError {
+    InventoryError::invalid("sku", format!("{:?} is not a valid SKU", raw.trim()))
 }
 
 /// An item row read under `FOR UPDATE`, with the units in expired batches not yet written off.

@@ -41,42 +41,31 @@ pub struct ReservationView {
 
 /// Normalises SKUs, merges duplicate lines and checks quantities.
 pub fn normalize_lines(lines: &[Line]) -> Result<Vec<Line>, InventoryError> {
-    if lines.is_empty() {
-        return Err(InventoryError::invalid(
+    use kit::lines::LineProblem;
+    let given = lines.iter().map(|l| (l.sku.as_str(), l.quantity));
+    match kit::lines::merge(given, MAX_QUANTITY, MAX_LINES) {
+        Ok(merged) => Ok(merged
+            .into_iter()
+            .map(|(sku, quantity)| Line { sku, quantity })
+            .collect()),
+        Err(LineProblem::Empty) => Err(InventoryError::invalid(
             "lines",
             "at least one line is required",
-        ));
-    }
-    let mut merged: BTreeMap<String, i32> = BTreeMap::new();
-    for line in lines {
-        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-            return Err(InventoryError::invalid(
-                "quantity",
-                format!(
-                    "quantity must be between 1 and {MAX_QUANTITY}, got {}",
-                    line.quantity
-                ),
-            ));
-        }
-        let total = merged.entry(items::normalize_sku(&line.sku)?).or_default();
-        *total = total.saturating_add(line.quantity).min(MAX_QUANTITY + 1);
-        if *total > MAX_QUANTITY {
-            return Err(InventoryError::invalid(
-                "quantity",
-                format!("at most {MAX_QUANTITY} units per SKU"),
-            ));
-        }
-    }
-    if merged.len() > MAX_LINES {
-        return Err(InventoryError::invalid(
+        )),
+        Err(LineProblem::Quantity(quantity)) => Err(InventoryError::invalid(
+            "quantity",
+            format!("quantity must be between 1 and {MAX_QUANTITY}, got {quantity}"),
+        )),
+        Err(LineProblem::Sku(raw)) => Err(items::sku_error(&raw)),
+        Err(LineProblem::SkuTotal) => Err(InventoryError::invalid(
+            "quantity",
+            format!("at most {MAX_QUANTITY} units per SKU"),
+        )),
+        Err(LineProblem::TooManyLines(_)) => Err(InventoryError::invalid(
             "lines",
             format!("at most {MAX_LINES} lines"),
-        ));
+        )),
     }
-    Ok(merged
-        .into_iter()
-        .map(|(sku, quantity)| Line { sku, quantity })
-        .collect())
 }
 
 /// The stored reservation of `order_id`, if any.

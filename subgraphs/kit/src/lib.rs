@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod lines;
 pub mod pagination;
 pub mod rpc;
 pub mod scalars;

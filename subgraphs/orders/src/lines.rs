@@ -1,7 +1,7 @@
 //! The lines a customer asks for: SKUs normalised, duplicates merged,
 //! quantities and line counts checked, before anything is reserved.
 
-use std::collections::BTreeMap;
+use kit::lines::LineProblem;
 
 use crate::{db::Line, error::OrdersError};
 
@@ -12,19 +12,21 @@ pub const MAX_LINES: usize = 100;
 
 /// `raw` trimmed and upper-cased; `BAD_USER_INPUT` unless 1–32 of `A-Z 0-9 _ -`.
 pub fn normalize_sku(raw: &str) -> Result<String, OrdersError> {
-    let sku = raw.trim().to_uppercase();
-    let valid = (1..=32).contains(&sku.len())
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if valid {
-        Ok(sku)
-    } else {
-        Err(OrdersError::invalid(
-            "sku",
-            format!("{raw:?} is not a SKU (1–32 letters, digits, _ or -)"),
-        ))
-    }
+    kit::lines::normalize_sku(raw).ok_or_else(|| sku_error(raw))
+}
+
+fn sku_error(raw: &str) -> OrdersError {
+    OrdersError::invalid(
+        "sku",
+        format!("{raw:?} is not a SKU (1–32 letters, digits, _ or -)"),
+    )
+}
+
+fn quantity_error(quantity: i32) -> OrdersError {
+    OrdersError::invalid(
+        "quantity",
+        format!("quantity must be between 1 and {MAX_QUANTITY}, got {quantity}"),
+    )
 }
 
 /// Checks one quantity.
@@ -32,43 +34,33 @@ pub fn check_quantity(quantity: i32) -> Result<(), OrdersError> {
     if (1..=MAX_QUANTITY).contains(&quantity) {
         Ok(())
     } else {
-        Err(OrdersError::invalid(
-            "quantity",
-            format!("quantity must be between 1 and {MAX_QUANTITY}, got {quantity}"),
-        ))
+        Err(quantity_error(quantity))
     }
 }
 
 /// Normalises SKUs, merges duplicates (in SKU order) and checks every rule.
 pub fn normalize(lines: &[Line]) -> Result<Vec<Line>, OrdersError> {
-    if lines.is_empty() {
-        return Err(OrdersError::invalid(
+    let given = lines.iter().map(|l| (l.sku.as_str(), l.quantity));
+    match kit::lines::merge(given, MAX_QUANTITY, MAX_LINES) {
+        Ok(merged) => Ok(merged
+            .into_iter()
+            .map(|(sku, quantity)| Line { sku, quantity })
+            .collect()),
+        Err(LineProblem::Empty) => Err(OrdersError::invalid(
             "items",
             "at least one line is required",
-        ));
-    }
-    let mut merged: BTreeMap<String, i32> = BTreeMap::new();
-    for line in lines {
-        check_quantity(line.quantity)?;
-        let total = merged.entry(normalize_sku(&line.sku)?).or_default();
-        *total += line.quantity;
-        if *total > MAX_QUANTITY {
-            return Err(OrdersError::invalid(
-                "quantity",
-                format!("at most {MAX_QUANTITY} units of one SKU"),
-            ));
-        }
-    }
-    if merged.len() > MAX_LINES {
-        return Err(OrdersError::invalid(
+        )),
+        Err(LineProblem::Quantity(quantity)) => Err(quantity_error(quantity)),
+        Err(LineProblem::Sku(raw)) => Err(sku_error(&raw)),
+        Err(LineProblem::SkuTotal) => Err(OrdersError::invalid(
+            "quantity",
+            format!("at most {MAX_QUANTITY} units of one SKU"),
+        )),
+        Err(LineProblem::TooManyLines(n)) => Err(OrdersError::invalid(
             "items",
-            format!("at most {MAX_LINES} lines, got {}", merged.len()),
-        ));
+            format!("at most {MAX_LINES} lines, got {n}"),
+        )),
     }
-    Ok(merged
-        .into_iter()
-        .map(|(sku, quantity)| Line { sku, quantity })
-        .collect())
 }
 
 #[cfg(test)]
