@@ -49,9 +49,19 @@ pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/ready", get(ready::<E>))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn(request_context))
+}
+
+/// Prometheus text: the event consumers of this process.
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::events::metrics_text(),
+    )
+        .into_response()
 }
 
 /// Largest request body a subgraph reads. async-graphql's extractor reads the

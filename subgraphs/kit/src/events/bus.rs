@@ -1,7 +1,11 @@
 //! Where relayed events go: an in-process broadcast, fed either directly or
 //! from a Redis stream that every replica reads.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use redis::{
@@ -9,7 +13,7 @@ use redis::{
     aio::MultiplexedConnection,
     streams::{StreamRangeReply, StreamReadOptions, StreamReadReply},
 };
-use tokio::sync::broadcast;
+use tokio::sync::{Mutex, broadcast};
 
 use super::Event;
 
@@ -29,15 +33,109 @@ pub struct Bus {
 
 #[derive(Clone)]
 struct RedisSink {
-    conn: MultiplexedConnection,
+    link: Link,
     stream: String,
 }
 
+/// A Redis connection that is opened again after it broke (a Redis restart,
+/// a network cut): commands fail while Redis is away and work once it is back.
+#[derive(Clone)]
+pub(crate) struct Link {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+}
+
+impl Link {
+    /// A link to `url`; `blocking` links wait on blocking reads without a response timeout.
+    pub(crate) fn new(url: &str, blocking: bool) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("REDIS_URL is not a Redis URL")?;
+        let mut config = AsyncConnectionConfig::new();
+        if blocking {
+            config = config.set_response_timeout(None);
+        }
+        Ok(Self {
+            client,
+            config,
+            conn: Arc::default(),
+        })
+    }
+
+    /// Another link to the same server.
+    pub(crate) fn new_like(other: &Link, blocking: bool) -> anyhow::Result<Self> {
+        let mut config = AsyncConnectionConfig::new();
+        if blocking {
+            config = config.set_response_timeout(None);
+        }
+        Ok(Self {
+            client: other.client.clone(),
+            config,
+            conn: Arc::default(),
+        })
+    }
+
+    /// The open connection, or a new one.
+    pub(crate) async fn conn(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = &*slot {
+            return Ok(conn.clone());
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `cmd`; a failure that may have broken the connection drops it, so
+    /// the next command reconnects.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self.conn().await?;
+        let result = cmd.query_async(&mut conn).await;
+        if let Err(err) = &result
+            && (err.is_io_error()
+                || err.is_connection_dropped()
+                || err.is_connection_refusal()
+                || err.is_timeout()
+                || err.is_unrecoverable_error())
+        {
+            *self.conn.lock().await = None;
+        }
+        result
+    }
+}
+
+/// One in-process bus per stream name, shared by every component of a process
+/// (`grocery dev` runs them all in one), so events cross subgraphs without Redis.
+fn shared(stream: &str) -> broadcast::Sender<Event> {
+    static SHARED: OnceLock<std::sync::Mutex<HashMap<String, broadcast::Sender<Event>>>> =
+        OnceLock::new();
+    let mut map = SHARED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(stream.to_owned())
+        .or_insert_with(|| broadcast::channel(LOCAL_CAPACITY).0)
+        .clone()
+}
+
 impl Bus {
-    /// A bus that never leaves this process.
+    /// A bus of its own that never leaves this process (tests).
     pub fn in_process() -> Self {
         Self {
             local: broadcast::channel(LOCAL_CAPACITY).0,
+            redis: None,
+        }
+    }
+
+    /// The process-wide in-process bus of `stream`.
+    pub fn shared_in_process(stream: &str) -> Self {
+        Self {
+            local: shared(stream),
             redis: None,
         }
     }
@@ -46,27 +144,21 @@ impl Bus {
     /// stream from its current end and hands every entry, from any replica,
     /// to local subscribers; it ends when the last clone of the bus is dropped.
     pub async fn redis(url: &str, stream: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("REDIS_URL is not a Redis URL")?;
-        let conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .with_context(|| format!("cannot connect to Redis at {url}"))?;
+        let link = Link::new(url, false)?;
         // The reader blocks on XREAD, so it has its own connection without a response timeout.
-        let mut reader = client
-            .get_multiplexed_async_connection_with_config(
-                &AsyncConnectionConfig::new().set_response_timeout(None),
+        let reader = Link::new(url, true)?;
+        // Start after the newest entry; `$` would miss entries added between reads.
+        let newest: StreamRangeReply = reader
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
             )
             .await
-            .with_context(|| format!("cannot connect to Redis at {url}"))?;
-        // Start after the newest entry; `$` would miss entries added between reads.
-        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut reader)
-            .await?;
+            .with_context(|| format!("cannot read the event stream at {url}"))?;
         let start = newest
             .ids
             .first()
@@ -76,17 +168,17 @@ impl Bus {
         Ok(Self {
             local,
             redis: Some(RedisSink {
-                conn,
+                link,
                 stream: stream.to_owned(),
             }),
         })
     }
 
-    /// Redis when `redis_url` is given, in-process otherwise.
+    /// Redis when `redis_url` is given, the process-wide in-process bus otherwise.
     pub async fn connect(redis_url: Option<&str>, stream: &str) -> anyhow::Result<Self> {
         match redis_url {
             Some(url) => Self::redis(url, stream).await,
-            None => Ok(Self::in_process()),
+            None => Ok(Self::shared_in_process(stream)),
         }
     }
 
@@ -95,21 +187,28 @@ impl Bus {
         self.redis.is_some()
     }
 
+    /// The Redis link and stream, when events go through Redis.
+    pub(crate) fn redis_stream(&self) -> Option<(&Link, &str)> {
+        self.redis.as_ref().map(|r| (&r.link, r.stream.as_str()))
+    }
+
     /// Publishes one event: to Redis (whose reader delivers it locally), or
     /// straight to local subscribers.
     pub async fn publish(&self, event: &Event) -> anyhow::Result<()> {
         match &self.redis {
             Some(sink) => {
-                let mut conn = sink.conn.clone();
-                let _: String = redis::cmd("XADD")
-                    .arg(&sink.stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(STREAM_MAXLEN)
-                    .arg("*")
-                    .arg("event")
-                    .arg(serde_json::to_string(event)?)
-                    .query_async(&mut conn)
+                let _: String = sink
+                    .link
+                    .query(
+                        redis::cmd("XADD")
+                            .arg(&sink.stream)
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(STREAM_MAXLEN)
+                            .arg("*")
+                            .arg("event")
+                            .arg(serde_json::to_string(event)?),
+                    )
                     .await
                     .context("publishing to Redis")?;
             }
@@ -134,23 +233,20 @@ impl Bus {
 }
 
 /// Reads the stream after `last` and forwards entries until the bus is gone.
-async fn follow(
-    mut conn: MultiplexedConnection,
-    stream: String,
-    mut last: String,
-    local: broadcast::WeakSender<Event>,
-) {
+async fn follow(link: Link, stream: String, mut last: String, local: broadcast::WeakSender<Event>) {
     let options = StreamReadOptions::default().block(1000).count(500);
     loop {
         if local.upgrade().is_none() {
             return;
         }
-        let read: Result<Option<StreamReadReply>, _> = redis::cmd("XREAD")
-            .arg(&options)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(&last)
-            .query_async(&mut conn)
+        let read: Result<Option<StreamReadReply>, _> = link
+            .query(
+                redis::cmd("XREAD")
+                    .arg(&options)
+                    .arg("STREAMS")
+                    .arg(&stream)
+                    .arg(&last),
+            )
             .await;
         let reply = match read {
             Ok(Some(reply)) => reply,

@@ -26,10 +26,14 @@
 //! ```
 
 mod bus;
+mod consumer;
 pub mod outbox;
 mod relay;
 
 pub use bus::{Bus, DEFAULT_STREAM};
+pub use consumer::{
+    Applied, Consumer, ConsumerOptions, ConsumerStats, DEAD_LETTER_SUFFIX, Handler, metrics_text,
+};
 pub use relay::Relay;
 
 use chrono::{DateTime, Utc};
