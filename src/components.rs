@@ -374,6 +374,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                 rpc_addr: None,
                 extra: vec![
                     until_stopped("event relay", orders::Orders::run_relay(state.clone())),
+                    until_stopped(
+                        "shipment consumer",
+                        orders::Orders::run_shipments_consumer(state.clone()),
+                    ),
                     until_stopped("expiry sweeper", orders::Orders::run_sweeper(state, every)),
                 ],
             }

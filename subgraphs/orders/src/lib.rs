@@ -28,6 +28,7 @@ pub mod names;
 pub mod order;
 pub mod payments;
 pub mod schema;
+pub mod shipping;
 pub mod stock;
 pub mod transitions;
 
@@ -42,7 +43,7 @@ use kit::{
     auth::{KeyRing, TokenSettings, Verifier},
     config::Env,
     db::{DbConfig, PgPool},
-    events::{Bus, Relay},
+    events::{Bus, Consumer, ConsumerOptions, Relay},
 };
 use rust_decimal::Decimal;
 
@@ -205,6 +206,15 @@ impl Orders {
     /// Publishes outbox rows (woken on commit, polling every 250 ms for other replicas).
     pub async fn run_relay(state: Arc<OrdersState>) {
         state.relay.clone().run(Duration::from_millis(250)).await
+    }
+
+    /// Follows shipments (`shipment.status_changed`) until dropped.
+    pub async fn run_shipments_consumer(state: Arc<OrdersState>) {
+        let bus = state.relay.bus().clone();
+        let handler = Arc::new(shipping::ShipmentsHandler::new(state.clone()));
+        Consumer::new(handler, state.pool.clone(), bus, ConsumerOptions::default())
+            .run()
+            .await
     }
 
     /// Expires lapsed reservations every `interval`.

@@ -7,4 +7,5 @@ mod confirm;
 mod events;
 mod lifecycle;
 mod reads;
+mod shipping;
 mod support;
