@@ -1,11 +1,7 @@
 //! Event consumers on a real Redis and Postgres: every event applied exactly
 //! once through crashes, replicas, poison events and a Redis restart.
 
-use std::{
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use diesel::sql_types::{BigInt, Text};
@@ -13,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use kit::{
     db::PgPool,
     events::{Applied, Bus, Consumer, ConsumerOptions, DEAD_LETTER_SUFFIX, Event, Handler},
-    testing::TestDatabase,
+    testing::{RedisServer, TestDatabase},
 };
 use tokio::sync::Notify;
 
@@ -384,85 +380,10 @@ async fn without_redis_the_in_process_bus_feeds_the_consumer() {
     task.abort();
 }
 
-/// A redis-server of this test's own, persisting to an append-only file so a
-/// restart keeps the stream (as a production Redis would).
-struct OwnRedis {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("grocery-redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "redis-server must be installed (apt-get install redis-server; .ci/run does it)",
-            );
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test]
 async fn the_flow_completes_across_a_redis_restart() {
     let (_db, pool) = database().await;
-    let mut redis = OwnRedis::start();
+    let mut redis = RedisServer::start();
     let stream = stream_name();
     let bus = Bus::redis(&redis.url(), &stream).await.unwrap();
     let consumer = Consumer::new(
