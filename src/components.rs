@@ -167,6 +167,52 @@ fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
     urls
 }
 
+/// `250ms`, `2s` or `1.5s`: a timeout as people write it.
+fn parse_timeout(raw: &str) -> Option<std::time::Duration> {
+    let raw = raw.trim();
+    let (number, scale) = match raw.strip_suffix("ms") {
+        Some(ms) => (ms, 0.001),
+        None => (raw.strip_suffix('s')?, 1.0),
+    };
+    let seconds = number.trim().parse::<f64>().ok()? * scale;
+    (seconds > 0.0 && seconds <= 3600.0).then(|| std::time::Duration::from_secs_f64(seconds))
+}
+
+/// `SUBGRAPH_TIMEOUT=10s` for every subgraph, and
+/// `SUBGRAPH_TIMEOUTS="inventory=2s,orders=1500ms"` for the ones that differ.
+fn subgraph_timeouts(
+    env: &mut Env,
+) -> (
+    std::time::Duration,
+    std::collections::HashMap<String, std::time::Duration>,
+) {
+    let default = match env.get("SUBGRAPH_TIMEOUT") {
+        None => SUBGRAPH_TIMEOUT,
+        Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+            env.problem(format!(
+                "SUBGRAPH_TIMEOUT: {raw:?} is not a timeout like 10s or 500ms (up to 3600s)"
+            ));
+            SUBGRAPH_TIMEOUT
+        }),
+    };
+    let mut each = std::collections::HashMap::new();
+    let raw = env.get("SUBGRAPH_TIMEOUTS").unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair
+            .split_once('=')
+            .and_then(|(name, t)| Some((name.trim(), parse_timeout(t)?)))
+        {
+            Some((name, timeout)) if !name.is_empty() => {
+                each.insert(name.to_owned(), timeout);
+            }
+            _ => env.problem(format!(
+                "SUBGRAPH_TIMEOUTS: {pair:?} is not name=timeout (like inventory=2s)"
+            )),
+        }
+    }
+    (default, each)
+}
+
 /// How often the supergraph file is checked for changes.
 const SUPERGRAPH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -190,8 +236,10 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
     };
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let defaults = gateway::limits::Limits::default();
+    let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
     let options = gateway::http::GatewayOptions {
-        subgraph_timeout: SUBGRAPH_TIMEOUT,
+        subgraph_timeout,
+        subgraph_timeouts,
         subgraph_urls: subgraph_urls(&mut env),
         // Off unless asked for: a production API does not publish its schema by default.
         introspection: env.parse_or("INTROSPECTION", false),
@@ -500,4 +548,21 @@ pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
         kit::db::migrate(&db, component.migrations()).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_timeout;
+
+    #[test]
+    fn timeouts_read_as_people_write_them() {
+        assert_eq!(parse_timeout("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(" 1500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("0.25s"), Some(Duration::from_millis(250)));
+        for bad in ["", "2", "s", "0s", "-1s", "2h", "4000s", "fast"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
 }

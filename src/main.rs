@@ -49,6 +49,7 @@ variable is reported at once:
   CATALOG_URL                           orders: catalog's GraphQL URL (product names of orders)
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
+  SUBGRAPH_TIMEOUT, SUBGRAPH_TIMEOUTS   gateway: 10s for every subgraph / name=2s,… for some
   INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
   MAX_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS  gateway: operation limits (default 15, 30, 20)
   CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)

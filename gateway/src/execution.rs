@@ -38,6 +38,8 @@ use crate::{
 /// Where each subgraph is reached, and the client that reaches them.
 pub struct Subgraphs {
     urls: HashMap<String, Uri>,
+    /// Timeouts of subgraphs that do not use the client's.
+    timeouts: HashMap<String, std::time::Duration>,
     client: SubgraphClient,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
@@ -51,9 +53,16 @@ impl Subgraphs {
     ) -> Self {
         Self {
             urls,
+            timeouts: HashMap::new(),
             client,
             metrics,
         }
+    }
+
+    /// Gives the named subgraphs their own timeouts instead of the client's.
+    pub fn with_timeouts(mut self, timeouts: HashMap<String, std::time::Duration>) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Asks every subgraph `{ __typename }` within `deadline`; the ones that
@@ -490,7 +499,15 @@ async fn send(
         headers: ctx.headers.clone(),
     };
     let started = std::time::Instant::now();
-    let result = ctx.subgraphs.client.fetch(url, request).await;
+    let result = match ctx.subgraphs.timeouts.get(service) {
+        Some(timeout) => {
+            ctx.subgraphs
+                .client
+                .fetch_within(url, request, *timeout)
+                .await
+        }
+        None => ctx.subgraphs.client.fetch(url, request).await,
+    };
     ctx.subgraphs
         .metrics
         .fetch(service, started.elapsed(), result.is_err());

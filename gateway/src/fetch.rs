@@ -78,11 +78,21 @@ impl SubgraphClient {
         Self { http, timeout }
     }
 
-    /// Sends `request` to the subgraph at `url`.
+    /// Sends `request` to the subgraph at `url`, within the client's timeout.
     pub async fn fetch(
         &self,
         url: &Uri,
         request: SubgraphRequest<'_>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        self.fetch_within(url, request, self.timeout).await
+    }
+
+    /// Sends `request` to the subgraph at `url`; fails after `timeout`.
+    pub async fn fetch_within(
+        &self,
+        url: &Uri,
+        request: SubgraphRequest<'_>,
+        timeout: Duration,
     ) -> Result<SubgraphResponse, FetchError> {
         let mut body =
             serde_json::json!({ "query": request.query, "variables": request.variables });
@@ -122,9 +132,9 @@ impl SubgraphClient {
                 bytes,
             ))
         };
-        let (status, content_type, bytes) = tokio::time::timeout(self.timeout, exchange)
+        let (status, content_type, bytes) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| FetchError::Timeout(self.timeout))??;
+            .map_err(|_| FetchError::Timeout(timeout))??;
         parse(status.as_u16(), content_type.as_ref(), &bytes)
     }
 }

@@ -37,6 +37,8 @@ use crate::{
 pub struct GatewayOptions {
     /// How long a subgraph may take to answer.
     pub subgraph_timeout: std::time::Duration,
+    /// Subgraphs that get another timeout than `subgraph_timeout`, by name.
+    pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
     /// Whether `__schema`/`__type` are answered.
@@ -51,6 +53,7 @@ impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
             subgraph_timeout: std::time::Duration::from_secs(10),
+            subgraph_timeouts: Default::default(),
             subgraph_urls: Default::default(),
             introspection: false,
             limits: Default::default(),
@@ -140,6 +143,13 @@ fn load(
     {
         anyhow::bail!("SUBGRAPH_URLS names {unknown:?}, which the supergraph does not have");
     }
+    if let Some(unknown) = options
+        .subgraph_timeouts
+        .keys()
+        .find(|name| !supergraph.subgraphs().contains_key(*name))
+    {
+        anyhow::bail!("SUBGRAPH_TIMEOUTS names {unknown:?}, which the supergraph does not have");
+    }
     let urls = supergraph
         .subgraphs()
         .iter()
@@ -151,7 +161,8 @@ fn load(
             Ok((name.clone(), uri))
         })
         .collect::<anyhow::Result<_>>()?;
-    let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone());
+    let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
+        .with_timeouts(options.subgraph_timeouts.clone());
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));

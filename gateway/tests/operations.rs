@@ -203,3 +203,62 @@ async fn metrics_count_requests_fetches_and_plan_cache() {
     assert_eq!(line("plan_cache_hits_total"), 2.0);
     assert_eq!(line("plan_cache_misses_total"), 2.0);
 }
+
+struct LateQuery;
+
+#[Object(name = "Query")]
+impl LateQuery {
+    /// Like `slow`, from another subgraph.
+    async fn late(&self, ms: u64) -> Option<String> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Some(format!("late after {ms} ms"))
+    }
+}
+
+#[tokio::test]
+async fn a_subgraph_with_its_own_timeout_is_cut_off_and_the_rest_answers() {
+    let sg = subgraph("one").await;
+    let late = support::serve(
+        "late",
+        Schema::build(LateQuery, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    )
+    .await;
+    let sdl = support::supergraph(&[&sg, &late]);
+    let options = |timeouts: &[(&str, u64)]| gateway::http::GatewayOptions {
+        subgraph_timeout: Duration::from_secs(5),
+        subgraph_timeouts: timeouts
+            .iter()
+            .map(|(name, ms)| (name.to_string(), Duration::from_millis(*ms)))
+            .collect(),
+        ..Default::default()
+    };
+    let gw = std::sync::Arc::new(
+        gateway::http::Gateway::new(&sdl, None, &options(&[("late", 100)])).unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let (body, _) = support::post(&gw, "{ slow(ms: 300) late(ms: 300) }", json!({}), &[]).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(body["data"]["slow"], "one after 300 ms", "{body}");
+    assert_eq!(body["data"]["late"], serde_json::Value::Null, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "SUBGRAPH_ERROR", "{body}");
+    assert_eq!(error["extensions"]["serviceName"], "late", "{body}");
+    assert!(
+        error["message"].as_str().unwrap().contains("100ms"),
+        "{body}"
+    );
+    // Within its timeout the same subgraph answers.
+    let (body, _) = support::post(&gw, "{ late(ms: 20) }", json!({}), &[]).await;
+    assert_eq!(body, json!({ "data": { "late": "late after 20 ms" } }));
+    // A timeout for a subgraph the supergraph does not have is a mistake.
+    let unknown = gateway::http::Gateway::new(&sdl, None, &options(&[("lat", 100)]));
+    assert!(
+        unknown
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("SUBGRAPH_TIMEOUTS names \"lat\"")
+    );
+}
