@@ -372,12 +372,25 @@ pub struct Started {
 /// Migrates and builds a component; inventory also binds its stock API.
 pub async fn start(config: &Config) -> anyhow::Result<Started> {
     Ok(match config {
-        Config::Users(cfg) => Started {
-            component: Component::Users,
-            router: users::router(cfg).await?,
-            rpc_addr: None,
-            extra: Vec::new(),
-        },
+        Config::Users(cfg) => {
+            let parts = users::start(cfg).await?;
+            let notes = parts.notifications;
+            Started {
+                component: Component::Users,
+                router: parts.router,
+                rpc_addr: None,
+                extra: vec![
+                    until_stopped(
+                        "notifications consumer",
+                        users::Users::run_notifications_consumer(notes.clone(), parts.bus),
+                    ),
+                    until_stopped(
+                        "mailer",
+                        users::Users::run_mailer(notes, parts.mailer_interval),
+                    ),
+                ],
+            }
+        }
         Config::Catalog(cfg) => Started {
             component: Component::Catalog,
             router: catalog::router(cfg).await?,

@@ -1,21 +1,25 @@
-//! The users subgraph: accounts, sessions (dual JWT) and profiles.
+//! The users subgraph: accounts, sessions (dual JWT), profiles and notifications.
 //!
 //! It owns the `users` PostgreSQL schema (`migrations/users/`), signs every
 //! token in the system and publishes its public keys at
-//! `/.well-known/jwks.json`. `User @key(fields: "id")` is its entity.
+//! `/.well-known/jwks.json`. `User @key(fields: "id")` is its entity. It owns
+//! contact details, so it also turns order and shipment events into
+//! notifications and e-mails them ([`notifications`]).
 //!
-//! Read on: [`schema`] (GraphQL, thin) → [`accounts`] and [`sessions`] (rules
-//! and SQL) → [`profile`] and [`password`] (value rules) → [`db`] (tables).
+//! Read on: [`schema`] (GraphQL, thin) → [`accounts`], [`sessions`] and
+//! [`notifications`] (rules and SQL) → [`profile`] and [`password`] (value
+//! rules) → [`db`] (tables).
 
 pub mod accounts;
 pub mod db;
 pub mod error;
+pub mod notifications;
 pub mod password;
 pub mod profile;
 pub mod schema;
 pub mod sessions;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use axum::{Json, Router, routing::get};
@@ -24,8 +28,12 @@ use kit::{
     auth::{KeyRing, Role, TokenSettings},
     config::Env,
     db::{DbConfig, PgPool},
+    events::{Bus, Consumer, ConsumerOptions},
 };
 
+pub use crate::notifications::{
+    MailConfig, Notifications, events::NotificationsHandler, mailer::deliver_due,
+};
 use crate::{
     accounts::NewAccount,
     schema::{Mutation, Query, UserLoader, UsersSchema, UsersState},
@@ -44,6 +52,15 @@ pub struct UsersConfig {
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
+    /// Redis for the event bus the notifications consumer reads (`REDIS_URL`);
+    /// the in-process bus without it.
+    pub redis_url: Option<String>,
+    /// The Redis stream events come from (`EVENT_STREAM`, default `grocery:events`).
+    pub event_stream: String,
+    /// Notification e-mail: `SMTP_URL` (optional, e.g. `smtp://127.0.0.1:2525`;
+    /// unset = notifications are only stored), `SMTP_FROM` (default
+    /// `grocery@localhost`), `MAILER_POLL_SECS` (default 5).
+    pub mail: MailConfig,
 }
 
 impl UsersConfig {
@@ -59,7 +76,16 @@ impl UsersConfig {
                 KeyRing::default()
             }
         };
-        Self { db, keys, tokens }
+        Self {
+            db,
+            keys,
+            tokens,
+            redis_url: env.get("REDIS_URL"),
+            event_stream: env
+                .get("EVENT_STREAM")
+                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            mail: MailConfig::from_env(env),
+        }
     }
 }
 
@@ -82,7 +108,56 @@ pub fn sdl() -> String {
     kit::server::federation_sdl(&builder().finish())
 }
 
-/// Migrates the schema and returns the subgraph's HTTP routes.
+/// The running parts of the subgraph: its routes, and the notifications
+/// consumer and mailer the caller runs beside them.
+pub struct Users {
+    pub router: Router,
+    pub notifications: Arc<Notifications>,
+    /// Where the consumer reads events.
+    pub bus: Bus,
+    /// How often the mailer polls besides being woken (`MAILER_POLL_SECS`).
+    pub mailer_interval: Duration,
+}
+
+impl Users {
+    /// Turns `order.status_changed` and `shipment.status_changed` events into
+    /// notifications (consumer group `users.notifications`) until dropped.
+    pub async fn run_notifications_consumer(notifications: Arc<Notifications>, bus: Bus) {
+        let pool = notifications.pool.clone();
+        let handler = Arc::new(NotificationsHandler::new(notifications));
+        Consumer::new(handler, pool, bus, ConsumerOptions::default())
+            .run()
+            .await
+    }
+
+    /// E-mails pending notifications, woken by new ones and every `interval`,
+    /// until dropped. Without SMTP it waits forever (there is nothing to send).
+    pub async fn run_mailer(notifications: Arc<Notifications>, interval: Duration) {
+        notifications::mailer::run(notifications, interval).await
+    }
+}
+
+/// Migrates the schema, connects the bus and builds the subgraph with its
+/// notification tasks.
+pub async fn start(cfg: &UsersConfig) -> anyhow::Result<Users> {
+    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
+    let pool = kit::db::pool(&cfg.db).await?;
+    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    build(cfg, pool, bus)
+}
+
+/// The subgraph over an existing, migrated pool and a bus.
+pub fn build(cfg: &UsersConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Users> {
+    Ok(Users {
+        router: router_with_pool(cfg, pool.clone())?,
+        notifications: Arc::new(Notifications::new(pool, &cfg.mail)?),
+        bus,
+        mailer_interval: cfg.mail.poll_interval,
+    })
+}
+
+/// Migrates the schema and returns the subgraph's HTTP routes only
+/// ([`start`] also gives the notification tasks).
 pub async fn router(cfg: &UsersConfig) -> anyhow::Result<Router> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;

@@ -1,6 +1,6 @@
 //! The users subgraph's GraphQL surface. Resolvers are thin: they check who
 //! is calling, translate GraphQL input into domain values and call
-//! [`accounts`] or [`sessions`].
+//! [`accounts`], [`sessions`] or [`notifications`].
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{self, AccountFilter, NewAccount, ProfileUpdate},
-    db::Account,
+    db::{self, Account},
+    notifications::{self, Delivery, NotificationKind},
     profile,
     sessions::{self, TokenIssuer},
 };
@@ -78,6 +79,16 @@ const ANY_ROLE: &[Role] = &[Role::Customer, Role::Truck, Role::Partner, Role::Ad
 fn parse_id(field: &str, id: &ID) -> ApiResult<Uuid> {
     Uuid::parse_str(id)
         .map_err(|_| ApiError::bad_input(field, format!("{:?} is not a valid id", id.as_str())))
+}
+
+/// The id inside an `after` cursor of a listing keyed by id.
+fn id_cursor(after: Option<&str>) -> ApiResult<Option<Uuid>> {
+    after
+        .map(|cursor| {
+            Uuid::parse_str(&decode_cursor(cursor)?)
+                .map_err(|_| ApiError::bad_input("after", "invalid cursor"))
+        })
+        .transpose()
 }
 
 /// An account as clients see it. Contact details are private to the user and
@@ -166,7 +177,75 @@ impl User {
             label: m.label,
         }))
     }
+
+    /// What the user was told about their orders, newest first; the user and admins.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<NotificationConnection> {
+        self.check_private(ctx)?;
+        let first = page_size(first, 20)?;
+        let after = id_cursor(after.as_deref())?;
+        let page = notifications::list(&state(ctx).pool, self.account.id, first, after).await?;
+        let mut connection = NotificationConnection::with_additional_fields(
+            after.is_some(),
+            page.has_next_page,
+            NotificationConnectionFields {
+                total_count: page.total_count,
+            },
+        );
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|n| Edge::new(encode_cursor(&n.id.to_string()), Notification::from(n))),
+        );
+        Ok(connection)
+    }
 }
+
+/// Something a user was told, e.g. that their order shipped.
+#[derive(SimpleObject)]
+pub struct Notification {
+    pub id: ID,
+    pub kind: NotificationKind,
+    pub subject: String,
+    pub body: String,
+    pub order_id: Option<ID>,
+    pub order_number: Option<String>,
+    /// E-mailed, waiting to be, given up on, or only kept here.
+    pub delivery: Delivery,
+    pub created_at: DateTime<Utc>,
+    /// When it was e-mailed.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<db::Notification> for Notification {
+    fn from(n: db::Notification) -> Self {
+        Self {
+            id: ID(n.id.to_string()),
+            kind: n.kind,
+            subject: n.subject,
+            body: n.body,
+            order_id: n.order_id.map(|id| ID(id.to_string())),
+            order_number: n.order_number,
+            delivery: n.delivery,
+            created_at: n.created_at,
+            sent_at: n.sent_at,
+        }
+    }
+}
+
+/// Extra fields of the `notifications` connection.
+#[derive(SimpleObject)]
+pub struct NotificationConnectionFields {
+    /// The user's notifications, on every page.
+    pub total_count: i64,
+}
+
+pub type NotificationConnection =
+    Connection<String, Notification, NotificationConnectionFields, EmptyFields>;
 
 /// A postal address.
 #[derive(SimpleObject, InputObject, Clone)]
@@ -304,13 +383,7 @@ impl Query {
     ) -> ApiResult<UserConnection> {
         live_caller(ctx, &[Role::Admin]).await?;
         let first = page_size(first, 20)?;
-        let after = match after.as_deref().map(decode_cursor).transpose()? {
-            Some(key) => Some(
-                Uuid::parse_str(&key)
-                    .map_err(|_| ApiError::bad_input("after", "invalid cursor"))?,
-            ),
-            None => None,
-        };
+        let after = id_cursor(after.as_deref())?;
         let filter = AccountFilter {
             search,
             role,

@@ -7,7 +7,10 @@ use diesel::prelude::*;
 use kit::auth::Role;
 use uuid::Uuid;
 
-use crate::profile::{Address, PaymentMethod};
+use crate::{
+    notifications::{Delivery, NotificationKind},
+    profile::{Address, PaymentMethod},
+};
 
 /// An account as stored, without its password hash.
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -53,4 +56,25 @@ impl Account {
                 label: self.payment_method_label.clone(),
             })
     }
+}
+
+/// A notification as its user reads it.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = schema::notifications, check_for_backend(diesel::pg::Pg))]
+pub struct Notification {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    #[diesel(deserialize_as = String)]
+    pub kind: NotificationKind,
+    pub order_id: Option<Uuid>,
+    pub order_number: Option<String>,
+    pub subject: String,
+    pub body: String,
+    #[diesel(deserialize_as = String)]
+    pub delivery: Delivery,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
 }

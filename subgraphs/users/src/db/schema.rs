@@ -30,5 +30,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        source -> Text,
+        event_id -> Int8,
+        kind -> Text,
+        order_id -> Nullable<Uuid>,
+        order_number -> Nullable<Text>,
+        subject -> Text,
+        body -> Text,
+        channel -> Text,
+        delivery -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens);
+diesel::joinable!(notifications -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens, notifications);

@@ -3,7 +3,10 @@
 mod accounts;
 mod admin;
 mod entities;
+mod mailer;
 mod migrations;
+mod notifications;
 mod profiles;
 mod sessions;
+mod smtp_sink;
 mod support;

@@ -1,15 +1,22 @@
 //! A users subgraph on its own fresh database, called through its real HTTP router.
 
-use std::{path::Path, sync::LazyLock};
+use std::{path::Path, sync::Arc, sync::LazyLock};
 
 use axum::{body::Body, http::Request};
+use chrono::Utc;
+use diesel::{QueryDsl, SelectableHelper};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::{DbConfig, PgPool, StatementLog},
+    events::{Bus, Consumer, ConsumerOptions, Event},
     testing::{TestClient, TestDatabase},
 };
 use serde_json::{Value, json};
-use users::{UsersConfig, accounts::NewAccount};
+use users::{
+    MailConfig, Notifications, NotificationsHandler, UsersConfig,
+    accounts::NewAccount,
+    db::{Notification, schema::notifications},
+};
 
 pub use kit::testing::{assert_no_errors, code};
 
@@ -44,6 +51,9 @@ impl TestApp {
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            redis_url: None,
+            event_stream: kit::events::DEFAULT_STREAM.into(),
+            mail: MailConfig::default(),
         };
         let pool = kit::db::pool(&cfg.db).await.expect("pool");
         let router = users::router_with_pool(&cfg, pool.clone()).expect("router");
@@ -125,6 +135,66 @@ impl TestApp {
         .await
     }
 
+    /// Registers a CUSTOMER with an e-mail address (or none); returns its id.
+    pub async fn customer_with_email(&self, device_id: &str, email: Option<&str>) -> String {
+        let account = users::accounts::register(
+            &self.pool,
+            NewAccount {
+                device_id: device_id.into(),
+                password: PASSWORD.into(),
+                email: email.map(Into::into),
+                phone: None,
+                role: Role::Customer,
+            },
+        )
+        .await
+        .expect("create account");
+        account.id.to_string()
+    }
+
+    /// Notification state over this app's pool, e-mailing through `smtp_url` when given.
+    pub fn notifications(&self, smtp_url: Option<String>) -> Arc<Notifications> {
+        let mail = MailConfig {
+            smtp_url,
+            ..MailConfig::default()
+        };
+        Arc::new(Notifications::new(self.pool.clone(), &mail).expect("mail settings"))
+    }
+
+    /// The `users.notifications` consumer, fed by hand through `apply`.
+    pub fn consumer(&self, notifications: &Arc<Notifications>) -> Consumer<NotificationsHandler> {
+        Consumer::new(
+            Arc::new(NotificationsHandler::new(notifications.clone())),
+            self.pool.clone(),
+            Bus::in_process(),
+            ConsumerOptions::default(),
+        )
+    }
+
+    /// Every notification, oldest first.
+    pub async fn notification_rows(&self) -> Vec<Notification> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.pool.get().await.unwrap();
+        notifications::table
+            .order(notifications::id)
+            .select(Notification::as_select())
+            .load(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    /// The channel of every notification, oldest first.
+    pub async fn channels(&self) -> Vec<String> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.pool.get().await.unwrap();
+        notifications::table
+            .order(notifications::id)
+            .select(notifications::channel)
+            .load(&mut conn)
+            .await
+            .unwrap()
+    }
+
     /// How many rows of `table` exist.
     pub async fn count(&self, table: &str) -> i64 {
         use diesel_async::RunQueryDsl;
@@ -155,4 +225,39 @@ pub fn tokens(session: &Value) -> Tokens {
 
 pub fn message(resp: &Value) -> &str {
     resp["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+/// The order every order event below is about, unless told otherwise.
+pub const ORDER: &str = "0196f000-0000-7000-8000-000000000042";
+
+/// An `order.status_changed` event of orders' outbox row `id`.
+pub fn order_event(id: i64, customer: &str, number: &str, status: &str) -> Event {
+    Event {
+        id,
+        source: "orders".into(),
+        topic: "order.status_changed".into(),
+        key: ORDER.into(),
+        payload: json!({
+            "orderId": ORDER, "number": number, "customerId": customer,
+            "previousStatus": "RESERVED", "status": status, "reason": null,
+            "at": "2026-11-22T10:00:00Z",
+        }),
+        at: Utc::now(),
+    }
+}
+
+/// A `shipment.status_changed` event of logistics' outbox row `id`.
+pub fn shipment_event(id: i64, customer: &str, order: &str, status: &str) -> Event {
+    Event {
+        id,
+        source: "logistics".into(),
+        topic: "shipment.status_changed".into(),
+        key: "0196f000-0000-7000-8000-0000000000aa".into(),
+        payload: json!({
+            "shipmentId": "0196f000-0000-7000-8000-0000000000aa", "trackingId": "TRK-7",
+            "orderId": order, "customerId": customer,
+            "previousStatus": "IN_TRANSIT", "status": status, "at": "2026-11-22T12:00:00Z",
+        }),
+        at: Utc::now(),
+    }
 }
