@@ -20,15 +20,18 @@ pub enum Component {
     Inventory,
     /// Cart, checkout, payments, order lifecycle and live order status.
     Orders,
+    /// Truck restocks and shipments.
+    Logistics,
 }
 
 impl Component {
     /// Every component, in start-up order (inventory's stock API first: catalog and orders call it).
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 5] = [
         Component::Inventory,
         Component::Catalog,
         Component::Users,
         Component::Orders,
+        Component::Logistics,
     ];
 
     /// The lower-case name used in commands, env variables and file names.
@@ -38,6 +41,7 @@ impl Component {
             Component::Catalog => "catalog",
             Component::Inventory => "inventory",
             Component::Orders => "orders",
+            Component::Logistics => "logistics",
         }
     }
 
@@ -48,6 +52,7 @@ impl Component {
             Component::Catalog => 4002,
             Component::Inventory => 4003,
             Component::Orders => 4004,
+            Component::Logistics => 4005,
         }
     }
 
@@ -58,6 +63,7 @@ impl Component {
             Component::Catalog => catalog::sdl(),
             Component::Inventory => inventory::sdl(),
             Component::Orders => orders::sdl(),
+            Component::Logistics => logistics::sdl(),
         }
     }
 
@@ -68,6 +74,7 @@ impl Component {
             Component::Catalog => &catalog::MIGRATIONS,
             Component::Inventory => &inventory::MIGRATIONS,
             Component::Orders => &orders::MIGRATIONS,
+            Component::Logistics => &logistics::MIGRATIONS,
         }
     }
 }
@@ -85,6 +92,8 @@ pub enum Servable {
     Inventory,
     /// Cart, checkout, payments, order lifecycle and live order status.
     Orders,
+    /// Truck restocks and shipments.
+    Logistics,
 }
 
 impl Servable {
@@ -96,6 +105,7 @@ impl Servable {
             Servable::Catalog => Some(Component::Catalog),
             Servable::Inventory => Some(Component::Inventory),
             Servable::Orders => Some(Component::Orders),
+            Servable::Logistics => Some(Component::Logistics),
         }
     }
 }
@@ -321,6 +331,7 @@ pub enum Config {
     Catalog(catalog::CatalogConfig),
     Inventory(inventory::InventoryConfig),
     Orders(orders::OrdersConfig),
+    Logistics(logistics::LogisticsConfig),
 }
 
 impl Config {
@@ -333,6 +344,9 @@ impl Config {
                 Config::Inventory(inventory::InventoryConfig::from_env(env, dev_keys))
             }
             Component::Orders => Config::Orders(orders::OrdersConfig::from_env(env, dev_keys)),
+            Component::Logistics => {
+                Config::Logistics(logistics::LogisticsConfig::from_env(env, dev_keys))
+            }
         }
     }
 }
@@ -440,6 +454,25 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                         orders::Orders::run_shipments_consumer(state.clone()),
                     ),
                     until_stopped("expiry sweeper", orders::Orders::run_sweeper(state, every)),
+                ],
+            }
+        }
+        Config::Logistics(cfg) => {
+            let parts = logistics::start(cfg).await?;
+            let state = parts.state;
+            Started {
+                component: Component::Logistics,
+                router: parts.router,
+                rpc_addr: None,
+                extra: vec![
+                    until_stopped(
+                        "event relay",
+                        logistics::Logistics::run_relay(state.clone()),
+                    ),
+                    until_stopped(
+                        "orders consumer",
+                        logistics::Logistics::run_orders_consumer(state),
+                    ),
                 ],
             }
         }

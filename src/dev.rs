@@ -149,6 +149,12 @@ async fn start(
                 cfg.catalog_url = format!("{url}/graphql");
             }
         }
+        // Logistics restocks through the stock API as bound.
+        if let (Config::Logistics(cfg), Some(rpc)) = (&mut *config, stock_api)
+            && !explicit_inventory_url
+        {
+            cfg.inventory_rpc_url = format!("http://{rpc}");
+        }
         let component = components::start(config).await?;
         let name = component.component;
         stock_api = stock_api.or(component.rpc_addr);
@@ -239,6 +245,6 @@ async fn seed(config: &Config, password: &str) -> anyhow::Result<()> {
                 catalog::GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
             catalog::seed_demo(&cfg.db, &registry).await
         }
-        Config::Orders(_) => Ok(()),
+        Config::Orders(_) | Config::Logistics(_) => Ok(()),
     }
 }

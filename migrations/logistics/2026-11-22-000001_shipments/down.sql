@@ -1,0 +1,4 @@
+DROP TABLE processed_events;
+DROP TABLE outbox;
+DROP TABLE shipment_status_history;
+DROP TABLE shipments;

@@ -1,0 +1,52 @@
+//! Tables of the `logistics` schema (see migrations/logistics) and their rows.
+//! The outbox and processed_events tables are kit::events'.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::shipments::ShipmentStatus;
+
+pub mod schema {
+    diesel::table! {
+        shipments (id) {
+            id -> Uuid,
+            order_id -> Uuid,
+            customer_id -> Uuid,
+            tracking_id -> Text,
+            carrier -> Text,
+            status -> Text,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        shipment_status_history (id) {
+            id -> Int8,
+            shipment_id -> Uuid,
+            from_status -> Nullable<Text>,
+            to_status -> Text,
+            actor_id -> Nullable<Uuid>,
+            at -> Timestamptz,
+        }
+    }
+
+    diesel::joinable!(shipment_status_history -> shipments (shipment_id));
+    diesel::allow_tables_to_appear_in_same_query!(shipments, shipment_status_history);
+}
+
+/// A shipment as stored.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = schema::shipments, check_for_backend(diesel::pg::Pg))]
+pub struct Shipment {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub tracking_id: String,
+    pub carrier: String,
+    #[diesel(deserialize_as = String)]
+    pub status: ShipmentStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -1,0 +1,179 @@
+//! The logistics subgraph: truck restocks (through inventory's stock API) and
+//! shipments, which follow paid orders and drive them to DELIVERED.
+//!
+//! It owns the `logistics` PostgreSQL schema (`migrations/logistics/`) and
+//! the `Shipment @key(fields: "id")` entity, and adds `shipment` to orders'
+//! `Order`. A shipment is made by the `logistics.shipments` consumer when an
+//! order becomes CONFIRMED ([`events`]); trucks move it ([`shipments`]) and
+//! every move is a `shipment.status_changed` event in the outbox, which orders
+//! consumes.
+
+pub mod db;
+pub mod events;
+pub mod inventory;
+pub mod schema;
+pub mod shipments;
+
+use std::{sync::Arc, time::Duration};
+
+use async_graphql::Schema;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use kit::{
+    auth::{KeyRing, TokenSettings, Verifier},
+    config::Env,
+    db::{DbConfig, PgPool},
+    events::{Bus, Consumer, ConsumerOptions, Relay},
+};
+
+pub use crate::inventory::StockClient;
+use crate::schema::{LogisticsSchema, Mutation, Query};
+
+/// The PostgreSQL schema this subgraph owns (and the `source` of its events).
+pub const DB_SCHEMA: &str = "logistics";
+
+/// Migrations of the `logistics` schema, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/logistics");
+
+/// Where inventory's stock API listens unless `INVENTORY_RPC_URL` says otherwise.
+pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
+/// The carrier of new shipments unless `SHIPPING_CARRIER` says otherwise.
+pub const DEFAULT_CARRIER: &str = "grocery-fleet";
+
+/// Everything the logistics subgraph needs to run.
+#[derive(Clone)]
+pub struct LogisticsConfig {
+    pub db: DbConfig,
+    pub keys: KeyRing,
+    pub tokens: TokenSettings,
+    /// Inventory's gRPC endpoint (`INVENTORY_RPC_URL`).
+    pub inventory_rpc_url: String,
+    /// The service credential for inventory (`INTERNAL_RPC_TOKEN`).
+    pub rpc_token: String,
+    /// Redis for the event bus (`REDIS_URL`); in-process bus without it.
+    pub redis_url: Option<String>,
+    /// The Redis stream events go to (`EVENT_STREAM`, default `grocery:events`).
+    pub event_stream: String,
+    /// The carrier new shipments get (`SHIPPING_CARRIER`).
+    pub carrier: String,
+    /// How often pending restocks are retried (`RESTOCK_RETRY_SECS`, default 5).
+    pub reconcile_interval: Duration,
+}
+
+impl LogisticsConfig {
+    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let db = DbConfig::from_env(env, DB_SCHEMA);
+        let tokens = TokenSettings::from_env(env);
+        let keys = KeyRing::verifying_from_env_or(env, keys);
+        let inventory_rpc_url = env
+            .get("INVENTORY_RPC_URL")
+            .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
+        if tonic::transport::Endpoint::from_shared(inventory_rpc_url.clone()).is_err() {
+            env.problem(format!(
+                "INVENTORY_RPC_URL={inventory_rpc_url:?} is not a valid URL"
+            ));
+        }
+        let carrier = env
+            .get("SHIPPING_CARRIER")
+            .unwrap_or_else(|| DEFAULT_CARRIER.into());
+        if carrier.trim().is_empty() || carrier.chars().count() > 100 {
+            env.problem("SHIPPING_CARRIER must be 1 to 100 characters");
+        }
+        Self {
+            db,
+            keys,
+            tokens,
+            inventory_rpc_url,
+            rpc_token: env.required("INTERNAL_RPC_TOKEN"),
+            redis_url: env.get("REDIS_URL"),
+            event_stream: env
+                .get("EVENT_STREAM")
+                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            carrier: carrier.trim().to_owned(),
+            reconcile_interval: Duration::from_secs(env.parse_or("RESTOCK_RETRY_SECS", 5).max(1)),
+        }
+    }
+}
+
+/// What every flow shares.
+pub struct LogisticsState {
+    pub pool: PgPool,
+    pub stock: StockClient,
+    /// Woken after every commit that wrote events.
+    pub relay: Relay,
+    pub carrier: String,
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, async_graphql::EmptySubscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        async_graphql::EmptySubscription,
+    )
+    .enable_federation()
+}
+
+/// The executable schema over `state`.
+pub fn build_schema(state: Arc<LogisticsState>) -> LogisticsSchema {
+    builder()
+        .data(async_graphql::dataloader::DataLoader::new(
+            schema::ShipmentsByOrder(state.pool.clone()),
+            tokio::spawn,
+        ))
+        .data(state)
+        .finish()
+}
+
+/// The federation SDL as served (`schema/logistics.graphql`).
+pub fn sdl() -> String {
+    kit::server::federation_sdl(&builder().finish())
+}
+
+/// The running parts of the subgraph: its routes, and the tasks the caller
+/// runs beside them.
+pub struct Logistics {
+    pub router: axum::Router,
+    pub state: Arc<LogisticsState>,
+    pub reconcile_interval: Duration,
+}
+
+impl Logistics {
+    /// Publishes outbox rows (woken on commit, polling every 250 ms for other replicas).
+    pub async fn run_relay(state: Arc<LogisticsState>) {
+        state.relay.clone().run(Duration::from_millis(250)).await
+    }
+
+    /// Makes and cancels shipments as orders change (`order.status_changed`), until dropped.
+    pub async fn run_orders_consumer(state: Arc<LogisticsState>) {
+        let bus = state.relay.bus().clone();
+        let handler = Arc::new(events::ShipmentsHandler::new(state.clone()));
+        Consumer::new(handler, state.pool.clone(), bus, ConsumerOptions::default())
+            .run()
+            .await
+    }
+}
+
+/// Migrates the schema, connects the bus and builds the subgraph.
+pub async fn start(cfg: &LogisticsConfig) -> anyhow::Result<Logistics> {
+    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
+    let pool = kit::db::pool(&cfg.db).await?;
+    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    build(cfg, pool, bus)
+}
+
+/// The subgraph over an existing, migrated pool and a bus.
+pub fn build(cfg: &LogisticsConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Logistics> {
+    let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
+    let state = Arc::new(LogisticsState {
+        stock: StockClient::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?,
+        relay: Relay::new(pool.clone(), bus, DB_SCHEMA),
+        carrier: cfg.carrier.clone(),
+        pool: pool.clone(),
+    });
+    let schema = build_schema(state.clone());
+    Ok(Logistics {
+        router: kit::server::router(schema, verifier, pool),
+        state,
+        reconcile_interval: cfg.reconcile_interval,
+    })
+}

@@ -1,0 +1,5 @@
+//! The logistics subgraph against real PostgreSQL (and, for restocks, a real
+//! inventory stock API): one fresh set of databases per test.
+
+mod shipments;
+mod support;

@@ -1,0 +1,361 @@
+//! The life of an order, end to end: `grocery dev` with every subgraph and
+//! the gateway, events through a real Redis (restarted half-way), a customer
+//! watching `orderStatusChanged`, a truck moving the shipment.
+//!
+//! preview → confirm → the shipment appears (logistics consumed
+//! `order.status_changed`) → PICKED → IN_TRANSIT → DELIVERED (orders consumed
+//! `shipment.status_changed`) → the subscriber saw each status once, in order,
+//! and the customer has a notification for each step (users consumed both).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use kit::testing::{RedisServer, TestDatabase};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+const BIN: &str = env!("CARGO_BIN_EXE_grocery");
+const PASSWORD: &str = "e2e-demo-pass";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `grocery dev`, stopped with SIGTERM when dropped.
+struct Dev {
+    child: std::process::Child,
+    stderr: std::path::PathBuf,
+    home: std::path::PathBuf,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Starts the stack on `database_url` and `redis_url`; returns it, the
+/// gateway port and the orders subgraph's GraphQL URL (subscriptions are served there).
+fn start_dev(database_url: &str, redis_url: &str, stream: &str) -> (Dev, u16, String) {
+    let home = std::env::temp_dir().join(format!("grocery-e2e-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&home).unwrap();
+    let gateway = free_port();
+    let stderr = home.join("stderr.log");
+    let mut child = Command::new(BIN)
+        .arg("dev")
+        .env("GROCERY_HOME", &home)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("EVENT_STREAM", stream)
+        .env("GROCERY_DEMO_PASSWORD", PASSWORD)
+        .env("GATEWAY_PORT", gateway.to_string())
+        .env("USERS_PORT", "0")
+        .env("CATALOG_PORT", "0")
+        .env("INVENTORY_PORT", "0")
+        .env("ORDERS_PORT", "0")
+        .env("LOGISTICS_PORT", "0")
+        .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env_remove("SMTP_URL")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let dev = Dev {
+        child,
+        stderr,
+        home,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = Vec::<String>::new();
+    let mut ready = false;
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            panic!(
+                "grocery dev did not become ready:\n{}\n{}",
+                lines.join("\n"),
+                std::fs::read_to_string(&dev.stderr).unwrap_or_default()
+            );
+        };
+        ready |= line.contains("grocery dev is ready");
+        let orders = line.trim_start().starts_with("orders ");
+        lines.push(line);
+        if ready && orders {
+            break;
+        }
+    }
+    let orders = lines
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_owned();
+    (dev, gateway, orders)
+}
+
+/// POSTs a GraphQL request to the gateway.
+async fn gql(port: u16, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn ok(resp: Value) -> Value {
+    assert!(resp.get("errors").is_none(), "{resp}");
+    resp["data"].clone()
+}
+
+async fn login(port: u16, device: &str, password: &str) -> String {
+    let data = ok(gql(
+        port,
+        None,
+        "mutation($d: String!, $p: String!) { login(deviceId: $d, password: $p) { accessToken } }",
+        json!({ "d": device, "p": password }),
+    )
+    .await);
+    data["login"]["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` until it returns something, for at most [`PATIENCE`].
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Subscribes to `orderStatusChanged(orderId)` on the orders subgraph.
+async fn watch(orders_url: &str, token: &str, order_id: &str) -> Socket {
+    let mut request = orders_url
+        .replacen("http", "ws", 1)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID!) { orderStatusChanged(orderId: $id) { previousStatus status at } }",
+        "variables": { "id": order_id } } });
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+async fn next_message(ws: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket stays open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The next status the subscriber sees, and when.
+async fn next_status(ws: &mut Socket) -> (String, String) {
+    let message = next_message(ws).await;
+    assert_eq!(message["type"], "next", "{message}");
+    let event = &message["payload"]["data"]["orderStatusChanged"];
+    (
+        event["previousStatus"].as_str().unwrap_or("").to_owned(),
+        event["status"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_restart() {
+    let db = TestDatabase::empty("public").await;
+    let mut redis = RedisServer::start();
+    let stream = format!("grocery:e2e:{}", uuid::Uuid::new_v4().simple());
+    let (dev, gw, orders_url) = start_dev(&db.config.url, &redis.url(), &stream);
+
+    ok(gql(
+        gw,
+        None,
+        "mutation { register(input: { deviceId: \"fridge-e2e\", password: \"cold-storage-1\", email: \"fridge@example.com\" }) { id } }",
+        json!({}),
+    )
+    .await);
+    let customer = login(gw, "fridge-e2e", "cold-storage-1").await;
+    let truck = login(gw, "truck-1", PASSWORD).await;
+
+    let preview = ok(gql(
+        gw,
+        Some(&customer),
+        "mutation { previewOrder(items: [{ sku: \"APPLE\", quantity: 3 }]) { id number status } }",
+        json!({}),
+    )
+    .await);
+    let order_id = preview["previewOrder"]["id"].as_str().unwrap().to_owned();
+    let number = preview["previewOrder"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = watch(&orders_url, &customer, &order_id).await;
+    // The subscription is live once the orders process follows the bus;
+    // give the subscribe message a moment to be processed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let confirmed_at = Instant::now();
+    let confirm = ok(gql(
+        gw,
+        Some(&customer),
+        "mutation($id: ID!) { confirmOrder(orderId: $id, idempotencyKey: \"e2e-1\") { status total } }",
+        json!({ "id": order_id }),
+    )
+    .await);
+    assert_eq!(confirm["confirmOrder"]["status"], "CONFIRMED");
+    let shipment_query =
+        "query($id: ID!) { order(id: $id) { status shipment { trackingId status carrier } } }";
+    let tracking = eventually("the shipment", async || {
+        let data = ok(gql(
+            gw,
+            Some(&customer),
+            shipment_query,
+            json!({ "id": order_id }),
+        )
+        .await);
+        data["order"]["shipment"]["trackingId"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    let to_shipment = confirmed_at.elapsed();
+    assert_eq!(
+        next_status(&mut ws).await,
+        ("RESERVED".into(), "CONFIRMED".into())
+    );
+
+    // Redis goes away and comes back with its data; the flow goes on.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.spawn();
+
+    let update = "mutation($t: String!, $s: ShipmentStatus!) { updateShipmentStatus(trackingId: $t, status: $s) { status } }";
+    let mut to_subscriber = Vec::new();
+    for (shipment, previous, order) in [
+        ("PICKED", "CONFIRMED", "PROCESSING"),
+        ("IN_TRANSIT", "PROCESSING", "SHIPPED"),
+        ("DELIVERED", "SHIPPED", "DELIVERED"),
+    ] {
+        let started = Instant::now();
+        let data = ok(gql(
+            gw,
+            Some(&truck),
+            update,
+            json!({ "t": tracking, "s": shipment }),
+        )
+        .await);
+        assert_eq!(data["updateShipmentStatus"]["status"], shipment);
+        assert_eq!(
+            next_status(&mut ws).await,
+            (previous.to_owned(), order.to_owned()),
+            "after {shipment}"
+        );
+        to_subscriber.push(started.elapsed());
+    }
+    let data = ok(gql(
+        gw,
+        Some(&customer),
+        shipment_query,
+        json!({ "id": order_id }),
+    )
+    .await);
+    assert_eq!(data["order"]["status"], "DELIVERED");
+    assert_eq!(data["order"]["shipment"]["status"], "DELIVERED");
+
+    // One notification per step, newest first, whatever the redeliveries.
+    let kinds = eventually("the notifications", async || {
+        let data = ok(gql(
+            gw,
+            Some(&customer),
+            "{ me { notifications(first: 10) { totalCount edges { node { kind orderNumber } } } } }",
+            json!({}),
+        )
+        .await);
+        let notes = &data["me"]["notifications"];
+        (notes["totalCount"] == 3).then(|| {
+            notes["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    assert_eq!(e["node"]["orderNumber"], number.as_str());
+                    e["node"]["kind"].as_str().unwrap().to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    assert_eq!(
+        kinds,
+        ["ORDER_DELIVERED", "ORDER_SHIPPED", "ORDER_CONFIRMED"]
+    );
+
+    // Nothing more arrives: every change was delivered once.
+    let extra = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
+    assert!(
+        extra.is_err() || matches!(extra, Ok(Some(Ok(Message::Ping(_) | Message::Pong(_))))),
+        "{extra:?}"
+    );
+    eprintln!(
+        "life of an order: confirmOrder → shipment visible {to_shipment:?}; \
+         updateShipmentStatus → subscriber saw the order status {to_subscriber:?} \
+         (the first after a Redis restart)"
+    );
+    drop(dev);
+}
