@@ -234,6 +234,8 @@ fn start_dev(
         .env("GATEWAY_PORT", gateway_port.to_string())
         // Every other listener on a port the system picks, so tests never collide.
         .env("CATALOG_PORT", "0")
+        .env("ORDERS_PORT", "0")
+        .env("LOGISTICS_PORT", "0")
         .env("INVENTORY_PORT", "0")
         .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
         .env("GROCERY_DEMO_PASSWORD", "test-demo-pass")
