@@ -451,6 +451,20 @@ fn accepts_graphql_json(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("application/graphql-response+json"))
 }
 
+/// A response whose JSON body is already written.
+fn with_media_bytes(status: StatusCode, body: Vec<u8>, graphql_json: bool) -> Response {
+    let media = if graphql_json {
+        "application/graphql-response+json"
+    } else {
+        "application/json"
+    };
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
 fn with_media(status: StatusCode, body: Value, graphql_json: bool) -> Response {
     let media = if graphql_json {
         "application/graphql-response+json"
@@ -644,21 +658,27 @@ async fn run(
             );
         }
     }
-    let data = projection::project(
+    // The answer is written straight to bytes: no second response tree.
+    let mut body = Vec::with_capacity(4096);
+    body.extend_from_slice(b"{\"data\":");
+    let shaping = projection::project_into(
         &result.data,
         &prepared.operation,
         loaded.supergraph.shapes(),
         &variables,
+        &mut body,
     );
-    result.errors.extend(data.errors);
-    let mut body = json!({ "data": data.data });
+    result.errors.extend(shaping);
     if result.errors.is_empty() {
         report.outcome = Outcome::Ok;
     } else {
         report.outcome = Outcome::Errors;
-        body["errors"] = Value::Array(result.errors);
+        body.extend_from_slice(b",\"errors\":");
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, &result.errors);
     }
-    respond(&headers, StatusCode::OK, body)
+    body.push(b'}');
+    with_media_bytes(StatusCode::OK, body, accepts_graphql_json(&headers))
 }
 
 fn plan_error(headers: &HeaderMap, err: &PlanError) -> Response {

@@ -172,31 +172,47 @@ pub fn project(
     shapes: &Shapes,
     variables: &Map<String, Value>,
 ) -> Projected {
+    let mut out = Vec::new();
+    let errors = project_into(data, operation, shapes, variables, &mut out);
+    Projected {
+        data: serde_json::from_slice(&out).unwrap_or(Value::Null),
+        errors,
+    }
+}
+
+/// Writes `data` shaped by `operation` as JSON to `out` (`null` when a null
+/// reached it) and returns the errors shaping found. No response tree is
+/// built: values are written as the walk meets them, and a null that must
+/// travel up rewinds `out` to where the nullable parent began.
+pub fn project_into(
+    data: &Value,
+    operation: &OperationDefinition,
+    shapes: &Shapes,
+    variables: &Map<String, Value>,
+    out: &mut Vec<u8>,
+) -> Vec<Value> {
     let root = match operation.operation_kind {
         Some(OperationKind::Mutation) => &shapes.roots[1],
         Some(OperationKind::Subscription) => &shapes.roots[2],
         _ => &shapes.roots[0],
     };
     let Value::Object(map) = data else {
-        return Projected {
-            data: Value::Null,
-            errors: Vec::new(),
-        };
+        out.extend_from_slice(b"null");
+        return Vec::new();
     };
     let walker = Walker {
         shapes,
         variables,
         path: RefCell::default(),
         errors: RefCell::default(),
+        groups: RefCell::default(),
     };
-    let data = match walker.object(map, root, &operation.selection_set) {
-        Ok(value) => value,
-        Err(Bubble) => Value::Null,
-    };
-    Projected {
-        data,
-        errors: walker.errors.into_inner(),
+    let start = out.len();
+    if let Err(Bubble) = walker.object(map, root, &[&operation.selection_set], out) {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
     }
+    walker.errors.into_inner()
 }
 
 #[derive(Clone, Copy)]
@@ -205,12 +221,28 @@ enum PathSeg<'a> {
     Index(usize),
 }
 
+/// The fields of one response key in an object: every field node the
+/// selections give it (fragments may ask for the same key twice, with
+/// different sub-selections), merged as the GraphQL spec's CollectFields does.
+struct Group<'a> {
+    key: &'a str,
+    /// `None` for `__typename`.
+    shape: Option<&'a Shape>,
+    selections: Vec<&'a SelectionSet>,
+}
+
+/// The groups of a list of selection sets on one object type. Every element
+/// of a list shares them, so they are computed once per request.
+type Groups<'a> = std::rc::Rc<Vec<Group<'a>>>;
+
 struct Walker<'a> {
     shapes: &'a Shapes,
     variables: &'a Map<String, Value>,
     /// Where the walk is, for errors (response keys borrowed from the operation).
     path: RefCell<Vec<PathSeg<'a>>>,
     errors: RefCell<Vec<Value>>,
+    /// Collected groups by (selection sets, object type).
+    groups: RefCell<FxHashMap<(Vec<usize>, &'a str), Groups<'a>>>,
 }
 
 impl<'a> Walker<'a> {
@@ -242,37 +274,29 @@ impl<'a> Walker<'a> {
         !skip_if.as_ref().is_some_and(var) && include_if.as_ref().is_none_or(var)
     }
 
-    fn object(
-        &self,
-        map: &Map<String, Value>,
-        declared: &str,
-        selections: &'a SelectionSet,
-    ) -> Result<Value, Bubble> {
-        let actual = map
-            .get("__typename")
-            .and_then(Value::as_str)
-            .unwrap_or(declared);
-        if !self.shapes.fields.contains_key(actual) {
-            // A type the API schema hides (`@inaccessible`): the object
-            // cannot be shown, and its name is not told.
-            self.error(format!(
-                "Cannot return a value of type \"{declared}\" here: its type is not part of the API"
-            ));
-            return Ok(Value::Null);
+    /// The response keys `selections` ask of an object of type `actual`, in order.
+    fn groups(&self, selections: &[&'a SelectionSet], actual: &'a str) -> Groups<'a> {
+        let id = (
+            selections
+                .iter()
+                .map(|s| std::ptr::from_ref(*s) as usize)
+                .collect::<Vec<_>>(),
+            actual,
+        );
+        if let Some(found) = self.groups.borrow().get(&id) {
+            return found.clone();
         }
-        let mut out = Map::new();
-        self.fill(map, actual, selections, &mut out)?;
-        Ok(Value::Object(out))
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        for set in selections {
+            self.collect(set, actual, &mut groups);
+        }
+        let groups = std::rc::Rc::new(groups);
+        self.groups.borrow_mut().insert(id, groups.clone());
+        groups
     }
 
-    fn fill(
-        &self,
-        map: &Map<String, Value>,
-        actual: &str,
-        selections: &'a SelectionSet,
-        out: &mut Map<String, Value>,
-    ) -> Result<(), Bubble> {
-        for item in &selections.items {
+    fn collect(&self, set: &'a SelectionSet, actual: &'a str, groups: &mut Vec<Group<'a>>) {
+        for item in &set.items {
             match item {
                 SelectionItem::Field(field) => {
                     if field.omit_from_response || !self.included(&field.skip_if, &field.include_if)
@@ -280,84 +304,154 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     let key = field.alias.as_deref().unwrap_or(&field.name);
-                    if field.name == "__typename" {
-                        out.insert(key.to_owned(), Value::String(actual.to_owned()));
-                        continue;
-                    }
-                    let Some(shape) = self.shapes.field(actual, &field.name) else {
-                        continue;
-                    };
-                    let raw = map.get(key).unwrap_or(&Value::Null);
-                    self.path.borrow_mut().push(PathSeg::Key(key));
-                    let completed = self.complete(raw, shape, &field.selections);
-                    self.path.borrow_mut().pop();
-                    let value = match completed {
-                        Ok(value) => value,
-                        Err(Bubble) if shape.non_null() => return Err(Bubble),
-                        Err(Bubble) => Value::Null,
-                    };
-                    if value.is_null() && shape.non_null() {
-                        return Err(Bubble);
-                    }
-                    match out.get_mut(key) {
-                        Some(existing) => crate::execution::deep_merge(existing, value),
-                        None => {
-                            out.insert(key.to_owned(), value);
+                    let shape = if field.name == "__typename" {
+                        None
+                    } else {
+                        match self.shapes.field(actual, &field.name) {
+                            Some(shape) => Some(shape),
+                            None => continue,
                         }
+                    };
+                    match groups.iter_mut().find(|g| g.key == key) {
+                        Some(group) => group.selections.push(&field.selections),
+                        None => groups.push(Group {
+                            key,
+                            shape,
+                            selections: vec![&field.selections],
+                        }),
                     }
                 }
                 SelectionItem::InlineFragment(fragment) => {
                     if self.included(&fragment.skip_if, &fragment.include_if)
                         && self.shapes.applies(&fragment.type_condition, actual)
                     {
-                        self.fill(map, actual, &fragment.selections, out)?;
+                        self.collect(&fragment.selections, actual, groups);
                     }
                 }
                 SelectionItem::FragmentSpread(_) => {}
             }
         }
-        Ok(())
     }
 
+    /// Writes the object; `Ok(true)` when it wrote `null` instead.
+    fn object(
+        &self,
+        map: &'a Map<String, Value>,
+        declared: &'a str,
+        selections: &[&'a SelectionSet],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Bubble> {
+        let actual = map
+            .get("__typename")
+            .and_then(Value::as_str)
+            .unwrap_or(declared);
+        let Some((actual, _)) = self.shapes.fields.get_key_value(actual) else {
+            // A type the API schema hides (`@inaccessible`): the object
+            // cannot be shown, and its name is not told.
+            self.error(format!(
+                "Cannot return a value of type \"{declared}\" here: its type is not part of the API"
+            ));
+            out.extend_from_slice(b"null");
+            return Ok(true);
+        };
+        let groups = self.groups(selections, actual);
+        out.push(b'{');
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, group.key);
+            out.push(b':');
+            let Some(shape) = group.shape else {
+                write_str(out, actual);
+                continue;
+            };
+            let raw = map.get(group.key).unwrap_or(&Value::Null);
+            let start = out.len();
+            self.path.borrow_mut().push(PathSeg::Key(group.key));
+            let completed = self.complete(raw, shape, &group.selections, out);
+            self.path.borrow_mut().pop();
+            match completed {
+                Ok(true) | Err(Bubble) if shape.non_null() => return Err(Bubble),
+                Ok(_) => {}
+                Err(Bubble) => {
+                    out.truncate(start);
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(false)
+    }
+
+    /// Writes the value; `Ok(true)` when it wrote `null`.
     fn complete(
         &self,
-        raw: &Value,
-        shape: &Shape,
-        selections: &'a SelectionSet,
-    ) -> Result<Value, Bubble> {
+        raw: &'a Value,
+        shape: &'a Shape,
+        selections: &[&'a SelectionSet],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Bubble> {
         match (shape, raw) {
-            (_, Value::Null) => Ok(Value::Null),
-            (Shape::List { item, .. }, Value::Array(items)) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, element) in items.iter().enumerate() {
-                    self.path.borrow_mut().push(PathSeg::Index(i));
-                    let completed = self.complete(element, item, selections);
-                    self.path.borrow_mut().pop();
-                    let value = completed?;
-                    if value.is_null() && item.non_null() {
-                        return Err(Bubble);
-                    }
-                    out.push(value);
-                }
-                Ok(Value::Array(out))
+            (_, Value::Null) => {
+                out.extend_from_slice(b"null");
+                Ok(true)
             }
-            (Shape::Named { name, .. }, Value::Object(map)) if !selections.items.is_empty() => {
-                self.object(map, name, selections)
+            (Shape::List { item, .. }, Value::Array(items)) => {
+                out.push(b'[');
+                for (i, element) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let start = out.len();
+                    self.path.borrow_mut().push(PathSeg::Index(i));
+                    let completed = self.complete(element, item, selections, out);
+                    self.path.borrow_mut().pop();
+                    match completed {
+                        Ok(true) | Err(Bubble) if item.non_null() => return Err(Bubble),
+                        Ok(_) => {}
+                        Err(Bubble) => {
+                            out.truncate(start);
+                            out.extend_from_slice(b"null");
+                        }
+                    }
+                }
+                out.push(b']');
+                Ok(false)
+            }
+            (Shape::Named { name, .. }, Value::Object(map))
+                if selections.iter().any(|s| !s.items.is_empty()) =>
+            {
+                self.object(map, name, selections, out)
             }
             (Shape::Named { name, .. }, leaf) if self.shapes.enums.contains_key(name) => {
                 let known = leaf
                     .as_str()
                     .is_some_and(|v| self.shapes.enums[name].contains(v));
                 if known {
-                    Ok(leaf.clone())
+                    write_value(out, leaf);
+                    Ok(false)
                 } else {
                     self.error(format!("Enum \"{name}\" cannot represent value: {leaf}"));
-                    Ok(Value::Null)
+                    out.extend_from_slice(b"null");
+                    Ok(true)
                 }
             }
-            (_, leaf) => Ok(leaf.clone()),
+            (_, leaf) => {
+                write_value(out, leaf);
+                Ok(false)
+            }
         }
     }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
@@ -367,7 +461,7 @@ mod tests {
 
     use super::*;
 
-    const SCHEMA: &str = "type Query { products: [Product!]! me: User }
+    const SCHEMA: &str = "type Query { products: [Product!]! me: User shelf: [Product] }
         interface Named { name: String! }
         type Product implements Named { sku: String! name: String! stock: Stock! price: String kind: Kind }
         enum Kind { FRESH FROZEN }
@@ -453,6 +547,31 @@ mod tests {
         );
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.errors[0]["path"], json!(["products", 1, "kind"]));
+    }
+
+    #[test]
+    fn a_null_inside_a_nullable_list_item_nulls_only_that_item() {
+        let data = json!({ "shelf": [
+            { "sku": "A", "stock": null },
+            { "sku": "B", "stock": { "available": 1 } },
+        ] });
+        assert_eq!(
+            run("{ shelf { sku stock { available } } }", data, json!({})),
+            json!({ "shelf": [null, { "sku": "B", "stock": { "available": 1 } }] })
+        );
+    }
+
+    #[test]
+    fn a_key_asked_twice_is_answered_once_with_both_selections() {
+        let data = json!({ "products": [{ "__typename": "Product", "sku": "A", "name": "Apple", "stock": { "available": 3 } }] });
+        assert_eq!(
+            run(
+                "{ products { stock { available } ... on Product { sku stock { __typename } } ... on Named { sku name } } }",
+                data,
+                json!({}),
+            ),
+            json!({ "products": [{ "stock": { "available": 3, "__typename": "Stock" }, "sku": "A", "name": "Apple" }] })
+        );
     }
 
     #[test]
