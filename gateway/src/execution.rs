@@ -30,6 +30,7 @@ use hive_router_query_planner::{
 use hyper::{HeaderMap, Uri};
 use serde_json::{Map, Value, json};
 
+use crate::small_map;
 use crate::{
     fetch::{FetchError, SubgraphClient, SubgraphRequest},
     projection::Shapes,
@@ -233,15 +234,14 @@ fn targets<'p>(
             }
             (None, Value::Object(_)) => out.push(at.clone()),
             (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
-                if let Some(child) = map.get(key) {
+                if let Some(child) = small_map::get(map, key) {
                     at.push(Seg::Key(key));
                     walk(types, child, &rest[1..], at, out);
                     at.pop();
                 }
             }
             (Some(FlattenNodePathSegment::TypeCondition(conditions)), Value::Object(map)) => {
-                let matches = map
-                    .get("__typename")
+                let matches = small_map::get(map, "__typename")
                     .and_then(Value::as_str)
                     .is_none_or(|t| conditions.iter().any(|c| types.applies(c, t)));
                 if matches {
@@ -261,14 +261,14 @@ fn targets<'p>(
 
 fn at_path<'v>(data: &'v Value, path: &[Seg<'_>]) -> Option<&'v Value> {
     path.iter().try_fold(data, |v, seg| match seg {
-        Seg::Key(k) => v.get(*k),
+        Seg::Key(k) => small_map::field(v, k),
         Seg::Index(i) => v.get(*i),
     })
 }
 
 fn at_path_mut<'v>(data: &'v mut Value, path: &[Seg<'_>]) -> Option<&'v mut Value> {
     path.iter().try_fold(data, |v, seg| match seg {
-        Seg::Key(k) => v.get_mut(*k),
+        Seg::Key(k) => small_map::field_mut(v, k),
         Seg::Index(i) => v.get_mut(*i),
     })
 }
@@ -304,10 +304,10 @@ fn project_into(
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
-                let value = map.get(&field.name)?;
+                let value = small_map::get(map, &field.name)?;
                 let projected = project(value, &field.selections, types)?;
                 let key = field.alias.as_ref().unwrap_or(&field.name);
-                match out.get_mut(key) {
+                match small_map::get_mut(out, key) {
                     Some(existing) => deep_merge(existing, projected),
                     None => {
                         out.insert(key.clone(), projected);
@@ -315,7 +315,7 @@ fn project_into(
                 }
             }
             SelectionItem::InlineFragment(fragment) => {
-                let typename = map.get("__typename").and_then(Value::as_str);
+                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
                 if typename.is_none_or(|t| types.applies(&fragment.type_condition, t)) {
                     project_into(map, &fragment.selections, types, out)?;
                 }
@@ -383,7 +383,7 @@ pub fn deep_merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
-                match a.get_mut(&k) {
+                match small_map::get_mut(a, &k) {
                     Some(existing) => deep_merge(existing, v),
                     None => {
                         a.insert(k, v);

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod metrics;
 pub mod planning;
 pub mod projection;
+pub mod small_map;
 
 pub use compose::{SubgraphSource, compose};
 pub use planning::{PlanError, Prepared, Supergraph};

@@ -341,8 +341,7 @@ impl<'a> Walker<'a> {
         selections: &[&'a SelectionSet],
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
-        let actual = map
-            .get("__typename")
+        let actual = crate::small_map::get(map, "__typename")
             .and_then(Value::as_str)
             .unwrap_or(declared);
         let Some((actual, _)) = self.shapes.fields.get_key_value(actual) else {
@@ -366,7 +365,7 @@ impl<'a> Walker<'a> {
                 write_str(out, actual);
                 continue;
             };
-            let raw = map.get(group.key).unwrap_or(&Value::Null);
+            let raw = crate::small_map::get(map, group.key).unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));
             let completed = self.complete(raw, shape, &group.selections, out);
