@@ -49,10 +49,8 @@ pub struct LogisticsConfig {
     pub inventory_rpc_url: String,
     /// The service credential for inventory (`INTERNAL_RPC_TOKEN`).
     pub rpc_token: String,
-    /// Redis for the event bus (`REDIS_URL`); in-process bus without it.
-    pub redis_url: Option<String>,
-    /// The Redis stream events go to (`EVENT_STREAM`, default `grocery:events`).
-    pub event_stream: String,
+    /// Where events go (`REDIS_URL`, `EVENT_STREAM`).
+    pub events: kit::events::BusConfig,
     /// The carrier new shipments get (`SHIPPING_CARRIER`).
     pub carrier: String,
     /// How often pending restocks are retried (`RESTOCK_RETRY_SECS`, default 5).
@@ -85,10 +83,7 @@ impl LogisticsConfig {
             tokens,
             inventory_rpc_url,
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
-            redis_url: env.get("REDIS_URL"),
-            event_stream: env
-                .get("EVENT_STREAM")
-                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            events: kit::events::BusConfig::from_env(env),
             carrier: carrier.trim().to_owned(),
             reconcile_interval: Duration::from_secs(env.parse_or("RESTOCK_RETRY_SECS", 5).max(1)),
         }
@@ -157,7 +152,7 @@ impl Logistics {
 pub async fn start(cfg: &LogisticsConfig) -> anyhow::Result<Logistics> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    let bus = cfg.events.connect().await?;
     build(cfg, pool, bus)
 }
 

@@ -80,10 +80,8 @@ pub struct OrdersConfig {
     pub rpc_token: String,
     /// Catalog's GraphQL endpoint, for product-name snapshots (`CATALOG_URL`).
     pub catalog_url: String,
-    /// Redis for the event bus (`REDIS_URL`); in-process bus without it.
-    pub redis_url: Option<String>,
-    /// The Redis stream events go to (`EVENT_STREAM`, default `grocery:events`).
-    pub event_stream: String,
+    /// Where events go (`REDIS_URL`, `EVENT_STREAM`).
+    pub events: kit::events::BusConfig,
     /// Tax and shipping (`TAX_RATE`, `SHIPPING_FEE`, `FREE_SHIPPING_FROM`).
     pub charges: Charges,
     /// How long previews hold stock (`RESERVATION_TTL_SECS`; inventory's default when unset).
@@ -132,10 +130,7 @@ impl OrdersConfig {
             inventory_rpc_url,
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             catalog_url,
-            redis_url: env.get("REDIS_URL"),
-            event_stream: env
-                .get("EVENT_STREAM")
-                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            events: kit::events::BusConfig::from_env(env),
             charges: Charges {
                 tax_rate,
                 shipping_fee,
@@ -227,7 +222,7 @@ impl Orders {
 pub async fn start(cfg: &OrdersConfig) -> anyhow::Result<Orders> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    let bus = cfg.events.connect().await?;
     build(cfg, pool, bus, Arc::new(TestProvider::default()))
 }
 

@@ -53,10 +53,8 @@ pub struct UsersConfig {
     pub keys: KeyRing,
     pub tokens: TokenSettings,
     /// Redis for the event bus the notifications consumer reads (`REDIS_URL`);
-    /// the in-process bus without it.
-    pub redis_url: Option<String>,
-    /// The Redis stream events come from (`EVENT_STREAM`, default `grocery:events`).
-    pub event_stream: String,
+    /// Where events go (`REDIS_URL`, `EVENT_STREAM`).
+    pub events: kit::events::BusConfig,
     /// Notification e-mail: `SMTP_URL` (optional, e.g. `smtp://127.0.0.1:2525`;
     /// unset = notifications are only stored), `SMTP_FROM` (default
     /// `grocery@localhost`), `MAILER_POLL_SECS` (default 5).
@@ -80,10 +78,7 @@ impl UsersConfig {
             db,
             keys,
             tokens,
-            redis_url: env.get("REDIS_URL"),
-            event_stream: env
-                .get("EVENT_STREAM")
-                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            events: kit::events::BusConfig::from_env(env),
             mail: MailConfig::from_env(env),
         }
     }
@@ -142,7 +137,7 @@ impl Users {
 pub async fn start(cfg: &UsersConfig) -> anyhow::Result<Users> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    let bus = Bus::connect(cfg.redis_url.as_deref(), &cfg.event_stream).await?;
+    let bus = cfg.events.connect().await?;
     build(cfg, pool, bus)
 }
 

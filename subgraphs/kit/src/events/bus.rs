@@ -24,6 +24,42 @@ const STREAM_MAXLEN: usize = 100_000;
 /// Events a slow local subscriber may fall behind before it is told it lagged.
 const LOCAL_CAPACITY: usize = 4096;
 
+/// Where a component's events go: `REDIS_URL` and `EVENT_STREAM`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusConfig {
+    /// Redis for the event bus; the process-wide in-process bus without it.
+    pub redis_url: Option<String>,
+    /// The Redis stream events go to (default [`DEFAULT_STREAM`]).
+    pub stream: String,
+}
+
+impl Default for BusConfig {
+    /// The in-process bus.
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            stream: DEFAULT_STREAM.into(),
+        }
+    }
+}
+
+impl BusConfig {
+    /// Reads `REDIS_URL` and `EVENT_STREAM`.
+    pub fn from_env(env: &mut crate::config::Env) -> Self {
+        Self {
+            redis_url: env.get("REDIS_URL"),
+            stream: env
+                .get("EVENT_STREAM")
+                .unwrap_or_else(|| DEFAULT_STREAM.into()),
+        }
+    }
+
+    /// The bus this names.
+    pub async fn connect(&self) -> anyhow::Result<Bus> {
+        Bus::connect(self.redis_url.as_deref(), &self.stream).await
+    }
+}
+
 /// Publishes events and hands them to this process's subscribers.
 #[derive(Clone)]
 pub struct Bus {

@@ -92,8 +92,7 @@ impl Depot {
             tokens: TokenSettings::default(),
             inventory_rpc_url: rpc_url,
             rpc_token: RPC_TOKEN.into(),
-            redis_url: None,
-            event_stream: kit::events::DEFAULT_STREAM.into(),
+            events: Default::default(),
             carrier: "test-carrier".into(),
             reconcile_interval: Duration::from_secs(1),
         };

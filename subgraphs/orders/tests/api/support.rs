@@ -17,7 +17,6 @@ use inventory::{
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::PgPool,
-    events::Bus,
     testing::{TestClient, TestDatabase, access_token},
 };
 use orders::{Charges, OrdersConfig, OrdersState, TestProvider};
@@ -146,17 +145,21 @@ impl Shop {
             inventory_rpc_url: rpc_url,
             rpc_token: RPC_TOKEN.into(),
             catalog_url,
-            redis_url: options.redis_stream.as_ref().map(|_| redis_url()),
-            event_stream: options
-                .redis_stream
-                .clone()
-                .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            events: kit::events::BusConfig {
+                redis_url: options.redis_stream.as_ref().map(|_| redis_url()),
+                stream: options
+                    .redis_stream
+                    .clone()
+                    .unwrap_or_else(|| kit::events::DEFAULT_STREAM.into()),
+            },
             charges: options.charges,
             reservation_ttl: options.ttl,
             sweep_interval: Duration::from_secs(1),
         };
         let pool = kit::db::pool(&config.db).await.unwrap();
-        let bus = Bus::connect(config.redis_url.as_deref(), &config.event_stream)
+        let bus = config
+            .events
+            .connect()
             .await
             .expect("event bus (Redis at REDIS_URL, default 127.0.0.1:6379)");
         let provider = Arc::new(TestProvider::default());

@@ -51,8 +51,7 @@ impl TestApp {
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
-            redis_url: None,
-            event_stream: kit::events::DEFAULT_STREAM.into(),
+            events: Default::default(),
             mail: MailConfig::default(),
         };
         let pool = kit::db::pool(&cfg.db).await.expect("pool");
