@@ -3,7 +3,8 @@
 //!
 //! - `A checkout`: `--concurrency` customers (default 32) each loop
 //!   previewOrder (two random lines of 50 well-stocked SKUs) → confirmOrder
-//!   for `--seconds` (default 10). Prints checkouts/s and latency percentiles.
+//!   for `--seconds` (default 10). Prints checkouts/s and latency percentiles,
+//!   then the same through the federation gateway (catalog + orders composed).
 //! - `B oversell`: the same customers race for one SKU with 500 units until
 //!   refused, confirming everything they reserved; sold units must equal what
 //!   inventory lost, and never exceed 500.
@@ -128,54 +129,20 @@ async fn main() {
     });
     let customers: Vec<String> = (0..concurrency).map(|_| shop.customer().1).collect();
 
-    // A: checkouts per second.
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = customers
-        .iter()
-        .enumerate()
-        .map(|(c, token)| {
-            let (api, token, skus) = (api.clone(), token.clone(), skus.clone());
-            tokio::spawn(async move {
-                let (mut done, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
-                let mut n = c as u64;
-                while Instant::now() < deadline {
-                    n = n
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let a = &skus[(n >> 33) as usize % skus.len()];
-                    let b = &skus[(n >> 40) as usize % skus.len()];
-                    let lines =
-                        json!([{ "sku": a, "quantity": 1 + (n % 3) }, { "sku": b, "quantity": 1 }]);
-                    let began = Instant::now();
-                    match checkout(&api, &token, lines, &format!("c{c}-{done}-{failed}")).await {
-                        Ok((_, status)) if status == "CONFIRMED" => done += 1,
-                        _ => failed += 1,
-                    }
-                    latencies.push(began.elapsed().as_micros() as u64);
-                }
-                (done, failed, latencies)
-            })
-        })
-        .collect();
-    let (mut done, mut failed, mut latencies) = (0, 0, Vec::new());
-    for task in tasks {
-        let (d, f, l) = task.await.unwrap();
-        done += d;
-        failed += f;
-        latencies.extend(l);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    println!(
-        "A checkout        {concurrency} customers, {seconds}s: {done} checkouts, {failed} failed, {:.0} checkouts/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
-        done as f64 / elapsed,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.9),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
-    );
-    assert_eq!(failed, 0, "checkouts failed");
+    // A: checkouts per second, straight to orders and through the gateway.
+    run_checkouts("A checkout        ", &api, &customers, &skus, seconds).await;
+    let gateway_api = Arc::new(Api {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        url: serve_gateway(&shop, &api.url).await,
+    });
+    run_checkouts(
+        "A via gateway     ",
+        &gateway_api,
+        &customers,
+        &skus,
+        seconds,
+    )
+    .await;
 
     // B: nothing oversold.
     let tasks: Vec<_> = customers
@@ -268,4 +235,89 @@ async fn main() {
     assert_eq!(payments, confirmed);
     assert_eq!(shop.provider.charge_calls() as i64, confirmed);
     assert_eq!(per_order, 0);
+}
+
+/// The gateway in front of catalog and orders (as `grocery dev` composes
+/// them); returns its `/graphql` URL.
+async fn serve_gateway(shop: &Shop, orders_url: &str) -> String {
+    let sources = vec![
+        gateway::SubgraphSource {
+            name: "catalog".into(),
+            url: shop.config.catalog_url.clone(),
+            sdl: catalog::sdl(),
+        },
+        gateway::SubgraphSource {
+            name: "orders".into(),
+            url: orders_url.to_owned(),
+            sdl: orders::sdl(),
+        },
+    ];
+    let supergraph = gateway::compose(&sources).expect("catalog and orders compose");
+    // Tokens are checked again by orders; the edge passes them on.
+    let edge = Arc::new(
+        gateway::http::Gateway::new(&supergraph, None, &Default::default())
+            .expect("gateway over catalog and orders"),
+    );
+    format!(
+        "{}/graphql",
+        support::serve_http(gateway::http::router(edge)).await
+    )
+}
+
+/// Runs checkouts from every customer for `seconds` and prints the figures.
+async fn run_checkouts(
+    label: &str,
+    api: &Arc<Api>,
+    customers: &[String],
+    skus: &[String],
+    seconds: u64,
+) {
+    let concurrency = customers.len();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(c, token)| {
+            let (api, token, skus) = (api.clone(), token.clone(), skus.to_vec());
+            tokio::spawn(async move {
+                let (mut done, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
+                let mut n = c as u64;
+                while Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let a = &skus[(n >> 33) as usize % skus.len()];
+                    let b = &skus[(n >> 40) as usize % skus.len()];
+                    let lines =
+                        json!([{ "sku": a, "quantity": 1 + (n % 3) }, { "sku": b, "quantity": 1 }]);
+                    let began = Instant::now();
+                    match checkout(&api, &token, lines, &format!("c{c}-{done}-{failed}")).await {
+                        Ok((_, status)) if status == "CONFIRMED" => done += 1,
+                        _ => failed += 1,
+                    }
+                    latencies.push(began.elapsed().as_micros() as u64);
+                }
+                (done, failed, latencies)
+            })
+        })
+        .collect();
+    let (mut done, mut failed, mut latencies) = (0, 0, Vec::new());
+    for task in tasks {
+        let (d, f, l) = task.await.unwrap();
+        done += d;
+        failed += f;
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    println!(
+        "{label}{concurrency} customers, {seconds}s: {done} checkouts, {failed} failed, {:.0} checkouts/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+        done as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+    );
+    assert_eq!(failed, 0, "checkouts failed");
 }
