@@ -273,13 +273,15 @@ async fn run_checkouts(
     seconds: u64,
 ) {
     let concurrency = customers.len();
+    // Idempotency keys are per customer: each run uses its own.
+    let run: String = label.split_whitespace().collect::<Vec<_>>().join("-");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks: Vec<_> = customers
         .iter()
         .enumerate()
         .map(|(c, token)| {
-            let (api, token, skus) = (api.clone(), token.clone(), skus.to_vec());
+            let (api, token, skus, run) = (api.clone(), token.clone(), skus.to_vec(), run.clone());
             tokio::spawn(async move {
                 let (mut done, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
                 let mut n = c as u64;
@@ -292,7 +294,9 @@ async fn run_checkouts(
                     let lines =
                         json!([{ "sku": a, "quantity": 1 + (n % 3) }, { "sku": b, "quantity": 1 }]);
                     let began = Instant::now();
-                    match checkout(&api, &token, lines, &format!("c{c}-{done}-{failed}")).await {
+                    match checkout(&api, &token, lines, &format!("{run}-c{c}-{done}-{failed}"))
+                        .await
+                    {
                         Ok((_, status)) if status == "CONFIRMED" => done += 1,
                         _ => failed += 1,
                     }
