@@ -678,20 +678,21 @@ async fn fetch_at(
     let response = send(service, &fetch.operation.document_str, variables, ctx).await;
     let state = &mut *lock(state);
     match response {
-        Ok(response) => {
-            let entities = response.data.get("_entities");
-            merge_entities(
-                state,
-                entities,
-                &owners,
-                fetch.output_rewrites.as_ref(),
-                ctx.types,
-            );
-            for error in response.errors {
+        Ok(mut response) => {
+            // Errors first: re-pathing looks at which entities came back null.
+            for error in std::mem::take(&mut response.errors) {
+                let entities = response.data.get("_entities");
                 state
                     .errors
                     .extend(repath(error, service, "_entities", &owners, entities));
             }
+            merge_entities(
+                state,
+                response.data.get_mut("_entities").map(Value::take),
+                &owners,
+                fetch.output_rewrites.as_ref(),
+                ctx.types,
+            );
         }
         Err(err) => state
             .errors
@@ -701,7 +702,7 @@ async fn fetch_at(
 
 fn merge_entities(
     state: &mut Execution,
-    entities: Option<&Value>,
+    entities: Option<Value>,
     owners: &[Vec<ResponsePath<'_>>],
     output_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
@@ -709,8 +710,9 @@ fn merge_entities(
     let Some(Value::Array(entities)) = entities else {
         return;
     };
-    for (entity, paths) in entities.iter().zip(owners) {
-        let mut entity = entity.clone();
+    // The entities are the subgraph's answer, owned: each moves into the
+    // tree (cloned only for the extra paths that share a representation).
+    for (mut entity, paths) in entities.into_iter().zip(owners) {
         if let Some(rewrites) = output_rewrites {
             rewrite(&mut entity, rewrites, types);
         }
@@ -789,17 +791,9 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     let response = send(service, &batch.operation.document_str, variables, ctx).await;
     let state = &mut *lock(state);
     match response {
-        Ok(response) => {
-            for (alias, owners) in batch.entity_batch.aliases.iter().zip(&all_owners) {
-                merge_entities(
-                    state,
-                    response.data.get(&alias.alias),
-                    owners,
-                    alias.output_rewrites.as_ref(),
-                    ctx.types,
-                );
-            }
-            for error in response.errors {
+        Ok(mut response) => {
+            // Errors first: re-pathing looks at which entities came back null.
+            for error in std::mem::take(&mut response.errors) {
                 let alias = error
                     .get("path")
                     .and_then(|p| p.get(0))
@@ -820,6 +814,15 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     owners,
                     response.data.get(&alias),
                 ));
+            }
+            for (alias, owners) in batch.entity_batch.aliases.iter().zip(&all_owners) {
+                merge_entities(
+                    state,
+                    response.data.get_mut(&alias.alias).map(Value::take),
+                    owners,
+                    alias.output_rewrites.as_ref(),
+                    ctx.types,
+                );
             }
         }
         Err(err) => {
