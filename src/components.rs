@@ -459,7 +459,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
         }
         Config::Logistics(cfg) => {
             let parts = logistics::start(cfg).await?;
-            let state = parts.state;
+            let (state, every) = (parts.state, parts.reconcile_interval);
             Started {
                 component: Component::Logistics,
                 router: parts.router,
@@ -471,7 +471,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                     ),
                     until_stopped(
                         "orders consumer",
-                        logistics::Logistics::run_orders_consumer(state),
+                        logistics::Logistics::run_orders_consumer(state.clone()),
+                    ),
+                    until_stopped(
+                        "restock reconciler",
+                        logistics::Logistics::run_reconciler(state, every),
                     ),
                 ],
             }

@@ -48,6 +48,7 @@ variable is reported at once:
   REDIS_URL, EVENT_STREAM               orders, users, logistics: the event bus (Redis Streams; in-process without it)
   SMTP_URL, SMTP_FROM                   users: where notification e-mails go (stored only without it)
   SHIPPING_CARRIER                      logistics: the carrier of new shipments (default grocery-fleet)
+  RESTOCK_RETRY_SECS, RESTOCK_MAX_ATTEMPTS  logistics: retries of restocks inventory could not take (5, 10)
   CATALOG_URL                           orders: catalog's GraphQL URL (product names of orders)
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::shipments::ShipmentStatus;
+use crate::{restock::RestockStatus, shipments::ShipmentStatus};
 
 pub mod schema {
     diesel::table! {
@@ -32,6 +32,25 @@ pub mod schema {
         }
     }
 
+    diesel::table! {
+        restock_orders (id) {
+            id -> Uuid,
+            truck_id -> Text,
+            supplier_id -> Text,
+            lines -> Jsonb,
+            requested_by -> Uuid,
+            idempotency_key -> Nullable<Text>,
+            status -> Text,
+            attempts -> Int4,
+            last_error -> Nullable<Text>,
+            units -> Nullable<Int4>,
+            next_attempt_at -> Timestamptz,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+            completed_at -> Nullable<Timestamptz>,
+        }
+    }
+
     diesel::joinable!(shipment_status_history -> shipments (shipment_id));
     diesel::allow_tables_to_appear_in_same_query!(shipments, shipment_status_history);
 }
@@ -49,4 +68,26 @@ pub struct Shipment {
     pub status: ShipmentStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A restock as stored; `id` is the transaction id inventory sees.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = schema::restock_orders, check_for_backend(diesel::pg::Pg))]
+pub struct RestockOrder {
+    pub id: Uuid,
+    pub truck_id: String,
+    pub supplier_id: String,
+    /// `[delivery::Line]` as JSON.
+    pub lines: serde_json::Value,
+    pub requested_by: Uuid,
+    pub idempotency_key: Option<String>,
+    #[diesel(deserialize_as = String)]
+    pub status: RestockStatus,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub units: Option<i32>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
 }

@@ -6,11 +6,21 @@
 //! `Order`. A shipment is made by the `logistics.shipments` consumer when an
 //! order becomes CONFIRMED ([`events`]); trucks move it ([`shipments`]) and
 //! every move is a `shipment.status_changed` event in the outbox, which orders
-//! consumes.
+//! consumes. A restock is recorded before inventory is asked to take it
+//! ([`restock`]), so one inventory could not take is retried by the
+//! [`reconciler`] instead of being lost.
+//!
+//! Read on: [`schema`] (GraphQL, thin) → [`restock`], [`reconciler`],
+//! [`shipments`], [`events`] (the flows) → [`delivery`] (what a valid
+//! delivery is), [`inventory`] (the stock API) → [`error`], [`db`].
 
 pub mod db;
+pub mod delivery;
+pub mod error;
 pub mod events;
 pub mod inventory;
+pub mod reconciler;
+pub mod restock;
 pub mod schema;
 pub mod shipments;
 
@@ -25,8 +35,8 @@ use kit::{
     events::{Bus, Consumer, ConsumerOptions, Relay},
 };
 
-pub use crate::inventory::StockClient;
 use crate::schema::{LogisticsSchema, Mutation, Query};
+pub use crate::{inventory::StockClient, reconciler::RetryPolicy};
 
 /// The PostgreSQL schema this subgraph owns (and the `source` of its events).
 pub const DB_SCHEMA: &str = "logistics";
@@ -38,6 +48,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/l
 pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
 /// The carrier of new shipments unless `SHIPPING_CARRIER` says otherwise.
 pub const DEFAULT_CARRIER: &str = "grocery-fleet";
+/// Attempts at a restock before it is FAILED unless `RESTOCK_MAX_ATTEMPTS` says otherwise.
+pub const DEFAULT_RESTOCK_ATTEMPTS: i32 = 10;
 
 /// Everything the logistics subgraph needs to run.
 #[derive(Clone)]
@@ -53,8 +65,11 @@ pub struct LogisticsConfig {
     pub events: kit::events::BusConfig,
     /// The carrier new shipments get (`SHIPPING_CARRIER`).
     pub carrier: String,
-    /// How often pending restocks are retried (`RESTOCK_RETRY_SECS`, default 5).
+    /// How often pending restocks are retried (`RESTOCK_RETRY_SECS`, default 5);
+    /// also the first backoff, which doubles with every failed attempt.
     pub reconcile_interval: Duration,
+    /// Attempts before a restock inventory never took is FAILED (`RESTOCK_MAX_ATTEMPTS`, default 10).
+    pub restock_max_attempts: i32,
 }
 
 impl LogisticsConfig {
@@ -77,6 +92,10 @@ impl LogisticsConfig {
         if carrier.trim().is_empty() || carrier.chars().count() > 100 {
             env.problem("SHIPPING_CARRIER must be 1 to 100 characters");
         }
+        let restock_max_attempts = env.parse_or("RESTOCK_MAX_ATTEMPTS", DEFAULT_RESTOCK_ATTEMPTS);
+        if !(1..=1000).contains(&restock_max_attempts) {
+            env.problem("RESTOCK_MAX_ATTEMPTS must be between 1 and 1000");
+        }
         Self {
             db,
             keys,
@@ -86,6 +105,7 @@ impl LogisticsConfig {
             events: kit::events::BusConfig::from_env(env),
             carrier: carrier.trim().to_owned(),
             reconcile_interval: Duration::from_secs(env.parse_or("RESTOCK_RETRY_SECS", 5).max(1)),
+            restock_max_attempts,
         }
     }
 }
@@ -97,6 +117,8 @@ pub struct LogisticsState {
     /// Woken after every commit that wrote events.
     pub relay: Relay,
     pub carrier: String,
+    /// When restocks inventory did not take are tried again.
+    pub retry: RetryPolicy,
 }
 
 fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, async_graphql::EmptySubscription> {
@@ -138,6 +160,11 @@ impl Logistics {
         state.relay.clone().run(Duration::from_millis(250)).await
     }
 
+    /// Retries pending restocks every `interval` until dropped.
+    pub async fn run_reconciler(state: Arc<LogisticsState>, interval: Duration) {
+        reconciler::run(state, interval).await
+    }
+
     /// Makes and cancels shipments as orders change (`order.status_changed`), until dropped.
     pub async fn run_orders_consumer(state: Arc<LogisticsState>) {
         let bus = state.relay.bus().clone();
@@ -163,6 +190,10 @@ pub fn build(cfg: &LogisticsConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Lo
         stock: StockClient::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?,
         relay: Relay::new(pool.clone(), bus, DB_SCHEMA),
         carrier: cfg.carrier.clone(),
+        retry: RetryPolicy {
+            first_backoff: cfg.reconcile_interval,
+            max_attempts: cfg.restock_max_attempts,
+        },
         pool: pool.clone(),
     });
     let schema = build_schema(state.clone());

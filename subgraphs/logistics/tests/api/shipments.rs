@@ -204,15 +204,41 @@ async fn an_order_cancelled_before_shipping_cancels_its_shipment_and_not_after()
     depot
         .apply(&depot.order_event(order, customer, "CONFIRMED"))
         .await;
-    depot
-        .apply(&depot.order_event(order, customer, "CANCELLED"))
-        .await;
+    let cancelled = depot.order_event(order, customer, "CANCELLED");
+    depot.apply(&cancelled).await;
     let status = depot
         .text(&format!(
             "SELECT status AS v FROM shipments WHERE order_id = '{order}'"
         ))
         .await;
     assert_eq!(status, "CANCELLED");
+    // The cancellation is history and an event like any other change, once.
+    assert_eq!(depot.apply(&cancelled).await, Applied::Duplicate);
+    assert_eq!(
+        depot
+            .apply(&depot.order_event(order, customer, "CANCELLED"))
+            .await,
+        Applied::Processed
+    );
+    assert_eq!(
+        depot
+            .text(&format!(
+                "SELECT string_agg(coalesce(from_status, '-') || '>' || to_status, ',' ORDER BY h.id) AS v
+                 FROM shipment_status_history h JOIN shipments s ON s.id = h.shipment_id
+                 WHERE s.order_id = '{order}'"
+            ))
+            .await,
+        "->CREATED,CREATED>CANCELLED"
+    );
+    assert_eq!(
+        depot
+            .text(&format!(
+                "SELECT string_agg(payload->>'status', ',' ORDER BY id) AS v FROM outbox
+                 WHERE topic = 'shipment.status_changed' AND key = '{order}'"
+            ))
+            .await,
+        "CREATED,CANCELLED"
+    );
 
     let (order, _, tracking) = depot.shipped_order().await;
     for status in ["PICKED", "IN_TRANSIT"] {

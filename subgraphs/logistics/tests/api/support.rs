@@ -1,16 +1,18 @@
-//! A depot for one test: inventory (its real gRPC stock API on loopback) and
-//! the logistics subgraph under test, each on a fresh database.
+//! A depot for one test: inventory (its real gRPC stock API on loopback,
+//! knowing APPLE, PEAR and MILK) and the logistics subgraph under test, each
+//! on a fresh database.
 
 use std::{
+    net::SocketAddr,
     path::Path,
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, Mutex},
     time::Duration,
 };
 
 use chrono::Utc;
 use diesel::sql_types;
 use diesel_async::RunQueryDsl;
-use inventory::InventoryConfig;
+use inventory::{InventoryConfig, rpc::StockServiceChecked};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::PgPool,
@@ -27,12 +29,28 @@ pub use kit::testing::{assert_no_errors, code};
 pub static KEYS: LazyLock<KeyRing> =
     LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
 
-pub const RPC_TOKEN: &str = "logistics-test-token";
-
 fn migrations(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../migrations")
         .join(name)
+}
+
+/// How a test wants its depot.
+#[derive(Clone)]
+pub struct Options {
+    /// Whether inventory's stock API answers from the start (else: [`Depot::start_inventory`]).
+    pub inventory_up: bool,
+    /// Attempts before a restock is FAILED.
+    pub max_attempts: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            inventory_up: true,
+            max_attempts: 10,
+        }
+    }
 }
 
 // Restock tests use the inventory side; shipment tests only part of it.
@@ -47,12 +65,18 @@ pub struct Depot {
     pub truck: String,
     pub truck_id: Uuid,
     consumer: Consumer<ShipmentsHandler>,
+    /// Inventory's stock API and its address while it is not yet served.
+    stopped_inventory: Mutex<Option<(SocketAddr, StockServiceChecked)>>,
     next_event: std::sync::atomic::AtomicI64,
     _dbs: (TestDatabase, TestDatabase),
 }
 
 impl Depot {
     pub async fn new() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> Self {
         let inventory_db = TestDatabase::new(
             inventory::DB_SCHEMA,
             &inventory::MIGRATIONS,
@@ -65,36 +89,56 @@ impl Depot {
             &migrations("logistics"),
         )
         .await;
+        // A token of its own: should the port of a stopped inventory be taken
+        // by another test's, calls to it are refused, not answered.
+        let rpc_token = Uuid::new_v4().simple().to_string();
         let inventory_cfg = InventoryConfig {
             db: inventory_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
-            rpc_token: RPC_TOKEN.into(),
+            rpc_token: rpc_token.clone(),
             reservation_ttl: Duration::from_secs(900),
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(5),
         };
         let inventory_pool = kit::db::pool(&inventory_cfg.db).await.unwrap();
+        {
+            let mut conn = inventory_pool.get().await.unwrap();
+            for sku in ["APPLE", "PEAR", "MILK"] {
+                inventory::items::upsert(&mut conn, sku, true)
+                    .await
+                    .unwrap();
+            }
+        }
         let stock_api = inventory::build(&inventory_cfg, inventory_pool.clone())
             .unwrap()
             .rpc;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rpc_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(inventory::rpc::serve(
-            listener,
-            stock_api,
-            std::future::pending(),
-        ));
+        let rpc_addr = listener.local_addr().unwrap();
+        let rpc_url = format!("http://{rpc_addr}");
+        let stopped_inventory = if options.inventory_up {
+            tokio::spawn(inventory::rpc::serve(
+                listener,
+                stock_api,
+                std::future::pending(),
+            ));
+            None
+        } else {
+            // Nothing listens: calls are refused at once.
+            drop(listener);
+            Some((rpc_addr, stock_api))
+        };
         let config = LogisticsConfig {
             db: logistics_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             inventory_rpc_url: rpc_url,
-            rpc_token: RPC_TOKEN.into(),
+            rpc_token,
             events: Default::default(),
             carrier: "test-carrier".into(),
-            reconcile_interval: Duration::from_secs(1),
+            reconcile_interval: Duration::from_millis(200),
+            restock_max_attempts: options.max_attempts,
         };
         let pool = kit::db::pool(&config.db).await.unwrap();
         let parts = logistics::build(&config, pool.clone(), Bus::in_process()).unwrap();
@@ -115,9 +159,51 @@ impl Depot {
             truck: access_token(&KEYS, truck_id, Role::Truck),
             truck_id,
             consumer,
+            stopped_inventory: Mutex::new(stopped_inventory),
             next_event: 0.into(),
             _dbs: (inventory_db, logistics_db),
         }
+    }
+
+    /// Serves inventory's stock API at the address logistics was given.
+    pub async fn start_inventory(&self) {
+        let (addr, stock_api) = self
+            .stopped_inventory
+            .lock()
+            .unwrap()
+            .take()
+            .expect("inventory is not running yet");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the stock API's port is free again");
+        tokio::spawn(inventory::rpc::serve(
+            listener,
+            stock_api,
+            std::future::pending(),
+        ));
+    }
+
+    /// Units on hand of `sku` in inventory.
+    pub async fn on_hand(&self, sku: &str) -> i32 {
+        let mut conn = self.inventory_pool.get().await.unwrap();
+        inventory::stock::views(&mut conn, &[sku.to_owned()])
+            .await
+            .unwrap()[sku]
+            .on_hand
+    }
+
+    /// A number from the inventory database.
+    pub async fn inventory_scalar(&self, sql: &str) -> i64 {
+        scalar_in(&self.inventory_pool, sql).await
+    }
+
+    /// Lets time pass for the reconciler: every pending restock is due now.
+    pub async fn make_restocks_due(&self) {
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query("UPDATE restock_orders SET next_attempt_at = now()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
 
     /// A new customer's id and access token.
@@ -175,17 +261,7 @@ impl Depot {
 
     /// A number from the logistics database.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
-            .get_result::<Row>(&mut conn)
-            .await
-            .expect(sql)
-            .n
+        scalar_in(&self.pool, sql).await
     }
 
     /// A text from the logistics database (`SELECT … AS v`).
@@ -202,6 +278,20 @@ impl Depot {
             .expect(sql)
             .v
     }
+}
+
+async fn scalar_in(pool: &PgPool, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = pool.get().await.unwrap();
+    diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
+        .get_result::<Row>(&mut conn)
+        .await
+        .expect(sql)
+        .n
 }
 
 /// The message of the first error.
