@@ -177,6 +177,9 @@ pub async fn request(
     }
 }
 
+/// The topic of a completed delivery.
+pub const STOCK_RESTOCKED: &str = "stock.restocked";
+
 /// Records what inventory answered to an attempt at restock `id`; returns
 /// the restock as it now is (`None` if it is gone). What inventory took is
 /// COMPLETED whatever another attempt concluded meanwhile; a refusal is
@@ -246,6 +249,25 @@ pub async fn settle(
                     .await?
             }
         };
+        if changed.status == RestockStatus::Completed {
+            // ARCHITECTURE §6: the delivery is an event, in the same transaction.
+            kit::events::outbox::append(
+                conn,
+                &[kit::events::NewEvent {
+                    topic: STOCK_RESTOCKED,
+                    key: changed.id.to_string(),
+                    payload: serde_json::json!({
+                        "transactionId": changed.id,
+                        "truckId": changed.truck_id,
+                        "supplierId": changed.supplier_id,
+                        "units": changed.units,
+                        "items": changed.lines,
+                        "at": now,
+                    }),
+                }],
+            )
+            .await?;
+        }
         match changed.status {
             RestockStatus::Completed => tracing::info!(
                 transaction_id = %id,
@@ -269,6 +291,14 @@ pub async fn settle(
         Ok(Some(changed))
     })
     .await
+    .inspect(|settled| {
+        if settled
+            .as_ref()
+            .is_some_and(|r| r.status == RestockStatus::Completed)
+        {
+            st.relay.wake();
+        }
+    })
 }
 
 /// The restock `requester` made with `key`, if any.

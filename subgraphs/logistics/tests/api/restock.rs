@@ -97,6 +97,17 @@ async fn a_truck_restocks_and_inventory_receives_the_goods() {
             .await,
         1
     );
+    // The delivery is an event, written with the COMPLETED row.
+    assert_eq!(
+        depot
+            .scalar(&format!(
+                "SELECT count(*) FROM outbox WHERE topic = 'stock.restocked' AND key = '{id}'
+                 AND (payload->>'units')::int = 15 AND payload->>'truckId' = 'truck-1'
+                 AND jsonb_array_length(payload->'items') = 2"
+            ))
+            .await,
+        1
+    );
     // Admins restock too.
     let receipt = depot
         .receipt(&depot.admin, input("truck-2", vec![item("MILK", 3)], None))
@@ -331,6 +342,13 @@ async fn an_unreachable_inventory_leaves_the_restock_pending_until_the_reconcile
     assert_eq!(retry["transactionId"], *id);
     assert_eq!(retry["status"], "COMPLETED");
     assert_eq!(depot.on_hand("APPLE").await, 10);
+    assert_eq!(
+        depot
+            .scalar("SELECT count(*) FROM outbox WHERE topic = 'stock.restocked'")
+            .await,
+        1,
+        "one event for one delivery, however many attempts"
+    );
 }
 
 #[tokio::test]
