@@ -66,6 +66,19 @@ impl Subgraphs {
         self
     }
 
+    /// Where the subgraph `name` is reached.
+    pub fn url(&self, name: &str) -> Option<&Uri> {
+        self.urls.get(name)
+    }
+
+    /// How long the subgraph `name` may take to answer.
+    pub fn timeout(&self, name: &str) -> std::time::Duration {
+        self.timeouts
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| self.client.timeout())
+    }
+
     /// Asks every subgraph `{ __typename }` within `deadline`; the ones that
     /// did not answer, with why.
     pub async fn unreachable(&self, deadline: std::time::Duration) -> Vec<(String, String)> {
@@ -105,6 +118,9 @@ struct Context<'a> {
     types: &'a Shapes,
     variables: &'a Map<String, Value>,
     headers: &'a HeaderMap,
+    /// Running for one event of a subscription whose primary fetch already
+    /// answered: its `Subscription` node is the data already in place.
+    event: bool,
 }
 
 /// Runs `plan` with the client's coerced `variables`, forwarding `headers`.
@@ -120,13 +136,58 @@ pub async fn execute(
         types,
         variables,
         headers,
+        event: false,
     };
-    let state = Mutex::new(Execution {
+    let start = Execution {
         data: Value::Object(Map::new()),
         errors: Vec::new(),
-    });
+    };
+    run_plan(plan, &ctx, start).await
+}
+
+/// The fetch a subscription plan opens its stream with: where the events
+/// come from. `None` for a plan that is not a subscription's.
+pub fn subscription_primary(plan: &QueryPlan) -> Option<&FetchNode> {
+    fn find(node: &PlanNode) -> Option<&FetchNode> {
+        match node {
+            PlanNode::Subscription(sub) => Some(&sub.primary),
+            PlanNode::Sequence(seq) => seq.nodes.iter().find_map(find),
+            PlanNode::Parallel(par) => par.nodes.iter().find_map(find),
+            _ => None,
+        }
+    }
+    plan.node.as_ref().and_then(find)
+}
+
+/// Completes one event of a subscription: `event` is the primary fetch's
+/// answer for it (its data and errors); the rest of the plan resolves the
+/// fields other subgraphs own, exactly as for a query.
+pub async fn execute_event(
+    plan: &QueryPlan,
+    subgraphs: &Subgraphs,
+    types: &Shapes,
+    variables: &Map<String, Value>,
+    headers: &HeaderMap,
+    event: Execution,
+) -> Execution {
+    let ctx = Context {
+        subgraphs,
+        types,
+        variables,
+        headers,
+        event: true,
+    };
+    let mut event = event;
+    if let Some(rewrites) = subscription_primary(plan).and_then(|f| f.output_rewrites.as_ref()) {
+        rewrite(&mut event.data, rewrites, types);
+    }
+    run_plan(plan, &ctx, event).await
+}
+
+async fn run_plan(plan: &QueryPlan, ctx: &Context<'_>, start: Execution) -> Execution {
+    let state = Mutex::new(start);
     if let Some(node) = &plan.node {
-        run(node, &ctx, &state).await;
+        run(node, ctx, &state).await;
     }
     state.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
@@ -173,9 +234,14 @@ fn run<'a>(node: &'a PlanNode, ctx: &'a Context<'a>, state: &'a State) -> BoxFut
                 ))),
             },
             PlanNode::BatchFetch(batch) => batch_fetch(batch, ctx, state).await,
-            PlanNode::Subscription(_) | PlanNode::Defer(_) => lock(state).errors.push(
-                gateway_error("subscriptions and @defer are not served over this endpoint"),
-            ),
+            PlanNode::Subscription(_) if ctx.event => {}
+            PlanNode::Subscription(_) => lock(state).errors.push(gateway_error(
+                "subscriptions are served over WebSocket (graphql-transport-ws) and \
+                 text/event-stream, not as a single answer",
+            )),
+            PlanNode::Defer(_) => lock(state)
+                .errors
+                .push(gateway_error("@defer is not supported by this gateway")),
         }
     })
 }
@@ -748,7 +814,7 @@ fn merge_entity(data: &mut Value, path: &[Seg<'_>], mut entity: Value, abstract_
 /// A subgraph's error as the client sees it: the subgraph named, and its
 /// `locations` dropped (they point into the gateway's query to the
 /// subgraph, not into the client's document).
-fn with_service(mut error: Value, service: &str) -> Value {
+pub(crate) fn with_service(mut error: Value, service: &str) -> Value {
     if let Some(map) = error.as_object_mut() {
         map.remove("locations");
         let extensions = map.entry("extensions").or_insert_with(|| json!({}));

@@ -78,6 +78,11 @@ impl SubgraphClient {
         Self { http, timeout }
     }
 
+    /// How long a subgraph may take unless told otherwise.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Sends `request` to the subgraph at `url`, within the client's timeout.
     pub async fn fetch(
         &self,

@@ -47,6 +47,8 @@ pub struct GatewayOptions {
     pub limits: crate::limits::Limits,
     /// Which browser origins may call.
     pub cors: crate::cors::CorsPolicy,
+    /// Subscription limits, keep-alive and buffering.
+    pub subscriptions: crate::subscriptions::SubscriptionOptions,
 }
 
 impl Default for GatewayOptions {
@@ -58,6 +60,7 @@ impl Default for GatewayOptions {
             introspection: false,
             limits: Default::default(),
             cors: Default::default(),
+            subscriptions: Default::default(),
         }
     }
 }
@@ -75,7 +78,7 @@ pub struct Loaded {
 /// Everything a request needs.
 pub struct Gateway {
     loaded: std::sync::RwLock<Arc<Loaded>>,
-    options: GatewayOptions,
+    pub(crate) options: GatewayOptions,
     /// One connection pool for every supergraph this gateway serves.
     client: SubgraphClient,
     /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
@@ -84,6 +87,8 @@ pub struct Gateway {
     pub cors: Arc<crate::cors::CorsPolicy>,
     /// Counters for `/metrics`, kept across reloads.
     pub metrics: Arc<Metrics>,
+    /// Open subscriptions, by user.
+    pub subscriptions: Arc<crate::subscriptions::Registry>,
 }
 
 impl Gateway {
@@ -104,6 +109,7 @@ impl Gateway {
             verifier,
             cors: Arc::new(options.cors.clone()),
             metrics,
+            subscriptions: Default::default(),
         })
     }
 
@@ -218,7 +224,7 @@ pub async fn watch(gateway: Arc<Gateway>, path: std::path::PathBuf, every: std::
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
     Router::new()
-        .route("/graphql", get(get_graphql).post(post_graphql))
+        .route("/graphql", get(get_entry).post(post_graphql))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -399,19 +405,19 @@ async fn bounded(
 }
 
 /// What the metrics learn of a request.
-struct Report {
-    operation: Option<String>,
-    outcome: Outcome,
+pub(crate) struct Report {
+    pub operation: Option<String>,
+    pub outcome: Outcome,
 }
 
 /// A GraphQL-over-HTTP request.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct GraphqlRequest {
-    query: Option<String>,
-    operation_name: Option<String>,
+pub(crate) struct GraphqlRequest {
+    pub query: Option<String>,
+    pub operation_name: Option<String>,
     #[serde(default)]
-    variables: Option<Value>,
+    pub variables: Option<Value>,
 }
 
 fn error_body(message: &str, code: &str) -> Value {
@@ -489,6 +495,28 @@ async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     }
 }
 
+/// GET `/graphql`: a WebSocket upgrade (subscriptions), GraphiQL for a
+/// browser, or a GraphQL-over-HTTP query.
+async fn get_entry(State(gw): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return crate::subscriptions::websocket(gw, request).await;
+    }
+    let (parts, _) = request.into_parts();
+    match Query::<GetParams>::try_from_uri(&parts.uri) {
+        Ok(params) => get_graphql(State(gw), parts.headers, params).await,
+        Err(rejection) => malformed(
+            &parts.headers,
+            StatusCode::BAD_REQUEST,
+            &format!("invalid query string: {rejection}"),
+        ),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GetParams {
@@ -544,59 +572,132 @@ async fn run(
     via_get: bool,
     report: &mut Report,
 ) -> Response {
-    let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
+    let ready = match prepare(&gw, &headers, request, via_get, report).await {
+        Ok(ready) => ready,
+        Err(refusal) => return refusal.into_response(&headers),
+    };
+    if ready.is_subscription() {
+        if crate::subscriptions::accepts_event_stream(&headers) {
+            report.outcome = Outcome::Ok;
+            return crate::subscriptions::event_stream(gw, ready, headers);
+        }
         return malformed(
             &headers,
+            StatusCode::NOT_ACCEPTABLE,
+            "subscriptions are served over WebSocket (graphql-transport-ws) or with \
+             Accept: text/event-stream",
+        );
+    }
+    let (body, clean) = answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
+    report.outcome = if clean { Outcome::Ok } else { Outcome::Errors };
+    with_media_bytes(StatusCode::OK, body, accepts_graphql_json(&headers))
+}
+
+/// An operation ready to execute: planned against the supergraph it will
+/// run on, with its variables coerced.
+pub(crate) struct Ready {
+    /// The caller, when a token was sent and the gateway verifies tokens.
+    pub claims: Option<kit::auth::Claims>,
+    pub loaded: Arc<Loaded>,
+    pub prepared: crate::planning::Prepared,
+    pub variables: Map<String, Value>,
+}
+
+impl Ready {
+    pub fn is_subscription(&self) -> bool {
+        matches!(
+            self.prepared.operation.operation_kind,
+            Some(hive_router_query_planner::state::supergraph_state::OperationKind::Subscription)
+        )
+    }
+}
+
+/// Why a request is answered before anything runs.
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub errors: Value,
+    /// Not GraphQL at all (no query, bad variables, a mutation over GET):
+    /// its 4xx stands whatever the media type.
+    pub malformed: bool,
+}
+
+impl Refusal {
+    fn malformed(status: StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            errors: error_body(message, "BAD_REQUEST"),
+            malformed: true,
+        }
+    }
+
+    fn graphql(status: StatusCode, message: &str, code: &str) -> Self {
+        Self {
+            status,
+            errors: error_body(message, code),
+            malformed: false,
+        }
+    }
+
+    fn plan(err: &PlanError) -> Self {
+        let (status, errors) = plan_error_body(err);
+        Self {
+            status,
+            errors,
+            malformed: false,
+        }
+    }
+
+    pub fn into_response(self, headers: &HeaderMap) -> Response {
+        if self.malformed {
+            with_media(self.status, self.errors, accepts_graphql_json(headers))
+        } else {
+            respond(headers, self.status, self.errors)
+        }
+    }
+}
+
+/// Every check before execution: a query, sane variables, a token that
+/// verifies, a plan, variables that fit it, introspection allowed.
+pub(crate) async fn prepare(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    request: GraphqlRequest,
+    via_get: bool,
+    report: &mut Report,
+) -> Result<Ready, Refusal> {
+    let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
+        return Err(Refusal::malformed(
             StatusCode::BAD_REQUEST,
             "the request has no query",
-        );
+        ));
     };
     let given: Map<String, Value> = match request.variables {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
-            return malformed(
-                &headers,
+            return Err(Refusal::malformed(
                 StatusCode::BAD_REQUEST,
                 "variables must be an object",
-            );
+            ));
         }
     };
-    if let (Some(auth), Some(token)) = (&gw.verifier, bearer(&headers))
-        && let Err(err) = auth.verify(token).await
-    {
-        return respond(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            error_body(&err.to_string(), "UNAUTHENTICATED"),
-        );
-    }
+    let claims = match (&gw.verifier, bearer(headers)) {
+        (Some(auth), Some(token)) => match auth.verify(token).await {
+            Ok(claims) => Some(claims),
+            Err(err) => {
+                return Err(Refusal::graphql(
+                    StatusCode::UNAUTHORIZED,
+                    &err.to_string(),
+                    "UNAUTHENTICATED",
+                ));
+            }
+        },
+        _ => None,
+    };
     let loaded = gw.current();
-    // A repeat is a cache lookup; only new operations are planned, on the blocking pool.
-    let cached = loaded
-        .supergraph
-        .cached(&query, request.operation_name.as_deref());
-    gw.metrics.plan_cache(cached.is_some());
-    let planned = match cached {
-        Some(prepared) => Ok(Ok(prepared)),
-        None => {
-            let supergraph = loaded.supergraph.clone();
-            let operation_name = request.operation_name.clone();
-            tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
-                .await
-        }
-    };
-    let prepared = match planned {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(err)) => return plan_error(&headers, &err),
-        Err(_) => {
-            return respond(
-                &headers,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                error_body("planning failed", "INTERNAL_SERVER_ERROR"),
-            );
-        }
-    };
+    let prepared = plan(gw, &loaded, query, request.operation_name.clone())
+        .await
+        .map_err(|err| Refusal::plan(&err))?;
     if report.operation.is_none() {
         report.operation = prepared.operation.name.clone();
     }
@@ -605,32 +706,63 @@ async fn run(
         Some(hive_router_query_planner::state::supergraph_state::OperationKind::Mutation)
     );
     if via_get && is_mutation {
-        return malformed(
-            &headers,
+        return Err(Refusal::malformed(
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations are not allowed over GET",
-        );
+        ));
     }
-    let variables = match loaded.supergraph.coerce_variables(&prepared, &given) {
-        Ok(variables) => variables,
-        Err(err) => return plan_error(&headers, &err),
-    };
+    let variables = loaded
+        .supergraph
+        .coerce_variables(&prepared, &given)
+        .map_err(|err| Refusal::plan(&err))?;
     if !prepared.introspection.is_empty() && loaded.introspection.is_none() {
-        return respond(
-            &headers,
+        return Err(Refusal::graphql(
             StatusCode::BAD_REQUEST,
-            error_body(
-                "introspection is disabled on this gateway",
-                "GRAPHQL_VALIDATION_FAILED",
-            ),
-        );
+            "introspection is disabled on this gateway",
+            "GRAPHQL_VALIDATION_FAILED",
+        ));
     }
+    Ok(Ready {
+        claims,
+        loaded,
+        prepared,
+        variables,
+    })
+}
+
+/// The plan of `query`: a repeat is a cache lookup; only new operations are
+/// planned, on the blocking pool.
+pub(crate) async fn plan(
+    gw: &Gateway,
+    loaded: &Loaded,
+    query: String,
+    operation_name: Option<String>,
+) -> Result<crate::planning::Prepared, PlanError> {
+    let cached = loaded.supergraph.cached(&query, operation_name.as_deref());
+    gw.metrics.plan_cache(cached.is_some());
+    if let Some(prepared) = cached {
+        return Ok(prepared);
+    }
+    let supergraph = loaded.supergraph.clone();
+    tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
+        .await
+        .unwrap_or_else(|_| Err(PlanError::Planning("the planner panicked".into())))
+}
+
+/// Runs a planned query or mutation and writes its GraphQL response as JSON
+/// bytes; `true` when it has no errors.
+pub(crate) async fn answer(
+    loaded: &Loaded,
+    prepared: &crate::planning::Prepared,
+    variables: &Map<String, Value>,
+    headers: &HeaderMap,
+) -> (Vec<u8>, bool) {
     let mut result = execution::execute(
         &prepared.plan,
         &loaded.subgraphs,
         loaded.supergraph.shapes(),
-        &variables,
-        &headers,
+        variables,
+        headers,
     )
     .await;
     if let (Some(intro), Value::Object(data)) = (&loaded.introspection, &mut result.data) {
@@ -658,30 +790,39 @@ async fn run(
             );
         }
     }
-    // The answer is written straight to bytes: no second response tree.
+    write_response(&result, &prepared.operation, loaded, variables)
+}
+
+/// Writes the GraphQL response of `result` as JSON bytes, shaped by the
+/// client's `operation`; `true` when it has no errors. The answer is written
+/// straight to bytes: no second response tree.
+pub(crate) fn write_response(
+    result: &execution::Execution,
+    operation: &hive_router_query_planner::ast::operation::OperationDefinition,
+    loaded: &Loaded,
+    variables: &Map<String, Value>,
+) -> (Vec<u8>, bool) {
     let mut body = Vec::with_capacity(4096);
     body.extend_from_slice(b"{\"data\":");
     let shaping = projection::project_into(
         &result.data,
-        &prepared.operation,
+        operation,
         loaded.supergraph.shapes(),
-        &variables,
+        variables,
         &mut body,
     );
-    result.errors.extend(shaping);
-    if result.errors.is_empty() {
-        report.outcome = Outcome::Ok;
-    } else {
-        report.outcome = Outcome::Errors;
+    let clean = result.errors.is_empty() && shaping.is_empty();
+    if !clean {
         body.extend_from_slice(b",\"errors\":");
+        let all: Vec<&Value> = result.errors.iter().chain(&shaping).collect();
         // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut body, &result.errors);
+        let _ = serde_json::to_writer(&mut body, &all);
     }
     body.push(b'}');
-    with_media_bytes(StatusCode::OK, body, accepts_graphql_json(&headers))
+    (body, clean)
 }
 
-fn plan_error(headers: &HeaderMap, err: &PlanError) -> Response {
+fn plan_error_body(err: &PlanError) -> (StatusCode, Value) {
     let errors: Vec<Value> = match err {
         PlanError::Validation(errors) => errors
             .iter()
@@ -700,10 +841,10 @@ fn plan_error(headers: &HeaderMap, err: &PlanError) -> Response {
     } else {
         StatusCode::BAD_REQUEST
     };
-    respond(headers, status, json!({ "errors": errors }))
+    (status, json!({ "errors": errors }))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod planning;
 pub mod projection;
 pub mod small_map;
+pub mod subscriptions;
+pub mod upstream;
 
 pub use compose::{SubgraphSource, compose};
 pub use planning::{PlanError, Prepared, Supergraph};

@@ -150,3 +150,95 @@ pub async fn post_with_status(
         .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap(), headers)
 }
+
+/// A subgraph running on its own runtime and thread, like a process of its
+/// own: [`Process::kill`] drops every connection it has at once.
+pub struct Process {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Stops the subgraph: its runtime is dropped with every socket it holds.
+    pub fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Serves `schema` as subgraph `name` on a free 127.0.0.1 port, with
+/// subscriptions over `graphql-transport-ws` on GET `/graphql`, in a process
+/// of its own (see [`Process`]).
+pub fn serve_with_subscriptions<Q, M, S>(
+    name: &str,
+    schema: async_graphql::Schema<Q, M, S>,
+) -> (Served, Process)
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
+{
+    let sdl = kit::server::federation_sdl(&schema);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = schema.clone();
+        let app = axum::Router::new().route(
+            "/graphql",
+            axum::routing::post(move |body: Bytes| {
+                let schema = http.clone();
+                async move {
+                    let request: async_graphql::Request = serde_json::from_slice(&body).unwrap();
+                    axum::Json(serde_json::to_value(schema.execute(request).await).unwrap())
+                }
+            })
+            .get_service(async_graphql_axum::GraphQLSubscription::new(schema)),
+        );
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(listener, app).await;
+        });
+        let _ = stopped.recv();
+        runtime.shutdown_background();
+    });
+    let served = Served {
+        name: name.to_owned(),
+        url,
+        sdl,
+        seen: Arc::default(),
+        bodies: Arc::default(),
+    };
+    (
+        served,
+        Process {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+    )
+}
+
+/// Serves the gateway's router on a free 127.0.0.1 port; its base URL (`http://127.0.0.1:PORT`).
+pub async fn listen(gw: Arc<gateway::http::Gateway>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway::http::router(gw);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}

@@ -215,8 +215,12 @@ async fn subscribe<E: Executor>(state: &AppState<E>, request: Request) -> Respon
     };
     let header_token = bearer(&parts.headers).map(str::to_owned);
     let (executor, verifier) = (state.executor.clone(), state.verifier.clone());
+    // Small buffers: a gateway holds one socket per client subscription
+    // (tungstenite allocates the read buffer eagerly, 128 KiB by default).
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
@@ -235,7 +239,7 @@ async fn subscribe<E: Executor>(state: &AppState<E>, request: Request) -> Respon
 }
 
 /// The bearer token of a `connection_init` payload, where clients put it.
-fn init_token(payload: &serde_json::Value) -> Option<String> {
+pub fn init_token(payload: &serde_json::Value) -> Option<String> {
     let raw = ["authorization", "Authorization"]
         .iter()
         .find_map(|k| payload.get(*k))
