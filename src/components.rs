@@ -223,6 +223,19 @@ fn subgraph_timeouts(
     (default, each)
 }
 
+/// `SUBSCRIPTIONS_PER_CONNECTION`, `SUBSCRIPTIONS_PER_USER` and
+/// `SUBSCRIPTION_BUFFER` (messages queued for a client before it counts as
+/// not reading), over the gateway's defaults.
+pub fn subscription_options(env: &mut Env) -> gateway::subscriptions::SubscriptionOptions {
+    let defaults = gateway::subscriptions::SubscriptionOptions::default();
+    gateway::subscriptions::SubscriptionOptions {
+        per_connection: env.parse_or("SUBSCRIPTIONS_PER_CONNECTION", defaults.per_connection),
+        per_user: env.parse_or("SUBSCRIPTIONS_PER_USER", defaults.per_user),
+        buffer: env.parse_or("SUBSCRIPTION_BUFFER", defaults.buffer).max(1),
+        ..defaults
+    }
+}
+
 /// How often the supergraph file is checked for changes.
 const SUPERGRAPH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -262,6 +275,7 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),
         ),
+        subscriptions: subscription_options(&mut env),
     };
     env.finish()?;
     let sdl =

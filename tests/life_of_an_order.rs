@@ -49,9 +49,9 @@ impl Drop for Dev {
     }
 }
 
-/// Starts the stack on `database_url` and `redis_url`; returns it, the
-/// gateway port and the orders subgraph's GraphQL URL (subscriptions are served there).
-fn start_dev(database_url: &str, redis_url: &str, stream: &str) -> (Dev, u16, String) {
+/// Starts the stack on `database_url` and `redis_url`; returns it and the
+/// gateway port.
+fn start_dev(database_url: &str, redis_url: &str, stream: &str) -> (Dev, u16) {
     let home = std::env::temp_dir().join(format!("grocery-e2e-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&home).unwrap();
     let gateway = free_port();
@@ -106,12 +106,7 @@ fn start_dev(database_url: &str, redis_url: &str, stream: &str) -> (Dev, u16, St
             break;
         }
     }
-    let orders = lines
-        .last()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .to_owned();
-    (dev, gateway, orders)
+    (dev, gateway)
 }
 
 /// POSTs a GraphQL request to the gateway.
@@ -165,10 +160,15 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Subscribes to `orderStatusChanged(orderId)` on the orders subgraph.
-async fn watch(orders_url: &str, token: &str, order_id: &str) -> Socket {
-    let mut request = orders_url
-        .replacen("http", "ws", 1)
+/// What a subscriber asks of each status change: fields of the orders,
+/// users and catalog subgraphs, resolved by the gateway for every event.
+const WATCH: &str = "subscription($id: ID!) { orderStatusChanged(orderId: $id) { \
+    previousStatus status at \
+    order { number customer { deviceId } items { quantity product { name } } } } }";
+
+/// Subscribes to `orderStatusChanged(orderId)` through the gateway.
+async fn watch(gateway: u16, token: &str, order_id: &str) -> Socket {
+    let mut request = format!("ws://127.0.0.1:{gateway}/graphql")
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
@@ -182,12 +182,55 @@ async fn watch(orders_url: &str, token: &str, order_id: &str) -> Socket {
         .unwrap();
     assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-        "query": "subscription($id: ID!) { orderStatusChanged(orderId: $id) { previousStatus status at } }",
-        "variables": { "id": order_id } } });
+        "query": WATCH, "variables": { "id": order_id } } });
     ws.send(Message::Text(subscribe.to_string().into()))
         .await
         .unwrap();
     ws
+}
+
+/// The `graphql-ws` npm package subscribing through the gateway (see
+/// `tests/graphql-ws/subscribe.mjs`), installed with `npm ci` on first use;
+/// its stdout lines (one JSON value each) arrive on the returned channel.
+fn node_watch(
+    gateway: u16,
+    token: &str,
+    order_id: &str,
+    events: usize,
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graphql-ws");
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "this test runs the graphql-ws npm client and needs Node.js 20+ and npm \
+         (apt-get install nodejs npm; .ci/run installs them)"
+    );
+    if !dir.join("node_modules/graphql-ws").exists() {
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed to install the graphql-ws client (apt-get install npm)");
+        assert!(installed.success(), "npm ci failed in {}", dir.display());
+    }
+    let mut child = Command::new("node")
+        .arg("subscribe.mjs")
+        .arg(format!("ws://127.0.0.1:{gateway}/graphql"))
+        .arg(token)
+        .arg(order_id)
+        .arg(events.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
 
 async fn next_message(ws: &mut Socket) -> Value {
@@ -209,7 +252,26 @@ async fn next_message(ws: &mut Socket) -> Value {
 async fn next_status(ws: &mut Socket) -> (String, String) {
     let message = next_message(ws).await;
     assert_eq!(message["type"], "next", "{message}");
-    let event = &message["payload"]["data"]["orderStatusChanged"];
+    status_of(&message["payload"])
+}
+
+/// The (previous, new) status of one `orderStatusChanged` result, after
+/// checking the fields other subgraphs resolved for it.
+fn status_of(result: &Value) -> (String, String) {
+    assert!(result.get("errors").is_none(), "{result}");
+    let event = &result["data"]["orderStatusChanged"];
+    assert_eq!(
+        event["order"]["customer"]["deviceId"], "fridge-e2e",
+        "{result}"
+    );
+    let item = &event["order"]["items"][0];
+    assert_eq!(item["quantity"], 3, "{result}");
+    assert!(
+        item["product"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "the catalog's product name: {result}"
+    );
     (
         event["previousStatus"].as_str().unwrap_or("").to_owned(),
         event["status"].as_str().unwrap().to_owned(),
@@ -221,7 +283,7 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
     let db = TestDatabase::empty("public").await;
     let mut redis = RedisServer::start();
     let stream = format!("grocery:e2e:{}", uuid::Uuid::new_v4().simple());
-    let (dev, gw, orders_url) = start_dev(&db.config.url, &redis.url(), &stream);
+    let (dev, gw) = start_dev(&db.config.url, &redis.url(), &stream);
 
     ok(gql(
         gw,
@@ -245,10 +307,16 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
         .as_str()
         .unwrap()
         .to_owned();
-    let mut ws = watch(&orders_url, &customer, &order_id).await;
-    // The subscription is live once the orders process follows the bus;
-    // give the subscribe message a moment to be processed.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ws = watch(gw, &customer, &order_id).await;
+    // A third-party client watches too: four changes are coming.
+    let (mut node, node_lines) = node_watch(gw, &customer, &order_id, 4);
+    let connected = node_lines
+        .recv_timeout(PATIENCE)
+        .expect("the graphql-ws client connects");
+    assert_eq!(connected, r#"{"connected":true}"#);
+    // The subscriptions are live once the orders process follows the bus;
+    // give the subscribe messages a moment to be processed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let confirmed_at = Instant::now();
     let confirm = ok(gql(
@@ -344,6 +412,27 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
     assert_eq!(
         kinds,
         ["ORDER_DELIVERED", "ORDER_SHIPPED", "ORDER_CONFIRMED"]
+    );
+
+    // The graphql-ws client saw the same four changes, once each, in order.
+    let exited = node.wait().unwrap();
+    let node_seen: Vec<(String, String)> = node_lines
+        .try_iter()
+        .map(|line| status_of(&serde_json::from_str(&line).unwrap()))
+        .collect();
+    assert!(
+        exited.success(),
+        "graphql-ws client: {exited}, saw {node_seen:?}"
+    );
+    assert_eq!(
+        node_seen,
+        [
+            ("RESERVED", "CONFIRMED"),
+            ("CONFIRMED", "PROCESSING"),
+            ("PROCESSING", "SHIPPED"),
+            ("SHIPPED", "DELIVERED"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
 
     // Nothing more arrives: every change was delivered once.
