@@ -7,6 +7,8 @@
 //! `shipment.status_changed`) → the subscriber saw each status once, in order,
 //! and the customer has a notification for each step (users consumed both).
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -14,151 +16,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use kit::testing::{RedisServer, TestDatabase};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-
-const BIN: &str = env!("CARGO_BIN_EXE_grocery");
-const PASSWORD: &str = "e2e-demo-pass";
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `grocery dev`, stopped with SIGTERM when dropped.
-struct Dev {
-    child: std::process::Child,
-    stderr: std::path::PathBuf,
-    home: std::path::PathBuf,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-/// Starts the stack on `database_url` and `redis_url`; returns it and the
-/// gateway port.
-fn start_dev(database_url: &str, redis_url: &str, stream: &str) -> (Dev, u16) {
-    let home = std::env::temp_dir().join(format!("grocery-e2e-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&home).unwrap();
-    let gateway = free_port();
-    let stderr = home.join("stderr.log");
-    let mut child = Command::new(BIN)
-        .arg("dev")
-        .env("GROCERY_HOME", &home)
-        .env("DATABASE_URL", database_url)
-        .env("REDIS_URL", redis_url)
-        .env("EVENT_STREAM", stream)
-        .env("GROCERY_DEMO_PASSWORD", PASSWORD)
-        .env("GATEWAY_PORT", gateway.to_string())
-        .env("USERS_PORT", "0")
-        .env("CATALOG_PORT", "0")
-        .env("INVENTORY_PORT", "0")
-        .env("ORDERS_PORT", "0")
-        .env("LOGISTICS_PORT", "0")
-        .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
-        .env_remove("SMTP_URL")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let dev = Dev {
-        child,
-        stderr,
-        home,
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut lines = Vec::<String>::new();
-    let mut ready = false;
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            panic!(
-                "grocery dev did not become ready:\n{}\n{}",
-                lines.join("\n"),
-                std::fs::read_to_string(&dev.stderr).unwrap_or_default()
-            );
-        };
-        ready |= line.contains("grocery dev is ready");
-        let orders = line.trim_start().starts_with("orders ");
-        lines.push(line);
-        if ready && orders {
-            break;
-        }
-    }
-    (dev, gateway)
-}
-
-/// POSTs a GraphQL request to the gateway.
-async fn gql(port: u16, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-fn ok(resp: Value) -> Value {
-    assert!(resp.get("errors").is_none(), "{resp}");
-    resp["data"].clone()
-}
-
-async fn login(port: u16, device: &str, password: &str) -> String {
-    let data = ok(gql(
-        port,
-        None,
-        "mutation($d: String!, $p: String!) { login(deviceId: $d, password: $p) { accessToken } }",
-        json!({ "d": device, "p": password }),
-    )
-    .await);
-    data["login"]["accessToken"].as_str().unwrap().to_owned()
-}
-
-/// Polls `check` until it returns something, for at most [`PATIENCE`].
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use support::{PASSWORD, PATIENCE, Socket, eventually, gql, login, next_message, ok};
+use tokio_tungstenite::tungstenite::Message;
 
 /// What a subscriber asks of each status change: fields of the orders,
 /// users and catalog subgraphs, resolved by the gateway for every event.
@@ -168,25 +30,7 @@ const WATCH: &str = "subscription($id: ID!) { orderStatusChanged(orderId: $id) {
 
 /// Subscribes to `orderStatusChanged(orderId)` through the gateway.
 async fn watch(gateway: u16, token: &str, order_id: &str) -> Socket {
-    let mut request = format!("ws://127.0.0.1:{gateway}/graphql")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-        "query": WATCH, "variables": { "id": order_id } } });
-    ws.send(Message::Text(subscribe.to_string().into()))
-        .await
-        .unwrap();
-    ws
+    support::subscribe(gateway, token, WATCH, json!({ "id": order_id })).await
 }
 
 /// The `graphql-ws` npm package subscribing through the gateway (see
@@ -233,21 +77,6 @@ fn node_watch(
     (child, rx)
 }
 
-async fn next_message(ws: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket stays open")
-            .unwrap();
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 /// The next status the subscriber sees, and when.
 async fn next_status(ws: &mut Socket) -> (String, String) {
     let message = next_message(ws).await;
@@ -283,7 +112,8 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
     let db = TestDatabase::empty("public").await;
     let mut redis = RedisServer::start();
     let stream = format!("grocery:e2e:{}", uuid::Uuid::new_v4().simple());
-    let (dev, gw) = start_dev(&db.config.url, &redis.url(), &stream);
+    let dev = support::start_dev(&db.config.url, &redis.url(), &stream, &[]);
+    let gw = dev.gateway;
 
     ok(gql(
         gw,

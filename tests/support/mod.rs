@@ -1,0 +1,315 @@
+//! What the end-to-end tests share: the `grocery` binary started as `dev` or
+//! as single components, GraphQL over HTTP to a gateway, and
+//! `graphql-transport-ws` subscribers.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_grocery");
+pub const PASSWORD: &str = "e2e-demo-pass";
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `grocery` process, stopped with SIGTERM when dropped; its stderr is kept
+/// in a file for failure messages.
+pub struct Process {
+    child: std::process::Child,
+    pub stderr: PathBuf,
+}
+
+impl Process {
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `grocery dev`: every subgraph and the gateway in one process.
+pub struct Dev {
+    pub process: Process,
+    /// Its folder (keys, logs); removed when dropped.
+    pub home: PathBuf,
+    /// The gateway's port.
+    pub gateway: u16,
+    /// Each subgraph's GraphQL URL by name, and `stock-api` (host:port).
+    pub urls: HashMap<String, String>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Starts `grocery dev` on `database_url` and `redis_url`, events on
+/// `stream`, with `env` on top; returns once it is ready.
+pub fn start_dev(database_url: &str, redis_url: &str, stream: &str, env: &[(&str, &str)]) -> Dev {
+    let home = std::env::temp_dir().join(format!("grocery-e2e-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&home).unwrap();
+    let gateway = free_port();
+    let stderr = home.join("stderr.log");
+    let mut command = Command::new(BIN);
+    command
+        .arg("dev")
+        .env("GROCERY_HOME", &home)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("EVENT_STREAM", stream)
+        .env("GROCERY_DEMO_PASSWORD", PASSWORD)
+        .env("GATEWAY_PORT", gateway.to_string())
+        .env("USERS_PORT", "0")
+        .env("CATALOG_PORT", "0")
+        .env("INVENTORY_PORT", "0")
+        .env("ORDERS_PORT", "0")
+        .env("LOGISTICS_PORT", "0")
+        .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env_remove("SMTP_URL")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let process = Process { child, stderr };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = Vec::<String>::new();
+    let mut ready = false;
+    let mut urls = HashMap::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            panic!(
+                "grocery dev did not become ready:\n{}\n{}",
+                lines.join("\n"),
+                process.stderr()
+            );
+        };
+        ready |= line.contains("grocery dev is ready");
+        if ready {
+            let mut words = line.split_whitespace();
+            if let (Some(name), Some(url)) = (words.next(), words.next()) {
+                urls.insert(name.to_owned(), url.to_owned());
+            }
+        }
+        let orders = line.trim_start().starts_with("orders ");
+        lines.push(line);
+        if ready && orders {
+            break;
+        }
+    }
+    // Lines after the orders one (stock-api) come at once.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        let mut words = line.split_whitespace();
+        if let (Some(name), Some(url)) = (words.next(), words.next()) {
+            urls.insert(name.to_owned(), url.to_owned());
+        }
+    }
+    Dev {
+        process,
+        home,
+        gateway,
+        urls,
+    }
+}
+
+/// Starts `grocery <args>` with `env`, logging to a file in `dir`.
+pub fn start(args: &[&str], env: &[(&str, String)], dir: &Path) -> Process {
+    let stderr = dir.join(format!("{}-{}.log", args.join("-"), free_port()));
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Process {
+        child: command.spawn().unwrap(),
+        stderr,
+    }
+}
+
+/// Waits until GET `url` answers 200.
+pub async fn until_ok(url: &str, process: &Process) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (host, path) = url
+        .trim_start_matches("http://")
+        .split_once('/')
+        .map(|(h, p)| (h.to_owned(), format!("/{p}")))
+        .unwrap();
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(&host).await {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && stream.read_to_string(&mut response).await.is_ok()
+                && response.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not answer 200 within 60 s:\n{}",
+            process.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// POSTs a GraphQL request to the gateway on `port`.
+pub async fn gql(port: u16, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The data of a response that has no errors.
+pub fn ok(resp: Value) -> Value {
+    assert!(resp.get("errors").is_none(), "{resp}");
+    resp["data"].clone()
+}
+
+pub async fn login(port: u16, device: &str, password: &str) -> String {
+    let data = ok(gql(
+        port,
+        None,
+        "mutation($d: String!, $p: String!) { login(deviceId: $d, password: $p) { accessToken } }",
+        json!({ "d": device, "p": password }),
+    )
+    .await);
+    data["login"]["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Registers `device` and signs it in; its access token.
+pub async fn customer(port: u16, device: &str) -> String {
+    ok(gql(
+        port,
+        None,
+        "mutation($d: String!) { register(input: { deviceId: $d, password: \"cold-storage-1\" }) { id } }",
+        json!({ "d": device }),
+    )
+    .await);
+    login(port, device, "cold-storage-1").await
+}
+
+/// Polls `check` until it returns something, for at most [`PATIENCE`].
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a `graphql-transport-ws` connection to the gateway on `port` as
+/// `token` and starts `query` as operation "1".
+pub async fn subscribe(port: u16, token: &str, query: &str, variables: Value) -> Socket {
+    let mut request = format!("ws://127.0.0.1:{port}/graphql")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": query, "variables": variables } });
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+/// The next protocol message (pings answered and skipped).
+pub async fn next_message(ws: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket stays open")
+            .unwrap();
+        match message {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "ping" {
+                    let pong = json!({ "type": "pong" }).to_string();
+                    ws.send(Message::Text(pong.into())).await.unwrap();
+                    continue;
+                }
+                return value;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Whether anything but keep-alive arrives within `wait`.
+pub async fn quiet_for(ws: &mut Socket, wait: Duration) -> Result<(), Value> {
+    match tokio::time::timeout(wait, next_message(ws)).await {
+        Err(_) => Ok(()),
+        Ok(message) => Err(message),
+    }
+}
