@@ -80,17 +80,28 @@ impl Default for SubscriptionOptions {
     }
 }
 
-/// Open subscriptions of one gateway, by user.
+/// Open subscriptions of one gateway, by user, and the upstream
+/// subscriptions that feed them.
 #[derive(Default)]
 pub struct Registry {
     by_user: Mutex<HashMap<Uuid, usize>>,
     open: AtomicUsize,
+    upstreams: Mutex<Upstreams>,
 }
 
 impl Registry {
-    /// Subscriptions open on this gateway.
+    /// Client subscriptions open on this gateway.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Subscriptions this gateway holds open on subgraphs.
+    pub fn upstream(&self) -> usize {
+        self.lock_upstreams().open.len()
+    }
+
+    fn lock_upstreams(&self) -> std::sync::MutexGuard<'_, Upstreams> {
+        self.upstreams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A place for one more subscription of `user`, if under `limit`.
@@ -141,20 +152,69 @@ fn limit_error(message: String) -> Value {
 }
 
 /// What one operation sends its client.
+#[derive(Clone, Debug)]
 pub(crate) enum Frame {
     /// A result (the written response JSON).
-    Next(Vec<u8>),
+    Next(Bytes),
     /// The operation failed before producing results (GraphQL errors); ends it.
     Error(Value),
     /// The operation is over.
     Complete,
 }
 
+/// Subscriptions open on subgraphs, shared: clients that send the same
+/// operation with the same variables and the same token get the same
+/// events, so one upstream subscription (and one run of the entity fetches
+/// per event) serves them all, as Apollo Router's deduplication does.
+#[derive(Default)]
+struct Upstreams {
+    open: HashMap<String, Arc<Shared>>,
+}
+
+/// One upstream subscription and the clients it feeds.
+struct Shared {
+    events: tokio::sync::broadcast::Sender<Frame>,
+    /// Clients following it; the upstream is stopped when the last leaves.
+    members: AtomicUsize,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// A client's place on a shared upstream subscription.
+struct Member {
+    registry: Arc<Registry>,
+    key: String,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let mut upstreams = self.registry.lock_upstreams();
+        if self.shared.members.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if upstreams
+                .open
+                .get(&self.key)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.shared))
+            {
+                upstreams.open.remove(&self.key);
+            }
+            if let Some(task) = self
+                .shared
+                .task
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
 /// Runs one client operation and hands each frame to `emit`, which answers
 /// `false` once the client is gone. A query or mutation gives one result; a
 /// subscription one per event until the subgraph completes or is lost.
 async fn pump(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     ready: Ready,
     headers: &HeaderMap,
     emit: &mut (dyn FnMut(Frame) -> bool + Send),
@@ -162,11 +222,125 @@ async fn pump(
     if !ready.is_subscription() {
         let (body, _) =
             http::answer(&ready.loaded, &ready.prepared, &ready.variables, headers).await;
-        if emit(Frame::Next(body)) {
+        if emit(Frame::Next(body.into())) {
             emit(Frame::Complete);
         }
         return;
     }
+    let (member, mut events) = join(gw, ready, headers);
+    loop {
+        match events.recv().await {
+            Ok(frame) => {
+                let last = !matches!(frame, Frame::Next(_));
+                if !emit(frame) || last {
+                    break;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                // Events were lost for this client: it does not keep up.
+                tracing::warn!(missed, "a subscriber fell behind; ending its subscription");
+                let body = json!({ "errors": [{
+                    "message": format!("the client fell {missed} events behind"),
+                    "extensions": { "code": "SUBSCRIPTION_LAGGED" },
+                }] });
+                if emit(Frame::Next(body.to_string().into())) {
+                    emit(Frame::Complete);
+                }
+                break;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                emit(Frame::Complete);
+                break;
+            }
+        }
+    }
+    drop(member);
+}
+
+/// Follows the upstream subscription of `ready` for this caller, opening
+/// it if no identical one is open.
+fn join(
+    gw: &Arc<Gateway>,
+    ready: Ready,
+    headers: &HeaderMap,
+) -> (Member, tokio::sync::broadcast::Receiver<Frame>) {
+    let registry = gw.subscriptions.clone();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let key = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}",
+        ready.prepared.operation,
+        Value::Object(ready.variables.clone()),
+        token,
+        Arc::as_ptr(&ready.loaded) as usize,
+    );
+    let mut upstreams = registry.lock_upstreams();
+    if let Some(shared) = upstreams.open.get(&key) {
+        shared.members.fetch_add(1, Ordering::AcqRel);
+        let events = shared.events.subscribe();
+        let shared = shared.clone();
+        drop(upstreams);
+        return (
+            Member {
+                registry,
+                key,
+                shared,
+            },
+            events,
+        );
+    }
+    let (tx, events) = tokio::sync::broadcast::channel(gw.options.subscriptions.buffer);
+    let shared = Arc::new(Shared {
+        events: tx.clone(),
+        members: AtomicUsize::new(1),
+        task: Mutex::new(None),
+    });
+    upstreams.open.insert(key.clone(), shared.clone());
+    drop(upstreams);
+    let (gw2, headers2, registry2, key2, shared2) = (
+        gw.clone(),
+        headers.clone(),
+        registry.clone(),
+        key.clone(),
+        shared.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let mut emit = |frame: Frame| {
+            // No receiver left: the last member is leaving and aborts this task.
+            tx.send(frame).is_ok()
+        };
+        source(&gw2, ready, &headers2, &mut emit).await;
+        // Ended by the subgraph: identical subscriptions from now on open a new one.
+        let mut upstreams = registry2.lock_upstreams();
+        if upstreams
+            .open
+            .get(&key2)
+            .is_some_and(|s| Arc::ptr_eq(s, &shared2))
+        {
+            upstreams.open.remove(&key2);
+        }
+    });
+    *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+    (
+        Member {
+            registry,
+            key,
+            shared,
+        },
+        events,
+    )
+}
+
+/// Subscribes on the subgraph that owns the subscription of `ready` and
+/// emits every event completed with the rest of the plan, then how it ended.
+async fn source(
+    gw: &Gateway,
+    ready: Ready,
+    headers: &HeaderMap,
+    emit: &mut (dyn FnMut(Frame) -> bool + Send),
+) {
     let loaded = &ready.loaded;
     let Some(primary) = execution::subscription_primary(&ready.prepared.plan) else {
         emit(Frame::Error(json!([{
@@ -237,7 +411,7 @@ async fn pump(
                     loaded,
                     &ready.variables,
                 );
-                if !emit(Frame::Next(body)) {
+                if !emit(Frame::Next(body.into())) {
                     source.close().await;
                     return;
                 }
@@ -259,7 +433,7 @@ async fn pump(
             }
             Upstream::Lost(why) => {
                 let body = json!({ "errors": unreachable(why) }).to_string();
-                if emit(Frame::Next(body.into_bytes())) {
+                if emit(Frame::Next(body.into())) {
                     emit(Frame::Complete);
                 }
                 return;

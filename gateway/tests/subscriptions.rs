@@ -435,7 +435,63 @@ async fn subscriptions_are_limited_per_connection_and_per_user() {
     drop(first);
     wait_for(|| stack.gateway.subscriptions.open() == 1).await;
     send(&mut second, pushed("c")).await;
+    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+}
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_upstream_subscription() {
+    let stack = stack(Default::default()).await;
+    let subscribe = |id: &str, size: i32| {
+        json!({ "id": id, "type": "subscribe", "payload": {
+        "query": "subscription($size: Int) { pushed(size: $size) { n item { name } } }",
+        "variables": { "size": size } } })
+    };
+    let mut first = ready_socket(&stack.base).await;
+    let mut second = ready_socket(&stack.base).await;
+    send(&mut first, subscribe("1", 0)).await;
+    send(&mut second, subscribe("2", 0)).await;
+    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    assert_eq!(stack.gateway.subscriptions.upstream(), 1);
+    // Other variables: another upstream subscription.
+    send(&mut second, subscribe("3", 1)).await;
     wait_for(|| stack.pushed.0.receiver_count() == 2).await;
+    assert_eq!(stack.gateway.subscriptions.upstream(), 2);
+
+    stack.pushed.0.send(5).unwrap();
+    let expected = |id: &str| {
+        json!({ "id": id, "type": "next", "payload": { "data": { "pushed": {
+        "n": 5, "item": { "name": "name of item-1" } } } } })
+    };
+    assert_eq!(recv(&mut first).await, expected("1"));
+    let mut on_second = [recv(&mut second).await, recv(&mut second).await];
+    on_second.sort_by_key(|m| m["id"].as_str().unwrap().to_owned());
+    assert_eq!(on_second, [expected("2"), expected("3")]);
+
+    // One leaves: the other still gets events from the same upstream.
+    send(&mut first, json!({ "id": "1", "type": "complete" })).await;
+    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    assert_eq!(stack.pushed.0.receiver_count(), 2);
+    stack.pushed.0.send(6).unwrap();
+    let mut on_second = [recv(&mut second).await, recv(&mut second).await];
+    on_second.sort_by_key(|m| m["id"].as_str().unwrap().to_owned());
+    assert_eq!(on_second[0]["payload"]["data"]["pushed"]["n"], 6);
+    assert_eq!(on_second[1]["payload"]["data"]["pushed"]["n"], 6);
+    assert!(
+        quiet(&mut first).await,
+        "the client that left gets nothing more"
+    );
+    // The last one leaves: the upstream subscriptions close.
+    drop(second);
+    wait_for(|| stack.pushed.0.receiver_count() == 0).await;
+    assert_eq!(stack.gateway.subscriptions.upstream(), 0);
+}
+
+/// Whether nothing arrives within 300 ms.
+async fn quiet(ws: &mut Socket) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), ws.next())
+        .await
+        .is_err()
 }
 
 #[tokio::test]
