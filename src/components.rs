@@ -236,13 +236,61 @@ pub fn subscription_options(env: &mut Env) -> gateway::subscriptions::Subscripti
     }
 }
 
-/// How often the supergraph file is checked for changes.
+/// Persisted documents and rate limits of the gateway's edge:
+/// `PERSISTED_DIR` (trusted-document manifests, default `schema/persisted`),
+/// `PERSISTED_ONLY`, `APQ`, `RATE_LIMITS` (see [`gateway::ratelimit::RateLimits::parse`]),
+/// `RATE_LIMIT_IP_HEADER`; APQ documents and rate buckets are shared through
+/// `REDIS_URL` when it is set.
+pub fn edge_options(
+    env: &mut Env,
+    persisted_only: bool,
+) -> (
+    gateway::persisted::PersistedOptions,
+    gateway::ratelimit::RateLimits,
+) {
+    let redis_url = env.get("REDIS_URL");
+    let defaults = gateway::persisted::PersistedOptions::default();
+    let persisted = gateway::persisted::PersistedOptions {
+        manifests: Some(
+            env.get("PERSISTED_DIR")
+                .unwrap_or_else(|| "schema/persisted".into())
+                .into(),
+        ),
+        only: persisted_only || env.parse_or("PERSISTED_ONLY", false),
+        apq: env.parse_or("APQ", defaults.apq),
+        redis_url: redis_url.clone(),
+        ..defaults
+    };
+    let mut rate_limits =
+        match gateway::ratelimit::RateLimits::parse(&env.get("RATE_LIMITS").unwrap_or_default()) {
+            Ok(limits) => limits,
+            Err(why) => {
+                env.problem(format!("RATE_LIMITS: {why}"));
+                Default::default()
+            }
+        };
+    if let Some(header) = env.get("RATE_LIMIT_IP_HEADER") {
+        match axum::http::HeaderName::try_from(header.trim().to_ascii_lowercase()) {
+            Ok(name) => rate_limits.ip_header = Some(name),
+            Err(_) => env.problem(format!(
+                "RATE_LIMIT_IP_HEADER: {header:?} is not a header name"
+            )),
+        }
+    }
+    rate_limits.redis_url = redis_url;
+    (persisted, rate_limits)
+}
+
+/// How often the supergraph file and the manifests are checked for changes.
 const SUPERGRAPH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `grocery serve gateway`: the supergraph from `SUPERGRAPH_PATH` (reloaded
 /// when the file changes), tokens checked with the users subgraph's public
 /// keys (`JWKS_URL` or `JWT_PUBLIC_KEYS_FILE`).
-pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+pub async fn serve_gateway(
+    supergraph: Option<std::path::PathBuf>,
+    persisted_only: bool,
+) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = gateway_addr(&mut env);
     let from_env = env.get("SUPERGRAPH_PATH");
@@ -260,6 +308,7 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let defaults = gateway::limits::Limits::default();
     let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
+    let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
     let options = gateway::http::GatewayOptions {
         subgraph_timeout,
         subgraph_timeouts,
@@ -276,6 +325,8 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
             env.parse_or("CORS_CREDENTIALS", false),
         ),
         subscriptions: subscription_options(&mut env),
+        persisted,
+        rate_limits,
     };
     env.finish()?;
     let sdl =
@@ -297,6 +348,10 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
     let url = spawn_gateway(gateway.clone(), addr, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
+    let manifests = tokio::spawn(gateway::persisted::watch(
+        gateway.documents.clone(),
+        SUPERGRAPH_POLL,
+    ));
     let watcher = tokio::spawn(gateway::http::watch(gateway, path.into(), SUPERGRAPH_POLL));
     tokio::select! {
         () = crate::shutdown_signal() => {}
@@ -306,6 +361,7 @@ pub async fn serve_gateway(supergraph: Option<std::path::PathBuf>) -> anyhow::Re
         }
     }
     watcher.abort();
+    manifests.abort();
     let _ = stop_tx.send(true);
     while let Some(ended) = tasks.join_next().await {
         ended??;

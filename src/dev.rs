@@ -119,6 +119,7 @@ async fn start(
     let explicit_catalog_url = env.get("CATALOG_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let (persisted, rate_limits) = components::edge_options(&mut env, false);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -190,9 +191,16 @@ async fn start(
             introspection: true,
             // Any localhost origin, so a frontend dev server can call the API.
             cors: gateway::cors::CorsPolicy::parse("localhost", false),
+            persisted,
+            rate_limits,
             ..Default::default()
         },
     )?);
+    // Manifest edits apply without a restart; the watcher ends with the process.
+    tokio::spawn(gateway::persisted::watch(
+        edge.documents.clone(),
+        std::time::Duration::from_secs(1),
+    ));
     let gateway_url =
         components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;
 

@@ -56,6 +56,9 @@ variable is reported at once:
   INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
   MAX_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS  gateway: operation limits (default 15, 30, 20)
   CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
+  PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
+                                        those for everyone (false), automatic persisted queries (true)
+  RATE_LIMITS, RATE_LIMIT_IP_HEADER     gateway: `off` or user|ip.query|mutation|subscription|*=N/s[:burst],…
 See the README's configuration table for the rest."
     )]
     Serve {
@@ -65,6 +68,10 @@ See the README's configuration table for the rest."
         /// (default `SUPERGRAPH_PATH`, else schema/supergraph.graphql).
         #[arg(long, value_name = "PATH")]
         supergraph: Option<std::path::PathBuf>,
+        /// Gateway: run only documents of the trusted-document manifests
+        /// (as `PERSISTED_ONLY=true`).
+        #[arg(long)]
+        persisted_only: bool,
     },
     /// Run database migrations for one component, or all of them.
     Migrate {
@@ -110,12 +117,17 @@ async fn main() -> ExitCode {
         Command::Serve {
             component,
             supergraph,
+            persisted_only,
         } => {
             kit::telemetry::init(false);
             match (component, supergraph) {
                 (components::Servable::Gateway, supergraph) => {
-                    components::serve_gateway(supergraph).await
+                    components::serve_gateway(supergraph, persisted_only).await
                 }
+                (other, _) if persisted_only => Err(anyhow::anyhow!(
+                    "--persisted-only is the gateway's; {} has none",
+                    other.component().expect("a subgraph").name()
+                )),
                 (other, Some(_)) => Err(anyhow::anyhow!(
                     "--supergraph is the gateway's; {} has none",
                     other.component().expect("a subgraph").name()

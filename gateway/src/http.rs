@@ -6,7 +6,7 @@
 //! Responses are `application/graphql-response+json` when the client accepts
 //! it, `application/json` otherwise.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -49,6 +49,10 @@ pub struct GatewayOptions {
     pub cors: crate::cors::CorsPolicy,
     /// Subscription limits, keep-alive and buffering.
     pub subscriptions: crate::subscriptions::SubscriptionOptions,
+    /// Automatic persisted queries and trusted-document manifests.
+    pub persisted: crate::persisted::PersistedOptions,
+    /// Requests per user and per client address (none by default).
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl Default for GatewayOptions {
@@ -61,6 +65,8 @@ impl Default for GatewayOptions {
             limits: Default::default(),
             cors: Default::default(),
             subscriptions: Default::default(),
+            persisted: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -89,6 +95,10 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Open subscriptions, by user.
     pub subscriptions: Arc<crate::subscriptions::Registry>,
+    /// Trusted manifests and APQ documents.
+    pub documents: Arc<crate::persisted::Documents>,
+    /// Rate limits per user and address.
+    pub limiter: Arc<crate::ratelimit::Limiter>,
 }
 
 impl Gateway {
@@ -110,6 +120,8 @@ impl Gateway {
             cors: Arc::new(options.cors.clone()),
             metrics,
             subscriptions: Default::default(),
+            documents: Arc::new(crate::persisted::Documents::new(&options.persisted)?),
+            limiter: Arc::new(crate::ratelimit::Limiter::new(options.rate_limits.clone())?),
         })
     }
 
@@ -266,12 +278,25 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut text = gw.metrics.render();
+    text.push_str(&format!(
+        "# HELP grocery_gateway_subscriptions Client subscriptions open (WebSocket and SSE).\n\
+         # TYPE grocery_gateway_subscriptions gauge\n\
+         grocery_gateway_subscriptions {}\n\
+         # HELP grocery_gateway_upstream_subscriptions Subscriptions open on subgraphs (identical client subscriptions share one).\n\
+         # TYPE grocery_gateway_upstream_subscriptions gauge\n\
+         grocery_gateway_upstream_subscriptions {}\n",
+        gw.subscriptions.open(),
+        gw.subscriptions.upstream(),
+    ));
+    text.push_str(&gw.documents.render());
+    text.push_str(&gw.limiter.render());
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        gw.metrics.render(),
+        text,
     )
         .into_response()
 }
@@ -371,6 +396,7 @@ fn random_hex(bytes: usize) -> String {
 async fn bounded(
     gw: Arc<Gateway>,
     headers: HeaderMap,
+    peer: Option<IpAddr>,
     request: GraphqlRequest,
     via_get: bool,
 ) -> Response {
@@ -382,7 +408,7 @@ async fn bounded(
     };
     let response = match tokio::time::timeout(
         REQUEST_TIMEOUT,
-        run(gw.clone(), headers, request, via_get, &mut report),
+        run(gw.clone(), headers, peer, request, via_get, &mut report),
     )
     .await
     {
@@ -418,6 +444,12 @@ pub(crate) struct GraphqlRequest {
     pub operation_name: Option<String>,
     #[serde(default)]
     pub variables: Option<Value>,
+    /// `persistedQuery` (APQ and trusted documents) and anything else.
+    #[serde(default)]
+    pub extensions: Option<Value>,
+    /// A trusted document's id (GraphQL over HTTP persisted documents).
+    #[serde(default)]
+    pub document_id: Option<String>,
 }
 
 fn error_body(message: &str, code: &str) -> Value {
@@ -484,9 +516,14 @@ fn with_media(status: StatusCode, body: Value, graphql_json: bool) -> Response {
     response
 }
 
-async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_graphql(
+    State(gw): State<Arc<Gateway>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match serde_json::from_slice::<GraphqlRequest>(&body) {
-        Ok(request) => bounded(gw, headers, request, false).await,
+        Ok(request) => bounded(gw, headers, peer, request, false).await,
         Err(e) => malformed(
             &headers,
             StatusCode::BAD_REQUEST,
@@ -507,8 +544,9 @@ async fn get_entry(State(gw): State<Arc<Gateway>>, request: axum::extract::Reque
         return crate::subscriptions::websocket(gw, request).await;
     }
     let (parts, _) = request.into_parts();
+    let peer = peer_of(&parts.extensions);
     match Query::<GetParams>::try_from_uri(&parts.uri) {
-        Ok(params) => get_graphql(State(gw), parts.headers, params).await,
+        Ok(params) => get_graphql(State(gw), parts.headers, peer, params).await,
         Err(rejection) => malformed(
             &parts.headers,
             StatusCode::BAD_REQUEST,
@@ -523,18 +561,25 @@ struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
+    document_id: Option<String>,
 }
 
 async fn get_graphql(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
+    peer: Option<IpAddr>,
     Query(params): Query<GetParams>,
 ) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    if wants_html && params.query.is_none() {
+    if wants_html
+        && params.query.is_none()
+        && params.document_id.is_none()
+        && params.extensions.is_none()
+    {
         return Html(
             async_graphql::http::GraphiQLSource::build()
                 .endpoint("/graphql")
@@ -557,22 +602,40 @@ async fn get_graphql(
             );
         }
     };
+    let extensions = match params
+        .extensions
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            return malformed(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                &format!("invalid extensions: {e}"),
+            );
+        }
+    };
     let request = GraphqlRequest {
         query: params.query,
         operation_name: params.operation_name,
         variables,
+        extensions,
+        document_id: params.document_id,
     };
-    bounded(gw, headers, request, true).await
+    bounded(gw, headers, peer, request, true).await
 }
 
 async fn run(
     gw: Arc<Gateway>,
     headers: HeaderMap,
+    peer: Option<IpAddr>,
     request: GraphqlRequest,
     via_get: bool,
     report: &mut Report,
 ) -> Response {
-    let ready = match prepare(&gw, &headers, request, via_get, report).await {
+    let ready = match prepare(&gw, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
         Err(refusal) => return refusal.into_response(&headers),
     };
@@ -616,9 +679,11 @@ impl Ready {
 pub(crate) struct Refusal {
     pub status: StatusCode,
     pub errors: Value,
-    /// Not GraphQL at all (no query, bad variables, a mutation over GET):
-    /// its 4xx stands whatever the media type.
+    /// Not GraphQL at all (no query, bad variables, a mutation over GET), or
+    /// rate limited: its 4xx stands whatever the media type.
     pub malformed: bool,
+    /// When a rate-limited caller may try again (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
@@ -627,6 +692,7 @@ impl Refusal {
             status,
             errors: error_body(message, "BAD_REQUEST"),
             malformed: true,
+            retry_after: None,
         }
     }
 
@@ -635,6 +701,7 @@ impl Refusal {
             status,
             errors: error_body(message, code),
             malformed: false,
+            retry_after: None,
         }
     }
 
@@ -644,28 +711,100 @@ impl Refusal {
             status,
             errors,
             malformed: false,
+            retry_after: None,
+        }
+    }
+
+    fn persisted(refused: crate::persisted::Refused) -> Self {
+        let status = match refused.code {
+            // APQ clients expect the miss in a 200 body, then retry with the document.
+            "PERSISTED_QUERY_NOT_FOUND" | "PERSISTED_QUERY_NOT_SUPPORTED" => StatusCode::OK,
+            "PERSISTED_QUERY_REQUIRED" => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::graphql(status, &refused.message, refused.code)
+    }
+
+    fn rate_limited(limited: crate::ratelimit::Limited, kind: crate::ratelimit::Kind) -> Self {
+        let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let whom = match limited.scope {
+            crate::ratelimit::Scope::User => "this user",
+            crate::ratelimit::Scope::Ip => "this address",
+        };
+        let message = format!(
+            "too many {}s from {whom}; retry in {seconds} s",
+            kind.label()
+        );
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            errors: json!({ "errors": [{
+                "message": message,
+                "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds },
+            }] }),
+            malformed: true,
+            retry_after: Some(std::time::Duration::from_secs(seconds)),
         }
     }
 
     pub fn into_response(self, headers: &HeaderMap) -> Response {
-        if self.malformed {
+        let mut response = if self.malformed {
             with_media(self.status, self.errors, accepts_graphql_json(headers))
         } else {
             respond(headers, self.status, self.errors)
+        };
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
         }
+        response
     }
 }
 
-/// Every check before execution: a query, sane variables, a token that
-/// verifies, a plan, variables that fit it, introspection allowed.
+/// Every check before execution: a token that verifies, a document (sent,
+/// persisted or trusted) the caller may run, sane variables, a plan,
+/// variables that fit it, introspection allowed, the caller within its rate.
 pub(crate) async fn prepare(
     gw: &Gateway,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
     request: GraphqlRequest,
     via_get: bool,
     report: &mut Report,
 ) -> Result<Ready, Refusal> {
-    let Some(query) = request.query.filter(|q| !q.trim().is_empty()) else {
+    let claims = match (&gw.verifier, bearer(headers)) {
+        (Some(auth), Some(token)) => match auth.verify(token).await {
+            Ok(claims) => Some(claims),
+            Err(err) => {
+                return Err(Refusal::graphql(
+                    StatusCode::UNAUTHORIZED,
+                    &err.to_string(),
+                    "UNAUTHENTICATED",
+                ));
+            }
+        },
+        _ => None,
+    };
+    let restricted = gw.documents.only()
+        || claims
+            .as_ref()
+            .is_some_and(|c| c.role == kit::auth::Role::Partner);
+    let resolution = gw
+        .documents
+        .resolve(
+            request.query.as_deref(),
+            request.document_id.as_deref(),
+            request.extensions.as_ref(),
+            crate::persisted::client_name(headers),
+            restricted,
+        )
+        .await
+        .map_err(Refusal::persisted)?;
+    let Some(query) = resolution
+        .query
+        .or(request.query)
+        .filter(|q| !q.trim().is_empty())
+    else {
         return Err(Refusal::malformed(
             StatusCode::BAD_REQUEST,
             "the request has no query",
@@ -681,31 +820,21 @@ pub(crate) async fn prepare(
             ));
         }
     };
-    let claims = match (&gw.verifier, bearer(headers)) {
-        (Some(auth), Some(token)) => match auth.verify(token).await {
-            Ok(claims) => Some(claims),
-            Err(err) => {
-                return Err(Refusal::graphql(
-                    StatusCode::UNAUTHORIZED,
-                    &err.to_string(),
-                    "UNAUTHENTICATED",
-                ));
-            }
-        },
-        _ => None,
-    };
     let loaded = gw.current();
+    let register = resolution.register.map(|hash| (hash, query.clone()));
     let prepared = plan(gw, &loaded, query, request.operation_name.clone())
         .await
         .map_err(|err| Refusal::plan(&err))?;
     if report.operation.is_none() {
         report.operation = prepared.operation.name.clone();
     }
-    let is_mutation = matches!(
-        prepared.operation.operation_kind,
-        Some(hive_router_query_planner::state::supergraph_state::OperationKind::Mutation)
-    );
-    if via_get && is_mutation {
+    use hive_router_query_planner::state::supergraph_state::OperationKind;
+    let kind = match prepared.operation.operation_kind {
+        Some(OperationKind::Mutation) => crate::ratelimit::Kind::Mutation,
+        Some(OperationKind::Subscription) => crate::ratelimit::Kind::Subscription,
+        _ => crate::ratelimit::Kind::Query,
+    };
+    if via_get && kind == crate::ratelimit::Kind::Mutation {
         return Err(Refusal::malformed(
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations are not allowed over GET",
@@ -722,12 +851,44 @@ pub(crate) async fn prepare(
             "GRAPHQL_VALIDATION_FAILED",
         ));
     }
+    if gw.limiter.enabled() {
+        let ip = gw.limiter.client_ip(headers, peer);
+        gw.limiter
+            .check(kind, claims.as_ref().map(|c| c.sub), ip)
+            .await
+            .map_err(|limited| Refusal::rate_limited(limited, kind))?;
+    }
+    // A document registers only once it planned: nothing invalid is kept.
+    if let Some((hash, query)) = register {
+        gw.documents.register(hash, &query).await;
+    }
     Ok(Ready {
         claims,
         loaded,
         prepared,
         variables,
     })
+}
+
+/// The peer address of a connection, when the server records it.
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// The peer address of a request (see [`peer_of`]); never refuses.
+pub(crate) struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer_of(&parts.extensions)))
+    }
 }
 
 /// The plan of `query`: a repeat is a cache lookup; only new operations are

@@ -565,12 +565,13 @@ pub(crate) async fn websocket(gw: Arc<Gateway>, request: Request) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     let headers = parts.headers;
+    let peer = http::peer_of(&parts.extensions);
     upgrade
         .protocols([upstream::PROTOCOL])
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(http::MAX_BODY_BYTES)
-        .on_upgrade(move |socket| connection(gw, socket, headers))
+        .on_upgrade(move |socket| connection(gw, socket, headers, peer))
 }
 
 /// Ends a connection: the reason is sent in the close frame.
@@ -723,6 +724,8 @@ struct Session {
     out: Outbox,
     /// The upgrade request's headers (its token counts when `connection_init` has none).
     upgrade_headers: HeaderMap,
+    /// The client's address (for per-address rate limits).
+    peer: Option<std::net::IpAddr>,
     /// Headers every operation runs with (the caller's token), once acknowledged.
     headers: Option<HeaderMap>,
     user: Option<Uuid>,
@@ -735,7 +738,12 @@ struct Session {
 /// Why a connection is closed: its close code and reason.
 type Violation = (u16, String);
 
-async fn connection(gw: Arc<Gateway>, socket: WebSocket, upgrade_headers: HeaderMap) {
+async fn connection(
+    gw: Arc<Gateway>,
+    socket: WebSocket,
+    upgrade_headers: HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) {
     let options = gw.options.subscriptions.clone();
     let (sink, mut stream) = socket.split();
     let closer = Arc::new(Closer::default());
@@ -749,6 +757,7 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket, upgrade_headers: Header
             closer: closer.clone(),
         },
         upgrade_headers,
+        peer,
         headers: None,
         user: None,
         init_seen: false,
@@ -845,7 +854,12 @@ impl Session {
             })?;
             headers.insert(header::AUTHORIZATION, value);
         }
-        for name in ["x-request-id", "traceparent"] {
+        for name in [
+            "x-request-id",
+            "traceparent",
+            "graphql-client-name",
+            "apollographql-client-name",
+        ] {
             if let Some(value) = self.upgrade_headers.get(name) {
                 headers.insert(name, value.clone());
             }
@@ -892,6 +906,7 @@ impl Session {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
+        let peer = self.peer;
         let (gw, out, finished, task_id) = (
             self.gw.clone(),
             self.out.clone(),
@@ -908,7 +923,7 @@ impl Session {
             // Queries, mutations and refusals count as requests; a
             // subscription's lifetime is not a request latency.
             let mut counted = true;
-            match http::prepare(&gw, &headers, request, false, &mut report).await {
+            match http::prepare(&gw, &headers, peer, request, false, &mut report).await {
                 Err(refusal) => {
                     let errors = match refusal.errors {
                         Value::Object(mut body) => body.remove("errors").unwrap_or(Value::Null),

@@ -679,3 +679,74 @@ fn dechunk(mut body: &str) -> String {
         body = &rest[size + 2..];
     }
 }
+
+#[tokio::test]
+async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documents_only() {
+    use kit::auth::{KeyRing, Role, SigningKey, TokenSettings, Verifier};
+    let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
+    let verifier = Verifier::new(&keys, &TokenSettings::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("grocery-ws-manifests-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trusted = "subscription Trusted { pushed { n } }";
+    let manifest = json!({
+        "format": "apollo-persisted-query-manifest",
+        "version": 1,
+        "operations": [{ "id": "trusted-1", "name": "Trusted", "type": "subscription", "body": trusted }],
+    });
+    std::fs::write(dir.join("partner.json"), manifest.to_string()).unwrap();
+    let stack = stack_with(
+        gateway::http::GatewayOptions {
+            persisted: gateway::persisted::PersistedOptions {
+                manifests: Some(dir.clone()),
+                ..Default::default()
+            },
+            rate_limits: gateway::ratelimit::RateLimits::parse("ip.*=off,user.subscription=1/m:2")
+                .unwrap(),
+            ..Default::default()
+        },
+        Some(Arc::new(gateway::auth::EdgeAuth::Keys(Arc::new(verifier)))),
+    )
+    .await;
+    let token = kit::testing::access_token(&keys, uuid::Uuid::new_v4(), Role::Partner);
+    let mut ws = connect(&stack.base).await;
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })).await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+
+    send(&mut ws, json!({ "id": "free", "type": "subscribe", "payload": { "query": "subscription { pushed { n } }" } })).await;
+    let refused = recv(&mut ws).await;
+    assert_eq!(refused["id"], "free");
+    assert_eq!(refused["type"], "error");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_REQUIRED"
+    );
+
+    send(
+        &mut ws,
+        json!({ "id": "ok", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),
+    )
+    .await;
+    wait_for(|| stack.gateway.subscriptions.open() == 1).await;
+    // The refused attempt used no rate; the second subscription is the burst's last.
+    send(
+        &mut ws,
+        json!({ "id": "ok2", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),
+    )
+    .await;
+    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    send(
+        &mut ws,
+        json!({ "id": "over", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),
+    )
+    .await;
+    let limited = recv(&mut ws).await;
+    assert_eq!(limited["id"], "over", "{limited}");
+    assert_eq!(limited["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        limited["payload"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

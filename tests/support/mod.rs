@@ -38,6 +38,24 @@ pub struct Process {
 }
 
 impl Process {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory now, in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -214,6 +232,36 @@ pub async fn gql(port: u16, token: Option<&str>, query: &str, variables: Value) 
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// POSTs a whole GraphQL request `body` to the gateway on `port` with extra
+/// `headers`; the HTTP status and the JSON answer.
+pub async fn post(port: u16, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/graphql-response+json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")),
+    )
+}
+
 /// The data of a response that has no errors.
 pub fn ok(resp: Value) -> Value {
     assert!(resp.get("errors").is_none(), "{resp}");
@@ -261,6 +309,16 @@ pub type Socket =
 /// Opens a `graphql-transport-ws` connection to the gateway on `port` as
 /// `token` and starts `query` as operation "1".
 pub async fn subscribe(port: u16, token: &str, query: &str, variables: Value) -> Socket {
+    subscribe_with(
+        port,
+        token,
+        json!({ "query": query, "variables": variables }),
+    )
+    .await
+}
+
+/// [`subscribe`] with a whole subscribe `payload` (a persisted document's id, say).
+pub async fn subscribe_with(port: u16, token: &str, payload: Value) -> Socket {
     let mut request = format!("ws://127.0.0.1:{port}/graphql")
         .into_client_request()
         .unwrap();
@@ -274,8 +332,7 @@ pub async fn subscribe(port: u16, token: &str, query: &str, variables: Value) ->
         .await
         .unwrap();
     assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-        "query": query, "variables": variables } });
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": payload });
     ws.send(Message::Text(subscribe.to_string().into()))
         .await
         .unwrap();

@@ -172,14 +172,19 @@ pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool) -> anyhow::Result<Route
     ))
 }
 
-/// Creates the demo accounts `admin` (ADMIN) and `truck-1` (TRUCK) if missing.
+/// Creates the demo accounts `admin` (ADMIN), `truck-1` (TRUCK) and
+/// `partner-1` (PARTNER: runs the `partner` client's persisted documents) if missing.
 pub async fn seed_demo(db: &DbConfig, password: &str) -> anyhow::Result<()> {
     let pool = kit::db::pool(&DbConfig {
         max_connections: 2,
         ..db.clone()
     })
     .await?;
-    for (device_id, role) in [("admin", Role::Admin), ("truck-1", Role::Truck)] {
+    for (device_id, role) in [
+        ("admin", Role::Admin),
+        ("truck-1", Role::Truck),
+        ("partner-1", Role::Partner),
+    ] {
         let created = accounts::ensure(
             &pool,
             NewAccount {

@@ -76,7 +76,7 @@ struct RedisSink {
 /// A Redis connection that is opened again after it broke (a Redis restart,
 /// a network cut): commands fail while Redis is away and work once it is back.
 #[derive(Clone)]
-pub(crate) struct Link {
+pub struct Link {
     client: redis::Client,
     config: AsyncConnectionConfig,
     conn: Arc<Mutex<Option<MultiplexedConnection>>>,
@@ -84,7 +84,7 @@ pub(crate) struct Link {
 
 impl Link {
     /// A link to `url`; `blocking` links wait on blocking reads without a response timeout.
-    pub(crate) fn new(url: &str, blocking: bool) -> anyhow::Result<Self> {
+    pub fn new(url: &str, blocking: bool) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("REDIS_URL is not a Redis URL")?;
         let mut config = AsyncConnectionConfig::new();
         if blocking {
@@ -126,10 +126,7 @@ impl Link {
 
     /// Runs `cmd`; a failure that may have broken the connection drops it, so
     /// the next command reconnects.
-    pub(crate) async fn query<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-    ) -> redis::RedisResult<T> {
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         let mut conn = self.conn().await?;
         let result = cmd.query_async(&mut conn).await;
         if let Err(err) = &result

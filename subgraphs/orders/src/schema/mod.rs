@@ -38,9 +38,11 @@ fn parse_id(field: &str, id: &ID) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::bad_input(field, format!("{:?} is not a valid id", id.as_str())))
 }
 
-/// Who may shop: customers (people, fridges) and admins.
+/// Who may shop: customers (people, fridges), partners (integrations that
+/// order through their persisted documents) and admins.
 fn shopper<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Claims> {
-    ctx.auth().require_role(&[Role::Customer, Role::Admin])
+    ctx.auth()
+        .require_role(&[Role::Customer, Role::Partner, Role::Admin])
 }
 
 /// Batches the item lookups of a request (lists of orders) into one query.
