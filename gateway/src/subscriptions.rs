@@ -168,7 +168,7 @@ pub(crate) enum Frame {
 /// per event) serves them all, as Apollo Router's deduplication does.
 #[derive(Default)]
 struct Upstreams {
-    open: HashMap<String, Arc<Shared>>,
+    open: HashMap<Arc<str>, Arc<Shared>>,
 }
 
 /// One upstream subscription and the clients it feeds.
@@ -182,7 +182,9 @@ struct Shared {
 /// A client's place on a shared upstream subscription.
 struct Member {
     registry: Arc<Registry>,
-    key: String,
+    /// Shared with the map entry: it holds the operation and the token, so
+    /// ten thousand members must not hold ten thousand copies.
+    key: Arc<str>,
     shared: Arc<Shared>,
 }
 
@@ -216,17 +218,19 @@ impl Drop for Member {
 async fn pump(
     gw: &Arc<Gateway>,
     ready: Ready,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     emit: &mut (dyn FnMut(Frame) -> bool + Send),
 ) {
     if !ready.is_subscription() {
         let (body, _) =
-            http::answer(&ready.loaded, &ready.prepared, &ready.variables, headers).await;
+            http::answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
         if emit(Frame::Next(body.into())) {
             emit(Frame::Complete);
         }
         return;
     }
+    // The caller's headers (and the plan) live on only in the upstream
+    // subscription, not in every member.
     let (member, mut events) = join(gw, ready, headers);
     loop {
         match events.recv().await {
@@ -262,7 +266,7 @@ async fn pump(
 fn join(
     gw: &Arc<Gateway>,
     ready: Ready,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> (Member, tokio::sync::broadcast::Receiver<Frame>) {
     let registry = gw.subscriptions.clone();
     let token = headers
@@ -277,10 +281,10 @@ fn join(
         Arc::as_ptr(&ready.loaded) as usize,
     );
     let mut upstreams = registry.lock_upstreams();
-    if let Some(shared) = upstreams.open.get(&key) {
+    if let Some((key, shared)) = upstreams.open.get_key_value(key.as_str()) {
         shared.members.fetch_add(1, Ordering::AcqRel);
         let events = shared.events.subscribe();
-        let shared = shared.clone();
+        let (key, shared) = (key.clone(), shared.clone());
         drop(upstreams);
         return (
             Member {
@@ -297,11 +301,12 @@ fn join(
         members: AtomicUsize::new(1),
         task: Mutex::new(None),
     });
+    let key: Arc<str> = key.into();
     upstreams.open.insert(key.clone(), shared.clone());
     drop(upstreams);
     let (gw2, headers2, registry2, key2, shared2) = (
         gw.clone(),
-        headers.clone(),
+        headers,
         registry.clone(),
         key.clone(),
         shared.clone(),
@@ -499,7 +504,7 @@ pub(crate) fn event_stream(gw: Arc<Gateway>, ready: Ready, headers: HeaderMap) -
             // A full buffer is a client that does not read: its stream ends.
             tx.try_send(event).is_ok()
         };
-        pump(&gw, ready, &headers, &mut emit).await;
+        pump(&gw, ready, headers, &mut emit).await;
     });
     let mut ticks = tokio::time::interval(options.keepalive);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -564,14 +569,40 @@ pub(crate) async fn websocket(gw: Arc<Gateway>, request: Request) -> Response {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let headers = parts.headers;
     let peer = http::peer_of(&parts.extensions);
+    let headers = carried_headers(&parts.headers);
+    drop(parts);
     upgrade
         .protocols([upstream::PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        // Client messages are small (a subscribe is a few hundred bytes);
+        // a bigger one takes more reads. Every idle connection keeps this.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(http::MAX_BODY_BYTES)
         .on_upgrade(move |socket| connection(gw, socket, headers, peer))
+}
+
+/// The upgrade request's headers a session needs later, copied. hyper's
+/// header values are slices of its 16 KiB read buffer: keeping one for the
+/// life of a connection would keep that whole buffer (half of an idle
+/// connection's memory).
+fn carried_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut carried = HeaderMap::new();
+    for name in [
+        header::AUTHORIZATION.as_str(),
+        "x-request-id",
+        "traceparent",
+        "graphql-client-name",
+        "apollographql-client-name",
+    ] {
+        if let Some(copy) = headers
+            .get(name)
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+        {
+            carried.insert(header::HeaderName::from_static(name), copy);
+        }
+    }
+    carried
 }
 
 /// Ends a connection: the reason is sent in the close frame.
@@ -722,7 +753,8 @@ struct ClientMessage {
 struct Session {
     gw: Arc<Gateway>,
     out: Outbox,
-    /// The upgrade request's headers (its token counts when `connection_init` has none).
+    /// The upgrade request's token and forwarded headers ([`carried_headers`];
+    /// its token counts when `connection_init` has none).
     upgrade_headers: HeaderMap,
     /// The client's address (for per-address rate limits).
     peer: Option<std::net::IpAddr>,
@@ -732,7 +764,30 @@ struct Session {
     init_seen: bool,
     running: HashMap<String, (u64, tokio::task::AbortHandle)>,
     next_generation: u64,
-    finished: mpsc::UnboundedSender<(String, u64)>,
+    finished: Arc<Finished>,
+}
+
+/// Operations of a session that ended by themselves (id and generation),
+/// for the session to forget. A lock and a `Notify` rather than a channel:
+/// an idle connection then holds no channel blocks.
+#[derive(Default)]
+struct Finished {
+    ended: Mutex<Vec<(String, u64)>>,
+    notify: Notify,
+}
+
+impl Finished {
+    fn push(&self, id: String, generation: u64) {
+        self.ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, generation));
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.ended.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Why a connection is closed: its close code and reason.
@@ -749,7 +804,7 @@ async fn connection(
     let closer = Arc::new(Closer::default());
     let (tx, rx) = mpsc::channel(options.buffer);
     let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), options.keepalive));
-    let (finished, mut finished_rx) = mpsc::unbounded_channel();
+    let finished = Arc::new(Finished::default());
     let mut session = Session {
         gw,
         out: Outbox {
@@ -763,7 +818,7 @@ async fn connection(
         init_seen: false,
         running: HashMap::new(),
         next_generation: 0,
-        finished,
+        finished: finished.clone(),
     };
     let init_deadline = tokio::time::sleep(options.init_timeout);
     let mut init_deadline = std::pin::pin!(init_deadline);
@@ -784,9 +839,11 @@ async fn connection(
                     break;
                 }
             }
-            Some((id, generation)) = finished_rx.recv() => {
-                if session.running.get(&id).is_some_and(|(g, _)| *g == generation) {
-                    session.running.remove(&id);
+            () = finished.notify.notified() => {
+                for (id, generation) in finished.take() {
+                    if session.running.get(&id).is_some_and(|(g, _)| *g == generation) {
+                        session.running.remove(&id);
+                    }
                 }
             }
             () = &mut init_deadline, if session.headers.is_none() => {
@@ -833,10 +890,12 @@ impl Session {
             return Err((4429, "Too many initialisation requests".into()));
         }
         self.init_seen = true;
+        // Needed only now: freed for the rest of the connection.
+        let mut upgrade_headers = std::mem::take(&mut self.upgrade_headers);
         let token = payload
             .as_ref()
             .and_then(kit::server::init_token)
-            .or_else(|| http::bearer(&self.upgrade_headers).map(str::to_owned));
+            .or_else(|| http::bearer(&upgrade_headers).map(str::to_owned));
         let mut headers = HeaderMap::new();
         if let Some(token) = &token {
             if let Some(verifier) = &self.gw.verifier {
@@ -860,8 +919,8 @@ impl Session {
             "graphql-client-name",
             "apollographql-client-name",
         ] {
-            if let Some(value) = self.upgrade_headers.get(name) {
-                headers.insert(name, value.clone());
+            if let Some(value) = upgrade_headers.remove(name) {
+                headers.insert(name, value);
             }
         }
         self.headers = Some(headers);
@@ -923,7 +982,11 @@ impl Session {
             // Queries, mutations and refusals count as requests; a
             // subscription's lifetime is not a request latency.
             let mut counted = true;
-            match http::prepare(&gw, &headers, peer, request, false, &mut report).await {
+            // Boxed: its state is freed once the operation runs, instead of
+            // sizing this task (alive as long as the subscription) for good.
+            let prepared =
+                Box::pin(http::prepare(&gw, &headers, peer, request, false, &mut report)).await;
+            match prepared {
                 Err(refusal) => {
                     let errors = match refusal.errors {
                         Value::Object(mut body) => body.remove("errors").unwrap_or(Value::Null),
@@ -935,7 +998,7 @@ impl Session {
                     report.outcome = Outcome::Ok;
                     counted = !ready.is_subscription();
                     let mut emit = |frame| out.frame(&task_id, frame);
-                    pump(&gw, ready, &headers, &mut emit).await;
+                    pump(&gw, ready, headers, &mut emit).await;
                 }
             }
             if counted {
@@ -945,7 +1008,7 @@ impl Session {
                     started.elapsed(),
                 );
             }
-            let _ = finished.send((task_id, generation));
+            finished.push(task_id, generation);
         });
         self.running.insert(id, (generation, task.abort_handle()));
         Ok(())
