@@ -984,8 +984,15 @@ impl Session {
             let mut counted = true;
             // Boxed: its state is freed once the operation runs, instead of
             // sizing this task (alive as long as the subscription) for good.
-            let prepared =
-                Box::pin(http::prepare(&gw, &headers, peer, request, false, &mut report)).await;
+            let prepared = Box::pin(http::prepare(
+                &gw,
+                &headers,
+                peer,
+                request,
+                false,
+                &mut report,
+            ))
+            .await;
             match prepared {
                 Err(refusal) => {
                     let errors = match refusal.errors {
