@@ -117,6 +117,7 @@ async fn start(
     }
     let explicit_inventory_url = env.get("INVENTORY_RPC_URL").is_some();
     let explicit_catalog_url = env.get("CATALOG_URL").is_some();
+    let explicit_users_url = env.get("USERS_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
@@ -137,7 +138,7 @@ async fn start(
         {
             cfg.inventory_rpc_url = format!("http://{rpc}");
         }
-        // Orders starts last: pointed at the stock API and at catalog as bound.
+        // Orders starts last: pointed at the stock API, catalog and users as bound.
         if let Config::Orders(cfg) = &mut *config {
             if let Some(rpc) = stock_api
                 && !explicit_inventory_url
@@ -148,6 +149,11 @@ async fn start(
                 && !explicit_catalog_url
             {
                 cfg.catalog_url = format!("{url}/graphql");
+            }
+            if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Users)
+                && !explicit_users_url
+            {
+                cfg.users_url = format!("{url}/graphql");
             }
         }
         // Logistics restocks through the stock API as bound.

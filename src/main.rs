@@ -50,6 +50,7 @@ variable is reported at once:
   SHIPPING_CARRIER                      logistics: the carrier of new shipments (default grocery-fleet)
   RESTOCK_RETRY_SECS, RESTOCK_MAX_ATTEMPTS  logistics: retries of restocks inventory could not take (5, 10)
   CATALOG_URL                           orders: catalog's GraphQL URL (product names of orders)
+  USERS_URL                             orders: users' GraphQL URL (the customer's profile for orders)
   SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
   SUBGRAPH_TIMEOUT, SUBGRAPH_TIMEOUTS   gateway: 10s for every subgraph / name=2s,… for some

@@ -148,15 +148,35 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
     // give the subscribe messages a moment to be processed.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // The customer keeps an address in their profile and confirms without
+    // one: the order's snapshot takes it (and the e-mail) from users.
+    ok(gql(
+        gw,
+        Some(&customer),
+        "mutation { updateProfile(input: { phone: \"+41 31 000 00 00\", shippingAddress: { line1: \"1 Cold Lane\", city: \"Bern\", postalCode: \"3000\", country: \"CH\" } }) { phone } }",
+        json!({}),
+    )
+    .await);
+
     let confirmed_at = Instant::now();
     let confirm = ok(gql(
         gw,
         Some(&customer),
-        "mutation($id: ID!) { confirmOrder(orderId: $id, idempotencyKey: \"e2e-1\") { status total } }",
+        "mutation($id: ID!) { confirmOrder(orderId: $id, idempotencyKey: \"e2e-1\", customer: { phone: \"+41 79 111 11 11\" }) { status total customerSnapshot { email phone shippingAddress { line1 city country } billingAddress { city } } } }",
         json!({ "id": order_id }),
     )
     .await);
     assert_eq!(confirm["confirmOrder"]["status"], "CONFIRMED");
+    assert_eq!(
+        confirm["confirmOrder"]["customerSnapshot"],
+        json!({
+            "email": "fridge@example.com",
+            "phone": "+41 79 111 11 11",
+            "shippingAddress": { "line1": "1 Cold Lane", "city": "Bern", "country": "CH" },
+            "billingAddress": { "city": "Bern" },
+        }),
+        "what the call gave, the rest from the profile"
+    );
     let shipment_query =
         "query($id: ID!) { order(id: $id) { status shipment { trackingId status carrier } } }";
     let tracking = eventually("the shipment", async || {

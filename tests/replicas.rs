@@ -72,6 +72,7 @@ async fn a_subscriber_on_one_gateway_sees_changes_made_through_another_exactly_o
             ("ORDERS_PORT", orders_port.to_string()),
             ("INVENTORY_RPC_URL", format!("http://{}", url("stock-api"))),
             ("CATALOG_URL", url("catalog")),
+            ("USERS_URL", url("users")),
             ("INTERNAL_RPC_TOKEN", rpc_token.clone()),
             ("JWT_PUBLIC_KEYS_FILE", public_file.display().to_string()),
             ("CONSUMER_NAME", "orders-b".into()),

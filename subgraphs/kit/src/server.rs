@@ -117,8 +117,12 @@ async fn graphql<E: Executor>(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    let auth = authenticate(&state.verifier, bearer(&headers));
-    let request = request.into_inner();
+    let token = bearer(&headers);
+    let auth = authenticate(&state.verifier, token);
+    let mut request = request.into_inner();
+    if let (Auth::User(_), Some(token)) = (&auth, token) {
+        request = request.data(crate::auth::BearerToken(token.into()));
+    }
     let span = tracing::info_span!(
         "graphql",
         operation = request.operation_name.as_deref().unwrap_or(""),

@@ -7,7 +7,7 @@
 //! when it lapses; writing first would leave an order claiming stock it never
 //! got. Nothing is written when inventory refuses.
 
-use std::sync::atomic::Ordering;
+use std::{collections::HashMap, sync::atomic::Ordering};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -75,7 +75,7 @@ pub async fn edit(
             let wanted = apply(current, edit)?;
             st.stock.adjust(order.id, &wanted).await?;
             let quote = estimate(st, order.id, &wanted).await;
-            replace_items(conn, order.id, &wanted, quote.as_ref()).await?;
+            replace_items(conn, order.id, &wanted, quote.as_ref(), &HashMap::new()).await?;
             let totals = quote.as_ref().map(|q| st.charges.totals(q.subtotal));
             let order: Order = diesel::update(orders::table.find(order.id))
                 .set((
@@ -208,7 +208,7 @@ async fn write(
             .returning(Order::as_returning())
             .get_result(conn)
             .await?;
-        replace_items(conn, order_id, lines, quote.as_ref()).await?;
+        insert_items(conn, order_id, lines, quote.as_ref(), &HashMap::new()).await?;
         lifecycle::created(conn, &order).await?;
         Ok(order)
     })
@@ -233,10 +233,23 @@ pub(crate) async fn replace_items(
     order_id: Uuid,
     lines: &[Line],
     quote: Option<&Priced>,
+    names: &HashMap<String, String>,
 ) -> QueryResult<()> {
     diesel::delete(order_items::table.filter(order_items::order_id.eq(order_id)))
         .execute(conn)
         .await?;
+    insert_items(conn, order_id, lines, quote, names).await
+}
+
+/// Writes `lines` as the items of an order that has none, priced from
+/// `quote` and named from `names` where they say.
+async fn insert_items(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+    quote: Option<&Priced>,
+    names: &HashMap<String, String>,
+) -> QueryResult<()> {
     let rows: Vec<_> = lines
         .iter()
         .map(|line| {
@@ -247,6 +260,7 @@ pub(crate) async fn replace_items(
                 order_items::quantity.eq(line.quantity),
                 order_items::unit_price.eq(priced.map(|p| p.unit_price)),
                 order_items::line_total.eq(priced.map(|p| p.line_total)),
+                order_items::product_name.eq(names.get(&line.sku)),
             )
         })
         .collect();

@@ -12,10 +12,10 @@
 //! order stays RESERVED (its stock stays committed in inventory, where a
 //! retry finds it) and the client may retry.
 //!
-//! The customer snapshot comes from the call: orders cannot read the users
-//! subgraph's private profile (no internal API, and §6 forbids its tables),
-//! so the contact and addresses are what the client passes, with the user id
-//! from the token. Product names come from catalog (see [`crate::names`]).
+//! The customer snapshot is what the call gives, completed from the
+//! customer's profile at users (see [`crate::profiles`]), with the user id of
+//! the order. Product names come from catalog (see [`crate::names`]).
+//! Neither lookup runs under the order's lock.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -81,6 +81,8 @@ pub struct Confirmation {
     pub payment_token: Option<String>,
     pub customer: Customer,
     pub notes: Option<String>,
+    /// The caller's access token, presented to users for the profile.
+    pub bearer: Option<std::sync::Arc<str>>,
 }
 
 enum Outcome {
@@ -95,8 +97,11 @@ pub async fn confirm(
     order_id: Uuid,
     input: Confirmation,
 ) -> Result<Order, OrdersError> {
-    let input = validate(input)?;
+    let mut input = validate(input)?;
     let mut conn = st.pool.get().await?;
+    if let Some(profile) = profile(st, &mut conn, claims, order_id, &input).await? {
+        input.customer = input.customer.completed_from(profile);
+    }
     let outcome = conn
         .transaction(async |conn| {
             let order = order::lock_visible(conn, order_id, claims).await?;
@@ -119,7 +124,15 @@ pub async fn confirm(
                     transitions::expire(st, conn, &order).await?,
                 ));
             }
-            let committed = match st.stock.commit(order.id).await {
+            // Catalog names the products while inventory commits them.
+            let held: Vec<String> = order_items::table
+                .filter(order_items::order_id.eq(order.id))
+                .select(order_items::sku)
+                .load(conn)
+                .await?;
+            let (committed, mut names) =
+                tokio::join!(st.stock.commit(order.id), st.names.lookup(&held));
+            let committed = match committed {
                 Ok(committed) => committed,
                 Err(OrdersError::InvalidState(m)) if m.contains("expired") => {
                     return Ok(Outcome::Lapsed(
@@ -138,14 +151,16 @@ pub async fn confirm(
                     quantity: l.quantity,
                 })
                 .collect();
-            checkout::replace_items(conn, order.id, &sold, Some(&committed)).await?;
-            let skus: Vec<String> = sold.into_iter().map(|l| l.sku).collect();
-            for (sku, name) in st.names.lookup(&skus).await {
-                diesel::update(order_items::table.find((order.id, sku)))
-                    .set(order_items::product_name.eq(name))
-                    .execute(conn)
-                    .await?;
+            let unnamed: Vec<String> = sold
+                .iter()
+                .filter(|l| !held.contains(&l.sku))
+                .map(|l| l.sku.clone())
+                .collect();
+            if !unnamed.is_empty() {
+                names.extend(st.names.lookup(&unnamed).await);
             }
+            checkout::replace_items(conn, order.id, &sold, Some(&committed), &names).await?;
+            let skus: Vec<String> = sold.into_iter().map(|l| l.sku).collect();
             let totals = st.charges.totals(committed.subtotal);
             let snapshot = CustomerSnapshot {
                 user_id: order.customer_id,
@@ -235,6 +250,42 @@ pub async fn confirm(
             order.number
         ))),
     }
+}
+
+/// The profile of the order's customer when the call leaves part of the
+/// snapshot out (asked before the order is locked).
+async fn profile(
+    st: &OrdersState,
+    conn: &mut AsyncPgConnection,
+    claims: &Claims,
+    order_id: Uuid,
+    input: &Confirmation,
+) -> Result<Option<Customer>, OrdersError> {
+    let c = &input.customer;
+    let complete = c.email.is_some()
+        && c.phone.is_some()
+        && c.shipping_address.is_some()
+        && c.billing_address.is_some();
+    let Some(bearer) = input.bearer.as_deref().filter(|_| !complete) else {
+        return Ok(None);
+    };
+    // A customer confirms their own order (any other is refused under the
+    // lock); an admin confirms someone's, so ask whose.
+    let customer = if claims.role == kit::auth::Role::Admin {
+        match orders::table
+            .find(order_id)
+            .select(orders::customer_id)
+            .first::<Uuid>(conn)
+            .await
+            .optional()?
+        {
+            Some(customer) => customer,
+            None => return Ok(None),
+        }
+    } else {
+        claims.sub
+    };
+    Ok(st.profiles.lookup(customer, bearer).await)
 }
 
 fn with(mut payload: serde_json::Value, key: &str, value: String) -> serde_json::Value {
@@ -340,5 +391,6 @@ fn validate(input: Confirmation) -> Result<Confirmation, OrdersError> {
             billing_address: billing,
         },
         notes,
+        bearer: input.bearer,
     })
 }

@@ -10,13 +10,14 @@
 //!
 //! Read on: [`schema`] (GraphQL, thin) → [`checkout`], [`confirm`],
 //! [`transitions`], [`expiry`], [`cart`] (the flows) → [`lifecycle`] (the one
-//! place status changes) → [`payments`], [`stock`], [`names`] (the outside
-//! world) → [`order`], [`listing`], [`lines`], [`money`], [`feed`] → [`db`].
+//! place status changes) → [`payments`], [`stock`], [`names`], [`profiles`]
+//! (the outside world, [`entities`]) → [`order`], [`listing`], [`lines`], [`money`], [`feed`] → [`db`].
 
 pub mod cart;
 pub mod checkout;
 pub mod confirm;
 pub mod db;
+pub mod entities;
 pub mod error;
 pub mod expiry;
 pub mod feed;
@@ -27,6 +28,7 @@ pub mod money;
 pub mod names;
 pub mod order;
 pub mod payments;
+pub mod profiles;
 pub mod schema;
 pub mod shipping;
 pub mod stock;
@@ -54,6 +56,7 @@ pub use crate::{
 };
 use crate::{
     names::ProductNames,
+    profiles::Profiles,
     schema::{ItemsLoader, Mutation, OrdersSchema, PaymentLoader, Query, Subscription},
 };
 
@@ -67,6 +70,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/o
 pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
 /// Where catalog answers entity lookups unless `CATALOG_URL` says otherwise.
 pub const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:4002/graphql";
+/// Where users answers entity lookups unless `USERS_URL` says otherwise.
+pub const DEFAULT_USERS_URL: &str = "http://127.0.0.1:4001/graphql";
 
 /// Everything the orders subgraph needs to run.
 #[derive(Clone)]
@@ -80,6 +85,8 @@ pub struct OrdersConfig {
     pub rpc_token: String,
     /// Catalog's GraphQL endpoint, for product-name snapshots (`CATALOG_URL`).
     pub catalog_url: String,
+    /// Users' GraphQL endpoint, for customer snapshots (`USERS_URL`).
+    pub users_url: String,
     /// Where events go (`REDIS_URL`, `EVENT_STREAM`).
     pub events: kit::events::BusConfig,
     /// Tax and shipping (`TAX_RATE`, `SHIPPING_FEE`, `FREE_SHIPPING_FROM`).
@@ -88,6 +95,15 @@ pub struct OrdersConfig {
     pub reservation_ttl: Option<Duration>,
     /// How often lapsed reservations are expired (`EXPIRY_SWEEP_SECS`, default 5).
     pub sweep_interval: Duration,
+}
+
+/// `name`'s http URL, `default` when unset.
+fn http_url(env: &mut Env, name: &str, default: &str) -> String {
+    let url = env.get(name).unwrap_or_else(|| default.into());
+    if url.parse::<hyper::Uri>().is_err() || !url.starts_with("http") {
+        env.problem(format!("{name}={url:?} is not an http URL"));
+    }
+    url
 }
 
 impl OrdersConfig {
@@ -104,12 +120,8 @@ impl OrdersConfig {
                 "INVENTORY_RPC_URL={inventory_rpc_url:?} is not a valid URL"
             ));
         }
-        let catalog_url = env
-            .get("CATALOG_URL")
-            .unwrap_or_else(|| DEFAULT_CATALOG_URL.into());
-        if catalog_url.parse::<hyper::Uri>().is_err() || !catalog_url.starts_with("http") {
-            env.problem(format!("CATALOG_URL={catalog_url:?} is not an http URL"));
-        }
+        let catalog_url = http_url(env, "CATALOG_URL", DEFAULT_CATALOG_URL);
+        let users_url = http_url(env, "USERS_URL", DEFAULT_USERS_URL);
         let tax_rate: Decimal = env.parse_or("TAX_RATE", Decimal::ZERO);
         if tax_rate < Decimal::ZERO || tax_rate > Decimal::ONE {
             env.problem("TAX_RATE must be between 0 and 1 (0.08 = 8 %)");
@@ -130,6 +142,7 @@ impl OrdersConfig {
             inventory_rpc_url,
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             catalog_url,
+            users_url,
             events: kit::events::BusConfig::from_env(env),
             charges: Charges {
                 tax_rate,
@@ -155,6 +168,7 @@ pub struct OrdersState {
     pub stock: StockClient,
     pub payments: Arc<dyn PaymentProvider>,
     pub names: ProductNames,
+    pub profiles: Profiles,
     pub charges: Charges,
     pub reservation_ttl: Option<Duration>,
     /// Woken after every commit that wrote events; its bus feeds subscriptions.
@@ -237,6 +251,7 @@ pub fn build(
     let state = Arc::new(OrdersState {
         stock: StockClient::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?,
         names: ProductNames::new(&cfg.catalog_url)?,
+        profiles: Profiles::new(&cfg.users_url)?,
         payments,
         charges: cfg.charges.clone(),
         reservation_ttl: cfg.reservation_ttl,

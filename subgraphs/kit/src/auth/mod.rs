@@ -113,6 +113,12 @@ impl Auth {
     }
 }
 
+/// The caller's access token as it was sent, attached beside a verified
+/// [`Auth::User`]: a subgraph that asks another one for the caller's data
+/// (an entity lookup) presents it, and the owner verifies it again.
+#[derive(Clone, Debug)]
+pub struct BearerToken(pub std::sync::Arc<str>);
+
 /// Access to the request's [`Auth`] from a resolver.
 pub trait AuthExt {
     /// The caller; anonymous when the server attached nothing.

@@ -284,6 +284,9 @@ impl Mutation {
             payment_token,
             customer: customer.unwrap_or_default().into(),
             notes,
+            bearer: ctx
+                .data_opt::<kit::auth::BearerToken>()
+                .map(|t| t.0.clone()),
         };
         Ok(Order(
             confirm::confirm(state(ctx), claims, order_id, input).await?,

@@ -291,7 +291,8 @@ impl From<confirm::Address> for PostalAddress {
     }
 }
 
-/// Contact and addresses for `confirmOrder`. The billing address defaults to the shipping address.
+/// Contact and addresses for `confirmOrder`. What is left out comes from the customer's profile
+/// (users); the billing address defaults to the shipping address.
 #[derive(InputObject, Default)]
 pub struct CustomerInput {
     pub email: Option<String>,

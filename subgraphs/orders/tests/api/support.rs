@@ -45,6 +45,27 @@ pub struct Options {
     pub ttl: Option<Duration>,
     /// Publish events through this Redis stream instead of in-process.
     pub redis_stream: Option<String>,
+    /// Record every statement orders, inventory and catalog run.
+    pub log_statements: bool,
+    /// Run no event relay (nothing runs statements but the requests).
+    pub without_relay: bool,
+}
+
+/// The statements each subgraph's pool ran (with [`Options::log_statements`]).
+#[derive(Clone, Default)]
+pub struct Statements {
+    pub orders: kit::db::StatementLog,
+    pub inventory: kit::db::StatementLog,
+    pub catalog: kit::db::StatementLog,
+}
+
+impl Statements {
+    /// Forgets everything recorded so far.
+    pub fn clear(&self) {
+        self.orders.clear();
+        self.inventory.clear();
+        self.catalog.clear();
+    }
 }
 
 pub struct Shop {
@@ -56,6 +77,7 @@ pub struct Shop {
     pub inventory_pool: PgPool,
     pub admin: String,
     pub config: OrdersConfig,
+    pub statements: Statements,
     _dbs: (TestDatabase, TestDatabase, TestDatabase),
 }
 
@@ -96,10 +118,13 @@ impl Shop {
             &migrations("orders"),
         )
         .await;
+        let statements = Statements::default();
+        let log = |log: &kit::db::StatementLog| options.log_statements.then(|| log.clone());
 
         let inventory_cfg = InventoryConfig {
             db: kit::db::DbConfig {
                 max_connections: 24,
+                statement_log: log(&statements.inventory),
                 ..inventory_db.config.clone()
             },
             keys: KEYS.clone(),
@@ -123,7 +148,10 @@ impl Shop {
         ));
 
         let catalog_cfg = catalog::CatalogConfig {
-            db: catalog_db.config.clone(),
+            db: kit::db::DbConfig {
+                statement_log: log(&statements.catalog),
+                ..catalog_db.config.clone()
+            },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             inventory_rpc_url: rpc_url.clone(),
@@ -138,6 +166,7 @@ impl Shop {
         let config = OrdersConfig {
             db: kit::db::DbConfig {
                 max_connections: 24,
+                statement_log: log(&statements.orders),
                 ..orders_db.config.clone()
             },
             keys: KEYS.clone(),
@@ -145,6 +174,9 @@ impl Shop {
             inventory_rpc_url: rpc_url,
             rpc_token: RPC_TOKEN.into(),
             catalog_url,
+            // No users here: confirmations snapshot what the call gives
+            // (tests/ through `grocery dev` cover the profile lookup).
+            users_url: "http://127.0.0.1:1/graphql".into(),
             events: kit::events::BusConfig {
                 redis_url: options.redis_stream.as_ref().map(|_| redis_url()),
                 stream: options
@@ -164,7 +196,9 @@ impl Shop {
             .expect("event bus (Redis at REDIS_URL, default 127.0.0.1:6379)");
         let provider = Arc::new(TestProvider::default());
         let parts = orders::build(&config, pool.clone(), bus, provider.clone()).unwrap();
-        tokio::spawn(orders::Orders::run_relay(parts.state.clone()));
+        if !options.without_relay {
+            tokio::spawn(orders::Orders::run_relay(parts.state.clone()));
+        }
         let admin = access_token(&KEYS, Uuid::new_v4(), Role::Admin);
         let shop = Self {
             orders: TestClient::new(parts.router.clone()),
@@ -175,6 +209,7 @@ impl Shop {
             inventory_pool,
             admin,
             config,
+            statements,
             _dbs: (inventory_db, catalog_db, orders_db),
         };
         // Every test shops from the same two shelves; more where a test needs it.
