@@ -42,14 +42,19 @@ pub async fn commit(
         let lines = reservations::lines_of(conn, order_id).await?;
         let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
         let locked = items::lock(conn, &skus).await?;
+        let sellable_of = pricing::sellable_batches_of(conn, &skus, true).await?;
         let mut priced = Vec::new();
         let mut movements = Vec::new();
         let mut shortfalls = Vec::new();
+        let mut taken = Vec::new();
         for line in &lines {
-            let sellable = pricing::sellable_batches(conn, &line.sku, true).await?;
+            let sellable = sellable_of
+                .get(&line.sku)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             // The reservation already counts among `reserved`; this order's
             // units are the first ones out, so nothing is skipped.
-            let Some(draws) = pricing::draw(&sellable, 0, line.quantity) else {
+            let Some(draws) = pricing::draw(sellable, 0, line.quantity) else {
                 // Only possible when batches expired after the reservation was made.
                 shortfalls.push(Shortfall {
                     sku: line.sku.clone(),
@@ -59,20 +64,12 @@ pub async fn commit(
                 continue;
             };
             for draw in &draws {
-                diesel::update(batches::table.find(draw.batch_id))
-                    .set(batches::remaining.eq(batches::remaining - draw.quantity))
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(allocations::table)
-                    .values((
-                        allocations::order_id.eq(order_id),
-                        allocations::batch_id.eq(draw.batch_id),
-                        allocations::sku.eq(&line.sku),
-                        allocations::quantity.eq(draw.quantity),
-                        allocations::unit_cost.eq(draw.unit_cost),
-                    ))
-                    .execute(conn)
-                    .await?;
+                taken.push((
+                    line.sku.clone(),
+                    draw.batch_id,
+                    draw.quantity,
+                    draw.unit_cost,
+                ));
                 movements.push(Movement {
                     sku: line.sku.clone(),
                     kind: Kind::Commit,
@@ -88,6 +85,7 @@ pub async fn commit(
         if !shortfalls.is_empty() {
             return Err(InventoryError::Shortfall(shortfalls));
         }
+        take_from_batches(conn, order_id, &taken).await?;
         ledger::apply(conn, &movements).await?;
         let commitment = Priced::new(priced);
         diesel::update(stored::table.find(order_id))
@@ -102,6 +100,43 @@ pub async fn commit(
         Ok(commitment)
     })
     .await
+}
+
+/// Takes the drawn units out of their (locked) batches and keeps where each
+/// came from: one UPDATE and one INSERT however many batches.
+async fn take_from_batches(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+    taken: &[(String, Uuid, i32, Decimal)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Integer, Uuid as SqlUuid};
+    let ids: Vec<Uuid> = taken.iter().map(|t| t.1).collect();
+    let units: Vec<i32> = taken.iter().map(|t| t.2).collect();
+    diesel::sql_query(
+        "UPDATE batches SET remaining = batches.remaining - d.units \
+         FROM unnest($1, $2) AS d(id, units) WHERE batches.id = d.id",
+    )
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<Integer>, _>(&units)
+    .execute(conn)
+    .await?;
+    let rows: Vec<_> = taken
+        .iter()
+        .map(|(sku, batch_id, quantity, unit_cost)| {
+            (
+                allocations::order_id.eq(order_id),
+                allocations::batch_id.eq(*batch_id),
+                allocations::sku.eq(sku),
+                allocations::quantity.eq(*quantity),
+                allocations::unit_cost.eq(*unit_cost),
+            )
+        })
+        .collect();
+    diesel::insert_into(allocations::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn stored_commitment(

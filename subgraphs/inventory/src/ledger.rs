@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::db::schema::{items, stock_movements};
+use crate::db::schema::stock_movements;
 
 /// What moved the stock.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -75,27 +75,33 @@ pub async fn record(conn: &mut AsyncPgConnection, movements: &[Movement]) -> Que
 /// Writes the movements and applies their deltas to the item counters. The
 /// caller holds the item rows' locks.
 pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Integer, Text};
     record(conn, movements).await?;
-    // One UPDATE per SKU, in SKU order (the order the locks were taken in).
     let mut totals: std::collections::BTreeMap<&str, (i32, i32)> = Default::default();
     for m in movements {
         let t = totals.entry(&m.sku).or_default();
         t.0 += m.on_hand_delta;
         t.1 += m.reserved_delta;
     }
-    for (sku, (on_hand, reserved)) in totals {
-        if on_hand == 0 && reserved == 0 {
-            continue;
-        }
-        diesel::update(items::table.find(sku))
-            .set((
-                items::on_hand.eq(items::on_hand + on_hand),
-                items::reserved.eq(items::reserved + reserved),
-                items::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .await?;
+    totals.retain(|_, (on_hand, reserved)| *on_hand != 0 || *reserved != 0);
+    if totals.is_empty() {
+        return Ok(());
     }
+    let skus: Vec<&str> = totals.keys().copied().collect();
+    let on_hand: Vec<i32> = totals.values().map(|t| t.0).collect();
+    let reserved: Vec<i32> = totals.values().map(|t| t.1).collect();
+    // One UPDATE for every SKU: the caller already holds the rows' locks,
+    // so the join's row order cannot deadlock.
+    diesel::sql_query(
+        "UPDATE items SET on_hand = items.on_hand + d.on_hand, \
+         reserved = items.reserved + d.reserved, updated_at = now() \
+         FROM unnest($1, $2, $3) AS d(sku, on_hand, reserved) WHERE items.sku = d.sku",
+    )
+    .bind::<Array<Text>, _>(&skus)
+    .bind::<Array<Integer>, _>(&on_hand)
+    .bind::<Array<Integer>, _>(&reserved)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

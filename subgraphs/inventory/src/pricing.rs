@@ -102,8 +102,19 @@ pub async fn sellable_batches(
     sku: &str,
     lock: bool,
 ) -> QueryResult<Vec<Sellable>> {
+    let mut of = sellable_batches_of(conn, &[sku.to_owned()], lock).await?;
+    Ok(of.remove(sku).unwrap_or_default())
+}
+
+/// [`sellable_batches`] of every SKU in `skus` in one statement (locked SKU
+/// by SKU in SKU order, as item rows are); SKUs without any are left out.
+pub async fn sellable_batches_of(
+    conn: &mut AsyncPgConnection,
+    skus: &[String],
+    lock: bool,
+) -> QueryResult<BTreeMap<String, Vec<Sellable>>> {
     let query = batches::table
-        .filter(batches::sku.eq(sku))
+        .filter(batches::sku.eq_any(skus))
         .filter(batches::remaining.gt(0))
         .filter(
             batches::expiry_date
@@ -111,21 +122,30 @@ pub async fn sellable_batches(
                 .or(batches::expiry_date.ge(crate::db::today())),
         )
         .order((
+            batches::sku.asc(),
             batches::expiry_date.asc().nulls_last(),
             batches::received_at.asc(),
             batches::id.asc(),
         ))
         .select((
-            batches::id,
-            batches::remaining,
-            batches::unit_cost,
-            batches::expiry_date,
+            batches::sku,
+            (
+                batches::id,
+                batches::remaining,
+                batches::unit_cost,
+                batches::expiry_date,
+            ),
         ));
-    if lock {
-        query.for_update().load(conn).await
+    let rows: Vec<(String, Sellable)> = if lock {
+        query.for_update().load(conn).await?
     } else {
-        query.load(conn).await
+        query.load(conn).await?
+    };
+    let mut of: BTreeMap<String, Vec<Sellable>> = BTreeMap::new();
+    for (sku, batch) in rows {
+        of.entry(sku).or_default().push(batch);
     }
+    Ok(of)
 }
 
 /// Takes `quantity` units from `batches` in order after skipping `skip` units;
@@ -186,16 +206,21 @@ pub async fn quote(
         Some(order_id) => own_holds(conn, order_id).await?,
         None => BTreeMap::new(),
     };
+    if let Some(line) = lines.iter().find(|l| !known[&l.sku].0) {
+        return Err(InventoryError::InactiveSku(line.sku.clone()));
+    }
+    let owned: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    let sellable = sellable_batches_of(conn, &owned, false).await?;
     let mut priced = Vec::new();
     let mut shortfalls = Vec::new();
     for line in lines {
-        let (active, reserved, margin) = known[&line.sku];
+        let (_, reserved, margin) = known[&line.sku];
         let reserved = reserved - own.get(&line.sku).copied().unwrap_or(0);
-        if !active {
-            return Err(InventoryError::InactiveSku(line.sku.clone()));
-        }
-        let batches = sellable_batches(conn, &line.sku, false).await?;
-        match draw(&batches, reserved, line.quantity) {
+        let batches = sellable
+            .get(&line.sku)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        match draw(batches, reserved, line.quantity) {
             Some(draws) => priced.push(PricedLine::new(
                 line.sku.clone(),
                 draws,

@@ -35,6 +35,11 @@ use hyper_util::{
 use serde_json::{Value, json};
 use support::{CONFIRM, PREVIEW, Shop};
 
+// The allocator `grocery` ships with (src/main.rs): orders, inventory and
+// catalog run in this process as they do in `grocery dev`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Http = Client<HttpConnector, Full<Bytes>>;
 
 struct Api {

@@ -7,5 +7,6 @@ mod confirm;
 mod events;
 mod lifecycle;
 mod reads;
+mod round_trips;
 mod shipping;
 mod support;

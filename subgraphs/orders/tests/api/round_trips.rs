@@ -1,0 +1,101 @@
+//! What a checkout costs in statements: preview and confirm of a two-line
+//! order, counted in every pool they touch (orders, inventory, catalog).
+//!
+//! The bounds are today's counts: a change that adds round trips to the
+//! checkout path has to raise them on purpose. No relay runs, so every
+//! statement counted is the request's own.
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// Runs `step` and answers the statements each pool ran meanwhile.
+async fn counted<F: std::future::Future<Output = serde_json::Value>>(
+    shop: &Shop,
+    step: F,
+) -> (serde_json::Value, [Vec<String>; 3]) {
+    shop.statements.clear();
+    let answer = step.await;
+    let s = &shop.statements;
+    (
+        answer,
+        [
+            s.orders.statements(),
+            s.inventory.statements(),
+            s.catalog.statements(),
+        ],
+    )
+}
+
+fn report(step: &str, [orders, inventory, catalog]: &[Vec<String>; 3]) -> usize {
+    println!(
+        "{step}: {} statements (orders {}, inventory {}, catalog {})",
+        orders.len() + inventory.len() + catalog.len(),
+        orders.len(),
+        inventory.len(),
+        catalog.len()
+    );
+    for (pool, list) in [
+        ("orders", orders),
+        ("inventory", inventory),
+        ("catalog", catalog),
+    ] {
+        for sql in list {
+            println!("  {pool:9} {}", sql.chars().take(140).collect::<String>());
+        }
+    }
+    orders.len() + inventory.len() + catalog.len()
+}
+
+#[tokio::test]
+async fn a_checkout_costs_few_round_trips() {
+    let shop = Shop::with(Options {
+        log_statements: true,
+        without_relay: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = shop.customer();
+    let lines = json!([{ "sku": "APPLE", "quantity": 2 }, { "sku": "MILK", "quantity": 1 }]);
+    let (preview, preview_sql) = counted(
+        &shop,
+        shop.gql(&token, &PREVIEW_LEAN, json!({ "items": lines })),
+    )
+    .await;
+    assert_no_errors(&preview);
+    let id = preview["data"]["previewOrder"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (confirm, confirm_sql) = counted(
+        &shop,
+        shop.gql(
+            &token,
+            &CONFIRM_LEAN,
+            json!({ "id": id, "key": "k-1", "payment": "tok_visa" }),
+        ),
+    )
+    .await;
+    assert_no_errors(&confirm);
+    assert_eq!(confirm["data"]["confirmOrder"]["status"], "CONFIRMED");
+    let previewed = report("previewOrder", &preview_sql);
+    let confirmed = report("confirmOrder", &confirm_sql);
+    assert!(
+        previewed <= PREVIEW_BOUND,
+        "previewOrder ran {previewed} statements"
+    );
+    assert!(
+        confirmed <= CONFIRM_BOUND,
+        "confirmOrder ran {confirmed} statements"
+    );
+}
+
+/// Orders 6 (one transaction), inventory 11 (ReserveStock's transaction, GetPrice's reads).
+const PREVIEW_BOUND: usize = 17;
+/// Orders 13 (one transaction), inventory 11 (CommitStock's transaction), catalog 1 (names).
+const CONFIRM_BOUND: usize = 25;
+
+/// What a checkout client asks for: the id, status and money.
+static PREVIEW_LEAN: &str = "mutation($items: [OrderLineInput!]) { previewOrder(items: $items) { id status total reservedUntil } }";
+static CONFIRM_LEAN: &str = "mutation($id: ID!, $key: String, $payment: String) { \
+    confirmOrder(orderId: $id, idempotencyKey: $key, paymentToken: $payment) { id status total } }";
