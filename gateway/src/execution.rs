@@ -467,6 +467,33 @@ pub fn deep_merge(into: &mut Value, from: Value) {
     }
 }
 
+/// [`deep_merge`] of a copy of `from`, copying only what `into` lacks.
+pub fn deep_merge_ref(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge_field_ref(a, k, v);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (x, y) in a.iter_mut().zip(b) {
+                deep_merge_ref(x, y);
+            }
+        }
+        (into, Value::Null) if !into.is_null() => {}
+        (into, from) => *into = from.clone(),
+    }
+}
+
+fn merge_field_ref(into: &mut Map<String, Value>, key: &str, value: &Value) {
+    match small_map::get_mut(into, key) {
+        Some(existing) => deep_merge_ref(existing, value),
+        None => {
+            into.insert(key.to_owned(), value.clone());
+        }
+    }
+}
+
 /// Representations of the objects at `paths`, deduplicated; returns them and,
 /// per representation, the paths that share it.
 fn representations<'p>(
@@ -485,23 +512,56 @@ fn representations<'p>(
         let Some(entity) = at_path(data, &path) else {
             continue;
         };
-        let Some(mut rep) = project(entity, requires, types) else {
-            continue;
+        // Most paths repeat an entity already seen: without rewrites, its
+        // representation is hashed and compared where it stands, and built
+        // only the first time.
+        let (hash, known) = match input_rewrites {
+            None if !requires.items.is_empty() => {
+                let Value::Object(map) = entity else {
+                    continue;
+                };
+                let mut h = crate::fxhash::FxHasher::default();
+                match projected_hash(map, requires, types, &mut h) {
+                    Some(0) | None => continue,
+                    Some(_) => {}
+                }
+                let hash = std::hash::Hasher::finish(&h);
+                let known = seen.get(&hash).and_then(|same| {
+                    same.iter()
+                        .copied()
+                        .find(|&i| projects_to(entity, requires, types, &reps[i]))
+                });
+                (hash, known)
+            }
+            _ => (0, None),
         };
-        if let Some(rewrites) = input_rewrites {
-            rewrite(&mut rep, rewrites, types);
-        }
-        if rep.as_object().is_none_or(|m| m.is_empty()) {
-            continue;
-        }
-        let same = seen.entry(value_hash(&rep)).or_default();
-        let index = match same.iter().find(|&&i| reps[i] == rep) {
-            Some(&i) => i,
+        let index = match known {
+            Some(i) => i,
             None => {
-                reps.push(rep);
-                owners.push(Vec::new());
-                same.push(reps.len() - 1);
-                reps.len() - 1
+                let Some(mut rep) = project(entity, requires, types) else {
+                    continue;
+                };
+                if let Some(rewrites) = input_rewrites {
+                    rewrite(&mut rep, rewrites, types);
+                }
+                if rep.as_object().is_none_or(|m| m.is_empty()) {
+                    continue;
+                }
+                let hash = if input_rewrites.is_some() || requires.items.is_empty() {
+                    value_hash(&rep)
+                } else {
+                    hash
+                };
+                let same = seen.entry(hash).or_default();
+                match same.iter().find(|&&i| reps[i] == rep) {
+                    Some(&i) => i,
+                    None => {
+                        reps.push(rep);
+                        owners.push(Vec::new());
+                        same.push(reps.len() - 1);
+                        reps.len() - 1
+                    }
+                }
             }
         };
         owners[index].push(path);
@@ -509,31 +569,143 @@ fn representations<'p>(
     (reps, owners)
 }
 
+/// Feeds `h` what [`project`] would build from the object `map` (response
+/// keys and leaves in the order it would write them), without building it;
+/// answers how many fields it would write, `None` where `project` would fail.
+/// Only ever compared with other such hashes.
+fn projected_hash(
+    map: &Map<String, Value>,
+    selections: &SelectionSet,
+    types: &Shapes,
+    h: &mut crate::fxhash::FxHasher,
+) -> Option<usize> {
+    use std::hash::Hash;
+    let mut written = 0;
+    for item in &selections.items {
+        match item {
+            SelectionItem::Field(field) => {
+                let value = small_map::get(map, &field.name)?;
+                field.alias.as_ref().unwrap_or(&field.name).hash(h);
+                projected_value_hash(value, &field.selections, types, h)?;
+                written += 1;
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
+                if typename.is_none_or(|t| types.applies(&fragment.type_condition, t)) {
+                    written += projected_hash(map, &fragment.selections, types, h)?;
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+    Some(written)
+}
+
+fn projected_value_hash(
+    value: &Value,
+    selections: &SelectionSet,
+    types: &Shapes,
+    h: &mut crate::fxhash::FxHasher,
+) -> Option<()> {
+    use std::hash::Hash;
+    match value {
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            for item in items {
+                projected_value_hash(item, selections, types, h)?;
+            }
+        }
+        Value::Object(map) if !selections.items.is_empty() => {
+            5u8.hash(h);
+            projected_hash(map, selections, types, h)?;
+        }
+        leaf => value_feed(leaf, h),
+    }
+    Some(())
+}
+
+/// Whether [`project`] of `value` through `selections` equals `rep`, without
+/// building it. A selection that writes one key twice (merged by `project`)
+/// answers false: that only costs a duplicate representation, never a wrong one.
+fn projects_to(value: &Value, selections: &SelectionSet, types: &Shapes, rep: &Value) -> bool {
+    match (value, rep) {
+        (Value::Array(items), Value::Array(reps)) => {
+            items.len() == reps.len()
+                && items
+                    .iter()
+                    .zip(reps)
+                    .all(|(v, r)| projects_to(v, selections, types, r))
+        }
+        (Value::Object(map), Value::Object(out)) if !selections.items.is_empty() => {
+            let mut matched = 0;
+            fields_project_to(map, selections, types, out, &mut matched) && matched == out.len()
+        }
+        (Value::Object(_), _) if !selections.items.is_empty() => false,
+        (leaf, rep) => leaf == rep,
+    }
+}
+
+fn fields_project_to(
+    map: &Map<String, Value>,
+    selections: &SelectionSet,
+    types: &Shapes,
+    out: &Map<String, Value>,
+    matched: &mut usize,
+) -> bool {
+    for item in &selections.items {
+        match item {
+            SelectionItem::Field(field) => {
+                let key = field.alias.as_ref().unwrap_or(&field.name);
+                let (Some(value), Some(rep)) =
+                    (small_map::get(map, &field.name), small_map::get(out, key))
+                else {
+                    return false;
+                };
+                if !projects_to(value, &field.selections, types, rep) {
+                    return false;
+                }
+                *matched += 1;
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
+                if typename.is_none_or(|t| types.applies(&fragment.type_condition, t))
+                    && !fields_project_to(map, &fragment.selections, types, out, matched)
+                {
+                    return false;
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+    true
+}
+
 /// A hash of a JSON value's content (object keys in order, as representations are built).
 fn value_hash(value: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    fn feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
-        match value {
-            Value::Null => 0u8.hash(h),
-            Value::Bool(b) => (1u8, *b).hash(h),
-            Value::Number(n) => (2u8, n.as_f64().map(f64::to_bits), n.as_i64()).hash(h),
-            Value::String(s) => (3u8, s).hash(h),
-            Value::Array(items) => {
-                (4u8, items.len()).hash(h);
-                items.iter().for_each(|v| feed(v, h));
-            }
-            Value::Object(map) => {
-                (5u8, map.len()).hash(h);
-                for (k, v) in map {
-                    k.hash(h);
-                    feed(v, h);
-                }
+    let mut h = crate::fxhash::FxHasher::default();
+    value_feed(value, &mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+fn value_feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
+    use std::hash::Hash;
+    match value {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, *b).hash(h),
+        Value::Number(n) => (2u8, n.as_f64().map(f64::to_bits), n.as_i64()).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            items.iter().for_each(|v| value_feed(v, h));
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(h);
+            for (k, v) in map {
+                k.hash(h);
+                value_feed(v, h);
             }
         }
     }
-    let mut h = crate::fxhash::FxHasher::default();
-    feed(value, &mut h);
-    h.finish()
 }
 
 fn variables_for(
@@ -792,23 +964,32 @@ fn merge_entities(
             continue;
         };
         for p in rest {
-            merge_entity(&mut state.data, p, entity.clone(), abstract_name);
+            if let Some(target) = at_path_mut(&mut state.data, p) {
+                let keep_own = abstract_name && has_typename(target);
+                match (&mut *target, &entity) {
+                    (Value::Object(into), Value::Object(fields)) if keep_own => {
+                        for (k, v) in fields.iter().filter(|(k, _)| *k != "__typename") {
+                            merge_field_ref(into, k, v);
+                        }
+                    }
+                    _ => deep_merge_ref(target, &entity),
+                }
+            }
         }
-        merge_entity(&mut state.data, last, entity, abstract_name);
+        if let Some(target) = at_path_mut(&mut state.data, last) {
+            if abstract_name
+                && has_typename(target)
+                && let Value::Object(fields) = &mut entity
+            {
+                fields.remove("__typename");
+            }
+            deep_merge(target, entity);
+        }
     }
 }
 
-fn merge_entity(data: &mut Value, path: &[Seg<'_>], mut entity: Value, abstract_name: bool) {
-    let Some(target) = at_path_mut(data, path) else {
-        return;
-    };
-    if abstract_name
-        && target.get("__typename").is_some_and(|own| !own.is_null())
-        && let Value::Object(fields) = &mut entity
-    {
-        fields.remove("__typename");
-    }
-    deep_merge(target, entity);
+fn has_typename(target: &Value) -> bool {
+    small_map::field(target, "__typename").is_some_and(|own| !own.is_null())
 }
 
 /// A subgraph's error as the client sees it: the subgraph named, and its
@@ -902,17 +1083,86 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
 mod tests {
     use super::*;
 
+    fn fields(names: &[(&str, Option<&str>)]) -> SelectionSet {
+        SelectionSet {
+            items: names
+                .iter()
+                .map(|(name, alias)| {
+                    SelectionItem::Field(
+                        hive_router_query_planner::ast::selection_set::FieldSelection {
+                            name: (*name).into(),
+                            alias: alias.map(Into::into),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn representations_are_deduplicated_without_building_repeats() {
+        let schema = hive_router_query_planner::utils::parsing::safe_parse_schema(
+            "type Query { ps: [P] } type P { upc: String, name: String }",
+        )
+        .unwrap();
+        let types = Shapes::new(&schema);
+        let data = json!({ "ps": [
+            { "__typename": "P", "upc": "1", "name": "a" },
+            { "__typename": "P", "upc": "2", "name": "b" },
+            { "__typename": "P", "upc": "1", "name": "c" },
+            { "__typename": "P", "name": "no key" },
+        ] });
+        let paths: Vec<ResponsePath<'_>> = (0..4)
+            .map(|i| vec![Seg::Key("ps"), Seg::Index(i)])
+            .collect();
+        let requires = fields(&[("__typename", None), ("upc", None)]);
+        let (reps, owners) = representations(&data, paths.clone(), &requires, None, &types);
+        assert_eq!(
+            reps,
+            [
+                json!({ "__typename": "P", "upc": "1" }),
+                json!({ "__typename": "P", "upc": "2" })
+            ]
+        );
+        assert_eq!(owners.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        // Written under an alias, compared under it.
+        let aliased = fields(&[("__typename", None), ("upc", Some("key"))]);
+        let (reps, _) = representations(&data, paths.clone(), &aliased, None, &types);
+        assert_eq!(reps[0], json!({ "__typename": "P", "key": "1" }));
+        assert_eq!(reps.len(), 2);
+        // A key selected twice still lands on one representation.
+        let twice = fields(&[("__typename", None), ("upc", None), ("upc", None)]);
+        let (reps, owners) = representations(&data, paths, &twice, None, &types);
+        assert_eq!(reps.len(), 2);
+        assert_eq!(owners[0].len(), 2);
+        assert!(!projects_to(&data["ps"][0], &twice, &types, &reps[0]));
+        assert!(projects_to(
+            &data["ps"][2],
+            &requires,
+            &types,
+            &json!({ "__typename": "P", "upc": "1" })
+        ));
+        assert!(!projects_to(
+            &data["ps"][1],
+            &requires,
+            &types,
+            &json!({ "__typename": "P", "upc": "1" })
+        ));
+    }
+
     #[test]
     fn deep_merge_adds_fields_and_keeps_data_over_null() {
-        let mut a = json!({ "p": [{ "sku": "A" }, { "sku": "B" }], "x": 1 });
-        deep_merge(
-            &mut a,
-            json!({ "p": [{ "stock": 1 }, { "stock": 2 }], "x": null }),
-        );
-        assert_eq!(
-            a,
-            json!({ "p": [{ "sku": "A", "stock": 1 }, { "sku": "B", "stock": 2 }], "x": 1 })
-        );
+        let into = json!({ "p": [{ "sku": "A" }, { "sku": "B" }], "x": 1, "s": "old" });
+        let from = json!({ "p": [{ "stock": 1 }, { "stock": 2 }], "x": null, "s": "new", "n": { "a": [1] } });
+        let merged = json!({ "p": [{ "sku": "A", "stock": 1 }, { "sku": "B", "stock": 2 }], "x": 1, "s": "new", "n": { "a": [1] } });
+        let mut a = into.clone();
+        deep_merge(&mut a, from.clone());
+        assert_eq!(a, merged);
+        // The copying merge answers the same.
+        let mut b = into;
+        deep_merge_ref(&mut b, &from);
+        assert_eq!(b, merged);
     }
 
     #[test]
