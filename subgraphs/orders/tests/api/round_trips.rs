@@ -59,7 +59,7 @@ async fn a_checkout_costs_few_round_trips() {
     let lines = json!([{ "sku": "APPLE", "quantity": 2 }, { "sku": "MILK", "quantity": 1 }]);
     let (preview, preview_sql) = counted(
         &shop,
-        shop.gql(&token, &PREVIEW_LEAN, json!({ "items": lines })),
+        shop.gql(&token, PREVIEW_LEAN, json!({ "items": lines })),
     )
     .await;
     assert_no_errors(&preview);
@@ -71,7 +71,7 @@ async fn a_checkout_costs_few_round_trips() {
         &shop,
         shop.gql(
             &token,
-            &CONFIRM_LEAN,
+            CONFIRM_LEAN,
             json!({ "id": id, "key": "k-1", "payment": "tok_visa" }),
         ),
     )
@@ -96,6 +96,6 @@ const PREVIEW_BOUND: usize = 17;
 const CONFIRM_BOUND: usize = 25;
 
 /// What a checkout client asks for: the id, status and money.
-static PREVIEW_LEAN: &str = "mutation($items: [OrderLineInput!]) { previewOrder(items: $items) { id status total reservedUntil } }";
-static CONFIRM_LEAN: &str = "mutation($id: ID!, $key: String, $payment: String) { \
+const PREVIEW_LEAN: &str = "mutation($items: [OrderLineInput!]) { previewOrder(items: $items) { id status total reservedUntil } }";
+const CONFIRM_LEAN: &str = "mutation($id: ID!, $key: String, $payment: String) { \
     confirmOrder(orderId: $id, idempotencyKey: $key, paymentToken: $payment) { id status total } }";
