@@ -468,7 +468,7 @@ pub fn deep_merge(into: &mut Value, from: Value) {
 }
 
 /// [`deep_merge`] of a copy of `from`, copying only what `into` lacks.
-pub fn deep_merge_ref(into: &mut Value, from: &Value) {
+fn deep_merge_ref(into: &mut Value, from: &Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
@@ -515,58 +515,62 @@ fn representations<'p>(
         // Most paths repeat an entity already seen: without rewrites, its
         // representation is hashed and compared where it stands, and built
         // only the first time.
-        let (hash, known) = match input_rewrites {
-            None if !requires.items.is_empty() => {
-                let Value::Object(map) = entity else {
-                    continue;
-                };
-                let mut h = crate::fxhash::FxHasher::default();
-                match projected_hash(map, requires, types, &mut h) {
-                    Some(0) | None => continue,
-                    Some(_) => {}
-                }
-                let hash = std::hash::Hasher::finish(&h);
-                let known = seen.get(&hash).and_then(|same| {
-                    same.iter()
-                        .copied()
-                        .find(|&i| projects_to(entity, requires, types, &reps[i]))
-                });
-                (hash, known)
+        let index = if input_rewrites.is_none() && !requires.items.is_empty() {
+            let Value::Object(map) = entity else {
+                continue;
+            };
+            let mut h = crate::fxhash::FxHasher::default();
+            if matches!(projected_hash(map, requires, types, &mut h), Some(0) | None) {
+                continue;
             }
-            _ => (0, None),
-        };
-        let index = match known {
-            Some(i) => i,
-            None => {
-                let Some(mut rep) = project(entity, requires, types) else {
-                    continue;
-                };
-                if let Some(rewrites) = input_rewrites {
-                    rewrite(&mut rep, rewrites, types);
-                }
-                if rep.as_object().is_none_or(|m| m.is_empty()) {
-                    continue;
-                }
-                let hash = if input_rewrites.is_some() || requires.items.is_empty() {
-                    value_hash(&rep)
-                } else {
-                    hash
-                };
-                let same = seen.entry(hash).or_default();
-                match same.iter().find(|&&i| reps[i] == rep) {
-                    Some(&i) => i,
-                    None => {
-                        reps.push(rep);
-                        owners.push(Vec::new());
-                        same.push(reps.len() - 1);
-                        reps.len() - 1
-                    }
-                }
+            let hash = std::hash::Hasher::finish(&h);
+            let known = seen.get(&hash).and_then(|same| {
+                same.iter()
+                    .copied()
+                    .find(|&i| projects_to(entity, requires, types, &reps[i]))
+            });
+            match known {
+                Some(i) => i,
+                None => match project(entity, requires, types) {
+                    Some(rep) => find_or_add(&mut reps, &mut owners, &mut seen, hash, rep),
+                    None => continue,
+                },
             }
+        } else {
+            let Some(mut rep) = project(entity, requires, types) else {
+                continue;
+            };
+            if let Some(rewrites) = input_rewrites {
+                rewrite(&mut rep, rewrites, types);
+            }
+            if rep.as_object().is_none_or(|m| m.is_empty()) {
+                continue;
+            }
+            let hash = value_hash(&rep);
+            find_or_add(&mut reps, &mut owners, &mut seen, hash, rep)
         };
         owners[index].push(path);
     }
     (reps, owners)
+}
+
+/// The index of `rep` among `reps` (by `hash`, compared in full), added with
+/// no owners yet when it is new.
+fn find_or_add<'p>(
+    reps: &mut Vec<Value>,
+    owners: &mut Vec<Vec<ResponsePath<'p>>>,
+    seen: &mut crate::fxhash::FxHashMap<u64, Vec<usize>>,
+    hash: u64,
+    rep: Value,
+) -> usize {
+    let same = seen.entry(hash).or_default();
+    if let Some(&i) = same.iter().find(|&&i| reps[i] == rep) {
+        return i;
+    }
+    reps.push(rep);
+    owners.push(Vec::new());
+    same.push(reps.len() - 1);
+    reps.len() - 1
 }
 
 /// Feeds `h` what [`project`] would build from the object `map` (response
