@@ -16,7 +16,7 @@ use crate::{
     error::{InventoryError, Shortfall},
     items,
     ledger::{self, Kind, Movement},
-    pricing::{self, Priced, PricedLine},
+    pricing::{self, Draw, Priced, PricedLine},
     reservations::{self, ReservationView},
 };
 
@@ -64,12 +64,7 @@ pub async fn commit(
                 continue;
             };
             for draw in &draws {
-                taken.push((
-                    line.sku.clone(),
-                    draw.batch_id,
-                    draw.quantity,
-                    draw.unit_cost,
-                ));
+                taken.push((line.sku.as_str(), draw.clone()));
                 movements.push(Movement {
                     sku: line.sku.clone(),
                     kind: Kind::Commit,
@@ -107,11 +102,11 @@ pub async fn commit(
 async fn take_from_batches(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
-    taken: &[(String, Uuid, i32, Decimal)],
+    taken: &[(&str, Draw)],
 ) -> QueryResult<()> {
     use diesel::sql_types::{Array, Integer, Uuid as SqlUuid};
-    let ids: Vec<Uuid> = taken.iter().map(|t| t.1).collect();
-    let units: Vec<i32> = taken.iter().map(|t| t.2).collect();
+    let ids: Vec<Uuid> = taken.iter().map(|(_, d)| d.batch_id).collect();
+    let units: Vec<i32> = taken.iter().map(|(_, d)| d.quantity).collect();
     diesel::sql_query(
         "UPDATE batches SET remaining = batches.remaining - d.units \
          FROM unnest($1, $2) AS d(id, units) WHERE batches.id = d.id",
@@ -122,13 +117,13 @@ async fn take_from_batches(
     .await?;
     let rows: Vec<_> = taken
         .iter()
-        .map(|(sku, batch_id, quantity, unit_cost)| {
+        .map(|(sku, draw)| {
             (
                 allocations::order_id.eq(order_id),
-                allocations::batch_id.eq(*batch_id),
-                allocations::sku.eq(sku),
-                allocations::quantity.eq(*quantity),
-                allocations::unit_cost.eq(*unit_cost),
+                allocations::batch_id.eq(draw.batch_id),
+                allocations::sku.eq(*sku),
+                allocations::quantity.eq(draw.quantity),
+                allocations::unit_cost.eq(draw.unit_cost),
             )
         })
         .collect();

@@ -98,10 +98,10 @@ pub async fn confirm(
     input: Confirmation,
 ) -> Result<Order, OrdersError> {
     let mut input = validate(input)?;
-    let mut conn = st.pool.get().await?;
-    if let Some(profile) = profile(st, &mut conn, claims, order_id, &input).await? {
+    if let Some(profile) = profile(st, claims, order_id, &input).await? {
         input.customer = input.customer.completed_from(profile);
     }
+    let mut conn = st.pool.get().await?;
     let outcome = conn
         .transaction(async |conn| {
             let order = order::lock_visible(conn, order_id, claims).await?;
@@ -253,10 +253,9 @@ pub async fn confirm(
 }
 
 /// The profile of the order's customer when the call leaves part of the
-/// snapshot out (asked before the order is locked).
+/// snapshot out (asked before the order is locked, holding no connection).
 async fn profile(
     st: &OrdersState,
-    conn: &mut AsyncPgConnection,
     claims: &Claims,
     order_id: Uuid,
     input: &Confirmation,
@@ -275,7 +274,7 @@ async fn profile(
         match orders::table
             .find(order_id)
             .select(orders::customer_id)
-            .first::<Uuid>(conn)
+            .first::<Uuid>(&mut st.pool.get().await?)
             .await
             .optional()?
         {
