@@ -28,9 +28,9 @@ use hive_router_query_planner::{
     },
 };
 use hyper::{HeaderMap, Uri};
-use serde_json::{Map, Value, json};
+use serde_json::{Value as Json, json};
 
-use crate::small_map;
+use crate::value::{Map, Str, Value};
 use crate::{
     fetch::{FetchError, SubgraphClient, SubgraphRequest},
     projection::Shapes,
@@ -109,14 +109,14 @@ impl Subgraphs {
 #[derive(Debug, Default)]
 pub struct Execution {
     pub data: Value,
-    pub errors: Vec<Value>,
+    pub errors: Vec<Json>,
 }
 
 struct Context<'a> {
     subgraphs: &'a Subgraphs,
     /// Which object types a type condition covers.
     types: &'a Shapes,
-    variables: &'a Map<String, Value>,
+    variables: &'a serde_json::Map<String, Json>,
     headers: &'a HeaderMap,
     /// Running for one event of a subscription whose primary fetch already
     /// answered: its `Subscription` node is the data already in place.
@@ -128,7 +128,7 @@ pub async fn execute(
     plan: &QueryPlan,
     subgraphs: &Subgraphs,
     types: &Shapes,
-    variables: &Map<String, Value>,
+    variables: &serde_json::Map<String, Json>,
     headers: &HeaderMap,
 ) -> Execution {
     let ctx = Context {
@@ -166,7 +166,7 @@ pub async fn execute_event(
     plan: &QueryPlan,
     subgraphs: &Subgraphs,
     types: &Shapes,
-    variables: &Map<String, Value>,
+    variables: &serde_json::Map<String, Json>,
     headers: &HeaderMap,
     event: Execution,
 ) -> Execution {
@@ -214,7 +214,7 @@ fn run<'a>(node: &'a PlanNode, ctx: &'a Context<'a>, state: &'a State) -> BoxFut
                 join_all(par.nodes.iter().map(|child| run(child, ctx, state))).await;
             }
             PlanNode::Condition(cond) => {
-                let on = matches!(ctx.variables.get(&cond.condition), Some(Value::Bool(true)));
+                let on = matches!(ctx.variables.get(&cond.condition), Some(Json::Bool(true)));
                 let chosen = if on {
                     &cond.if_clause
                 } else {
@@ -255,10 +255,10 @@ enum Seg<'p> {
 }
 
 impl Seg<'_> {
-    fn to_json(self) -> Value {
+    fn to_json(self) -> Json {
         match self {
-            Seg::Key(k) => Value::String(k.to_owned()),
-            Seg::Index(i) => Value::from(i),
+            Seg::Key(k) => Json::String(k.to_owned()),
+            Seg::Index(i) => Json::from(i),
         }
     }
 }
@@ -266,76 +266,75 @@ impl Seg<'_> {
 /// A concrete position in the response: object keys and list indexes.
 type ResponsePath<'p> = Vec<Seg<'p>>;
 
-fn path_json(path: &[Seg<'_>]) -> Vec<Value> {
+fn path_json(path: &[Seg<'_>]) -> Vec<Json> {
     path.iter().map(|s| s.to_json()).collect()
+}
+
+/// Calls `visit` with each object a flatten path designates in `data`, in
+/// document order, and with its concrete path (`at` is where the walk starts).
+fn walk_targets<'p>(
+    types: &Shapes,
+    value: &mut Value,
+    rest: &'p [FlattenNodePathSegment],
+    at: &mut ResponsePath<'p>,
+    visit: &mut dyn FnMut(&[Seg<'p>], &mut Value),
+) {
+    match (rest.first(), &mut *value) {
+        (_, Value::Null) => {}
+        (_, Value::Array(items)) => {
+            // Lists are walked element by element whether or not the path says `@`.
+            let rest = if matches!(rest.first(), Some(FlattenNodePathSegment::List)) {
+                &rest[1..]
+            } else {
+                rest
+            };
+            for (i, item) in items.iter_mut().enumerate() {
+                at.push(Seg::Index(i));
+                walk_targets(types, item, rest, at, visit);
+                at.pop();
+            }
+        }
+        (None, Value::Object(_)) => visit(at, value),
+        (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
+            if let Some(child) = map.get_mut(key) {
+                at.push(Seg::Key(key));
+                walk_targets(types, child, &rest[1..], at, visit);
+                at.pop();
+            }
+        }
+        (Some(FlattenNodePathSegment::TypeCondition(conditions)), Value::Object(map)) => {
+            let matches = map
+                .get("__typename")
+                .and_then(Value::as_str)
+                .is_none_or(|t| conditions.iter().any(|c| types.applies(c, t)));
+            if matches {
+                walk_targets(types, value, &rest[1..], at, visit);
+            }
+        }
+        (Some(FlattenNodePathSegment::List), Value::Object(_)) => {
+            walk_targets(types, value, &rest[1..], at, visit)
+        }
+        _ => {}
+    }
 }
 
 /// The concrete paths of the objects a flatten path designates in `data`.
 fn targets<'p>(
-    data: &Value,
+    data: &mut Value,
     path: &'p [FlattenNodePathSegment],
     types: &Shapes,
 ) -> Vec<ResponsePath<'p>> {
-    fn walk<'p>(
-        types: &Shapes,
-        value: &Value,
-        rest: &'p [FlattenNodePathSegment],
-        at: &mut ResponsePath<'p>,
-        out: &mut Vec<ResponsePath<'p>>,
-    ) {
-        match (rest.first(), value) {
-            (_, Value::Null) => {}
-            (_, Value::Array(items)) => {
-                // Lists are walked element by element whether or not the path says `@`.
-                let rest = if matches!(rest.first(), Some(FlattenNodePathSegment::List)) {
-                    &rest[1..]
-                } else {
-                    rest
-                };
-                for (i, item) in items.iter().enumerate() {
-                    at.push(Seg::Index(i));
-                    walk(types, item, rest, at, out);
-                    at.pop();
-                }
-            }
-            (None, Value::Object(_)) => out.push(at.clone()),
-            (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
-                if let Some(child) = small_map::get(map, key) {
-                    at.push(Seg::Key(key));
-                    walk(types, child, &rest[1..], at, out);
-                    at.pop();
-                }
-            }
-            (Some(FlattenNodePathSegment::TypeCondition(conditions)), Value::Object(map)) => {
-                let matches = small_map::get(map, "__typename")
-                    .and_then(Value::as_str)
-                    .is_none_or(|t| conditions.iter().any(|c| types.applies(c, t)));
-                if matches {
-                    walk(types, value, &rest[1..], at, out);
-                }
-            }
-            (Some(FlattenNodePathSegment::List), Value::Object(_)) => {
-                walk(types, value, &rest[1..], at, out)
-            }
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
-    walk(types, data, path, &mut Vec::new(), &mut out);
+    walk_targets(types, data, path, &mut Vec::new(), &mut |at, _| {
+        out.push(at.to_vec())
+    });
     out
-}
-
-fn at_path<'v>(data: &'v Value, path: &[Seg<'_>]) -> Option<&'v Value> {
-    path.iter().try_fold(data, |v, seg| match seg {
-        Seg::Key(k) => small_map::field(v, k),
-        Seg::Index(i) => v.get(*i),
-    })
 }
 
 fn at_path_mut<'v>(data: &'v mut Value, path: &[Seg<'_>]) -> Option<&'v mut Value> {
     path.iter().try_fold(data, |v, seg| match seg {
-        Seg::Key(k) => small_map::field_mut(v, k),
-        Seg::Index(i) => v.get_mut(*i),
+        Seg::Key(k) => v.get_mut(k),
+        Seg::Index(i) => v.item_mut(*i),
     })
 }
 
@@ -361,27 +360,20 @@ fn project(value: &Value, selections: &SelectionSet, types: &Shapes) -> Option<V
     }
 }
 
-fn project_into(
-    map: &Map<String, Value>,
-    selections: &SelectionSet,
-    types: &Shapes,
-    out: &mut Map<String, Value>,
-) -> Option<()> {
+fn project_into(map: &Map, selections: &SelectionSet, types: &Shapes, out: &mut Map) -> Option<()> {
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
-                let value = small_map::get(map, &field.name)?;
+                let value = map.get(&field.name)?;
                 let projected = project(value, &field.selections, types)?;
                 let key = field.alias.as_ref().unwrap_or(&field.name);
-                match small_map::get_mut(out, key) {
+                match out.get_mut(key) {
                     Some(existing) => deep_merge(existing, projected),
-                    None => {
-                        out.insert(key.clone(), projected);
-                    }
+                    None => out.push(Str::new(key), projected),
                 }
             }
             SelectionItem::InlineFragment(fragment) => {
-                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
+                let typename = map.get("__typename").and_then(Value::as_str);
                 if typename.is_none_or(|t| types.applies(&fragment.type_condition, t)) {
                     project_into(map, &fragment.selections, types, out)?;
                 }
@@ -420,11 +412,11 @@ fn rewrite(value: &mut Value, rewrites: &[FetchRewrite], types: &Shapes) {
             }
             [FetchNodePathSegment::Key(key)] => match rewrite {
                 FetchRewrite::ValueSetter(setter) => {
-                    map.insert(key.clone(), Value::String(setter.set_value_to.clone()));
+                    map.insert(key.as_str(), Value::from(setter.set_value_to.as_str()));
                 }
                 FetchRewrite::KeyRenamer(renamer) => {
                     if let Some(v) = map.remove(key) {
-                        map.insert(renamer.rename_key_to.clone(), v);
+                        map.insert(renamer.rename_key_to.as_str(), v);
                     }
                 }
             },
@@ -449,11 +441,9 @@ pub fn deep_merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
-                match small_map::get_mut(a, &k) {
+                match a.get_mut(&k) {
                     Some(existing) => deep_merge(existing, v),
-                    None => {
-                        a.insert(k, v);
-                    }
+                    None => a.push(k, v),
                 }
             }
         }
@@ -471,7 +461,7 @@ pub fn deep_merge(into: &mut Value, from: Value) {
 fn deep_merge_ref(into: &mut Value, from: &Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
+            for (k, v) in b.iter() {
                 merge_field_ref(a, k, v);
             }
         }
@@ -485,92 +475,117 @@ fn deep_merge_ref(into: &mut Value, from: &Value) {
     }
 }
 
-fn merge_field_ref(into: &mut Map<String, Value>, key: &str, value: &Value) {
-    match small_map::get_mut(into, key) {
+fn merge_field_ref(into: &mut Map, key: &Str, value: &Value) {
+    match into.get_mut(key) {
         Some(existing) => deep_merge_ref(existing, value),
-        None => {
-            into.insert(key.to_owned(), value.clone());
-        }
+        None => into.push(key.clone(), value.clone()),
     }
 }
 
-/// Representations of the objects at `paths`, deduplicated; returns them and,
-/// per representation, the paths that share it.
+/// What one entity fetch sends, and where each answer goes.
+#[derive(Debug, Default)]
+struct Batch<'p> {
+    /// The representations, deduplicated.
+    reps: Vec<Value>,
+    /// Per representation, the paths of the objects that share it, in document order.
+    owners: Vec<Vec<ResponsePath<'p>>>,
+    /// Each object the flatten paths met, in walk order: the representation
+    /// it shares and which of that one's owners it is (none: it gave no
+    /// representation). Merging walks the same paths and checks each object's
+    /// path against this, instead of walking down from the root per owner.
+    visits: Vec<Option<(usize, usize)>>,
+}
+
+/// Representations of the objects the flatten `paths` designate in `data`.
 fn representations<'p>(
-    data: &Value,
-    paths: Vec<ResponsePath<'p>>,
+    data: &mut Value,
+    paths: &[&'p [FlattenNodePathSegment]],
     requires: &SelectionSet,
     input_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
-) -> (Vec<Value>, Vec<Vec<ResponsePath<'p>>>) {
-    let mut reps: Vec<Value> = Vec::new();
-    let mut owners: Vec<Vec<ResponsePath<'p>>> = Vec::new();
+) -> Batch<'p> {
+    let mut batch = Batch::default();
     // Representations by hash (equal ones compared in full): deduplication
     // without printing each one.
     let mut seen: crate::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
     for path in paths {
-        let Some(entity) = at_path(data, &path) else {
-            continue;
-        };
-        // Most paths repeat an entity already seen: without rewrites, its
-        // representation is hashed and compared where it stands, and built
-        // only the first time.
-        let index = if input_rewrites.is_none() && !requires.items.is_empty() {
-            let Value::Object(map) = entity else {
-                continue;
-            };
-            let mut h = crate::fxhash::FxHasher::default();
-            if matches!(projected_hash(map, requires, types, &mut h), Some(0) | None) {
-                continue;
+        walk_targets(types, data, path, &mut Vec::new(), &mut |at, entity| {
+            let index = representation_of(
+                entity,
+                requires,
+                input_rewrites,
+                types,
+                &mut batch,
+                &mut seen,
+            );
+            batch.visits.push(index.map(|i| (i, batch.owners[i].len())));
+            if let Some(i) = index {
+                batch.owners[i].push(at.to_vec());
             }
-            let hash = std::hash::Hasher::finish(&h);
-            let known = seen.get(&hash).and_then(|same| {
-                same.iter()
-                    .copied()
-                    .find(|&i| projects_to(entity, requires, types, &reps[i]))
-            });
-            match known {
-                Some(i) => i,
-                None => match project(entity, requires, types) {
-                    Some(rep) => find_or_add(&mut reps, &mut owners, &mut seen, hash, rep),
-                    None => continue,
-                },
-            }
-        } else {
-            let Some(mut rep) = project(entity, requires, types) else {
-                continue;
-            };
-            if let Some(rewrites) = input_rewrites {
-                rewrite(&mut rep, rewrites, types);
-            }
-            if rep.as_object().is_none_or(|m| m.is_empty()) {
-                continue;
-            }
-            let hash = value_hash(&rep);
-            find_or_add(&mut reps, &mut owners, &mut seen, hash, rep)
-        };
-        owners[index].push(path);
+        });
     }
-    (reps, owners)
+    batch
+}
+
+/// The index in `batch` of the representation of `entity`, added when new;
+/// `None` when it has none (what the subgraph needs is missing).
+fn representation_of(
+    entity: &Value,
+    requires: &SelectionSet,
+    input_rewrites: Option<&Vec<FetchRewrite>>,
+    types: &Shapes,
+    batch: &mut Batch<'_>,
+    seen: &mut crate::fxhash::FxHashMap<u64, Vec<usize>>,
+) -> Option<usize> {
+    // Most paths repeat an entity already seen: without rewrites, its
+    // representation is hashed and compared where it stands, and built
+    // only the first time.
+    if input_rewrites.is_none() && !requires.items.is_empty() {
+        let Value::Object(map) = entity else {
+            return None;
+        };
+        let mut h = crate::fxhash::FxHasher::default();
+        if matches!(projected_hash(map, requires, types, &mut h), Some(0) | None) {
+            return None;
+        }
+        let hash = std::hash::Hasher::finish(&h);
+        let known = seen.get(&hash).and_then(|same| {
+            same.iter()
+                .copied()
+                .find(|&i| projects_to(entity, requires, types, &batch.reps[i]))
+        });
+        return match known {
+            Some(i) => Some(i),
+            None => project(entity, requires, types).map(|rep| find_or_add(batch, seen, hash, rep)),
+        };
+    }
+    let mut rep = project(entity, requires, types)?;
+    if let Some(rewrites) = input_rewrites {
+        rewrite(&mut rep, rewrites, types);
+    }
+    if rep.as_object().is_none_or(|m| m.is_empty()) {
+        return None;
+    }
+    let hash = value_hash(&rep);
+    Some(find_or_add(batch, seen, hash, rep))
 }
 
 /// The index of `rep` among `reps` (by `hash`, compared in full), added with
 /// no owners yet when it is new.
-fn find_or_add<'p>(
-    reps: &mut Vec<Value>,
-    owners: &mut Vec<Vec<ResponsePath<'p>>>,
+fn find_or_add(
+    batch: &mut Batch<'_>,
     seen: &mut crate::fxhash::FxHashMap<u64, Vec<usize>>,
     hash: u64,
     rep: Value,
 ) -> usize {
     let same = seen.entry(hash).or_default();
-    if let Some(&i) = same.iter().find(|&&i| reps[i] == rep) {
+    if let Some(&i) = same.iter().find(|&&i| batch.reps[i] == rep) {
         return i;
     }
-    reps.push(rep);
-    owners.push(Vec::new());
-    same.push(reps.len() - 1);
-    reps.len() - 1
+    batch.reps.push(rep);
+    batch.owners.push(Vec::new());
+    same.push(batch.reps.len() - 1);
+    batch.reps.len() - 1
 }
 
 /// Feeds `h` what [`project`] would build from the object `map` (response
@@ -578,7 +593,7 @@ fn find_or_add<'p>(
 /// answers how many fields it would write, `None` where `project` would fail.
 /// Only ever compared with other such hashes.
 fn projected_hash(
-    map: &Map<String, Value>,
+    map: &Map,
     selections: &SelectionSet,
     types: &Shapes,
     h: &mut crate::fxhash::FxHasher,
@@ -588,13 +603,13 @@ fn projected_hash(
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
-                let value = small_map::get(map, &field.name)?;
+                let value = map.get(&field.name)?;
                 field.alias.as_ref().unwrap_or(&field.name).hash(h);
                 projected_value_hash(value, &field.selections, types, h)?;
                 written += 1;
             }
             SelectionItem::InlineFragment(fragment) => {
-                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
+                let typename = map.get("__typename").and_then(Value::as_str);
                 if typename.is_none_or(|t| types.applies(&fragment.type_condition, t)) {
                     written += projected_hash(map, &fragment.selections, types, h)?;
                 }
@@ -650,19 +665,17 @@ fn projects_to(value: &Value, selections: &SelectionSet, types: &Shapes, rep: &V
 }
 
 fn fields_project_to(
-    map: &Map<String, Value>,
+    map: &Map,
     selections: &SelectionSet,
     types: &Shapes,
-    out: &Map<String, Value>,
+    out: &Map,
     matched: &mut usize,
 ) -> bool {
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
                 let key = field.alias.as_ref().unwrap_or(&field.name);
-                let (Some(value), Some(rep)) =
-                    (small_map::get(map, &field.name), small_map::get(out, key))
-                else {
+                let (Some(value), Some(rep)) = (map.get(&field.name), out.get(key)) else {
                     return false;
                 };
                 if !projects_to(value, &field.selections, types, rep) {
@@ -671,7 +684,7 @@ fn fields_project_to(
                 *matched += 1;
             }
             SelectionItem::InlineFragment(fragment) => {
-                let typename = small_map::get(map, "__typename").and_then(Value::as_str);
+                let typename = map.get("__typename").and_then(Value::as_str);
                 if typename.is_none_or(|t| types.applies(&fragment.type_condition, t))
                     && !fields_project_to(map, &fragment.selections, types, out, matched)
                 {
@@ -697,14 +710,14 @@ fn value_feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => (1u8, *b).hash(h),
         Value::Number(n) => (2u8, n.as_f64().map(f64::to_bits), n.as_i64()).hash(h),
-        Value::String(s) => (3u8, s).hash(h),
+        Value::String(s) => (3u8, s.as_str()).hash(h),
         Value::Array(items) => {
             (4u8, items.len()).hash(h);
             items.iter().for_each(|v| value_feed(v, h));
         }
         Value::Object(map) => {
             (5u8, map.len()).hash(h);
-            for (k, v) in map {
+            for (k, v) in map.iter() {
                 k.hash(h);
                 value_feed(v, h);
             }
@@ -712,21 +725,22 @@ fn value_feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
     }
 }
 
-fn variables_for(
-    usages: Option<&std::collections::BTreeSet<String>>,
-    ctx: &Context<'_>,
-) -> Map<String, Value> {
+fn variables_for(usages: Option<&std::collections::BTreeSet<String>>, ctx: &Context<'_>) -> Map {
     usages
         .into_iter()
         .flatten()
-        .filter_map(|name| ctx.variables.get(name).map(|v| (name.clone(), v.clone())))
+        .filter_map(|name| {
+            ctx.variables
+                .get(name)
+                .map(|v| (Str::new(name), Value::from(v)))
+        })
         .collect()
 }
 
 async fn send(
     service: &str,
     query: &str,
-    variables: Map<String, Value>,
+    variables: Map,
     ctx: &Context<'_>,
 ) -> Result<crate::fetch::SubgraphResponse, FetchError> {
     let url = ctx
@@ -756,19 +770,19 @@ async fn send(
     result
 }
 
-fn gateway_error(message: &str) -> Value {
+fn gateway_error(message: &str) -> Json {
     json!({ "message": message, "extensions": { "code": "INTERNAL_SERVER_ERROR" } })
 }
 
 /// A failed fetch, reported at each response path it was to fill.
-fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath<'_>]) -> Vec<Value> {
+fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath<'_>]) -> Vec<Json> {
     let error = |path: Option<&ResponsePath<'_>>| {
         let mut e = json!({
             "message": format!("subgraph {service} failed: {err}"),
             "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service },
         });
         if let Some(path) = path {
-            e["path"] = Value::Array(path_json(path));
+            e["path"] = Json::Array(path_json(path));
         }
         e
     };
@@ -781,15 +795,15 @@ fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath<'_>]) -> 
 
 /// Whether following `rest` into `entity` ends at nothing (null or absent)
 /// before or at its end: where an error at that path left its mark.
-fn marked_by_error(entity: &Value, rest: &[Value]) -> bool {
+fn marked_by_error(entity: &Value, rest: &[Json]) -> bool {
     let mut at = entity;
     if at.is_null() {
         return true;
     }
     for segment in rest {
         let next = match (segment, at) {
-            (Value::String(key), Value::Object(map)) => map.get(key),
-            (Value::Number(i), Value::Array(items)) => {
+            (Json::String(key), Value::Object(map)) => map.get(key),
+            (Json::Number(i), Value::Array(items)) => {
                 i.as_u64().and_then(|i| items.get(i as usize))
             }
             _ => None,
@@ -809,19 +823,19 @@ fn marked_by_error(entity: &Value, rest: &[Value]) -> bool {
 /// answered list) that the error left null or without `rest`, if exactly one
 /// did; otherwise it cannot be placed and loses its path.
 fn repath(
-    mut error: Value,
+    mut error: Json,
     service: &str,
     alias: &str,
     owners: &[Vec<ResponsePath<'_>>],
     entities: Option<&Value>,
-) -> Vec<Value> {
+) -> Vec<Json> {
     error = with_service(error, service);
     let path = error
         .get("path")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
-    let unindexed = |rest: &[Value]| {
+    let unindexed = |rest: &[Json]| {
         let entities = entities.and_then(Value::as_array)?;
         let mut marked = entities
             .iter()
@@ -834,8 +848,8 @@ fn repath(
         }
     };
     let placed = match path.get(1) {
-        _ if path.first().and_then(Value::as_str) != Some(alias) => None,
-        Some(Value::Number(i)) => i.as_u64().map(|i| (i as usize, &path[2..])),
+        _ if path.first().and_then(Json::as_str) != Some(alias) => None,
+        Some(Json::Number(i)) => i.as_u64().map(|i| (i as usize, &path[2..])),
         _ => unindexed(&path[1..]).map(|i| (i, &path[1..])),
     };
     let Some((index, rest)) = placed else {
@@ -852,7 +866,7 @@ fn repath(
             let mut e = error.clone();
             let mut full = path_json(owner);
             full.extend(rest.iter().cloned());
-            e["path"] = Value::Array(full);
+            e["path"] = Json::Array(full);
             e
         })
         .collect()
@@ -879,7 +893,7 @@ async fn fetch_at(
                 let paths = if path.is_empty() {
                     vec![Vec::new()]
                 } else {
-                    targets(&state.data, path, ctx.types)
+                    targets(&mut state.data, path, ctx.types)
                 };
                 if let Some((last, rest)) = paths.split_last() {
                     for p in rest {
@@ -902,21 +916,20 @@ async fn fetch_at(
         }
         return;
     };
-    let (reps, owners) = {
-        let state = lock(state);
-        let paths = targets(&state.data, path, ctx.types);
-        representations(
-            &state.data,
-            paths,
-            requires,
-            fetch.input_rewrites.as_ref(),
-            ctx.types,
-        )
-    };
-    if reps.is_empty() {
+    let mut batch = representations(
+        &mut lock(state).data,
+        &[path],
+        requires,
+        fetch.input_rewrites.as_ref(),
+        ctx.types,
+    );
+    if batch.reps.is_empty() {
         return;
     }
-    variables.insert("representations".into(), Value::Array(reps));
+    variables.insert(
+        "representations",
+        Value::Array(std::mem::take(&mut batch.reps)),
+    );
     let response = send(service, &fetch.operation.document_str, variables, ctx).await;
     let state = &mut *lock(state);
     match response {
@@ -926,80 +939,122 @@ async fn fetch_at(
                 let entities = response.data.get("_entities");
                 state
                     .errors
-                    .extend(repath(error, service, "_entities", &owners, entities));
+                    .extend(repath(error, service, "_entities", &batch.owners, entities));
             }
             merge_entities(
                 state,
                 response.data.get_mut("_entities").map(Value::take),
-                &owners,
+                &batch,
+                &[path],
                 fetch.output_rewrites.as_ref(),
                 ctx.types,
             );
         }
         Err(err) => state
             .errors
-            .extend(fetch_failed(service, &err, &owners.concat())),
+            .extend(fetch_failed(service, &err, &batch.owners.concat())),
     }
 }
 
+/// Merges the answered `entities` into the objects `batch` made their
+/// representations from, walking the flatten `paths` once.
 fn merge_entities(
     state: &mut Execution,
     entities: Option<Value>,
-    owners: &[Vec<ResponsePath<'_>>],
+    batch: &Batch<'_>,
+    paths: &[&[FlattenNodePathSegment]],
     output_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
 ) {
-    let Some(Value::Array(entities)) = entities else {
+    let Some(Value::Array(mut entities)) = entities else {
         return;
     };
-    // The entities are the subgraph's answer, owned: each moves into the
-    // tree (cloned only for the extra paths that share a representation).
-    for (mut entity, paths) in entities.into_iter().zip(owners) {
+    let mut abstract_names = Vec::with_capacity(entities.len());
+    for entity in &mut entities {
         if let Some(rewrites) = output_rewrites {
-            rewrite(&mut entity, rewrites, types);
+            rewrite(entity, rewrites, types);
         }
         // An `@interfaceObject` subgraph answers with the interface's name:
         // an object that already has its concrete type keeps it.
-        let abstract_name = entity
-            .get("__typename")
-            .and_then(Value::as_str)
-            .is_some_and(|t| types.is_abstract(t));
-        let Some((last, rest)) = paths.split_last() else {
-            continue;
-        };
-        for p in rest {
-            if let Some(target) = at_path_mut(&mut state.data, p) {
-                let keep_own = abstract_name && has_typename(target);
-                match (&mut *target, &entity) {
-                    (Value::Object(into), Value::Object(fields)) if keep_own => {
-                        for (k, v) in fields.iter().filter(|(k, _)| *k != "__typename") {
-                            merge_field_ref(into, k, v);
-                        }
-                    }
-                    _ => deep_merge_ref(target, &entity),
+        abstract_names.push(
+            entity
+                .get("__typename")
+                .and_then(Value::as_str)
+                .is_some_and(|t| types.is_abstract(t)),
+        );
+    }
+    // The entities are the subgraph's answer, owned: each moves into the
+    // last object that shares it and is copied into the others.
+    let mut merge = |visit: (usize, usize), target: &mut Value| {
+        let (rep, owner) = visit;
+        if let Some(entity) = entities.get_mut(rep) {
+            let last = owner + 1 == batch.owners[rep].len();
+            merge_entity(target, entity, abstract_names[rep], last);
+        }
+    };
+    let mut done = 0;
+    let mut lost = false;
+    for path in paths {
+        walk_targets(
+            types,
+            &mut state.data,
+            path,
+            &mut Vec::new(),
+            &mut |at, target| {
+                if lost {
+                    return;
                 }
+                match batch.visits.get(done) {
+                    Some(None) => {}
+                    Some(Some((rep, owner))) if batch.owners[*rep][*owner].as_slice() == at => {
+                        merge((*rep, *owner), target)
+                    }
+                    _ => {
+                        lost = true;
+                        return;
+                    }
+                }
+                done += 1;
+            },
+        );
+    }
+    // A parallel branch changed the tree under the flatten paths since the
+    // representations were made: the rest are found by their paths.
+    for &(rep, owner) in batch.visits[done..].iter().flatten() {
+        if let Some(target) = at_path_mut(&mut state.data, &batch.owners[rep][owner]) {
+            merge((rep, owner), target);
+        }
+    }
+}
+
+/// Merges one answered entity into one object: moved when `last`, copied otherwise.
+fn merge_entity(target: &mut Value, entity: &mut Value, abstract_name: bool, last: bool) {
+    let keep_own = abstract_name && has_typename(target);
+    if last {
+        if keep_own && let Value::Object(fields) = entity {
+            fields.remove("__typename");
+        }
+        deep_merge(target, entity.take());
+        return;
+    }
+    match (&mut *target, &*entity) {
+        (Value::Object(into), Value::Object(fields)) if keep_own => {
+            for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "__typename") {
+                merge_field_ref(into, k, v);
             }
         }
-        if let Some(target) = at_path_mut(&mut state.data, last) {
-            if abstract_name
-                && has_typename(target)
-                && let Value::Object(fields) = &mut entity
-            {
-                fields.remove("__typename");
-            }
-            deep_merge(target, entity);
-        }
+        _ => deep_merge_ref(target, entity),
     }
 }
 
 fn has_typename(target: &Value) -> bool {
-    small_map::field(target, "__typename").is_some_and(|own| !own.is_null())
+    target.get("__typename").is_some_and(|own| !own.is_null())
 }
 
 /// A subgraph's error as the client sees it: the subgraph named, and its
 /// `locations` dropped (they point into the gateway's query to the
 /// subgraph, not into the client's document).
-pub(crate) fn with_service(mut error: Value, service: &str) -> Value {
+pub(crate) fn with_service(mut error: Json, service: &str) -> Json {
     if let Some(map) = error.as_object_mut() {
         map.remove("locations");
         let extensions = map.entry("extensions").or_insert_with(|| json!({}));
@@ -1013,30 +1068,30 @@ pub(crate) fn with_service(mut error: Value, service: &str) -> Value {
 async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     let service = batch.service_name.as_str();
     let mut variables = variables_for(batch.variable_usages.as_ref(), ctx);
-    let mut all_owners = Vec::new();
+    let mut batches = Vec::new();
     {
-        let current = lock(state);
+        let mut current = lock(state);
         for alias in &batch.entity_batch.aliases {
-            let paths: Vec<ResponsePath<'_>> = alias
+            let paths: Vec<&[FlattenNodePathSegment]> = alias
                 .merge_paths
                 .iter()
-                .flat_map(|p: &FlattenNodePath| targets(&current.data, p.as_slice(), ctx.types))
+                .map(FlattenNodePath::as_slice)
                 .collect();
-            let (reps, owners) = representations(
-                &current.data,
-                paths,
+            let mut found = representations(
+                &mut current.data,
+                &paths,
                 &alias.requires,
                 alias.input_rewrites.as_ref(),
                 ctx.types,
             );
             variables.insert(
-                alias.representations_variable_name.clone(),
-                Value::Array(reps),
+                alias.representations_variable_name.as_str(),
+                Value::Array(std::mem::take(&mut found.reps)),
             );
-            all_owners.push(owners);
+            batches.push((found, paths));
         }
     }
-    if all_owners.iter().all(Vec::is_empty) {
+    if batches.iter().all(|(found, _)| found.owners.is_empty()) {
         return;
     }
     let response = send(service, &batch.operation.document_str, variables, ctx).await;
@@ -1048,7 +1103,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                 let alias = error
                     .get("path")
                     .and_then(|p| p.get(0))
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .unwrap_or_default()
                     .to_owned();
                 let owners = batch
@@ -1056,7 +1111,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     .aliases
                     .iter()
                     .position(|a| a.alias == alias)
-                    .map(|i| all_owners[i].as_slice())
+                    .map(|i| batches[i].0.owners.as_slice())
                     .unwrap_or(&[]);
                 state.errors.extend(repath(
                     error,
@@ -1066,18 +1121,23 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     response.data.get(&alias),
                 ));
             }
-            for (alias, owners) in batch.entity_batch.aliases.iter().zip(&all_owners) {
+            for (alias, (found, paths)) in batch.entity_batch.aliases.iter().zip(&batches) {
                 merge_entities(
                     state,
                     response.data.get_mut(&alias.alias).map(Value::take),
-                    owners,
+                    found,
+                    paths,
                     alias.output_rewrites.as_ref(),
                     ctx.types,
                 );
             }
         }
         Err(err) => {
-            let paths: Vec<ResponsePath<'_>> = all_owners.into_iter().flatten().flatten().collect();
+            let paths: Vec<ResponsePath<'_>> = batches
+                .into_iter()
+                .flat_map(|(found, _)| found.owners)
+                .flatten()
+                .collect();
             state.errors.extend(fetch_failed(service, &err, &paths));
         }
     }
@@ -1111,33 +1171,44 @@ mod tests {
         )
         .unwrap();
         let types = Shapes::new(&schema);
-        let data = json!({ "ps": [
+        let mut data = Value::from(json!({ "ps": [
             { "__typename": "P", "upc": "1", "name": "a" },
             { "__typename": "P", "upc": "2", "name": "b" },
             { "__typename": "P", "upc": "1", "name": "c" },
             { "__typename": "P", "name": "no key" },
-        ] });
-        let paths: Vec<ResponsePath<'_>> = (0..4)
-            .map(|i| vec![Seg::Key("ps"), Seg::Index(i)])
-            .collect();
+        ] }));
+        let ps = [
+            FlattenNodePathSegment::Field("ps".into()),
+            FlattenNodePathSegment::List,
+        ];
+        let paths: &[&[FlattenNodePathSegment]] = &[&ps];
         let requires = fields(&[("__typename", None), ("upc", None)]);
-        let (reps, owners) = representations(&data, paths.clone(), &requires, None, &types);
+        let Batch {
+            reps,
+            owners,
+            visits,
+        } = representations(&mut data, paths, &requires, None, &types);
         assert_eq!(
             reps,
             [
-                json!({ "__typename": "P", "upc": "1" }),
-                json!({ "__typename": "P", "upc": "2" })
+                Value::from(json!({ "__typename": "P", "upc": "1" })),
+                Value::from(json!({ "__typename": "P", "upc": "2" }))
             ]
         );
         assert_eq!(owners.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(owners[0][1], [Seg::Key("ps"), Seg::Index(2)]);
+        assert_eq!(visits, [Some((0, 0)), Some((1, 0)), Some((0, 1)), None]);
         // Written under an alias, compared under it.
         let aliased = fields(&[("__typename", None), ("upc", Some("key"))]);
-        let (reps, _) = representations(&data, paths.clone(), &aliased, None, &types);
-        assert_eq!(reps[0], json!({ "__typename": "P", "key": "1" }));
+        let reps = representations(&mut data, paths, &aliased, None, &types).reps;
+        assert_eq!(
+            reps[0],
+            Value::from(json!({ "__typename": "P", "key": "1" }))
+        );
         assert_eq!(reps.len(), 2);
         // A key selected twice still lands on one representation.
         let twice = fields(&[("__typename", None), ("upc", None), ("upc", None)]);
-        let (reps, owners) = representations(&data, paths, &twice, None, &types);
+        let Batch { reps, owners, .. } = representations(&mut data, paths, &twice, None, &types);
         assert_eq!(reps.len(), 2);
         assert_eq!(owners[0].len(), 2);
         assert!(!projects_to(&data["ps"][0], &twice, &types, &reps[0]));
@@ -1145,21 +1216,86 @@ mod tests {
             &data["ps"][2],
             &requires,
             &types,
-            &json!({ "__typename": "P", "upc": "1" })
+            &Value::from(json!({ "__typename": "P", "upc": "1" }))
         ));
         assert!(!projects_to(
             &data["ps"][1],
             &requires,
             &types,
-            &json!({ "__typename": "P", "upc": "1" })
+            &Value::from(json!({ "__typename": "P", "upc": "1" }))
         ));
     }
 
     #[test]
+    fn answers_reach_every_owner_even_when_the_tree_moved_meanwhile() {
+        let schema = hive_router_query_planner::utils::parsing::safe_parse_schema(
+            "type Query { ps: [P] } type P { upc: String, name: String }",
+        )
+        .unwrap();
+        let types = Shapes::new(&schema);
+        let ps = [
+            FlattenNodePathSegment::Field("ps".into()),
+            FlattenNodePathSegment::List,
+        ];
+        let paths: &[&[FlattenNodePathSegment]] = &[&ps];
+        let requires = fields(&[("__typename", None), ("upc", None)]);
+        let mut data = Value::from(json!({ "ps": [
+            { "__typename": "P", "upc": "1" },
+            { "__typename": "P", "upc": "2" },
+            { "__typename": "P", "upc": "1" },
+        ] }));
+        let batch = representations(&mut data, paths, &requires, None, &types);
+        let answer = Value::from(json!([{ "name": "one" }, { "name": "two" }]));
+        let names = |data: &Value| -> Vec<Json> {
+            (0..3).map(|i| Json::from(&data["ps"][i]["name"])).collect()
+        };
+        let merged = |data: Value| {
+            let mut state = Execution {
+                data,
+                errors: Vec::new(),
+            };
+            merge_entities(
+                &mut state,
+                Some(answer.clone()),
+                &batch,
+                paths,
+                None,
+                &types,
+            );
+            state.data
+        };
+        assert_eq!(
+            names(&merged(data.clone())),
+            [json!("one"), json!("two"), json!("one")]
+        );
+        // Another branch appended an object: the walk meets one more than was asked for.
+        let mut longer = data.clone();
+        if let Some(Value::Array(items)) = longer.get_mut("ps") {
+            items.push(Value::from(json!({ "__typename": "P", "upc": "3" })));
+        }
+        let longer = merged(longer);
+        assert_eq!(names(&longer), [json!("one"), json!("two"), json!("one")]);
+        assert_eq!(longer["ps"][3].get("name"), None);
+        // The walk no longer meets the second object: the rest go by their paths.
+        let mut gap = data;
+        if let Some(Value::Array(items)) = gap.get_mut("ps") {
+            items[1] = Value::Null;
+        }
+        let gap = merged(gap);
+        assert_eq!(gap["ps"][0]["name"], Value::from("one"));
+        assert_eq!(gap["ps"][2]["name"], Value::from("one"));
+    }
+
+    #[test]
     fn deep_merge_adds_fields_and_keeps_data_over_null() {
-        let into = json!({ "p": [{ "sku": "A" }, { "sku": "B" }], "x": 1, "s": "old" });
-        let from = json!({ "p": [{ "stock": 1 }, { "stock": 2 }], "x": null, "s": "new", "n": { "a": [1] } });
-        let merged = json!({ "p": [{ "sku": "A", "stock": 1 }, { "sku": "B", "stock": 2 }], "x": 1, "s": "new", "n": { "a": [1] } });
+        let into =
+            Value::from(json!({ "p": [{ "sku": "A" }, { "sku": "B" }], "x": 1, "s": "old" }));
+        let from = Value::from(
+            json!({ "p": [{ "stock": 1 }, { "stock": 2 }], "x": null, "s": "new", "n": { "a": [1] } }),
+        );
+        let merged = Value::from(
+            json!({ "p": [{ "sku": "A", "stock": 1 }, { "sku": "B", "stock": 2 }], "x": 1, "s": "new", "n": { "a": [1] } }),
+        );
         let mut a = into.clone();
         deep_merge(&mut a, from.clone());
         assert_eq!(a, merged);
@@ -1171,7 +1307,9 @@ mod tests {
 
     #[test]
     fn flatten_paths_find_every_object_through_lists() {
-        let data = json!({ "products": { "edges": [{ "node": { "sku": "A" } }, { "node": null }, { "node": { "sku": "B" } }] } });
+        let mut data = Value::from(
+            json!({ "products": { "edges": [{ "node": { "sku": "A" } }, { "node": null }, { "node": { "sku": "B" } }] } }),
+        );
         let path = [
             FlattenNodePathSegment::Field("products".into()),
             FlattenNodePathSegment::Field("edges".into()),
@@ -1182,8 +1320,8 @@ mod tests {
             "type Query { products: Products } type Products { edges: [Edge] } type Edge { node: Node } type Node { sku: String }",
         )
         .unwrap();
-        let found = targets(&data, &path, &Shapes::new(&schema));
-        let found: Vec<Vec<Value>> = found.iter().map(|p| path_json(p)).collect();
+        let found = targets(&mut data, &path, &Shapes::new(&schema));
+        let found: Vec<Vec<Json>> = found.iter().map(|p| path_json(p)).collect();
         assert_eq!(
             found,
             [
@@ -1221,17 +1359,17 @@ mod tests {
         let owners: Vec<Vec<ResponsePath<'_>>> = (0..3)
             .map(|i| vec![vec![Seg::Key("p"), Seg::Index(i)]])
             .collect();
-        let entities = json!([{ "a": 1, "b": 2 }, { "b": 2 }, { "a": 3, "b": 2 }]);
+        let entities = Value::from(json!([{ "a": 1, "b": 2 }, { "b": 2 }, { "a": 3, "b": 2 }]));
         let error = json!({ "message": "boom", "path": ["_entities", "a"] });
         let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
         assert_eq!(repathed.len(), 1);
         assert_eq!(repathed[0]["path"], json!(["p", 1, "a"]));
-        let entities = json!([{ "a": 1 }, { "a": 1 }, null]);
+        let entities = Value::from(json!([{ "a": 1 }, { "a": 1 }, null]));
         let error = json!({ "message": "boom", "path": ["_entities", "a"] });
         let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
         assert_eq!(repathed[0]["path"], json!(["p", 2, "a"]));
         // Two candidates: the error cannot be placed.
-        let entities = json!([{ "b": 1 }, null, null]);
+        let entities = Value::from(json!([{ "b": 1 }, null, null]));
         let error = json!({ "message": "boom", "path": ["_entities", "a"] });
         let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
         assert_eq!(repathed.len(), 1);

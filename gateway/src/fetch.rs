@@ -18,7 +18,9 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use serde_json::Value;
+use serde_json::Value as Json;
+
+use crate::value::Value;
 
 /// Headers passed from the client's request to every subgraph.
 pub const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "traceparent"];
@@ -40,7 +42,7 @@ pub struct SubgraphRequest<'a> {
 #[derive(Debug, Default, PartialEq)]
 pub struct SubgraphResponse {
     pub data: Value,
-    pub errors: Vec<Value>,
+    pub errors: Vec<Json>,
 }
 
 /// Why a subgraph gave no GraphQL response.
@@ -99,18 +101,23 @@ impl SubgraphClient {
         request: SubgraphRequest<'_>,
         timeout: Duration,
     ) -> Result<SubgraphResponse, FetchError> {
-        let mut body =
-            serde_json::json!({ "query": request.query, "variables": request.variables });
+        let mut body = Vec::with_capacity(request.query.len() + 256);
+        body.extend_from_slice(b"{\"query\":");
+        crate::value::write_str(&mut body, request.query);
         if let Some(name) = request.operation_name {
-            body["operationName"] = Value::String(name.to_owned());
+            body.extend_from_slice(b",\"operationName\":");
+            crate::value::write_str(&mut body, name);
         }
+        body.extend_from_slice(b",\"variables\":");
+        request.variables.write_json(&mut body);
+        body.push(b'}');
         let mut http_request = Request::post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(
                 ACCEPT,
                 "application/graphql-response+json, application/json;q=0.9",
             )
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| FetchError::Unreachable(e.to_string()))?;
         for name in FORWARDED_HEADERS {
             if let Some(value) = request.headers.get(name) {
@@ -188,12 +195,9 @@ fn parse(
             body: snippet(bytes),
         });
     }
-    let value: Value =
+    let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
-    let Value::Object(mut map) = value else {
-        return Err(FetchError::Body("not a JSON object".into()));
-    };
-    if !map.contains_key("data") && !map.contains_key("errors") {
+    if envelope.data.is_none() && envelope.errors.is_none() {
         return Err(if (200..300).contains(&status) {
             FetchError::Body("neither data nor errors".into())
         } else {
@@ -203,15 +207,54 @@ fn parse(
             }
         });
     }
-    let errors = match map.remove("errors") {
-        Some(Value::Array(errors)) => errors,
-        Some(Value::Null) | None => Vec::new(),
+    let errors = match envelope.errors {
+        Some(Json::Array(errors)) => errors,
+        Some(Json::Null) | None => Vec::new(),
         Some(other) => vec![other],
     };
     Ok(SubgraphResponse {
-        data: map.remove("data").unwrap_or(Value::Null),
+        data: envelope.data.unwrap_or_default(),
         errors,
     })
+}
+
+/// A GraphQL response's top level: `data` read into the response tree's
+/// own value, `errors` as they are, anything else skipped.
+struct Envelope {
+    data: Option<Value>,
+    errors: Option<Json>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope, A::Error> {
+                let mut envelope = Envelope {
+                    data: None,
+                    errors: None,
+                };
+                while let Some(key) = map.next_key::<crate::value::Str>()? {
+                    match key.as_str() {
+                        "data" => envelope.data = Some(map.next_value()?),
+                        "errors" => envelope.errors = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(envelope)
+            }
+        }
+        deserializer.deserialize_map(Top)
+    }
 }
 
 fn snippet(bytes: &[u8]) -> String {
@@ -231,7 +274,7 @@ mod tests {
     fn reads_both_graphql_media_types() {
         let body = br#"{"data":{"a":1}}"#;
         let expected = SubgraphResponse {
-            data: serde_json::json!({ "a": 1 }),
+            data: Value::from(serde_json::json!({ "a": 1 })),
             errors: vec![],
         };
         assert_eq!(

@@ -926,7 +926,9 @@ pub(crate) async fn answer(
         headers,
     )
     .await;
-    if let (Some(intro), Value::Object(data)) = (&loaded.introspection, &mut result.data) {
+    if let (Some(intro), crate::value::Value::Object(data)) =
+        (&loaded.introspection, &mut result.data)
+    {
         for field in prepared.introspection.iter() {
             let value = if field.name == "__schema" {
                 intro.schema.clone()
@@ -946,8 +948,8 @@ pub(crate) async fn answer(
                 name.map_or(Value::Null, |n| intro.type_named(&n))
             };
             data.insert(
-                field.alias.clone().unwrap_or_else(|| field.name.clone()),
-                value,
+                field.alias.as_ref().unwrap_or(&field.name),
+                crate::value::Value::from(value),
             );
         }
     }

@@ -24,9 +24,9 @@ pub mod persisted;
 pub mod planning;
 pub mod projection;
 pub mod ratelimit;
-pub mod small_map;
 pub mod subscriptions;
 pub mod upstream;
+pub mod value;
 
 pub use compose::{SubgraphSource, compose};
 pub use planning::{PlanError, Prepared, Supergraph};

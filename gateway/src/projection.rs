@@ -19,7 +19,9 @@ use hive_router_query_planner::{
     },
     state::supergraph_state::OperationKind,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::value::Value;
 
 /// A field's declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,8 +163,8 @@ struct Bubble;
 /// API schema cannot represent).
 #[derive(Debug)]
 pub struct Projected {
-    pub data: Value,
-    pub errors: Vec<Value>,
+    pub data: Json,
+    pub errors: Vec<Json>,
 }
 
 /// `data` shaped by `operation`; `data` is null when a null reached it.
@@ -170,12 +172,12 @@ pub fn project(
     data: &Value,
     operation: &OperationDefinition,
     shapes: &Shapes,
-    variables: &Map<String, Value>,
+    variables: &Map<String, Json>,
 ) -> Projected {
     let mut out = Vec::new();
     let errors = project_into(data, operation, shapes, variables, &mut out);
     Projected {
-        data: serde_json::from_slice(&out).unwrap_or(Value::Null),
+        data: serde_json::from_slice(&out).unwrap_or(Json::Null),
         errors,
     }
 }
@@ -188,9 +190,9 @@ pub fn project_into(
     data: &Value,
     operation: &OperationDefinition,
     shapes: &Shapes,
-    variables: &Map<String, Value>,
+    variables: &Map<String, Json>,
     out: &mut Vec<u8>,
-) -> Vec<Value> {
+) -> Vec<Json> {
     let root = match operation.operation_kind {
         Some(OperationKind::Mutation) => &shapes.roots[1],
         Some(OperationKind::Subscription) => &shapes.roots[2],
@@ -237,10 +239,10 @@ type Groups<'a> = std::rc::Rc<Vec<Group<'a>>>;
 
 struct Walker<'a> {
     shapes: &'a Shapes,
-    variables: &'a Map<String, Value>,
+    variables: &'a Map<String, Json>,
     /// Where the walk is, for errors (response keys borrowed from the operation).
     path: RefCell<Vec<PathSeg<'a>>>,
-    errors: RefCell<Vec<Value>>,
+    errors: RefCell<Vec<Json>>,
     /// Collected groups by (selection sets, object type).
     groups: RefCell<FxHashMap<(Vec<usize>, &'a str), Groups<'a>>>,
 }
@@ -256,21 +258,21 @@ impl<'a> Walker<'a> {
         self.errors.borrow_mut().push(error);
     }
 
-    fn path_json(&self) -> Value {
-        Value::Array(
+    fn path_json(&self) -> Json {
+        Json::Array(
             self.path
                 .borrow()
                 .iter()
                 .map(|s| match s {
-                    PathSeg::Key(k) => Value::String((*k).to_owned()),
-                    PathSeg::Index(i) => Value::from(*i),
+                    PathSeg::Key(k) => Json::String((*k).to_owned()),
+                    PathSeg::Index(i) => Json::from(*i),
                 })
                 .collect(),
         )
     }
 
     fn included(&self, skip_if: &Option<String>, include_if: &Option<String>) -> bool {
-        let var = |name: &String| matches!(self.variables.get(name), Some(Value::Bool(true)));
+        let var = |name: &String| matches!(self.variables.get(name), Some(Json::Bool(true)));
         !skip_if.as_ref().is_some_and(var) && include_if.as_ref().is_none_or(var)
     }
 
@@ -336,12 +338,13 @@ impl<'a> Walker<'a> {
     /// Writes the object; `Ok(true)` when it wrote `null` instead.
     fn object(
         &self,
-        map: &'a Map<String, Value>,
+        map: &'a crate::value::Map,
         declared: &'a str,
         selections: &[&'a SelectionSet],
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
-        let actual = crate::small_map::get(map, "__typename")
+        let actual = map
+            .get("__typename")
             .and_then(Value::as_str)
             .unwrap_or(declared);
         let Some((actual, _)) = self.shapes.fields.get_key_value(actual) else {
@@ -365,7 +368,7 @@ impl<'a> Walker<'a> {
                 write_str(out, actual);
                 continue;
             };
-            let raw = crate::small_map::get(map, group.key).unwrap_or(&Value::Null);
+            let raw = map.get(group.key).unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));
             let completed = self.complete(raw, shape, &group.selections, out);
@@ -444,13 +447,10 @@ impl<'a> Walker<'a> {
     }
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+use crate::value::write_str;
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {
-    let _ = serde_json::to_writer(&mut *out, value);
+    value.write_json(out);
 }
 
 #[cfg(test)]
@@ -467,7 +467,8 @@ mod tests {
         type Stock { available: Int! }
         type User implements Named { name: String! }";
 
-    fn run(query: &str, data: Value, variables: Value) -> Value {
+    fn run(query: &str, data: Json, variables: Json) -> Json {
+        let data = Value::from(data);
         let schema = safe_parse_schema(SCHEMA).unwrap();
         let document = safe_parse_operation(query).unwrap();
         let operation = document
@@ -479,7 +480,7 @@ mod tests {
             })
             .unwrap();
         let operation = OperationDefinition::from(operation);
-        let Value::Object(vars) = variables else {
+        let Json::Object(vars) = variables else {
             panic!()
         };
         project(&data, &operation, &Shapes::new(&schema), &vars).data
@@ -511,7 +512,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            Value::Null,
+            Json::Null,
             "products is non-null at the root, so data itself is null"
         );
         let data = json!({ "me": { "name": null } });
@@ -533,7 +534,9 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        let data = json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": "HIDDEN" }] });
+        let data = Value::from(
+            json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": "HIDDEN" }] }),
+        );
         let out = project(
             &data,
             &OperationDefinition::from(operation),

@@ -398,8 +398,8 @@ async fn source(
                 };
                 let data = payload
                     .get_mut("data")
-                    .map(Value::take)
-                    .unwrap_or(Value::Null);
+                    .map(|data| crate::value::Value::from(data.take()))
+                    .unwrap_or_default();
                 let event = Execution { data, errors };
                 let result = execution::execute_event(
                     &ready.prepared.plan,

@@ -36,7 +36,7 @@ fn request(headers: HeaderMap) -> SubgraphRequest<'static> {
     SubgraphRequest {
         query: "query Q($n: Int) { n }",
         operation_name: Some("Q"),
-        variables: json!({ "n": 7 }),
+        variables: gateway::value::Value::from(json!({ "n": 7 })),
         headers,
     }
 }
@@ -89,7 +89,7 @@ async fn sends_the_operation_and_forwards_only_the_request_context_headers() {
     headers.insert("cookie", "session=secret".parse().unwrap());
     let response = client.fetch(&url, request(headers.clone())).await.unwrap();
     assert!(response.errors.is_empty());
-    let data = &response.data;
+    let data = &Value::from(&response.data);
     assert_eq!(
         data["body"],
         json!({ "query": "query Q($n: Int) { n }", "operationName": "Q", "variables": { "n": 7 } })

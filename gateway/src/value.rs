@@ -1,0 +1,676 @@
+//! The response tree's own JSON value.
+//!
+//! Subgraph answers are parsed into this, merged in it and projected from it,
+//! so its shape is what a request costs. `serde_json::Value` is built for
+//! general use and, in this build, keeps key order with an `IndexMap`
+//! (graphql-composition turns `preserve_order` on for everyone): every object
+//! hashes every key with SipHash and carries an index table, and every key
+//! and string is its own allocation. GraphQL response objects hold a handful
+//! of keys, read by scanning, so here an object is a vector of entries,
+//! allocated once at its exact size, and keys and strings up to
+//! [`INLINE`] bytes live inside the value with no allocation at all.
+//!
+//! Errors, extensions and client variables stay `serde_json::Value`: they are
+//! few and small, and nothing merges them.
+
+use std::{cell::RefCell, fmt};
+
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor},
+    ser::{SerializeMap, SerializeSeq},
+};
+pub use serde_json::Number;
+
+/// Strings up to this many bytes are stored inline.
+pub const INLINE: usize = 22;
+
+/// An immutable string: inline when short, one allocation otherwise.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<str>),
+}
+
+impl Str {
+    /// A copy of `s`.
+    #[inline]
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Str(Repr::Inline(s.len() as u8, buf))
+        } else {
+            Str(Repr::Heap(s.into()))
+        }
+    }
+
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // SAFETY: an inline buffer is only ever filled, up to `len`, with
+            // the bytes of a `&str` (see `new`), so they are valid UTF-8.
+            Repr::Inline(len, buf) => unsafe {
+                std::str::from_utf8_unchecked(&buf[..*len as usize])
+            },
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str::new(s)
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            Str::new(&s)
+        } else {
+            Str(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl From<&String> for Str {
+    fn from(s: &String) -> Self {
+        Str::new(s)
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Str {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialEq<str> for Str {
+    #[inline]
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A JSON value of the response tree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Str),
+    Array(Vec<Value>),
+    Object(Map),
+}
+
+/// A JSON object: its entries in order, looked up by scanning.
+///
+/// Scanning is what small objects want; an object with thousands of keys (a
+/// JSON scalar) is only ever walked whole, never merged key by key on a hot path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Map(Vec<(Str, Value)>);
+
+impl Map {
+    pub fn new() -> Self {
+        Map(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Map(Vec::with_capacity(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`, answering what it held; a new key goes last.
+    pub fn insert(&mut self, key: impl Into<Str>, value: Value) -> Option<Value> {
+        let key = key.into();
+        match self.get_mut(&key) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.0.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Adds `key`, which the map does not hold yet.
+    pub fn push(&mut self, key: Str, value: Value) {
+        debug_assert!(!self.contains_key(&key));
+        self.0.push((key, value));
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.0.iter().position(|(k, _)| k.as_str() == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&Str, &mut Value)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+}
+
+impl IntoIterator for Map {
+    type Item = (Str, Value);
+    type IntoIter = std::vec::IntoIter<(Str, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<K: Into<Str>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut map = Map::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+static NULL: Value = Value::Null;
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&Vec<Value>> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&Map> {
+        match self {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    pub fn as_object_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    /// `self[key]` when `self` is an object.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(map) => map.get(key),
+            _ => None,
+        }
+    }
+
+    /// `self[key]` when `self` is an object, to change it.
+    #[inline]
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Value::Object(map) => map.get_mut(key),
+            _ => None,
+        }
+    }
+
+    /// `self[i]` when `self` is a list.
+    #[inline]
+    pub fn item(&self, i: usize) -> Option<&Value> {
+        match self {
+            Value::Array(items) => items.get(i),
+            _ => None,
+        }
+    }
+
+    /// `self[i]` when `self` is a list, to change it.
+    #[inline]
+    pub fn item_mut(&mut self, i: usize) -> Option<&mut Value> {
+        match self {
+            Value::Array(items) => items.get_mut(i),
+            _ => None,
+        }
+    }
+
+    /// The value, leaving null in its place.
+    pub fn take(&mut self) -> Value {
+        std::mem::take(self)
+    }
+
+    /// Parses JSON text.
+    pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Appends the value as compact JSON to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            Value::Number(n) => write_number(out, n),
+            Value::String(s) => write_str(out, s),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+            Value::Object(map) => {
+                out.push(b'{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_str(out, k);
+                    out.push(b':');
+                    v.write_json(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+/// Appends `s` as a JSON string.
+#[inline]
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, n: &Number) {
+    let _ = serde_json::to_writer(&mut *out, n);
+}
+
+impl std::ops::Index<&str> for Value {
+    type Output = Value;
+    /// `self[key]`, null when absent (as `serde_json::Value` answers).
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl std::ops::Index<usize> for Value {
+    type Output = Value;
+    fn index(&self, i: usize) -> &Value {
+        self.item(i).unwrap_or(&NULL)
+    }
+}
+
+impl fmt::Display for Value {
+    /// Compact JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(value: serde_json::Value) -> Self {
+        match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => Value::Number(n),
+            serde_json::Value::String(s) => Value::String(s.into()),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.into_iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => Value::Object(Map(map
+                .into_iter()
+                .map(|(k, v)| (Str::from(k), Value::from(v)))
+                .collect())),
+        }
+    }
+}
+
+impl From<&serde_json::Value> for Value {
+    fn from(value: &serde_json::Value) -> Self {
+        match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Number(n.clone()),
+            serde_json::Value::String(s) => Value::String(Str::new(s)),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => Value::Object(Map(map
+                .iter()
+                .map(|(k, v)| (Str::new(k), Value::from(v)))
+                .collect())),
+        }
+    }
+}
+
+impl From<&Value> for serde_json::Value {
+    fn from(value: &Value) -> Self {
+        match value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => serde_json::Value::Number(n.clone()),
+            Value::String(s) => serde_json::Value::String(s.as_str().to_owned()),
+            Value::Array(items) => serde_json::Value::Array(items.iter().map(Into::into).collect()),
+            Value::Object(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.into()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(items: Vec<Value>) -> Self {
+        Value::Array(items)
+    }
+}
+
+impl From<Map> for Value {
+    fn from(map: Map) -> Self {
+        Value::Object(map)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(Str::new(s))
+    }
+}
+
+impl Serialize for Str {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(n) => n.serialize(serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map.iter() {
+                    out.serialize_entry(k.as_str(), v)?;
+                }
+                out.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl Visitor<'_> for StrVisitor {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
+                Ok(Str::new(s))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Str, E> {
+                Ok(Str::from(s))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// Entries and items of the objects and lists being read, so that each is
+/// allocated once, at its final size, when it ends.
+#[derive(Default)]
+struct Scratch {
+    entries: RefCell<Vec<(Str, Value)>>,
+    items: RefCell<Vec<Value>>,
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'s>(&'s Scratch);
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let scratch = Scratch::default();
+        Seed(&scratch).deserialize(deserializer)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(Str::new(s)))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(Str::from(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let start = self.0.items.borrow().len();
+        while let Some(item) = seq.next_element_seed(self)? {
+            self.0.items.borrow_mut().push(item);
+        }
+        let items: Vec<Value> = self.0.items.borrow_mut().drain(start..).collect();
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let start = self.0.entries.borrow().len();
+        while let Some(key) = map.next_key::<Str>()? {
+            let value = map.next_value_seed(self)?;
+            self.0.entries.borrow_mut().push((key, value));
+        }
+        let entries: Vec<(Str, Value)> = self.0.entries.borrow_mut().drain(start..).collect();
+        Ok(Value::Object(Map(entries)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_what_serde_json_does() {
+        let text = r#"{"a":[1,-2,3.5,true,null,"x"],"long key that does not fit inline":{"s":"a string longer than twenty-two bytes","e":"q\"uote\\ \u00e9 \n"},"n":18446744073709551615,"empty":{},"none":[]}"#;
+        let ours = Value::from_slice(text.as_bytes()).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::Value::from(&ours), theirs);
+        assert_eq!(Value::from(&theirs), ours);
+        let mut out = Vec::new();
+        ours.write_json(&mut out);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+            theirs
+        );
+        assert_eq!(serde_json::to_value(&ours).unwrap(), theirs);
+        assert_eq!(ours.to_string(), String::from_utf8(out).unwrap());
+        assert!(Value::from_slice(b"{\"a\":").is_err());
+    }
+
+    #[test]
+    fn short_strings_are_inline_and_long_ones_kept_whole() {
+        for s in [
+            "",
+            "id",
+            "__typename",
+            &"x".repeat(INLINE),
+            &"y".repeat(INLINE + 1),
+            "é".repeat(20).as_str(),
+        ] {
+            let v = Str::new(s);
+            assert_eq!(v.as_str(), s);
+            assert_eq!(Str::from(s.to_owned()), v);
+            assert_eq!(matches!(v.0, Repr::Inline(..)), s.len() <= INLINE, "{s}");
+        }
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
+    fn objects_keep_order_and_replace_in_place() {
+        let mut map: Map = [("b", Value::from("1")), ("a", Value::from("2"))]
+            .into_iter()
+            .collect();
+        assert_eq!(map.insert("b", Value::Null), Some(Value::from("1")));
+        map.insert("c", Value::Bool(true));
+        assert_eq!(
+            map.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["b", "a", "c"]
+        );
+        assert_eq!(map.remove("a"), Some(Value::from("2")));
+        assert_eq!(
+            map.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        let value = Value::Object(map);
+        assert_eq!(value["c"], Value::Bool(true));
+        assert_eq!(value["missing"], Value::Null);
+    }
+}
