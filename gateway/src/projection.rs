@@ -237,14 +237,18 @@ struct Group<'a> {
 /// of a list shares them, so they are computed once per request.
 type Groups<'a> = std::rc::Rc<Vec<Group<'a>>>;
 
+/// Groups collected for one list of selection sets (by address).
+type Collected<'a> = (Box<[usize]>, Groups<'a>);
+
 struct Walker<'a> {
     shapes: &'a Shapes,
     variables: &'a Map<String, Json>,
     /// Where the walk is, for errors (response keys borrowed from the operation).
     path: RefCell<Vec<PathSeg<'a>>>,
     errors: RefCell<Vec<Json>>,
-    /// Collected groups by (selection sets, object type).
-    groups: RefCell<FxHashMap<(Vec<usize>, &'a str), Groups<'a>>>,
+    /// Collected groups by (first selection set, object type), then by all
+    /// the selection sets: looked up with no allocation per object.
+    groups: RefCell<FxHashMap<(usize, &'a str), Vec<Collected<'a>>>>,
 }
 
 impl<'a> Walker<'a> {
@@ -278,22 +282,27 @@ impl<'a> Walker<'a> {
 
     /// The response keys `selections` ask of an object of type `actual`, in order.
     fn groups(&self, selections: &[&'a SelectionSet], actual: &'a str) -> Groups<'a> {
-        let id = (
-            selections
+        let address = |s: &&SelectionSet| std::ptr::from_ref(*s) as usize;
+        let id = (selections.first().map_or(0, address), actual);
+        if let Some(known) = self.groups.borrow().get(&id) {
+            let same = known
                 .iter()
-                .map(|s| std::ptr::from_ref(*s) as usize)
-                .collect::<Vec<_>>(),
-            actual,
-        );
-        if let Some(found) = self.groups.borrow().get(&id) {
-            return found.clone();
+                .find(|(sets, _)| sets.iter().copied().eq(selections.iter().map(address)));
+            if let Some((_, groups)) = same {
+                return groups.clone();
+            }
         }
         let mut groups: Vec<Group<'a>> = Vec::new();
         for set in selections {
             self.collect(set, actual, &mut groups);
         }
         let groups = std::rc::Rc::new(groups);
-        self.groups.borrow_mut().insert(id, groups.clone());
+        let sets = selections.iter().map(address).collect();
+        self.groups
+            .borrow_mut()
+            .entry(id)
+            .or_default()
+            .push((sets, groups.clone()));
         groups
     }
 
