@@ -953,7 +953,7 @@ pub(crate) async fn answer(
             );
         }
     }
-    write_response(&result, &prepared.operation, loaded, variables)
+    write_response(&result, prepared, loaded, variables)
 }
 
 /// Writes the GraphQL response of `result` as JSON bytes, shaped by the
@@ -961,15 +961,19 @@ pub(crate) async fn answer(
 /// straight to bytes: no second response tree.
 pub(crate) fn write_response(
     result: &execution::Execution,
-    operation: &hive_router_query_planner::ast::operation::OperationDefinition,
+    prepared: &crate::planning::Prepared,
     loaded: &Loaded,
     variables: &Map<String, Value>,
 ) -> (Vec<u8>, bool) {
-    let mut body = Vec::with_capacity(4096);
+    use std::sync::atomic::Ordering::Relaxed;
+    // The size of the last answer (bounded: one huge answer does not make
+    // every later one reserve as much).
+    let size = prepared.answer_size.load(Relaxed).clamp(1024, 8 << 20);
+    let mut body = Vec::with_capacity(size + size / 16);
     body.extend_from_slice(b"{\"data\":");
     let shaping = projection::project_into(
         &result.data,
-        operation,
+        &prepared.operation,
         loaded.supergraph.shapes(),
         variables,
         &mut body,
@@ -982,6 +986,7 @@ pub(crate) fn write_response(
         let _ = serde_json::to_writer(&mut body, &all);
     }
     body.push(b'}');
+    prepared.answer_size.store(body.len(), Relaxed);
     (body, clean)
 }
 

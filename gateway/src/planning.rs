@@ -73,6 +73,9 @@ pub struct Prepared {
     pub operation: Arc<OperationDefinition>,
     /// Root `__schema`/`__type` fields: answered by the gateway, not planned.
     pub introspection: Arc<Vec<FieldSelection>>,
+    /// How many bytes the last answer to this operation took: the next one
+    /// is written into a buffer of that size, not grown into it.
+    pub answer_size: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The plans of one text, by operation name (a document usually holds one).
@@ -250,6 +253,7 @@ impl Supergraph {
                 }),
                 operation: Arc::new(normalized.operation),
                 introspection: Arc::new(introspection),
+                answer_size: Default::default(),
             };
             return Ok(prepared);
         }
@@ -266,6 +270,7 @@ impl Supergraph {
             plan: Arc::new(plan),
             operation: Arc::new(normalized.operation),
             introspection: Arc::new(introspection),
+            answer_size: Default::default(),
         };
         if let Ok(mut plans) = self.plans.lock() {
             if plans.len() >= PLAN_CACHE_CAPACITY {

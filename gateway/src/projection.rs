@@ -228,6 +228,8 @@ enum PathSeg<'a> {
 /// different sub-selections), merged as the GraphQL spec's CollectFields does.
 struct Group<'a> {
     key: &'a str,
+    /// What precedes the value in the object: `"key":`, written once.
+    label: Box<[u8]>,
     /// `None` for `__typename`.
     shape: Option<&'a Shape>,
     selections: Vec<&'a SelectionSet>,
@@ -327,6 +329,12 @@ impl<'a> Walker<'a> {
                         Some(group) => group.selections.push(&field.selections),
                         None => groups.push(Group {
                             key,
+                            label: {
+                                let mut label = Vec::with_capacity(key.len() + 3);
+                                write_str(&mut label, key);
+                                label.push(b':');
+                                label.into()
+                            },
                             shape,
                             selections: vec![&field.selections],
                         }),
@@ -371,8 +379,7 @@ impl<'a> Walker<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            write_str(out, group.key);
-            out.push(b':');
+            out.extend_from_slice(&group.label);
             let Some(shape) = group.shape else {
                 write_str(out, actual);
                 continue;

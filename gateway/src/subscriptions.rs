@@ -410,12 +410,8 @@ async fn source(
                     event,
                 )
                 .await;
-                let (body, _) = http::write_response(
-                    &result,
-                    &ready.prepared.operation,
-                    loaded,
-                    &ready.variables,
-                );
+                let (body, _) =
+                    http::write_response(&result, &ready.prepared, loaded, &ready.variables);
                 if !emit(Frame::Next(body.into())) {
                     source.close().await;
                     return;
