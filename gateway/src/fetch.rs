@@ -195,12 +195,9 @@ fn parse(
             body: snippet(bytes),
         });
     }
-    let value = Value::from_slice(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
-    let Value::Object(mut top) = value else {
-        return Err(FetchError::Body("not a JSON object".into()));
-    };
-    let (data, errors) = (top.remove("data"), top.remove("errors"));
-    if data.is_none() && errors.is_none() {
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
+    if envelope.data.is_none() && envelope.errors.is_none() {
         return Err(if (200..300).contains(&status) {
             FetchError::Body("neither data nor errors".into())
         } else {
@@ -210,16 +207,54 @@ fn parse(
             }
         });
     }
-    // Errors are few and small, and the client sees them as they are.
-    let errors = match errors.as_ref().map(Json::from) {
+    let errors = match envelope.errors {
         Some(Json::Array(errors)) => errors,
         Some(Json::Null) | None => Vec::new(),
         Some(other) => vec![other],
     };
     Ok(SubgraphResponse {
-        data: data.unwrap_or_default(),
+        data: envelope.data.unwrap_or_default(),
         errors,
     })
+}
+
+/// A GraphQL response's top level: `data` read into the response tree's
+/// own value, `errors` as they are, anything else skipped.
+struct Envelope {
+    data: Option<Value>,
+    errors: Option<Json>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope, A::Error> {
+                let mut envelope = Envelope {
+                    data: None,
+                    errors: None,
+                };
+                while let Some(key) = map.next_key::<crate::value::Str>()? {
+                    match key.as_str() {
+                        "data" => envelope.data = Some(map.next_value()?),
+                        "errors" => envelope.errors = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(envelope)
+            }
+        }
+        deserializer.deserialize_map(Top)
+    }
 }
 
 fn snippet(bytes: &[u8]) -> String {

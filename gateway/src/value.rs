@@ -13,16 +13,14 @@
 //! Errors, extensions and client variables stay `serde_json::Value`: they are
 //! few and small, and nothing merges them.
 
-use std::fmt;
+use std::{cell::RefCell, fmt};
 
 use serde::{
-    Serialize, Serializer,
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor},
     ser::{SerializeMap, SerializeSeq},
 };
 pub use serde_json::Number;
-
-mod read;
-pub use read::{MAX_DEPTH, ReadError};
 
 /// Strings up to this many bytes are stored inline.
 pub const INLINE: usize = 22;
@@ -325,8 +323,8 @@ impl Value {
     }
 
     /// Parses JSON text.
-    pub fn from_slice(bytes: &[u8]) -> Result<Value, ReadError> {
-        read::read(bytes)
+    pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 
     /// Appends the value as compact JSON to `out`.
@@ -505,6 +503,113 @@ impl Serialize for Value {
                 out.end()
             }
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl Visitor<'_> for StrVisitor {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
+                Ok(Str::new(s))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Str, E> {
+                Ok(Str::from(s))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// Entries and items of the objects and lists being read, so that each is
+/// allocated once, at its final size, when it ends.
+#[derive(Default)]
+struct Scratch {
+    entries: RefCell<Vec<(Str, Value)>>,
+    items: RefCell<Vec<Value>>,
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'s>(&'s Scratch);
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let scratch = Scratch::default();
+        Seed(&scratch).deserialize(deserializer)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(Str::new(s)))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(Str::from(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let start = self.0.items.borrow().len();
+        while let Some(item) = seq.next_element_seed(self)? {
+            self.0.items.borrow_mut().push(item);
+        }
+        let items: Vec<Value> = self.0.items.borrow_mut().drain(start..).collect();
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let start = self.0.entries.borrow().len();
+        while let Some(key) = map.next_key::<Str>()? {
+            let value = map.next_value_seed(self)?;
+            self.0.entries.borrow_mut().push((key, value));
+        }
+        let entries: Vec<(Str, Value)> = self.0.entries.borrow_mut().drain(start..).collect();
+        Ok(Value::Object(Map(entries)))
     }
 }
 
