@@ -114,6 +114,15 @@ impl Servable {
 pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The gateway's listen address: `GATEWAY_HOST`/`GATEWAY_PORT` or `HOST`/`PORT`, default 127.0.0.1:4000.
+/// `GATEWAY_THREADS`: how many threads serve the gateway (default: one per core).
+pub fn gateway_threads(env: &mut Env) -> usize {
+    let threads = env.parse_or("GATEWAY_THREADS", gateway::server::default_threads());
+    if threads == 0 {
+        env.problem("GATEWAY_THREADS must be at least 1");
+    }
+    threads
+}
+
 pub fn gateway_addr(env: &mut Env) -> SocketAddr {
     let host = env
         .get("GATEWAY_HOST")
@@ -139,12 +148,14 @@ pub fn gateway_addr(env: &mut Env) -> SocketAddr {
     }
 }
 
-/// Serves `gateway` on `addr` in `tasks` until `stop`; returns its URL.
+/// Serves `gateway` on `addr` from `threads` serving threads (see
+/// [`gateway::server`]) in `tasks` until `stop`; returns its URL.
 pub async fn spawn_gateway(
     gateway: std::sync::Arc<gateway::http::Gateway>,
     addr: SocketAddr,
+    threads: usize,
     tasks: &mut JoinSet<anyhow::Result<()>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<String> {
     let listener = TcpListener::bind(addr)
         .await
@@ -152,10 +163,7 @@ pub async fn spawn_gateway(
     let url = format!("http://{}", listener.local_addr()?);
     let router = gateway::http::router(gateway);
     tasks.spawn(async move {
-        kit::server::serve(listener, router, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+        gateway::server::serve(listener, router, threads, stop).await?;
         Ok(())
     });
     Ok(url)
@@ -293,6 +301,7 @@ pub async fn serve_gateway(
 ) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = gateway_addr(&mut env);
+    let threads = gateway_threads(&mut env);
     let from_env = env.get("SUPERGRAPH_PATH");
     let path = match supergraph {
         Some(flag) => flag.display().to_string(),
@@ -345,7 +354,7 @@ pub async fn serve_gateway(
     let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let url = spawn_gateway(gateway.clone(), addr, &mut tasks, stop).await?;
+    let url = spawn_gateway(gateway.clone(), addr, threads, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
     let manifests = tokio::spawn(gateway::persisted::watch(

@@ -119,6 +119,7 @@ async fn start(
     let explicit_catalog_url = env.get("CATALOG_URL").is_some();
     let explicit_users_url = env.get("USERS_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
+    let gateway_threads = components::gateway_threads(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
     env.finish()?;
@@ -207,8 +208,14 @@ async fn start(
         edge.documents.clone(),
         std::time::Duration::from_secs(1),
     ));
-    let gateway_url =
-        components::spawn_gateway(edge, gateway_addr, &mut stack.servers, stop.clone()).await?;
+    let gateway_url = components::spawn_gateway(
+        edge,
+        gateway_addr,
+        gateway_threads,
+        &mut stack.servers,
+        stop.clone(),
+    )
+    .await?;
 
     println!();
     println!(

@@ -369,7 +369,13 @@ async fn serve_gateway(path: &str) {
     let gw = Arc::new(gateway::http::Gateway::new(&sdl, None, &Default::default()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("http://{}/graphql", listener.local_addr().unwrap());
-    axum::serve(listener, gateway::http::router(gw))
+    // Served as `grocery serve gateway` serves it.
+    let threads = std::env::var("GATEWAY_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(gateway::server::default_threads);
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    gateway::server::serve(listener, gateway::http::router(gw), threads, stop)
         .await
         .unwrap();
 }

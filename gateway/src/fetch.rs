@@ -61,23 +61,34 @@ pub enum FetchError {
 }
 
 /// A pooled HTTP client for subgraphs.
+///
+/// The keep-alive connections are pooled per thread: a connection is driven
+/// by a task on the runtime that opened it, so a request served by one of
+/// the gateway's single-threaded runtimes (see [`crate::server`]) fetches
+/// over connections of its own thread and never waits on another's.
 #[derive(Clone)]
 pub struct SubgraphClient {
-    http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+}
+
+type Pool = Client<HttpConnector, Full<Bytes>>;
+
+thread_local! {
+    static POOL: Pool = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector)
+    };
 }
 
 impl SubgraphClient {
     /// A client whose requests fail after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        Self { http, timeout }
+        Self { timeout }
     }
 
     /// How long a subgraph may take unless told otherwise.
@@ -126,9 +137,11 @@ impl SubgraphClient {
                     .insert(HeaderName::from_static(name), value.clone());
             }
         }
+        // The representations are in the body now: not held while waiting.
+        drop(request);
         let exchange = async {
-            let response = self
-                .http
+            let response = POOL
+                .with(Pool::clone)
                 .request(http_request)
                 .await
                 .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;

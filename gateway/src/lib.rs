@@ -24,6 +24,7 @@ pub mod persisted;
 pub mod planning;
 pub mod projection;
 pub mod ratelimit;
+pub mod server;
 pub mod subscriptions;
 pub mod upstream;
 pub mod value;
