@@ -320,6 +320,7 @@ pub async fn serve_gateway(
     let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
     let options = gateway::http::GatewayOptions {
         subgraph_timeout,
+        deduplicate_queries: env.parse_or("SUBGRAPH_DEDUPLICATION", true),
         subgraph_timeouts,
         subgraph_urls: subgraph_urls(&mut env),
         // Off unless asked for: a production API does not publish its schema by default.

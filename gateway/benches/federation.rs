@@ -705,6 +705,7 @@ async fn bench() {
     println!("{:<14} peak RSS {:.1} MB", "grocery", peak_rss_mb(gw.id()));
     fetch_breakdown(&gw_url).await;
 
+    let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     let hive = match find_on_path("hive-router").or_else(|| find_on_path("hive_router")) {
         None => {
             println!(
@@ -743,16 +744,28 @@ async fn bench() {
                 .await
                 .1
                 .len();
+                let (hive_cpu, sg_cpu) = (cpu_seconds(child.id()), cpu_seconds(subgraphs.id()));
                 let run = load(&url, QUERY, concurrency, duration, len).await;
                 run.print("hive-router");
+                let per_request = |cpu: f64| cpu / (run.requests as f64) * 1000.0;
+                println!(
+                    "{:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
+                    "hive-router",
+                    per_request(cpu_seconds(child.id()) - hive_cpu),
+                    per_request(cpu_seconds(subgraphs.id()) - sg_cpu),
+                );
                 println!(
                     "{:<14} peak RSS {:.1} MB",
                     "hive-router",
                     peak_rss_mb(child.id())
                 );
+                // Its one-subgraph latency, for the overhead comparison below.
+                let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
+                let simple_len = post(&client, &url, &simple).await.1.len();
+                let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len).await;
                 let _ = child.kill();
                 let _ = child.wait();
-                Some(run)
+                Some((run, simple_run))
             } else {
                 println!("hive-router did not become healthy on port {port}; no comparison");
                 let _ = child.kill();
@@ -761,7 +774,7 @@ async fn bench() {
             }
         }
     };
-    if let Some(hive) = hive {
+    if let Some((hive, _)) = &hive {
         println!(
             "grocery / hive-router: {:.2}× requests/s",
             ours.rps() / hive.rps()
@@ -785,7 +798,6 @@ async fn bench() {
     let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
     let direct_len = post(&client, &products, &simple).await.1.len();
     let via_len = post(&client, &gw_url, &simple).await.1.len();
-    let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     let direct = load(&products, SIMPLE, 1, overhead_time, direct_len).await;
     let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len).await;
     direct.print("subgraph");
@@ -795,6 +807,14 @@ async fn bench() {
         via.percentile(0.5) / direct.percentile(0.5),
         (via.percentile(0.5) - direct.percentile(0.5)) * 1000.0
     );
+    if let Some((_, hive_simple)) = &hive {
+        hive_simple.print("via hive-router");
+        println!(
+            "hive-router one-subgraph overhead: {:.2}× p50 ({:+.0} µs)",
+            hive_simple.percentile(0.5) / direct.percentile(0.5),
+            (hive_simple.percentile(0.5) - direct.percentile(0.5)) * 1000.0
+        );
+    }
 
     for child in [&mut gw, &mut subgraphs] {
         let _ = child.kill();

@@ -20,6 +20,7 @@ use std::{
 };
 
 use futures::future::{BoxFuture, join_all};
+use hive_router_query_planner::state::supergraph_state::OperationKind;
 use hive_router_query_planner::{
     ast::{selection_item::SelectionItem, selection_set::SelectionSet},
     planner::plan_nodes::{
@@ -88,6 +89,7 @@ impl Subgraphs {
                 operation_name: None,
                 variables: Value::Object(Map::new()),
                 headers: HeaderMap::new(),
+                shareable: false,
             };
             match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
                 Ok(Ok(response)) if response.errors.is_empty() => None,
@@ -740,6 +742,7 @@ fn variables_for(usages: Option<&std::collections::BTreeSet<String>>, ctx: &Cont
 async fn send(
     service: &str,
     query: &str,
+    kind: Option<&OperationKind>,
     variables: Map,
     ctx: &Context<'_>,
 ) -> Result<crate::fetch::SubgraphResponse, FetchError> {
@@ -753,6 +756,8 @@ async fn send(
         operation_name: None,
         variables: Value::Object(variables),
         headers: ctx.headers.clone(),
+        // Only a query may be answered from another request's fetch.
+        shareable: matches!(kind, Some(OperationKind::Query)),
     };
     let started = std::time::Instant::now();
     let result = match ctx.subgraphs.timeouts.get(service) {
@@ -882,7 +887,14 @@ async fn fetch_at(
     let mut variables = variables_for(fetch.variable_usages.as_ref(), ctx);
     let Some(requires) = &fetch.requires else {
         // A root fetch (or a re-entry at a path): its data merges into every target.
-        let response = send(service, &fetch.operation.document_str, variables, ctx).await;
+        let response = send(
+            service,
+            &fetch.operation.document_str,
+            fetch.operation_kind.as_ref(),
+            variables,
+            ctx,
+        )
+        .await;
         let state = &mut *lock(state);
         match response {
             Ok(response) => {
@@ -930,7 +942,14 @@ async fn fetch_at(
         "representations",
         Value::Array(std::mem::take(&mut batch.reps)),
     );
-    let response = send(service, &fetch.operation.document_str, variables, ctx).await;
+    let response = send(
+        service,
+        &fetch.operation.document_str,
+        fetch.operation_kind.as_ref(),
+        variables,
+        ctx,
+    )
+    .await;
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {
@@ -1094,7 +1113,14 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     if batches.iter().all(|(found, _)| found.owners.is_empty()) {
         return;
     }
-    let response = send(service, &batch.operation.document_str, variables, ctx).await;
+    let response = send(
+        service,
+        &batch.operation.document_str,
+        batch.operation_kind.as_ref(),
+        variables,
+        ctx,
+    )
+    .await;
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {

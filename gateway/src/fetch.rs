@@ -36,6 +36,9 @@ pub struct SubgraphRequest<'a> {
     pub variables: Value,
     /// Sent as they are (see [`FORWARDED_HEADERS`]).
     pub headers: HeaderMap,
+    /// A query: identical ones in flight at once may share one exchange
+    /// (see [`SubgraphClient::deduplicating`]). Never set for a mutation.
+    pub shareable: bool,
 }
 
 /// A subgraph's GraphQL response.
@@ -46,7 +49,7 @@ pub struct SubgraphResponse {
 }
 
 /// Why a subgraph gave no GraphQL response.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FetchError {
     #[error("subgraph did not answer within {0:?}")]
     Timeout(Duration),
@@ -69,7 +72,34 @@ pub enum FetchError {
 #[derive(Clone)]
 pub struct SubgraphClient {
     timeout: Duration,
+    inflight: Option<std::sync::Arc<Inflight>>,
 }
+
+/// A subgraph's raw answer: status, content type, body.
+type Raw = (u16, Option<HeaderValue>, Bytes);
+
+/// One exchange with a subgraph, to the end of its body.
+type Running = futures::future::BoxFuture<'static, Result<Raw, FetchError>>;
+
+/// An exchange any number of requests wait on.
+type Exchange = futures::future::Shared<Running>;
+
+/// What makes two subgraph requests the same: where they go, whose token
+/// they carry, and the exact body. Request ids and trace context are left
+/// out: a shared exchange carries the first request's.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    url: Uri,
+    authorization: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// The shareable exchanges in flight, held weakly: when every request
+/// waiting on one is gone, it is cancelled, never answered later to a newcomer.
+#[derive(Default)]
+struct Inflight(
+    std::sync::Mutex<crate::fxhash::FxHashMap<Key, futures::future::WeakShared<Running>>>,
+);
 
 type Pool = Client<HttpConnector, Full<Bytes>>;
 
@@ -88,7 +118,20 @@ thread_local! {
 impl SubgraphClient {
     /// A client whose requests fail after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout }
+        Self {
+            timeout,
+            inflight: None,
+        }
+    }
+
+    /// The same client, sending a shareable request that is identical to
+    /// one in flight (same subgraph, token and body) not again but waiting
+    /// for that one's answer, as Hive Router and Apollo Router's
+    /// `deduplicate_query` do. Under load, concurrent clients asking the
+    /// same thing then cost the subgraph one request.
+    pub fn deduplicating(mut self, on: bool) -> Self {
+        self.inflight = on.then(Default::default);
+        self
     }
 
     /// How long a subgraph may take unless told otherwise.
@@ -113,6 +156,7 @@ impl SubgraphClient {
         timeout: Duration,
     ) -> Result<SubgraphResponse, FetchError> {
         let mut body = Vec::with_capacity(request.query.len() + 256);
+        let shareable = request.shareable;
         body.extend_from_slice(b"{\"query\":");
         crate::value::write_str(&mut body, request.query);
         if let Some(name) = request.operation_name {
@@ -122,13 +166,14 @@ impl SubgraphClient {
         body.extend_from_slice(b",\"variables\":");
         request.variables.write_json(&mut body);
         body.push(b'}');
+        let body = Bytes::from(body);
         let mut http_request = Request::post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(
                 ACCEPT,
                 "application/graphql-response+json, application/json;q=0.9",
             )
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body.clone()))
             .map_err(|e| FetchError::Unreachable(e.to_string()))?;
         for name in FORWARDED_HEADERS {
             if let Some(value) = request.headers.get(name) {
@@ -137,9 +182,10 @@ impl SubgraphClient {
                     .insert(HeaderName::from_static(name), value.clone());
             }
         }
+        let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
         // The representations are in the body now: not held while waiting.
         drop(request);
-        let exchange = async {
+        let exchange = async move {
             let response = POOL
                 .with(Pool::clone)
                 .request(http_request)
@@ -152,15 +198,84 @@ impl SubgraphClient {
                 .map_err(|e| FetchError::Body(e.to_string()))?
                 .to_bytes();
             Ok::<_, FetchError>((
-                parts.status,
+                parts.status.as_u16(),
                 parts.headers.get(CONTENT_TYPE).cloned(),
                 bytes,
             ))
         };
-        let (status, content_type, bytes) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| FetchError::Timeout(timeout))??;
-        parse(status.as_u16(), content_type.as_ref(), &bytes)
+        let exchange = async move {
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| FetchError::Timeout(timeout))?
+        };
+        let (status, content_type, bytes) = match (&self.inflight, shareable) {
+            (Some(inflight), true) => {
+                let key = Key {
+                    url: url.clone(),
+                    authorization,
+                    body,
+                };
+                inflight.join(key, exchange).await?
+            }
+            _ => exchange.await?,
+        };
+        parse(status, content_type.as_ref(), &bytes)
+    }
+}
+
+/// Takes an exchange out of [`Inflight`] when it ends.
+struct Leave {
+    inflight: std::sync::Arc<Inflight>,
+    key: Key,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.inflight
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+impl Inflight {
+    /// The answer of the exchange in flight for `key`, or of `exchange`,
+    /// started now and shared with whoever asks the same meanwhile.
+    async fn join(
+        self: &std::sync::Arc<Self>,
+        key: Key,
+        exchange: impl std::future::Future<Output = Result<Raw, FetchError>> + Send + 'static,
+    ) -> Result<Raw, FetchError> {
+        use futures::FutureExt;
+        let shared = {
+            let mut map = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match map.get(&key).and_then(|weak| weak.upgrade()) {
+                Some(running) => running,
+                None => {
+                    let leave = Leave {
+                        inflight: self.clone(),
+                        key: key.clone(),
+                    };
+                    let started: Exchange = async move {
+                        // Answered or cancelled, it leaves the map: a request
+                        // from then on is a new one.
+                        let _leave = leave;
+                        exchange.await
+                    }
+                    .boxed()
+                    .shared();
+                    if let Some(weak) = started.downgrade() {
+                        map.insert(key, weak);
+                    }
+                    started
+                }
+            }
+        };
+        shared.await
     }
 }
 

@@ -41,6 +41,9 @@ pub struct GatewayOptions {
     pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Whether identical subgraph queries in flight at once share one fetch
+    /// (see [`SubgraphClient::deduplicating`]).
+    pub deduplicate_queries: bool,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
     /// Depth, alias and root-field limits.
@@ -61,6 +64,7 @@ impl Default for GatewayOptions {
             subgraph_timeout: std::time::Duration::from_secs(10),
             subgraph_timeouts: Default::default(),
             subgraph_urls: Default::default(),
+            deduplicate_queries: true,
             introspection: false,
             limits: Default::default(),
             cors: Default::default(),
@@ -110,7 +114,8 @@ impl Gateway {
         options: &GatewayOptions,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
-        let client = SubgraphClient::new(options.subgraph_timeout);
+        let client = SubgraphClient::new(options.subgraph_timeout)
+            .deduplicating(options.deduplicate_queries);
         let loaded = load(sdl, options, &client, &metrics)?;
         Ok(Self {
             loaded: std::sync::RwLock::new(Arc::new(loaded)),

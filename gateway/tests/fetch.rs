@@ -38,6 +38,7 @@ fn request(headers: HeaderMap) -> SubgraphRequest<'static> {
         operation_name: Some("Q"),
         variables: gateway::value::Value::from(json!({ "n": 7 })),
         headers,
+        shareable: true,
     }
 }
 
@@ -160,4 +161,97 @@ async fn a_subgraph_answering_html_is_an_error_not_data() {
         client.fetch(&html, request(HeaderMap::new())).await,
         Err(FetchError::MediaType("text/html".into()))
     );
+}
+
+/// A subgraph that answers after `delay`, counting the requests it got;
+/// it answers with the count at the time and the caller's token.
+async fn counting(delay: Duration) -> (hyper::Uri, Arc<std::sync::atomic::AtomicUsize>) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let url = serve(Router::new().route(
+        "/graphql",
+        post(move |headers: HeaderMap| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move {
+                tokio::time::sleep(delay).await;
+                let token = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                Json(json!({ "data": { "n": n, "token": token } }))
+            }
+        }),
+    ))
+    .await;
+    (url, count)
+}
+
+fn query(token: &str, shareable: bool) -> SubgraphRequest<'static> {
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", token.parse().unwrap());
+    headers.insert(
+        "x-request-id",
+        uuid::Uuid::new_v4().to_string().parse().unwrap(),
+    );
+    SubgraphRequest {
+        shareable,
+        ..request(headers)
+    }
+}
+
+#[tokio::test]
+async fn identical_queries_in_flight_share_one_fetch_and_nothing_else_does() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, count) = counting(Duration::from_millis(150)).await;
+    let client = SubgraphClient::new(Duration::from_secs(5)).deduplicating(true);
+    let fetch = |token: &'static str, shareable: bool| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.fetch(&url, query(token, shareable)).await.unwrap() }
+    };
+    // Ten identical queries at once (request ids differ): one fetch, ten answers.
+    let answers = futures::future::join_all((0..10).map(|_| fetch("Bearer a", true))).await;
+    assert_eq!(count.load(SeqCst), 1);
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.data["n"] == gateway::value::Value::from(json!(1)))
+    );
+    // Another caller's token is another request.
+    let (a, b) = tokio::join!(fetch("Bearer a", true), fetch("Bearer b", true));
+    assert_eq!(
+        count.load(SeqCst),
+        3,
+        "one per token, and the first batch is over"
+    );
+    assert_eq!(Value::from(&b.data)["token"], "Bearer b");
+    assert_eq!(Value::from(&a.data)["token"], "Bearer a");
+    // What is not shareable (a mutation) always goes out.
+    futures::future::join_all((0..4).map(|_| fetch("Bearer a", false))).await;
+    assert_eq!(count.load(SeqCst), 7);
+    // Without deduplication every query goes out.
+    let plain = SubgraphClient::new(Duration::from_secs(5));
+    futures::future::join_all((0..3).map(|_| plain.fetch(&url, query("Bearer a", true)))).await;
+    assert_eq!(count.load(SeqCst), 10);
+}
+
+#[tokio::test]
+async fn a_shared_fetch_nobody_waits_for_any_more_is_not_handed_to_a_newcomer() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, count) = counting(Duration::from_millis(300)).await;
+    let client = SubgraphClient::new(Duration::from_secs(5)).deduplicating(true);
+    // Its only caller gives up before the answer.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        client.fetch(&url, query("Bearer a", true)),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    let answer = client.fetch(&url, query("Bearer a", true)).await.unwrap();
+    assert_eq!(
+        count.load(SeqCst),
+        2,
+        "the newcomer's request went out anew"
+    );
+    assert_eq!(answer.data["n"], gateway::value::Value::from(json!(2)));
 }
