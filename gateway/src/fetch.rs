@@ -6,7 +6,7 @@
 //! the latter a non-2xx status may still carry a GraphQL body worth keeping.
 //! Anything else is a [`FetchError`] the executor turns into a subgraph error.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,7 +42,7 @@ pub struct SubgraphRequest<'a> {
 }
 
 /// A subgraph's GraphQL response.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SubgraphResponse {
     pub data: Value,
     pub errors: Vec<Json>,
@@ -72,14 +72,11 @@ pub enum FetchError {
 #[derive(Clone)]
 pub struct SubgraphClient {
     timeout: Duration,
-    inflight: Option<std::sync::Arc<Inflight>>,
+    inflight: Option<Arc<Inflight>>,
 }
 
-/// A subgraph's raw answer: status, content type, body.
-type Raw = (u16, Option<HeaderValue>, Bytes);
-
-/// One exchange with a subgraph, to the end of its body.
-type Running = futures::future::BoxFuture<'static, Result<Raw, FetchError>>;
+/// One exchange with a subgraph, read: parsed once however many wait on it.
+type Running = futures::future::BoxFuture<'static, Result<Arc<SubgraphResponse>, FetchError>>;
 
 /// An exchange any number of requests wait on.
 type Exchange = futures::future::Shared<Running>;
@@ -198,7 +195,7 @@ impl SubgraphClient {
                 .map_err(|e| FetchError::Body(e.to_string()))?
                 .to_bytes();
             Ok::<_, FetchError>((
-                parts.status.as_u16(),
+                parts.status,
                 parts.headers.get(CONTENT_TYPE).cloned(),
                 bytes,
             ))
@@ -208,24 +205,32 @@ impl SubgraphClient {
                 .await
                 .map_err(|_| FetchError::Timeout(timeout))?
         };
-        let (status, content_type, bytes) = match (&self.inflight, shareable) {
+        let read = async move {
+            let (status, content_type, bytes) = exchange.await?;
+            parse(status.as_u16(), content_type.as_ref(), &bytes)
+        };
+        match (&self.inflight, shareable) {
             (Some(inflight), true) => {
                 let key = Key {
                     url: url.clone(),
                     authorization,
                     body,
                 };
-                inflight.join(key, exchange).await?
+                let shared = inflight
+                    .join(key, async move { read.await.map(Arc::new) })
+                    .await?;
+                // Each request merges an answer of its own; the last one to
+                // take it (or the only one) takes it without a copy.
+                Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
             }
-            _ => exchange.await?,
-        };
-        parse(status, content_type.as_ref(), &bytes)
+            _ => read.await,
+        }
     }
 }
 
 /// Takes an exchange out of [`Inflight`] when it ends.
 struct Leave {
-    inflight: std::sync::Arc<Inflight>,
+    inflight: Arc<Inflight>,
     key: Key,
 }
 
@@ -243,10 +248,12 @@ impl Inflight {
     /// The answer of the exchange in flight for `key`, or of `exchange`,
     /// started now and shared with whoever asks the same meanwhile.
     async fn join(
-        self: &std::sync::Arc<Self>,
+        self: &Arc<Self>,
         key: Key,
-        exchange: impl std::future::Future<Output = Result<Raw, FetchError>> + Send + 'static,
-    ) -> Result<Raw, FetchError> {
+        exchange: impl std::future::Future<Output = Result<Arc<SubgraphResponse>, FetchError>>
+        + Send
+        + 'static,
+    ) -> Result<Arc<SubgraphResponse>, FetchError> {
         use futures::FutureExt;
         let shared = {
             let mut map = self
