@@ -380,6 +380,34 @@ async fn serve_gateway(path: &str) {
         .unwrap();
 }
 
+/// CPU time of a gateway and the subgraphs from the start of a run.
+struct Cpu {
+    gateway: u32,
+    subgraphs: u32,
+    at_start: (f64, f64),
+}
+
+impl Cpu {
+    fn start(gateway: u32, subgraphs: u32) -> Self {
+        let at_start = (cpu_seconds(gateway), cpu_seconds(subgraphs));
+        Self {
+            gateway,
+            subgraphs,
+            at_start,
+        }
+    }
+
+    /// Prints both processes' CPU time since the start per request of `requests`.
+    fn print(&self, name: &str, requests: usize) {
+        let per_request = |cpu: f64| cpu / (requests as f64) * 1000.0;
+        println!(
+            "{name:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
+            per_request(cpu_seconds(self.gateway) - self.at_start.0),
+            per_request(cpu_seconds(self.subgraphs) - self.at_start.1),
+        );
+    }
+}
+
 /// A child process of this benchmark in `role`, and the lines it printed until `until`.
 /// The caller kills and waits for it.
 #[allow(clippy::zombie_processes)]
@@ -692,16 +720,10 @@ async fn bench() {
         .1
         .len()
     };
-    let (gw_cpu, sg_cpu) = (cpu_seconds(gw.id()), cpu_seconds(subgraphs.id()));
+    let cpu = Cpu::start(gw.id(), subgraphs.id());
     let ours = load(&gw_url, QUERY, concurrency, duration, expected_len).await;
     ours.print("grocery");
-    let per_request = |cpu: f64| cpu / (ours.requests as f64) * 1000.0;
-    println!(
-        "{:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
-        "grocery",
-        per_request(cpu_seconds(gw.id()) - gw_cpu),
-        per_request(cpu_seconds(subgraphs.id()) - sg_cpu),
-    );
+    cpu.print("grocery", ours.requests);
     println!("{:<14} peak RSS {:.1} MB", "grocery", peak_rss_mb(gw.id()));
     fetch_breakdown(&gw_url).await;
 
@@ -744,16 +766,10 @@ async fn bench() {
                 .await
                 .1
                 .len();
-                let (hive_cpu, sg_cpu) = (cpu_seconds(child.id()), cpu_seconds(subgraphs.id()));
+                let cpu = Cpu::start(child.id(), subgraphs.id());
                 let run = load(&url, QUERY, concurrency, duration, len).await;
                 run.print("hive-router");
-                let per_request = |cpu: f64| cpu / (run.requests as f64) * 1000.0;
-                println!(
-                    "{:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
-                    "hive-router",
-                    per_request(cpu_seconds(child.id()) - hive_cpu),
-                    per_request(cpu_seconds(subgraphs.id()) - sg_cpu),
-                );
+                cpu.print("hive-router", run.requests);
                 println!(
                     "{:<14} peak RSS {:.1} MB",
                     "hive-router",

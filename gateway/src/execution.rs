@@ -885,16 +885,10 @@ async fn fetch_at(
 ) {
     let service = fetch.service_name.as_str();
     let mut variables = variables_for(fetch.variable_usages.as_ref(), ctx);
+    let (operation, kind) = (&fetch.operation.document_str, fetch.operation_kind.as_ref());
     let Some(requires) = &fetch.requires else {
         // A root fetch (or a re-entry at a path): its data merges into every target.
-        let response = send(
-            service,
-            &fetch.operation.document_str,
-            fetch.operation_kind.as_ref(),
-            variables,
-            ctx,
-        )
-        .await;
+        let response = send(service, operation, kind, variables, ctx).await;
         let state = &mut *lock(state);
         match response {
             Ok(response) => {
@@ -942,14 +936,7 @@ async fn fetch_at(
         "representations",
         Value::Array(std::mem::take(&mut batch.reps)),
     );
-    let response = send(
-        service,
-        &fetch.operation.document_str,
-        fetch.operation_kind.as_ref(),
-        variables,
-        ctx,
-    )
-    .await;
+    let response = send(service, operation, kind, variables, ctx).await;
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {
