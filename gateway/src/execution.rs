@@ -123,6 +123,10 @@ struct Context<'a> {
     /// Running for one event of a subscription whose primary fetch already
     /// answered: its `Subscription` node is the data already in place.
     event: bool,
+    /// Whether this plan's fetches may share another request's identical
+    /// fetch in flight: not in a mutation's plan, whose reads must see its
+    /// own writes (a fetch that started before them would not).
+    shareable: bool,
 }
 
 /// Runs `plan` with the client's coerced `variables`, forwarding `headers`.
@@ -139,6 +143,7 @@ pub async fn execute(
         variables,
         headers,
         event: false,
+        shareable: !mutates(plan),
     };
     let start = Execution {
         data: Value::Object(Map::new()),
@@ -178,12 +183,29 @@ pub async fn execute_event(
         variables,
         headers,
         event: true,
+        shareable: !mutates(plan),
     };
     let mut event = event;
     if let Some(rewrites) = subscription_primary(plan).and_then(|f| f.output_rewrites.as_ref()) {
         rewrite(&mut event.data, rewrites, types);
     }
     run_plan(plan, &ctx, event).await
+}
+
+/// Whether any fetch of `plan` is a mutation.
+pub fn mutates(plan: &QueryPlan) -> bool {
+    fn node(n: &PlanNode) -> bool {
+        match n {
+            PlanNode::Fetch(f) => matches!(f.operation_kind, Some(OperationKind::Mutation)),
+            PlanNode::BatchFetch(b) => matches!(b.operation_kind, Some(OperationKind::Mutation)),
+            PlanNode::Sequence(s) => s.nodes.iter().any(node),
+            PlanNode::Parallel(p) => p.nodes.iter().any(node),
+            PlanNode::Flatten(f) => node(&f.node),
+            PlanNode::Condition(c) => c.if_clause.iter().chain(&c.else_clause).any(|n| node(n)),
+            PlanNode::Subscription(_) | PlanNode::Defer(_) => false,
+        }
+    }
+    plan.node.as_ref().is_some_and(node)
 }
 
 async fn run_plan(plan: &QueryPlan, ctx: &Context<'_>, start: Execution) -> Execution {
@@ -756,8 +778,8 @@ async fn send(
         operation_name: None,
         variables: Value::Object(variables),
         headers: ctx.headers.clone(),
-        // Only a query may be answered from another request's fetch.
-        shareable: matches!(kind, Some(OperationKind::Query)),
+        // Only a query's read may be answered from another request's fetch.
+        shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
     };
     let started = std::time::Instant::now();
     let result = match ctx.subgraphs.timeouts.get(service) {

@@ -178,3 +178,17 @@ fn operations_beyond_the_limits_are_refused_before_planning() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_mutations_plan_is_known_as_one_so_its_reads_are_never_shared() {
+    let planned = |query: &str| SUPERGRAPH.plan(query, None).unwrap().plan;
+    // The mutation's own fetch, then reads of other subgraphs after it.
+    let mutation = planned(
+        "mutation { confirmOrder(orderId: \"o\") { id items { product { name stock { available } } } } }",
+    );
+    assert!(fetches(&serde_json::to_value(&*mutation).unwrap()).len() > 1);
+    assert!(gateway::execution::mutates(&mutation));
+    assert!(!gateway::execution::mutates(&planned(
+        "{ products(first: 2) { edges { node { name stock { available } } } } }"
+    )));
+}
