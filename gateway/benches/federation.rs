@@ -843,12 +843,12 @@ async fn bench() {
     }
 }
 
-/// mimalloc's `purge_delay` option, set as `grocery` sets it (src/main.rs).
+/// mimalloc's `purge_delay` option, set to 100 ms as `grocery` sets it (src/main.rs).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
     // SAFETY: setting an option is thread-safe and takes plain integers.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
