@@ -98,21 +98,26 @@ pub async fn serve(
     let accepting = accept(listener, handoffs, stop);
     tokio::pin!(accepting);
     let mut accepting_done = false;
-    while !ended.is_empty() {
+    // Every thread is waited for: after the stop each one still finishes
+    // its in-flight requests.
+    let mut threads_done = futures::future::select_all(ended);
+    loop {
         tokio::select! {
             result = &mut accepting, if !accepting_done => {
                 accepting_done = true;
                 result?;
             }
-            (result, _, rest) = futures::future::select_all(std::mem::take(&mut ended)) => {
+            (result, _, rest) = &mut threads_done => {
                 result.unwrap_or_else(|_| {
                     Err(std::io::Error::other("a gateway serving thread panicked"))
                 })?;
-                ended = rest;
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                threads_done = futures::future::select_all(rest);
             }
         }
     }
-    Ok(())
 }
 
 /// Accepts connections until `stop`, handing them to the threads in turn.
@@ -156,11 +161,13 @@ mod tests {
     use super::*;
 
     async fn get(addr: std::net::SocketAddr) -> String {
+        get_path(addr, "/").await
+    }
+
+    async fn get_path(addr: std::net::SocketAddr, path: &str) -> String {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
         answer
@@ -168,12 +175,23 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_dealt_to_the_serving_threads_in_turn_until_stopped() {
-        let router = Router::new().route(
-            "/",
-            axum::routing::get(|| async {
-                std::thread::current().name().unwrap_or_default().to_owned()
-            }),
-        );
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let slow_done = finished.clone();
+        let router = Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async {
+                    std::thread::current().name().unwrap_or_default().to_owned()
+                }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    slow_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    "slow"
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = watch::channel(false);
@@ -190,12 +208,20 @@ mod tests {
             by_thread.into_iter().collect::<Vec<_>>(),
             [("gateway-0".to_owned(), 4), ("gateway-1".to_owned(), 4)]
         );
+        // A request in flight when the stop comes is finished first.
+        let slow = tokio::spawn(get_path(addr, "/slow"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         stop_tx.send(true).unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), served)
             .await
             .expect("serving ends when stopped")
             .unwrap()
             .unwrap();
+        assert!(
+            finished.load(std::sync::atomic::Ordering::SeqCst),
+            "serving ended before its in-flight request"
+        );
+        assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
         assert!(
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "the socket is closed once every thread ended"
