@@ -953,7 +953,7 @@ pub(crate) async fn answer(
                 name.map_or(Value::Null, |n| intro.type_named(&n))
             };
             data.insert(
-                field.alias.as_ref().unwrap_or(&field.name),
+                field.alias.as_deref().unwrap_or(&field.name),
                 crate::value::Value::from(value),
             );
         }

@@ -77,12 +77,6 @@ impl From<String> for Str {
     }
 }
 
-impl From<&String> for Str {
-    fn from(s: &String) -> Self {
-        Str::new(s)
-    }
-}
-
 impl std::ops::Deref for Str {
     type Target = str;
     #[inline]
@@ -99,20 +93,6 @@ impl PartialEq for Str {
 }
 
 impl Eq for Str {}
-
-impl PartialEq<str> for Str {
-    #[inline]
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Str {
-    #[inline]
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
 
 impl std::hash::Hash for Str {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -154,10 +134,6 @@ pub struct Map(Vec<(Str, Value)>);
 impl Map {
     pub fn new() -> Self {
         Map(Vec::new())
-    }
-
-    pub fn with_capacity(n: usize) -> Self {
-        Map(Vec::with_capacity(n))
     }
 
     pub fn len(&self) -> usize {
@@ -249,13 +225,6 @@ impl Value {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s.as_str()),
-            _ => None,
-        }
-    }
-
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Value::Bool(b) => Some(*b),
             _ => None,
         }
     }
@@ -454,18 +423,6 @@ impl From<&Value> for serde_json::Value {
                     .collect(),
             ),
         }
-    }
-}
-
-impl From<Vec<Value>> for Value {
-    fn from(items: Vec<Value>) -> Self {
-        Value::Array(items)
-    }
-}
-
-impl From<Map> for Value {
-    fn from(map: Map) -> Self {
-        Value::Object(map)
     }
 }
 
