@@ -272,10 +272,26 @@ fn run<'a>(node: &'a PlanNode, ctx: &'a Context<'a>, state: &'a State) -> BoxFut
 
 /// One step of a response path: an object key (borrowed from the plan, so
 /// paths cost no string copies) or a list index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 enum Seg<'p> {
     Key(&'p str),
     Index(usize),
+}
+
+impl PartialEq for Seg<'_> {
+    /// Keys borrowed from the same place in the plan are the same string:
+    /// the merge walk compares paths made by the same walk, so that is the
+    /// usual answer, found without reading the bytes.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Seg::Key(a), Seg::Key(b)) => {
+                std::ptr::eq(*a, *b) || crate::value::key_eq(a.as_bytes(), b.as_bytes())
+            }
+            (Seg::Index(a), Seg::Index(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Seg<'_> {

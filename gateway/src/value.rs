@@ -151,7 +151,7 @@ impl Map {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0
             .iter()
-            .find(|(k, _)| k.as_str() == key)
+            .find(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -159,7 +159,7 @@ impl Map {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.0
             .iter_mut()
-            .find(|(k, _)| k.as_str() == key)
+            .find(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -187,7 +187,10 @@ impl Map {
 
     /// Removes `key`, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let at = self.0.iter().position(|(k, _)| k.as_str() == key)?;
+        let at = self
+            .0
+            .iter()
+            .position(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))?;
         Some(self.0.remove(at).1)
     }
 
@@ -197,6 +200,30 @@ impl Map {
 
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&Str, &mut Value)> {
         self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+}
+
+/// Whether two keys are equal. Keys are short, and a lookup scans an
+/// object comparing the wanted key with each: a call to `memcmp` per entry
+/// costs more than the comparison, so keys up to 16 bytes are compared in
+/// two (overlapping) machine words each.
+#[inline(always)]
+pub fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn word(s: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"))
+    }
+    fn half(s: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(s[at..at + 4].try_into().expect("four bytes"))
+    }
+    match n {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -611,6 +638,30 @@ mod tests {
             assert_eq!(matches!(v.0, Repr::Inline(..)), s.len() <= INLINE, "{s}");
         }
         assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
+    fn keys_compare_equal_exactly_when_their_bytes_do() {
+        let words = [
+            "", "a", "ab", "abc", "abcd", "abce", "abcdefg", "abcdefh", "bbcdefg", "abcdefgh",
+            "abcdefgi", "abcdefghijklmnop", "abcdefghijklmnoq", "xbcdefghijklmnop",
+            "abcdefghijklmnopq", "abcdefghijklmnopr",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(key_eq(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            }
+            // Every length up to 17, differing in one byte anywhere.
+            let long = "0123456789abcdefg";
+            for n in 0..=long.len() {
+                for at in 0..n {
+                    let mut other = long.as_bytes()[..n].to_vec();
+                    other[at] ^= 1;
+                    assert!(!key_eq(&long.as_bytes()[..n], &other));
+                }
+                assert!(key_eq(&long.as_bytes()[..n], long[..n].to_owned().as_bytes()));
+            }
+        }
     }
 
     #[test]
