@@ -527,13 +527,85 @@ fn merge_field_ref(into: &mut Map, key: &Str, value: &Value) {
 struct Batch<'p> {
     /// The representations, deduplicated.
     reps: Vec<Value>,
-    /// Per representation, the paths of the objects that share it, in document order.
-    owners: Vec<Vec<ResponsePath<'p>>>,
+    /// Per representation, the paths (in `paths`) of the objects that share
+    /// it, in document order.
+    owners: Vec<Vec<PathId>>,
+    paths: Paths<'p>,
     /// Each object the flatten paths met, in walk order: the representation
     /// it shares and which of that one's owners it is (none: it gave no
     /// representation). Merging walks the same paths and checks each object's
     /// path against this, instead of walking down from the root per owner.
     visits: Vec<Option<(usize, usize)>>,
+}
+
+impl<'p> Batch<'p> {
+    /// Per representation, the paths of its owners, written out (for errors).
+    fn owner_paths(&self) -> Vec<Vec<ResponsePath<'p>>> {
+        self.owners
+            .iter()
+            .map(|ids| ids.iter().map(|&id| self.paths.path(id)).collect())
+            .collect()
+    }
+}
+
+/// A path in [`Paths`].
+type PathId = u32;
+
+/// The root of [`Paths`]: the empty path.
+const ROOT: PathId = PathId::MAX;
+
+/// Response paths stored as a tree: each node is one segment and its
+/// parent. The objects a flatten path meets share all but their last few
+/// segments (`users.3.reviews.0.product` and `users.3.reviews.1.product`),
+/// so a path costs a node or two, not a copy of every segment.
+#[derive(Debug, Default)]
+struct Paths<'p> {
+    nodes: Vec<(PathId, Seg<'p>)>,
+    /// The nodes of the path added last, root first: where the next one
+    /// branches off.
+    last: Vec<PathId>,
+}
+
+impl<'p> Paths<'p> {
+    fn add(&mut self, at: &[Seg<'p>]) -> PathId {
+        let shared = self
+            .last
+            .iter()
+            .zip(at)
+            .take_while(|&(&id, seg)| self.nodes[id as usize].1 == *seg)
+            .count();
+        self.last.truncate(shared);
+        for seg in &at[shared..] {
+            let parent = self.last.last().copied().unwrap_or(ROOT);
+            self.nodes.push((parent, *seg));
+            self.last.push((self.nodes.len() - 1) as PathId);
+        }
+        self.last.last().copied().unwrap_or(ROOT)
+    }
+
+    /// Whether the path `id` is `at`.
+    fn is(&self, mut id: PathId, at: &[Seg<'_>]) -> bool {
+        for seg in at.iter().rev() {
+            let Some(&(parent, own)) = self.nodes.get(id as usize) else {
+                return false;
+            };
+            if own != *seg {
+                return false;
+            }
+            id = parent;
+        }
+        id == ROOT
+    }
+
+    fn path(&self, mut id: PathId) -> ResponsePath<'p> {
+        let mut path = Vec::new();
+        while let Some(&(parent, seg)) = self.nodes.get(id as usize) {
+            path.push(seg);
+            id = parent;
+        }
+        path.reverse();
+        path
+    }
 }
 
 /// Representations of the objects the flatten `paths` designate in `data`.
@@ -560,7 +632,8 @@ fn representations<'p>(
             );
             batch.visits.push(index.map(|i| (i, batch.owners[i].len())));
             if let Some(i) = index {
-                batch.owners[i].push(at.to_vec());
+                let id = batch.paths.add(at);
+                batch.owners[i].push(id);
             }
         });
     }
@@ -979,11 +1052,17 @@ async fn fetch_at(
     match response {
         Ok(mut response) => {
             // Errors first: re-pathing looks at which entities came back null.
-            for error in std::mem::take(&mut response.errors) {
+            let errors = std::mem::take(&mut response.errors);
+            let owners = if errors.is_empty() {
+                Vec::new()
+            } else {
+                batch.owner_paths()
+            };
+            for error in errors {
                 let entities = response.data.get("_entities");
                 state
                     .errors
-                    .extend(repath(error, service, "_entities", &batch.owners, entities));
+                    .extend(repath(error, service, "_entities", &owners, entities));
             }
             merge_entities(
                 state,
@@ -996,7 +1075,7 @@ async fn fetch_at(
         }
         Err(err) => state
             .errors
-            .extend(fetch_failed(service, &err, &batch.owners.concat())),
+            .extend(fetch_failed(service, &err, &batch.owner_paths().concat())),
     }
 }
 
@@ -1050,7 +1129,7 @@ fn merge_entities(
                 }
                 match batch.visits.get(done) {
                     Some(None) => {}
-                    Some(Some((rep, owner))) if batch.owners[*rep][*owner].as_slice() == at => {
+                    Some(Some((rep, owner))) if batch.paths.is(batch.owners[*rep][*owner], at) => {
                         merge((*rep, *owner), target)
                     }
                     _ => {
@@ -1065,7 +1144,8 @@ fn merge_entities(
     // A parallel branch changed the tree under the flatten paths since the
     // representations were made: the rest are found by their paths.
     for &(rep, owner) in batch.visits[done..].iter().flatten() {
-        if let Some(target) = at_path_mut(&mut state.data, &batch.owners[rep][owner]) {
+        let path = batch.paths.path(batch.owners[rep][owner]);
+        if let Some(target) = at_path_mut(&mut state.data, &path) {
             merge((rep, owner), target);
         }
     }
@@ -1162,13 +1242,13 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     .aliases
                     .iter()
                     .position(|a| a.alias == alias)
-                    .map(|i| batches[i].0.owners.as_slice())
-                    .unwrap_or(&[]);
+                    .map(|i| batches[i].0.owner_paths())
+                    .unwrap_or_default();
                 state.errors.extend(repath(
                     error,
                     service,
                     &alias,
-                    owners,
+                    &owners,
                     response.data.get(&alias),
                 ));
             }
@@ -1186,7 +1266,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
         Err(err) => {
             let paths: Vec<ResponsePath<'_>> = batches
                 .into_iter()
-                .flat_map(|(found, _)| found.owners)
+                .flat_map(|(found, _)| found.owner_paths())
                 .flatten()
                 .collect();
             state.errors.extend(fetch_failed(service, &err, &paths));
@@ -1234,11 +1314,9 @@ mod tests {
         ];
         let paths: &[&[FlattenNodePathSegment]] = &[&ps];
         let requires = fields(&[("__typename", None), ("upc", None)]);
-        let Batch {
-            reps,
-            owners,
-            visits,
-        } = representations(&mut data, paths, &requires, None, &types);
+        let batch = representations(&mut data, paths, &requires, None, &types);
+        let owners = batch.owner_paths();
+        let Batch { reps, visits, .. } = batch;
         assert_eq!(
             reps,
             [
@@ -1260,6 +1338,7 @@ mod tests {
         // A key selected twice still lands on one representation.
         let twice = fields(&[("__typename", None), ("upc", None), ("upc", None)]);
         let Batch { reps, owners, .. } = representations(&mut data, paths, &twice, None, &types);
+        let owners: Vec<Vec<PathId>> = owners;
         assert_eq!(reps.len(), 2);
         assert_eq!(owners[0].len(), 2);
         assert!(!projects_to(&data["ps"][0], &twice, &types, &reps[0]));
@@ -1335,6 +1414,41 @@ mod tests {
         let gap = merged(gap);
         assert_eq!(gap["ps"][0]["name"], Value::from("one"));
         assert_eq!(gap["ps"][2]["name"], Value::from("one"));
+    }
+
+    #[test]
+    fn paths_share_prefixes_and_answer_exactly_the_path_added() {
+        use Seg::{Index as I, Key as K};
+        let added: [&[Seg<'_>]; 6] = [
+            &[K("users"), I(0), K("reviews"), I(0), K("product")],
+            &[K("users"), I(0), K("reviews"), I(1), K("product")],
+            &[K("users"), I(1), K("reviews"), I(0), K("product")],
+            &[K("users"), I(1)],
+            &[],
+            &[K("top"), I(0)],
+        ];
+        let mut paths = Paths::default();
+        let ids: Vec<PathId> = added.iter().map(|at| paths.add(at)).collect();
+        // Each of the later ones branched off its predecessor.
+        assert_eq!(paths.nodes.len(), 5 + 2 + 4 + 0 + 2);
+        let up = |id: PathId, n: usize| (0..n).fold(id, |id, _| paths.nodes[id as usize].0);
+        assert_eq!(
+            up(ids[2], 3),
+            ids[3],
+            "a prefix of an added path is a node of it"
+        );
+        assert_eq!(ids[4], ROOT);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(paths.path(id), added[i]);
+            for (j, other) in added.iter().enumerate() {
+                assert_eq!(paths.is(id, other), i == j, "{:?} is {:?}", added[i], other);
+            }
+        }
+        assert!(!paths.is(ids[0], &[K("users"), I(0), K("reviews"), I(0)]));
+        assert!(!paths.is(
+            ids[0],
+            &[K("x"), K("users"), I(0), K("reviews"), I(0), K("product")]
+        ));
     }
 
     #[test]

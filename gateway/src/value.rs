@@ -643,9 +643,22 @@ mod tests {
     #[test]
     fn keys_compare_equal_exactly_when_their_bytes_do() {
         let words = [
-            "", "a", "ab", "abc", "abcd", "abce", "abcdefg", "abcdefh", "bbcdefg", "abcdefgh",
-            "abcdefgi", "abcdefghijklmnop", "abcdefghijklmnoq", "xbcdefghijklmnop",
-            "abcdefghijklmnopq", "abcdefghijklmnopr",
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefh",
+            "bbcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "xbcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
         ];
         for a in words {
             for b in words {
@@ -659,7 +672,10 @@ mod tests {
                     other[at] ^= 1;
                     assert!(!key_eq(&long.as_bytes()[..n], &other));
                 }
-                assert!(key_eq(&long.as_bytes()[..n], long[..n].to_owned().as_bytes()));
+                assert!(key_eq(
+                    &long.as_bytes()[..n],
+                    long[..n].to_owned().as_bytes()
+                ));
             }
         }
     }
