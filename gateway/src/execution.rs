@@ -1429,8 +1429,8 @@ mod tests {
         ];
         let mut paths = Paths::default();
         let ids: Vec<PathId> = added.iter().map(|at| paths.add(at)).collect();
-        // Each of the later ones branched off its predecessor.
-        assert_eq!(paths.nodes.len(), 5 + 2 + 4 + 0 + 2);
+        // Each of the later ones branched off its predecessor: 5 + 2 + 4 + 0 + 0 + 2 nodes.
+        assert_eq!(paths.nodes.len(), 13);
         let up = |id: PathId, n: usize| (0..n).fold(id, |id, _| paths.nodes[id as usize].0);
         assert_eq!(
             up(ids[2], 3),
