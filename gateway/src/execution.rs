@@ -319,26 +319,41 @@ fn walk_targets<'p>(
     at: &mut ResponsePath<'p>,
     visit: &mut dyn FnMut(&[Seg<'p>], &mut Value),
 ) {
+    walk_hinted(types, value, rest, &mut vec![0; rest.len()], at, visit)
+}
+
+/// [`walk_targets`], with where each of `rest`'s keys was last found (`hints`
+/// goes along with `rest`): every object one segment reaches is of the same
+/// type, its keys in the same order.
+fn walk_hinted<'p>(
+    types: &Shapes,
+    value: &mut Value,
+    rest: &'p [FlattenNodePathSegment],
+    hints: &mut [u32],
+    at: &mut ResponsePath<'p>,
+    visit: &mut dyn FnMut(&[Seg<'p>], &mut Value),
+) {
     match (rest.first(), &mut *value) {
         (_, Value::Null) => {}
         (_, Value::Array(items)) => {
             // Lists are walked element by element whether or not the path says `@`.
-            let rest = if matches!(rest.first(), Some(FlattenNodePathSegment::List)) {
-                &rest[1..]
+            let (rest, hints) = if matches!(rest.first(), Some(FlattenNodePathSegment::List)) {
+                (&rest[1..], &mut hints[1..])
             } else {
-                rest
+                (rest, hints)
             };
             for (i, item) in items.iter_mut().enumerate() {
                 at.push(Seg::Index(i));
-                walk_targets(types, item, rest, at, visit);
+                walk_hinted(types, item, rest, hints, at, visit);
                 at.pop();
             }
         }
         (None, Value::Object(_)) => visit(at, value),
         (Some(FlattenNodePathSegment::Field(key)), Value::Object(map)) => {
-            if let Some(child) = map.get_mut(key) {
+            let (hint, hints) = hints.split_first_mut().expect("a hint per segment");
+            if let Some(child) = map.get_mut_hinted(key, hint) {
                 at.push(Seg::Key(key));
-                walk_targets(types, child, &rest[1..], at, visit);
+                walk_hinted(types, child, &rest[1..], hints, at, visit);
                 at.pop();
             }
         }
@@ -348,11 +363,11 @@ fn walk_targets<'p>(
                 .and_then(Value::as_str)
                 .is_none_or(|t| conditions.iter().any(|c| types.applies(c, t)));
             if matches {
-                walk_targets(types, value, &rest[1..], at, visit);
+                walk_hinted(types, value, &rest[1..], &mut hints[1..], at, visit);
             }
         }
         (Some(FlattenNodePathSegment::List), Value::Object(_)) => {
-            walk_targets(types, value, &rest[1..], at, visit)
+            walk_hinted(types, value, &rest[1..], &mut hints[1..], at, visit)
         }
         _ => {}
     }
@@ -480,6 +495,7 @@ fn rewrite(value: &mut Value, rewrites: &[FetchRewrite], types: &Shapes) {
 pub fn deep_merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
+            a.reserve_exact(b.len());
             for (k, v) in b {
                 match a.get_mut(&k) {
                     Some(existing) => deep_merge(existing, v),
@@ -501,6 +517,7 @@ pub fn deep_merge(into: &mut Value, from: Value) {
 fn deep_merge_ref(into: &mut Value, from: &Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
+            a.reserve_exact(b.len());
             for (k, v) in b.iter() {
                 merge_field_ref(a, k, v);
             }

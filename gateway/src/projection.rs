@@ -233,6 +233,8 @@ struct Group<'a> {
     /// `None` for `__typename`.
     shape: Option<&'a Shape>,
     selections: Vec<&'a SelectionSet>,
+    /// Where in the objects the key was found last (see [`crate::value::Map::get_hinted`]).
+    hint: std::cell::Cell<u32>,
 }
 
 /// The groups of a list of selection sets on one object type. Every element
@@ -337,6 +339,7 @@ impl<'a> Walker<'a> {
                             },
                             shape,
                             selections: vec![&field.selections],
+                            hint: Default::default(),
                         }),
                     }
                 }
@@ -384,7 +387,9 @@ impl<'a> Walker<'a> {
                 write_str(out, actual);
                 continue;
             };
-            let raw = map.get(group.key).unwrap_or(&Value::Null);
+            let raw = map
+                .get_hinted(group.key, &group.hint)
+                .unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));
             let completed = self.complete(raw, shape, &group.selections, out);

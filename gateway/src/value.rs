@@ -163,6 +163,46 @@ impl Map {
             .map(|(_, v)| v)
     }
 
+    /// [`Self::get`], trying first the position `hint` holds and leaving
+    /// there where `key` was found: objects of one type in one answer hold
+    /// their keys in one order, so a walk over many finds each key at once.
+    #[inline]
+    pub fn get_hinted(&self, key: &str, hint: &std::cell::Cell<u32>) -> Option<&Value> {
+        let mut at = hint.get();
+        let found = self.find_from(key, &mut at)?;
+        hint.set(at);
+        Some(&self.0[found].1)
+    }
+
+    /// [`Self::get_mut`] with a position `hint`, as [`Self::get_hinted`].
+    #[inline]
+    pub fn get_mut_hinted(&mut self, key: &str, hint: &mut u32) -> Option<&mut Value> {
+        let found = self.find_from(key, hint)?;
+        Some(&mut self.0[found].1)
+    }
+
+    #[inline]
+    fn find_from(&self, key: &str, hint: &mut u32) -> Option<usize> {
+        let guess = *hint as usize;
+        if let Some((k, _)) = self.0.get(guess)
+            && key_eq(k.as_bytes(), key.as_bytes())
+        {
+            return Some(guess);
+        }
+        let found = self
+            .0
+            .iter()
+            .position(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))?;
+        *hint = found as u32;
+        Some(found)
+    }
+
+    /// Room for `additional` more entries, exactly: objects grow by merges,
+    /// a few keys at a time, and are never grown speculatively.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.0.reserve_exact(additional);
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
@@ -678,6 +718,28 @@ mod tests {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn hinted_lookups_find_every_key_wherever_the_hint_points() {
+        let map: Map = [
+            ("a", Value::from("1")),
+            ("b", Value::from("2")),
+            ("c", Value::from("3")),
+        ]
+        .into_iter()
+        .collect();
+        let hint = std::cell::Cell::new(7);
+        assert_eq!(map.get_hinted("b", &hint), Some(&Value::from("2")));
+        assert_eq!(hint.get(), 1, "left where it was found");
+        assert_eq!(map.get_hinted("b", &hint), Some(&Value::from("2")));
+        assert_eq!(map.get_hinted("c", &hint), Some(&Value::from("3")));
+        assert_eq!(map.get_hinted("z", &hint), None);
+        assert_eq!(hint.get(), 2, "a miss leaves the hint alone");
+        let mut map = map;
+        let mut hint = 0;
+        *map.get_mut_hinted("c", &mut hint).unwrap() = Value::Null;
+        assert_eq!((map.get("c"), hint), (Some(&Value::Null), 2));
     }
 
     #[test]
