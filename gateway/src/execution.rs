@@ -16,7 +16,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use futures::future::{BoxFuture, join_all};
@@ -33,7 +33,7 @@ use serde_json::{Value as Json, json};
 
 use crate::value::{Map, Str, Value};
 use crate::{
-    fetch::{FetchError, SubgraphClient, SubgraphRequest},
+    fetch::{FetchError, SubgraphClient, SubgraphRequest, SubgraphResponse},
     projection::Shapes,
 };
 
@@ -873,7 +873,7 @@ async fn send(
     kind: Option<&OperationKind>,
     variables: Map,
     ctx: &Context<'_>,
-) -> Result<crate::fetch::SubgraphResponse, FetchError> {
+) -> Result<Arc<SubgraphResponse>, FetchError> {
     let url = ctx
         .subgraphs
         .urls
@@ -888,15 +888,11 @@ async fn send(
         shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
     };
     let started = std::time::Instant::now();
-    let result = match ctx.subgraphs.timeouts.get(service) {
-        Some(timeout) => {
-            ctx.subgraphs
-                .client
-                .fetch_within(url, request, *timeout)
-                .await
-        }
-        None => ctx.subgraphs.client.fetch(url, request).await,
-    };
+    let result = ctx
+        .subgraphs
+        .client
+        .fetch_shared_within(url, request, ctx.subgraphs.timeout(service))
+        .await;
     ctx.subgraphs
         .metrics
         .fetch(service, started.elapsed(), result.is_err());
@@ -1019,32 +1015,25 @@ async fn fetch_at(
         let response = send(service, operation, kind, variables, ctx).await;
         let state = &mut *lock(state);
         match response {
-            Ok(response) => {
-                let mut data = response.data;
+            Ok(mut response) => {
+                let errors = answer_errors(&mut response);
+                let mut data = Answer::of(&mut response, None);
                 if let Some(rewrites) = &fetch.output_rewrites {
-                    rewrite(&mut data, rewrites, ctx.types);
+                    rewrite(data.to_mut(), rewrites, ctx.types);
                 }
                 let paths = if path.is_empty() {
                     vec![Vec::new()]
                 } else {
                     targets(&mut state.data, path, ctx.types)
                 };
-                if let Some((last, rest)) = paths.split_last() {
-                    for p in rest {
-                        if let Some(target) = at_path_mut(&mut state.data, p) {
-                            deep_merge(target, data.clone());
-                        }
-                    }
-                    if let Some(target) = at_path_mut(&mut state.data, last) {
-                        deep_merge(target, data);
+                for (i, p) in paths.iter().enumerate() {
+                    if let Some(target) = at_path_mut(&mut state.data, p) {
+                        data.merge_into(target, i + 1 == paths.len());
                     }
                 }
-                state.errors.extend(
-                    response
-                        .errors
-                        .into_iter()
-                        .map(|e| with_service(e, service)),
-                );
+                state
+                    .errors
+                    .extend(errors.into_iter().map(|e| with_service(e, service)));
             }
             Err(err) => state.errors.extend(fetch_failed(service, &err, &[])),
         }
@@ -1069,7 +1058,7 @@ async fn fetch_at(
     match response {
         Ok(mut response) => {
             // Errors first: re-pathing looks at which entities came back null.
-            let errors = std::mem::take(&mut response.errors);
+            let errors = answer_errors(&mut response);
             let owners = if errors.is_empty() {
                 Vec::new()
             } else {
@@ -1083,7 +1072,7 @@ async fn fetch_at(
             }
             merge_entities(
                 state,
-                response.data.get_mut("_entities").map(Value::take),
+                Answer::of(&mut response, Some("_entities")),
                 &batch,
                 &[path],
                 fetch.output_rewrites.as_ref(),
@@ -1100,36 +1089,53 @@ async fn fetch_at(
 /// representations from, walking the flatten `paths` once.
 fn merge_entities(
     state: &mut Execution,
-    entities: Option<Value>,
+    mut entities: Answer<'_>,
     batch: &Batch<'_>,
     paths: &[&[FlattenNodePathSegment]],
     output_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
 ) {
-    let Some(Value::Array(mut entities)) = entities else {
-        return;
-    };
-    let mut abstract_names = Vec::with_capacity(entities.len());
-    for entity in &mut entities {
-        if let Some(rewrites) = output_rewrites {
+    if let Some(rewrites) = output_rewrites
+        && let Value::Array(list) = entities.to_mut()
+    {
+        for entity in list {
             rewrite(entity, rewrites, types);
         }
-        // An `@interfaceObject` subgraph answers with the interface's name:
-        // an object that already has its concrete type keeps it.
-        abstract_names.push(
+    }
+    let mut entities = match &mut entities {
+        Answer::Owned(Value::Array(list)) => Entities::Owned(list),
+        Answer::Shared(Value::Array(list)) => Entities::Shared(list),
+        _ => return,
+    };
+    // An `@interfaceObject` subgraph answers with the interface's name: an
+    // object that already has its concrete type keeps it.
+    let abstract_names: Vec<bool> = entities
+        .as_slice()
+        .iter()
+        .map(|entity| {
             entity
                 .get("__typename")
                 .and_then(Value::as_str)
-                .is_some_and(|t| types.is_abstract(t)),
-        );
-    }
-    // The entities are the subgraph's answer, owned: each moves into the
-    // last object that shares it and is copied into the others.
+                .is_some_and(|t| types.is_abstract(t))
+        })
+        .collect();
+    // An answer of this request's own moves each entity into the last
+    // object that shares it and copies it into the others; a shared answer
+    // is copied into every one.
     let mut merge = |visit: (usize, usize), target: &mut Value| {
         let (rep, owner) = visit;
-        if let Some(entity) = entities.get_mut(rep) {
-            let last = owner + 1 == batch.owners[rep].len();
-            merge_entity(target, entity, abstract_names[rep], last);
+        let last = owner + 1 == batch.owners[rep].len();
+        match &mut entities {
+            Entities::Owned(list) => {
+                if let Some(entity) = list.get_mut(rep) {
+                    merge_entity(target, entity, abstract_names[rep], last);
+                }
+            }
+            Entities::Shared(list) => {
+                if let Some(entity) = list.get(rep) {
+                    merge_entity_ref(target, entity, abstract_names[rep]);
+                }
+            }
         }
     };
     let mut done = 0;
@@ -1170,21 +1176,100 @@ fn merge_entities(
 
 /// Merges one answered entity into one object: moved when `last`, copied otherwise.
 fn merge_entity(target: &mut Value, entity: &mut Value, abstract_name: bool, last: bool) {
-    let keep_own = abstract_name && has_typename(target);
-    if last {
-        if keep_own && let Value::Object(fields) = entity {
-            fields.remove("__typename");
-        }
-        deep_merge(target, entity.take());
-        return;
+    if !last {
+        return merge_entity_ref(target, entity, abstract_name);
     }
-    match (&mut *target, &*entity) {
+    if abstract_name
+        && has_typename(target)
+        && let Value::Object(fields) = entity
+    {
+        fields.remove("__typename");
+    }
+    deep_merge(target, entity.take());
+}
+
+/// Merges a copy of one answered entity into one object.
+fn merge_entity_ref(target: &mut Value, entity: &Value, abstract_name: bool) {
+    let keep_own = abstract_name && has_typename(target);
+    match (&mut *target, entity) {
         (Value::Object(into), Value::Object(fields)) if keep_own => {
             for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "__typename") {
                 merge_field_ref(into, k, v);
             }
         }
         _ => deep_merge_ref(target, entity),
+    }
+}
+
+/// A part of a subgraph's answer: taken when this request is its only
+/// holder, read in place while other requests share it (see
+/// [`crate::fetch::SubgraphClient::fetch_shared_within`]).
+enum Answer<'r> {
+    Owned(Value),
+    Shared(&'r Value),
+}
+
+impl<'r> Answer<'r> {
+    /// The whole data (`key` none) or its field `key`; null when absent.
+    fn of(response: &'r mut Arc<SubgraphResponse>, key: Option<&str>) -> Self {
+        if Arc::get_mut(response).is_some() {
+            let response = Arc::get_mut(response).expect("checked just above");
+            let part = match key {
+                None => Some(&mut response.data),
+                Some(key) => response.data.get_mut(key),
+            };
+            Answer::Owned(part.map(Value::take).unwrap_or_default())
+        } else {
+            let part = match key {
+                None => Some(&response.data),
+                Some(key) => response.data.get(key),
+            };
+            part.map_or(Answer::Owned(Value::Null), Answer::Shared)
+        }
+    }
+
+    /// Its own copy, to change.
+    fn to_mut(&mut self) -> &mut Value {
+        if let Answer::Shared(value) = self {
+            *self = Answer::Owned(value.clone());
+        }
+        match self {
+            Answer::Owned(value) => value,
+            Answer::Shared(_) => unreachable!("made owned just above"),
+        }
+    }
+
+    /// Merges it into `target`: moved on the `last` merge of an owned
+    /// answer, copied otherwise.
+    fn merge_into(&mut self, target: &mut Value, last: bool) {
+        match self {
+            Answer::Owned(value) if last => deep_merge(target, value.take()),
+            Answer::Owned(value) => deep_merge_ref(target, value),
+            Answer::Shared(value) => deep_merge_ref(target, value),
+        }
+    }
+}
+
+/// The entities of an [`Answer`].
+enum Entities<'a> {
+    Owned(&'a mut [Value]),
+    Shared(&'a [Value]),
+}
+
+impl Entities<'_> {
+    fn as_slice(&self) -> &[Value] {
+        match self {
+            Entities::Owned(list) => list,
+            Entities::Shared(list) => list,
+        }
+    }
+}
+
+/// The errors of an answer: taken when this request holds it alone.
+fn answer_errors(response: &mut Arc<SubgraphResponse>) -> Vec<Json> {
+    match Arc::get_mut(response) {
+        Some(response) => std::mem::take(&mut response.errors),
+        None => response.errors.clone(),
     }
 }
 
@@ -1247,7 +1332,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     match response {
         Ok(mut response) => {
             // Errors first: re-pathing looks at which entities came back null.
-            for error in std::mem::take(&mut response.errors) {
+            for error in answer_errors(&mut response) {
                 let alias = error
                     .get("path")
                     .and_then(|p| p.get(0))
@@ -1272,7 +1357,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
             for (alias, (found, paths)) in batch.entity_batch.aliases.iter().zip(&batches) {
                 merge_entities(
                     state,
-                    response.data.get_mut(&alias.alias).map(Value::take),
+                    Answer::of(&mut response, Some(&alias.alias)),
                     found,
                     paths,
                     alias.output_rewrites.as_ref(),
@@ -1397,19 +1482,19 @@ mod tests {
             (0..3).map(|i| Json::from(&data["ps"][i]["name"])).collect()
         };
         let merged = |data: Value| {
-            let mut state = Execution {
-                data,
-                errors: Vec::new(),
-            };
-            merge_entities(
-                &mut state,
-                Some(answer.clone()),
-                &batch,
-                paths,
-                None,
-                &types,
-            );
-            state.data
+            // Taken from an answer of its own, or copied from one shared
+            // with other requests: the same result.
+            let [owned, shared] =
+                [Answer::Owned(answer.clone()), Answer::Shared(&answer)].map(|entities| {
+                    let mut state = Execution {
+                        data: data.clone(),
+                        errors: Vec::new(),
+                    };
+                    merge_entities(&mut state, entities, &batch, paths, None, &types);
+                    state.data
+                });
+            assert_eq!(owned, shared);
+            owned
         };
         assert_eq!(
             names(&merged(data.clone())),
@@ -1466,6 +1551,40 @@ mod tests {
             ids[0],
             &[K("x"), K("users"), I(0), K("reviews"), I(0), K("product")]
         ));
+    }
+
+    #[test]
+    fn a_shared_answer_is_read_in_place_and_an_unshared_one_taken() {
+        let response = SubgraphResponse {
+            data: Value::from(json!({ "_entities": [{ "name": "one" }] })),
+            errors: vec![json!({ "message": "half" })],
+        };
+        let mut mine = Arc::new(response.clone());
+        let mut ours = Arc::new(response.clone());
+        let other = ours.clone();
+        assert_eq!(answer_errors(&mut ours), response.errors);
+        assert!(matches!(
+            Answer::of(&mut ours, Some("_entities")),
+            Answer::Shared(v) if *v == response.data["_entities"]
+        ));
+        assert_eq!(
+            other.errors, response.errors,
+            "the other holder's copy is intact"
+        );
+        assert_eq!(answer_errors(&mut mine), response.errors);
+        assert!(mine.errors.is_empty(), "taken, not copied");
+        assert!(matches!(
+            Answer::of(&mut mine, Some("_entities")),
+            Answer::Owned(v) if v == response.data["_entities"]
+        ));
+        assert!(matches!(
+            Answer::of(&mut mine, Some("none")),
+            Answer::Owned(Value::Null)
+        ));
+        // Changing a shared answer changes a copy.
+        let mut part = Answer::of(&mut ours, None);
+        *part.to_mut() = Value::Null;
+        assert_eq!(other.data, response.data);
     }
 
     #[test]

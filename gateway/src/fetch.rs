@@ -152,6 +152,21 @@ impl SubgraphClient {
         request: SubgraphRequest<'_>,
         timeout: Duration,
     ) -> Result<SubgraphResponse, FetchError> {
+        let shared = self.fetch_shared_within(url, request, timeout).await?;
+        // The last request to take a shared answer (or the only one) takes it without a copy.
+        Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// [`Self::fetch_within`], answering what other requests may share: an
+    /// executor merges from a shared answer by reference, copying into its
+    /// own response only what lands there, and takes it whole when it is
+    /// the only holder ([`Arc::get_mut`]).
+    pub async fn fetch_shared_within(
+        &self,
+        url: &Uri,
+        request: SubgraphRequest<'_>,
+        timeout: Duration,
+    ) -> Result<Arc<SubgraphResponse>, FetchError> {
         let mut body = Vec::with_capacity(request.query.len() + 256);
         let shareable = request.shareable;
         body.extend_from_slice(b"{\"query\":");
@@ -216,14 +231,11 @@ impl SubgraphClient {
                     authorization,
                     body,
                 };
-                let shared = inflight
+                inflight
                     .join(key, async move { read.await.map(Arc::new) })
-                    .await?;
-                // Each request merges an answer of its own; the last one to
-                // take it (or the only one) takes it without a copy.
-                Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
+                    .await
             }
-            _ => read.await,
+            _ => read.await.map(Arc::new),
         }
     }
 }
