@@ -32,20 +32,44 @@ pub const INLINE: usize = 22;
 #[derive(Clone)]
 pub struct Str(Repr);
 
+/// A string is *plain* when JSON writes it as is between quotes: read from
+/// JSON with no escape in it (a raw `"`, `\\` or control character cannot
+/// stand in a JSON string), it is known to be, and writing it skips the scan.
 #[derive(Clone)]
 enum Repr {
+    /// The length, with [`PLAIN`] set when plain.
     Inline(u8, [u8; INLINE]),
     Heap(std::sync::Arc<str>),
+    PlainHeap(std::sync::Arc<str>),
 }
+
+/// The flag of a plain inline string's length byte.
+const PLAIN: u8 = 0x80;
 
 impl Str {
     /// A copy of `s`.
     #[inline]
     pub fn new(s: &str) -> Self {
+        Self::with(s, false)
+    }
+
+    /// A copy of `s`, which JSON writes as is (see [`Repr`]).
+    #[inline]
+    fn plain(s: &str) -> Self {
+        Self::with(s, true)
+    }
+
+    #[inline]
+    fn with(s: &str, plain: bool) -> Self {
         if s.len() <= INLINE {
             let mut buf = [0; INLINE];
             buf[..s.len()].copy_from_slice(s.as_bytes());
-            Str(Repr::Inline(s.len() as u8, buf))
+            Str(Repr::Inline(
+                s.len() as u8 | if plain { PLAIN } else { 0 },
+                buf,
+            ))
+        } else if plain {
+            Str(Repr::PlainHeap(s.into()))
         } else {
             Str(Repr::Heap(s.into()))
         }
@@ -55,11 +79,35 @@ impl Str {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             // SAFETY: an inline buffer is only ever filled, up to `len`, with
-            // the bytes of a `&str` (see `new`), so they are valid UTF-8.
+            // the bytes of a `&str` (see `with`), so they are valid UTF-8.
             Repr::Inline(len, buf) => unsafe {
-                std::str::from_utf8_unchecked(&buf[..*len as usize])
+                std::str::from_utf8_unchecked(&buf[..(*len & !PLAIN) as usize])
             },
-            Repr::Heap(s) => s,
+            Repr::Heap(s) | Repr::PlainHeap(s) => s,
+        }
+    }
+
+    /// Whether JSON writes it as is (see [`Repr`]).
+    #[inline]
+    fn is_plain(&self) -> bool {
+        match &self.0 {
+            Repr::Inline(len, _) => len & PLAIN != 0,
+            Repr::PlainHeap(_) => true,
+            Repr::Heap(_) => false,
+        }
+    }
+
+    /// Appends it to `out` as a JSON string.
+    #[inline]
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        if self.is_plain() {
+            let s = self.as_bytes();
+            out.reserve(s.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(s);
+            out.push(b'"');
+        } else {
+            write_str(out, self)
         }
     }
 }
@@ -373,7 +421,7 @@ impl Value {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::Number(n) => write_number(out, n),
-            Value::String(s) => write_str(out, s),
+            Value::String(s) => s.write_json(out),
             Value::Array(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
@@ -390,7 +438,7 @@ impl Value {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_str(out, k);
+                    k.write_json(out);
                     out.push(b':');
                     v.write_json(out);
                 }
@@ -536,10 +584,14 @@ impl Serialize for Value {
 impl<'de> Deserialize<'de> for Str {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct StrVisitor;
-        impl Visitor<'_> for StrVisitor {
+        impl<'de> Visitor<'de> for StrVisitor {
             type Value = Str;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
+            }
+            /// Borrowed from the input: it had no escapes.
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str, E> {
+                Ok(Str::plain(s))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
                 Ok(Str::new(s))
@@ -612,6 +664,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
 
+    /// Borrowed from the input: it had no escapes.
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Value, E> {
+        Ok(Value::String(Str::plain(s)))
+    }
+
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
         Ok(Value::String(Str::new(s)))
     }
@@ -660,6 +717,20 @@ mod tests {
         assert_eq!(serde_json::to_value(&ours).unwrap(), theirs);
         assert_eq!(ours.to_string(), String::from_utf8(out).unwrap());
         assert!(Value::from_slice(b"{\"a\":").is_err());
+        // Strings read without escapes are written as they were read; the
+        // others (short and long, keys and values) escaped again.
+        let escapes = r#"{"pl":"plain","k\"ey":"q\"uote","long":"a plain string longer than twenty-two bytes","long\n":"an escaped string\u0001 longer than twenty-two bytes","ctl":"\u001f\t"}"#;
+        let read = Value::from_slice(escapes.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        read.write_json(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), escapes);
+        let plain = |v: &Value| match v {
+            Value::String(s) => s.is_plain(),
+            _ => unreachable!(),
+        };
+        assert!(plain(&read["pl"]) && plain(&read["long"]));
+        assert!(!plain(&read["k\"ey"]) && !plain(&read["long\n"]) && !plain(&read["ctl"]));
+        assert!(!Str::new("made, not read").is_plain());
     }
 
     #[test]
