@@ -404,7 +404,7 @@ fn project(value: &Value, selections: &SelectionSet, types: &Shapes) -> Option<V
         Value::Array(items) => items
             .iter()
             .map(|v| project(v, selections, types))
-            .collect::<Option<Vec<_>>>()
+            .collect::<Option<Box<[_]>>>()
             .map(Value::Array),
         Value::Object(map) if !selections.items.is_empty() => {
             let mut out = Map::new();
@@ -494,17 +494,9 @@ fn rewrite(value: &mut Value, rewrites: &[FetchRewrite], types: &Shapes) {
 /// Merges `from` into `into`: objects key by key, lists element-wise, anything else replaced.
 pub fn deep_merge(into: &mut Value, from: Value) {
     match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.reserve_exact(b.len());
-            for (k, v) in b {
-                match a.get_mut(&k) {
-                    Some(existing) => deep_merge(existing, v),
-                    None => a.push(k, v),
-                }
-            }
-        }
+        (Value::Object(a), Value::Object(b)) => a.merge_with(b, deep_merge),
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (x, y) in a.iter_mut().zip(b) {
+            for (x, y) in a.iter_mut().zip(b.into_vec()) {
                 deep_merge(x, y);
             }
         }
@@ -516,12 +508,7 @@ pub fn deep_merge(into: &mut Value, from: Value) {
 /// [`deep_merge`] of a copy of `from`, copying only what `into` lacks.
 fn deep_merge_ref(into: &mut Value, from: &Value) {
     match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.reserve_exact(b.len());
-            for (k, v) in b.iter() {
-                merge_field_ref(a, k, v);
-            }
-        }
+        (Value::Object(a), Value::Object(b)) => a.merge_with_ref(b, None, deep_merge_ref),
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
             for (x, y) in a.iter_mut().zip(b) {
                 deep_merge_ref(x, y);
@@ -529,13 +516,6 @@ fn deep_merge_ref(into: &mut Value, from: &Value) {
         }
         (into, Value::Null) if !into.is_null() => {}
         (into, from) => *into = from.clone(),
-    }
-}
-
-fn merge_field_ref(into: &mut Map, key: &Str, value: &Value) {
-    match into.get_mut(key) {
-        Some(existing) => deep_merge_ref(existing, value),
-        None => into.push(key.clone(), value.clone()),
     }
 }
 
@@ -1051,7 +1031,7 @@ async fn fetch_at(
     }
     variables.insert(
         "representations",
-        Value::Array(std::mem::take(&mut batch.reps)),
+        Value::Array(std::mem::take(&mut batch.reps).into()),
     );
     let response = send(service, operation, kind, variables, ctx).await;
     let state = &mut *lock(state);
@@ -1193,9 +1173,7 @@ fn merge_entity_ref(target: &mut Value, entity: &Value, abstract_name: bool) {
     let keep_own = abstract_name && has_typename(target);
     match (&mut *target, entity) {
         (Value::Object(into), Value::Object(fields)) if keep_own => {
-            for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "__typename") {
-                merge_field_ref(into, k, v);
-            }
+            into.merge_with_ref(fields, Some("__typename"), deep_merge_ref)
         }
         _ => deep_merge_ref(target, entity),
     }
@@ -1312,7 +1290,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
             );
             variables.insert(
                 alias.representations_variable_name.as_str(),
-                Value::Array(std::mem::take(&mut found.reps)),
+                Value::Array(std::mem::take(&mut found.reps).into()),
             );
             batches.push((found, paths));
         }
@@ -1503,7 +1481,9 @@ mod tests {
         // Another branch appended an object: the walk meets one more than was asked for.
         let mut longer = data.clone();
         if let Some(Value::Array(items)) = longer.get_mut("ps") {
-            items.push(Value::from(json!({ "__typename": "P", "upc": "3" })));
+            let mut more = std::mem::take(items).into_vec();
+            more.push(Value::from(json!({ "__typename": "P", "upc": "3" })));
+            *items = more.into();
         }
         let longer = merged(longer);
         assert_eq!(names(&longer), [json!("one"), json!("two"), json!("one")]);

@@ -23,25 +23,34 @@ use serde::{
 pub use serde_json::Number;
 
 /// Strings up to this many bytes are stored inline.
-pub const INLINE: usize = 22;
+pub const INLINE: usize = 14;
 
-/// An immutable string: inline when short, otherwise one shared allocation,
-/// so the copies an entity makes when it lands on several paths of the
-/// response (or when requests share one subgraph answer) cost a reference
-/// count, not an allocation and a copy each.
-#[derive(Clone)]
+/// An immutable string of 16 bytes: inline when short, otherwise one shared
+/// allocation, so the copies an entity makes when it lands on several paths
+/// of the response (or when requests share one subgraph answer) cost a
+/// reference count, not an allocation and a copy each.
 pub struct Str(Repr);
 
 /// A string is *plain* when JSON writes it as is between quotes: read from
 /// JSON with no escape in it (a raw `"`, `\\` or control character cannot
 /// stand in a JSON string), it is known to be, and writing it skips the scan.
-#[derive(Clone)]
 enum Repr {
     /// The length, with [`PLAIN`] set when plain.
     Inline(u8, [u8; INLINE]),
-    Heap(std::sync::Arc<str>),
-    PlainHeap(std::sync::Arc<str>),
+    /// An `Arc<str>` taken apart so that its length fits beside the tag:
+    /// the pointer [`Arc::into_raw`] gave and the length.
+    Heap {
+        len: u32,
+        plain: bool,
+        ptr: std::ptr::NonNull<u8>,
+    },
 }
+
+// SAFETY: `Heap` owns one strong count of an `Arc<str>`, which is Send and
+// Sync; the inline form is plain bytes.
+unsafe impl Send for Str {}
+// SAFETY: as for Send: shared access only reads the string.
+unsafe impl Sync for Str {}
 
 /// The flag of a plain inline string's length byte.
 const PLAIN: u8 = 0x80;
@@ -64,15 +73,27 @@ impl Str {
         if s.len() <= INLINE {
             let mut buf = [0; INLINE];
             buf[..s.len()].copy_from_slice(s.as_bytes());
-            Str(Repr::Inline(
+            return Str(Repr::Inline(
                 s.len() as u8 | if plain { PLAIN } else { 0 },
                 buf,
-            ))
-        } else if plain {
-            Str(Repr::PlainHeap(s.into()))
-        } else {
-            Str(Repr::Heap(s.into()))
+            ));
         }
+        // Subgraph answers are bounded far below 4 GiB (fetch's
+        // MAX_RESPONSE_BYTES), client documents further still.
+        let len = u32::try_from(s.len()).expect("a string under 4 GiB");
+        let arc: std::sync::Arc<str> = s.into();
+        let ptr = std::sync::Arc::into_raw(arc).cast::<u8>().cast_mut();
+        Str(Repr::Heap {
+            len,
+            plain,
+            ptr: std::ptr::NonNull::new(ptr).expect("Arc::into_raw is never null"),
+        })
+    }
+
+    /// The `Arc<str>` a heap string holds, as `Arc::from_raw` wants it.
+    #[inline]
+    fn raw(len: u32, ptr: std::ptr::NonNull<u8>) -> *const str {
+        std::ptr::slice_from_raw_parts(ptr.as_ptr().cast_const(), len as usize) as *const str
     }
 
     #[inline]
@@ -83,7 +104,9 @@ impl Str {
             Repr::Inline(len, buf) => unsafe {
                 std::str::from_utf8_unchecked(&buf[..(*len & !PLAIN) as usize])
             },
-            Repr::Heap(s) | Repr::PlainHeap(s) => s,
+            // SAFETY: `ptr` and `len` are those of a live `Arc<str>` this
+            // value holds a strong count of (see `with`, `Clone`, `Drop`).
+            Repr::Heap { len, ptr, .. } => unsafe { &*Self::raw(*len, *ptr) },
         }
     }
 
@@ -92,8 +115,7 @@ impl Str {
     fn is_plain(&self) -> bool {
         match &self.0 {
             Repr::Inline(len, _) => len & PLAIN != 0,
-            Repr::PlainHeap(_) => true,
-            Repr::Heap(_) => false,
+            Repr::Heap { plain, .. } => *plain,
         }
     }
 
@@ -112,6 +134,32 @@ impl Str {
     }
 }
 
+impl Clone for Str {
+    #[inline]
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Repr::Inline(len, buf) => Str(Repr::Inline(*len, *buf)),
+            &Repr::Heap { len, plain, ptr } => {
+                // SAFETY: this value holds a strong count of that Arc, so it
+                // is alive; the new value owns the count added here.
+                unsafe { std::sync::Arc::increment_strong_count(Self::raw(len, ptr)) };
+                Str(Repr::Heap { len, plain, ptr })
+            }
+        }
+    }
+}
+
+impl Drop for Str {
+    #[inline]
+    fn drop(&mut self) {
+        if let Repr::Heap { len, ptr, .. } = self.0 {
+            // SAFETY: this value owns one strong count of that Arc (see
+            // `with` and `Clone`), given back exactly once, here.
+            drop(unsafe { std::sync::Arc::from_raw(Self::raw(len, ptr)) });
+        }
+    }
+}
+
 impl From<&str> for Str {
     fn from(s: &str) -> Self {
         Str::new(s)
@@ -120,11 +168,7 @@ impl From<&str> for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        if s.len() <= INLINE {
-            Str::new(&s)
-        } else {
-            Str(Repr::Heap(s.into()))
-        }
+        Str::new(&s)
     }
 }
 
@@ -171,7 +215,7 @@ pub enum Value {
     Bool(bool),
     Number(Number),
     String(Str),
-    Array(Vec<Value>),
+    Array(Box<[Value]>),
     Object(Map),
 }
 
@@ -179,12 +223,15 @@ pub enum Value {
 ///
 /// Scanning is what small objects want; an object with thousands of keys (a
 /// JSON scalar) is only ever walked whole, never merged key by key on a hot path.
+/// The entries are a boxed slice, exactly as long as the object (a `Vec`'s
+/// capacity would make every value of the tree 8 bytes larger): objects
+/// grow by merges, all of a merge's new keys at once.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Map(Vec<(Str, Value)>);
+pub struct Map(Box<[(Str, Value)]>);
 
 impl Map {
     pub fn new() -> Self {
-        Map(Vec::new())
+        Map(Box::default())
     }
 
     pub fn len(&self) -> usize {
@@ -245,10 +292,70 @@ impl Map {
         Some(found)
     }
 
-    /// Room for `additional` more entries, exactly: objects grow by merges,
-    /// a few keys at a time, and are never grown speculatively.
-    pub fn reserve_exact(&mut self, additional: usize) {
-        self.0.reserve_exact(additional);
+    /// Merges `other` into this object: `merge` gets each key both hold,
+    /// the other keys are added, after this object's own, in one growth.
+    pub fn merge_with(&mut self, other: Map, mut merge: impl FnMut(&mut Value, Value)) {
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        let own = entries.len();
+        entries.reserve_exact(other.len());
+        for (key, value) in other.0.into_vec() {
+            match entries[..own]
+                .iter_mut()
+                .find(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))
+            {
+                Some((_, slot)) => merge(slot, value),
+                None => entries.push((key, value)),
+            }
+        }
+        self.0 = entries.into_boxed_slice();
+    }
+
+    /// [`Self::merge_with`] from a borrowed `other`, leaving out its key
+    /// `skip`: keys this object lacks are added as copies.
+    pub fn merge_with_ref(
+        &mut self,
+        other: &Map,
+        skip: Option<&str>,
+        mut merge: impl FnMut(&mut Value, &Value),
+    ) {
+        let skipped = |key: &Str| skip.is_some_and(|s| key_eq(s.as_bytes(), key.as_bytes()));
+        // Which of the first 64 keys of `other` are missing here, so that
+        // adding them does not look them up again.
+        let (mut missing, mut absent) = (0, 0u64);
+        for (i, (key, value)) in other.iter().enumerate() {
+            if skipped(key) {
+                continue;
+            }
+            match self.get_mut(key) {
+                Some(slot) => merge(slot, value),
+                None => {
+                    missing += 1;
+                    if i < 64 {
+                        absent |= 1 << i;
+                    }
+                }
+            }
+        }
+        if missing == 0 {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        let own = entries.len();
+        entries.reserve_exact(missing);
+        for (i, (key, value)) in other.iter().enumerate() {
+            let add = if i < 64 {
+                absent & (1 << i) != 0
+            } else {
+                !skipped(key)
+                    && !entries[..own]
+                        .iter()
+                        .any(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))
+            };
+            if add {
+                entries.push((key.clone(), value.clone()));
+            }
+        }
+        self.0 = entries.into_boxed_slice();
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -261,16 +368,20 @@ impl Map {
         match self.get_mut(&key) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
-                self.0.push((key, value));
+                self.push(key, value);
                 None
             }
         }
     }
 
-    /// Adds `key`, which the map does not hold yet.
+    /// Adds `key`, which the map does not hold yet (growing the object by
+    /// one: [`Self::merge_with`] adds many at once).
     pub fn push(&mut self, key: Str, value: Value) {
         debug_assert!(!self.contains_key(&key));
-        self.0.push((key, value));
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        entries.reserve_exact(1);
+        entries.push((key, value));
+        self.0 = entries.into_boxed_slice();
     }
 
     /// Removes `key`, keeping the order of the others.
@@ -279,7 +390,10 @@ impl Map {
             .0
             .iter()
             .position(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))?;
-        Some(self.0.remove(at).1)
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        let (_, value) = entries.remove(at);
+        self.0 = entries.into_boxed_slice();
+        Some(value)
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str, &Value)> {
@@ -319,17 +433,25 @@ impl IntoIterator for Map {
     type Item = (Str, Value);
     type IntoIter = std::vec::IntoIter<(Str, Value)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.0.into_vec().into_iter()
     }
 }
 
 impl<K: Into<Str>> FromIterator<(K, Value)> for Map {
+    /// A later value of a repeated key replaces the earlier one in place.
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
-        let mut map = Map::new();
+        let mut entries: Vec<(Str, Value)> = Vec::new();
         for (k, v) in iter {
-            map.insert(k, v);
+            let k = k.into();
+            match entries
+                .iter_mut()
+                .find(|(own, _)| key_eq(own.as_bytes(), k.as_bytes()))
+            {
+                Some((_, slot)) => *slot = v,
+                None => entries.push((k, v)),
+            }
         }
-        map
+        Map(entries.into_boxed_slice())
     }
 }
 
@@ -347,7 +469,7 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&Vec<Value>> {
+    pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(items) => Some(items),
             _ => None,
@@ -682,7 +804,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
         while let Some(item) = seq.next_element_seed(self)? {
             self.0.items.borrow_mut().push(item);
         }
-        let items: Vec<Value> = self.0.items.borrow_mut().drain(start..).collect();
+        let items: Box<[Value]> = self.0.items.borrow_mut().drain(start..).collect();
         Ok(Value::Array(items))
     }
 
@@ -692,7 +814,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             let value = map.next_value_seed(self)?;
             self.0.entries.borrow_mut().push((key, value));
         }
-        let entries: Vec<(Str, Value)> = self.0.entries.borrow_mut().drain(start..).collect();
+        let entries: Box<[(Str, Value)]> = self.0.entries.borrow_mut().drain(start..).collect();
         Ok(Value::Object(Map(entries)))
     }
 }
@@ -748,7 +870,8 @@ mod tests {
             assert_eq!(Str::from(s.to_owned()), v);
             assert_eq!(matches!(v.0, Repr::Inline(..)), s.len() <= INLINE, "{s}");
         }
-        assert_eq!(std::mem::size_of::<Value>(), 32);
+        assert_eq!(std::mem::size_of::<Str>(), 16);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 
     #[test]
@@ -811,6 +934,57 @@ mod tests {
         let mut hint = 0;
         *map.get_mut_hinted("c", &mut hint).unwrap() = Value::Null;
         assert_eq!((map.get("c"), hint), (Some(&Value::Null), 2));
+    }
+
+    #[test]
+    fn merges_add_missing_keys_after_their_own_and_merge_the_shared_ones() {
+        let own = |n: usize| -> Map {
+            (0..n)
+                .map(|i| (format!("k{i}"), Value::from("own")))
+                .collect()
+        };
+        // Keys beyond the first 64 of the other object take the slower path.
+        for n in [3, 70] {
+            let other: Map = (1..n + 2)
+                .map(|i| (format!("k{i}"), Value::from("other")))
+                .collect();
+            let expected: Vec<(String, &str)> = (0..n + 2)
+                .map(|i| {
+                    let from = if i < n { "own" } else { "other" };
+                    (
+                        format!("k{i}"),
+                        if (1..n).contains(&i) { "both" } else { from },
+                    )
+                })
+                .collect();
+            let written = |map: &Map| -> Vec<(String, &str)> {
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            if v.as_str() == Some("both") {
+                                "both"
+                            } else if v.as_str() == Some("own") {
+                                "own"
+                            } else {
+                                "other"
+                            },
+                        )
+                    })
+                    .collect()
+            };
+            let mut owned = own(n);
+            owned.merge_with(other.clone(), |slot, _| *slot = Value::from("both"));
+            assert_eq!(written(&owned), expected);
+            let mut copied = own(n);
+            copied.merge_with_ref(&other, None, |slot, _| *slot = Value::from("both"));
+            assert_eq!(written(&copied), expected);
+            // A skipped key is neither merged nor added.
+            let mut skipping = own(n);
+            let last = format!("k{}", n + 1);
+            skipping.merge_with_ref(&other, Some(&last), |slot, _| *slot = Value::from("both"));
+            assert_eq!(written(&skipping), expected[..n + 1]);
+        }
     }
 
     #[test]
