@@ -11,7 +11,9 @@
 //! `hive-router` binary is on PATH it runs on the same fixture in the same
 //! run and the ratio is printed.
 //!
-//! `BENCH_SECONDS` (default 10) and `BENCH_CONCURRENCY` (default 50) tune it.
+//! `BENCH_SECONDS` (default 10), `BENCH_CONCURRENCY` (default 50) and
+//! `BENCH_ROUNDS` (default 3: grocery and hive-router take turns that many
+//! times, each running its share of the seconds) tune it.
 //! Figures depend on the machine's load: the subgraphs, the gateway and the
 //! load generator share its cores.
 
@@ -380,34 +382,6 @@ async fn serve_gateway(path: &str) {
         .unwrap();
 }
 
-/// CPU time of a gateway and the subgraphs from the start of a run.
-struct Cpu {
-    gateway: u32,
-    subgraphs: u32,
-    at_start: (f64, f64),
-}
-
-impl Cpu {
-    fn start(gateway: u32, subgraphs: u32) -> Self {
-        let at_start = (cpu_seconds(gateway), cpu_seconds(subgraphs));
-        Self {
-            gateway,
-            subgraphs,
-            at_start,
-        }
-    }
-
-    /// Prints both processes' CPU time since the start per request of `requests`.
-    fn print(&self, name: &str, requests: usize) {
-        let per_request = |cpu: f64| cpu / (requests as f64) * 1000.0;
-        println!(
-            "{name:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
-            per_request(cpu_seconds(self.gateway) - self.at_start.0),
-            per_request(cpu_seconds(self.subgraphs) - self.at_start.1),
-        );
-    }
-}
-
 /// A child process of this benchmark in `role`, and the lines it printed until `until`.
 /// The caller kills and waits for it.
 #[allow(clippy::zombie_processes)]
@@ -478,6 +452,7 @@ async fn post(client: &HttpClient, url: &str, body: &Bytes) -> (u16, Bytes) {
     )
 }
 
+#[derive(Default)]
 struct Run {
     requests: usize,
     failures: usize,
@@ -668,6 +643,86 @@ fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// A gateway's runs, added up over the rounds.
+#[derive(Default)]
+struct Tally {
+    run: Run,
+    gateway_cpu: f64,
+    subgraphs_cpu: f64,
+}
+
+impl Tally {
+    async fn add(
+        &mut self,
+        url: &str,
+        gateway: u32,
+        subgraphs: u32,
+        concurrency: usize,
+        duration: Duration,
+        expected_len: usize,
+    ) {
+        let at_start = (cpu_seconds(gateway), cpu_seconds(subgraphs));
+        let run = load(url, QUERY, concurrency, duration, expected_len).await;
+        self.gateway_cpu += cpu_seconds(gateway) - at_start.0;
+        self.subgraphs_cpu += cpu_seconds(subgraphs) - at_start.1;
+        self.run.requests += run.requests;
+        self.run.failures += run.failures;
+        self.run.seconds += run.seconds;
+        self.run.latencies.extend(run.latencies);
+        self.run.latencies.sort();
+    }
+
+    fn print(&self, name: &str, pid: u32) {
+        self.run.print(name);
+        let per_request = |cpu: f64| cpu / (self.run.requests as f64) * 1000.0;
+        println!(
+            "{name:<14} CPU per request: gateway {:.2} ms, subgraphs {:.2} ms",
+            per_request(self.gateway_cpu),
+            per_request(self.subgraphs_cpu),
+        );
+        println!("{name:<14} peak RSS {:.1} MB", peak_rss_mb(pid));
+    }
+}
+
+/// hive-router serving the supergraph at `path`: the child, its URL and the
+/// length of its full answer; `None` (said why) when it does not come up.
+async fn start_hive(
+    binary: &std::path::Path,
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    expected: &serde_json::Value,
+) -> Option<(Child, String, usize)> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(binary)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("SUPERGRAPH_FILE_PATH", path)
+        .env("HIVE_SUPERGRAPH_SOURCE", "file")
+        .env("HIVE_SUPERGRAPH_PATH", path)
+        .env("LOG_LEVEL", "error")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    if !wait_healthy(&format!("http://127.0.0.1:{port}/health")).await {
+        println!("hive-router did not become healthy on port {port}; no comparison");
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    if answer(&url, QUERY).await != *expected {
+        println!("hive-router answers differently from grocery on the fixture!");
+    }
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let body = Bytes::from(serde_json::json!({ "query": QUERY }).to_string());
+    let len = post(&client, &url, &body).await.1.len();
+    Some((child, url, len))
+}
+
 async fn bench() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -677,6 +732,11 @@ async fn bench() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
+    let rounds: u32 = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
     let duration = Duration::from_secs(seconds);
 
     let (mut subgraphs, lines) = spawn_role(&["--serve-subgraphs"], "ready");
@@ -704,7 +764,7 @@ async fn bench() {
     let expected = answer(&gw_url, QUERY).await;
     let expected_text = serde_json::to_vec(&expected).unwrap();
     println!(
-        "fixture: 4 subgraphs, response {:.1} KB; {concurrency} connections, {seconds} s per run, {} cores shared by subgraphs, gateway and load",
+        "fixture: 4 subgraphs, response {:.1} KB; {concurrency} connections, {seconds} s per gateway in {rounds} turns, {} cores shared by subgraphs, gateway and load",
         expected_text.len() as f64 / 1024.0,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -720,14 +780,7 @@ async fn bench() {
         .1
         .len()
     };
-    let cpu = Cpu::start(gw.id(), subgraphs.id());
-    let ours = load(&gw_url, QUERY, concurrency, duration, expected_len).await;
-    ours.print("grocery");
-    cpu.print("grocery", ours.requests);
-    println!("{:<14} peak RSS {:.1} MB", "grocery", peak_rss_mb(gw.id()));
-    fetch_breakdown(&gw_url).await;
-
-    let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
+    // hive-router, when on PATH, serves the same supergraph beside ours.
     let hive = match find_on_path("hive-router").or_else(|| find_on_path("hive_router")) {
         None => {
             println!(
@@ -735,67 +788,50 @@ async fn bench() {
             );
             None
         }
-        Some(binary) => {
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap().port()
-            };
-            let mut child = Command::new(binary)
-                .env("HOST", "127.0.0.1")
-                .env("PORT", port.to_string())
-                .env("SUPERGRAPH_FILE_PATH", &path)
-                .env("HIVE_SUPERGRAPH_SOURCE", "file")
-                .env("HIVE_SUPERGRAPH_PATH", &path)
-                .env("LOG_LEVEL", "error")
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            let url = format!("http://127.0.0.1:{port}/graphql");
-            if wait_healthy(&format!("http://127.0.0.1:{port}/health")).await {
-                let theirs = answer(&url, QUERY).await;
-                if theirs != expected {
-                    println!("hive-router answers differently from grocery on the fixture!");
-                }
-                let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-                let len = post(
-                    &client,
-                    &url,
-                    &Bytes::from(serde_json::json!({ "query": QUERY }).to_string()),
-                )
-                .await
-                .1
-                .len();
-                let cpu = Cpu::start(child.id(), subgraphs.id());
-                let run = load(&url, QUERY, concurrency, duration, len).await;
-                run.print("hive-router");
-                cpu.print("hive-router", run.requests);
-                println!(
-                    "{:<14} peak RSS {:.1} MB",
-                    "hive-router",
-                    peak_rss_mb(child.id())
-                );
-                // Its one-subgraph latency, for the overhead comparison below.
-                let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
-                let simple_len = post(&client, &url, &simple).await.1.len();
-                let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len).await;
-                let _ = child.kill();
-                let _ = child.wait();
-                Some((run, simple_run))
-            } else {
-                println!("hive-router did not become healthy on port {port}; no comparison");
-                let _ = child.kill();
-                let _ = child.wait();
-                None
-            }
-        }
+        Some(binary) => start_hive(&binary, &path, &dir, &expected).await,
     };
-    if let Some((hive, _)) = &hive {
-        println!(
-            "grocery / hive-router: {:.2}× requests/s",
-            ours.rps() / hive.rps()
-        );
+    // The two take turns, round after round, so that the machine's drift
+    // (its speed wanders by tens of percent over minutes) falls on both.
+    let mut ours = Tally::default();
+    let mut theirs = Tally::default();
+    let slice = duration / rounds;
+    for _ in 0..rounds {
+        ours.add(
+            &gw_url,
+            gw.id(),
+            subgraphs.id(),
+            concurrency,
+            slice,
+            expected_len,
+        )
+        .await;
+        if let Some((child, url, len)) = &hive {
+            theirs
+                .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
+                .await;
+        }
     }
+    ours.print("grocery", gw.id());
+    fetch_breakdown(&gw_url).await;
+    let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
+    let hive = match hive {
+        Some((mut child, url, _)) => {
+            theirs.print("hive-router", child.id());
+            println!(
+                "grocery / hive-router: {:.2}× requests/s",
+                ours.run.rps() / theirs.run.rps()
+            );
+            // Its one-subgraph latency, for the overhead comparison below.
+            let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+            let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
+            let simple_len = post(&client, &url, &simple).await.1.len();
+            let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            Some(simple_run)
+        }
+        None => None,
+    };
 
     // Overhead: one subgraph's query through the gateway and straight to it, one connection.
     let products = urls
@@ -823,7 +859,7 @@ async fn bench() {
         via.percentile(0.5) / direct.percentile(0.5),
         (via.percentile(0.5) - direct.percentile(0.5)) * 1000.0
     );
-    if let Some((_, hive_simple)) = &hive {
+    if let Some(hive_simple) = &hive {
         hive_simple.print("via hive-router");
         println!(
             "hive-router one-subgraph overhead: {:.2}× p50 ({:+.0} µs)",
@@ -837,8 +873,8 @@ async fn bench() {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if ours.failures > 0 {
-        eprintln!("{} responses were not the full answer", ours.failures);
+    if ours.run.failures > 0 {
+        eprintln!("{} responses were not the full answer", ours.run.failures);
         std::process::exit(1);
     }
 }
