@@ -458,6 +458,8 @@ struct Run {
     failures: usize,
     seconds: f64,
     latencies: Vec<Duration>,
+    /// CPU seconds the watched processes used while it was measured.
+    cpu: Vec<f64>,
 }
 
 impl Run {
@@ -487,15 +489,17 @@ impl Run {
     }
 }
 
-/// Posts `query` to `url` from `concurrency` connections for `duration`.
-/// A response counts as failed unless it is 200 with exactly `expected_len`
-/// bytes (the full answer, checked once beforehand).
+/// Posts `query` to `url` from `concurrency` connections for `duration`
+/// (after a second of warm-up), measuring the CPU time the processes
+/// `watch` use meanwhile. A response counts as failed unless it is 200 with
+/// exactly `expected_len` bytes (the full answer, checked once beforehand).
 async fn load(
     url: &str,
     query: &str,
     concurrency: usize,
     duration: Duration,
     expected_len: usize,
+    watch: &[u32],
 ) -> Run {
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(concurrency)
@@ -516,6 +520,7 @@ async fn load(
     for t in tasks {
         t.await.unwrap();
     }
+    let cpu_at_start: Vec<f64> = watch.iter().map(|&pid| cpu_seconds(pid)).collect();
     let started = Instant::now();
     let until = started + duration;
     let tasks: Vec<_> = (0..concurrency)
@@ -536,18 +541,18 @@ async fn load(
             })
         })
         .collect();
-    let mut run = Run {
-        requests: 0,
-        failures: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
+    let mut run = Run::default();
     for t in tasks {
         let (latencies, failures) = t.await.unwrap();
         run.failures += failures;
         run.latencies.extend(latencies);
     }
     run.seconds = started.elapsed().as_secs_f64();
+    run.cpu = watch
+        .iter()
+        .zip(cpu_at_start)
+        .map(|(&pid, at_start)| cpu_seconds(pid) - at_start)
+        .collect();
     run.requests = run.latencies.len();
     run.latencies.sort();
     run
@@ -661,10 +666,17 @@ impl Tally {
         duration: Duration,
         expected_len: usize,
     ) {
-        let at_start = (cpu_seconds(gateway), cpu_seconds(subgraphs));
-        let run = load(url, QUERY, concurrency, duration, expected_len).await;
-        self.gateway_cpu += cpu_seconds(gateway) - at_start.0;
-        self.subgraphs_cpu += cpu_seconds(subgraphs) - at_start.1;
+        let run = load(
+            url,
+            QUERY,
+            concurrency,
+            duration,
+            expected_len,
+            &[gateway, subgraphs],
+        )
+        .await;
+        self.gateway_cpu += run.cpu[0];
+        self.subgraphs_cpu += run.cpu[1];
         self.run.requests += run.requests;
         self.run.failures += run.failures;
         self.run.seconds += run.seconds;
@@ -825,7 +837,7 @@ async fn bench() {
             let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
             let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
             let simple_len = post(&client, &url, &simple).await.1.len();
-            let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len).await;
+            let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len, &[]).await;
             let _ = child.kill();
             let _ = child.wait();
             Some(simple_run)
@@ -850,8 +862,8 @@ async fn bench() {
     let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
     let direct_len = post(&client, &products, &simple).await.1.len();
     let via_len = post(&client, &gw_url, &simple).await.1.len();
-    let direct = load(&products, SIMPLE, 1, overhead_time, direct_len).await;
-    let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len).await;
+    let direct = load(&products, SIMPLE, 1, overhead_time, direct_len, &[]).await;
+    let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len, &[]).await;
     direct.print("subgraph");
     via.print("via gateway");
     println!(
