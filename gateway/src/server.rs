@@ -80,12 +80,10 @@ pub async fn serve(
                     .build()
                     .and_then(|runtime| {
                         runtime.block_on(async move {
+                            // Tapped: axum gives peers' addresses to handlers for
+                            // TCP listeners and tapped ones.
                             let listener = Handed { incoming, local }.tap_io(|_| {});
-                            axum::serve(
-                                listener,
-                                router.into_make_service_with_connect_info::<SocketAddr>(),
-                            )
-                            .with_graceful_shutdown(async move {
+                            kit::server::serve(listener, router, async move {
                                 let _ = stop.wait_for(|s| *s).await;
                             })
                             .await

@@ -17,7 +17,6 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::{
@@ -97,11 +96,18 @@ where
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
+/// Any listener whose peers have socket addresses will do: the gateway hands
+/// its serving threads their connections through one of its own.
+pub async fn serve<L>(
+    listener: L,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    for<'a> std::net::SocketAddr:
+        axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     // Peer addresses reach handlers (the gateway's per-address rate limits).
     axum::serve(
         listener,
