@@ -574,6 +574,13 @@ async fn answer(url: &str, query: &str) -> serde_json::Value {
     value
 }
 
+/// How many bytes `url` answers `query` with: a full answer, as load() checks.
+async fn answer_len(url: &str, query: &str) -> usize {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let body = Bytes::from(serde_json::json!({ "query": query }).to_string());
+    post(&client, url, &body).await.1.len()
+}
+
 /// Where the gateway's time went: fetches per subgraph and their mean latency, from `/metrics`.
 async fn fetch_breakdown(gw_url: &str) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -729,9 +736,7 @@ async fn start_hive(
     if answer(&url, QUERY).await != *expected {
         println!("hive-router answers differently from grocery on the fixture!");
     }
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let body = Bytes::from(serde_json::json!({ "query": QUERY }).to_string());
-    let len = post(&client, &url, &body).await.1.len();
+    let len = answer_len(&url, QUERY).await;
     Some((child, url, len))
 }
 
@@ -780,18 +785,8 @@ async fn bench() {
         expected_text.len() as f64 / 1024.0,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let expected_len = {
-        // The gateway's own bytes for the same answer.
-        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        post(
-            &client,
-            &gw_url,
-            &Bytes::from(serde_json::json!({ "query": QUERY }).to_string()),
-        )
-        .await
-        .1
-        .len()
-    };
+    // The gateway's own bytes for the same answer.
+    let expected_len = answer_len(&gw_url, QUERY).await;
     // hive-router, when on PATH, serves the same supergraph beside ours.
     let hive = match find_on_path("hive-router").or_else(|| find_on_path("hive_router")) {
         None => {
@@ -834,9 +829,7 @@ async fn bench() {
                 ours.run.rps() / theirs.run.rps()
             );
             // Its one-subgraph latency, for the overhead comparison below.
-            let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-            let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
-            let simple_len = post(&client, &url, &simple).await.1.len();
+            let simple_len = answer_len(&url, SIMPLE).await;
             let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len, &[]).await;
             let _ = child.kill();
             let _ = child.wait();
@@ -858,10 +851,8 @@ async fn bench() {
         direct_answer["data"], via_answer["data"],
         "the gateway changes the answer"
     );
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let simple = Bytes::from(serde_json::json!({ "query": SIMPLE }).to_string());
-    let direct_len = post(&client, &products, &simple).await.1.len();
-    let via_len = post(&client, &gw_url, &simple).await.1.len();
+    let direct_len = answer_len(&products, SIMPLE).await;
+    let via_len = answer_len(&gw_url, SIMPLE).await;
     let direct = load(&products, SIMPLE, 1, overhead_time, direct_len, &[]).await;
     let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len, &[]).await;
     direct.print("subgraph");
