@@ -987,6 +987,9 @@ async fn fetch_at(
     ctx: &Context<'_>,
     state: &State,
 ) {
+    if selects_nothing(&fetch.operation.document.operation.selection_set, ctx) {
+        return;
+    }
     let service = fetch.service_name.as_str();
     let mut variables = variables_for(fetch.variable_usages.as_ref(), ctx);
     let (operation, kind) = (&fetch.operation.document_str, fetch.operation_kind.as_ref());
@@ -1063,6 +1066,32 @@ async fn fetch_at(
             .errors
             .extend(fetch_failed(service, &err, &batch.owner_paths().concat())),
     }
+}
+
+/// Whether every selection of a fetch's operation is switched off by an
+/// `@include`/`@skip` on this request's variables, so that sending it would
+/// only ask the subgraph for `{}`. The planner wraps entity fetches in
+/// `Condition` nodes, but leaves a root field's directive inside its fetch;
+/// an `_entities` field counts as off when everything under it is.
+fn selects_nothing(selections: &SelectionSet, ctx: &Context<'_>) -> bool {
+    let on = |name: &Option<String>| {
+        name.as_ref()
+            .map(|v| matches!(ctx.variables.get(v), Some(Json::Bool(true))))
+    };
+    let off = |skip_if: &Option<String>, include_if: &Option<String>| {
+        on(skip_if) == Some(true) || on(include_if) == Some(false)
+    };
+    !selections.items.is_empty()
+        && selections.items.iter().all(|item| match item {
+            SelectionItem::Field(f) => {
+                off(&f.skip_if, &f.include_if)
+                    || (f.name == "_entities" && selects_nothing(&f.selections, ctx))
+            }
+            SelectionItem::InlineFragment(f) => {
+                off(&f.skip_if, &f.include_if) || selects_nothing(&f.selections, ctx)
+            }
+            SelectionItem::FragmentSpread(_) => false,
+        })
 }
 
 /// Merges the answered `entities` into the objects `batch` made their
@@ -1270,6 +1299,9 @@ pub(crate) fn with_service(mut error: Json, service: &str) -> Json {
 }
 
 async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
+    if selects_nothing(&batch.operation.document.operation.selection_set, ctx) {
+        return;
+    }
     let service = batch.service_name.as_str();
     let mut variables = variables_for(batch.variable_usages.as_ref(), ctx);
     let mut batches = Vec::new();

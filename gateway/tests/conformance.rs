@@ -967,6 +967,46 @@ async fn aliases_fragments_directives_and_variables() {
 }
 
 #[tokio::test]
+async fn root_fields_switched_off_by_variables_are_never_fetched() {
+    let shop = Shop::new().await;
+    let query = "query($reviews: Boolean!, $noMe: Boolean = false) {
+        products(first: 1) { upc }
+        latestReviews @include(if: $reviews) { stars }
+        me @skip(if: $noMe) { name }
+    }";
+    let body = shop
+        .post(query, json!({ "reviews": false, "noMe": true }))
+        .await;
+    assert_eq!(body, json!({ "data": { "products": [{ "upc": "1" }] } }));
+    assert_eq!(
+        shop.counts(),
+        [1, 0, 0, 0],
+        "only the products fetch was sent"
+    );
+
+    // Switched on, the same plan (cached) fetches all three.
+    shop.forget();
+    let body = shop.post(query, json!({ "reviews": true })).await;
+    assert_eq!(body["data"]["me"], json!({ "name": "Ada" }));
+    assert_eq!(
+        body["data"]["latestReviews"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(shop.counts(), [1, 1, 1, 0]);
+
+    // Everything off: an empty answer, no subgraph asked.
+    shop.forget();
+    let body = shop
+        .post(
+            "query($on: Boolean!) { me @include(if: $on) { name } ... @include(if: $on) { latestReviews { stars } } }",
+            json!({ "on": false }),
+        )
+        .await;
+    assert_eq!(body, json!({ "data": {} }));
+    assert_eq!(shop.counts(), [0, 0, 0, 0]);
+}
+
+#[tokio::test]
 async fn bad_variables_are_refused_with_no_subgraph_called() {
     let shop = Shop::new().await;
     let query = "query($filter: Filter!, $n: Int) { search(filter: $filter) { upc } products(first: $n) { upc } }";
