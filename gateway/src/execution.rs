@@ -883,23 +883,69 @@ fn gateway_error(message: &str) -> Json {
     json!({ "message": message, "extensions": { "code": "INTERNAL_SERVER_ERROR" } })
 }
 
-/// A failed fetch, reported at each response path it was to fill.
-fn fetch_failed(service: &str, err: &FetchError, paths: &[ResponsePath<'_>]) -> Vec<Json> {
-    let error = |path: Option<&ResponsePath<'_>>| {
-        let mut e = json!({
-            "message": format!("subgraph {service} failed: {err}"),
-            "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service },
-        });
-        if let Some(path) = path {
-            e["path"] = Json::Array(path_json(path));
-        }
-        e
-    };
-    if paths.is_empty() {
-        vec![error(None)]
-    } else {
-        paths.iter().map(|p| error(Some(p))).collect()
+/// A failed fetch, reported once however many objects it was to fill:
+/// `path` when that was one place in the response (`one`), and for an
+/// entity fetch `extensions.affectedPath`, the plan's path to the objects
+/// (`@` for list items), as Hive Router reports it.
+fn fetch_failed(
+    service: &str,
+    err: &FetchError,
+    one: Option<Vec<Json>>,
+    affected: Option<String>,
+) -> Json {
+    let mut e = json!({
+        "message": format!("subgraph {service} failed: {err}"),
+        "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service },
+    });
+    if let Some(path) = one {
+        e["path"] = Json::Array(path);
     }
+    if let Some(affected) = affected {
+        e["extensions"]["affectedPath"] = Json::String(affected);
+    }
+    e
+}
+
+/// The one response path an entity fetch's objects share, if they are one.
+fn only_path(mut owners: Vec<Vec<ResponsePath<'_>>>) -> Option<Vec<Json>> {
+    match owners.as_mut_slice() {
+        [one] if one.len() == 1 => one.pop().map(|p| path_json(&p)),
+        _ => None,
+    }
+}
+
+/// The response key of a root fetch's only field: where its failure shows.
+fn only_root_key(selections: &SelectionSet) -> Option<Vec<Json>> {
+    match selections.items.as_slice() {
+        [SelectionItem::Field(f)] => Some(vec![Json::String(
+            f.alias.clone().unwrap_or_else(|| f.name.clone()),
+        )]),
+        _ => None,
+    }
+}
+
+fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
+    let mut text = String::new();
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        for (j, segment) in path.iter().enumerate() {
+            if j > 0 && !matches!(segment, FlattenNodePathSegment::TypeCondition(_)) {
+                text.push('.');
+            }
+            match segment {
+                FlattenNodePathSegment::Field(name) => text.push_str(name),
+                FlattenNodePathSegment::List => text.push('@'),
+                FlattenNodePathSegment::TypeCondition(types) => {
+                    text.push_str("|[");
+                    text.push_str(&types.iter().cloned().collect::<Vec<_>>().join("|"));
+                    text.push(']');
+                }
+            }
+        }
+    }
+    text
 }
 
 /// Whether following `rest` into `entity` ends at nothing (null or absent)
@@ -1018,7 +1064,13 @@ async fn fetch_at(
                     .errors
                     .extend(errors.into_iter().map(|e| with_service(e, service)));
             }
-            Err(err) => state.errors.extend(fetch_failed(service, &err, &[])),
+            Err(err) => {
+                let one = path
+                    .is_empty()
+                    .then(|| only_root_key(&fetch.operation.document.operation.selection_set))
+                    .flatten();
+                state.errors.push(fetch_failed(service, &err, one, None));
+            }
         }
         return;
     };
@@ -1062,9 +1114,12 @@ async fn fetch_at(
                 ctx.types,
             );
         }
-        Err(err) => state
-            .errors
-            .extend(fetch_failed(service, &err, &batch.owner_paths().concat())),
+        Err(err) => state.errors.push(fetch_failed(
+            service,
+            &err,
+            only_path(batch.owner_paths()),
+            Some(flatten_path_text(&[path])),
+        )),
     }
 }
 
@@ -1376,12 +1431,17 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
             }
         }
         Err(err) => {
-            let paths: Vec<ResponsePath<'_>> = batches
-                .into_iter()
-                .flat_map(|(found, _)| found.owner_paths())
-                .flatten()
+            let owners = batches.iter().flat_map(|(found, _)| found.owner_paths());
+            let paths: Vec<_> = batches
+                .iter()
+                .flat_map(|(_, p)| p.iter().copied())
                 .collect();
-            state.errors.extend(fetch_failed(service, &err, &paths));
+            state.errors.push(fetch_failed(
+                service,
+                &err,
+                only_path(owners.collect()),
+                Some(flatten_path_text(&paths)),
+            ));
         }
     }
 }

@@ -1160,18 +1160,24 @@ async fn a_subgraph_that_is_down_leaves_partial_data_and_errors_never_a_500() {
         );
         error["message"] = json!("…");
     }
-    // Parallel fetches: their errors in a fixed order (paths, then none).
+    // Parallel fetches: their errors in a fixed order.
     body["errors"]
         .as_array_mut()
         .unwrap()
-        .sort_by_key(|e| e["path"].to_string());
-    let down = |service: &str, path: Option<Value>| {
+        .sort_by_key(|e| e["extensions"]["serviceName"].to_string());
+    let down = |service: &str, path: Option<Value>, affected: Option<&str>| {
         let mut e = json!({ "message": "…", "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service } });
         if let Some(path) = path {
             e["path"] = path;
         }
+        if let Some(affected) = affected {
+            e["extensions"]["affectedPath"] = json!(affected);
+        }
         e
     };
+    // One error per failed fetch, however many objects it was to fill: the
+    // three products' entity fetch is one, at the plan's path to them; the
+    // root fetch of `me` is at `me`.
     assert_eq!(
         body,
         json!({
@@ -1184,11 +1190,28 @@ async fn a_subgraph_that_is_down_leaves_partial_data_and_errors_never_a_500() {
                 ],
             },
             "errors": [
-                down("inventory", Some(json!(["products", 0]))),
-                down("inventory", Some(json!(["products", 1]))),
-                down("inventory", Some(json!(["products", 2]))),
-                down("users", None),
+                down("inventory", None, Some("products.@")),
+                down("users", Some(json!(["me"])), None),
             ],
+        })
+    );
+
+    // An entity fetch for one object: its error has that object's path.
+    let (status, body, _) = support::post_with_status(
+        &gw,
+        r#"{ product(upc: "2") { name inStock } }"#,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut body = body;
+    body["errors"][0]["message"] = json!("…");
+    assert_eq!(
+        body,
+        json!({
+            "data": { "product": { "name": "Bread", "inStock": null } },
+            "errors": [down("inventory", Some(json!(["product"])), Some("product"))],
         })
     );
 }
