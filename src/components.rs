@@ -113,15 +113,23 @@ impl Servable {
 /// How long the gateway waits for a subgraph.
 pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The gateway's listen address: `GATEWAY_HOST`/`GATEWAY_PORT` or `HOST`/`PORT`, default 127.0.0.1:4000.
-/// `GATEWAY_THREADS`: how many threads serve the gateway (default: one per core).
-pub fn gateway_threads(env: &mut Env) -> usize {
-    let threads = env.parse_or("GATEWAY_THREADS", gateway::server::default_threads());
+/// How the gateway is served: `GATEWAY_THREADS` serving threads (default:
+/// one per core), each polling `GATEWAY_POLL_US` microseconds after a
+/// request while nearly idle (default 100; 0 turns it off).
+pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
+    let default = gateway::server::Serving::default();
+    let threads = env.parse_or("GATEWAY_THREADS", default.threads);
     if threads == 0 {
         env.problem("GATEWAY_THREADS must be at least 1");
     }
-    threads
+    let poll = env.parse_or("GATEWAY_POLL_US", default.poll.as_micros() as u64);
+    gateway::server::Serving {
+        threads,
+        poll: std::time::Duration::from_micros(poll),
+    }
 }
+
+/// The gateway's listen address: `GATEWAY_HOST`/`GATEWAY_PORT` or `HOST`/`PORT`, default 127.0.0.1:4000.
 
 pub fn gateway_addr(env: &mut Env) -> SocketAddr {
     let host = env
@@ -148,12 +156,12 @@ pub fn gateway_addr(env: &mut Env) -> SocketAddr {
     }
 }
 
-/// Serves `gateway` on `addr` from `threads` serving threads (see
-/// [`gateway::server`]) in `tasks` until `stop`; returns its URL.
+/// Serves `gateway` on `addr` as `serving` says (see [`gateway::server`])
+/// in `tasks` until `stop`; returns its URL.
 pub async fn spawn_gateway(
     gateway: std::sync::Arc<gateway::http::Gateway>,
     addr: SocketAddr,
-    threads: usize,
+    serving: gateway::server::Serving,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<String> {
@@ -163,7 +171,7 @@ pub async fn spawn_gateway(
     let url = format!("http://{}", listener.local_addr()?);
     let router = gateway::http::router(gateway);
     tasks.spawn(async move {
-        gateway::server::serve(listener, router, threads, stop).await?;
+        gateway::server::serve(listener, router, serving, stop).await?;
         Ok(())
     });
     Ok(url)
@@ -301,7 +309,7 @@ pub async fn serve_gateway(
 ) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = gateway_addr(&mut env);
-    let threads = gateway_threads(&mut env);
+    let serving = gateway_serving(&mut env);
     let from_env = env.get("SUPERGRAPH_PATH");
     let path = match supergraph {
         Some(flag) => flag.display().to_string(),
@@ -355,7 +363,7 @@ pub async fn serve_gateway(
     let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let url = spawn_gateway(gateway.clone(), addr, threads, &mut tasks, stop).await?;
+    let url = spawn_gateway(gateway.clone(), addr, serving, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
     let manifests = tokio::spawn(gateway::persisted::watch(
@@ -684,7 +692,7 @@ pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use super::parse_timeout;
+    use super::{gateway_serving, parse_timeout};
 
     #[test]
     fn timeouts_read_as_people_write_them() {
@@ -694,5 +702,35 @@ mod tests {
         for bad in ["", "2", "s", "0s", "-1s", "2h", "4000s", "fast"] {
             assert_eq!(parse_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_gateway_is_served_as_its_environment_says() {
+        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+            kit::config::Env::from_fn(move |name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let mut env = env_of(&[]);
+        let serving = gateway_serving(&mut env);
+        assert!(env.finish().is_ok());
+        assert_eq!(serving.threads, gateway::server::default_threads());
+        assert_eq!(serving.poll, gateway::server::DEFAULT_POLL);
+
+        let mut env = env_of(&[("GATEWAY_THREADS", "3"), ("GATEWAY_POLL_US", "0")]);
+        let serving = gateway_serving(&mut env);
+        assert!(env.finish().is_ok());
+        assert_eq!((serving.threads, serving.poll), (3, Duration::ZERO));
+
+        let mut env = env_of(&[("GATEWAY_THREADS", "0"), ("GATEWAY_POLL_US", "soon")]);
+        gateway_serving(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(
+            problems.contains("GATEWAY_THREADS must be at least 1")
+                && problems.contains("GATEWAY_POLL_US=\"soon\" is not valid"),
+            "{problems}"
+        );
     }
 }

@@ -119,7 +119,7 @@ async fn start(
     let explicit_catalog_url = env.get("CATALOG_URL").is_some();
     let explicit_users_url = env.get("USERS_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
-    let gateway_threads = components::gateway_threads(&mut env);
+    let gateway_serving = components::gateway_serving(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
     env.finish()?;
@@ -211,7 +211,7 @@ async fn start(
     let gateway_url = components::spawn_gateway(
         edge,
         gateway_addr,
-        gateway_threads,
+        gateway_serving,
         &mut stack.servers,
         stop.clone(),
     )

@@ -372,12 +372,14 @@ async fn serve_gateway(path: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("http://{}/graphql", listener.local_addr().unwrap());
     // Served as `grocery serve gateway` serves it.
-    let threads = std::env::var("GATEWAY_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(gateway::server::default_threads);
+    fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|n| n.parse().ok())
+    }
+    let mut serving = gateway::server::Serving::default();
+    serving.threads = env("GATEWAY_THREADS").unwrap_or(serving.threads);
+    serving.poll = env("GATEWAY_POLL_US").map_or(serving.poll, Duration::from_micros);
     let (_stop, stop) = tokio::sync::watch::channel(false);
-    gateway::server::serve(listener, gateway::http::router(gw), threads, stop)
+    gateway::server::serve(listener, gateway::http::router(gw), serving, stop)
         .await
         .unwrap();
 }

@@ -290,9 +290,13 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
          grocery_gateway_subscriptions {}\n\
          # HELP grocery_gateway_upstream_subscriptions Subscriptions open on subgraphs (identical client subscriptions share one).\n\
          # TYPE grocery_gateway_upstream_subscriptions gauge\n\
-         grocery_gateway_upstream_subscriptions {}\n",
+         grocery_gateway_upstream_subscriptions {}\n\
+         # HELP grocery_gateway_poll_seconds_total Time serving threads spent polling instead of sleeping while nearly idle (GATEWAY_POLL_US).\n\
+         # TYPE grocery_gateway_poll_seconds_total counter\n\
+         grocery_gateway_poll_seconds_total {:.6}\n",
         gw.subscriptions.open(),
         gw.subscriptions.upstream(),
+        crate::spin::polled().as_secs_f64(),
     ));
     text.push_str(&gw.documents.render());
     text.push_str(&gw.limiter.render());
@@ -315,6 +319,7 @@ async fn request_context(
     next: axum::middleware::Next,
 ) -> Response {
     use tracing::Instrument;
+    let _active = crate::spin::enter();
     let headers = request.headers_mut();
     let id = kit::server::request_id(headers);
     let trace = Traceparent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));

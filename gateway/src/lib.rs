@@ -25,6 +25,7 @@ pub mod planning;
 pub mod projection;
 pub mod ratelimit;
 pub mod server;
+pub mod spin;
 pub mod subscriptions;
 pub mod upstream;
 pub mod value;

@@ -22,6 +22,30 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How long a nearly idle serving thread polls after a request starts or
+/// ends (`GATEWAY_POLL_US` unset), instead of sleeping: see [`crate::spin`].
+/// Long enough for a fast subgraph's answer and a client's next request on
+/// the same connection.
+pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// How the gateway is served.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    /// Serving threads, each with its own single-threaded runtime.
+    pub threads: usize,
+    /// How long a nearly idle thread polls (zero: never).
+    pub poll: std::time::Duration,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            threads: default_threads(),
+            poll: DEFAULT_POLL,
+        }
+    }
+}
+
 /// A new connection, on its way to a serving thread.
 type Handoff = (std::net::TcpStream, SocketAddr);
 
@@ -53,20 +77,20 @@ impl axum::serve::Listener for Handed {
     }
 }
 
-/// Serves `router` on `listener` from `threads` threads (at least one), each
-/// with its own single-threaded runtime, until `stop` turns true; then each
-/// finishes its in-flight requests. A thread that fails ends it at once,
-/// with that thread's error.
+/// Serves `router` on `listener` from `serving.threads` threads (at least
+/// one), each with its own single-threaded runtime, until `stop` turns true;
+/// then each finishes its in-flight requests. A thread that fails ends it at
+/// once, with that thread's error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    threads: usize,
+    serving: Serving,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let mut ended = Vec::new();
     let mut handoffs = Vec::new();
-    for i in 0..threads.max(1) {
+    for i in 0..serving.threads.max(1) {
         let (handoff, incoming) = mpsc::unbounded_channel();
         handoffs.push(handoff);
         let router = router.clone();
@@ -80,6 +104,7 @@ pub async fn serve(
                     .build()
                     .and_then(|runtime| {
                         runtime.block_on(async move {
+                            crate::spin::install(serving.poll);
                             // Tapped: axum gives peers' addresses to handlers for
                             // TCP listeners and tapped ones.
                             let listener = Handed { incoming, local }.tap_io(|_| {});
@@ -193,7 +218,11 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        let served = tokio::spawn(serve(listener, router, 2, stop));
+        let serving = Serving {
+            threads: 2,
+            ..Serving::default()
+        };
+        let served = tokio::spawn(serve(listener, router, serving, stop));
         let answers = futures::future::join_all((0..8).map(|_| get(addr))).await;
         let mut by_thread = std::collections::BTreeMap::new();
         for answer in &answers {
