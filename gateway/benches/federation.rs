@@ -7,7 +7,8 @@
 //! connections posting the benchmark's nested `users … reviews … product …
 //! topProducts` query for a fixed time. Prints requests/s, p50/p95/p99 and
 //! the gateway's peak RSS; then the one-subgraph overhead (the same query
-//! through the gateway and straight to its subgraph, one connection). When a
+//! through the gateway and straight to its subgraph, one connection, taking
+//! turns too) and the gateway's CPU per request at that pace. When a
 //! `hive-router` binary is on PATH it runs on the same fixture in the same
 //! run and the ratio is printed.
 //!
@@ -478,6 +479,21 @@ impl Run {
         self.requests as f64 / self.seconds
     }
 
+    /// Adds `other`'s requests, time and CPU to these.
+    fn absorb(&mut self, other: Run) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.seconds += other.seconds;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort();
+        if self.cpu.len() < other.cpu.len() {
+            self.cpu.resize(other.cpu.len(), 0.0);
+        }
+        for (sum, cpu) in self.cpu.iter_mut().zip(other.cpu) {
+            *sum += cpu;
+        }
+    }
+
     fn print(&self, who: &str) {
         println!(
             "{who:<14} {:>9.0} req/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {} failed)",
@@ -686,11 +702,7 @@ impl Tally {
         .await;
         self.gateway_cpu += run.cpu[0];
         self.subgraphs_cpu += run.cpu[1];
-        self.run.requests += run.requests;
-        self.run.failures += run.failures;
-        self.run.seconds += run.seconds;
-        self.run.latencies.extend(run.latencies);
-        self.run.latencies.sort();
+        self.run.absorb(run);
     }
 
     fn print(&self, name: &str, pid: u32) {
@@ -823,24 +835,16 @@ async fn bench() {
     ours.print("grocery", gw.id());
     fetch_breakdown(&gw_url).await;
     let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
-    let hive = match hive {
-        Some((mut child, url, _)) => {
-            theirs.print("hive-router", child.id());
-            println!(
-                "grocery / hive-router: {:.2}× requests/s",
-                ours.run.rps() / theirs.run.rps()
-            );
-            // Its one-subgraph latency, for the overhead comparison below.
-            let simple_len = answer_len(&url, SIMPLE).await;
-            let simple_run = load(&url, SIMPLE, 1, overhead_time, simple_len, &[]).await;
-            let _ = child.kill();
-            let _ = child.wait();
-            Some(simple_run)
-        }
-        None => None,
-    };
+    if let Some((child, _, _)) = &hive {
+        theirs.print("hive-router", child.id());
+        println!(
+            "grocery / hive-router: {:.2}× requests/s",
+            ours.run.rps() / theirs.run.rps()
+        );
+    }
 
-    // Overhead: one subgraph's query through the gateway and straight to it, one connection.
+    // Overhead: one subgraph's query through the gateway and straight to it,
+    // one connection; in turns, as above, so drift falls on all of them.
     let products = urls
         .iter()
         .find(|(n, _)| n == "products")
@@ -855,22 +859,35 @@ async fn bench() {
     );
     let direct_len = answer_len(&products, SIMPLE).await;
     let via_len = answer_len(&gw_url, SIMPLE).await;
-    let direct = load(&products, SIMPLE, 1, overhead_time, direct_len, &[]).await;
-    let via = load(&gw_url, SIMPLE, 1, overhead_time, via_len, &[]).await;
+    let hive_simple_len = match &hive {
+        Some((_, url, _)) => answer_len(url, SIMPLE).await,
+        None => 0,
+    };
+    let (mut direct, mut via, mut via_hive) = (Run::default(), Run::default(), Run::default());
+    let slice = (overhead_time / rounds).max(Duration::from_secs(1));
+    for _ in 0..rounds {
+        direct.absorb(load(&products, SIMPLE, 1, slice, direct_len, &[]).await);
+        via.absorb(load(&gw_url, SIMPLE, 1, slice, via_len, &[gw.id()]).await);
+        if let Some((child, url, _)) = &hive {
+            via_hive.absorb(load(url, SIMPLE, 1, slice, hive_simple_len, &[child.id()]).await);
+        }
+    }
     direct.print("subgraph");
     via.print("via gateway");
-    println!(
-        "one-subgraph overhead: {:.2}× p50 ({:+.0} µs)",
-        via.percentile(0.5) / direct.percentile(0.5),
-        (via.percentile(0.5) - direct.percentile(0.5)) * 1000.0
-    );
-    if let Some(hive_simple) = &hive {
-        hive_simple.print("via hive-router");
+    let overhead = |run: &Run, who: &str| {
         println!(
-            "hive-router one-subgraph overhead: {:.2}× p50 ({:+.0} µs)",
-            hive_simple.percentile(0.5) / direct.percentile(0.5),
-            (hive_simple.percentile(0.5) - direct.percentile(0.5)) * 1000.0
-        );
+            "{who}one-subgraph overhead: {:.2}× p50 ({:+.0} µs), gateway CPU {:.0} µs per request",
+            run.percentile(0.5) / direct.percentile(0.5),
+            (run.percentile(0.5) - direct.percentile(0.5)) * 1000.0,
+            run.cpu.first().copied().unwrap_or(f64::NAN) / run.requests as f64 * 1e6,
+        )
+    };
+    overhead(&via, "");
+    if let Some((mut child, _, _)) = hive {
+        via_hive.print("via hive-router");
+        overhead(&via_hive, "hive-router ");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     for child in [&mut gw, &mut subgraphs] {
