@@ -130,7 +130,6 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
 }
 
 /// The gateway's listen address: `GATEWAY_HOST`/`GATEWAY_PORT` or `HOST`/`PORT`, default 127.0.0.1:4000.
-
 pub fn gateway_addr(env: &mut Env) -> SocketAddr {
     let host = env
         .get("GATEWAY_HOST")

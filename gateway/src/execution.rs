@@ -924,7 +924,9 @@ fn only_root_key(selections: &SelectionSet) -> Option<Vec<Json>> {
     }
 }
 
+/// Flatten paths as the planner writes them (`products.@.reviews|[Review]`).
 fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
+    use std::fmt::Write;
     let mut text = String::new();
     for (i, path) in paths.iter().enumerate() {
         if i > 0 {
@@ -934,15 +936,7 @@ fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
             if j > 0 && !matches!(segment, FlattenNodePathSegment::TypeCondition(_)) {
                 text.push('.');
             }
-            match segment {
-                FlattenNodePathSegment::Field(name) => text.push_str(name),
-                FlattenNodePathSegment::List => text.push('@'),
-                FlattenNodePathSegment::TypeCondition(types) => {
-                    text.push_str("|[");
-                    text.push_str(&types.iter().cloned().collect::<Vec<_>>().join("|"));
-                    text.push(']');
-                }
-            }
+            let _ = write!(text, "{segment}");
         }
     }
     text
@@ -1033,7 +1027,12 @@ async fn fetch_at(
     ctx: &Context<'_>,
     state: &State,
 ) {
-    if selects_nothing(&fetch.operation.document.operation.selection_set, ctx) {
+    let at_root = fetch.requires.is_none() && path.is_empty();
+    if selects_nothing(
+        &fetch.operation.document.operation.selection_set,
+        at_root,
+        ctx,
+    ) {
         return;
     }
     let service = fetch.service_name.as_str();
@@ -1123,12 +1122,15 @@ async fn fetch_at(
     }
 }
 
-/// Whether every selection of a fetch's operation is switched off by an
-/// `@include`/`@skip` on this request's variables, so that sending it would
-/// only ask the subgraph for `{}`. The planner wraps entity fetches in
-/// `Condition` nodes, but leaves a root field's directive inside its fetch;
-/// an `_entities` field counts as off when everything under it is.
-fn selects_nothing(selections: &SelectionSet, ctx: &Context<'_>) -> bool {
+/// Whether a fetch's operation would ask the subgraph for nothing the
+/// gateway does not know already: every selection is switched off by an
+/// `@include`/`@skip` on this request's variables, or (`at_root`, a root
+/// fetch) is the root type's `__typename`, which projection writes itself.
+/// The planner wraps entity fetches in `Condition` nodes, but leaves a root
+/// field's directive inside its fetch, and sends `{ __typename }` (a health
+/// check's query) to a subgraph; an `_entities` field counts as nothing when
+/// everything under it is.
+fn selects_nothing(selections: &SelectionSet, at_root: bool, ctx: &Context<'_>) -> bool {
     let on = |name: &Option<String>| {
         name.as_ref()
             .map(|v| matches!(ctx.variables.get(v), Some(Json::Bool(true))))
@@ -1140,10 +1142,11 @@ fn selects_nothing(selections: &SelectionSet, ctx: &Context<'_>) -> bool {
         && selections.items.iter().all(|item| match item {
             SelectionItem::Field(f) => {
                 off(&f.skip_if, &f.include_if)
-                    || (f.name == "_entities" && selects_nothing(&f.selections, ctx))
+                    || (at_root && f.name == "__typename")
+                    || (f.name == "_entities" && selects_nothing(&f.selections, false, ctx))
             }
             SelectionItem::InlineFragment(f) => {
-                off(&f.skip_if, &f.include_if) || selects_nothing(&f.selections, ctx)
+                off(&f.skip_if, &f.include_if) || selects_nothing(&f.selections, at_root, ctx)
             }
             SelectionItem::FragmentSpread(_) => false,
         })
@@ -1354,7 +1357,11 @@ pub(crate) fn with_service(mut error: Json, service: &str) -> Json {
 }
 
 async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
-    if selects_nothing(&batch.operation.document.operation.selection_set, ctx) {
+    if selects_nothing(
+        &batch.operation.document.operation.selection_set,
+        false,
+        ctx,
+    ) {
         return;
     }
     let service = batch.service_name.as_str();
@@ -1449,6 +1456,22 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flatten_paths_read_as_the_planner_writes_them() {
+        use FlattenNodePathSegment::{Field, List, TypeCondition};
+        let products = [
+            Field("products".into()),
+            List,
+            TypeCondition(["Book".to_owned(), "Film".to_owned()].into()),
+            Field("reviews".into()),
+        ];
+        let me = [Field("me".into())];
+        assert_eq!(
+            flatten_path_text(&[&products, &me]),
+            "products.@|[Book|Film].reviews, me"
+        );
+    }
 
     fn fields(names: &[(&str, Option<&str>)]) -> SelectionSet {
         SelectionSet {

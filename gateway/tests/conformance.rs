@@ -1004,6 +1004,22 @@ async fn root_fields_switched_off_by_variables_are_never_fetched() {
         .await;
     assert_eq!(body, json!({ "data": {} }));
     assert_eq!(shop.counts(), [0, 0, 0, 0]);
+
+    // The root type's name is the gateway's own to answer (a health check's
+    // query), alone or beside switched-off fields.
+    let body = shop
+        .post(
+            "query($on: Boolean!) { __typename kind: __typename me @include(if: $on) { name } }",
+            json!({ "on": false }),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({ "data": { "__typename": "Query", "kind": "Query" } })
+    );
+    let body = shop.post("mutation { __typename }", json!({})).await;
+    assert_eq!(body, json!({ "data": { "__typename": "Mutation" } }));
+    assert_eq!(shop.counts(), [0, 0, 0, 0]);
 }
 
 #[tokio::test]
