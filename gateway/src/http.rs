@@ -390,11 +390,12 @@ impl std::fmt::Display for Traceparent {
 }
 
 fn random_hex(bytes: usize) -> String {
-    let id = uuid::Uuid::new_v4();
-    let raw = id.as_bytes();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let raw: [u8; 16] = rand::random();
     let mut out = String::with_capacity(bytes * 2);
-    for b in raw.iter().take(bytes) {
-        out.push_str(&format!("{b:02x}"));
+    for &b in raw.iter().take(bytes) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
     if out.bytes().all(|b| b == b'0') {
         out.replace_range(out.len() - 1.., "1");

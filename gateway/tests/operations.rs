@@ -139,6 +139,24 @@ async fn request_ids_and_trace_context_reach_the_subgraph() {
         (4, "00", 32, "01"),
         "{made}"
     );
+    // A v4 UUID for the id, lowercase hex for the trace; new ones each time.
+    let parsed = uuid::Uuid::parse_str(&id).unwrap();
+    assert_eq!(
+        (parsed.get_version_num(), parsed.hyphenated().to_string()),
+        (4, id.clone())
+    );
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    assert!(hex(parts[1]) && hex(parts[2]), "{made}");
+    let (_, again) = support::post(&gw, "{ version }", json!({}), &[]).await;
+    assert_ne!(again["x-request-id"].to_str().unwrap(), id);
+    let remade = sg.seen.lock().unwrap().last().cloned().unwrap()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(remade.split('-').nth(1), Some(parts[1]), "a new trace");
 }
 
 #[tokio::test]

@@ -296,7 +296,16 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(new_request_id)
+}
+
+/// A new random (v4) request id. Its bytes come from the thread's
+/// cryptographic generator, seeded once: `Uuid::new_v4` asks the kernel
+/// (`getrandom`) on every call, a syscall per request.
+pub fn new_request_id() -> String {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// Runs the rest of the stack for a request whose span is open, logs how it
