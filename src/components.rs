@@ -115,7 +115,8 @@ pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// How the gateway is served: `GATEWAY_THREADS` serving threads (default:
 /// one per core), each polling `GATEWAY_POLL_US` microseconds after a
-/// request while nearly idle (default 100; 0 turns it off).
+/// request starts, fetches or ends while nearly idle (default 100, at most
+/// 10 000; 0 turns it off).
 pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
     let default = gateway::server::Serving::default();
     let threads = env.parse_or("GATEWAY_THREADS", default.threads);
@@ -123,6 +124,11 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
         env.problem("GATEWAY_THREADS must be at least 1");
     }
     let poll = env.parse_or("GATEWAY_POLL_US", default.poll.as_micros() as u64);
+    if poll > 10_000 {
+        env.problem(format!(
+            "GATEWAY_POLL_US={poll} is more than 10000 (10 ms of spinning after every request)"
+        ));
+    }
     gateway::server::Serving {
         threads,
         poll: std::time::Duration::from_micros(poll),
@@ -705,11 +711,13 @@ mod tests {
 
     #[test]
     fn the_gateway_is_served_as_its_environment_says() {
-        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+        let env_of = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
             kit::config::Env::from_fn(move |name| {
-                vars.iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.to_string())
+                vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
             })
         };
         let mut env = env_of(&[]);
@@ -723,13 +731,18 @@ mod tests {
         assert!(env.finish().is_ok());
         assert_eq!((serving.threads, serving.poll), (3, Duration::ZERO));
 
-        let mut env = env_of(&[("GATEWAY_THREADS", "0"), ("GATEWAY_POLL_US", "soon")]);
-        gateway_serving(&mut env);
-        let problems = env.finish().unwrap_err().to_string();
-        assert!(
-            problems.contains("GATEWAY_THREADS must be at least 1")
-                && problems.contains("GATEWAY_POLL_US=\"soon\" is not valid"),
-            "{problems}"
-        );
+        for (threads, poll, problem) in [
+            ("0", "soon", "GATEWAY_POLL_US=\"soon\" is not valid"),
+            ("0", "20000", "GATEWAY_POLL_US=20000 is more than 10000"),
+        ] {
+            let mut env = env_of(&[("GATEWAY_THREADS", threads), ("GATEWAY_POLL_US", poll)]);
+            gateway_serving(&mut env);
+            let problems = env.finish().unwrap_err().to_string();
+            assert!(
+                problems.contains("GATEWAY_THREADS must be at least 1")
+                    && problems.contains(problem),
+                "{problems}"
+            );
+        }
     }
 }

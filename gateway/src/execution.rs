@@ -868,6 +868,7 @@ async fn send(
         shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
     };
     let started = std::time::Instant::now();
+    crate::spin::fetching();
     let result = ctx
         .subgraphs
         .client
@@ -914,10 +915,15 @@ fn only_path(mut owners: Vec<Vec<ResponsePath<'_>>>) -> Option<Vec<Json>> {
     }
 }
 
-/// The response key of a root fetch's only field: where its failure shows.
-fn only_root_key(selections: &SelectionSet) -> Option<Vec<Json>> {
-    match selections.items.as_slice() {
-        [SelectionItem::Field(f)] => Some(vec![Json::String(
+/// The response key of a root fetch's only field (switched-off ones aside):
+/// where its failure shows.
+fn only_root_key(selections: &SelectionSet, ctx: &Context<'_>) -> Option<Vec<Json>> {
+    let mut on = selections.items.iter().filter(|item| match item {
+        SelectionItem::Field(f) => !switched_off(&f.skip_if, &f.include_if, ctx),
+        _ => true,
+    });
+    match (on.next(), on.next()) {
+        (Some(SelectionItem::Field(f)), None) => Some(vec![Json::String(
             f.alias.clone().unwrap_or_else(|| f.name.clone()),
         )]),
         _ => None,
@@ -1066,7 +1072,7 @@ async fn fetch_at(
             Err(err) => {
                 let one = path
                     .is_empty()
-                    .then(|| only_root_key(&fetch.operation.document.operation.selection_set))
+                    .then(|| only_root_key(&fetch.operation.document.operation.selection_set, ctx))
                     .flatten();
                 state.errors.push(fetch_failed(service, &err, one, None));
             }
@@ -1131,12 +1137,8 @@ async fn fetch_at(
 /// check's query) to a subgraph; an `_entities` field counts as nothing when
 /// everything under it is.
 fn selects_nothing(selections: &SelectionSet, at_root: bool, ctx: &Context<'_>) -> bool {
-    let on = |name: &Option<String>| {
-        name.as_ref()
-            .map(|v| matches!(ctx.variables.get(v), Some(Json::Bool(true))))
-    };
     let off = |skip_if: &Option<String>, include_if: &Option<String>| {
-        on(skip_if) == Some(true) || on(include_if) == Some(false)
+        switched_off(skip_if, include_if, ctx)
     };
     !selections.items.is_empty()
         && selections.items.iter().all(|item| match item {
@@ -1150,6 +1152,16 @@ fn selects_nothing(selections: &SelectionSet, at_root: bool, ctx: &Context<'_>) 
             }
             SelectionItem::FragmentSpread(_) => false,
         })
+}
+
+/// Whether `@skip(if: $skip_if)` / `@include(if: $include_if)` leave a
+/// selection out with this request's (coerced, defaults filled) variables.
+fn switched_off(skip_if: &Option<String>, include_if: &Option<String>, ctx: &Context<'_>) -> bool {
+    let on = |name: &Option<String>| {
+        name.as_ref()
+            .map(|v| matches!(ctx.variables.get(v), Some(Json::Bool(true))))
+    };
+    on(skip_if) == Some(true) || on(include_if) == Some(false)
 }
 
 /// Merges the answered `entities` into the objects `batch` made their
@@ -1439,10 +1451,15 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
         }
         Err(err) => {
             let owners = batches.iter().flat_map(|(found, _)| found.owner_paths());
-            let paths: Vec<_> = batches
-                .iter()
-                .flat_map(|(_, p)| p.iter().copied())
-                .collect();
+            // The paths of the aliases that had objects to fill, each once.
+            let mut paths: Vec<&[FlattenNodePathSegment]> = Vec::new();
+            for (_, alias_paths) in batches.iter().filter(|(found, _)| !found.owners.is_empty()) {
+                for path in alias_paths {
+                    if !paths.contains(path) {
+                        paths.push(path);
+                    }
+                }
+            }
             state.errors.push(fetch_failed(
                 service,
                 &err,

@@ -291,7 +291,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
          # HELP grocery_gateway_upstream_subscriptions Subscriptions open on subgraphs (identical client subscriptions share one).\n\
          # TYPE grocery_gateway_upstream_subscriptions gauge\n\
          grocery_gateway_upstream_subscriptions {}\n\
-         # HELP grocery_gateway_poll_seconds_total Time serving threads spent polling instead of sleeping while nearly idle (GATEWAY_POLL_US).\n\
+         # HELP grocery_gateway_poll_seconds_total How long serving threads' polling windows lasted (GATEWAY_POLL_US): time they polled their sockets instead of sleeping, requests' own work in those windows included.\n\
          # TYPE grocery_gateway_poll_seconds_total counter\n\
          grocery_gateway_poll_seconds_total {:.6}\n",
         gw.subscriptions.open(),

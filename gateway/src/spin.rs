@@ -6,12 +6,19 @@
 //! and on a virtual machine that wake (an idle vCPU brought back by the
 //! host) cost 15–20 µs each here, most of what the gateway added to a
 //! one-subgraph query. So while a serving thread has at most one request in
-//! flight, and for a short window after its last one ended, a task on it
-//! keeps yielding: the runtime then asks epoll with a zero timeout between
-//! polls and sees the socket ready without being woken. With two requests
-//! or more in flight the thread has work of its own and the task stops, so
-//! it never takes CPU from a loaded gateway (or its subgraphs); idle, it
-//! costs at most the window after each request.
+//! flight, for a short window after a request starts, sends a subgraph
+//! fetch or ends, a task on it keeps yielding: the runtime then asks epoll
+//! with a zero timeout between turns and sees the socket ready without
+//! being woken. Each turn also calls `sched_yield`, so a task waiting on
+//! that CPU's run queue (a subgraph, say) runs first.
+//!
+//! The condition is per thread: a thread with two or more requests in
+//! flight has work of its own and never polls, and a request longer than
+//! the window stops being polled for. But connections are dealt to the
+//! threads in turn, so as few connections as threads keep every thread
+//! polling while they send requests back to back: that is CPU the machine
+//! would otherwise leave idle, at most about two windows per request.
+//! [`polled`] tells how long the polling windows lasted.
 
 use std::{
     cell::Cell,
@@ -54,79 +61,84 @@ pub fn polled() -> Duration {
 const MAX_ACTIVE: u32 = 1;
 
 /// Starts polling on this thread (a serving thread's single-threaded
-/// runtime) for `window` after each request starts or ends. A zero window
-/// turns it off.
+/// runtime) for `window` after each request starts, fetches or ends. A zero
+/// window, or a runtime of several threads (whose tasks move between
+/// threads), turns it off.
 pub fn install(window: Duration) {
-    if window.is_zero() {
+    let single = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+    if window.is_zero() || !single {
         return;
     }
     let start = Arc::new(Notify::new());
-    let installed = SPIN.with(|spin| {
-        spin.set(Spin {
-            active: Cell::new(0),
-            changed: Cell::new(Instant::now()),
-            window,
-            start: start.clone(),
-            polled: Cell::new(Duration::ZERO),
-        })
-        .is_ok()
-    });
+    let installed = SPIN.with(|spin| spin.set(Spin::new(window, start.clone())).is_ok());
     if installed {
         tokio::spawn(async move {
             loop {
                 start.notified().await;
                 let began = Instant::now();
-                while SPIN.with(|spin| spin.get().is_some_and(Spin::polling)) {
+                while with_spin(|spin| spin.polling(Instant::now())).unwrap_or(false) {
                     std::thread::yield_now();
                     tokio::task::yield_now().await;
                 }
                 let polled = began.elapsed();
                 POLLED_NS.fetch_add(polled.as_nanos() as u64, Ordering::Relaxed);
-                SPIN.with(|spin| {
-                    if let Some(spin) = spin.get() {
-                        spin.polled.set(spin.polled.get() + polled);
-                    }
-                });
+                with_spin(|spin| spin.polled.set(spin.polled.get() + polled));
             }
         });
     }
 }
 
+/// `f` on this thread's polling state, if it has one.
+fn with_spin<T>(f: impl FnOnce(&Spin) -> T) -> Option<T> {
+    SPIN.try_with(|spin| spin.get().map(f)).ok().flatten()
+}
+
 impl Spin {
-    fn polling(&self) -> bool {
-        self.active.get() <= MAX_ACTIVE && self.changed.get().elapsed() < self.window
+    fn new(window: Duration, start: Arc<Notify>) -> Self {
+        Self {
+            active: Cell::new(0),
+            changed: Cell::new(Instant::now()),
+            window,
+            start,
+            polled: Cell::new(Duration::ZERO),
+        }
     }
 
-    fn changed(&self, active: u32) {
+    /// Whether to keep polling at `now`.
+    fn polling(&self, now: Instant) -> bool {
+        self.active.get() <= MAX_ACTIVE && now.duration_since(self.changed.get()) < self.window
+    }
+
+    /// `active` requests in flight from `now` on; something just happened.
+    fn changed(&self, active: u32, now: Instant) {
         self.active.set(active);
-        self.changed.set(Instant::now());
+        self.changed.set(now);
         if active <= MAX_ACTIVE {
             self.start.notify_one();
         }
     }
 }
 
-/// A request in flight on this thread, from [`enter`] until dropped.
+/// A request in flight on this thread, from [`enter`] until dropped (on the
+/// same thread: the runtimes [`install`] polls on never move a task).
 pub struct Active(());
 
 /// Counts a request in flight on this thread (nothing where [`install`] was
 /// not called).
 pub fn enter() -> Active {
-    SPIN.with(|spin| {
-        if let Some(spin) = spin.get() {
-            spin.changed(spin.active.get() + 1);
-        }
-    });
+    with_spin(|spin| spin.changed(spin.active.get() + 1, Instant::now()));
     Active(())
+}
+
+/// A subgraph fetch is being sent: its answer is worth a window of polling.
+pub fn fetching() {
+    with_spin(|spin| spin.changed(spin.active.get(), Instant::now()));
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        SPIN.with(|spin| {
-            if let Some(spin) = spin.get() {
-                spin.changed(spin.active.get().saturating_sub(1));
-            }
-        });
+        with_spin(|spin| spin.changed(spin.active.get().saturating_sub(1), Instant::now()));
     }
 }
 
@@ -134,70 +146,93 @@ impl Drop for Active {
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::from_millis(20);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn polling_lasts_a_window_after_each_change_while_at_most_one_request_is_in_flight() {
+        let spin = Spin::new(WINDOW, Arc::new(Notify::new()));
+        let t0 = Instant::now();
+        spin.changed(1, t0);
+        assert!(spin.polling(t0 + ms(19)), "one request: polled for");
+        assert!(
+            !spin.polling(t0 + ms(21)),
+            "a request longer than the window stops being polled for"
+        );
+        spin.changed(1, t0 + ms(30)); // it sends a fetch
+        assert!(spin.polling(t0 + ms(45)));
+        spin.changed(0, t0 + ms(60)); // it ends
+        assert!(spin.polling(t0 + ms(79)), "a window for the next request");
+        assert!(!spin.polling(t0 + ms(81)), "then idle: no polling");
+        spin.changed(1, t0 + ms(90));
+        spin.changed(2, t0 + ms(91));
+        assert!(!spin.polling(t0 + ms(92)), "two in flight: none");
+        spin.changed(1, t0 + ms(95));
+        assert!(spin.polling(t0 + ms(96)), "back to one");
+    }
+
     /// How long this thread has polled.
     fn polled_here() -> Duration {
-        SPIN.with(|spin| spin.get().map_or(Duration::ZERO, |s| s.polled.get()))
+        with_spin(|s| s.polled.get()).unwrap_or_default()
     }
 
     async fn sleep(ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
-    #[test]
-    fn a_thread_polls_only_near_its_one_request_and_never_when_busier() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        runtime.block_on(async {
-            let window = Duration::from_millis(20);
-            install(window);
-            assert_eq!(polled_here(), Duration::ZERO, "nothing before a request");
+            .unwrap()
+    }
 
-            // One request of 5 ms: polled through it and one window after.
+    #[test]
+    fn a_serving_thread_polls_after_a_request_and_sleeps_when_idle() {
+        current_thread().block_on(async {
+            install(WINDOW);
+            assert_eq!(polled_here(), Duration::ZERO, "nothing before a request");
             let request = enter();
             sleep(5).await;
             drop(request);
-            sleep(60).await;
-            let after_one = polled_here();
-            assert!(
-                after_one >= Duration::from_millis(24) && after_one < Duration::from_millis(60),
-                "{after_one:?}"
-            );
-
-            // Idle: no polling.
-            sleep(50).await;
-            assert_eq!(polled_here(), after_one, "an idle thread sleeps");
-
-            // Two in flight: the thread stops polling until one ends.
-            let (a, b) = (enter(), enter());
-            sleep(60).await;
-            let busy = polled_here() - after_one;
-            assert!(busy < Duration::from_millis(5), "{busy:?}");
-            drop((a, b));
-            sleep(60).await;
-            let ended = polled_here() - after_one - busy;
-            // From the task's first turn after the last change: a window, less
-            // the moment until it was scheduled.
-            assert!(
-                ended >= window * 9 / 10,
-                "polled again after they ended: {ended:?}"
-            );
+            // Loose bounds: a loaded machine may hold this thread back.
+            sleep(200).await;
+            let after = polled_here();
+            assert!(after >= ms(10), "polled: {after:?}");
+            sleep(100).await;
+            assert_eq!(polled_here(), after, "an idle thread sleeps");
         });
     }
 
     #[test]
-    fn a_zero_window_never_polls() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    fn nothing_polls_with_a_zero_window_or_on_a_runtime_of_several_threads() {
+        current_thread().block_on(async {
+            install(Duration::ZERO);
+            assert!(with_spin(|_| ()).is_none());
+            assert_eq!(
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks(),
+                0
+            );
+        });
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
-            .unwrap();
-        runtime.block_on(async {
-            install(Duration::ZERO);
-            let request = enter();
-            sleep(10).await;
-            drop(request);
-            assert!(SPIN.with(|spin| spin.get().is_none()));
-        });
+            .unwrap()
+            .block_on(async {
+                install(WINDOW);
+                assert!(with_spin(|_| ()).is_none());
+                assert_eq!(
+                    tokio::runtime::Handle::current()
+                        .metrics()
+                        .num_alive_tasks(),
+                    0
+                );
+            });
     }
 }

@@ -969,14 +969,13 @@ async fn aliases_fragments_directives_and_variables() {
 #[tokio::test]
 async fn root_fields_switched_off_by_variables_are_never_fetched() {
     let shop = Shop::new().await;
-    let query = "query($reviews: Boolean!, $noMe: Boolean = false) {
+    let query = "query($reviews: Boolean!, $withMe: Boolean = false) {
         products(first: 1) { upc }
         latestReviews @include(if: $reviews) { stars }
-        me @skip(if: $noMe) { name }
+        me @include(if: $withMe) { name }
     }";
-    let body = shop
-        .post(query, json!({ "reviews": false, "noMe": true }))
-        .await;
+    // `$withMe` left out: its default switches `me` off.
+    let body = shop.post(query, json!({ "reviews": false })).await;
     assert_eq!(body, json!({ "data": { "products": [{ "upc": "1" }] } }));
     assert_eq!(
         shop.counts(),
@@ -986,13 +985,26 @@ async fn root_fields_switched_off_by_variables_are_never_fetched() {
 
     // Switched on, the same plan (cached) fetches all three.
     shop.forget();
-    let body = shop.post(query, json!({ "reviews": true })).await;
+    let body = shop
+        .post(query, json!({ "reviews": true, "withMe": true }))
+        .await;
     assert_eq!(body["data"]["me"], json!({ "name": "Ada" }));
     assert_eq!(
         body["data"]["latestReviews"].as_array().map(Vec::len),
         Some(3)
     );
     assert_eq!(shop.counts(), [1, 1, 1, 0]);
+
+    // A mutation field switched off is not run.
+    shop.forget();
+    let body = shop
+        .post(
+            r#"mutation($on: Boolean!) { appendA(x: "never") @include(if: $on) }"#,
+            json!({ "on": false }),
+        )
+        .await;
+    assert_eq!(body, json!({ "data": {} }));
+    assert_eq!(shop.counts(), [0, 0, 0, 0]);
 
     // Everything off: an empty answer, no subgraph asked.
     shop.forget();

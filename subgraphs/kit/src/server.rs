@@ -300,8 +300,9 @@ pub fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// A new random (v4) request id. Its bytes come from the thread's
-/// cryptographic generator, seeded once: `Uuid::new_v4` asks the kernel
-/// (`getrandom`) on every call, a syscall per request.
+/// cryptographic generator (seeded from the OS, reseeded now and then):
+/// `Uuid::new_v4` asks the kernel (`getrandom`) on every call, a syscall
+/// per request.
 pub fn new_request_id() -> String {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
