@@ -116,7 +116,8 @@ pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// How the gateway is served: `GATEWAY_THREADS` serving threads (default:
 /// one per core), each polling `GATEWAY_POLL_US` microseconds after a
 /// request starts, fetches or ends while nearly idle (default 100, at most
-/// 10 000; 0 turns it off).
+/// 10 000; 0 turns it off) and executing at most `GATEWAY_EXECUTIONS`
+/// operations at once (default 20; 0: no bound).
 pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
     let default = gateway::server::Serving::default();
     let threads = env.parse_or("GATEWAY_THREADS", default.threads);
@@ -132,6 +133,7 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
     gateway::server::Serving {
         threads,
         poll: std::time::Duration::from_micros(poll),
+        executions: env.parse_or("GATEWAY_EXECUTIONS", default.executions),
     }
 }
 
@@ -725,11 +727,19 @@ mod tests {
         assert!(env.finish().is_ok());
         assert_eq!(serving.threads, gateway::server::default_threads());
         assert_eq!(serving.poll, gateway::server::DEFAULT_POLL);
+        assert_eq!(serving.executions, gateway::server::DEFAULT_EXECUTIONS);
 
-        let mut env = env_of(&[("GATEWAY_THREADS", "3"), ("GATEWAY_POLL_US", "0")]);
+        let mut env = env_of(&[
+            ("GATEWAY_THREADS", "3"),
+            ("GATEWAY_POLL_US", "0"),
+            ("GATEWAY_EXECUTIONS", "0"),
+        ]);
         let serving = gateway_serving(&mut env);
         assert!(env.finish().is_ok());
-        assert_eq!((serving.threads, serving.poll), (3, Duration::ZERO));
+        assert_eq!(
+            (serving.threads, serving.poll, serving.executions),
+            (3, Duration::ZERO, 0)
+        );
 
         for (threads, poll, problem) in [
             ("0", "soon", "GATEWAY_POLL_US=\"soon\" is not valid"),

@@ -929,6 +929,7 @@ pub(crate) async fn answer(
     variables: &Map<String, Value>,
     headers: &HeaderMap,
 ) -> (Vec<u8>, bool) {
+    let _slot = crate::admission::slot().await;
     let mut result = execution::execute(
         &prepared.plan,
         &loaded.subgraphs,

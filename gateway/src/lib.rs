@@ -9,6 +9,7 @@
 //! [`fetch`] (the pooled HTTP client that talks to subgraphs). The executor
 //! and the HTTP edge build on these.
 
+pub mod admission;
 pub mod auth;
 pub mod coerce;
 pub mod compose;

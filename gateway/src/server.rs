@@ -28,6 +28,10 @@ pub fn default_threads() -> usize {
 /// the same connection.
 pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_micros(100);
 
+/// Operations a serving thread executes at once (`GATEWAY_EXECUTIONS`
+/// unset).
+pub const DEFAULT_EXECUTIONS: usize = 20;
+
 /// How the gateway is served.
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
@@ -35,6 +39,9 @@ pub struct Serving {
     pub threads: usize,
     /// How long a nearly idle thread polls (zero: never).
     pub poll: std::time::Duration,
+    /// Operations each thread executes at once (zero: no bound); see
+    /// [`crate::admission`].
+    pub executions: usize,
 }
 
 impl Default for Serving {
@@ -42,6 +49,7 @@ impl Default for Serving {
         Self {
             threads: default_threads(),
             poll: DEFAULT_POLL,
+            executions: DEFAULT_EXECUTIONS,
         }
     }
 }
@@ -105,6 +113,7 @@ pub async fn serve(
                     .and_then(|runtime| {
                         runtime.block_on(async move {
                             crate::spin::install(serving.poll);
+                            crate::admission::install(serving.executions);
                             // Tapped: axum gives peers' addresses to handlers for
                             // TCP listeners and tapped ones.
                             let listener = Handed { incoming, local }.tap_io(|_| {});
