@@ -125,9 +125,10 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
         env.problem("GATEWAY_THREADS must be at least 1");
     }
     let poll = env.parse_or("GATEWAY_POLL_US", default.poll.as_micros() as u64);
-    if poll > 10_000 {
+    let max = gateway::server::MAX_POLL.as_micros();
+    if u128::from(poll) > max {
         env.problem(format!(
-            "GATEWAY_POLL_US={poll} is more than 10000 (10 ms of spinning after every request)"
+            "GATEWAY_POLL_US={poll} is more than {max} (that much spinning after every request)"
         ));
     }
     gateway::server::Serving {

@@ -22,11 +22,15 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// How long a nearly idle serving thread polls after a request starts or
-/// ends (`GATEWAY_POLL_US` unset), instead of sleeping: see [`crate::spin`].
-/// Long enough for a fast subgraph's answer and a client's next request on
-/// the same connection.
+/// How long a nearly idle serving thread polls after a request starts,
+/// sends a fetch or ends (`GATEWAY_POLL_US` unset), instead of sleeping:
+/// see [`crate::spin`]. Long enough for a fast subgraph's answer and a
+/// client's next request on the same connection.
 pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// The longest polling window accepted: beyond it a thread would spin for
+/// most of every gap between requests.
+pub const MAX_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Operations a serving thread executes at once (`GATEWAY_EXECUTIONS`
 /// unset).

@@ -35,11 +35,11 @@ use tokio::sync::Notify;
 struct Spin {
     /// Requests in flight on this thread.
     active: Cell<u32>,
-    /// When one last started or ended.
+    /// When one last started, sent a fetch or ended.
     changed: Cell<Instant>,
     /// How long to keep polling after that.
     window: Duration,
-    /// Wakes the polling task when a request starts.
+    /// Wakes the polling task when something changes.
     start: Arc<Notify>,
     /// How long this thread has polled.
     polled: Cell<Duration>,

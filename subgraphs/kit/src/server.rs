@@ -303,7 +303,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
 /// cryptographic generator (seeded from the OS, reseeded now and then):
 /// `Uuid::new_v4` asks the kernel (`getrandom`) on every call, a syscall
 /// per request.
-pub fn new_request_id() -> String {
+fn new_request_id() -> String {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     id.hyphenated().encode_lower(&mut text).to_owned()
