@@ -255,3 +255,105 @@ async fn a_shared_fetch_nobody_waits_for_any_more_is_not_handed_to_a_newcomer() 
     );
     assert_eq!(answer.data["n"], gateway::value::Value::from(json!(2)));
 }
+
+/// A subgraph speaking raw HTTP/1.1 that answers each connection's first
+/// request and then closes it, having said so (`Connection: close`) or
+/// without a word (as a keep-alive timeout does). Counts the connections.
+async fn one_answer_per_connection(
+    announce_close: bool,
+) -> (hyper::Uri, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                // The head is enough: the body is not read.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buf[..read]),
+                    }
+                }
+                let body = format!(r#"{{"data":{{"connection":{n}}}}}"#);
+                let close = if announce_close {
+                    "connection: close\r\n"
+                } else {
+                    ""
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (
+        format!("http://{addr}/graphql").parse().unwrap(),
+        connections,
+    )
+}
+
+#[tokio::test]
+async fn a_connection_the_subgraph_closed_is_never_sent_on_again() {
+    for announce_close in [true, false] {
+        let (url, connections) = one_answer_per_connection(announce_close).await;
+        let client = SubgraphClient::new(Duration::from_secs(5));
+        for i in 1..=4 {
+            let answer = client
+                .fetch(&url, request(HeaderMap::new()))
+                .await
+                .unwrap_or_else(|e| panic!("fetch {i} (close announced: {announce_close}): {e}"));
+            assert_eq!(
+                answer.data,
+                gateway::value::Value::from(json!({ "connection": i })),
+                "each fetch on a fresh connection"
+            );
+            // Time for the close to reach the pooled connection.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            connections.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "one connection per answer (close announced: {announce_close})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_fetch_cut_off_by_its_timeout_leaves_no_connection_behind() {
+    // Slow the first time only: the connection the timed-out fetch used
+    // must not be taken up again by the next one.
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let url = serve(Router::new().route(
+        "/graphql",
+        post(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Json(json!({ "data": { "port": peer.port() } }))
+            },
+        ),
+    ))
+    .await;
+    let client = SubgraphClient::new(Duration::from_millis(200));
+    assert_eq!(
+        client.fetch(&url, request(HeaderMap::new())).await,
+        Err(FetchError::Timeout(Duration::from_millis(200)))
+    );
+    let answer = client.fetch(&url, request(HeaderMap::new())).await.unwrap();
+    let again = client.fetch(&url, request(HeaderMap::new())).await.unwrap();
+    assert_eq!(
+        answer.data, again.data,
+        "after the timeout, one new connection, kept alive"
+    );
+}
