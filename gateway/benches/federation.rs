@@ -386,6 +386,61 @@ async fn serve_gateway(path: &str) {
         .unwrap();
 }
 
+/// Child role: relay bytes between each connection and the subgraph at
+/// `upstream` (host:port) on one single-threaded runtime, understanding
+/// nothing of HTTP or GraphQL; with `polling`, the thread does not sleep
+/// while a connection is open, as the gateway's threads do not while
+/// nearly idle. Through the sleeping one a request costs what the extra hop
+/// alone does, before any gateway's own work. The polling one tells what
+/// keeping a CPU awake is worth: on a virtual machine whose idle vCPUs are
+/// slow to wake, it can come out faster than going straight to the
+/// subgraph, and the work a polling gateway does is then paid on top of
+/// that more than once over, as it lengthens everybody else's sleep (with
+/// 6 µs of busy work per request added to the polling relay its requests
+/// took 9–13 µs longer; with 20 µs, 40–58 µs).
+fn serve_relay(upstream: &str, polling: bool) {
+    let upstream = upstream.to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&runtime, async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("http://{}/graphql", listener.local_addr().unwrap());
+        // Connections open; while there are any, a polling relay's yielding
+        // task keeps the runtime asking epoll with a zero timeout.
+        let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let opened = std::rc::Rc::new(tokio::sync::Notify::new());
+        if polling {
+            let (open, opened) = (open.clone(), opened.clone());
+            tokio::task::spawn_local(async move {
+                loop {
+                    opened.notified().await;
+                    while open.get() > 0 {
+                        tokio::task::yield_now().await;
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let upstream = upstream.clone();
+            let open = open.clone();
+            open.set(open.get() + 1);
+            opened.notify_one();
+            tokio::task::spawn_local(async move {
+                if let Ok(mut subgraph) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = client.set_nodelay(true);
+                    let _ = subgraph.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut subgraph).await;
+                }
+                open.set(open.get() - 1);
+            });
+        }
+    });
+}
+
 /// A child process of this benchmark in `role`, and the lines it printed until `until`.
 /// The caller kills and waits for it.
 #[allow(clippy::zombie_processes)]
@@ -575,6 +630,29 @@ async fn load(
     run.requests = run.latencies.len();
     run.latencies.sort();
     run
+}
+
+/// [`load`] from one connection on a thread of its own with a
+/// single-threaded runtime, as a lean load generator (wrk, say) sends: the
+/// latency is then the server's, not the wake-ups of this process's
+/// worker threads.
+async fn load_alone(
+    url: &str,
+    query: &str,
+    duration: Duration,
+    expected_len: usize,
+    watch: &[u32],
+) -> Run {
+    let (url, query, watch) = (url.to_owned(), query.to_owned(), watch.to_vec());
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(load(&url, &query, 1, duration, expected_len, &watch))
+    })
+    .await
+    .unwrap()
 }
 
 /// The full answer of `query` at `url`, checked to carry data and no errors.
@@ -864,13 +942,31 @@ async fn bench() {
         Some((_, url, _)) => answer_len(url, SIMPLE).await,
         None => 0,
     };
+    // The floor: the same hop through relays that do nothing but copy bytes.
+    let upstream = products
+        .trim_start_matches("http://")
+        .trim_end_matches("/graphql")
+        .to_owned();
+    let mut relays: Vec<(&str, Child, String, Run)> = [
+        ("relay, sleeping", "sleeping"),
+        ("relay, polling", "polling"),
+    ]
+    .into_iter()
+    .map(|(who, mode)| {
+        let (child, lines) = spawn_role(&["--serve-relay", &upstream, mode], "http://");
+        (who, child, lines.last().unwrap().clone(), Run::default())
+    })
+    .collect();
     let (mut direct, mut via, mut via_hive) = (Run::default(), Run::default(), Run::default());
     let slice = (overhead_time / rounds).max(Duration::from_secs(1));
     for _ in 0..rounds {
-        direct.absorb(load(&products, SIMPLE, 1, slice, direct_len, &[]).await);
-        via.absorb(load(&gw_url, SIMPLE, 1, slice, via_len, &[gw.id()]).await);
+        direct.absorb(load_alone(&products, SIMPLE, slice, direct_len, &[]).await);
+        via.absorb(load_alone(&gw_url, SIMPLE, slice, via_len, &[gw.id()]).await);
+        for (_, child, url, run) in &mut relays {
+            run.absorb(load_alone(url, SIMPLE, slice, direct_len, &[child.id()]).await);
+        }
         if let Some((child, url, _)) = &hive {
-            via_hive.absorb(load(url, SIMPLE, 1, slice, hive_simple_len, &[child.id()]).await);
+            via_hive.absorb(load_alone(url, SIMPLE, slice, hive_simple_len, &[child.id()]).await);
         }
     }
     direct.print("subgraph");
@@ -884,6 +980,14 @@ async fn bench() {
         )
     };
     overhead(&via, "");
+    for (who, mut child, _, run) in relays {
+        println!(
+            "{who:<15} {:+.0} µs p50 over the subgraph: the hop alone, nothing parsed",
+            (run.percentile(0.5) - direct.percentile(0.5)) * 1000.0
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     if let Some((mut child, _, _)) = hive {
         via_hive.print("via hive-router");
         overhead(&via_hive, "hive-router ");
@@ -909,6 +1013,9 @@ fn main() {
     // SAFETY: setting an option is thread-safe and takes plain integers.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-relay") {
+        return serve_relay(&args[2], args.get(3).is_some_and(|a| a == "polling"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
