@@ -942,11 +942,13 @@ async fn bench() {
         Some((_, url, _)) => answer_len(url, SIMPLE).await,
         None => 0,
     };
-    // The floor: the same hop through relays that do nothing but copy bytes.
+    // The hop alone: the same query through relays that copy bytes and parse nothing.
     let upstream = products
-        .trim_start_matches("http://")
-        .trim_end_matches("/graphql")
-        .to_owned();
+        .parse::<hyper::Uri>()
+        .unwrap()
+        .authority()
+        .unwrap()
+        .to_string();
     let mut relays: Vec<(&str, Child, String, Run)> = [
         ("relay, sleeping", "sleeping"),
         ("relay, polling", "polling"),
