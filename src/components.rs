@@ -177,7 +177,7 @@ pub async fn spawn_gateway(
         .await
         .with_context(|| format!("the gateway cannot listen on {addr} (set GATEWAY_PORT)"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = gateway::http::router(gateway);
+    let router = gateway::http::edge(gateway);
     tasks.spawn(async move {
         gateway::server::serve(listener, router, serving, stop).await?;
         Ok(())

@@ -381,7 +381,7 @@ async fn serve_gateway(path: &str) {
     serving.poll = env("GATEWAY_POLL_US").map_or(serving.poll, Duration::from_micros);
     serving.executions = env("GATEWAY_EXECUTIONS").unwrap_or(serving.executions);
     let (_stop, stop) = tokio::sync::watch::channel(false);
-    gateway::server::serve(listener, gateway::http::router(gw), serving, stop)
+    gateway::server::serve(listener, gateway::http::edge(gw), serving, stop)
         .await
         .unwrap();
 }

@@ -104,24 +104,36 @@ impl CorsPolicy {
 const ALLOWED_HEADERS: &str =
     "content-type, authorization, x-request-id, traceparent, apollo-require-preflight";
 
+/// The request's `Origin` when the policy lets it call.
+pub fn allowed_origin(policy: &CorsPolicy, headers: &HeaderMap) -> Option<HeaderValue> {
+    headers
+        .get(header::ORIGIN)
+        .filter(|o| o.to_str().is_ok_and(|o| policy.allows(o)))
+        .cloned()
+}
+
+/// Adds the CORS headers of an allowed `origin` (see [`allowed_origin`]) to
+/// an answer that is not a preflight's.
+pub fn decorate(policy: &CorsPolicy, origin: Option<&HeaderValue>, response: &mut Response) {
+    if let Some(origin) = origin {
+        policy.decorate(origin, response.headers_mut());
+    }
+}
+
 /// Answers preflights and adds the CORS headers to responses for allowed origins.
 pub async fn layer(
     State(policy): State<Arc<CorsPolicy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let origin = request.headers().get(header::ORIGIN).cloned();
-    let allowed = origin
-        .as_ref()
-        .and_then(|o| o.to_str().ok())
-        .is_some_and(|o| policy.allows(o));
+    let origin = allowed_origin(&policy, request.headers());
     let preflight = request.method() == Method::OPTIONS
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
         let mut response = StatusCode::NO_CONTENT.into_response();
-        if let (true, Some(origin)) = (allowed, &origin) {
+        if let Some(origin) = &origin {
             let headers = response.headers_mut();
             policy.decorate(origin, headers);
             headers.insert(
@@ -140,9 +152,7 @@ pub async fn layer(
         return response;
     }
     let mut response = next.run(request).await;
-    if let (true, Some(origin)) = (allowed, &origin) {
-        policy.decorate(origin, response.headers_mut());
-    }
+    decorate(&policy, origin.as_ref(), &mut response);
     response
 }
 

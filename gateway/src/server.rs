@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use axum::{Router, serve::ListenerExt};
+use axum::serve::ListenerExt;
 use tokio::sync::{mpsc, watch};
 
 /// How many serving threads `GATEWAY_THREADS` unset means: one per core.
@@ -89,16 +89,27 @@ impl axum::serve::Listener for Handed {
     }
 }
 
-/// Serves `router` on `listener` from `serving.threads` threads (at least
-/// one), each with its own single-threaded runtime, until `stop` turns true;
-/// then each finishes its in-flight requests. A thread that fails ends it at
-/// once, with that thread's error.
-pub async fn serve(
+/// Serves `router` (the gateway's is [`crate::http::edge`]) on `listener`
+/// from `serving.threads` threads (at least one), each with its own
+/// single-threaded runtime, until `stop` turns true; then each finishes its
+/// in-flight requests. A thread that fails ends it at once, with that
+/// thread's error.
+pub async fn serve<S>(
     listener: tokio::net::TcpListener,
-    router: Router,
+    router: S,
     serving: Serving,
     stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let local = listener.local_addr()?;
     let mut ended = Vec::new();
     let mut handoffs = Vec::new();
@@ -211,6 +222,7 @@ async fn accept(
 
 #[cfg(test)]
 mod tests {
+    use axum::Router;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;

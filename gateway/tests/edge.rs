@@ -140,8 +140,20 @@ async fn oversized_bodies_are_refused_before_parsing() {
         .header("content-length", body.len())
         .body(axum::body::Body::from(body))
         .unwrap();
-    let (status, _) = gateway(true).http(request).await;
+    let (status, answer) = gateway(true).http(request).await;
     assert_eq!(status, 413);
+    assert_eq!(code(&answer), "BAD_REQUEST", "{answer}");
+    // Streamed without a length, it is cut off as it is read.
+    let chunks = futures::stream::iter(
+        (0..40).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 8 * 1024]))),
+    );
+    let request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(chunks))
+        .unwrap();
+    let (status, answer) = gateway(true).http(request).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(code(&answer), "BAD_REQUEST", "{answer}");
 }
 
 fn request(method: &str, origin: &str) -> axum::http::Request<axum::body::Body> {

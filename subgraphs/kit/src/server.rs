@@ -95,23 +95,31 @@ where
     )
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `service` (a [`Router`], or any service like one) on `listener`
+/// until `shutdown` resolves, then drains in-flight requests.
 /// Any listener whose peers have socket addresses will do: the gateway hands
 /// its serving threads their connections through one of its own.
-pub async fn serve<L>(
+pub async fn serve<L, S>(
     listener: L,
-    router: Router,
+    service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
     for<'a> std::net::SocketAddr:
         axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+    S: tower_service::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
 {
     // Peer addresses reach handlers (the gateway's per-address rate limits).
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            service,
+        ),
     )
     .with_graceful_shutdown(shutdown)
     .await
@@ -314,6 +322,13 @@ fn new_request_id() -> String {
 pub async fn finish_logged(request: Request, next: Next, id: &str) -> Response {
     let started = Instant::now();
     let mut response = next.run(request).await;
+    log_finished(&mut response, id, started);
+    response
+}
+
+/// What [`finish_logged`] does once the response is there: logs how the
+/// request that began at `started` ended and gives the caller its id back.
+pub fn log_finished(response: &mut Response, id: &str, started: Instant) {
     tracing::info!(
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -322,7 +337,6 @@ pub async fn finish_logged(request: Request, next: Next, id: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    response
 }
 
 /// Assigns the request id, opens the request's tracing span and logs the outcome.
