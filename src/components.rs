@@ -114,9 +114,9 @@ impl Servable {
 pub const SUBGRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How the gateway is served: `GATEWAY_THREADS` serving threads (default:
-/// one per core), each polling `GATEWAY_POLL_US` microseconds after a
-/// request starts, fetches or ends while nearly idle (default 100, at most
-/// 10 000; 0 turns it off) and executing at most `GATEWAY_EXECUTIONS`
+/// one per core), each polling for windows of at most `GATEWAY_POLL_US`
+/// microseconds after a request starts, fetches or ends while nearly idle
+/// (default 1000, at most 10 000; 0 turns it off) and executing at most `GATEWAY_EXECUTIONS`
 /// operations at once (default 20; 0: no bound).
 pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
     let default = gateway::server::Serving::default();

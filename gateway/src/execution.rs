@@ -874,9 +874,9 @@ async fn send(
         .client
         .fetch_shared_within(url, request, ctx.subgraphs.timeout(service))
         .await;
-    ctx.subgraphs
-        .metrics
-        .fetch(service, started.elapsed(), result.is_err());
+    let took = started.elapsed();
+    crate::spin::answered(took);
+    ctx.subgraphs.metrics.fetch(service, took, result.is_err());
     result
 }
 

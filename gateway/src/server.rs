@@ -22,11 +22,12 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// How long a nearly idle serving thread polls after a request starts,
+/// The longest a nearly idle serving thread polls after a request starts,
 /// sends a fetch or ends (`GATEWAY_POLL_US` unset), instead of sleeping:
-/// see [`crate::spin`]. Long enough for a fast subgraph's answer and a
-/// client's next request on the same connection.
-pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_micros(100);
+/// see [`crate::spin`], whose windows follow how long the thread's
+/// subgraphs take to answer and its clients to come back. A subgraph or a
+/// client usually slower than this is not polled for.
+pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The longest polling window accepted: beyond it a thread would spin for
 /// most of every gap between requests.
@@ -41,7 +42,7 @@ pub const DEFAULT_EXECUTIONS: usize = 20;
 pub struct Serving {
     /// Serving threads, each with its own single-threaded runtime.
     pub threads: usize,
-    /// How long a nearly idle thread polls (zero: never).
+    /// The longest a nearly idle thread polls (zero: never).
     pub poll: std::time::Duration,
     /// Operations each thread executes at once (zero: no bound); see
     /// [`crate::admission`].
