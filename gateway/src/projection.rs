@@ -26,8 +26,17 @@ use crate::value::Value;
 /// A field's declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Shape {
-    Named { name: String, non_null: bool },
-    List { item: Box<Shape>, non_null: bool },
+    Named {
+        name: String,
+        non_null: bool,
+        /// An enum's (its values are checked against the API schema's):
+        /// known when the schema is read, not looked up for every leaf.
+        is_enum: bool,
+    },
+    List {
+        item: Box<Shape>,
+        non_null: bool,
+    },
 }
 
 impl Shape {
@@ -36,21 +45,31 @@ impl Shape {
             Type::NamedType(name) => Shape::Named {
                 name: name.clone(),
                 non_null: false,
+                is_enum: false,
             },
             Type::ListType(inner) => Shape::List {
                 item: Box::new(Self::from_type(inner)),
                 non_null: false,
             },
             Type::NonNullType(inner) => match Self::from_type(inner) {
-                Shape::Named { name, .. } => Shape::Named {
+                Shape::Named { name, is_enum, .. } => Shape::Named {
                     name,
                     non_null: true,
+                    is_enum,
                 },
                 Shape::List { item, .. } => Shape::List {
                     item,
                     non_null: true,
                 },
             },
+        }
+    }
+
+    /// Marks the enums among the types this shape names.
+    fn mark_enums(&mut self, enums: &FxHashMap<String, FxHashSet<String>>) {
+        match self {
+            Shape::Named { name, is_enum, .. } => *is_enum = enums.contains_key(name),
+            Shape::List { item, .. } => item.mark_enums(enums),
         }
     }
 
@@ -128,6 +147,10 @@ impl Shapes {
                 }
                 _ => {}
             }
+        }
+        // Enums may be defined after the fields that use them.
+        for shape in fields.values_mut().flat_map(|f| f.values_mut()) {
+            shape.mark_enums(&enums);
         }
         Self {
             fields,
@@ -251,8 +274,9 @@ struct Walker<'a> {
     path: RefCell<Vec<PathSeg<'a>>>,
     errors: RefCell<Vec<Json>>,
     /// Collected groups by (first selection set, object type), then by all
-    /// the selection sets: looked up with no allocation per object.
-    groups: RefCell<FxHashMap<(usize, &'a str), Vec<Collected<'a>>>>,
+    /// the selection sets: looked up with no allocation per object. Both
+    /// by address (the type's name too: its bytes are never hashed).
+    groups: RefCell<FxHashMap<(usize, usize, usize), Vec<Collected<'a>>>>,
 }
 
 impl<'a> Walker<'a> {
@@ -287,7 +311,11 @@ impl<'a> Walker<'a> {
     /// The response keys `selections` ask of an object of type `actual`, in order.
     fn groups(&self, selections: &[&'a SelectionSet], actual: &'a str) -> Groups<'a> {
         let address = |s: &&SelectionSet| std::ptr::from_ref(*s) as usize;
-        let id = (selections.first().map_or(0, address), actual);
+        let id = (
+            selections.first().map_or(0, address),
+            actual.as_ptr() as usize,
+            actual.len(),
+        );
         if let Some(known) = self.groups.borrow().get(&id) {
             let same = known
                 .iter()
@@ -447,10 +475,20 @@ impl<'a> Walker<'a> {
             {
                 self.object(map, name, selections, out)
             }
-            (Shape::Named { name, .. }, leaf) if self.shapes.enums.contains_key(name) => {
-                let known = leaf
-                    .as_str()
-                    .is_some_and(|v| self.shapes.enums[name].contains(v));
+            (
+                Shape::Named {
+                    name,
+                    is_enum: true,
+                    ..
+                },
+                leaf,
+            ) => {
+                let known = leaf.as_str().is_some_and(|v| {
+                    self.shapes
+                        .enums
+                        .get(name)
+                        .is_some_and(|values| values.contains(v))
+                });
                 if known {
                     write_value(out, leaf);
                     Ok(false)
