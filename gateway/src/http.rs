@@ -237,7 +237,6 @@ pub async fn watch(gateway: Arc<Gateway>, path: std::path::PathBuf, every: std::
     }
 }
 
-/// The gateway's routes.
 /// The gateway's HTTP service, as a router (tests, embedding): see [`edge`].
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new().fallback_service(edge(gateway))
@@ -307,7 +306,7 @@ async fn post_graphql_edge(gw: Arc<Gateway>, request: axum::extract::Request) ->
     let mut response = async {
         let peer = peer_of(&parts.extensions);
         match read_body(&parts.headers, body).await {
-            Ok(body) => post_graphql(State(gw.clone()), Peer(peer), parts.headers, body).await,
+            Ok(body) => post_graphql(gw.clone(), peer, parts.headers, body).await,
             Err(refused) => refused,
         }
     }
@@ -354,7 +353,8 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
 fn routes(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
     Router::new()
-        .route("/graphql", get(get_entry).post(post_graphql))
+        // POST `/graphql` never gets here: see [`Edge`].
+        .route("/graphql", get(get_entry))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -649,8 +649,8 @@ fn with_media(status: StatusCode, body: Value, graphql_json: bool) -> Response {
 }
 
 async fn post_graphql(
-    State(gw): State<Arc<Gateway>>,
-    Peer(peer): Peer,
+    gw: Arc<Gateway>,
+    peer: Option<IpAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -1007,20 +1007,6 @@ pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
     extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip())
-}
-
-/// The peer address of a request (see [`peer_of`]); never refuses.
-pub(crate) struct Peer(pub Option<IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(peer_of(&parts.extensions)))
-    }
 }
 
 /// The plan of `query`: a repeat is a cache lookup; only new operations are
