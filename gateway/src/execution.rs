@@ -90,6 +90,7 @@ impl Subgraphs {
                 variables: Value::Object(Map::new()),
                 headers: HeaderMap::new(),
                 shareable: false,
+                idempotent: true,
             };
             match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
                 Ok(Ok(response)) if response.errors.is_empty() => None,
@@ -866,6 +867,7 @@ async fn send(
         headers: ctx.headers.clone(),
         // Only a query's read may be answered from another request's fetch.
         shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
+        idempotent: matches!(kind, Some(OperationKind::Query)),
     };
     let started = std::time::Instant::now();
     crate::spin::fetching();

@@ -1,5 +1,5 @@
-//! Talking to subgraphs: GraphQL over HTTP POST on a keep-alive connection
-//! pool, with a deadline per request.
+//! Talking to subgraphs: GraphQL over HTTP POST on keep-alive connections
+//! ([`crate::connections`]), with a deadline per request.
 //!
 //! Subgraphs answer `application/json` or `application/graphql-response+json`
 //! (async-graphql ≥ 7.0.17 always sends the latter); both are read, and with
@@ -9,14 +9,9 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::{
-    Request, Uri,
-    header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
-};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
+    Uri,
+    header::{HeaderMap, HeaderValue},
 };
 use serde_json::Value as Json;
 
@@ -39,6 +34,10 @@ pub struct SubgraphRequest<'a> {
     /// A query: identical ones in flight at once may share one exchange
     /// (see [`SubgraphClient::deduplicating`]). Never set for a mutation.
     pub shareable: bool,
+    /// A query: sending it twice does nothing twice, so it is sent again
+    /// when a pooled connection turns out to have been closed by the
+    /// subgraph (see [`crate::connections::exchange`]).
+    pub idempotent: bool,
 }
 
 /// A subgraph's GraphQL response.
@@ -63,12 +62,11 @@ pub enum FetchError {
     Body(String),
 }
 
-/// A pooled HTTP client for subgraphs.
+/// The HTTP client for subgraphs.
 ///
-/// The keep-alive connections are pooled per thread: a connection is driven
-/// by a task on the runtime that opened it, so a request served by one of
-/// the gateway's single-threaded runtimes (see [`crate::server`]) fetches
-/// over connections of its own thread and never waits on another's.
+/// The keep-alive connections are pooled per thread ([`crate::connections`]),
+/// so a request served by one of the gateway's single-threaded runtimes (see
+/// [`crate::server`]) fetches over connections of its own thread.
 #[derive(Clone)]
 pub struct SubgraphClient {
     timeout: Duration,
@@ -97,20 +95,6 @@ struct Key {
 struct Inflight(
     std::sync::Mutex<crate::fxhash::FxHashMap<Key, futures::future::WeakShared<Running>>>,
 );
-
-type Pool = Client<HttpConnector, Full<Bytes>>;
-
-thread_local! {
-    static POOL: Pool = {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector)
-    };
-}
 
 impl SubgraphClient {
     /// A client whose requests fail after `timeout`.
@@ -179,50 +163,25 @@ impl SubgraphClient {
         request.variables.write_json(&mut body);
         body.push(b'}');
         let body = Bytes::from(body);
-        let mut http_request = Request::post(url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                ACCEPT,
-                "application/graphql-response+json, application/json;q=0.9",
-            )
-            .body(Full::new(body.clone()))
-            .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-        for name in FORWARDED_HEADERS {
-            if let Some(value) = request.headers.get(name) {
-                http_request
-                    .headers_mut()
-                    .insert(HeaderName::from_static(name), value.clone());
-            }
-        }
+        let forwarded = FORWARDED_HEADERS
+            .into_iter()
+            .filter_map(|name| Some((name, request.headers.get(name)?)));
+        let mut wire = crate::connections::post_head(url, body.len(), forwarded)?;
+        wire.extend_from_slice(&body);
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
+        let idempotent = request.idempotent;
         // The representations are in the body now: not held while waiting.
         drop(request);
+        let target = url.clone();
         let exchange = async move {
-            let response = POOL
-                .with(Pool::clone)
-                .request(http_request)
-                .await
-                .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;
-            let (parts, body) = response.into_parts();
-            let bytes = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| FetchError::Body(e.to_string()))?
-                .to_bytes();
-            Ok::<_, FetchError>((
-                parts.status,
-                parts.headers.get(CONTENT_TYPE).cloned(),
-                bytes,
-            ))
-        };
-        let exchange = async move {
-            tokio::time::timeout(timeout, exchange)
+            let answer = crate::connections::exchange(&target, &wire, idempotent);
+            tokio::time::timeout(timeout, answer)
                 .await
                 .map_err(|_| FetchError::Timeout(timeout))?
         };
         let read = async move {
-            let (status, content_type, bytes) = exchange.await?;
-            parse(status.as_u16(), content_type.as_ref(), &bytes)
+            let answer = exchange.await?;
+            parse(answer.status, answer.content_type.as_ref(), &answer.body)
         };
         match (&self.inflight, shareable) {
             (Some(inflight), true) => {
@@ -296,17 +255,6 @@ impl Inflight {
         };
         shared.await
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn parse(

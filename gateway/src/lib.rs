@@ -6,13 +6,14 @@
 //! stages that need only the supergraph: [`compose`] (subgraph SDLs into a
 //! supergraph, with the fix-up the planner needs), [`planning`] (loading a
 //! supergraph and turning client operations into cached query plans) and
-//! [`fetch`] (the pooled HTTP client that talks to subgraphs). The executor
+//! [`fetch`] (fetches from subgraphs, over [`connections`]). The executor
 //! and the HTTP edge build on these.
 
 pub mod admission;
 pub mod auth;
 pub mod coerce;
 pub mod compose;
+pub mod connections;
 pub mod cors;
 pub mod execution;
 pub mod fetch;
@@ -30,6 +31,7 @@ pub mod spin;
 pub mod subscriptions;
 pub mod upstream;
 pub mod value;
+pub mod wire;
 
 pub use compose::{SubgraphSource, compose};
 pub use planning::{PlanError, Prepared, Supergraph};

@@ -39,6 +39,7 @@ fn request(headers: HeaderMap) -> SubgraphRequest<'static> {
         variables: gateway::value::Value::from(json!({ "n": 7 })),
         headers,
         shareable: true,
+        idempotent: true,
     }
 }
 
@@ -356,4 +357,223 @@ async fn a_fetch_cut_off_by_its_timeout_leaves_no_connection_behind() {
         answer.data, again.data,
         "after the timeout, one new connection, kept alive"
     );
+}
+
+/// What a scripted subgraph does with one request: the bytes it writes
+/// (each written on its own, a few milliseconds apart), and whether it
+/// closes the connection afterwards.
+struct Script {
+    writes: Vec<Vec<u8>>,
+    close: bool,
+}
+
+/// A subgraph speaking raw HTTP/1.1: for the `n`th request (from 1, over
+/// all connections) it does what `script(n)` says. Reads each request
+/// whole (head and `content-length` body). Counts connections and requests.
+async fn scripted(
+    script: impl Fn(usize) -> Script + Send + Sync + 'static,
+) -> (
+    hyper::Uri,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (conns, reqs) = (connections.clone(), requests.clone());
+    let script = Arc::new(script);
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            conns.fetch_add(1, SeqCst);
+            let (reqs, script) = (reqs.clone(), script.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: its head, then its content-length body.
+                    let head_end = loop {
+                        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    let Script { writes, close } = script(reqs.fetch_add(1, SeqCst) + 1);
+                    for write in writes {
+                        if socket.write_all(&write).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    if close {
+                        let _ = socket.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (
+        format!("http://{addr}/graphql").parse().unwrap(),
+        connections,
+        requests,
+    )
+}
+
+fn bytes(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn chunked_answers_and_interim_answers_are_read_whole_on_a_kept_connection() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, connections, _) = scripted(|n| Script {
+        writes: vec![
+            bytes("HTTP/1.1 100 Continue\r\n\r\n"),
+            bytes("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"),
+            bytes("b\r\n{\"data\":{\"n\r\n"),
+            format!("3;x=y\r\n\":{n}\r\n2\r\n}}}}\r\n0\r\n\r\n").into_bytes(),
+        ],
+        close: false,
+    })
+    .await;
+    let client = SubgraphClient::new(Duration::from_secs(5));
+    for n in 1..=3 {
+        let answer = client.fetch(&url, request(HeaderMap::new())).await.unwrap();
+        assert_eq!(
+            answer.data,
+            gateway::value::Value::from(json!({ "n": n })),
+            "answer {n}"
+        );
+    }
+    assert_eq!(connections.load(SeqCst), 1, "one connection kept alive");
+}
+
+#[tokio::test]
+async fn an_answer_without_a_length_ends_with_its_connection() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, connections, _) = scripted(|n| Script {
+        writes: vec![
+            bytes("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"data\":"),
+            format!("{{\"n\":{n}}}}}").into_bytes(),
+        ],
+        close: true,
+    })
+    .await;
+    let client = SubgraphClient::new(Duration::from_secs(5));
+    for n in 1..=2 {
+        let answer = client.fetch(&url, request(HeaderMap::new())).await.unwrap();
+        assert_eq!(answer.data, gateway::value::Value::from(json!({ "n": n })));
+    }
+    assert_eq!(
+        connections.load(SeqCst),
+        2,
+        "such a connection is not reused"
+    );
+}
+
+#[tokio::test]
+async fn a_query_the_subgraph_dropped_with_its_connection_is_sent_again_a_mutation_is_not() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // The second request reaches a connection the subgraph then closes
+    // without a word, as one whose keep-alive ran out at that moment.
+    let answer = |n: usize| Script {
+        writes: if n == 2 {
+            vec![]
+        } else {
+            let body = format!(r#"{{"data":{{"n":{n}}}}}"#);
+            vec![format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()]
+        },
+        close: n == 2,
+    };
+    for idempotent in [true, false] {
+        let (url, connections, requests) = scripted(answer).await;
+        let client = SubgraphClient::new(Duration::from_secs(5));
+        let first = client.fetch(&url, request(HeaderMap::new())).await.unwrap();
+        assert_eq!(first.data, gateway::value::Value::from(json!({ "n": 1 })));
+        let again = client
+            .fetch(
+                &url,
+                SubgraphRequest {
+                    idempotent,
+                    ..request(HeaderMap::new())
+                },
+            )
+            .await;
+        if idempotent {
+            assert_eq!(
+                again.unwrap().data,
+                gateway::value::Value::from(json!({ "n": 3 })),
+                "sent again, on a new connection"
+            );
+            assert_eq!(connections.load(SeqCst), 2);
+        } else {
+            assert!(
+                matches!(again, Err(FetchError::Unreachable(_))),
+                "a mutation may have been carried out: {again:?}"
+            );
+            assert_eq!(requests.load(SeqCst), 2, "sent once only");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_or_oversized_answer_is_an_error() {
+    let cases = [
+        (
+            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\n",
+            "larger than",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\n",
+            "Content-Length",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            "chunked",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{\"data\"",
+            "cut off",
+        ),
+        ("HTTP/1.1 two hundred\r\n\r\n", "malformed"),
+    ];
+    for (wire, expected) in cases {
+        let (url, _, _) = scripted(move |_| Script {
+            writes: vec![bytes(wire)],
+            close: true,
+        })
+        .await;
+        let client = SubgraphClient::new(Duration::from_secs(5));
+        match client.fetch(&url, request(HeaderMap::new())).await {
+            Err(FetchError::Body(message)) => {
+                assert!(message.contains(expected), "{wire:?}: {message}")
+            }
+            other => panic!("{wire:?}: {other:?}"),
+        }
+    }
 }

@@ -1,0 +1,385 @@
+//! Keep-alive HTTP/1.1 connections to subgraphs, one exchange at a time on
+//! each, pooled per serving thread.
+//!
+//! A fetch takes an idle connection to the subgraph's address (the one used
+//! last, whose buffers are warm), writes its request in one `write`, reads
+//! the answer into one buffer and puts the connection back once the answer
+//! is whole. No task drives a connection: the fetch does, so an answer
+//! wakes the request that waits for it and nothing else. A connection is
+//! pooled by the thread that opened it (its socket is registered with that
+//! thread's runtime) and goes back there, whichever request finished with
+//! it; with the gateway's thread per core ([`crate::server`]) that is the
+//! thread that used it.
+//!
+//! A pooled connection the subgraph has closed (a keep-alive timeout, a
+//! restart) is recognised before use when the close has arrived, and when
+//! it is seen only after the request was written, a query is sent again once
+//! on a new connection: it cannot have been answered. A mutation is not: it
+//! may have been carried out.
+
+use std::{
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use hyper::{Uri, header::HeaderValue};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::{
+    fetch::{FetchError, MAX_RESPONSE_BYTES},
+    fxhash::FxHashMap,
+    wire::{self, Framing},
+};
+
+/// How long a connection may rest in the pool before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The most connections resting per subgraph address on one thread.
+pub const MAX_IDLE: usize = 64;
+
+/// A subgraph's answer: its status, media type and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+/// One thread's resting connections, by address.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<FxHashMap<Box<str>, Vec<Conn>>>,
+}
+
+thread_local! {
+    static POOL: Arc<Pool> = Arc::default();
+}
+
+/// A connection to a subgraph.
+struct Conn {
+    stream: TcpStream,
+    /// The subgraph's address, as its URLs give it.
+    authority: Box<str>,
+    /// Bytes read and not yet taken.
+    buf: BytesMut,
+    /// The size of the last answer: the next one's buffer is sized from it.
+    last: usize,
+    /// When it was put back.
+    rested: Instant,
+    /// The pool of the thread that opened it.
+    home: Arc<Pool>,
+}
+
+/// Why an exchange on one connection failed.
+enum Failure {
+    /// Before any byte of an answer came: the request may not have been
+    /// read (`written`: it was at least written whole).
+    Silent { written: bool, error: FetchError },
+    /// During the answer.
+    Broken(FetchError),
+}
+
+impl Failure {
+    fn error(self) -> FetchError {
+        match self {
+            Failure::Silent { error, .. } | Failure::Broken(error) => error,
+        }
+    }
+}
+
+/// The scheme, address and target of a subgraph URL, as a request names them.
+fn target(url: &Uri) -> Result<(&str, &str), FetchError> {
+    if url.scheme_str() != Some("http") {
+        return Err(FetchError::Unreachable(format!(
+            "{url}: only http:// subgraph URLs are supported"
+        )));
+    }
+    let authority = url
+        .authority()
+        .ok_or_else(|| FetchError::Unreachable(format!("{url}: no host")))?;
+    let path = url.path_and_query().map_or("/", |p| p.as_str());
+    Ok((authority.as_str(), path))
+}
+
+/// The head of a POST of `body_len` bytes to `url`, with `headers` (name,
+/// value) added: everything of the request but its body.
+pub fn post_head<'h>(
+    url: &Uri,
+    body_len: usize,
+    headers: impl Iterator<Item = (&'h str, &'h HeaderValue)>,
+) -> Result<Vec<u8>, FetchError> {
+    let (authority, path) = target(url)?;
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    head.extend_from_slice(authority.as_bytes());
+    head.extend_from_slice(
+        b"\r\ncontent-type: application/json\r\n\
+          accept: application/graphql-response+json, application/json;q=0.9\r\n\
+          content-length: ",
+    );
+    wire::write_decimal(&mut head, body_len);
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    Ok(head)
+}
+
+/// Sends `request` (a whole HTTP/1.1 request, see [`post_head`]) to the
+/// subgraph at `url` and reads its answer. `idempotent`: it may be sent
+/// again when a pooled connection turns out to have been closed.
+pub async fn exchange(url: &Uri, request: &[u8], idempotent: bool) -> Result<Answer, FetchError> {
+    let (authority, _) = target(url)?;
+    if let Some(conn) = take(authority) {
+        match conn.exchange(request).await {
+            Ok(answer) => return Ok(answer),
+            // Closed while it rested, seen only now: a new connection
+            // carries it, if sending it again cannot do anything twice.
+            Err(Failure::Silent { written, .. }) if idempotent || !written => {}
+            Err(failure) => return Err(failure.error()),
+        }
+    }
+    let conn = Conn::open(authority).await?;
+    conn.exchange(request).await.map_err(Failure::error)
+}
+
+/// A resting connection to `authority`, the last one put back, if any is
+/// still open.
+fn take(authority: &str) -> Option<Conn> {
+    POOL.with(|pool| {
+        let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let resting = idle.get_mut(authority)?;
+        let now = Instant::now();
+        while let Some(conn) = resting.pop() {
+            if now.duration_since(conn.rested) < IDLE_TIMEOUT && conn.is_open() {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+impl Conn {
+    async fn open(authority: &str) -> Result<Conn, FetchError> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| FetchError::Unreachable(format!("connecting to {authority}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        Ok(Conn {
+            stream,
+            authority: authority.into(),
+            buf: BytesMut::new(),
+            last: 0,
+            rested: Instant::now(),
+            home: POOL.with(Arc::clone),
+        })
+    }
+
+    /// Whether the connection can carry a request: nothing came on it while
+    /// it rested (a subgraph that closed it sent its end, or a reset).
+    fn is_open(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readiness may be left over from the last answer (when its
+            // last read filled the buffer): the socket says.
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(
+                    self.stream.try_read(&mut probe),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                )
+            }
+        }
+    }
+
+    /// Writes `request`, reads the answer and, when the connection stays
+    /// open, puts it back in its pool.
+    async fn exchange(mut self, request: &[u8]) -> Result<Answer, Failure> {
+        if let Err(e) = self.stream.write_all(request).await {
+            return Err(Failure::Silent {
+                written: false,
+                error: FetchError::Unreachable(format!("sending the request: {e}")),
+            });
+        }
+        let (answer, reusable) = self.read_answer().await?;
+        if reusable {
+            self.rest();
+        }
+        Ok(answer)
+    }
+
+    /// Reads more of the answer into the buffer, with room for `more`
+    /// bytes; `Ok(false)` at the end of the stream.
+    async fn fill(&mut self, more: usize) -> std::io::Result<bool> {
+        wire::room(&mut self.buf, more);
+        Ok(self.stream.read_buf(&mut self.buf).await? > 0)
+    }
+
+    /// Reads one answer; with it, whether the connection may carry another.
+    async fn read_answer(&mut self) -> Result<(Answer, bool), Failure> {
+        let broken = |e: String| Failure::Broken(FetchError::Body(e));
+        let mut expect = self.last.max(1024);
+        // The head, past any interim (1xx) answers.
+        let (status, content_type, head_len, framing, keep_alive) = loop {
+            let parsed = {
+                let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+                let mut response = httparse::Response::new(&mut headers);
+                match response.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let status = response.code.unwrap_or(0);
+                        let framing = if status == 204 || status == 304 {
+                            Ok(Framing::Length(0))
+                        } else {
+                            wire::framing(response.headers, Framing::Close)
+                        };
+                        Some((
+                            status,
+                            response
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                                .and_then(|h| HeaderValue::from_bytes(h.value).ok()),
+                            len,
+                            framing.map_err(|e| broken(e.to_string()))?,
+                            wire::keeps_alive(response.version.unwrap_or(1), response.headers),
+                        ))
+                    }
+                    Ok(httparse::Status::Partial) => None,
+                    Err(e) => return Err(broken(format!("malformed HTTP answer: {e}"))),
+                }
+            };
+            match parsed {
+                Some((100..=199, _, len, _, _)) => {
+                    let _ = self.buf.split_to(len);
+                }
+                Some(head) => break head,
+                None if self.buf.len() > wire::MAX_HEAD_BYTES => {
+                    return Err(broken(wire::FramingError::HeadTooLarge.to_string()));
+                }
+                None => {
+                    let read = self.fill(expect).await;
+                    let silent = self.buf.is_empty();
+                    match read {
+                        Ok(true) => {}
+                        Ok(false) if silent => {
+                            return Err(Failure::Silent {
+                                written: true,
+                                error: FetchError::Unreachable(
+                                    "the subgraph closed the connection without answering".into(),
+                                ),
+                            });
+                        }
+                        Ok(false) => return Err(broken("the answer's head was cut off".into())),
+                        Err(e) if silent => {
+                            return Err(Failure::Silent {
+                                written: true,
+                                error: FetchError::Unreachable(format!("reading the answer: {e}")),
+                            });
+                        }
+                        Err(e) => return Err(broken(format!("reading the answer: {e}"))),
+                    }
+                }
+            }
+        };
+        let cut_off = || broken("the answer's body was cut off".into());
+        let too_large = || {
+            broken(format!(
+                "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+            ))
+        };
+        let (body, reusable) = match framing {
+            Framing::Length(len) => {
+                if len > MAX_RESPONSE_BYTES {
+                    return Err(too_large());
+                }
+                while self.buf.len() < head_len + len {
+                    let missing = head_len + len - self.buf.len();
+                    if !self
+                        .fill(missing)
+                        .await
+                        .map_err(|e| broken(e.to_string()))?
+                    {
+                        return Err(cut_off());
+                    }
+                }
+                let _ = self.buf.split_to(head_len);
+                let body = self.buf.split_to(len).freeze();
+                // Bytes past the answer were never asked for: the
+                // connection is out of step.
+                (body, keep_alive && self.buf.is_empty())
+            }
+            Framing::Chunked => {
+                let mut chunked = wire::Chunked::new(head_len);
+                let end = loop {
+                    match chunked
+                        .advance(&self.buf, MAX_RESPONSE_BYTES)
+                        .map_err(|e| broken(e.to_string()))?
+                    {
+                        Some(end) => break end,
+                        None => {
+                            expect = expect.max(self.buf.len());
+                            if !self.fill(expect).await.map_err(|e| broken(e.to_string()))? {
+                                return Err(cut_off());
+                            }
+                        }
+                    }
+                };
+                let _ = self.buf.split_to(end);
+                (Bytes::from(chunked.body), keep_alive && self.buf.is_empty())
+            }
+            Framing::Close => {
+                while self.fill(expect).await.map_err(|e| broken(e.to_string()))? {
+                    if self.buf.len() - head_len > MAX_RESPONSE_BYTES {
+                        return Err(too_large());
+                    }
+                    expect = self.buf.len();
+                }
+                let _ = self.buf.split_to(head_len);
+                (self.buf.split().freeze(), false)
+            }
+        };
+        self.last = head_len + body.len();
+        Ok((
+            Answer {
+                status,
+                content_type,
+                body,
+            },
+            reusable,
+        ))
+    }
+
+    /// Puts the connection back in the pool of its thread (the oldest
+    /// resting one closed when there are [`MAX_IDLE`]).
+    fn rest(mut self) {
+        self.rested = Instant::now();
+        let home = self.home.clone();
+        let mut idle = home.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let resting = match idle.get_mut(&*self.authority) {
+            Some(resting) => resting,
+            None => idle.entry(self.authority.clone()).or_default(),
+        };
+        if resting.len() >= MAX_IDLE {
+            resting.remove(0);
+        }
+        resting.push(self);
+    }
+}
