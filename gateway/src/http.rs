@@ -266,6 +266,13 @@ pub struct Edge {
     rest: Router,
 }
 
+impl Edge {
+    /// The gateway it serves.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+}
+
 impl tower_service::Service<axum::extract::Request> for Edge {
     type Response = Response;
     type Error = std::convert::Infallible;
@@ -293,20 +300,50 @@ impl tower_service::Service<axum::extract::Request> for Edge {
     }
 }
 
+/// POST `/graphql` from hyper: see [`serve_post`].
+async fn post_graphql_edge(gw: Arc<Gateway>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = peer_of(&parts.extensions);
+    serve_post(
+        gw,
+        peer,
+        parts.headers,
+        parts.uri.path(),
+        PostBody::Unread(body),
+    )
+    .await
+}
+
+/// The body of a `POST /graphql`.
+pub(crate) enum PostBody {
+    /// Read already (by [`crate::lane`], within [`MAX_BODY_BYTES`]).
+    Read(Bytes),
+    /// Still to be read, up to [`MAX_BODY_BYTES`].
+    Unread(axum::body::Body),
+}
+
 /// POST `/graphql` as the router's layers and [`post_graphql`] would serve
 /// it: CORS outermost, then the request's id, span and log line, then the
 /// body, read up to [`MAX_BODY_BYTES`].
-async fn post_graphql_edge(gw: Arc<Gateway>, request: axum::extract::Request) -> Response {
+pub(crate) async fn serve_post(
+    gw: Arc<Gateway>,
+    peer: Option<IpAddr>,
+    mut headers: HeaderMap,
+    path: &str,
+    body: PostBody,
+) -> Response {
     use tracing::Instrument;
     let _active = crate::spin::enter();
-    let (mut parts, body) = request.into_parts();
-    let origin = crate::cors::allowed_origin(&gw.cors, &parts.headers);
-    let (id, span) = open_request(&mut parts.headers, parts.uri.path());
+    let origin = crate::cors::allowed_origin(&gw.cors, &headers);
+    let (id, span) = open_request(&mut headers, path);
     let started = std::time::Instant::now();
     let mut response = async {
-        let peer = peer_of(&parts.extensions);
-        match read_body(&parts.headers, body).await {
-            Ok(body) => post_graphql(gw.clone(), peer, parts.headers, body).await,
+        let body = match body {
+            PostBody::Read(bytes) => Ok(bytes),
+            PostBody::Unread(body) => read_body(&headers, body).await,
+        };
+        match body {
+            Ok(body) => post_graphql(gw.clone(), peer, headers, body).await,
             Err(refused) => refused,
         }
     }

@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod fxhash;
 pub mod http;
 pub mod introspection;
+pub mod lane;
 pub mod limits;
 pub mod metrics;
 pub mod persisted;

@@ -90,6 +90,7 @@ pub struct Metrics {
     plan_misses: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    lane: AtomicU64,
 }
 
 impl Metrics {
@@ -144,6 +145,11 @@ impl Metrics {
             &self.reloads_failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A `POST /graphql` was served by [`crate::lane`], not hyper.
+    pub fn lane_request(&self) {
+        self.lane.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything, in the Prometheus text format (version 0.0.4).
@@ -212,11 +218,14 @@ impl Metrics {
             "# HELP plan_cache_hits_total Operations whose plan was cached.\n# TYPE plan_cache_hits_total counter\nplan_cache_hits_total {}\n\
              # HELP plan_cache_misses_total Operations that had to be planned.\n# TYPE plan_cache_misses_total counter\nplan_cache_misses_total {}\n\
              # HELP supergraph_reloads_total Supergraph reloads by result.\n# TYPE supergraph_reloads_total counter\n\
-             supergraph_reloads_total{{result=\"ok\"}} {}\nsupergraph_reloads_total{{result=\"failed\"}} {}\n",
+             supergraph_reloads_total{{result=\"ok\"}} {}\nsupergraph_reloads_total{{result=\"failed\"}} {}\n\
+             # HELP grocery_gateway_lane_requests_total POST /graphql requests served by the gateway's own HTTP/1.1 lane (the rest by hyper).\n\
+             # TYPE grocery_gateway_lane_requests_total counter\ngrocery_gateway_lane_requests_total {}\n",
             self.plan_hits.load(Ordering::Relaxed),
             self.plan_misses.load(Ordering::Relaxed),
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed),
+            self.lane.load(Ordering::Relaxed),
         );
         out
     }

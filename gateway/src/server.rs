@@ -14,7 +14,6 @@
 
 use std::net::SocketAddr;
 
-use axum::serve::ListenerExt;
 use tokio::sync::{mpsc, watch};
 
 /// How many serving threads `GATEWAY_THREADS` unset means: one per core.
@@ -62,36 +61,9 @@ impl Default for Serving {
 /// A new connection, on its way to a serving thread.
 type Handoff = (std::net::TcpStream, SocketAddr);
 
-/// The connections one serving thread is handed, as axum's listener.
-struct Handed {
-    incoming: mpsc::UnboundedReceiver<Handoff>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Handed {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.incoming.recv().await {
-                Some((stream, peer)) => match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => return (stream, peer),
-                    Err(err) => tracing::warn!(%err, "a connection could not be handed over"),
-                },
-                // The acceptor stopped: what is open is served until the stop.
-                None => std::future::pending().await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-/// Serves `router` (the gateway's is [`crate::http::edge`]) on `listener`
-/// from `serving.threads` threads (at least one), each with its own
+/// Serves `router` (the gateway's is [`crate::http::edge`], whose
+/// `POST /graphql` goes by [`crate::lane`]) on `listener` from
+/// `serving.threads` threads (at least one), each with its own
 /// single-threaded runtime, until `stop` turns true; then each finishes its
 /// in-flight requests. A thread that fails ends it at once, with that
 /// thread's error.
@@ -106,19 +78,19 @@ where
             axum::extract::Request,
             Response = axum::response::Response,
             Error = std::convert::Infallible,
-        > + Clone
+        > + crate::lane::Lanes
+        + Clone
         + Send
         + 'static,
     S::Future: Send,
 {
-    let local = listener.local_addr()?;
     let mut ended = Vec::new();
     let mut handoffs = Vec::new();
     for i in 0..serving.threads.max(1) {
         let (handoff, incoming) = mpsc::unbounded_channel();
         handoffs.push(handoff);
         let router = router.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let (done, end) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -131,13 +103,8 @@ where
                             crate::spin::install(serving.poll);
                             tokio::spawn(keep_timer_armed());
                             crate::admission::install(serving.executions);
-                            // Tapped: axum gives peers' addresses to handlers for
-                            // TCP listeners and tapped ones.
-                            let listener = Handed { incoming, local }.tap_io(|_| {});
-                            kit::server::serve(listener, router, async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            })
-                            .await
+                            serve_thread(incoming, router, stop).await;
+                            Ok(())
                         })
                     });
                 let _ = done.send(served);
@@ -167,6 +134,55 @@ where
             }
         }
     }
+}
+
+/// One serving thread: each connection it is handed served by
+/// [`crate::lane::serve`] until `stop`; then every one of them is waited for.
+async fn serve_thread<S>(
+    mut incoming: mpsc::UnboundedReceiver<Handoff>,
+    router: S,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + crate::lane::Lanes
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let gateway = router.gateway().cloned();
+    // Each connection holds a receiver: when none is left, all have ended.
+    let (open, held) = watch::channel(());
+    loop {
+        let handed = tokio::select! {
+            handed = incoming.recv() => handed,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        // None: the acceptor stopped; what is open is served until the stop.
+        let Some((stream, peer)) = handed else {
+            let _ = stop.wait_for(|s| *s).await;
+            break;
+        };
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "a connection could not be handed over");
+                continue;
+            }
+        };
+        let connection =
+            crate::lane::serve(stream, peer, gateway.clone(), router.clone(), stop.clone());
+        let held = held.clone();
+        tokio::spawn(async move {
+            connection.await;
+            drop(held);
+        });
+    }
+    drop(held);
+    open.closed().await;
 }
 
 /// How often a serving thread's timer wakes it with nothing to do.

@@ -234,11 +234,20 @@ where
     )
 }
 
-/// Serves the gateway's router on a free 127.0.0.1 port; its base URL (`http://127.0.0.1:PORT`).
+/// Serves the gateway on a free 127.0.0.1 port as `grocery serve gateway`
+/// does (serving threads, `POST /graphql` by the lane, the rest by hyper);
+/// its base URL (`http://127.0.0.1:PORT`). Served until the test ends.
 pub async fn listen(gw: Arc<gateway::http::Gateway>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = gateway::http::router(gw);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let serving = gateway::server::Serving {
+        threads: 1,
+        ..Default::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _stop = stop;
+        gateway::server::serve(listener, gateway::http::edge(gw), serving, stopped).await
+    });
     base
 }
