@@ -11,14 +11,18 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use hyper::{
     Uri,
-    header::{HeaderMap, HeaderValue},
+    header::{HeaderMap, HeaderName, HeaderValue},
 };
 use serde_json::Value as Json;
 
 use crate::value::Value;
 
 /// Headers passed from the client's request to every subgraph.
-pub const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "traceparent"];
+pub static FORWARDED_HEADERS: [HeaderName; 3] = [
+    hyper::header::AUTHORIZATION,
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("traceparent"),
+];
 
 /// Largest subgraph response read (a runaway subgraph cannot exhaust memory).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -164,8 +168,8 @@ impl SubgraphClient {
         body.push(b'}');
         let body = Bytes::from(body);
         let forwarded = FORWARDED_HEADERS
-            .into_iter()
-            .filter_map(|name| Some((name, request.headers.get(name)?)));
+            .iter()
+            .filter_map(|name| Some((name.as_str(), request.headers.get(name)?)));
         let mut wire = crate::connections::post_head(url, body.len(), forwarded)?;
         wire.extend_from_slice(&body);
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();

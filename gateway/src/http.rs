@@ -481,21 +481,18 @@ async fn request_context(
 /// the gateway's span in its trace, both written into `headers` for the
 /// subgraph fetches; its id and its tracing span back.
 fn open_request(headers: &mut HeaderMap, path: &str) -> (String, tracing::Span) {
+    use kit::server::{TRACEPARENT, X_REQUEST_ID};
     let id = kit::server::request_id(headers);
-    let trace = Traceparent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    let traceparent = trace.to_string();
-    if let (Ok(id_value), Ok(tp_value)) = (
-        HeaderValue::from_str(&id),
-        HeaderValue::from_str(&traceparent),
-    ) {
-        headers.insert("x-request-id", id_value);
-        headers.insert("traceparent", tp_value);
+    let trace = Traceparent::child_of(headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
+    if let Ok(id_value) = HeaderValue::from_str(&id) {
+        headers.insert(X_REQUEST_ID.clone(), id_value);
+        headers.insert(TRACEPARENT.clone(), trace.header_value());
     }
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         trace_id = %trace.trace_id,
-        traceparent = %traceparent,
+        traceparent = %trace,
         path = %path,
     );
     (id, span)
@@ -538,6 +535,25 @@ impl Traceparent {
             span_id,
             flags,
         }
+    }
+}
+
+impl Traceparent {
+    /// As the `traceparent` header carries it (what [`Display`] writes).
+    ///
+    /// [`Display`]: std::fmt::Display
+    pub fn header_value(&self) -> HeaderValue {
+        let mut text = Vec::with_capacity(55);
+        text.extend_from_slice(b"00-");
+        text.extend_from_slice(self.trace_id.as_bytes());
+        text.push(b'-');
+        text.extend_from_slice(self.span_id.as_bytes());
+        text.push(b'-');
+        text.extend_from_slice(self.flags.as_bytes());
+        // Hex digits and dashes (checked when read, or made here).
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or_else(|_| {
+            HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
+        })
     }
 }
 

@@ -554,8 +554,13 @@ pub async fn watch(documents: Arc<Documents>, every: Duration) {
 /// The client a request names (`graphql-client-name`, or Apollo's
 /// `apollographql-client-name`).
 pub fn client_name(headers: &axum::http::HeaderMap) -> Option<&str> {
-    ["graphql-client-name", "apollographql-client-name"]
-        .into_iter()
+    use axum::http::HeaderName;
+    static NAMES: [HeaderName; 2] = [
+        HeaderName::from_static("graphql-client-name"),
+        HeaderName::from_static("apollographql-client-name"),
+    ];
+    NAMES
+        .iter()
         .find_map(|name| headers.get(name)?.to_str().ok())
         .map(str::trim)
         .filter(|c| !c.is_empty())

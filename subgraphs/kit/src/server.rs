@@ -296,11 +296,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// `x-request-id`: a request's id, from the caller or made up, passed to
+/// every subgraph and written in every log line about it. Named once: a
+/// header looked up by its text is parsed on every lookup.
+pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// `traceparent`: the W3C trace context.
+pub static TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+
 /// The caller's `x-request-id` when it is sane (printable, at most 128
 /// bytes), else a new UUID.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
@@ -335,7 +343,7 @@ pub fn log_finished(response: &mut Response, id: &str, started: Instant) {
         "request finished"
     );
     if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
 }
 
@@ -344,7 +352,7 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers());
     let traceparent = request
         .headers()
-        .get("traceparent")
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
