@@ -294,8 +294,8 @@ fn parse(
             body: snippet(bytes),
         });
     }
-    let envelope: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
+    let envelope =
+        crate::value::read::envelope(bytes).map_err(|e| FetchError::Body(e.to_string()))?;
     if envelope.data.is_none() && envelope.errors.is_none() {
         return Err(if (200..300).contains(&status) {
             FetchError::Body("neither data nor errors".into())
@@ -315,45 +315,6 @@ fn parse(
         data: envelope.data.unwrap_or_default(),
         errors,
     })
-}
-
-/// A GraphQL response's top level: `data` read into the response tree's
-/// own value, `errors` as they are, anything else skipped.
-struct Envelope {
-    data: Option<Value>,
-    errors: Option<Json>,
-}
-
-impl<'de> serde::Deserialize<'de> for Envelope {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Top;
-        impl<'de> serde::de::Visitor<'de> for Top {
-            type Value = Envelope;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Envelope, A::Error> {
-                let mut envelope = Envelope {
-                    data: None,
-                    errors: None,
-                };
-                while let Some(key) = map.next_key::<crate::value::Str>()? {
-                    match key.as_str() {
-                        "data" => envelope.data = Some(map.next_value()?),
-                        "errors" => envelope.errors = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(envelope)
-            }
-        }
-        deserializer.deserialize_map(Top)
-    }
 }
 
 fn snippet(bytes: &[u8]) -> String {

@@ -1,6 +1,6 @@
 //! The response tree's own JSON value.
 //!
-//! Subgraph answers are parsed into this, merged in it and projected from it,
+//! Subgraph answers are read into this ([`read`]), merged in it and projected from it,
 //! so its shape is what a request costs. `serde_json::Value` is built for
 //! general use and, in this build, keeps key order with an `IndexMap`
 //! (graphql-composition turns `preserve_order` on for everyone): every object
@@ -13,14 +13,16 @@
 //! Errors, extensions and client variables stay `serde_json::Value`: they are
 //! few and small, and nothing merges them.
 
-use std::{cell::RefCell, fmt};
+use std::fmt;
 
 use serde::{
-    Deserialize, Deserializer, Serialize, Serializer,
-    de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor},
+    Serialize, Serializer,
     ser::{SerializeMap, SerializeSeq},
 };
 pub use serde_json::Number;
+
+pub mod read;
+pub use read::ReadError;
 
 /// Strings up to this many bytes are stored inline.
 pub const INLINE: usize = 14;
@@ -531,9 +533,9 @@ impl Value {
         std::mem::take(self)
     }
 
-    /// Parses JSON text.
-    pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parses JSON text (see [`read`]).
+    pub fn from_slice(bytes: &[u8]) -> Result<Value, ReadError> {
+        read::value(bytes)
     }
 
     /// Appends the value as compact JSON to `out`.
@@ -700,122 +702,6 @@ impl Serialize for Value {
                 out.end()
             }
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Str {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> Visitor<'de> for StrVisitor {
-            type Value = Str;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            /// Borrowed from the input: it had no escapes.
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str, E> {
-                Ok(Str::plain(s))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
-                Ok(Str::new(s))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Str, E> {
-                Ok(Str::from(s))
-            }
-        }
-        deserializer.deserialize_str(StrVisitor)
-    }
-}
-
-/// Entries and items of the objects and lists being read, so that each is
-/// allocated once, at its final size, when it ends.
-#[derive(Default)]
-struct Scratch {
-    entries: RefCell<Vec<(Str, Value)>>,
-    items: RefCell<Vec<Value>>,
-}
-
-#[derive(Clone, Copy)]
-struct Seed<'s>(&'s Scratch);
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let scratch = Scratch::default();
-        Seed(&scratch).deserialize(deserializer)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        self.deserialize(deserializer)
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
-    }
-
-    /// Borrowed from the input: it had no escapes.
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Value, E> {
-        Ok(Value::String(Str::plain(s)))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(Str::new(s)))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(Str::from(s)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let start = self.0.items.borrow().len();
-        while let Some(item) = seq.next_element_seed(self)? {
-            self.0.items.borrow_mut().push(item);
-        }
-        let items: Box<[Value]> = self.0.items.borrow_mut().drain(start..).collect();
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let start = self.0.entries.borrow().len();
-        while let Some(key) = map.next_key::<Str>()? {
-            let value = map.next_value_seed(self)?;
-            self.0.entries.borrow_mut().push((key, value));
-        }
-        let entries: Box<[(Str, Value)]> = self.0.entries.borrow_mut().drain(start..).collect();
-        Ok(Value::Object(Map(entries)))
     }
 }
 

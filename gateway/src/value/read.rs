@@ -1,0 +1,584 @@
+//! JSON text read straight into [`Value`]: every subgraph answer passes
+//! through here.
+//!
+//! serde_json driving a visitor costs per value what its generic machinery
+//! costs (a key read was ~250 instructions before its bytes were looked
+//! at), which on a small answer was a fifth of a request's work. This
+//! reader knows the one value it builds: the input's UTF-8 is checked once,
+//! so a string without escapes is its slice, found with a table scan; objects
+//! and lists collect on two shared stacks and are allocated once, at their
+//! size. It accepts what serde_json accepts and reads numbers as it does
+//! (integers as `u64`/`i64`, anything else, and `-0`, as `f64`), with
+//! serde_json's nesting limit.
+
+use super::{Map, Number, Str, Value};
+
+/// The deepest nesting read: serde_json's default (its 128th level is refused).
+const MAX_DEPTH: usize = 127;
+
+/// Why a text is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at byte {at}")]
+pub struct ReadError {
+    what: &'static str,
+    at: usize,
+}
+
+/// A GraphQL response's top level: `data` as a [`Value`], `errors` as
+/// serde_json reads them (few, small, and passed on as they are); other
+/// keys (`extensions`) are read and dropped.
+pub struct Envelope {
+    pub data: Option<Value>,
+    pub errors: Option<serde_json::Value>,
+}
+
+/// Reads `bytes`, one JSON value and nothing else but whitespace.
+pub fn value(bytes: &[u8]) -> Result<Value, ReadError> {
+    let mut reader = Reader::new(bytes)?;
+    let value = reader.value()?;
+    reader.end()?;
+    Ok(value)
+}
+
+/// Reads `bytes` as a GraphQL response: a JSON object.
+pub fn envelope(bytes: &[u8]) -> Result<Envelope, ReadError> {
+    let mut reader = Reader::new(bytes)?;
+    let mut envelope = Envelope {
+        data: None,
+        errors: None,
+    };
+    reader.blank();
+    if reader.next() != Some(b'{') {
+        return Err(reader.error("expected a JSON object"));
+    }
+    reader.members(|reader, key| {
+        match key.as_str() {
+            "data" => envelope.data = Some(reader.value()?),
+            "errors" => {
+                let start = reader.at;
+                reader.value()?;
+                envelope.errors = Some(
+                    serde_json::from_slice(&reader.bytes[start..reader.at])
+                        .map_err(|_| reader.error("unreadable errors"))?,
+                );
+            }
+            _ => {
+                reader.value()?;
+            }
+        }
+        Ok(())
+    })?;
+    reader.end()?;
+    Ok(envelope)
+}
+
+/// What ends a plain run of string bytes: a quote, a backslash or a
+/// control character (which JSON strings may not hold raw).
+static STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    depth: usize,
+    /// Entries of the objects being read, innermost last.
+    entries: Vec<(Str, Value)>,
+    /// Items of the lists being read, innermost last.
+    items: Vec<Value>,
+    /// A string with escapes, decoded.
+    text: String,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Result<Self, ReadError> {
+        // Checked once: every string read later is a slice of it between
+        // two ASCII quotes, or decoded from escapes, so valid as well.
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(ReadError {
+                what: "invalid UTF-8",
+                at: e.valid_up_to(),
+            });
+        }
+        Ok(Self {
+            bytes,
+            at: 0,
+            depth: 0,
+            entries: Vec::new(),
+            items: Vec::new(),
+            text: String::new(),
+        })
+    }
+
+    fn error(&self, what: &'static str) -> ReadError {
+        ReadError { what, at: self.at }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    /// Skips whitespace.
+    #[inline]
+    fn blank(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Nothing but whitespace is left.
+    fn end(&mut self) -> Result<(), ReadError> {
+        self.blank();
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.error("trailing characters")),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, ReadError> {
+        self.blank();
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                Ok(Value::String(self.string()?))
+            }
+            Some(b'{') => {
+                self.at += 1;
+                self.object()
+            }
+            Some(b'[') => {
+                self.at += 1;
+                self.list()
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.word(b"true", Value::Bool(true)),
+            Some(b'f') => self.word(b"false", Value::Bool(false)),
+            Some(b'n') => self.word(b"null", Value::Null),
+            Some(_) => Err(self.error("expected a value")),
+            None => Err(self.error("unexpected end")),
+        }
+    }
+
+    fn word(&mut self, word: &[u8], value: Value) -> Result<Value, ReadError> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn deeper(&mut self) -> Result<(), ReadError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("nested too deep"));
+        }
+        Ok(())
+    }
+
+    /// Reads the members of an object whose `{` was read, up to its `}`,
+    /// handing each key to `member` to read its value.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Str) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        self.deeper()?;
+        self.blank();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.blank();
+            if self.next() != Some(b'"') {
+                return Err(self.error("expected a key"));
+            }
+            let key = self.string()?;
+            self.blank();
+            if self.next() != Some(b':') {
+                return Err(self.error("expected ':'"));
+            }
+            member(self, key)?;
+            self.blank();
+            match self.next() {
+                Some(b',') => {}
+                Some(b'}') => break,
+                _ => return Err(self.error("expected ',' or '}'")),
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<Value, ReadError> {
+        let start = self.entries.len();
+        self.members(|reader, key| {
+            let value = reader.value()?;
+            reader.entries.push((key, value));
+            Ok(())
+        })?;
+        let entries: Box<[(Str, Value)]> = self.entries.drain(start..).collect();
+        Ok(Value::Object(Map(entries)))
+    }
+
+    fn list(&mut self) -> Result<Value, ReadError> {
+        self.deeper()?;
+        let start = self.items.len();
+        self.blank();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+        } else {
+            loop {
+                let item = self.value()?;
+                self.items.push(item);
+                self.blank();
+                match self.next() {
+                    Some(b',') => {}
+                    Some(b']') => break,
+                    _ => return Err(self.error("expected ',' or ']'")),
+                }
+            }
+        }
+        self.depth -= 1;
+        let items: Box<[Value]> = self.items.drain(start..).collect();
+        Ok(Value::Array(items))
+    }
+
+    /// Reads a string whose opening quote was read.
+    fn string(&mut self) -> Result<Str, ReadError> {
+        let start = self.at;
+        let mut i = start;
+        let bytes = self.bytes;
+        while i < bytes.len() && !STOP[usize::from(bytes[i])] {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'"') => {
+                self.at = i + 1;
+                // SAFETY: `bytes` is valid UTF-8 (checked in `new`) and the
+                // slice lies between ASCII quotes, on character boundaries.
+                let s = unsafe { std::str::from_utf8_unchecked(&bytes[start..i]) };
+                Ok(Str::plain(s))
+            }
+            Some(b'\\') => {
+                self.at = i;
+                self.escaped(start)
+            }
+            Some(_) => {
+                self.at = i;
+                Err(self.error("control character in a string"))
+            }
+            None => {
+                self.at = i;
+                Err(self.error("unterminated string"))
+            }
+        }
+    }
+
+    /// Reads the rest of a string with escapes, which began at `start`;
+    /// the reader is at its first backslash.
+    fn escaped(&mut self, start: usize) -> Result<Str, ReadError> {
+        let bytes = self.bytes;
+        self.text.clear();
+        let mut run = start;
+        loop {
+            let i = self.at;
+            match bytes.get(i) {
+                Some(b'"') => {
+                    self.push_run(run, i);
+                    self.at = i + 1;
+                    return Ok(Str::new(&self.text));
+                }
+                Some(b'\\') => {
+                    self.push_run(run, i);
+                    self.at = i + 1;
+                    let c = match self.next() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => self.unicode()?,
+                        _ => return Err(self.error("invalid escape")),
+                    };
+                    self.text.push(c);
+                    run = self.at;
+                }
+                Some(b) if *b < 0x20 => return Err(self.error("control character in a string")),
+                Some(_) => self.at += 1,
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn push_run(&mut self, from: usize, to: usize) {
+        // SAFETY: as in `string`: a run between escapes and quotes of valid
+        // UTF-8 starts and ends on character boundaries.
+        self.text
+            .push_str(unsafe { std::str::from_utf8_unchecked(&self.bytes[from..to]) });
+    }
+
+    fn hex4(&mut self) -> Result<u32, ReadError> {
+        let digits = self
+            .bytes
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("unterminated escape"))?;
+        let mut n = 0;
+        for d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(self.error("invalid \\u escape")),
+            };
+            n = n * 16 + u32::from(v);
+        }
+        self.at += 4;
+        Ok(n)
+    }
+
+    /// A `\u` escape whose `u` was read, with its low surrogate when it is
+    /// a high one.
+    fn unicode(&mut self) -> Result<char, ReadError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.at..].starts_with(b"\\u") {
+                    return Err(self.error("lone leading surrogate"));
+                }
+                self.at += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(self.error("invalid low surrogate"));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.error("lone trailing surrogate")),
+            code => code,
+        };
+        char::from_u32(code).ok_or_else(|| self.error("invalid \\u escape"))
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Result<Value, ReadError> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        match self.peek() {
+            Some(b'0') => {
+                self.at += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.error("leading zero"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        let int_end = self.at;
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+            float = true;
+        }
+        if !float {
+            // At most 19 digits always fit a u64; 20 may.
+            let digits = &self.bytes[int_start..int_end];
+            let mut n: u64 = 0;
+            let mut fits = true;
+            for d in digits {
+                match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                {
+                    Some(next) => n = next,
+                    None => {
+                        fits = false;
+                        break;
+                    }
+                }
+            }
+            if fits {
+                if !negative {
+                    return Ok(Value::Number(Number::from(n)));
+                }
+                // As serde_json: `-0` and what an i64 cannot hold are floats.
+                let neg = (n as i64).wrapping_neg();
+                if neg < 0 {
+                    return Ok(Value::Number(Number::from(neg)));
+                }
+            }
+        }
+        // SAFETY: the slice is ASCII sign, digits, point and exponent.
+        let text = unsafe { std::str::from_utf8_unchecked(&self.bytes[start..self.at]) };
+        let f: f64 = text.parse().map_err(|_| self.error("invalid number"))?;
+        Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| self.error("number out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `text` both ways: the same value, or both refuse it.
+    fn agrees(text: &str) {
+        let ours = value(text.as_bytes());
+        let theirs = serde_json::from_str::<serde_json::Value>(text);
+        match (ours, theirs) {
+            // serde_json's numbers compare by kind too: 0 is not 0.0.
+            (Ok(ours), Ok(theirs)) => assert_eq!(serde_json::Value::from(&ours), theirs, "{text}"),
+            (Err(_), Err(_)) => {}
+            (ours, theirs) => panic!("{text}: ours {ours:?}, serde_json {theirs:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads_and_refuses_what_it_refuses() {
+        for text in [
+            r#"{"data":{"topProducts":[{"upc":"1","name":"Table","price":899,"weight":100}]}}"#,
+            " \n\t{ \"a\" : [ 1 , 2 ] , \"b\" : { } , \"c\" : [ ] }\r\n",
+            r#"{"a":1,"a":2}"#,
+            "[true,false,null]",
+            r#""plain""#,
+            r#""q\"uote\\ \/ \b\f\n\r\t \u00e9 \u20AC \ud83d\ude00 é€😀""#,
+            "0",
+            "-0",
+            "-0.0",
+            "1e2",
+            "-1.5E-3",
+            "2.5e+3",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "123456789012345678901234567890",
+            "1.7976931348623157e308",
+            "5e-324",
+            "1e400",
+            "-1e400",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "1e+",
+            "tru",
+            "nul",
+            "[1,]",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            "[1 2]",
+            "\"unterminated",
+            "\"tab\there\"",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\ud83d""#,
+            r#""\ud83dx""#,
+            r#""\ud83d\u0041""#,
+            r#""\ude00""#,
+            "{} {}",
+            "",
+            "   ",
+            "[",
+            "{\"a\":",
+        ] {
+            agrees(text);
+        }
+        let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        agrees(&deep(127));
+        agrees(&deep(128));
+        assert!(value(b"\"\xff\"").is_err(), "invalid UTF-8");
+    }
+
+    #[test]
+    fn strings_without_escapes_are_plain_and_written_as_read() {
+        let read =
+            value(br#"{"short":"ab","long":"a plain string longer than fourteen","esc":"a\nb"}"#)
+                .unwrap();
+        let plain = |v: &Value| match v {
+            Value::String(s) => s.is_plain(),
+            _ => unreachable!(),
+        };
+        assert!(plain(&read["short"]) && plain(&read["long"]));
+        assert!(!plain(&read["esc"]));
+        let mut out = Vec::new();
+        read.write_json(&mut out);
+        assert_eq!(
+            out,
+            br#"{"short":"ab","long":"a plain string longer than fourteen","esc":"a\nb"}"#
+        );
+    }
+
+    #[test]
+    fn a_graphql_response_gives_its_data_and_errors() {
+        let envelope = envelope(
+            br#"{"errors":[{"message":"boom","path":["a",0]}],"extensions":{"x":[1]},"data":{"a":[null]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::Value::from(&envelope.data.unwrap()),
+            serde_json::json!({ "a": [null] })
+        );
+        assert_eq!(
+            envelope.errors.unwrap(),
+            serde_json::json!([{ "message": "boom", "path": ["a", 0] }])
+        );
+        let nothing = super::envelope(b"{}").unwrap();
+        assert!(nothing.data.is_none() && nothing.errors.is_none());
+        for bad in [&b"[1]"[..], b"{\"data\":", b"{\"data\":{}} x", b"null"] {
+            assert!(
+                super::envelope(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
