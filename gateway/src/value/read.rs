@@ -72,19 +72,49 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope, ReadError> {
     Ok(envelope)
 }
 
-/// What ends a plain run of string bytes: a quote, a backslash or a
-/// control character (which JSON strings may not hold raw).
-static STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
+/// Where the first byte that ends a plain run of string bytes is, from
+/// `from` on: a quote, a backslash or a control character (which JSON
+/// strings may not hold raw). Eight bytes at a time.
+#[inline]
+fn plain_run_end(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `v` that is zero (exact for the
+    /// lowest one, which is the one wanted).
+    #[inline]
+    fn zero_bytes(v: u64) -> u64 {
+        v.wrapping_sub(ONES) & !v & HIGH
     }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let stops = zero_bytes(v ^ (ONES * u64::from(b'"')))
+            | zero_bytes(v ^ (ONES * u64::from(b'\\')))
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if stops != 0 {
+            return i + (stops.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0..0x20) {
+        i += 1;
+    }
+    i
+}
+
+thread_local! {
+    /// The reader's stacks, kept between answers with what they grew to.
+    static STACKS: std::cell::Cell<Stacks> = std::cell::Cell::default();
+}
+
+/// The shared stacks of the objects and lists being read, and the
+/// decoding buffer of strings with escapes.
+#[derive(Default)]
+struct Stacks {
+    entries: Vec<(Str, Value)>,
+    items: Vec<Value>,
+    text: String,
+}
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -98,6 +128,20 @@ struct Reader<'a> {
     text: String,
 }
 
+impl Drop for Reader<'_> {
+    /// Gives the stacks back, emptied (a failed read leaves values on them).
+    fn drop(&mut self) {
+        let mut stacks = Stacks {
+            entries: std::mem::take(&mut self.entries),
+            items: std::mem::take(&mut self.items),
+            text: std::mem::take(&mut self.text),
+        };
+        stacks.entries.clear();
+        stacks.items.clear();
+        let _ = STACKS.try_with(|kept| kept.set(stacks));
+    }
+}
+
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8]) -> Result<Self, ReadError> {
         // Checked once: every string read later is a slice of it between
@@ -108,13 +152,14 @@ impl<'a> Reader<'a> {
                 at: e.valid_up_to(),
             });
         }
+        let stacks = STACKS.try_with(|kept| kept.take()).unwrap_or_default();
         Ok(Self {
             bytes,
             at: 0,
             depth: 0,
-            entries: Vec::new(),
-            items: Vec::new(),
-            text: String::new(),
+            entries: stacks.entries,
+            items: stacks.items,
+            text: stacks.text,
         })
     }
 
@@ -264,11 +309,8 @@ impl<'a> Reader<'a> {
     /// Reads a string whose opening quote was read.
     fn string(&mut self) -> Result<Str, ReadError> {
         let start = self.at;
-        let mut i = start;
         let bytes = self.bytes;
-        while i < bytes.len() && !STOP[usize::from(bytes[i])] {
-            i += 1;
-        }
+        let i = plain_run_end(bytes, start);
         match bytes.get(i) {
             Some(b'"') => {
                 self.at = i + 1;
@@ -536,6 +578,29 @@ mod tests {
         agrees(&deep(127));
         agrees(&deep(128));
         assert!(value(b"\"\xff\"").is_err(), "invalid UTF-8");
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character() {
+        let text = b"0123456789abcdef0123456789";
+        for at in 0..text.len() {
+            for stop in [b'"', b'\\', b'\n', 0x00, 0x1f] {
+                let mut bytes = text.to_vec();
+                bytes[at] = stop;
+                for from in 0..=at {
+                    assert_eq!(
+                        plain_run_end(&bytes, from),
+                        at,
+                        "{stop} at {at} from {from}"
+                    );
+                }
+            }
+            assert_eq!(plain_run_end(text, at), text.len(), "none from {at}");
+        }
+        // Bytes just above the stops, and UTF-8, do not stop a run.
+        let mut wide = "é€😀 !#[]".repeat(3).into_bytes();
+        wide.push(b'"');
+        assert_eq!(plain_run_end(&wide, 0), wide.len() - 1);
     }
 
     #[test]
