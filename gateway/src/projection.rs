@@ -233,7 +233,8 @@ pub fn project_into(
         groups: RefCell::default(),
     };
     let start = out.len();
-    if let Err(Bubble) = walker.object(map, root, &[&operation.selection_set], out) {
+    let memo = Memo::default();
+    if let Err(Bubble) = walker.object(map, root, &[&operation.selection_set], &memo, out) {
         out.truncate(start);
         out.extend_from_slice(b"null");
     }
@@ -258,6 +259,18 @@ struct Group<'a> {
     selections: Vec<&'a SelectionSet>,
     /// Where in the objects the key was found last (see [`crate::value::Map::get_hinted`]).
     hint: std::cell::Cell<u32>,
+    /// What the objects under the key needed last.
+    memo: Memo<'a>,
+}
+
+/// What the objects under one response key needed last: their type (the
+/// API schema's name for it) with its groups, and where their `__typename`
+/// was. Objects under one key are nearly always of one type, so the next
+/// one finds its groups by comparing a name, not by a hash look-up.
+#[derive(Default)]
+struct Memo<'a> {
+    last: RefCell<Option<(&'a str, Groups<'a>)>>,
+    typename: std::cell::Cell<u32>,
 }
 
 /// The groups of a list of selection sets on one object type. Every element
@@ -368,6 +381,7 @@ impl<'a> Walker<'a> {
                             shape,
                             selections: vec![&field.selections],
                             hint: Default::default(),
+                            memo: Memo::default(),
                         }),
                     }
                 }
@@ -389,22 +403,37 @@ impl<'a> Walker<'a> {
         map: &'a crate::value::Map,
         declared: &'a str,
         selections: &[&'a SelectionSet],
+        memo: &Memo<'a>,
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
-        let actual = map
-            .get("__typename")
+        let named = map
+            .get_hinted("__typename", &memo.typename)
             .and_then(Value::as_str)
             .unwrap_or(declared);
-        let Some((actual, _)) = self.shapes.fields.get_key_value(actual) else {
-            // A type the API schema hides (`@inaccessible`): the object
-            // cannot be shown, and its name is not told.
-            self.error(format!(
-                "Cannot return a value of type \"{declared}\" here: its type is not part of the API"
-            ));
-            out.extend_from_slice(b"null");
-            return Ok(true);
+        let known = memo
+            .last
+            .borrow()
+            .as_ref()
+            .filter(|(actual, _)| *actual == named)
+            .map(|(actual, groups)| (*actual, groups.clone()));
+        let (actual, groups) = match known {
+            Some(known) => known,
+            None => {
+                let Some((actual, _)) = self.shapes.fields.get_key_value(named) else {
+                    // A type the API schema hides (`@inaccessible`): the object
+                    // cannot be shown, and its name is not told.
+                    self.error(format!(
+                        "Cannot return a value of type \"{declared}\" here: its type is not part of the API"
+                    ));
+                    out.extend_from_slice(b"null");
+                    return Ok(true);
+                };
+                let actual = actual.as_str();
+                let groups = self.groups(selections, actual);
+                *memo.last.borrow_mut() = Some((actual, groups.clone()));
+                (actual, groups)
+            }
         };
-        let groups = self.groups(selections, actual);
         out.push(b'{');
         for (i, group) in groups.iter().enumerate() {
             if i > 0 {
@@ -420,7 +449,7 @@ impl<'a> Walker<'a> {
                 .unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));
-            let completed = self.complete(raw, shape, &group.selections, out);
+            let completed = self.complete(raw, shape, &group.selections, &group.memo, out);
             self.path.borrow_mut().pop();
             match completed {
                 Ok(true) | Err(Bubble) if shape.non_null() => return Err(Bubble),
@@ -441,6 +470,7 @@ impl<'a> Walker<'a> {
         raw: &'a Value,
         shape: &'a Shape,
         selections: &[&'a SelectionSet],
+        memo: &Memo<'a>,
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
         match (shape, raw) {
@@ -456,7 +486,7 @@ impl<'a> Walker<'a> {
                     }
                     let start = out.len();
                     self.path.borrow_mut().push(PathSeg::Index(i));
-                    let completed = self.complete(element, item, selections, out);
+                    let completed = self.complete(element, item, selections, memo, out);
                     self.path.borrow_mut().pop();
                     match completed {
                         Ok(true) | Err(Bubble) if item.non_null() => return Err(Bubble),
@@ -473,7 +503,7 @@ impl<'a> Walker<'a> {
             (Shape::Named { name, .. }, Value::Object(map))
                 if selections.iter().any(|s| !s.items.is_empty()) =>
             {
-                self.object(map, name, selections, out)
+                self.object(map, name, selections, memo, out)
             }
             (
                 Shape::Named {
