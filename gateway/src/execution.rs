@@ -711,10 +711,12 @@ fn projected_hash(
 ) -> Option<usize> {
     use std::hash::Hash;
     let mut written = 0;
+    // Subgraphs answer fields in the order they were selected.
+    let mut cursor = 0;
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
-                let value = map.get(&field.name)?;
+                let value = map.get_next(&field.name, &mut cursor)?;
                 field.alias.as_ref().unwrap_or(&field.name).hash(h);
                 projected_value_hash(value, &field.selections, types, h)?;
                 written += 1;
@@ -782,11 +784,16 @@ fn fields_project_to(
     out: &Map,
     matched: &mut usize,
 ) -> bool {
+    // Both hold their keys in the order of the selection, nearly always.
+    let (mut at, mut at_out) = (0, 0);
     for item in &selections.items {
         match item {
             SelectionItem::Field(field) => {
                 let key = field.alias.as_ref().unwrap_or(&field.name);
-                let (Some(value), Some(rep)) = (map.get(&field.name), out.get(key)) else {
+                let (Some(value), Some(rep)) = (
+                    map.get_next(&field.name, &mut at),
+                    out.get_next(key, &mut at_out),
+                ) else {
                     return false;
                 };
                 if !projects_to(value, &field.selections, types, rep) {

@@ -271,6 +271,35 @@ impl Map {
         Some(&self.0[found].1)
     }
 
+    /// [`Self::get`] for keys asked in the order the object usually holds
+    /// them (a selection's fields, as subgraphs answer them): the entry at
+    /// `cursor` is tried first, and `cursor` is left just after the entry found.
+    #[inline]
+    pub fn get_next(&self, key: &str, cursor: &mut usize) -> Option<&Value> {
+        let found = self.next_position(key, cursor)?;
+        Some(&self.0[found].1)
+    }
+
+    /// [`Self::get_mut`] with a `cursor`, as [`Self::get_next`].
+    #[inline]
+    pub fn get_next_mut(&mut self, key: &str, cursor: &mut usize) -> Option<&mut Value> {
+        let found = self.next_position(key, cursor)?;
+        Some(&mut self.0[found].1)
+    }
+
+    #[inline]
+    fn next_position(&self, key: &str, cursor: &mut usize) -> Option<usize> {
+        let found = match self.0.get(*cursor) {
+            Some((k, _)) if key_eq(k.as_bytes(), key.as_bytes()) => *cursor,
+            _ => self
+                .0
+                .iter()
+                .position(|(k, _)| key_eq(k.as_bytes(), key.as_bytes()))?,
+        };
+        *cursor = found + 1;
+        Some(found)
+    }
+
     /// [`Self::get_mut`] with a position `hint`, as [`Self::get_hinted`].
     #[inline]
     pub fn get_mut_hinted(&mut self, key: &str, hint: &mut u32) -> Option<&mut Value> {
@@ -324,11 +353,13 @@ impl Map {
         // Which of the first 64 keys of `other` are missing here, so that
         // adding them does not look them up again.
         let (mut missing, mut absent) = (0, 0u64);
+        // Both usually hold their keys in one order.
+        let mut cursor = 0;
         for (i, (key, value)) in other.iter().enumerate() {
             if skipped(key) {
                 continue;
             }
-            match self.get_mut(key) {
+            match self.get_next_mut(key, &mut cursor) {
                 Some(slot) => merge(slot, value),
                 None => {
                     missing += 1;
@@ -820,6 +851,19 @@ mod tests {
         let mut hint = 0;
         *map.get_mut_hinted("c", &mut hint).unwrap() = Value::Null;
         assert_eq!((map.get("c"), hint), (Some(&Value::Null), 2));
+        // Keys asked in order: each found where the cursor points, and in
+        // any other order found all the same.
+        let mut cursor = 0;
+        for (key, after) in [("a", 1), ("b", 2), ("c", 3)] {
+            assert!(map.get_next(key, &mut cursor).is_some());
+            assert_eq!(cursor, after);
+        }
+        assert_eq!(map.get_next("a", &mut cursor), Some(&Value::from("1")));
+        assert_eq!(cursor, 1, "found behind the cursor");
+        assert_eq!(map.get_next("z", &mut cursor), None);
+        assert_eq!(cursor, 1, "a miss leaves the cursor alone");
+        *map.get_next_mut("b", &mut cursor).unwrap() = Value::Bool(true);
+        assert_eq!((map.get("b"), cursor), (Some(&Value::Bool(true)), 2));
     }
 
     #[test]
