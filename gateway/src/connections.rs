@@ -367,19 +367,25 @@ impl Conn {
         ))
     }
 
-    /// Puts the connection back in the pool of its thread (the oldest
-    /// resting one closed when there are [`MAX_IDLE`]).
+    /// Puts the connection back in the pool of its thread. The oldest
+    /// resting ones (at the bottom: connections are taken from the top) are
+    /// closed when there are [`MAX_IDLE`] or they rested [`IDLE_TIMEOUT`]:
+    /// after a burst, the connections it opened do not stay open for good.
     fn rest(mut self) {
-        self.rested = Instant::now();
+        let now = Instant::now();
+        self.rested = now;
         let home = self.home.clone();
         let mut idle = home.idle.lock().unwrap_or_else(|e| e.into_inner());
         let resting = match idle.get_mut(&*self.authority) {
             Some(resting) => resting,
             None => idle.entry(self.authority.clone()).or_default(),
         };
-        if resting.len() >= MAX_IDLE {
-            resting.remove(0);
-        }
+        let stale = resting
+            .iter()
+            .take_while(|conn| now.duration_since(conn.rested) >= IDLE_TIMEOUT)
+            .count()
+            .max((resting.len() + 1).saturating_sub(MAX_IDLE));
+        resting.drain(..stale);
         resting.push(self);
     }
 }

@@ -577,3 +577,62 @@ async fn a_malformed_or_oversized_answer_is_an_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Answers each request after 100 ms; counts the connections the client closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counted = closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let closed = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            closed.fetch_add(1, SeqCst);
+                            return;
+                        }
+                        // A request fits one read here (small, on loopback).
+                        Ok(_) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let body = r#"{"data":{"n":1}}"#;
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            socket.write_all(answer.as_bytes()).await.unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let url: hyper::Uri = format!("http://{addr}/graphql").parse().unwrap();
+    let client = SubgraphClient::new(Duration::from_secs(5));
+    let burst = gateway::connections::MAX_IDLE + 6;
+    let answers = futures::future::join_all((0..burst).map(|_| {
+        client.fetch(
+            &url,
+            SubgraphRequest {
+                shareable: false,
+                ..request(HeaderMap::new())
+            },
+        )
+    }))
+    .await;
+    assert!(answers.iter().all(Result::is_ok));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        closed.load(SeqCst),
+        6,
+        "{burst} connections opened, {} kept",
+        gateway::connections::MAX_IDLE
+    );
+}
