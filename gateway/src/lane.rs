@@ -36,6 +36,32 @@ use crate::{
     wire,
 };
 
+/// What serves the requests the lane leaves to hyper: the router, or any
+/// service like it.
+pub trait Routes:
+    tower_service::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// What a serving thread answers without hyper: the gateway whose
 /// `POST /graphql` it serves, if any.
 pub trait Lanes {
@@ -57,22 +83,13 @@ impl Lanes for crate::http::Edge {
 /// /graphql` on the lane when `gateway` is given, the rest with `router`
 /// over hyper. Once `stop` turns true, an idle connection is closed and a
 /// busy one after its answer.
-pub async fn serve<S>(
+pub async fn serve<S: Routes>(
     stream: TcpStream,
     peer: SocketAddr,
     gateway: Option<Arc<Gateway>>,
     router: S,
     stop: watch::Receiver<bool>,
-) where
-    S: tower_service::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
+) {
     let mut lane = Lane {
         stream,
         buf: BytesMut::new(),
@@ -309,17 +326,7 @@ async fn write_response(
 
 /// Serves the rest of the connection with hyper: what the lane read of it
 /// first, then the socket.
-async fn hand_over<S>(lane: Lane, router: S)
-where
-    S: tower_service::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
+async fn hand_over<S: Routes>(lane: Lane, router: S) {
     let Lane {
         stream,
         buf,

@@ -74,15 +74,7 @@ pub async fn serve<S>(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
-    S: tower_service::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + crate::lane::Lanes
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: crate::lane::Routes + crate::lane::Lanes,
 {
     let mut ended = Vec::new();
     let mut handoffs = Vec::new();
@@ -143,15 +135,7 @@ async fn serve_thread<S>(
     router: S,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: tower_service::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + crate::lane::Lanes
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: crate::lane::Routes + crate::lane::Lanes,
 {
     let gateway = router.gateway().cloned();
     // Each connection holds a receiver: when none is left, all have ended.
