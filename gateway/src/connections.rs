@@ -18,7 +18,7 @@
 //! may have been carried out.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -41,6 +41,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The most connections resting per subgraph address on one thread.
 pub const MAX_IDLE: usize = 64;
+
+/// The largest read buffer a resting connection keeps (one that read a
+/// larger answer starts its next one afresh).
+const RESTING_BUFFER: usize = 64 * 1024;
 
 /// A subgraph's answer: its status, media type and body.
 #[derive(Debug)]
@@ -71,8 +75,9 @@ struct Conn {
     last: usize,
     /// When it was put back.
     rested: Instant,
-    /// The pool of the thread that opened it.
-    home: Arc<Pool>,
+    /// The pool of the thread that opened it (weakly: the pool holds its
+    /// connections, and ends with its thread).
+    home: Weak<Pool>,
 }
 
 /// Why an exchange on one connection failed.
@@ -92,18 +97,41 @@ impl Failure {
     }
 }
 
-/// The scheme, address and target of a subgraph URL, as a request names them.
-fn target(url: &Uri) -> Result<(&str, &str), FetchError> {
-    if url.scheme_str() != Some("http") {
-        return Err(FetchError::Unreachable(format!(
-            "{url}: only http:// subgraph URLs are supported"
-        )));
+/// Where a subgraph URL points, as a request names it.
+struct Target<'u> {
+    /// The host as the URL writes it (an IPv6 address in brackets).
+    host: &'u str,
+    port: Option<u16>,
+    /// The path and query.
+    path: &'u str,
+    /// The URL's authority: what the pool knows the subgraph by.
+    authority: &'u str,
+}
+
+impl<'u> Target<'u> {
+    fn of(url: &'u Uri) -> Result<Self, FetchError> {
+        if url.scheme_str() != Some("http") {
+            return Err(FetchError::Unreachable(format!(
+                "{url}: only http:// subgraph URLs are supported"
+            )));
+        }
+        let (Some(authority), Some(host)) = (url.authority(), url.host()) else {
+            return Err(FetchError::Unreachable(format!("{url}: no host")));
+        };
+        Ok(Self {
+            host,
+            port: url.port_u16(),
+            path: url.path_and_query().map_or("/", |p| p.as_str()),
+            authority: authority.as_str(),
+        })
     }
-    let authority = url
-        .authority()
-        .ok_or_else(|| FetchError::Unreachable(format!("{url}: no host")))?;
-    let path = url.path_and_query().map_or("/", |p| p.as_str());
-    Ok((authority.as_str(), path))
+
+    /// The address to connect to: the host (without an IPv6 address's
+    /// brackets) and the port, 80 unless the URL gives one.
+    fn address(&self) -> (&'u str, u16) {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port.unwrap_or(80))
+    }
 }
 
 /// The head of a POST of `body_len` bytes to `url`, with `headers` (name,
@@ -113,12 +141,17 @@ pub fn post_head<'h>(
     body_len: usize,
     headers: impl Iterator<Item = (&'h str, &'h HeaderValue)>,
 ) -> Result<Vec<u8>, FetchError> {
-    let (authority, path) = target(url)?;
+    let target = Target::of(url)?;
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"POST ");
-    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(target.path.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    head.extend_from_slice(authority.as_bytes());
+    // The host and port only: user information never goes in `host`.
+    head.extend_from_slice(target.host.as_bytes());
+    if let Some(port) = target.port {
+        head.push(b':');
+        wire::write_decimal(&mut head, usize::from(port));
+    }
     head.extend_from_slice(
         b"\r\ncontent-type: application/json\r\n\
           accept: application/graphql-response+json, application/json;q=0.9\r\n\
@@ -140,8 +173,8 @@ pub fn post_head<'h>(
 /// subgraph at `url` and reads its answer. `idempotent`: it may be sent
 /// again when a pooled connection turns out to have been closed.
 pub async fn exchange(url: &Uri, request: &[u8], idempotent: bool) -> Result<Answer, FetchError> {
-    let (authority, _) = target(url)?;
-    if let Some(conn) = take(authority) {
+    let target = Target::of(url)?;
+    if let Some(conn) = take(target.authority) {
         match conn.exchange(request).await {
             Ok(answer) => return Ok(answer),
             // Closed while it rested, seen only now: a new connection
@@ -150,7 +183,7 @@ pub async fn exchange(url: &Uri, request: &[u8], idempotent: bool) -> Result<Ans
             Err(failure) => return Err(failure.error()),
         }
     }
-    let conn = Conn::open(authority).await?;
+    let conn = Conn::open(&target).await?;
     conn.exchange(request).await.map_err(Failure::error)
 }
 
@@ -171,20 +204,21 @@ fn take(authority: &str) -> Option<Conn> {
 }
 
 impl Conn {
-    async fn open(authority: &str) -> Result<Conn, FetchError> {
-        let stream = TcpStream::connect(authority)
+    async fn open(target: &Target<'_>) -> Result<Conn, FetchError> {
+        let (host, port) = target.address();
+        let stream = TcpStream::connect((host, port))
             .await
-            .map_err(|e| FetchError::Unreachable(format!("connecting to {authority}: {e}")))?;
+            .map_err(|e| FetchError::Unreachable(format!("connecting to {host}:{port}: {e}")))?;
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         Ok(Conn {
             stream,
-            authority: authority.into(),
+            authority: target.authority.into(),
             buf: BytesMut::new(),
             last: 0,
             rested: Instant::now(),
-            home: POOL.with(Arc::clone),
+            home: POOL.with(Arc::downgrade),
         })
     }
 
@@ -334,6 +368,13 @@ impl Conn {
                         .map_err(|e| broken(e.to_string()))?
                     {
                         Some(end) => break end,
+                        // Chunk sizes, extensions and trailers count too:
+                        // the raw answer is bounded, not only its body.
+                        None if self.buf.len() - head_len
+                            > MAX_RESPONSE_BYTES + wire::MAX_HEAD_BYTES =>
+                        {
+                            return Err(too_large());
+                        }
                         None => {
                             expect = expect.max(self.buf.len());
                             if !self.fill(expect).await.map_err(|e| broken(e.to_string()))? {
@@ -374,7 +415,13 @@ impl Conn {
     fn rest(mut self) {
         let now = Instant::now();
         self.rested = now;
-        let home = self.home.clone();
+        // A resting connection keeps no more than a small buffer.
+        if self.buf.capacity() > RESTING_BUFFER {
+            self.buf = BytesMut::new();
+        }
+        let Some(home) = self.home.upgrade() else {
+            return;
+        };
         let mut idle = home.idle.lock().unwrap_or_else(|e| e.into_inner());
         let resting = match idle.get_mut(&*self.authority) {
             Some(resting) => resting,
@@ -387,5 +434,49 @@ impl Conn {
             .max((resting.len() + 1).saturating_sub(MAX_IDLE));
         resting.drain(..stale);
         resting.push(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(url: &str) -> String {
+        let url: Uri = url.parse().unwrap();
+        String::from_utf8(post_head(&url, 2, std::iter::empty()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_request_names_host_and_port_and_never_user_information() {
+        let with_port = head("http://products:4002/graphql?x=1");
+        assert!(
+            with_port.starts_with("POST /graphql?x=1 HTTP/1.1\r\nhost: products:4002\r\n"),
+            "{with_port}"
+        );
+        assert!(
+            with_port.ends_with("content-length: 2\r\n\r\n"),
+            "{with_port}"
+        );
+        assert!(head("http://products/").contains("\r\nhost: products\r\n"));
+        assert!(head("http://user:secret@h:81/g").contains("\r\nhost: h:81\r\n"));
+        assert!(head("http://[::1]:9/g").contains("\r\nhost: [::1]:9\r\n"));
+        assert!(matches!(
+            post_head(&"https://h/g".parse().unwrap(), 0, std::iter::empty()),
+            Err(FetchError::Unreachable(_))
+        ));
+    }
+
+    #[test]
+    fn a_subgraph_is_reached_on_port_80_unless_its_url_says_otherwise() {
+        let address = |url: &str| {
+            let url: Uri = url.parse().unwrap();
+            let target = Target::of(&url).unwrap();
+            let (host, port) = target.address();
+            (host.to_owned(), port)
+        };
+        assert_eq!(address("http://products/graphql"), ("products".into(), 80));
+        assert_eq!(address("http://products:4002/"), ("products".into(), 4002));
+        assert_eq!(address("http://[::1]:4002/"), ("::1".into(), 4002));
+        assert_eq!(address("http://u:p@10.0.0.1/"), ("10.0.0.1".into(), 80));
     }
 }

@@ -40,6 +40,8 @@ pub enum FramingError {
     HeadTooLarge,
     #[error("invalid Content-Length")]
     Length,
+    #[error("the body is larger than allowed")]
+    TooLarge,
     #[error("malformed chunked body")]
     Chunk,
 }
@@ -162,7 +164,7 @@ impl Chunked {
                         self.state = ChunkState::Trailers;
                     } else {
                         if self.body.len() + size > limit {
-                            return Err(FramingError::Length);
+                            return Err(FramingError::TooLarge);
                         }
                         self.body.reserve(size);
                         self.state = ChunkState::Data(size);
@@ -355,7 +357,7 @@ mod tests {
         let mut too_long = Chunked::new(0);
         assert_eq!(
             too_long.advance(b"10\r\n", 15),
-            Err(FramingError::Length),
+            Err(FramingError::TooLarge),
             "over the limit before any of it is read"
         );
     }
