@@ -105,6 +105,9 @@ pub async fn serve<S: Routes>(
     hand_over(lane, router).await;
 }
 
+/// The largest buffer an idle connection keeps.
+const IDLE_BUFFER: usize = 64 * 1024;
+
 /// What becomes of a connection the lane lets go.
 enum Next {
     Close,
@@ -146,8 +149,11 @@ impl Lane {
                     Head::Post(post) => break post,
                     Head::Other => return Next::Hyper,
                     Head::Partial if self.buf.len() > wire::MAX_HEAD_BYTES => return Next::Hyper,
+                    // As hyper's graceful shutdown: a connection waiting
+                    // for a head is closed at the stop; one whose request
+                    // has come (its body still arriving) is answered.
                     Head::Partial => {
-                        if !self.fill(1024).await {
+                        if !self.fill(1024, true).await {
                             return Next::Close;
                         }
                     }
@@ -156,7 +162,7 @@ impl Lane {
             let end = post.body_at + post.body_len;
             while self.buf.len() < end {
                 let missing = end - self.buf.len();
-                if !self.fill(missing).await {
+                if !self.fill(missing, false).await {
                     return Next::Close;
                 }
             }
@@ -164,14 +170,16 @@ impl Lane {
             let request = self.buf.split_to(end).freeze();
             let body = request.slice(post.body_at..);
             drop(request);
-            let response = crate::http::serve_post(
+            let answer = crate::http::serve_post(
                 gw.clone(),
                 Some(self.peer.ip()),
                 post.headers,
                 "/graphql",
                 PostBody::Read(body),
-            )
-            .await;
+            );
+            let Some(response) = self.unless_abandoned(answer).await else {
+                return Next::Close;
+            };
             let keep_alive = post.keep_alive && !*self.stop.borrow();
             if write_response(&mut self.stream, response, keep_alive)
                 .await
@@ -181,16 +189,48 @@ impl Lane {
                 let _ = self.stream.shutdown().await;
                 return Next::Close;
             }
+            // An idle connection keeps no more than a small buffer (one
+            // that posted a large body gets a new one).
+            if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER {
+                self.buf = BytesMut::new();
+            }
+        }
+    }
+
+    /// `answer`, unless the client goes away first (its end of the
+    /// connection closed, or reset): then the request is dropped, its
+    /// subgraph fetches with it, as hyper drops a request whose client left.
+    /// What a client sends meanwhile (its next request) is kept.
+    async fn unless_abandoned<F: std::future::Future>(&mut self, answer: F) -> Option<F::Output> {
+        tokio::pin!(answer);
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                biased;
+                output = &mut answer => return Some(output),
+                readable = self.stream.readable(), if watching => {
+                    if readable.is_err() {
+                        return None;
+                    }
+                    wire::room(&mut self.buf, 1024);
+                    match self.stream.try_read_buf(&mut self.buf) {
+                        Ok(0) => return None,
+                        Ok(_) => watching = false,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return None,
+                    }
+                }
+            }
         }
     }
 
     /// Reads more of the connection, with room for `more` bytes; `false`
-    /// when it ended, failed, or the stop came while waiting for it.
-    async fn fill(&mut self, more: usize) -> bool {
+    /// when it ended or failed, or, when `stoppable`, the stop came first.
+    async fn fill(&mut self, more: usize, stoppable: bool) -> bool {
         wire::room(&mut self.buf, more);
         tokio::select! {
             read = self.stream.read_buf(&mut self.buf) => matches!(read, Ok(n) if n > 0),
-            _ = self.stop.wait_for(|stopped| *stopped) => false,
+            _ = self.stop.wait_for(|stopped| *stopped), if stoppable => false,
         }
     }
 }
@@ -345,7 +385,10 @@ async fn hand_over<S: Routes>(lane: Lane, router: S) {
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             let mut router = router.clone();
-            tower_service::Service::call(&mut router, request)
+            async move {
+                std::future::poll_fn(|cx| router.poll_ready(cx)).await?;
+                router.call(request).await
+            }
         });
     let builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());

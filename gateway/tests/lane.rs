@@ -25,7 +25,16 @@ impl Query {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms
     }
+    /// Answers after `ms` milliseconds, counted in [`LEFT_RUNNING`] once it has.
+    async fn left(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        LEFT_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ms
+    }
 }
+
+/// How many `left` fields were answered.
+static LEFT_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A gateway over one subgraph, with CORS for `https://shop.example`:
 /// served until `stop` is sent true; its address.
@@ -373,4 +382,45 @@ async fn the_stop_closes_idle_connections_and_lets_the_busy_one_answer_first() {
         "the last answer says so"
     );
     assert!(busy.closed().await);
+}
+
+#[tokio::test]
+async fn a_request_whose_client_left_is_dropped_with_its_fetches() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (addr, _stop) = gateway().await;
+    let mut conn = Reader::connect(addr).await;
+    conn.send(&post("{ left(ms: 300) }", "")).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        LEFT_RUNNING.load(SeqCst),
+        0,
+        "the subgraph's work was cancelled with the request"
+    );
+    // A client that stays gets its answer, and its next request, sent
+    // while the first was running, is answered too.
+    let mut conn = Reader::connect(addr).await;
+    conn.send(&post("{ left(ms: 100) }", "")).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    conn.send(&post(r#"{ echo(text: "next") }"#, "")).await;
+    assert_eq!(conn.answer().await.json()["data"]["left"], 100);
+    assert_eq!(conn.answer().await.json()["data"]["echo"], "next");
+}
+
+#[tokio::test]
+async fn a_request_whose_body_is_arriving_at_the_stop_is_answered() {
+    let (addr, stop) = gateway().await;
+    let mut conn = Reader::connect(addr).await;
+    let request = post(r#"{ echo(text: "late") }"#, "");
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    conn.send(&request[..head_end]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.send(&request[head_end..]).await;
+    let answer = conn.answer().await;
+    assert_eq!(answer.json()["data"]["echo"], "late");
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(conn.closed().await);
 }
