@@ -4,12 +4,16 @@
 //! serde_json driving a visitor costs per value what its generic machinery
 //! costs (a key read was ~250 instructions before its bytes were looked
 //! at), which on a small answer was a fifth of a request's work. This
-//! reader knows the one value it builds: the input's UTF-8 is checked once,
-//! so a string without escapes is its slice, found with a table scan; objects
-//! and lists collect on two shared stacks and are allocated once, at their
-//! size. It accepts what serde_json accepts and reads numbers as it does
+//! reader knows the one value it builds: a string without escapes is its
+//! slice, found eight bytes at a time (and checked for UTF-8 only when it
+//! is not ASCII); objects and lists collect on two shared stacks and are
+//! allocated once, at their size. It accepts and refuses what serde_json
+//! does, skipping what a GraphQL response's reader drops (`extensions`) as
+//! leniently as serde_json ignores values, and reads numbers as it does
 //! (integers as `u64`/`i64`, anything else, and `-0`, as `f64`), with
-//! serde_json's nesting limit.
+//! serde_json's nesting limit. Its floats are rounded correctly, where
+//! serde_json without its `float_roundtrip` feature may be one unit off in
+//! the last place.
 
 use super::{Map, Number, Str, Value};
 
@@ -56,15 +60,13 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope, ReadError> {
             "data" => envelope.data = Some(reader.value()?),
             "errors" => {
                 let start = reader.at;
-                reader.value()?;
+                reader.skip()?;
                 envelope.errors = Some(
                     serde_json::from_slice(&reader.bytes[start..reader.at])
                         .map_err(|_| reader.error("unreadable errors"))?,
                 );
             }
-            _ => {
-                reader.value()?;
-            }
+            _ => reader.skip()?,
         }
         Ok(())
     })?;
@@ -74,9 +76,10 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope, ReadError> {
 
 /// Where the first byte that ends a plain run of string bytes is, from
 /// `from` on: a quote, a backslash or a control character (which JSON
-/// strings may not hold raw). Eight bytes at a time.
+/// strings may not hold raw). Eight bytes at a time; with it, whether the
+/// run is all ASCII.
 #[inline]
-fn plain_run_end(bytes: &[u8], from: usize) -> usize {
+fn plain_run_end(bytes: &[u8], from: usize) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     /// The high bit of each byte of `v` that is zero (exact for the
@@ -86,26 +89,37 @@ fn plain_run_end(bytes: &[u8], from: usize) -> usize {
         v.wrapping_sub(ONES) & !v & HIGH
     }
     let mut i = from;
+    let mut high = 0;
     while let Some(chunk) = bytes.get(i..i + 8) {
         let v = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
         let stops = zero_bytes(v ^ (ONES * u64::from(b'"')))
             | zero_bytes(v ^ (ONES * u64::from(b'\\')))
             | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
         if stops != 0 {
-            return i + (stops.trailing_zeros() / 8) as usize;
+            let end = i + (stops.trailing_zeros() / 8) as usize;
+            // Only the bytes before the stop count.
+            let before = bytes[i..end].iter().fold(0, |h, b| h | b);
+            return (end, high & HIGH == 0 && before < 0x80);
         }
+        high |= v;
         i += 8;
     }
     while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0..0x20) {
+        high |= u64::from(bytes[i]);
         i += 1;
     }
-    i
+    (i, high & HIGH == 0)
 }
 
 thread_local! {
-    /// The reader's stacks, kept between answers with what they grew to.
+    /// The reader's stacks, kept between answers with what they grew to
+    /// (up to [`KEPT_STACK`]).
     static STACKS: std::cell::Cell<Stacks> = std::cell::Cell::default();
 }
+
+/// The most entries or items a thread's stacks keep room for between
+/// answers: a huge answer's room is given back.
+const KEPT_STACK: usize = 4096;
 
 /// The shared stacks of the objects and lists being read, and the
 /// decoding buffer of strings with escapes.
@@ -138,20 +152,22 @@ impl Drop for Reader<'_> {
         };
         stacks.entries.clear();
         stacks.items.clear();
+        stacks.text.clear();
+        if stacks.entries.capacity() > KEPT_STACK {
+            stacks.entries = Vec::new();
+        }
+        if stacks.items.capacity() > KEPT_STACK {
+            stacks.items = Vec::new();
+        }
+        if stacks.text.capacity() > KEPT_STACK * 16 {
+            stacks.text = String::new();
+        }
         let _ = STACKS.try_with(|kept| kept.set(stacks));
     }
 }
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8]) -> Result<Self, ReadError> {
-        // Checked once: every string read later is a slice of it between
-        // two ASCII quotes, or decoded from escapes, so valid as well.
-        if let Err(e) = std::str::from_utf8(bytes) {
-            return Err(ReadError {
-                what: "invalid UTF-8",
-                at: e.valid_up_to(),
-            });
-        }
         let stacks = STACKS.try_with(|kept| kept.take()).unwrap_or_default();
         Ok(Self {
             bytes,
@@ -164,7 +180,11 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&self, what: &'static str) -> ReadError {
-        ReadError { what, at: self.at }
+        self.error_at(what, self.at)
+    }
+
+    fn error_at(&self, what: &'static str, at: usize) -> ReadError {
+        ReadError { what, at }
     }
 
     #[inline]
@@ -310,13 +330,17 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<Str, ReadError> {
         let start = self.at;
         let bytes = self.bytes;
-        let i = plain_run_end(bytes, start);
+        let (i, ascii) = plain_run_end(bytes, start);
         match bytes.get(i) {
             Some(b'"') => {
+                let s = if ascii {
+                    // SAFETY: ASCII bytes are UTF-8.
+                    unsafe { std::str::from_utf8_unchecked(&bytes[start..i]) }
+                } else {
+                    std::str::from_utf8(&bytes[start..i])
+                        .map_err(|e| self.error_at("invalid UTF-8", start + e.valid_up_to()))?
+                };
                 self.at = i + 1;
-                // SAFETY: `bytes` is valid UTF-8 (checked in `new`) and the
-                // slice lies between ASCII quotes, on character boundaries.
-                let s = unsafe { std::str::from_utf8_unchecked(&bytes[start..i]) };
                 Ok(Str::plain(s))
             }
             Some(b'\\') => {
@@ -344,12 +368,12 @@ impl<'a> Reader<'a> {
             let i = self.at;
             match bytes.get(i) {
                 Some(b'"') => {
-                    self.push_run(run, i);
+                    self.push_run(run, i)?;
                     self.at = i + 1;
                     return Ok(Str::new(&self.text));
                 }
                 Some(b'\\') => {
-                    self.push_run(run, i);
+                    self.push_run(run, i)?;
                     self.at = i + 1;
                     let c = match self.next() {
                         Some(b'"') => '"',
@@ -373,11 +397,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn push_run(&mut self, from: usize, to: usize) {
-        // SAFETY: as in `string`: a run between escapes and quotes of valid
-        // UTF-8 starts and ends on character boundaries.
-        self.text
-            .push_str(unsafe { std::str::from_utf8_unchecked(&self.bytes[from..to]) });
+    /// Adds the bytes between two escapes (or an escape and a quote).
+    fn push_run(&mut self, from: usize, to: usize) -> Result<(), ReadError> {
+        let run = std::str::from_utf8(&self.bytes[from..to])
+            .map_err(|e| self.error_at("invalid UTF-8", from + e.valid_up_to()))?;
+        self.text.push_str(run);
+        Ok(())
     }
 
     fn hex4(&mut self) -> Result<u32, ReadError> {
@@ -431,6 +456,47 @@ impl<'a> Reader<'a> {
 
     fn number(&mut self) -> Result<Value, ReadError> {
         let start = self.at;
+        let (int_start, int_end, float) = self.number_text()?;
+        let negative = int_start > start;
+        if !float {
+            // At most 19 digits always fit a u64; 20 may.
+            let digits = &self.bytes[int_start..int_end];
+            let mut n: u64 = 0;
+            let mut fits = true;
+            for d in digits {
+                match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                {
+                    Some(next) => n = next,
+                    None => {
+                        fits = false;
+                        break;
+                    }
+                }
+            }
+            if fits {
+                if !negative {
+                    return Ok(Value::Number(Number::from(n)));
+                }
+                // As serde_json: `-0` and what an i64 cannot hold are floats.
+                let neg = (n as i64).wrapping_neg();
+                if neg < 0 {
+                    return Ok(Value::Number(Number::from(neg)));
+                }
+            }
+        }
+        // SAFETY: the slice is ASCII sign, digits, point and exponent.
+        let text = unsafe { std::str::from_utf8_unchecked(&self.bytes[start..self.at]) };
+        let f: f64 = text.parse().map_err(|_| self.error("invalid number"))?;
+        Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| self.error("number out of range"))
+    }
+
+    /// Reads a number's text: where its integer digits are, and whether it
+    /// has a fraction or an exponent.
+    fn number_text(&mut self) -> Result<(usize, usize, bool), ReadError> {
         let negative = self.peek() == Some(b'-');
         if negative {
             self.at += 1;
@@ -467,40 +533,113 @@ impl<'a> Reader<'a> {
             }
             float = true;
         }
-        if !float {
-            // At most 19 digits always fit a u64; 20 may.
-            let digits = &self.bytes[int_start..int_end];
-            let mut n: u64 = 0;
-            let mut fits = true;
-            for d in digits {
-                match n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                {
-                    Some(next) => n = next,
-                    None => {
-                        fits = false;
-                        break;
+        Ok((int_start, int_end, float))
+    }
+
+    /// Skips a value as serde_json ignores one: its syntax is checked, not
+    /// what it says (strings need not be UTF-8 nor their `\\u` escapes
+    /// pair up, numbers need not fit a float), and nesting has no limit,
+    /// kept on a stack, not the call stack.
+    fn skip(&mut self) -> Result<(), ReadError> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // One value (an object or list only opened).
+            self.blank();
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    self.skip_string()?;
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number_text()?;
+                }
+                Some(b't') => {
+                    self.word(b"true", Value::Null)?;
+                }
+                Some(b'f') => {
+                    self.word(b"false", Value::Null)?;
+                }
+                Some(b'n') => {
+                    self.word(b"null", Value::Null)?;
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    self.blank();
+                    if self.peek() == Some(b']') {
+                        self.at += 1;
+                    } else {
+                        open.push(b']');
+                        continue;
                     }
                 }
-            }
-            if fits {
-                if !negative {
-                    return Ok(Value::Number(Number::from(n)));
+                Some(b'{') => {
+                    self.at += 1;
+                    self.blank();
+                    if self.peek() == Some(b'}') {
+                        self.at += 1;
+                    } else {
+                        open.push(b'}');
+                        self.skip_key()?;
+                        continue;
+                    }
                 }
-                // As serde_json: `-0` and what an i64 cannot hold are floats.
-                let neg = (n as i64).wrapping_neg();
-                if neg < 0 {
-                    return Ok(Value::Number(Number::from(neg)));
+                Some(_) => return Err(self.error("expected a value")),
+                None => return Err(self.error("unexpected end")),
+            }
+            // After a value: the next one in what is open, or its end.
+            loop {
+                let Some(&close) = open.last() else {
+                    return Ok(());
+                };
+                self.blank();
+                match self.next() {
+                    Some(b',') if close == b'}' => {
+                        self.blank();
+                        self.skip_key()?;
+                        break;
+                    }
+                    Some(b',') => break,
+                    Some(b) if b == close => {
+                        open.pop();
+                    }
+                    _ => return Err(self.error("expected ',' or a closing bracket")),
                 }
             }
         }
-        // SAFETY: the slice is ASCII sign, digits, point and exponent.
-        let text = unsafe { std::str::from_utf8_unchecked(&self.bytes[start..self.at]) };
-        let f: f64 = text.parse().map_err(|_| self.error("invalid number"))?;
-        Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| self.error("number out of range"))
+    }
+
+    /// Skips an object's key and its colon.
+    fn skip_key(&mut self) -> Result<(), ReadError> {
+        if self.next() != Some(b'"') {
+            return Err(self.error("expected a key"));
+        }
+        self.skip_string()?;
+        self.blank();
+        if self.next() != Some(b':') {
+            return Err(self.error("expected ':'"));
+        }
+        Ok(())
+    }
+
+    /// Skips a string whose opening quote was read: escapes are checked
+    /// for their form only, the bytes not at all.
+    fn skip_string(&mut self) -> Result<(), ReadError> {
+        loop {
+            let (i, _) = plain_run_end(self.bytes, self.at);
+            self.at = i;
+            match self.next() {
+                Some(b'"') => return Ok(()),
+                Some(b'\\') => match self.next() {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                    Some(b'u') => {
+                        self.hex4()?;
+                    }
+                    _ => return Err(self.error("invalid escape")),
+                },
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
     }
 }
 
@@ -590,17 +729,29 @@ mod tests {
                 for from in 0..=at {
                     assert_eq!(
                         plain_run_end(&bytes, from),
-                        at,
+                        (at, true),
                         "{stop} at {at} from {from}"
                     );
                 }
             }
-            assert_eq!(plain_run_end(text, at), text.len(), "none from {at}");
+            assert_eq!(
+                plain_run_end(text, at),
+                (text.len(), true),
+                "none from {at}"
+            );
         }
         // Bytes just above the stops, and UTF-8, do not stop a run.
         let mut wide = "é€😀 !#[]".repeat(3).into_bytes();
         wide.push(b'"');
-        assert_eq!(plain_run_end(&wide, 0), wide.len() - 1);
+        assert_eq!(plain_run_end(&wide, 0), (wide.len() - 1, false));
+        // Only what comes before the stop tells whether the run is ASCII.
+        for at in 0..20 {
+            let mut bytes = b"0123456789abcdefghij\"\xc3\xa9".to_vec();
+            bytes[at] = b'"';
+            assert_eq!(plain_run_end(&bytes, 0), (at, true), "stop at {at}");
+            bytes[at] = 0xc3;
+            assert!(!plain_run_end(&bytes, 0).1, "é at {at}");
+        }
     }
 
     #[test]
@@ -636,6 +787,53 @@ mod tests {
             envelope.errors.unwrap(),
             serde_json::json!([{ "message": "boom", "path": ["a", 0] }])
         );
+        // What is dropped is skipped as serde_json ignores values: its
+        // strings unchecked, its numbers unread, its depth unlimited.
+        #[derive(serde::Deserialize)]
+        struct Ignoring {
+            #[serde(rename = "extensions")]
+            _extensions: serde::de::IgnoredAny,
+            #[serde(rename = "data")]
+            _data: serde_json::Value,
+        }
+        let deep = "[".repeat(300) + &"]".repeat(300);
+        for skipped in [
+            &b"\"\xff\xfe\""[..],
+            br#""\ud800""#,
+            b"1e400",
+            deep.as_bytes(),
+            br#"{"a":[1,{"b":"c\"d"}],"e":{}}"#,
+        ] {
+            let mut text = br#"{"extensions":"#.to_vec();
+            text.extend_from_slice(skipped);
+            text.extend_from_slice(br#","data":{"a":1}}"#);
+            let shown = String::from_utf8_lossy(skipped);
+            assert!(serde_json::from_slice::<Ignoring>(&text).is_ok(), "{shown}");
+            let read = super::envelope(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+            assert_eq!(
+                serde_json::Value::from(&read.data.unwrap()),
+                serde_json::json!({ "a": 1 })
+            );
+        }
+        for malformed in [
+            r#"[1,]"#,
+            r#"{"a" 1}"#,
+            r#""\q""#,
+            r#""\u12""#,
+            "01",
+            "tru",
+            "[1",
+        ] {
+            let text = format!(r#"{{"extensions":{malformed},"data":null}}"#);
+            assert!(super::envelope(text.as_bytes()).is_err(), "{malformed}");
+            assert!(
+                serde_json::from_str::<Ignoring>(&text).is_err(),
+                "{malformed}"
+            );
+        }
+        // What is kept is read strictly.
+        assert!(super::envelope(b"{\"data\":\"\xff\"}").is_err());
+        assert!(super::envelope(br#"{"data":"\ud800"}"#).is_err());
         let nothing = super::envelope(b"{}").unwrap();
         assert!(nothing.data.is_none() && nothing.errors.is_none());
         for bad in [&b"[1]"[..], b"{\"data\":", b"{\"data\":{}} x", b"null"] {
