@@ -169,13 +169,19 @@ pub fn post_head<'h>(
     Ok(head)
 }
 
-/// Sends `request` (a whole HTTP/1.1 request, see [`post_head`]) to the
-/// subgraph at `url` and reads its answer. `idempotent`: it may be sent
-/// again when a pooled connection turns out to have been closed.
-pub async fn exchange(url: &Uri, request: &[u8], idempotent: bool) -> Result<Answer, FetchError> {
+/// Sends a request, its `head` (see [`post_head`]) and `body` written
+/// together in one `writev`, to the subgraph at `url` and reads its answer.
+/// `idempotent`: it may be sent again when a pooled connection turns out to
+/// have been closed.
+pub async fn exchange(
+    url: &Uri,
+    head: Bytes,
+    body: Bytes,
+    idempotent: bool,
+) -> Result<Answer, FetchError> {
     let target = Target::of(url)?;
     if let Some(conn) = take(target.authority) {
-        match conn.exchange(request).await {
+        match conn.exchange(head.clone(), body.clone()).await {
             Ok(answer) => return Ok(answer),
             // Closed while it rested, seen only now: a new connection
             // carries it, if sending it again cannot do anything twice.
@@ -184,7 +190,7 @@ pub async fn exchange(url: &Uri, request: &[u8], idempotent: bool) -> Result<Ans
         }
     }
     let conn = Conn::open(&target).await?;
-    conn.exchange(request).await.map_err(Failure::error)
+    conn.exchange(head, body).await.map_err(Failure::error)
 }
 
 /// A resting connection to `authority`, the last one put back, if any is
@@ -246,8 +252,9 @@ impl Conn {
 
     /// Writes `request`, reads the answer and, when the connection stays
     /// open, puts it back in its pool.
-    async fn exchange(mut self, request: &[u8]) -> Result<Answer, Failure> {
-        if let Err(e) = self.stream.write_all(request).await {
+    async fn exchange(mut self, head: Bytes, body: Bytes) -> Result<Answer, Failure> {
+        let mut request = bytes::Buf::chain(head, body);
+        if let Err(e) = self.stream.write_all_buf(&mut request).await {
             return Err(Failure::Silent {
                 written: false,
                 error: FetchError::Unreachable(format!("sending the request: {e}")),

@@ -170,15 +170,15 @@ impl SubgraphClient {
         let forwarded = FORWARDED_HEADERS
             .iter()
             .filter_map(|name| Some((name.as_str(), request.headers.get(name)?)));
-        let mut wire = crate::connections::post_head(url, body.len(), forwarded)?;
-        wire.extend_from_slice(&body);
+        let head = Bytes::from(crate::connections::post_head(url, body.len(), forwarded)?);
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
         let idempotent = request.idempotent;
         // The representations are in the body now: not held while waiting.
         drop(request);
         let target = url.clone();
+        let wire_body = body.clone();
         let exchange = async move {
-            let answer = crate::connections::exchange(&target, &wire, idempotent);
+            let answer = crate::connections::exchange(&target, head, wire_body, idempotent);
             tokio::time::timeout(timeout, answer)
                 .await
                 .map_err(|_| FetchError::Timeout(timeout))?
