@@ -536,9 +536,7 @@ impl Traceparent {
             flags,
         }
     }
-}
 
-impl Traceparent {
     /// As the `traceparent` header carries it (what [`Display`] writes).
     ///
     /// [`Display`]: std::fmt::Display

@@ -97,24 +97,19 @@ where
 
 /// Serves `service` (a [`Router`], or any service like one) on `listener`
 /// until `shutdown` resolves, then drains in-flight requests.
-/// Any listener whose peers have socket addresses will do: the gateway hands
-/// its serving threads their connections through one of its own.
-pub async fn serve<L, S>(
-    listener: L,
+pub async fn serve<S>(
+    listener: tokio::net::TcpListener,
     service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
-    for<'a> std::net::SocketAddr:
-        axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
     S: tower_service::Service<Request, Response = Response, Error = std::convert::Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send,
 {
-    // Peer addresses reach handlers (the gateway's per-address rate limits).
+    // Peer addresses reach handlers that ask for them (`ConnectInfo`).
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
