@@ -342,10 +342,28 @@ pub async fn serve_gateway(
         // Off unless asked for: a production API does not publish its schema by default.
         introspection: env.parse_or("INTROSPECTION", false),
         limits: gateway::limits::Limits {
+            max_tokens: env.parse_or("MAX_TOKENS", defaults.max_tokens),
             max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
+            max_fields: env.parse_or("MAX_FIELDS", defaults.max_fields),
             max_aliases: env.parse_or("MAX_ALIASES", defaults.max_aliases),
             max_root_fields: env.parse_or("MAX_ROOT_FIELDS", defaults.max_root_fields),
+            max_directives: env.parse_or("MAX_DIRECTIVES", defaults.max_directives),
+            max_variable_values: env.parse_or("MAX_VARIABLE_VALUES", defaults.max_variable_values),
+            max_variable_depth: env.parse_or("MAX_VARIABLE_DEPTH", defaults.max_variable_depth),
+            max_plan_time: match env.get("PLAN_TIMEOUT") {
+                None => defaults.max_plan_time,
+                Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+                    env.problem(format!(
+                        "PLAN_TIMEOUT: {raw:?} is not a timeout like 2s or 500ms"
+                    ));
+                    defaults.max_plan_time
+                }),
+            },
         },
+        request_budget: env.parse_or(
+            "REQUEST_MEMORY_BUDGET",
+            gateway::execution::DEFAULT_REQUEST_BUDGET,
+        ),
         cors: gateway::cors::CorsPolicy::parse(
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),

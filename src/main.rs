@@ -55,7 +55,10 @@ variable is reported at once:
   SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
   SUBGRAPH_TIMEOUT, SUBGRAPH_TIMEOUTS   gateway: 10s for every subgraph / name=2s,… for some
   INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
-  MAX_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS  gateway: operation limits (default 15, 30, 20)
+  MAX_TOKENS, MAX_DEPTH, MAX_FIELDS, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_DIRECTIVES
+                                        gateway: document limits (15000, 15, 5000, 30, 20, 50)
+  MAX_VARIABLE_VALUES, MAX_VARIABLE_DEPTH  gateway: variables limits (10000, 16)
+  PLAN_TIMEOUT, REQUEST_MEMORY_BUDGET   gateway: planning deadline (2s), subgraph answer bytes per request (32 MiB)
   CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
   PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
                                         those for everyone (false), automatic persisted queries (true)

@@ -44,7 +44,13 @@ pub struct Subgraphs {
     timeouts: HashMap<String, std::time::Duration>,
     client: SubgraphClient,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Bytes of subgraph answers one request may hold: past it, its
+    /// remaining fetches fail instead of growing the gateway's memory.
+    budget: usize,
 }
+
+/// The default of [`Subgraphs::with_budget`].
+pub const DEFAULT_REQUEST_BUDGET: usize = 32 * 1024 * 1024;
 
 impl Subgraphs {
     /// `urls` by subgraph name (as the supergraph's `join__Graph` names them).
@@ -58,7 +64,14 @@ impl Subgraphs {
             timeouts: HashMap::new(),
             client,
             metrics,
+            budget: DEFAULT_REQUEST_BUDGET,
         }
+    }
+
+    /// Bounds the bytes of subgraph answers one request may hold.
+    pub fn with_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// Gives the named subgraphs their own timeouts instead of the client's.
@@ -128,6 +141,8 @@ struct Context<'a> {
     /// fetch in flight: not in a mutation's plan, whose reads must see its
     /// own writes (a fetch that started before them would not).
     shareable: bool,
+    /// Bytes of subgraph answers this request has received so far.
+    spent: std::sync::atomic::AtomicUsize,
 }
 
 /// Runs `plan` with the client's coerced `variables`, forwarding `headers`.
@@ -145,6 +160,7 @@ pub async fn execute(
         headers,
         event: false,
         shareable: !mutates(plan),
+        spent: Default::default(),
     };
     let start = Execution {
         data: Value::Object(Map::new()),
@@ -185,6 +201,7 @@ pub async fn execute_event(
         headers,
         event: true,
         shareable: !mutates(plan),
+        spent: Default::default(),
     };
     let mut event = event;
     if let Some(rewrites) = subscription_primary(plan).and_then(|f| f.output_rewrites.as_ref()) {
@@ -876,6 +893,11 @@ async fn send(
         shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
         idempotent: matches!(kind, Some(OperationKind::Query)),
     };
+    use std::sync::atomic::Ordering::Relaxed;
+    let budget = ctx.subgraphs.budget;
+    if ctx.spent.load(Relaxed) > budget {
+        return Err(FetchError::OverBudget(budget));
+    }
     let started = std::time::Instant::now();
     crate::spin::fetching();
     let result = ctx
@@ -886,7 +908,13 @@ async fn send(
     let took = started.elapsed();
     crate::spin::answered(took);
     ctx.subgraphs.metrics.fetch(service, took, result.is_err());
-    result
+    let answer = result?;
+    // An answer that takes the request past its budget is dropped here:
+    // what the request holds stays within the budget and one answer.
+    if ctx.spent.fetch_add(answer.bytes, Relaxed) + answer.bytes > budget {
+        return Err(FetchError::OverBudget(budget));
+    }
+    Ok(answer)
 }
 
 fn gateway_error(message: &str) -> Json {
@@ -1679,6 +1707,7 @@ mod tests {
         let response = SubgraphResponse {
             data: Value::from(json!({ "_entities": [{ "name": "one" }] })),
             errors: vec![json!({ "message": "half" })],
+            bytes: 0,
         };
         let mut mine = Arc::new(response.clone());
         let mut ours = Arc::new(response.clone());

@@ -49,6 +49,9 @@ pub struct SubgraphRequest<'a> {
 pub struct SubgraphResponse {
     pub data: Value,
     pub errors: Vec<Json>,
+    /// The size of the answer's body as it arrived: what a request's
+    /// memory budget is charged.
+    pub bytes: usize,
 }
 
 /// Why a subgraph gave no GraphQL response.
@@ -64,6 +67,9 @@ pub enum FetchError {
     MediaType(String),
     #[error("subgraph response is not GraphQL JSON: {0}")]
     Body(String),
+    /// The request's subgraph answers together passed its memory budget.
+    #[error("the answers to this request exceed {0} bytes")]
+    OverBudget(usize),
 }
 
 /// The HTTP client for subgraphs.
@@ -314,6 +320,7 @@ fn parse(
     Ok(SubgraphResponse {
         data: envelope.data.unwrap_or_default(),
         errors,
+        bytes: bytes.len(),
     })
 }
 
@@ -336,6 +343,7 @@ mod tests {
         let expected = SubgraphResponse {
             data: Value::from(serde_json::json!({ "a": 1 })),
             errors: vec![],
+            bytes: body.len(),
         };
         assert_eq!(
             parse(200, Some(&ct("application/json; charset=utf-8")), body).unwrap(),

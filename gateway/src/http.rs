@@ -56,6 +56,8 @@ pub struct GatewayOptions {
     pub persisted: crate::persisted::PersistedOptions,
     /// Requests per user and per client address (none by default).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Bytes of subgraph answers one request may hold.
+    pub request_budget: usize,
 }
 
 impl Default for GatewayOptions {
@@ -71,6 +73,7 @@ impl Default for GatewayOptions {
             subscriptions: Default::default(),
             persisted: Default::default(),
             rate_limits: Default::default(),
+            request_budget: execution::DEFAULT_REQUEST_BUDGET,
         }
     }
 }
@@ -185,7 +188,8 @@ fn load(
         })
         .collect::<anyhow::Result<_>>()?;
     let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
-        .with_timeouts(options.subgraph_timeouts.clone());
+        .with_timeouts(options.subgraph_timeouts.clone())
+        .with_budget(options.request_budget);
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));
@@ -893,7 +897,10 @@ impl Refusal {
         Self {
             status,
             errors,
-            malformed: false,
+            // A document over a limit is refused with 400 whatever the media
+            // type, as the mainstream routers do: it is not a GraphQL error
+            // the client can read a partial answer from.
+            malformed: matches!(err, PlanError::Limit(_) | PlanError::TimedOut),
             retry_after: None,
         }
     }
@@ -1004,6 +1011,11 @@ pub(crate) async fn prepare(
         }
     };
     let loaded = gw.current();
+    loaded
+        .supergraph
+        .limits()
+        .check_variables(&given)
+        .map_err(|exceeded| Refusal::plan(&PlanError::Limit(exceeded)))?;
     let register = resolution.register.map(|hash| (hash, query.clone()));
     let prepared = plan(gw, &loaded, query, request.operation_name.clone())
         .await
@@ -1074,9 +1086,24 @@ pub(crate) async fn plan(
         return Ok(prepared);
     }
     let supergraph = loaded.supergraph.clone();
-    tokio::task::spawn_blocking(move || supergraph.plan(&query, operation_name.as_deref()))
-        .await
-        .unwrap_or_else(|_| Err(PlanError::Planning("the planner panicked".into())))
+    // Planning stops when the request is given up (the client left, the
+    // request timed out): dropping this future cancels the token.
+    let cancel = Arc::new(supergraph.plan_deadline());
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    tokio::task::spawn_blocking(move || {
+        supergraph.plan_cancellable(&query, operation_name.as_deref(), &cancel)
+    })
+    .await
+    .unwrap_or_else(|_| Err(PlanError::Planning("the planner panicked".into())))
+}
+
+/// Cancels planning when the request that waits for it is dropped.
+struct CancelOnDrop(Arc<hive_router_query_planner::utils::cancellation::CancellationToken>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// Runs a planned query or mutation and writes its GraphQL response as JSON

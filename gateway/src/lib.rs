@@ -17,6 +17,7 @@ pub mod connections;
 pub mod cors;
 pub mod execution;
 pub mod fetch;
+pub mod field_merging;
 pub mod fxhash;
 pub mod http;
 pub mod introspection;

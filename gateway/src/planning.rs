@@ -11,13 +11,14 @@ use std::{
     collections::HashMap,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use crate::{coerce::InputTypes, limits::Limits, projection::Shapes};
-use graphql_tools::validation::{
-    rules::default_rules_validation_plan, utils::ValidationError, validate::ValidationPlan,
+use crate::{
+    coerce::InputTypes,
+    limits::{Exceeded, Limits},
+    projection::Shapes,
 };
+use graphql_tools::validation::{rules::*, utils::ValidationError, validate::ValidationPlan};
 use hive_router_query_planner::{
     ast::{
         normalization::normalize_operation, operation::OperationDefinition,
@@ -26,14 +27,46 @@ use hive_router_query_planner::{
     planner::{Planner, QueryPlannerOptions, plan_nodes::QueryPlan},
     utils::{
         cancellation::CancellationToken,
-        parsing::{safe_parse_operation, safe_parse_schema},
+        parsing::{safe_parse_operation_with_token_limit, safe_parse_schema},
     },
 };
 
-/// Longest a single plan may take before the request is refused.
-pub const PLAN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Plans kept; beyond it the cache is emptied (operations are usually few).
 const PLAN_CACHE_CAPACITY: usize = 10_000;
+
+/// Validation errors kept at most; more say nothing new and cost bytes.
+const MAX_VALIDATION_ERRORS: usize = 100;
+
+/// graphql-tools' validation rules but its pairwise field-merging rule,
+/// which [`crate::field_merging`] replaces with a linear one.
+fn validation_rules() -> ValidationPlan {
+    ValidationPlan::from(vec![
+        Box::new(UniqueOperationNames::new()),
+        Box::new(LoneAnonymousOperation::new()),
+        Box::new(SingleFieldSubscriptions::new()),
+        Box::new(KnownTypeNames::new()),
+        Box::new(FragmentsOnCompositeTypes::new()),
+        Box::new(VariablesAreInputTypes::new()),
+        Box::new(LeafFieldSelections::new()),
+        Box::new(FieldsOnCorrectType::new()),
+        Box::new(UniqueFragmentNames::new()),
+        Box::new(KnownFragmentNames::new()),
+        Box::new(NoUnusedFragments::new()),
+        Box::new(NoFragmentsCycle::new()),
+        Box::new(PossibleFragmentSpreads::new()),
+        Box::new(NoUnusedVariables::new()),
+        Box::new(NoUndefinedVariables::new()),
+        Box::new(KnownArgumentNames::new()),
+        Box::new(UniqueArgumentNames::new()),
+        Box::new(UniqueVariableNames::new()),
+        Box::new(ProvidedRequiredArguments::new()),
+        Box::new(KnownDirectives::new()),
+        Box::new(VariablesInAllowedPosition::new()),
+        Box::new(ValuesOfCorrectType::new()),
+        Box::new(UniqueInputFieldNames::new()),
+        Box::new(UniqueDirectivesPerLocation::new()),
+    ])
+}
 
 /// Why an operation could not be planned, with the `extensions.code` it is answered with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,9 +80,11 @@ pub enum PlanError {
     #[error("the operation could not be planned: {0}")]
     Planning(String),
     #[error("{0}")]
-    Limit(String),
+    Limit(Exceeded),
     #[error("{0}")]
     Variables(String),
+    #[error("planning the operation took longer than allowed; simplify it")]
+    TimedOut,
 }
 
 impl PlanError {
@@ -57,11 +92,11 @@ impl PlanError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Parse(_) => "GRAPHQL_PARSE_FAILED",
-            Self::Validation(_) | Self::Operation(_) | Self::Limit(_) => {
-                "GRAPHQL_VALIDATION_FAILED"
-            }
+            Self::Validation(_) | Self::Operation(_) => "GRAPHQL_VALIDATION_FAILED",
+            Self::Limit(exceeded) => exceeded.limit.code(),
             Self::Variables(_) => "BAD_USER_INPUT",
             Self::Planning(_) => "INTERNAL_SERVER_ERROR",
+            Self::TimedOut => "PLAN_TIMEOUT",
         }
     }
 }
@@ -124,7 +159,7 @@ impl Supergraph {
         let inputs = InputTypes::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,
-            rules: default_rules_validation_plan(),
+            rules: validation_rules(),
             shapes,
             inputs,
             limits: Limits::default(),
@@ -136,6 +171,11 @@ impl Supergraph {
     /// Each subgraph's name and URL, as the supergraph declares them.
     pub fn subgraphs(&self) -> &HashMap<String, String> {
         &self.planner.supergraph.subgraph_endpoint_map
+    }
+
+    /// The limits operations are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The same supergraph with other operation limits.
@@ -179,10 +219,25 @@ impl Supergraph {
     /// Parses, validates, normalizes and plans `query`; cached by exact text
     /// and by normalized operation. Refusals are not cached.
     pub fn plan(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
+        self.plan_cancellable(query, operation_name, &self.plan_deadline())
+    }
+
+    /// A token that cancels planning after the limits' `max_plan_time`.
+    pub fn plan_deadline(&self) -> CancellationToken {
+        CancellationToken::with_timeout(self.limits.max_plan_time)
+    }
+
+    /// [`Self::plan`], given up when `cancel` is cancelled or its deadline passes.
+    pub fn plan_cancellable(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<Prepared, PlanError> {
         if let Some(prepared) = self.cached(query, operation_name) {
             return Ok(prepared);
         }
-        let prepared = self.prepare(query, operation_name)?;
+        let prepared = self.prepare(query, operation_name, cancel)?;
         if let Ok(mut cache) = self.by_text.lock() {
             if cache.len() >= PLAN_CACHE_CAPACITY {
                 cache.clear();
@@ -206,21 +261,43 @@ impl Supergraph {
             .map(|(_, prepared)| prepared.clone())
     }
 
-    fn prepare(&self, query: &str, operation_name: Option<&str>) -> Result<Prepared, PlanError> {
-        let document = safe_parse_operation(query).map_err(|e| PlanError::Parse(e.to_string()))?;
-        let errors = graphql_tools::validation::validate::validate(
-            &self.planner.consumer_schema.document,
-            &document,
-            &self.rules,
-        );
+    fn prepare(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<Prepared, PlanError> {
+        let document = safe_parse_operation_with_token_limit(query, self.limits.max_tokens)
+            .map_err(|e| {
+                let message = e.to_string();
+                if message.contains("Token limit exceeded") {
+                    PlanError::Limit(Exceeded::tokens(self.limits.max_tokens))
+                } else {
+                    PlanError::Parse(message)
+                }
+            })?;
+        // What the document costs, before any stage expands it.
+        self.limits.check(&document).map_err(PlanError::Limit)?;
+        let schema = &self.planner.consumer_schema.document;
+        let mut errors =
+            graphql_tools::validation::validate::validate(schema, &document, &self.rules);
+        if errors.len() < MAX_VALIDATION_ERRORS {
+            let conflicts = crate::field_merging::conflicts(
+                schema,
+                &document,
+                MAX_VALIDATION_ERRORS - errors.len(),
+            );
+            errors.extend(conflicts.into_iter().map(|c| ValidationError {
+                locations: Vec::new(),
+                message: c.message(),
+                error_code: "OverlappingFieldsCanBeMerged",
+            }));
+        }
         if !errors.is_empty() {
             return Err(PlanError::Validation(errors));
         }
         let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
             .map_err(|e| PlanError::Operation(e.to_string()))?;
-        self.limits
-            .check(&normalized.operation.selection_set)
-            .map_err(PlanError::Limit)?;
         let key = normalized.operation.hash();
         if let Some(prepared) = self
             .plans
@@ -259,13 +336,20 @@ impl Supergraph {
         }
         let mut to_plan = normalized.operation.clone();
         to_plan.selection_set.items = planned_items;
-        let token = CancellationToken::with_timeout(PLAN_TIMEOUT);
         let plan = catch_unwind(AssertUnwindSafe(|| {
             self.planner
-                .plan_from_normalized_operation(&to_plan, Default::default(), &token)
+                .plan_from_normalized_operation(&to_plan, Default::default(), cancel)
         }))
         .map_err(|panic| PlanError::Planning(panic_message(panic)))?
-        .map_err(|e| PlanError::Planning(e.to_string()))?;
+        .map_err(|e| {
+            // The deadline may be met deep in the walk and come back wrapped.
+            let message = e.to_string();
+            if cancel.bail_if_cancelled().is_err() || message.ends_with("timed out") {
+                PlanError::TimedOut
+            } else {
+                PlanError::Planning(message)
+            }
+        })?;
         let prepared = Prepared {
             plan: Arc::new(plan),
             operation: Arc::new(normalized.operation),

@@ -138,15 +138,16 @@ fn operations_beyond_the_limits_are_refused_before_planning() {
             max_depth: 3,
             max_aliases: 1,
             max_root_fields: 2,
+            ..Default::default()
         });
     let deep = tight
         .plan("{ products { edges { node { sku } } } }", None)
         .unwrap_err();
     assert!(
-        matches!(deep, PlanError::Limit(ref m) if m.contains("4 levels")),
+        matches!(deep, PlanError::Limit(ref e) if e.message.contains("4 levels")),
         "{deep}"
     );
-    assert_eq!(deep.code(), "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(deep.code(), "MAX_DEPTH_LIMIT");
     // A fragment cannot hide depth: it is inlined before counting.
     let hidden = tight
         .plan(
@@ -159,7 +160,7 @@ fn operations_beyond_the_limits_are_refused_before_planning() {
         .plan("{ a: me { id } b: me { id } }", None)
         .unwrap_err();
     assert!(
-        matches!(aliased, PlanError::Limit(ref m) if m.contains("aliases")),
+        matches!(aliased, PlanError::Limit(ref e) if e.message.contains("aliases")),
         "{aliased}"
     );
     let wide = tight
@@ -169,7 +170,7 @@ fn operations_beyond_the_limits_are_refused_before_planning() {
         )
         .unwrap_err();
     assert!(
-        matches!(wide, PlanError::Limit(ref m) if m.contains("root fields")),
+        matches!(wide, PlanError::Limit(ref e) if e.message.contains("root fields")),
         "{wide}"
     );
     assert!(
