@@ -131,10 +131,24 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
             "GATEWAY_POLL_US={poll} is more than {max} (that much spinning after every request)"
         ));
     }
+    let mut timeout = |name: &str, default: std::time::Duration| match env.get(name) {
+        None => default,
+        Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+            env.problem(format!(
+                "{name}: {raw:?} is not a timeout like 10s or 500ms"
+            ));
+            default
+        }),
+    };
+    let timeouts = gateway::server::ConnectionTimeouts {
+        head: timeout("HEAD_TIMEOUT", default.timeouts.head),
+        idle: timeout("IDLE_TIMEOUT", default.timeouts.idle),
+    };
     gateway::server::Serving {
         threads,
         poll: std::time::Duration::from_micros(poll),
         executions: env.parse_or("GATEWAY_EXECUTIONS", default.executions),
+        timeouts,
     }
 }
 

@@ -59,6 +59,7 @@ variable is reported at once:
                                         gateway: document limits (15000, 15, 5000, 30, 20, 50)
   MAX_VARIABLE_VALUES, MAX_VARIABLE_DEPTH  gateway: variables limits (10000, 16)
   PLAN_TIMEOUT, REQUEST_MEMORY_BUDGET   gateway: planning deadline (2s), subgraph answer bytes per request (32 MiB)
+  HEAD_TIMEOUT, IDLE_TIMEOUT            gateway: a request head's arrival (10s), keep-alive rest (60s)
   CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
   PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
                                         those for everyone (false), automatic persisted queries (true)

@@ -33,6 +33,7 @@ use tokio::{
 
 use crate::{
     http::{Gateway, MAX_BODY_BYTES, PostBody},
+    server::ConnectionTimeouts,
     wire,
 };
 
@@ -89,12 +90,14 @@ pub async fn serve<S: Routes>(
     gateway: Option<Arc<Gateway>>,
     router: S,
     stop: watch::Receiver<bool>,
+    timeouts: ConnectionTimeouts,
 ) {
     let mut lane = Lane {
         stream,
         buf: BytesMut::new(),
         peer,
         stop,
+        timeouts,
     };
     if let Some(gw) = gateway {
         match lane.run(&gw).await {
@@ -137,13 +140,19 @@ struct Lane {
     buf: BytesMut,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    timeouts: ConnectionTimeouts,
 }
 
 impl Lane {
     /// Serves `POST /graphql` requests until the connection closes or a
     /// request for hyper comes.
     async fn run(&mut self, gw: &Arc<Gateway>) -> Next {
+        use tokio::time::{Instant, timeout_at};
+        // A new connection owes its first head at once; a kept-alive one
+        // may rest until its next request starts.
+        let mut head_due = Some(Instant::now() + self.timeouts.head);
         loop {
+            let idle_until = Instant::now() + self.timeouts.idle;
             let post = loop {
                 match read_head(&self.buf) {
                     Head::Post(post) => break post,
@@ -153,19 +162,32 @@ impl Lane {
                     // for a head is closed at the stop; one whose request
                     // has come (its body still arriving) is answered.
                     Head::Partial => {
-                        if !self.fill(1024, true).await {
+                        let due = match head_due {
+                            None if self.buf.is_empty() => idle_until,
+                            None => *head_due.insert(Instant::now() + self.timeouts.head),
+                            Some(due) => due,
+                        };
+                        if !timeout_at(due, self.fill(1024, true))
+                            .await
+                            .unwrap_or(false)
+                        {
                             return Next::Close;
                         }
                     }
                 }
             };
             let end = post.body_at + post.body_len;
+            let body_due = Instant::now() + self.timeouts.head;
             while self.buf.len() < end {
                 let missing = end - self.buf.len();
-                if !self.fill(missing, false).await {
+                if !timeout_at(body_due, self.fill(missing, false))
+                    .await
+                    .unwrap_or(false)
+                {
                     return Next::Close;
                 }
             }
+            head_due = None;
             gw.metrics.lane_request();
             let request = self.buf.split_to(end).freeze();
             let body = request.slice(post.body_at..);
@@ -240,6 +262,8 @@ fn read_head(buf: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
+        // A head past the bound is hyper's to refuse (431), as one that is partial.
+        Ok(httparse::Status::Complete(len)) if len > wire::MAX_HEAD_BYTES => return Head::Other,
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Other,
@@ -372,6 +396,7 @@ async fn hand_over<S: Routes>(lane: Lane, router: S) {
         buf,
         peer,
         mut stop,
+        timeouts,
     } = lane;
     let io = hyper_util::rt::TokioIo::new(Prefixed {
         read: buf.freeze(),
@@ -390,8 +415,17 @@ async fn hand_over<S: Routes>(lane: Lane, router: S) {
                 router.call(request).await
             }
         });
-    let builder =
+    let mut builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeouts.head)
+        .max_buf_size(wire::MAX_HEAD_BYTES.max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(wire::MAX_HEAD_BYTES as u32);
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let mut stopping = false;

@@ -129,6 +129,8 @@ pub struct Supergraph {
     /// Keyed by the text, then the operation name: a lookup borrows the
     /// request's text instead of copying it.
     by_text: Mutex<HashMap<String, ByName>>,
+    /// How many times the planner ran: what a refusal must not cost.
+    planner_runs: std::sync::atomic::AtomicU64,
 }
 
 /// Why a supergraph could not be loaded.
@@ -165,6 +167,7 @@ impl Supergraph {
             limits: Limits::default(),
             plans: Mutex::default(),
             by_text: Mutex::default(),
+            planner_runs: Default::default(),
         })
     }
 
@@ -278,6 +281,23 @@ impl Supergraph {
             })?;
         // What the document costs, before any stage expands it.
         self.limits.check(&document).map_err(PlanError::Limit)?;
+        if operation_name.is_none() {
+            let operations = document
+                .definitions
+                .iter()
+                .filter(|d| {
+                    matches!(
+                        d,
+                        graphql_tools::static_graphql::query::Definition::Operation(_)
+                    )
+                })
+                .count();
+            if operations > 1 {
+                return Err(PlanError::Operation(format!(
+                    "the document has {operations} operations: name the one to run in operationName"
+                )));
+            }
+        }
         let schema = &self.planner.consumer_schema.document;
         let mut errors =
             graphql_tools::validation::validate::validate(schema, &document, &self.rules);
@@ -336,6 +356,8 @@ impl Supergraph {
         }
         let mut to_plan = normalized.operation.clone();
         to_plan.selection_set.items = planned_items;
+        self.planner_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let plan = catch_unwind(AssertUnwindSafe(|| {
             self.planner
                 .plan_from_normalized_operation(&to_plan, Default::default(), cancel)
@@ -363,6 +385,11 @@ impl Supergraph {
             plans.insert(key, prepared.clone());
         }
         Ok(prepared)
+    }
+
+    /// How many times the planner ran (normalized operations planned).
+    pub fn planner_runs(&self) -> u64 {
+        self.planner_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many plans are cached.

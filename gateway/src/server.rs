@@ -36,6 +36,13 @@ pub const MAX_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// unset).
 pub const DEFAULT_EXECUTIONS: usize = 20;
 
+/// How long a request's head may take to arrive (`HEAD_TIMEOUT` unset).
+pub const DEFAULT_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a keep-alive connection may wait for its next request
+/// (`IDLE_TIMEOUT` unset).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How the gateway is served.
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
@@ -46,6 +53,31 @@ pub struct Serving {
     /// Operations each thread executes at once (zero: no bound); see
     /// [`crate::admission`].
     pub executions: usize,
+    /// How slow clients are cut off.
+    pub timeouts: ConnectionTimeouts,
+}
+
+/// How long a client may take before its connection is closed: a client
+/// that holds connections open without finishing its requests (slowloris)
+/// costs a socket and a buffer each until then.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionTimeouts {
+    /// From a connection's opening, or a request's first byte, to the end
+    /// of its head; the same again for its body. On connections hyper
+    /// serves (everything but `POST /graphql`) it also bounds the wait
+    /// between requests, as hyper counts it from there.
+    pub head: std::time::Duration,
+    /// How long a keep-alive connection may wait between requests.
+    pub idle: std::time::Duration,
+}
+
+impl Default for ConnectionTimeouts {
+    fn default() -> Self {
+        Self {
+            head: DEFAULT_HEAD_TIMEOUT,
+            idle: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 impl Default for Serving {
@@ -54,6 +86,7 @@ impl Default for Serving {
             threads: default_threads(),
             poll: DEFAULT_POLL,
             executions: DEFAULT_EXECUTIONS,
+            timeouts: ConnectionTimeouts::default(),
         }
     }
 }
@@ -95,7 +128,7 @@ where
                             crate::spin::install(serving.poll);
                             tokio::spawn(keep_timer_armed());
                             crate::admission::install(serving.executions);
-                            serve_thread(incoming, router, stop).await;
+                            serve_thread(incoming, router, stop, serving.timeouts).await;
                             Ok(())
                         })
                     });
@@ -134,6 +167,7 @@ async fn serve_thread<S>(
     mut incoming: mpsc::UnboundedReceiver<Handoff>,
     router: S,
     mut stop: watch::Receiver<bool>,
+    timeouts: ConnectionTimeouts,
 ) where
     S: crate::lane::Routes + crate::lane::Lanes,
 {
@@ -157,8 +191,14 @@ async fn serve_thread<S>(
                 continue;
             }
         };
-        let connection =
-            crate::lane::serve(stream, peer, gateway.clone(), router.clone(), stop.clone());
+        let connection = crate::lane::serve(
+            stream,
+            peer,
+            gateway.clone(),
+            router.clone(),
+            stop.clone(),
+            timeouts,
+        );
         let held = held.clone();
         tokio::spawn(async move {
             connection.await;

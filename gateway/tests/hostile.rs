@@ -1,0 +1,70 @@
+//! The hostile corpus (`tests/hostile/corpus.rs`) against a served gateway:
+//! every entry gets exactly its outcome, and a refusal costs no planning
+//! and no subgraph request. `cargo bench -p grocery-gateway --bench
+//! hostile` prints what each entry costs the gateway.
+
+mod hostile {
+    pub mod corpus;
+}
+
+use std::sync::atomic::Ordering;
+
+use hostile::corpus::{Harness, Outcome, entries};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_request_gets_its_outcome_and_refusals_cost_nothing() {
+    let harness = Harness::start().await;
+    let mut failures = Vec::new();
+    for entry in entries() {
+        let planned = harness.gateway.current().supergraph.planner_runs();
+        let fetched = harness.fetches.load(Ordering::SeqCst);
+        let answer = harness.send(&entry).await;
+        let planned = harness.gateway.current().supergraph.planner_runs() - planned;
+        let fetched = harness.fetches.load(Ordering::SeqCst) - fetched;
+        let ok = match entry.outcome {
+            Outcome::Refused(status, code) => {
+                answer.status == Some(status)
+                    && answer.code() == Some(code)
+                    && planned == 0
+                    && fetched == 0
+            }
+            Outcome::Invalid(status, code) => {
+                answer.status == Some(status) && answer.code() == Some(code) && fetched == 0
+            }
+            Outcome::Status(status) => {
+                answer.status == Some(status) && planned == 0 && fetched == 0
+            }
+            Outcome::Answered => answer.status == Some(200) && answer.body.get("data").is_some(),
+            Outcome::Closed => answer.status.is_none() && answer.closed,
+        };
+        if !ok {
+            let body = answer.body.to_string();
+            failures.push(format!(
+                "{}: expected {:?}, got status {:?} code {:?} closed {} (planned {planned}, fetched {fetched}): {}",
+                entry.name,
+                entry.outcome,
+                answer.status,
+                answer.code(),
+                answer.closed,
+                &body[..body.len().min(300)]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_list_never_carries_more_than_its_cap_and_answers_stay_small() {
+    let harness = Harness::start().await;
+    for entry in entries() {
+        let answer = harness.send(&entry).await;
+        let errors = answer.body["errors"].as_array().map_or(0, Vec::len);
+        assert!(errors <= 101, "{}: {errors} errors", entry.name);
+        assert!(
+            answer.bytes < 1 << 20,
+            "{}: {} bytes",
+            entry.name,
+            answer.bytes
+        );
+    }
+}
