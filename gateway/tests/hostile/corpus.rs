@@ -217,6 +217,36 @@ pub fn entries() -> Vec<Entry> {
             outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
         },
         Entry {
+            name: "1,500 operations sharing one 3,000-field fragment",
+            bytes: post(
+                &serde_json::to_vec(&serde_json::json!({
+                    "query": (0..1_500)
+                        .map(|i| format!("query Q{i} {{ ...F }}"))
+                        .chain([format!("fragment F on Query {{ me {{ {} }} }}", "id ".repeat(3_000))])
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    "operationName": "Q0",
+                }))
+                .unwrap(),
+            ),
+            outcome: Refused(400, "MAX_FIELDS_LIMIT"),
+        },
+        Entry {
+            name: "100 operations sharing one 40-field fragment (within the limits)",
+            bytes: post(
+                &serde_json::to_vec(&serde_json::json!({
+                    "query": (0..100)
+                        .map(|i| format!("query Q{i} {{ ...F }}"))
+                        .chain([format!("fragment F on Query {{ me {{ {} }} }}", "id ".repeat(40))])
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    "operationName": "Q7",
+                }))
+                .unwrap(),
+            ),
+            outcome: Answered,
+        },
+        Entry {
             name: "list literal 10,000 deep",
             bytes: query(&format!("{{ product(sku: {}) {{ sku }} }}", nested("[", "]", 10_000, "\"A\""))),
             outcome: Refused(400, "GRAPHQL_PARSE_FAILED"),
