@@ -33,6 +33,36 @@ use hive_router_query_planner::{
 
 /// Plans kept; beyond it the cache is emptied (operations are usually few).
 const PLAN_CACHE_CAPACITY: usize = 10_000;
+/// Bytes the plans of each cache may weigh together (see [`Prepared::weight`]):
+/// 10,000 distinct 200 KB documents would otherwise keep 2 GB.
+const PLAN_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A cache emptied when it is full by count or by weight (plans are
+/// usually few; a flood of distinct documents starts it over).
+struct Bounded<K, V> {
+    entries: HashMap<K, V>,
+    weight: usize,
+}
+
+impl<K, V> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            weight: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Bounded<K, V> {
+    /// Makes room for an entry of `weight` bytes.
+    fn room(&mut self, weight: usize) {
+        if self.entries.len() >= PLAN_CACHE_CAPACITY || self.weight + weight > PLAN_CACHE_BYTES {
+            self.entries.clear();
+            self.weight = 0;
+        }
+        self.weight += weight;
+    }
+}
 
 /// Validation errors kept at most; more say nothing new and cost bytes.
 const MAX_VALIDATION_ERRORS: usize = 100;
@@ -111,6 +141,9 @@ pub struct Prepared {
     /// How many bytes the last answer to this operation took: the next one
     /// is written into a buffer of that size, not grown into it.
     pub answer_size: Arc<std::sync::atomic::AtomicUsize>,
+    /// Roughly what this plan holds in memory, for the caches' bound: its
+    /// text and a few hundred bytes per field once fragments are expanded.
+    pub weight: usize,
 }
 
 /// The plans of one text, by operation name (a document usually holds one).
@@ -123,12 +156,12 @@ pub struct Supergraph {
     shapes: Shapes,
     inputs: InputTypes,
     limits: Limits,
-    plans: Mutex<HashMap<u64, Prepared>>,
+    plans: Mutex<Bounded<u64, Prepared>>,
     /// The same plans by exact request text: a repeat skips parsing,
     /// validation and normalization (most traffic repeats a few operations).
     /// Keyed by the text, then the operation name: a lookup borrows the
     /// request's text instead of copying it.
-    by_text: Mutex<HashMap<String, ByName>>,
+    by_text: Mutex<Bounded<String, ByName>>,
     /// How many times the planner ran: what a refusal must not cost.
     planner_runs: std::sync::atomic::AtomicU64,
 }
@@ -242,10 +275,9 @@ impl Supergraph {
         }
         let prepared = self.prepare(query, operation_name, cancel)?;
         if let Ok(mut cache) = self.by_text.lock() {
-            if cache.len() >= PLAN_CACHE_CAPACITY {
-                cache.clear();
-            }
+            cache.room(prepared.weight + query.len());
             cache
+                .entries
                 .entry(query.to_owned())
                 .or_default()
                 .push((operation_name.map(str::to_owned), prepared.clone()));
@@ -258,6 +290,7 @@ impl Supergraph {
     pub fn cached(&self, query: &str, operation_name: Option<&str>) -> Option<Prepared> {
         let cache = self.by_text.lock().ok()?;
         cache
+            .entries
             .get(query)?
             .iter()
             .find(|(name, _)| name.as_deref() == operation_name)
@@ -280,7 +313,8 @@ impl Supergraph {
                 }
             })?;
         // What the document costs, before any stage expands it.
-        self.limits.check(&document).map_err(PlanError::Limit)?;
+        let cost = self.limits.check(&document).map_err(PlanError::Limit)?;
+        let weight = query.len() + usize::try_from(cost.fields).unwrap_or(usize::MAX / 2) * 256;
         if operation_name.is_none() {
             let operations = document
                 .definitions
@@ -323,7 +357,7 @@ impl Supergraph {
             .plans
             .lock()
             .ok()
-            .and_then(|plans| plans.get(&key).cloned())
+            .and_then(|plans| plans.entries.get(&key).cloned())
         {
             return Ok(prepared);
         }
@@ -351,6 +385,7 @@ impl Supergraph {
                 operation: Arc::new(normalized.operation),
                 introspection: Arc::new(introspection),
                 answer_size: Default::default(),
+                weight,
             };
             return Ok(prepared);
         }
@@ -377,12 +412,11 @@ impl Supergraph {
             operation: Arc::new(normalized.operation),
             introspection: Arc::new(introspection),
             answer_size: Default::default(),
+            weight,
         };
         if let Ok(mut plans) = self.plans.lock() {
-            if plans.len() >= PLAN_CACHE_CAPACITY {
-                plans.clear();
-            }
-            plans.insert(key, prepared.clone());
+            plans.room(weight);
+            plans.entries.insert(key, prepared.clone());
         }
         Ok(prepared)
     }
@@ -394,6 +428,6 @@ impl Supergraph {
 
     /// How many plans are cached.
     pub fn cached_plans(&self) -> usize {
-        self.plans.lock().map(|p| p.len()).unwrap_or(0)
+        self.plans.lock().map(|p| p.entries.len()).unwrap_or(0)
     }
 }
