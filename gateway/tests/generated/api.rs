@@ -89,7 +89,9 @@ pub struct Api {
     pub mutation: Option<String>,
 }
 
-fn input_fields(fields: &[graphql_tools::parser::schema::InputValue<'static, String>]) -> Vec<InputField> {
+fn input_fields(
+    fields: &[graphql_tools::parser::schema::InputValue<'static, String>],
+) -> Vec<InputField> {
     fields
         .iter()
         .map(|f| InputField {
@@ -100,7 +102,9 @@ fn input_fields(fields: &[graphql_tools::parser::schema::InputValue<'static, Str
         .collect()
 }
 
-fn output_fields(fields: &[graphql_tools::parser::schema::Field<'static, String>]) -> Vec<OutputField> {
+fn output_fields(
+    fields: &[graphql_tools::parser::schema::Field<'static, String>],
+) -> Vec<OutputField> {
     fields
         .iter()
         // Federation plumbing a subgraph SDL may still show.
@@ -118,8 +122,10 @@ const BUILT_IN: [&str; 5] = ["Int", "Float", "String", "Boolean", "ID"];
 impl Api {
     /// Walks `document` (an API schema: no federation directives needed).
     pub fn new(document: &Document<'static, String>) -> Self {
-        let mut types: BTreeMap<String, TypeDef> =
-            BUILT_IN.iter().map(|n| ((*n).to_owned(), TypeDef::Scalar)).collect();
+        let mut types: BTreeMap<String, TypeDef> = BUILT_IN
+            .iter()
+            .map(|n| ((*n).to_owned(), TypeDef::Scalar))
+            .collect();
         let (mut query, mut mutation) = ("Query".to_owned(), None);
         let mut implementations: Vec<(String, String)> = Vec::new();
         for definition in &document.definitions {
@@ -133,19 +139,24 @@ impl Api {
                         TypeDefinition::Scalar(s) => (&s.name, TypeDef::Scalar),
                         TypeDefinition::Object(o) => {
                             implementations.extend(
-                                o.implements_interfaces.iter().map(|i| (i.clone(), o.name.clone())),
+                                o.implements_interfaces
+                                    .iter()
+                                    .map(|i| (i.clone(), o.name.clone())),
                             );
                             (&o.name, TypeDef::Object(output_fields(&o.fields)))
                         }
-                        TypeDefinition::Interface(i) => {
-                            (&i.name, TypeDef::Interface(output_fields(&i.fields), Vec::new()))
-                        }
+                        TypeDefinition::Interface(i) => (
+                            &i.name,
+                            TypeDef::Interface(output_fields(&i.fields), Vec::new()),
+                        ),
                         TypeDefinition::Union(u) => (&u.name, TypeDef::Union(u.types.clone())),
                         TypeDefinition::Enum(e) => (
                             &e.name,
                             TypeDef::Enum(e.values.iter().map(|v| v.name.clone()).collect()),
                         ),
-                        TypeDefinition::InputObject(i) => (&i.name, TypeDef::Input(input_fields(&i.fields))),
+                        TypeDefinition::InputObject(i) => {
+                            (&i.name, TypeDef::Input(input_fields(&i.fields)))
+                        }
                     };
                     if !name.starts_with("__") && !name.starts_with('_') {
                         types.insert(name.clone(), def);
@@ -174,7 +185,11 @@ impl Api {
                 TypeDef::Scalar => {}
             }
         }
-        Self { types, query, mutation }
+        Self {
+            types,
+            query,
+            mutation,
+        }
     }
 
     /// The fields of an object or interface type.

@@ -32,7 +32,9 @@ pub fn request(case: &Case) -> (String, Map<String, Value>) {
     });
     let mut variables = case.variables.clone();
     for variable in &document.operations[operation(case)].variables {
-        if let (Some((_, default)), false) = (&variable.default, variables.contains_key(&variable.name)) {
+        if let (Some((_, default)), false) =
+            (&variable.default, variables.contains_key(&variable.name))
+        {
             variables.insert(variable.name.clone(), default.clone());
         }
     }
@@ -40,8 +42,13 @@ pub fn request(case: &Case) -> (String, Map<String, Value>) {
 }
 
 fn operation(case: &Case) -> usize {
-    let named = |op: &&super::document::Operation| op.name.is_some() && op.name == case.operation_name;
-    case.document.operations.iter().position(|op| named(&op)).unwrap_or(0)
+    let named =
+        |op: &&super::document::Operation| op.name.is_some() && op.name == case.operation_name;
+    case.document
+        .operations
+        .iter()
+        .position(|op| named(&op))
+        .unwrap_or(0)
 }
 
 /// Completes the reference's `answer` to `case` as the spec has it.
@@ -85,10 +92,12 @@ fn set_null(data: &mut Value, path: &[Value]) {
                 Some(next) => next,
                 None => return,
             },
-            (Value::Number(i), Value::Array(items)) => match items.get_mut(i.as_u64().unwrap() as usize) {
-                Some(next) => next,
-                None => return,
-            },
+            (Value::Number(i), Value::Array(items)) => {
+                match items.get_mut(i.as_u64().unwrap() as usize) {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
             _ => return,
         };
     }
@@ -117,8 +126,15 @@ fn strip(value: &mut Value) {
 }
 
 /// The declared type at each prefix of `path` (a field's type, or a list's item type).
-fn position_types(document: &Document, op: usize, root: &str, api: &Api, path: &[Value]) -> Option<Vec<TypeRef>> {
-    let mut sets: Vec<(&[Selection], String)> = vec![(&document.operations[op].selection, root.to_owned())];
+fn position_types(
+    document: &Document,
+    op: usize,
+    root: &str,
+    api: &Api,
+    path: &[Value],
+) -> Option<Vec<TypeRef>> {
+    let mut sets: Vec<(&[Selection], String)> =
+        vec![(&document.operations[op].selection, root.to_owned())];
     let mut current: Option<TypeRef> = None;
     let mut types = Vec::new();
     for segment in path {
@@ -129,7 +145,10 @@ fn position_types(document: &Document, op: usize, root: &str, api: &Api, path: &
                     collect(document, api, set, parent, key, &mut found);
                 }
                 let ty = found.first()?.0.clone();
-                sets = found.into_iter().map(|(_, set)| (set, ty.named().to_owned())).collect();
+                sets = found
+                    .into_iter()
+                    .map(|(_, set)| (set, ty.named().to_owned()))
+                    .collect();
                 ty
             }
             _ => match current? {
@@ -164,9 +183,14 @@ fn collect<'d>(
                 }
             }
             Selection::Field(_) => {}
-            Selection::Inline { on, selection, .. } => {
-                collect(document, api, selection, on.as_deref().unwrap_or(parent), key, found)
-            }
+            Selection::Inline { on, selection, .. } => collect(
+                document,
+                api,
+                selection,
+                on.as_deref().unwrap_or(parent),
+                key,
+                found,
+            ),
             Selection::Spread { name, .. } => {
                 if let Some(fragment) = document.fragments.iter().find(|f| &f.name == name) {
                     collect(document, api, &fragment.selection, &fragment.on, key, found);

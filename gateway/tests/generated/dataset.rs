@@ -28,12 +28,60 @@ pub struct ProductRow {
 
 /// Products in catalogue order.
 pub const PRODUCTS: [ProductRow; 6] = [
-    ProductRow { sku: "APPLE", name: "Apple", price: Some(120), category: Category::Fruit, tags: &["red", "fresh"], description: Some("Crisp"), weight: 200 },
-    ProductRow { sku: "BANANA", name: "Banana", price: Some(90), category: Category::Fruit, tags: &["yellow"], description: None, weight: 150 },
-    ProductRow { sku: "MILK", name: "Milk", price: Some(110), category: Category::Dairy, tags: &["fresh", "cold"], description: Some("Whole milk"), weight: 1000 },
-    ProductRow { sku: "CHEESE", name: "Cheese", price: None, category: Category::Dairy, tags: &[], description: Some("Aged"), weight: 300 },
-    ProductRow { sku: "BREAD", name: "Bread", price: Some(250), category: Category::Bakery, tags: &["fresh"], description: None, weight: 500 },
-    ProductRow { sku: "CROISSANT", name: "Croissant", price: Some(180), category: Category::Bakery, tags: &["butter"], description: Some("Flaky"), weight: 80 },
+    ProductRow {
+        sku: "APPLE",
+        name: "Apple",
+        price: Some(120),
+        category: Category::Fruit,
+        tags: &["red", "fresh"],
+        description: Some("Crisp"),
+        weight: 200,
+    },
+    ProductRow {
+        sku: "BANANA",
+        name: "Banana",
+        price: Some(90),
+        category: Category::Fruit,
+        tags: &["yellow"],
+        description: None,
+        weight: 150,
+    },
+    ProductRow {
+        sku: "MILK",
+        name: "Milk",
+        price: Some(110),
+        category: Category::Dairy,
+        tags: &["fresh", "cold"],
+        description: Some("Whole milk"),
+        weight: 1000,
+    },
+    ProductRow {
+        sku: "CHEESE",
+        name: "Cheese",
+        price: None,
+        category: Category::Dairy,
+        tags: &[],
+        description: Some("Aged"),
+        weight: 300,
+    },
+    ProductRow {
+        sku: "BREAD",
+        name: "Bread",
+        price: Some(250),
+        category: Category::Bakery,
+        tags: &["fresh"],
+        description: None,
+        weight: 500,
+    },
+    ProductRow {
+        sku: "CROISSANT",
+        name: "Croissant",
+        price: Some(180),
+        category: Category::Bakery,
+        tags: &["butter"],
+        description: Some("Flaky"),
+        weight: 80,
+    },
 ];
 
 /// A bundle of products (not an entity: `products` alone serves it).
@@ -46,8 +94,18 @@ pub struct BundleRow {
 
 /// Bundles in catalogue order.
 pub const BUNDLES: [BundleRow; 2] = [
-    BundleRow { id: "B1", name: "Breakfast", price: Some(330), skus: &["BREAD", "MILK"] },
-    BundleRow { id: "B2", name: "Fruit bowl", price: None, skus: &["APPLE", "BANANA"] },
+    BundleRow {
+        id: "B1",
+        name: "Breakfast",
+        price: Some(330),
+        skus: &["BREAD", "MILK"],
+    },
+    BundleRow {
+        id: "B2",
+        name: "Fruit bowl",
+        price: None,
+        skus: &["APPLE", "BANANA"],
+    },
 ];
 
 /// A user, as its owner (`accounts`) knows it.
@@ -61,10 +119,34 @@ pub struct UserRow {
 
 /// Users in id order.
 pub const USERS: [UserRow; 4] = [
-    UserRow { id: "u1", name: "Ada", email: Some("ada@example.com"), friends: &["u2", "u3"], favorite: Some("APPLE") },
-    UserRow { id: "u2", name: "Bob", email: None, friends: &["u1"], favorite: None },
-    UserRow { id: "u3", name: "Cy", email: Some("cy@example.com"), friends: &["u1", "u2", "u4"], favorite: Some("CHEESE") },
-    UserRow { id: "u4", name: "Dee", email: None, friends: &[], favorite: Some("BREAD") },
+    UserRow {
+        id: "u1",
+        name: "Ada",
+        email: Some("ada@example.com"),
+        friends: &["u2", "u3"],
+        favorite: Some("APPLE"),
+    },
+    UserRow {
+        id: "u2",
+        name: "Bob",
+        email: None,
+        friends: &["u1"],
+        favorite: None,
+    },
+    UserRow {
+        id: "u3",
+        name: "Cy",
+        email: Some("cy@example.com"),
+        friends: &["u1", "u2", "u4"],
+        favorite: Some("CHEESE"),
+    },
+    UserRow {
+        id: "u4",
+        name: "Dee",
+        email: None,
+        friends: &[],
+        favorite: Some("BREAD"),
+    },
 ];
 
 /// A review, owned by `reviews`.
@@ -78,18 +160,71 @@ pub struct ReviewRow {
 
 /// Reviews in id order.
 pub const REVIEWS: [ReviewRow; 6] = [
-    ReviewRow { id: "r1", sku: "APPLE", author: "u1", rating: 5, body: "Crisp" },
-    ReviewRow { id: "r2", sku: "APPLE", author: "u2", rating: 2, body: "Bruised" },
-    ReviewRow { id: "r3", sku: "MILK", author: "u3", rating: 4, body: "Creamy" },
-    ReviewRow { id: "r4", sku: "CHEESE", author: "u1", rating: 3, body: "Sharp" },
-    ReviewRow { id: "r5", sku: "BREAD", author: "u4", rating: 5, body: "Warm" },
-    ReviewRow { id: "r6", sku: "CROISSANT", author: "u3", rating: 1, body: "Stale" },
+    ReviewRow {
+        id: "r1",
+        sku: "APPLE",
+        author: "u1",
+        rating: 5,
+        body: "Crisp",
+    },
+    ReviewRow {
+        id: "r2",
+        sku: "APPLE",
+        author: "u2",
+        rating: 2,
+        body: "Bruised",
+    },
+    ReviewRow {
+        id: "r3",
+        sku: "MILK",
+        author: "u3",
+        rating: 4,
+        body: "Creamy",
+    },
+    ReviewRow {
+        id: "r4",
+        sku: "CHEESE",
+        author: "u1",
+        rating: 3,
+        body: "Sharp",
+    },
+    ReviewRow {
+        id: "r5",
+        sku: "BREAD",
+        author: "u4",
+        rating: 5,
+        body: "Warm",
+    },
+    ReviewRow {
+        id: "r6",
+        sku: "CROISSANT",
+        author: "u3",
+        rating: 1,
+        body: "Stale",
+    },
 ];
 
 /// Strings worth passing as arguments: every key, tag and name, and a miss.
 pub const VOCABULARY: &[&str] = &[
-    "APPLE", "BANANA", "MILK", "CHEESE", "BREAD", "CROISSANT", "B1", "u1", "u2", "u3", "u4",
-    "r1", "r2", "r4", "fresh", "red", "cold", "NOPE", "",
+    "APPLE",
+    "BANANA",
+    "MILK",
+    "CHEESE",
+    "BREAD",
+    "CROISSANT",
+    "B1",
+    "u1",
+    "u2",
+    "u3",
+    "u4",
+    "r1",
+    "r2",
+    "r4",
+    "fresh",
+    "red",
+    "cold",
+    "NOPE",
+    "",
 ];
 
 /// The product with `sku`, if any.
@@ -102,7 +237,11 @@ pub fn products(first: i32, filter: &Filter) -> Vec<&'static ProductRow> {
     PRODUCTS
         .iter()
         .filter(|p| filter.category.is_none_or(|c| p.category == c))
-        .filter(|p| filter.min_price.is_none_or(|min| p.price.is_some_and(|price| price >= min)))
+        .filter(|p| {
+            filter
+                .min_price
+                .is_none_or(|min| p.price.is_some_and(|price| price >= min))
+        })
         .filter(|p| {
             filter
                 .tags
@@ -157,7 +296,11 @@ pub fn user(id: &str) -> Option<&'static UserRow> {
 /// `friends(first)`: the first `first` friends (all when absent, none when negative).
 pub fn friends(user: &UserRow, first: Option<i32>) -> Vec<&'static UserRow> {
     let n = first.map_or(usize::MAX, |n| n.max(0) as usize);
-    user.friends.iter().filter_map(|id| self::user(id)).take(n).collect()
+    user.friends
+        .iter()
+        .filter_map(|id| self::user(id))
+        .take(n)
+        .collect()
 }
 
 /// The review with `id`, if any.
@@ -175,7 +318,10 @@ pub fn top_reviews(first: i32) -> Vec<&'static ReviewRow> {
 
 /// A product's reviews rated at least `min_rating`.
 pub fn product_reviews(sku: &str, min_rating: i32) -> Vec<&'static ReviewRow> {
-    REVIEWS.iter().filter(|r| r.sku == sku && r.rating >= min_rating).collect()
+    REVIEWS
+        .iter()
+        .filter(|r| r.sku == sku && r.rating >= min_rating)
+        .collect()
 }
 
 /// A user's reviews.
@@ -185,7 +331,10 @@ pub fn user_reviews(id: &str) -> Vec<&'static ReviewRow> {
 
 /// The mean rating of a product; null with no reviews.
 pub fn average_rating(sku: &str) -> Option<f64> {
-    let ratings: Vec<i32> = product_reviews(sku, i32::MIN).iter().map(|r| r.rating).collect();
+    let ratings: Vec<i32> = product_reviews(sku, i32::MIN)
+        .iter()
+        .map(|r| r.rating)
+        .collect();
     (!ratings.is_empty()).then(|| f64::from(ratings.iter().sum::<i32>()) / ratings.len() as f64)
 }
 

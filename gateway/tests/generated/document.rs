@@ -122,7 +122,11 @@ fn selection_set(items: &[Selection], out: &mut String) {
                     selection_set(&f.selection, out);
                 }
             }
-            Selection::Inline { on, directives: list, selection } => {
+            Selection::Inline {
+                on,
+                directives: list,
+                selection,
+            } => {
                 out.push_str("...");
                 if let Some(on) = on {
                     let _ = write!(out, " on {on}");
@@ -130,7 +134,10 @@ fn selection_set(items: &[Selection], out: &mut String) {
                 directives(list, out);
                 selection_set(selection, out);
             }
-            Selection::Spread { name, directives: list } => {
+            Selection::Spread {
+                name,
+                directives: list,
+            } => {
                 let _ = write!(out, "...{name}");
                 directives(list, out);
             }

@@ -16,7 +16,9 @@ use rand::{Rng, rngs::StdRng, seq::SliceRandom};
 use serde_json::{Map, Value, json};
 
 use super::api::{Api, InputField, TypeDef, TypeRef};
-use super::document::{Arg, Directive, Document, Field, Fragment, Operation, Selection, Val, Variable};
+use super::document::{
+    Arg, Directive, Document, Field, Fragment, Operation, Selection, Val, Variable,
+};
 
 /// A generated request: the document, the operation to run and its variables.
 #[derive(Clone, Debug)]
@@ -38,6 +40,7 @@ impl Case {
 const MAX_DEPTH: usize = 8;
 const MAX_ALIASES: usize = 20;
 const MAX_FIELDS: usize = 60;
+const MAX_ROOT_FIELDS: usize = 15;
 
 /// What one response name means in a merged selection set.
 #[derive(Clone, PartialEq)]
@@ -69,6 +72,8 @@ struct Builder<'a> {
     own_fragments: usize,
     aliases: usize,
     fields: usize,
+    /// Fields at the root, counted as the gateway does (fragments inlined).
+    root_fields: usize,
     names: usize,
     max_depth: usize,
 }
@@ -86,6 +91,7 @@ pub fn valid(api: &Api, vocabulary: &[&str], rng: &mut StdRng, with_mutations: b
         own_fragments: 0,
         aliases: 0,
         fields: 0,
+        root_fields: 0,
         names: 0,
         max_depth,
     };
@@ -98,8 +104,13 @@ pub fn valid(api: &Api, vocabulary: &[&str], rng: &mut StdRng, with_mutations: b
             Some(_) if with_mutations && b.rng.gen_bool(0.3) => "mutation",
             _ => "query",
         };
-        let root = if kind == "mutation" { api.mutation.clone().unwrap() } else { api.query.clone() };
+        let root = if kind == "mutation" {
+            api.mutation.clone().unwrap()
+        } else {
+            api.query.clone()
+        };
         b.own_fragments = b.fragments.len();
+        b.root_fields = 0;
         let selection = b.selection(&root, 1, &mut Scope::new());
         let name = (count > 1 || b.rng.gen_bool(0.3)).then(|| format!("Op{i}"));
         let values = std::mem::take(&mut b.values);
@@ -119,7 +130,11 @@ pub fn valid(api: &Api, vocabulary: &[&str], rng: &mut StdRng, with_mutations: b
         None
     };
     document.fragments = b.fragments.into_iter().map(|m| m.fragment).collect();
-    Case { document, operation_name, variables }
+    Case {
+        document,
+        operation_name,
+        variables,
+    }
 }
 
 impl Builder<'_> {
@@ -129,18 +144,33 @@ impl Builder<'_> {
     }
 
     fn typename(&mut self, scope: &mut Scope) -> Selection {
-        let meaning = Meaning { field: "__typename".into(), args: String::new(), ty: "String!".into(), leaf: true };
+        let meaning = Meaning {
+            field: "__typename".into(),
+            args: String::new(),
+            ty: "String!".into(),
+            leaf: true,
+        };
         let alias = (self.aliases < MAX_ALIASES && self.rng.gen_bool(0.1)).then(|| {
             self.aliases += 1;
             self.fresh("t")
         });
-        scope.insert(alias.clone().unwrap_or_else(|| "__typename".into()), meaning);
-        Selection::Field(Field { alias, name: "__typename".into(), args: Vec::new(), directives: Vec::new(), selection: Vec::new() })
+        scope.insert(
+            alias.clone().unwrap_or_else(|| "__typename".into()),
+            meaning,
+        );
+        Selection::Field(Field {
+            alias,
+            name: "__typename".into(),
+            args: Vec::new(),
+            directives: Vec::new(),
+            selection: Vec::new(),
+        })
     }
 
     fn selection(&mut self, ty: &str, depth: usize, scope: &mut Scope) -> Vec<Selection> {
         let n = self.rng.gen_range(1..=4);
-        let mut items: Vec<Selection> = (0..n).filter_map(|_| self.item(ty, depth, scope)).collect();
+        let mut items: Vec<Selection> =
+            (0..n).filter_map(|_| self.item(ty, depth, scope)).collect();
         if items.is_empty() {
             items.push(self.typename(scope));
         }
@@ -148,6 +178,13 @@ impl Builder<'_> {
     }
 
     fn item(&mut self, ty: &str, depth: usize, scope: &mut Scope) -> Option<Selection> {
+        if depth == 1 {
+            if self.root_fields >= MAX_ROOT_FIELDS {
+                return None;
+            }
+            // A spread or fragment may add several; counted by the item it adds.
+            self.root_fields += 1;
+        }
         if self.fields >= MAX_FIELDS {
             return Some(self.typename(scope));
         }
@@ -190,7 +227,10 @@ impl Builder<'_> {
                         .filter(|(_, d)| matches!(d, TypeDef::Interface(_, o) if o.iter().any(|o| o == ty)))
                         .map(|(n, _)| n.clone())
                         .collect();
-                    let on = interfaces.choose(self.rng).cloned().unwrap_or_else(|| ty.to_owned());
+                    let on = interfaces
+                        .choose(self.rng)
+                        .cloned()
+                        .unwrap_or_else(|| ty.to_owned());
                     Some(self.inline(Some(on.clone()), &on, depth, scope))
                 } else {
                     self.spread(ty, depth, scope)
@@ -201,15 +241,27 @@ impl Builder<'_> {
     }
 
     /// An inline fragment (`on` its type condition, if any) selecting from `ty`.
-    fn inline(&mut self, on: Option<String>, ty: &str, depth: usize, scope: &mut Scope) -> Selection {
+    fn inline(
+        &mut self,
+        on: Option<String>,
+        ty: &str,
+        depth: usize,
+        scope: &mut Scope,
+    ) -> Selection {
         let directives = self.directives();
         let selection = self.selection(ty, depth, scope);
-        Selection::Inline { on, directives, selection }
+        Selection::Inline {
+            on,
+            directives,
+            selection,
+        }
     }
 
     fn spread(&mut self, ty: &str, depth: usize, scope: &mut Scope) -> Option<Selection> {
         let reusable: Vec<usize> = (self.own_fragments..self.fragments.len())
-            .filter(|&i| self.fragments[i].fragment.on == ty && self.fragments[i].depth <= depth)
+            .filter(|&i| {
+                self.fragments[i].fragment.on == ty && self.fragments[i].depth <= depth && depth > 1
+            })
             .filter(|&i| compatible(&self.fragments[i].scope, scope))
             .collect();
         let index = match reusable.choose(self.rng) {
@@ -220,13 +272,24 @@ impl Builder<'_> {
                 let mut own = scope.clone();
                 let selection = self.selection(ty, depth, &mut own);
                 let name = self.fresh("F");
-                self.fragments.push(Made { fragment: Fragment { name, on: ty.to_owned(), selection }, scope: own, depth });
+                self.fragments.push(Made {
+                    fragment: Fragment {
+                        name,
+                        on: ty.to_owned(),
+                        selection,
+                    },
+                    scope: own,
+                    depth,
+                });
                 self.fragments.len() - 1
             }
         };
         scope.extend(self.fragments[index].scope.clone());
         let directives = self.directives();
-        Some(Selection::Spread { name: self.fragments[index].fragment.name.clone(), directives })
+        Some(Selection::Spread {
+            name: self.fragments[index].fragment.name.clone(),
+            directives,
+        })
     }
 
     fn field(&mut self, ty: &str, depth: usize, scope: &mut Scope) -> Option<Selection> {
@@ -240,11 +303,21 @@ impl Builder<'_> {
         for a in &def.args {
             if a.required() || self.rng.gen_bool(0.4) {
                 let value = self.argument(a);
-                args.push(Arg { name: a.name.clone(), ty: a.ty.clone(), required: a.required(), value });
+                args.push(Arg {
+                    name: a.name.clone(),
+                    ty: a.ty.clone(),
+                    required: a.required(),
+                    value,
+                });
             }
         }
         let printed_args = Document::args_text(&args);
-        let meaning = Meaning { field: def.name.clone(), args: printed_args, ty: def.ty.to_string(), leaf: !composite };
+        let meaning = Meaning {
+            field: def.name.clone(),
+            args: printed_args,
+            ty: def.ty.to_string(),
+            leaf: !composite,
+        };
         let mut alias = None;
         if self.rng.gen_bool(0.12) && self.aliases < MAX_ALIASES {
             // Sometimes named like a sibling field, to catch projection by name.
@@ -276,7 +349,13 @@ impl Builder<'_> {
         } else {
             Vec::new()
         };
-        Some(Selection::Field(Field { alias, name: def.name, args, directives, selection }))
+        Some(Selection::Field(Field {
+            alias,
+            name: def.name,
+            args,
+            directives,
+            selection,
+        }))
     }
 
     /// `@include`/`@skip` on one item in seven, with a literal or a variable.
@@ -284,18 +363,29 @@ impl Builder<'_> {
         if !self.rng.gen_bool(0.15) {
             return Vec::new();
         }
-        let name = if self.rng.gen_bool(0.5) { "include" } else { "skip" };
+        let name = if self.rng.gen_bool(0.5) {
+            "include"
+        } else {
+            "skip"
+        };
         let condition = if self.rng.gen_bool(0.5) {
             Val::Lit(self.rng.gen_bool(0.5).to_string())
         } else if self.rng.gen_bool(0.8) {
-            Val::Var(self.variable(&TypeRef::NonNull(Box::new(TypeRef::Named("Boolean".into())))))
+            Val::Var(self.variable(&TypeRef::NonNull(Box::new(TypeRef::Named(
+                "Boolean".into(),
+            )))))
         } else {
             // A nullable variable with a default, allowed where Boolean! is expected.
             let name = self.fresh("v");
             let default = self.rng.gen_bool(0.5);
-            self.variables.push(Variable { name: name.clone(), ty: "Boolean".into(), default: Some((default.to_string(), json!(default))) });
+            self.variables.push(Variable {
+                name: name.clone(),
+                ty: "Boolean".into(),
+                default: Some((default.to_string(), json!(default))),
+            });
             if self.rng.gen_bool(0.5) {
-                self.values.insert(name.clone(), json!(self.rng.gen_bool(0.5)));
+                self.values
+                    .insert(name.clone(), json!(self.rng.gen_bool(0.5)));
             }
             Val::Var(name)
         };
@@ -317,7 +407,11 @@ impl Builder<'_> {
             let value = self.value(ty, 0);
             (self.printed(&value, ty), value)
         });
-        self.variables.push(Variable { name: name.clone(), ty: ty.to_string(), default: default.clone() });
+        self.variables.push(Variable {
+            name: name.clone(),
+            ty: ty.to_string(),
+            default: default.clone(),
+        });
         let roll: f64 = self.rng.r#gen();
         let optional = default.is_some() || !ty.is_non_null();
         if optional && roll < 0.15 {
@@ -341,7 +435,9 @@ impl Builder<'_> {
                     return self.literal(inner, nesting + 1);
                 }
                 let n = self.rng.gen_range(0..=3);
-                let items: Vec<String> = (0..n).map(|_| self.literal_or_variable(inner, nesting + 1)).collect();
+                let items: Vec<String> = (0..n)
+                    .map(|_| self.literal_or_variable(inner, nesting + 1))
+                    .collect();
                 format!("[{}]", items.join(", "))
             }
             TypeRef::Named(name) => match self.api.types.get(name) {
@@ -350,7 +446,11 @@ impl Builder<'_> {
                     let mut items = Vec::new();
                     for f in &fields {
                         if f.required() || (nesting < 3 && self.rng.gen_bool(0.5)) {
-                            items.push(format!("{}: {}", f.name, self.literal_or_variable(&f.ty, nesting + 1)));
+                            items.push(format!(
+                                "{}: {}",
+                                f.name,
+                                self.literal_or_variable(&f.ty, nesting + 1)
+                            ));
                         }
                     }
                     format!("{{{}}}", items.join(", "))
@@ -431,7 +531,10 @@ impl Builder<'_> {
                     .iter()
                     .map(|(k, v)| {
                         let ty = fields.iter().find(|f| &f.name == k).map(|f| f.ty.clone());
-                        format!("{k}: {}", self.printed(v, &ty.unwrap_or(TypeRef::Named(String::new()))))
+                        format!(
+                            "{k}: {}",
+                            self.printed(v, &ty.unwrap_or(TypeRef::Named(String::new())))
+                        )
                     })
                     .collect();
                 format!("{{{}}}", items.join(", "))

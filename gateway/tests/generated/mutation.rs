@@ -37,13 +37,25 @@ const VALIDATION: Expect = Expect::Code("GRAPHQL_VALIDATION_FAILED");
 const INPUT: Expect = Expect::Code("BAD_USER_INPUT");
 
 fn field(name: &str, selection: Vec<Selection>) -> Selection {
-    Selection::Field(Field { alias: None, name: name.into(), args: Vec::new(), directives: Vec::new(), selection })
+    Selection::Field(Field {
+        alias: None,
+        name: name.into(),
+        args: Vec::new(),
+        directives: Vec::new(),
+        selection,
+    })
 }
 
 /// Calls `change` on the `pick`-th item `select` accepts, if there is one.
-fn change_nth_field(case: &mut Case, select: &dyn Fn(&Field) -> bool, rng: &mut StdRng, change: &mut dyn FnMut(&mut Field)) -> bool {
+fn change_nth_field(
+    case: &mut Case,
+    select: &dyn Fn(&Field) -> bool,
+    rng: &mut StdRng,
+    change: &mut dyn FnMut(&mut Field),
+) -> bool {
     let mut count = 0;
-    case.document.visit_fields(&mut |f| count += usize::from(select(f)));
+    case.document
+        .visit_fields(&mut |f| count += usize::from(select(f)));
     if count == 0 {
         return false;
     }
@@ -98,10 +110,24 @@ fn chosen(case: &Case) -> usize {
 pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
     let mut case = generator::valid(api, vocabulary, rng, false);
     let kinds = [
-        "unknown_field", "wrong_argument_type", "missing_argument", "undefined_variable",
-        "unused_variable", "fragment_cycle", "unknown_fragment", "leaf_with_selection",
-        "unbalanced_braces", "nul_byte", "token_noise", "huge_int", "wrong_variable_value",
-        "missing_variable", "deep_selection", "deep_fragments", "deep_list", "duplicate_operation",
+        "unknown_field",
+        "wrong_argument_type",
+        "missing_argument",
+        "undefined_variable",
+        "unused_variable",
+        "fragment_cycle",
+        "unknown_fragment",
+        "leaf_with_selection",
+        "unbalanced_braces",
+        "nul_byte",
+        "token_noise",
+        "huge_int",
+        "wrong_variable_value",
+        "missing_variable",
+        "deep_selection",
+        "deep_fragments",
+        "deep_list",
+        "duplicate_operation",
         "unknown_operation",
     ];
     let kind = *kinds.choose(rng).unwrap();
@@ -112,53 +138,99 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
             VALIDATION
         }
         "wrong_argument_type" => {
-            let wrong = |f: &Field| f.args.iter().any(|a| matches!(a.value, Val::Lit(_)) && wrong_literal(api, &a.ty).is_some());
+            let wrong = |f: &Field| {
+                f.args
+                    .iter()
+                    .any(|a| matches!(a.value, Val::Lit(_)) && wrong_literal(api, &a.ty).is_some())
+            };
             let done = change_nth_field(&mut case, &wrong, rng, &mut |f| {
-                let arg = f.args.iter_mut().find(|a| matches!(a.value, Val::Lit(_)) && wrong_literal(api, &a.ty).is_some()).unwrap();
+                let arg = f
+                    .args
+                    .iter_mut()
+                    .find(|a| matches!(a.value, Val::Lit(_)) && wrong_literal(api, &a.ty).is_some())
+                    .unwrap();
                 arg.value = Val::Lit(wrong_literal(api, &arg.ty).unwrap().into());
             });
             if !done {
                 // No literal to spoil: an argument the field does not have.
                 change_nth_field(&mut case, &|_| true, rng, &mut |f| {
-                    f.args.push(Arg { name: "doesNotExist".into(), ty: TypeRef::Named("Int".into()), required: false, value: Val::Lit("1".into()) })
+                    f.args.push(Arg {
+                        name: "doesNotExist".into(),
+                        ty: TypeRef::Named("Int".into()),
+                        required: false,
+                        value: Val::Lit("1".into()),
+                    })
                 });
             }
             VALIDATION
         }
         "missing_argument" => {
             let has = |f: &Field| f.args.iter().any(|a| a.required);
-            if !change_nth_field(&mut case, &has, rng, &mut |f| f.args.retain(|a| !a.required)) {
-                push_into_some_set(&mut case, rng, field("__typename", vec![field("x", Vec::new())]));
+            if !change_nth_field(&mut case, &has, rng, &mut |f| {
+                f.args.retain(|a| !a.required)
+            }) {
+                push_into_some_set(
+                    &mut case,
+                    rng,
+                    field("__typename", vec![field("x", Vec::new())]),
+                );
             }
             VALIDATION
         }
         "undefined_variable" => {
             change_nth_field(&mut case, &|_| true, rng, &mut |f| {
-                f.directives.push(Directive { name: "include", condition: Val::Var("undefinedVariable".into()) })
+                f.directives.push(Directive {
+                    name: "include",
+                    condition: Val::Var("undefinedVariable".into()),
+                })
             });
             VALIDATION
         }
         "unused_variable" => {
             let i = chosen(&case);
-            case.document.operations[i].variables.push(Variable { name: "unused".into(), ty: "Int".into(), default: None });
+            case.document.operations[i].variables.push(Variable {
+                name: "unused".into(),
+                ty: "Int".into(),
+                default: None,
+            });
             VALIDATION
         }
         "fragment_cycle" => {
             let root = api.query.clone();
-            let spread = |name: &str| Selection::Spread { name: name.into(), directives: Vec::new() };
-            case.document.fragments.push(Fragment { name: "CycleA".into(), on: root.clone(), selection: vec![spread("CycleB")] });
-            case.document.fragments.push(Fragment { name: "CycleB".into(), on: root, selection: vec![field("__typename", Vec::new()), spread("CycleA")] });
+            let spread = |name: &str| Selection::Spread {
+                name: name.into(),
+                directives: Vec::new(),
+            };
+            case.document.fragments.push(Fragment {
+                name: "CycleA".into(),
+                on: root.clone(),
+                selection: vec![spread("CycleB")],
+            });
+            case.document.fragments.push(Fragment {
+                name: "CycleB".into(),
+                on: root,
+                selection: vec![field("__typename", Vec::new()), spread("CycleA")],
+            });
             let i = chosen(&case);
             case.document.operations[i].selection.push(spread("CycleA"));
             VALIDATION
         }
         "unknown_fragment" => {
-            push_into_some_set(&mut case, rng, Selection::Spread { name: "Nowhere".into(), directives: Vec::new() });
+            push_into_some_set(
+                &mut case,
+                rng,
+                Selection::Spread {
+                    name: "Nowhere".into(),
+                    directives: Vec::new(),
+                },
+            );
             VALIDATION
         }
         "leaf_with_selection" => {
             let leaf = |f: &Field| f.selection.is_empty();
-            change_nth_field(&mut case, &leaf, rng, &mut |f| f.selection.push(field("__typename", Vec::new())));
+            change_nth_field(&mut case, &leaf, rng, &mut |f| {
+                f.selection.push(field("__typename", Vec::new()))
+            });
             VALIDATION
         }
         "unbalanced_braces" => {
@@ -184,15 +256,32 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
             Expect::Oracle
         }
         "huge_int" => {
-            let int = |f: &Field| f.args.iter().any(|a| a.ty.named() == "Int" && matches!(a.value, Val::Lit(_)));
-            let huge = ["99999999999999999999", "2147483648", "-2147483649"].choose(rng).unwrap();
+            let int = |f: &Field| {
+                f.args
+                    .iter()
+                    .any(|a| a.ty.named() == "Int" && matches!(a.value, Val::Lit(_)))
+            };
+            // Past 64 bits the parser refuses it; past 32, validation.
+            let huge = ["99999999999999999999", "2147483648", "-2147483649"]
+                .choose(rng)
+                .unwrap();
+            let expect = if huge.len() > 12 {
+                Expect::Refused
+            } else {
+                VALIDATION
+            };
             if !change_nth_field(&mut case, &int, rng, &mut |f| {
-                let arg = f.args.iter_mut().find(|a| a.ty.named() == "Int" && matches!(a.value, Val::Lit(_))).unwrap();
+                let arg = f
+                    .args
+                    .iter_mut()
+                    .find(|a| a.ty.named() == "Int" && matches!(a.value, Val::Lit(_)))
+                    .unwrap();
                 arg.value = Val::Lit((*huge).into());
             }) {
                 push_into_some_set(&mut case, rng, field("doesNotExist", Vec::new()));
+                return finish(kind, case, None, VALIDATION);
             }
-            VALIDATION
+            expect
         }
         "wrong_variable_value" => {
             let i = chosen(&case);
@@ -204,7 +293,8 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
                 .collect();
             match spoilable.choose(rng) {
                 Some(name) => {
-                    case.variables.insert(name.clone(), json!({ "doesNotExist": [1] }));
+                    case.variables
+                        .insert(name.clone(), json!({ "doesNotExist": [1] }));
                     INPUT
                 }
                 None => needs_a_variable(&mut case, rng),
@@ -232,17 +322,28 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
             for _ in 0..rng.gen_range(20..60) {
                 inner = field("ofType", vec![inner]);
             }
-            text = Some(format!("{{ __schema {{ queryType {{ fields {{ type {{ {} }} }} }} }} }}", render_items(&[inner])));
+            text = Some(format!(
+                "{{ __schema {{ queryType {{ fields {{ type {{ {} }} }} }} }} }}",
+                render_items(&[inner])
+            ));
             Expect::Refused
         }
         "deep_fragments" => {
             let depth = rng.gen_range(100..3000);
-            text = Some(format!("{{ {}__typename{} }}", "... { ".repeat(depth), " }".repeat(depth)));
+            text = Some(format!(
+                "{{ {}__typename{} }}",
+                "... { ".repeat(depth),
+                " }".repeat(depth)
+            ));
             Expect::Refused
         }
         "deep_list" => {
             let depth = rng.gen_range(100..3000);
-            text = Some(format!("{{ __type(name: {}\"Query\"{}) {{ name }} }}", "[".repeat(depth), "]".repeat(depth)));
+            text = Some(format!(
+                "{{ __type(name: {}\"Query\"{}) {{ name }} }}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ));
             Expect::Refused
         }
         "duplicate_operation" => {
@@ -258,11 +359,15 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
         }
         _ => unreachable!(),
     };
+    finish(kind, case, text, expect)
+}
+
+fn finish(kind: &'static str, case: Case, text: Option<String>, expect: Expect) -> Invalid {
     Invalid {
         kind,
         query: text.unwrap_or_else(|| case.query()),
-        operation_name: case.operation_name.clone(),
-        variables: case.variables.clone(),
+        operation_name: case.operation_name,
+        variables: case.variables,
         expect,
     }
 }
@@ -271,12 +376,19 @@ pub fn invalid(api: &Api, vocabulary: &[&str], rng: &mut StdRng) -> Invalid {
 fn needs_a_variable(case: &mut Case, rng: &mut StdRng) -> Expect {
     let i = chosen(case);
     let op = &mut case.document.operations[i];
-    op.variables.push(Variable { name: "needed".into(), ty: "Boolean!".into(), default: None });
+    op.variables.push(Variable {
+        name: "needed".into(),
+        ty: "Boolean!".into(),
+        default: None,
+    });
     op.selection.push(Selection::Field(Field {
         alias: None,
         name: "__typename".into(),
         args: Vec::new(),
-        directives: vec![Directive { name: if rng.gen_bool(0.5) { "skip" } else { "include" }, condition: Val::Var("needed".into()) }],
+        directives: vec![Directive {
+            name: if rng.gen_bool(0.5) { "skip" } else { "include" },
+            condition: Val::Var("needed".into()),
+        }],
         selection: Vec::new(),
     }));
     INPUT
@@ -294,12 +406,21 @@ fn parse_type(text: &str) -> TypeRef {
 
 fn render_items(items: &[Selection]) -> String {
     let document = super::document::Document {
-        operations: vec![super::document::Operation { kind: "query", name: None, variables: Vec::new(), selection: items.to_vec() }],
+        operations: vec![super::document::Operation {
+            kind: "query",
+            name: None,
+            variables: Vec::new(),
+            selection: items.to_vec(),
+        }],
         fragments: Vec::new(),
     };
     let text = document.render();
     // Without the outer braces of the shorthand operation.
-    text.trim().trim_start_matches('{').trim_end_matches('}').trim().to_owned()
+    text.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim()
+        .to_owned()
 }
 
 /// Deletes, duplicates or inserts a few tokens of `query`.
@@ -321,7 +442,9 @@ fn token_noise(query: &str, rng: &mut StdRng) -> String {
     if !word.is_empty() {
         tokens.push(word);
     }
-    const NOISE: [&str; 12] = ["{", "}", "(", ")", ":", "$", "...", "@skip", "on", "query", "\"", "!"];
+    const NOISE: [&str; 12] = [
+        "{", "}", "(", ")", ":", "$", "...", "@skip", "on", "query", "\"", "!",
+    ];
     for _ in 0..rng.gen_range(1..=3) {
         let at = rng.gen_range(0..tokens.len().max(1));
         match rng.gen_range(0..3) {

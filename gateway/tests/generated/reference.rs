@@ -2,7 +2,9 @@
 //! API over the same [`dataset`](super::dataset) as the four stubs. What it
 //! answers is what the gateway must answer.
 
-use async_graphql::{EmptyMutation, EmptySubscription, ID, Interface, Object, Result, Schema, Union};
+use async_graphql::{
+    EmptyMutation, EmptySubscription, ID, Interface, Object, Result, Schema, Union,
+};
 
 use super::dataset::{self, BundleRow, ProductRow, ReviewRow, UserRow};
 use super::stubs::{Category, ProductFilter};
@@ -53,7 +55,10 @@ impl Product {
         dataset::shipping_estimate(self.0.weight)
     }
     async fn reviews(&self, #[graphql(default = 0)] min_rating: i32) -> Vec<Review> {
-        dataset::product_reviews(self.0.sku, min_rating).into_iter().map(Review).collect()
+        dataset::product_reviews(self.0.sku, min_rating)
+            .into_iter()
+            .map(Review)
+            .collect()
     }
     async fn average_rating(&self) -> Option<f64> {
         dataset::average_rating(self.0.sku)
@@ -77,12 +82,20 @@ impl Bundle {
         self.0.price
     }
     async fn products(&self) -> Vec<Product> {
-        self.0.skus.iter().filter_map(|s| dataset::product(s)).map(Product).collect()
+        self.0
+            .skus
+            .iter()
+            .filter_map(|s| dataset::product(s))
+            .map(Product)
+            .collect()
     }
 }
 
 #[derive(Interface)]
-#[graphql(field(name = "name", ty = "&str"), field(name = "price", ty = "Option<i32>"))]
+#[graphql(
+    field(name = "name", ty = "&str"),
+    field(name = "price", ty = "Option<i32>")
+)]
 enum Sellable {
     Product(Product),
     Bundle(Bundle),
@@ -108,13 +121,19 @@ impl User {
         self.0.email
     }
     async fn friends(&self, first: Option<i32>) -> Vec<User> {
-        dataset::friends(self.0, first).into_iter().map(User).collect()
+        dataset::friends(self.0, first)
+            .into_iter()
+            .map(User)
+            .collect()
     }
     async fn favorite(&self) -> Option<Product> {
         self.0.favorite.and_then(dataset::product).map(Product)
     }
     async fn reviews(&self) -> Vec<Review> {
-        dataset::user_reviews(self.0.id).into_iter().map(Review).collect()
+        dataset::user_reviews(self.0.id)
+            .into_iter()
+            .map(Review)
+            .collect()
     }
 }
 
@@ -135,7 +154,9 @@ impl Review {
         Ok(User(dataset::user(self.0.author).ok_or("no such user")?))
     }
     async fn product(&self) -> Result<Product> {
-        Ok(Product(dataset::product(self.0.sku).ok_or("no such product")?))
+        Ok(Product(
+            dataset::product(self.0.sku).ok_or("no such product")?,
+        ))
     }
     async fn flagged(&self) -> Result<Option<bool>> {
         Ok(dataset::flagged(self.0)?)
@@ -158,14 +179,23 @@ impl Query {
         #[graphql(default = 10)] first: i32,
         filter: Option<ProductFilter>,
     ) -> Option<Vec<Product>> {
-        Some(dataset::products(first, &filter.into()).into_iter().map(Product).collect())
+        Some(
+            dataset::products(first, &filter.into())
+                .into_iter()
+                .map(Product)
+                .collect(),
+        )
     }
     async fn bundle(&self, id: ID) -> Option<Bundle> {
         dataset::bundle(&id).map(Bundle)
     }
     async fn sellables(&self) -> Vec<Sellable> {
-        let products = dataset::PRODUCTS.iter().map(|p| Sellable::Product(Product(p)));
-        products.chain(dataset::BUNDLES.iter().map(|b| Sellable::Bundle(Bundle(b)))).collect()
+        let products = dataset::PRODUCTS
+            .iter()
+            .map(|p| Sellable::Product(Product(p)));
+        products
+            .chain(dataset::BUNDLES.iter().map(|b| Sellable::Bundle(Bundle(b))))
+            .collect()
     }
     async fn listings(&self, category: Option<Category>) -> Vec<Option<Listing>> {
         dataset::listings(category.map(Into::into))
@@ -187,6 +217,11 @@ impl Query {
         dataset::review(&id).map(Review)
     }
     async fn top_reviews(&self, #[graphql(default = 3)] first: i32) -> Option<Vec<Review>> {
-        Some(dataset::top_reviews(first).into_iter().map(Review).collect())
+        Some(
+            dataset::top_reviews(first)
+                .into_iter()
+                .map(Review)
+                .collect(),
+        )
     }
 }

@@ -88,7 +88,12 @@ impl PBundle {
         self.0.price
     }
     async fn products(&self) -> Vec<PProduct> {
-        self.0.skus.iter().filter_map(|s| dataset::product(s)).map(PProduct).collect()
+        self.0
+            .skus
+            .iter()
+            .filter_map(|s| dataset::product(s))
+            .map(PProduct)
+            .collect()
     }
 }
 
@@ -122,14 +127,27 @@ impl ProductsQuery {
         #[graphql(default = 10)] first: i32,
         filter: Option<ProductFilter>,
     ) -> Option<Vec<PProduct>> {
-        Some(dataset::products(first, &filter.into()).into_iter().map(PProduct).collect())
+        Some(
+            dataset::products(first, &filter.into())
+                .into_iter()
+                .map(PProduct)
+                .collect(),
+        )
     }
     async fn bundle(&self, id: ID) -> Option<PBundle> {
         dataset::bundle(&id).map(PBundle)
     }
     async fn sellables(&self) -> Vec<PSellable> {
-        let products = dataset::PRODUCTS.iter().map(|p| PSellable::Product(PProduct(p)));
-        products.chain(dataset::BUNDLES.iter().map(|b| PSellable::Bundle(PBundle(b)))).collect()
+        let products = dataset::PRODUCTS
+            .iter()
+            .map(|p| PSellable::Product(PProduct(p)));
+        products
+            .chain(
+                dataset::BUNDLES
+                    .iter()
+                    .map(|b| PSellable::Bundle(PBundle(b))),
+            )
+            .collect()
     }
     async fn listings(&self, category: Option<Category>) -> Vec<Option<PListing>> {
         dataset::listings(category.map(Into::into))
@@ -170,7 +188,10 @@ impl AUser {
         self.0.email
     }
     async fn friends(&self, first: Option<i32>) -> Vec<AUser> {
-        dataset::friends(self.0, first).into_iter().map(AUser).collect()
+        dataset::friends(self.0, first)
+            .into_iter()
+            .map(AUser)
+            .collect()
     }
     async fn favorite(&self) -> Option<ProductKey> {
         self.0.favorite.map(|sku| ProductKey { sku: sku.into() })
@@ -209,11 +230,16 @@ impl RReview {
         self.0.rating
     }
     async fn author(&self) -> RUser {
-        RUser { id: ID(self.0.author.into()) }
+        RUser {
+            id: ID(self.0.author.into()),
+        }
     }
     #[graphql(provides = "name")]
     async fn product(&self) -> RProduct {
-        RProduct { sku: self.0.sku.into(), provided: true }
+        RProduct {
+            sku: self.0.sku.into(),
+            provided: true,
+        }
     }
     async fn flagged(&self) -> Result<Option<bool>> {
         Ok(dataset::flagged(self.0)?)
@@ -240,7 +266,10 @@ impl RProduct {
         product.map_or("", |p| p.name)
     }
     async fn reviews(&self, #[graphql(default = 0)] min_rating: i32) -> Vec<RReview> {
-        dataset::product_reviews(&self.sku, min_rating).into_iter().map(RReview).collect()
+        dataset::product_reviews(&self.sku, min_rating)
+            .into_iter()
+            .map(RReview)
+            .collect()
     }
     async fn average_rating(&self) -> Option<f64> {
         dataset::average_rating(&self.sku)
@@ -260,7 +289,10 @@ impl RUser {
         &self.id
     }
     async fn reviews(&self) -> Vec<RReview> {
-        dataset::user_reviews(&self.id).into_iter().map(RReview).collect()
+        dataset::user_reviews(&self.id)
+            .into_iter()
+            .map(RReview)
+            .collect()
     }
 }
 
@@ -272,11 +304,19 @@ impl ReviewsQuery {
         dataset::review(&id).map(RReview)
     }
     async fn top_reviews(&self, #[graphql(default = 3)] first: i32) -> Option<Vec<RReview>> {
-        Some(dataset::top_reviews(first).into_iter().map(RReview).collect())
+        Some(
+            dataset::top_reviews(first)
+                .into_iter()
+                .map(RReview)
+                .collect(),
+        )
     }
     #[graphql(entity)]
     async fn product_by_sku(&self, sku: String) -> RProduct {
-        RProduct { sku, provided: false }
+        RProduct {
+            sku,
+            provided: false,
+        }
     }
     #[graphql(entity)]
     async fn user_by_id(&self, id: ID) -> RUser {
@@ -333,8 +373,12 @@ pub struct Federation {
 impl Federation {
     /// Serves the four subgraphs on free 127.0.0.1 ports.
     pub async fn serve() -> Self {
-        fn federated<Q: async_graphql::ObjectType + 'static>(query: Q) -> Schema<Q, EmptyMutation, EmptySubscription> {
-            Schema::build(query, EmptyMutation, EmptySubscription).enable_federation().finish()
+        fn federated<Q: async_graphql::ObjectType + 'static>(
+            query: Q,
+        ) -> Schema<Q, EmptyMutation, EmptySubscription> {
+            Schema::build(query, EmptyMutation, EmptySubscription)
+                .enable_federation()
+                .finish()
         }
         Self {
             subgraphs: [
@@ -354,6 +398,9 @@ impl Federation {
 
     /// Requests the subgraphs received so far, all together.
     pub fn requests(&self) -> usize {
-        self.subgraphs.iter().map(|s| s.bodies.lock().unwrap().len()).sum()
+        self.subgraphs
+            .iter()
+            .map(|s| s.bodies.lock().unwrap().len())
+            .sum()
     }
 }
