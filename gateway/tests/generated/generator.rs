@@ -310,6 +310,8 @@ impl Builder<'_> {
             return None;
         }
         self.fields += 1;
+        // Variables the arguments declare are taken back if the field is dropped.
+        let declared = self.variables.len();
         let mut args = Vec::new();
         for a in &def.args {
             if a.required() || self.rng.gen_bool(0.4) {
@@ -343,6 +345,9 @@ impl Builder<'_> {
             Some(existing) if *existing == meaning && meaning.leaf => {}
             Some(_) => {
                 if self.aliases >= MAX_ALIASES {
+                    for dropped in self.variables.split_off(declared) {
+                        self.values.remove(&dropped.name);
+                    }
                     return None;
                 }
                 response = self.fresh("a");
