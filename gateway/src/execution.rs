@@ -985,12 +985,24 @@ fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
     text
 }
 
-/// Whether following `rest` into `entity` ends at nothing (null or absent)
-/// before or at its end: where an error at that path left its mark.
-fn marked_by_error(entity: &Value, rest: &[Json]) -> bool {
+/// How plainly an error at `rest` left its mark on an entity.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mark {
+    /// Following `rest` reaches a value: the error is not this entity's.
+    None,
+    /// It ends at a null: maybe the error's, maybe a plain null value.
+    Null,
+    /// It ends at an absent key or a null entity: what async-graphql leaves
+    /// where a field failed (the key left out; the object null when all were).
+    Absent,
+}
+
+/// Where following `rest` into `entity` ends: at a value, or at nothing
+/// before or at its end (where an error at that path left its mark).
+fn marked_by_error(entity: &Value, rest: &[Json]) -> Mark {
     let mut at = entity;
     if at.is_null() {
-        return true;
+        return Mark::Absent;
     }
     for segment in rest {
         let next = match (segment, at) {
@@ -1002,10 +1014,11 @@ fn marked_by_error(entity: &Value, rest: &[Json]) -> bool {
         };
         match next {
             Some(value) if !value.is_null() => at = value,
-            _ => return true,
+            Some(_) => return Mark::Null,
+            None => return Mark::Absent,
         }
     }
-    false
+    Mark::None
 }
 
 /// A subgraph error re-pathed: `_entities.i.rest` (under `alias`) becomes each owner's path + rest.
@@ -1027,15 +1040,15 @@ fn repath(
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
+    // The one entity marked most plainly, if exactly one is: a plain null
+    // elsewhere in the batch must not hide the absent key that places it.
     let unindexed = |rest: &[Json]| {
         let entities = entities.and_then(Value::as_array)?;
-        let mut marked = entities
-            .iter()
-            .enumerate()
-            .filter(|(_, entity)| marked_by_error(entity, rest))
-            .map(|(i, _)| i);
+        let marks: Vec<Mark> = entities.iter().map(|e| marked_by_error(e, rest)).collect();
+        let strongest = marks.iter().copied().max().filter(|m| *m != Mark::None)?;
+        let mut marked = marks.iter().enumerate().filter(|(_, m)| **m == strongest);
         match (marked.next(), marked.next()) {
-            (Some(i), None) => Some(i),
+            (Some((i, _)), None) => Some(i),
             _ => None,
         }
     };

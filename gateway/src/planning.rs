@@ -376,7 +376,10 @@ impl Supergraph {
         let only_typename = planned_items
             .iter()
             .all(|item| matches!(item, SelectionItem::Field(f) if f.name == "__typename"));
-        if !introspection.is_empty() && only_typename {
+        // Nothing left to fetch (introspection only, or every root field
+        // switched off by a constant `@skip`/`@include`): the planner refuses
+        // an empty operation, and there is nothing to plan anyway.
+        if only_typename && (!introspection.is_empty() || planned_items.is_empty()) {
             let prepared = Prepared {
                 plan: Arc::new(QueryPlan {
                     kind: "QueryPlan",

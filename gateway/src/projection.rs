@@ -280,6 +280,25 @@ type Groups<'a> = std::rc::Rc<Vec<Group<'a>>>;
 /// Groups collected for one list of selection sets (by address).
 type Collected<'a> = (Box<[usize]>, Groups<'a>);
 
+/// The type an object names under an alias of `__typename`: when a client
+/// asks an abstract field only for `t: __typename`, the planner sends just
+/// that, and the object carries no plain `__typename` to go by.
+fn aliased_typename<'m>(
+    map: &'m crate::value::Map,
+    selections: &[&SelectionSet],
+) -> Option<&'m str> {
+    fn find<'m>(map: &'m crate::value::Map, set: &SelectionSet) -> Option<&'m str> {
+        set.items.iter().find_map(|item| match item {
+            SelectionItem::Field(f) if f.name == "__typename" => {
+                map.get(f.alias.as_deref()?).and_then(Value::as_str)
+            }
+            SelectionItem::InlineFragment(fragment) => find(map, &fragment.selections),
+            _ => None,
+        })
+    }
+    selections.iter().find_map(|set| find(map, set))
+}
+
 struct Walker<'a> {
     shapes: &'a Shapes,
     variables: &'a Map<String, Json>,
@@ -409,6 +428,7 @@ impl<'a> Walker<'a> {
         let named = map
             .get_hinted("__typename", &memo.typename)
             .and_then(Value::as_str)
+            .or_else(|| aliased_typename(map, selections))
             .unwrap_or(declared);
         let known = memo
             .last
