@@ -185,6 +185,62 @@ pub async fn spawn_gateway(
     Ok(url)
 }
 
+/// `CSRF_PREVENTION` (default on) and `CSRF_REQUIRED_HEADERS` (the headers
+/// any of which marks a request as a script's; see [`gateway::csrf`]).
+pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
+    let policy = match gateway::csrf::CsrfPolicy::with_headers(
+        &env.get("CSRF_REQUIRED_HEADERS").unwrap_or_default(),
+    ) {
+        Ok(policy) => policy,
+        Err(why) => {
+            env.problem(format!("CSRF_REQUIRED_HEADERS: {why}"));
+            Default::default()
+        }
+    };
+    gateway::csrf::CsrfPolicy {
+        enabled: env.parse_or("CSRF_PREVENTION", true),
+        ..policy
+    }
+}
+
+/// `METRICS_ADDR`: where `/metrics` gets a listener of its own (an address
+/// Prometheus reaches and the public does not), if set.
+pub fn metrics_addr(env: &mut Env) -> Option<SocketAddr> {
+    let raw = env.get("METRICS_ADDR")?;
+    match raw.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            env.problem(format!(
+                "METRICS_ADDR={raw:?} is not an address like 127.0.0.1:9464"
+            ));
+            None
+        }
+    }
+}
+
+/// Serves `/metrics` of `gateway` alone on `addr` in `tasks` until `stop`;
+/// its URL.
+pub async fn spawn_metrics(
+    gateway: std::sync::Arc<gateway::http::Gateway>,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("the gateway's metrics cannot listen on {addr} (set METRICS_ADDR)")
+    })?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let router = gateway::http::metrics_router(gateway);
+    tasks.spawn(async move {
+        kit::server::serve(listener, router, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+        Ok(())
+    });
+    Ok(url)
+}
+
 /// `SUBGRAPH_URLS="users=http://users:4001/graphql,catalog=…"`: where subgraphs
 /// really are when that differs from the URLs in the supergraph.
 fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
@@ -334,6 +390,7 @@ pub async fn serve_gateway(
     let defaults = gateway::limits::Limits::default();
     let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
     let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
+    let metrics_addr = metrics_addr(&mut env);
     let options = gateway::http::GatewayOptions {
         subgraph_timeout,
         deduplicate_queries: env.parse_or("SUBGRAPH_DEDUPLICATION", true),
@@ -341,6 +398,10 @@ pub async fn serve_gateway(
         subgraph_urls: subgraph_urls(&mut env),
         // Off unless asked for: a production API does not publish its schema by default.
         introspection: env.parse_or("INTROSPECTION", false),
+        // Off unless asked for, like introspection (the page is useless without it).
+        graphiql: env.parse_or("GRAPHIQL", false),
+        // The public port serves the API only; metrics go to METRICS_ADDR.
+        metrics_on_api: false,
         limits: gateway::limits::Limits {
             max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
             max_aliases: env.parse_or("MAX_ALIASES", defaults.max_aliases),
@@ -350,6 +411,7 @@ pub async fn serve_gateway(
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),
         ),
+        csrf: csrf_policy(&mut env),
         subscriptions: subscription_options(&mut env),
         persisted,
         rate_limits,
@@ -371,6 +433,10 @@ pub async fn serve_gateway(
     let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    if let Some(metrics) = metrics_addr {
+        let url = spawn_metrics(gateway.clone(), metrics, &mut tasks, stop.clone()).await?;
+        tracing::info!(%url, "gateway metrics listening");
+    }
     let url = spawn_gateway(gateway.clone(), addr, serving, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.

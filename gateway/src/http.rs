@@ -46,10 +46,17 @@ pub struct GatewayOptions {
     pub deduplicate_queries: bool,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
+    /// Whether a browser's GET `/graphql` gets the GraphiQL page.
+    pub graphiql: bool,
+    /// Whether `/metrics` is served with the API (else only by
+    /// [`metrics_router`], on a listener of its own).
+    pub metrics_on_api: bool,
     /// Depth, alias and root-field limits.
     pub limits: crate::limits::Limits,
     /// Which browser origins may call.
     pub cors: crate::cors::CorsPolicy,
+    /// Which requests must carry a mark only a script can add (see [`crate::csrf`]).
+    pub csrf: crate::csrf::CsrfPolicy,
     /// Subscription limits, keep-alive and buffering.
     pub subscriptions: crate::subscriptions::SubscriptionOptions,
     /// Automatic persisted queries and trusted-document manifests.
@@ -66,8 +73,11 @@ impl Default for GatewayOptions {
             subgraph_urls: Default::default(),
             deduplicate_queries: true,
             introspection: false,
+            graphiql: false,
+            metrics_on_api: false,
             limits: Default::default(),
             cors: Default::default(),
+            csrf: Default::default(),
             subscriptions: Default::default(),
             persisted: Default::default(),
             rate_limits: Default::default(),
@@ -122,7 +132,7 @@ impl Gateway {
             options: options.clone(),
             client,
             verifier,
-            cors: Arc::new(options.cors.clone()),
+            cors: Arc::new(options.cors.clone().allowing(options.csrf.header_names())),
             metrics,
             subscriptions: Default::default(),
             documents: Arc::new(crate::persisted::Documents::new(&options.persisted)?),
@@ -338,6 +348,9 @@ pub(crate) async fn serve_post(
     let (id, span) = open_request(&mut headers, path);
     let started = std::time::Instant::now();
     let mut response = async {
+        if let Some(refused) = refuse_post(&gw, &headers) {
+            return refused;
+        }
         let body = match body {
             PostBody::Read(bytes) => Ok(bytes),
             PostBody::Unread(body) => read_body(&headers, body).await,
@@ -352,6 +365,48 @@ pub(crate) async fn serve_post(
     kit::server::log_finished(&mut response, &id, started);
     crate::cors::decorate(&gw.cors, origin.as_ref(), &mut response);
     response
+}
+
+/// A `POST /graphql` refused before its body is read: a request a browser
+/// sends cross-site without a preflight (400, see [`crate::csrf`]), or a
+/// body that is not declared JSON (415), as GraphQL over HTTP asks.
+fn refuse_post(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    if let Some(refused) = refuse_cross_site(gw, headers) {
+        return Some(refused);
+    }
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok());
+    let json = media.is_some_and(|m| {
+        matches!(
+            m.essence_str(),
+            "application/json" | "application/graphql-response+json"
+        ) && m
+            .get_param(mime::CHARSET)
+            .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+    });
+    (!json).then(|| {
+        with_media(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error_body(
+                "the request body must be JSON: send content-type: application/json",
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            accepts_graphql_json(headers),
+        )
+    })
+}
+
+/// The refusal of an operation a browser could have sent from another
+/// site without asking the CORS policy (see [`crate::csrf`]).
+fn refuse_cross_site(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    let message = gw.options.csrf.refusal(headers)?;
+    Some(with_media(
+        StatusCode::BAD_REQUEST,
+        error_body(&message, crate::csrf::CODE),
+        accepts_graphql_json(headers),
+    ))
 }
 
 /// A request body of at most [`MAX_BODY_BYTES`]; a longer one (by its
@@ -389,12 +444,15 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
 /// Every route but POST `/graphql`, with CORS and the request context.
 fn routes(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
-    Router::new()
+    let mut router = Router::new()
         // POST `/graphql` never gets here: see [`Edge`].
         .route("/graphql", get(get_entry))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/ready", get(ready));
+    if gateway.options.metrics_on_api {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_context))
@@ -431,6 +489,15 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may take end to end.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `/metrics` alone, for a listener of its own (an address the public does
+/// not reach), with the request context of every route.
+pub fn metrics_router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(gateway)
+        .layer(axum::middleware::from_fn(request_context))
+}
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let mut text = gw.metrics.render();
@@ -706,6 +773,11 @@ async fn post_graphql(
     body: Bytes,
 ) -> Response {
     match serde_json::from_slice::<GraphqlRequest>(&body) {
+        Ok(request) if !extensions_are_a_map(&request) => malformed(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "extensions must be an object",
+        ),
         Ok(request) => bounded(gw, headers, peer, request, false).await,
         Err(e) => malformed(
             &headers,
@@ -713,6 +785,15 @@ async fn post_graphql(
             &format!("invalid JSON body: {e}"),
         ),
     }
+}
+
+/// Whether `extensions` is absent, null or a map, as GraphQL over HTTP
+/// requires (anything else is a malformed request, not an empty one).
+fn extensions_are_a_map(request: &GraphqlRequest) -> bool {
+    matches!(
+        request.extensions,
+        None | Some(Value::Null) | Some(Value::Object(_))
+    )
 }
 
 /// GET `/graphql`: a WebSocket upgrade (subscriptions), GraphiQL for a
@@ -759,6 +840,7 @@ async fn get_graphql(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html
+        && gw.options.graphiql
         && params.query.is_none()
         && params.document_id.is_none()
         && params.extensions.is_none()
@@ -769,6 +851,10 @@ async fn get_graphql(
                 .finish(),
         )
         .into_response();
+    }
+    // GraphiQL's page is a navigation, not an operation; a query is one.
+    if let Some(refused) = refuse_cross_site(&gw, &headers) {
+        return refused;
     }
     let variables = match params
         .variables
@@ -807,6 +893,13 @@ async fn get_graphql(
         extensions,
         document_id: params.document_id,
     };
+    if !extensions_are_a_map(&request) {
+        return malformed(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "extensions must be an object",
+        );
+    }
     bounded(gw, headers, peer, request, true).await
 }
 

@@ -99,7 +99,7 @@ pub fn supergraph(subgraphs: &[&Served]) -> String {
     gateway::compose(&sources).unwrap()
 }
 
-/// A gateway (no edge auth, introspection on) over `sdl`.
+/// A gateway (no edge auth, introspection and `/metrics` on) over `sdl`.
 pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
     Arc::new(
         gateway::http::Gateway::new(
@@ -107,6 +107,7 @@ pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
             None,
             &gateway::http::GatewayOptions {
                 introspection: true,
+                metrics_on_api: true,
                 ..Default::default()
             },
         )
