@@ -203,6 +203,15 @@ pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
     }
 }
 
+/// `MAX_ERRORS`: the most errors one response carries (at least 1).
+pub fn max_errors(env: &mut Env) -> usize {
+    let max = env.parse_or("MAX_ERRORS", gateway::http::DEFAULT_MAX_ERRORS);
+    if max == 0 {
+        env.problem("MAX_ERRORS must be at least 1");
+    }
+    max
+}
+
 /// `METRICS_ADDR`: where `/metrics` gets a listener of its own (an address
 /// Prometheus reaches and the public does not), if set.
 pub fn metrics_addr(env: &mut Env) -> Option<SocketAddr> {
@@ -255,6 +264,38 @@ fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
         }
     }
     urls
+}
+
+/// `SUBGRAPH_READY_URLS="users=http://users:4001/ready,…"`: health URLs of
+/// subgraphs whose readiness is not at `/ready` beside their GraphQL path.
+fn subgraph_ready_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
+    let mut urls = std::collections::HashMap::new();
+    let raw = env.get("SUBGRAPH_READY_URLS").unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((name, url)) if !name.trim().is_empty() && url.trim().starts_with("http://") => {
+                urls.insert(name.trim().to_owned(), url.trim().to_owned());
+            }
+            _ => env.problem(format!(
+                "SUBGRAPH_READY_URLS: {pair:?} is not name=http://…"
+            )),
+        }
+    }
+    urls
+}
+
+/// `READY_CACHE=2s`: how long `/ready` reuses its subgraphs' answers.
+fn ready_cache(env: &mut Env) -> std::time::Duration {
+    let default = gateway::readiness::DEFAULT_CACHE;
+    match env.get("READY_CACHE") {
+        None => default,
+        Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+            env.problem(format!(
+                "READY_CACHE: {raw:?} is not a duration like 2s or 500ms"
+            ));
+            default
+        }),
+    }
 }
 
 /// `250ms`, `2s` or `1.5s`: a timeout as people write it.
@@ -396,6 +437,8 @@ pub async fn serve_gateway(
         deduplicate_queries: env.parse_or("SUBGRAPH_DEDUPLICATION", true),
         subgraph_timeouts,
         subgraph_urls: subgraph_urls(&mut env),
+        subgraph_ready_urls: subgraph_ready_urls(&mut env),
+        ready_cache: ready_cache(&mut env),
         // Off unless asked for: a production API does not publish its schema by default.
         introspection: env.parse_or("INTROSPECTION", false),
         // Off unless asked for, like introspection (the page is useless without it).
@@ -412,6 +455,7 @@ pub async fn serve_gateway(
             env.parse_or("CORS_CREDENTIALS", false),
         ),
         csrf: csrf_policy(&mut env),
+        max_errors: max_errors(&mut env),
         subscriptions: subscription_options(&mut env),
         persisted,
         rate_limits,
@@ -766,7 +810,78 @@ pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use super::{gateway_serving, parse_timeout};
+    use super::{
+        csrf_policy, gateway_serving, max_errors, metrics_addr, parse_timeout, ready_cache,
+        subgraph_ready_urls,
+    };
+
+    fn env_of(vars: &[(&str, &str)]) -> kit::config::Env {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        kit::config::Env::from_fn(move |name| {
+            vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_gateways_edge_settings_are_read_and_every_bad_one_listed() {
+        let mut env = env_of(&[]);
+        let csrf = csrf_policy(&mut env);
+        assert_eq!(csrf, gateway::csrf::CsrfPolicy::default());
+        assert!(csrf.enabled);
+        assert_eq!(metrics_addr(&mut env), None);
+        assert_eq!(max_errors(&mut env), gateway::http::DEFAULT_MAX_ERRORS);
+        assert!(subgraph_ready_urls(&mut env).is_empty());
+        assert_eq!(ready_cache(&mut env), gateway::readiness::DEFAULT_CACHE);
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[
+            ("CSRF_PREVENTION", "false"),
+            ("CSRF_REQUIRED_HEADERS", "x-requested-by"),
+            ("METRICS_ADDR", "127.0.0.1:9464"),
+            ("MAX_ERRORS", "20"),
+            ("SUBGRAPH_READY_URLS", "users=http://users:9000/healthz"),
+            ("READY_CACHE", "500ms"),
+        ]);
+        let csrf = csrf_policy(&mut env);
+        assert!(!csrf.enabled);
+        assert_eq!(csrf.header_names().collect::<Vec<_>>(), ["x-requested-by"]);
+        assert_eq!(metrics_addr(&mut env), Some(([127, 0, 0, 1], 9464).into()));
+        assert_eq!(max_errors(&mut env), 20);
+        assert_eq!(
+            subgraph_ready_urls(&mut env)["users"],
+            "http://users:9000/healthz"
+        );
+        assert_eq!(ready_cache(&mut env), Duration::from_millis(500));
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[
+            ("CSRF_PREVENTION", "maybe"),
+            ("CSRF_REQUIRED_HEADERS", "content-type"),
+            ("METRICS_ADDR", "everywhere"),
+            ("MAX_ERRORS", "0"),
+            ("SUBGRAPH_READY_URLS", "users"),
+            ("READY_CACHE", "soon"),
+        ]);
+        csrf_policy(&mut env);
+        metrics_addr(&mut env);
+        max_errors(&mut env);
+        subgraph_ready_urls(&mut env);
+        ready_cache(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        for problem in [
+            "CSRF_PREVENTION",
+            "CSRF_REQUIRED_HEADERS",
+            "METRICS_ADDR",
+            "MAX_ERRORS must be at least 1",
+            "SUBGRAPH_READY_URLS",
+            "READY_CACHE",
+        ] {
+            assert!(problems.contains(problem), "{problem}: {problems}");
+        }
+    }
 
     #[test]
     fn timeouts_read_as_people_write_them() {
@@ -780,15 +895,6 @@ mod tests {
 
     #[test]
     fn the_gateway_is_served_as_its_environment_says() {
-        let env_of = |vars: &[(&str, &str)]| {
-            let vars: Vec<(String, String)> = vars
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            kit::config::Env::from_fn(move |name| {
-                vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-            })
-        };
         let mut env = env_of(&[]);
         let serving = gateway_serving(&mut env);
         assert!(env.finish().is_ok());

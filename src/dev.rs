@@ -124,6 +124,7 @@ async fn start(
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
     let csrf = components::csrf_policy(&mut env);
     let metrics_addr = components::metrics_addr(&mut env);
+    let max_errors = components::max_errors(&mut env);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -199,6 +200,7 @@ async fn start(
             subgraph_timeout: components::SUBGRAPH_TIMEOUT,
             introspection: true,
             graphiql: true,
+            max_errors,
             // On a laptop the API's port may serve them too, unless given a port of their own.
             metrics_on_api: metrics_addr.is_none(),
             csrf,

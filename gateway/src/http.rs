@@ -41,6 +41,11 @@ pub struct GatewayOptions {
     pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Health URLs of subgraphs whose readiness is not at `/ready` beside
+    /// their GraphQL path, by name (see [`crate::readiness`]).
+    pub subgraph_ready_urls: std::collections::HashMap<String, String>,
+    /// How long `/ready` reuses its subgraphs' answers.
+    pub ready_cache: std::time::Duration,
     /// Whether identical subgraph queries in flight at once share one fetch
     /// (see [`SubgraphClient::deduplicating`]).
     pub deduplicate_queries: bool,
@@ -53,6 +58,9 @@ pub struct GatewayOptions {
     pub metrics_on_api: bool,
     /// Depth, alias and root-field limits.
     pub limits: crate::limits::Limits,
+    /// The most errors one response carries, the last of them saying how
+    /// many more were dropped (see [`cap_errors`]).
+    pub max_errors: usize,
     /// Which browser origins may call.
     pub cors: crate::cors::CorsPolicy,
     /// Which requests must carry a mark only a script can add (see [`crate::csrf`]).
@@ -71,11 +79,14 @@ impl Default for GatewayOptions {
             subgraph_timeout: std::time::Duration::from_secs(10),
             subgraph_timeouts: Default::default(),
             subgraph_urls: Default::default(),
+            subgraph_ready_urls: Default::default(),
+            ready_cache: crate::readiness::DEFAULT_CACHE,
             deduplicate_queries: true,
             introspection: false,
             graphiql: false,
             metrics_on_api: false,
             limits: Default::default(),
+            max_errors: DEFAULT_MAX_ERRORS,
             cors: Default::default(),
             csrf: Default::default(),
             subscriptions: Default::default(),
@@ -93,6 +104,10 @@ pub struct Loaded {
     pub subgraphs: Subgraphs,
     /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
     pub introspection: Option<Introspection>,
+    /// The most errors one answer carries (see [`cap_errors`]).
+    pub max_errors: usize,
+    /// Whether its subgraphs are ready, for `/ready`.
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// Everything a request needs.
@@ -193,7 +208,9 @@ fn load(
                 .map_err(|e| anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}"))?;
             Ok((name.clone(), uri))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<anyhow::Result<std::collections::HashMap<_, _>>>()?;
+    let readiness =
+        crate::readiness::Readiness::new(&urls, &options.subgraph_ready_urls, options.ready_cache)?;
     let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone());
     let introspection = options
@@ -203,6 +220,8 @@ fn load(
         supergraph,
         subgraphs,
         introspection,
+        max_errors: options.max_errors,
+        readiness,
     })
 }
 
@@ -463,13 +482,11 @@ fn routes(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Ready when the supergraph is loaded (it is, once a gateway exists) and
-/// every subgraph answers `{ __typename }` within two seconds.
+/// every subgraph is ready (see [`crate::readiness`]); else 503 naming the
+/// subgraphs that are not, without their addresses.
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
-    let down = gw
-        .current()
-        .subgraphs
-        .unreachable(std::time::Duration::from_secs(2))
-        .await;
+    let loaded = gw.current();
+    let down = loaded.readiness.not_ready(&loaded.subgraphs).await;
     if down.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -913,7 +930,11 @@ async fn run(
 ) -> Response {
     let ready = match prepare(&gw, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
-        Err(refusal) => return refusal.into_response(&headers),
+        Err(refusal) => {
+            return refusal
+                .capped(gw.options.max_errors)
+                .into_response(&headers);
+        }
     };
     if ready.is_subscription() {
         if crate::subscriptions::accepts_event_stream(&headers) {
@@ -1020,6 +1041,14 @@ impl Refusal {
             malformed: true,
             retry_after: Some(std::time::Duration::from_secs(seconds)),
         }
+    }
+
+    /// This refusal with at most `max` errors (see [`cap_errors`]).
+    pub fn capped(mut self, max: usize) -> Self {
+        if let Some(Value::Array(errors)) = self.errors.get_mut("errors") {
+            cap_errors(errors, max);
+        }
+        self
     }
 
     pub fn into_response(self, headers: &HeaderMap) -> Response {
@@ -1244,13 +1273,47 @@ pub(crate) fn write_response(
     let clean = result.errors.is_empty() && shaping.is_empty();
     if !clean {
         body.extend_from_slice(b",\"errors\":");
-        let all: Vec<&Value> = result.errors.iter().chain(&shaping).collect();
+        let total = result.errors.len() + shaping.len();
+        let max = loaded.max_errors.max(1);
+        let kept = if total > max { max - 1 } else { total };
+        let summary = (total > max).then(|| dropped_errors(total - kept));
+        let all: Vec<&Value> = result
+            .errors
+            .iter()
+            .chain(&shaping)
+            .take(kept)
+            .chain(&summary)
+            .collect();
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, &all);
     }
     body.push(b'}');
     prepared.answer_size.store(body.len(), Relaxed);
     (body, clean)
+}
+
+/// How many errors a response carries unless configured (`MAX_ERRORS`):
+/// a client learns as much from the first hundred as from thousands, and a
+/// document of repeated mistakes no longer buys an answer many times its size.
+pub const DEFAULT_MAX_ERRORS: usize = 100;
+
+/// Keeps at most `max` (at least one) of `errors`: past it, the first
+/// `max - 1` and a last one that says how many were dropped.
+pub fn cap_errors(errors: &mut Vec<Value>, max: usize) {
+    let max = max.max(1);
+    if errors.len() > max {
+        let dropped = errors.len() - (max - 1);
+        errors.truncate(max - 1);
+        errors.push(dropped_errors(dropped));
+    }
+}
+
+/// The error that stands for `dropped` errors left out of a response.
+fn dropped_errors(dropped: usize) -> Value {
+    json!({
+        "message": format!("{dropped} more errors were left out of this response"),
+        "extensions": { "code": "TOO_MANY_ERRORS", "dropped": dropped },
+    })
 }
 
 fn plan_error_body(err: &PlanError) -> (StatusCode, Value) {

@@ -28,6 +28,7 @@ pub mod persisted;
 pub mod planning;
 pub mod projection;
 pub mod ratelimit;
+pub mod readiness;
 pub mod server;
 pub mod spin;
 pub mod subscriptions;
