@@ -199,6 +199,71 @@ pub async fn spawn_gateway(
     Ok(url)
 }
 
+/// `CSRF_PREVENTION` (default on) and `CSRF_REQUIRED_HEADERS` (the headers
+/// any of which marks a request as a script's; see [`gateway::csrf`]).
+pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
+    let policy = match gateway::csrf::CsrfPolicy::with_headers(
+        &env.get("CSRF_REQUIRED_HEADERS").unwrap_or_default(),
+    ) {
+        Ok(policy) => policy,
+        Err(why) => {
+            env.problem(format!("CSRF_REQUIRED_HEADERS: {why}"));
+            Default::default()
+        }
+    };
+    gateway::csrf::CsrfPolicy {
+        enabled: env.parse_or("CSRF_PREVENTION", true),
+        ..policy
+    }
+}
+
+/// `MAX_ERRORS`: the most errors one response carries (at least 1).
+pub fn max_errors(env: &mut Env) -> usize {
+    let max = env.parse_or("MAX_ERRORS", gateway::http::DEFAULT_MAX_ERRORS);
+    if max == 0 {
+        env.problem("MAX_ERRORS must be at least 1");
+    }
+    max
+}
+
+/// `METRICS_ADDR`: where `/metrics` gets a listener of its own (an address
+/// Prometheus reaches and the public does not), if set.
+pub fn metrics_addr(env: &mut Env) -> Option<SocketAddr> {
+    let raw = env.get("METRICS_ADDR")?;
+    match raw.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            env.problem(format!(
+                "METRICS_ADDR={raw:?} is not an address like 127.0.0.1:9464"
+            ));
+            None
+        }
+    }
+}
+
+/// Serves `/metrics` of `gateway` alone on `addr` in `tasks` until `stop`;
+/// its URL.
+pub async fn spawn_metrics(
+    gateway: std::sync::Arc<gateway::http::Gateway>,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("the gateway's metrics cannot listen on {addr} (set METRICS_ADDR)")
+    })?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let router = gateway::http::metrics_router(gateway);
+    tasks.spawn(async move {
+        kit::server::serve(listener, router, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+        Ok(())
+    });
+    Ok(url)
+}
+
 /// `SUBGRAPH_URLS="users=http://users:4001/graphql,catalog=…"`: where subgraphs
 /// really are when that differs from the URLs in the supergraph.
 fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
@@ -213,6 +278,38 @@ fn subgraph_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
         }
     }
     urls
+}
+
+/// `SUBGRAPH_READY_URLS="users=http://users:4001/ready,…"`: health URLs of
+/// subgraphs whose readiness is not at `/ready` beside their GraphQL path.
+fn subgraph_ready_urls(env: &mut Env) -> std::collections::HashMap<String, String> {
+    let mut urls = std::collections::HashMap::new();
+    let raw = env.get("SUBGRAPH_READY_URLS").unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((name, url)) if !name.trim().is_empty() && url.trim().starts_with("http://") => {
+                urls.insert(name.trim().to_owned(), url.trim().to_owned());
+            }
+            _ => env.problem(format!(
+                "SUBGRAPH_READY_URLS: {pair:?} is not name=http://…"
+            )),
+        }
+    }
+    urls
+}
+
+/// `READY_CACHE=2s`: how long `/ready` reuses its subgraphs' answers.
+fn ready_cache(env: &mut Env) -> std::time::Duration {
+    let default = gateway::readiness::DEFAULT_CACHE;
+    match env.get("READY_CACHE") {
+        None => default,
+        Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+            env.problem(format!(
+                "READY_CACHE: {raw:?} is not a duration like 2s or 500ms"
+            ));
+            default
+        }),
+    }
 }
 
 /// `250ms`, `2s` or `1.5s`: a timeout as people write it.
@@ -348,13 +445,20 @@ pub async fn serve_gateway(
     let defaults = gateway::limits::Limits::default();
     let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
     let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
+    let metrics_addr = metrics_addr(&mut env);
     let options = gateway::http::GatewayOptions {
         subgraph_timeout,
         deduplicate_queries: env.parse_or("SUBGRAPH_DEDUPLICATION", true),
         subgraph_timeouts,
         subgraph_urls: subgraph_urls(&mut env),
+        subgraph_ready_urls: subgraph_ready_urls(&mut env),
+        ready_cache: ready_cache(&mut env),
         // Off unless asked for: a production API does not publish its schema by default.
         introspection: env.parse_or("INTROSPECTION", false),
+        // Off unless asked for, like introspection (the page is useless without it).
+        graphiql: env.parse_or("GRAPHIQL", false),
+        // The public port serves the API only; metrics go to METRICS_ADDR.
+        metrics_on_api: false,
         limits: gateway::limits::Limits {
             max_tokens: env.parse_or("MAX_TOKENS", defaults.max_tokens),
             max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
@@ -382,6 +486,8 @@ pub async fn serve_gateway(
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),
         ),
+        csrf: csrf_policy(&mut env),
+        max_errors: max_errors(&mut env),
         subscriptions: subscription_options(&mut env),
         persisted,
         rate_limits,
@@ -403,6 +509,10 @@ pub async fn serve_gateway(
     let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    if let Some(metrics) = metrics_addr {
+        let url = spawn_metrics(gateway.clone(), metrics, &mut tasks, stop.clone()).await?;
+        tracing::info!(%url, "gateway metrics listening");
+    }
     let url = spawn_gateway(gateway.clone(), addr, serving, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
@@ -732,7 +842,78 @@ pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use super::{gateway_serving, parse_timeout};
+    use super::{
+        csrf_policy, gateway_serving, max_errors, metrics_addr, parse_timeout, ready_cache,
+        subgraph_ready_urls,
+    };
+
+    fn env_of(vars: &[(&str, &str)]) -> kit::config::Env {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        kit::config::Env::from_fn(move |name| {
+            vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_gateways_edge_settings_are_read_and_every_bad_one_listed() {
+        let mut env = env_of(&[]);
+        let csrf = csrf_policy(&mut env);
+        assert_eq!(csrf, gateway::csrf::CsrfPolicy::default());
+        assert!(csrf.enabled);
+        assert_eq!(metrics_addr(&mut env), None);
+        assert_eq!(max_errors(&mut env), gateway::http::DEFAULT_MAX_ERRORS);
+        assert!(subgraph_ready_urls(&mut env).is_empty());
+        assert_eq!(ready_cache(&mut env), gateway::readiness::DEFAULT_CACHE);
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[
+            ("CSRF_PREVENTION", "false"),
+            ("CSRF_REQUIRED_HEADERS", "x-requested-by"),
+            ("METRICS_ADDR", "127.0.0.1:9464"),
+            ("MAX_ERRORS", "20"),
+            ("SUBGRAPH_READY_URLS", "users=http://users:9000/healthz"),
+            ("READY_CACHE", "500ms"),
+        ]);
+        let csrf = csrf_policy(&mut env);
+        assert!(!csrf.enabled);
+        assert_eq!(csrf.header_names().collect::<Vec<_>>(), ["x-requested-by"]);
+        assert_eq!(metrics_addr(&mut env), Some(([127, 0, 0, 1], 9464).into()));
+        assert_eq!(max_errors(&mut env), 20);
+        assert_eq!(
+            subgraph_ready_urls(&mut env)["users"],
+            "http://users:9000/healthz"
+        );
+        assert_eq!(ready_cache(&mut env), Duration::from_millis(500));
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[
+            ("CSRF_PREVENTION", "maybe"),
+            ("CSRF_REQUIRED_HEADERS", "content-type"),
+            ("METRICS_ADDR", "everywhere"),
+            ("MAX_ERRORS", "0"),
+            ("SUBGRAPH_READY_URLS", "users"),
+            ("READY_CACHE", "soon"),
+        ]);
+        csrf_policy(&mut env);
+        metrics_addr(&mut env);
+        max_errors(&mut env);
+        subgraph_ready_urls(&mut env);
+        ready_cache(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        for problem in [
+            "CSRF_PREVENTION",
+            "CSRF_REQUIRED_HEADERS",
+            "METRICS_ADDR",
+            "MAX_ERRORS must be at least 1",
+            "SUBGRAPH_READY_URLS",
+            "READY_CACHE",
+        ] {
+            assert!(problems.contains(problem), "{problem}: {problems}");
+        }
+    }
 
     #[test]
     fn timeouts_read_as_people_write_them() {
@@ -746,15 +927,6 @@ mod tests {
 
     #[test]
     fn the_gateway_is_served_as_its_environment_says() {
-        let env_of = |vars: &[(&str, &str)]| {
-            let vars: Vec<(String, String)> = vars
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            kit::config::Env::from_fn(move |name| {
-                vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-            })
-        };
         let mut env = env_of(&[]);
         let serving = gateway_serving(&mut env);
         assert!(env.finish().is_ok());

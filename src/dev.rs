@@ -122,6 +122,9 @@ async fn start(
     let gateway_serving = components::gateway_serving(&mut env);
     let tokens = kit::auth::TokenSettings::from_env(&mut env);
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
+    let csrf = components::csrf_policy(&mut env);
+    let metrics_addr = components::metrics_addr(&mut env);
+    let max_errors = components::max_errors(&mut env);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -196,6 +199,11 @@ async fn start(
         &gateway::http::GatewayOptions {
             subgraph_timeout: components::SUBGRAPH_TIMEOUT,
             introspection: true,
+            graphiql: true,
+            max_errors,
+            // On a laptop the API's port may serve them too, unless given a port of their own.
+            metrics_on_api: metrics_addr.is_none(),
+            csrf,
             // Any localhost origin, so a frontend dev server can call the API.
             cors: gateway::cors::CorsPolicy::parse("localhost", false),
             persisted,
@@ -208,6 +216,12 @@ async fn start(
         edge.documents.clone(),
         std::time::Duration::from_secs(1),
     ));
+    let metrics_url = match metrics_addr {
+        Some(addr) => Some(
+            components::spawn_metrics(edge.clone(), addr, &mut stack.servers, stop.clone()).await?,
+        ),
+        None => None,
+    };
     let gateway_url = components::spawn_gateway(
         edge,
         gateway_addr,
@@ -228,6 +242,9 @@ async fn start(
     );
     for (component, url) in &urls {
         println!("  {:<10} {url}/graphql", component.name());
+    }
+    if let Some(url) = metrics_url {
+        println!("  {:<10} {url}", "metrics");
     }
     if let Some(rpc) = stock_api {
         println!(

@@ -34,7 +34,7 @@ async fn watch(gateway: u16, token: &str, order_id: &str) -> Socket {
 }
 
 /// The `graphql-ws` npm package subscribing through the gateway (see
-/// `tests/graphql-ws/subscribe.mjs`), installed with `npm ci` on first use;
+/// `tests/graphql-ws/subscribe.mjs`, installed by [`support::node::package`]);
 /// its stdout lines (one JSON value each) arrive on the returned channel.
 fn node_watch(
     gateway: u16,
@@ -42,21 +42,7 @@ fn node_watch(
     order_id: &str,
     events: usize,
 ) -> (std::process::Child, mpsc::Receiver<String>) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graphql-ws");
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "this test runs the graphql-ws npm client and needs Node.js 20+ and npm \
-         (apt-get install nodejs npm; .ci/run installs them)"
-    );
-    if !dir.join("node_modules/graphql-ws").exists() {
-        let installed = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is needed to install the graphql-ws client (apt-get install npm)");
-        assert!(installed.success(), "npm ci failed in {}", dir.display());
-    }
+    let dir = support::node::package("graphql-ws");
     let mut child = Command::new("node")
         .arg("subscribe.mjs")
         .arg(format!("ws://127.0.0.1:{gateway}/graphql"))

@@ -29,6 +29,9 @@ pub struct CorsPolicy {
     pub origins: Origins,
     /// Whether browsers may send cookies and credentials.
     pub credentials: bool,
+    /// What a preflight answers in `Access-Control-Allow-Headers`: the
+    /// headers clients send, the CSRF marks included (see [`Self::allowing`]).
+    allow_headers: HeaderValue,
 }
 
 impl Default for CorsPolicy {
@@ -36,6 +39,7 @@ impl Default for CorsPolicy {
         Self {
             origins: Origins::None,
             credentials: false,
+            allow_headers: HeaderValue::from_static(ALLOWED_HEADERS),
         }
     }
 }
@@ -56,7 +60,25 @@ impl CorsPolicy {
         Self {
             origins,
             credentials,
+            ..Self::default()
         }
+    }
+
+    /// This policy, with preflights also allowing `headers` (the CSRF marks
+    /// a browser client must be able to send: see [`crate::csrf`]).
+    pub fn allowing<'a>(mut self, headers: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut list = ALLOWED_HEADERS.to_owned();
+        for name in headers {
+            if !list.split(", ").any(|h| h.eq_ignore_ascii_case(name)) {
+                list.push_str(", ");
+                list.push_str(name);
+            }
+        }
+        // Header names joined by ", " are a valid value; keep the old one if not.
+        if let Ok(value) = HeaderValue::from_str(&list) {
+            self.allow_headers = value;
+        }
+        self
     }
 
     fn allows(&self, origin: &str) -> bool {
@@ -101,8 +123,8 @@ impl CorsPolicy {
     }
 }
 
-const ALLOWED_HEADERS: &str =
-    "content-type, authorization, x-request-id, traceparent, apollo-require-preflight";
+/// The headers clients send: what every preflight allows.
+const ALLOWED_HEADERS: &str = "content-type, authorization, x-request-id, traceparent";
 
 /// The request's `Origin` when the policy lets it call.
 pub fn allowed_origin(policy: &CorsPolicy, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -142,7 +164,7 @@ pub async fn layer(
             );
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(ALLOWED_HEADERS),
+                policy.allow_headers.clone(),
             );
             headers.insert(
                 header::ACCESS_CONTROL_MAX_AGE,
@@ -171,5 +193,20 @@ mod tests {
         assert!(listed.allows("https://admin.example"));
         assert!(!listed.allows("https://shop.example.evil"));
         assert!(!CorsPolicy::default().allows("http://localhost:3000"));
+    }
+
+    #[test]
+    fn preflights_allow_the_csrf_marks() {
+        let policy = CorsPolicy::parse("*", false).allowing([
+            "apollo-require-preflight",
+            "x-csrf",
+            "content-type",
+        ]);
+        let allowed = policy.allow_headers.to_str().unwrap();
+        assert_eq!(
+            allowed,
+            "content-type, authorization, x-request-id, traceparent, \
+             apollo-require-preflight, x-csrf"
+        );
     }
 }

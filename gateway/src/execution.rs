@@ -93,31 +93,38 @@ impl Subgraphs {
             .unwrap_or_else(|| self.client.timeout())
     }
 
-    /// Asks every subgraph `{ __typename }` within `deadline`; the ones that
-    /// did not answer, with why.
-    pub async fn unreachable(&self, deadline: std::time::Duration) -> Vec<(String, String)> {
-        let probes = self.urls.iter().map(|(name, url)| async move {
-            let request = SubgraphRequest {
-                query: "{ __typename }",
-                operation_name: None,
-                variables: Value::Object(Map::new()),
-                headers: HeaderMap::new(),
-                shareable: false,
-                idempotent: true,
-            };
-            match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
-                Ok(Ok(response)) if response.errors.is_empty() => None,
-                Ok(Ok(response)) => Some((
-                    name.clone(),
-                    format!("answered errors: {:?}", response.errors),
-                )),
-                Ok(Err(err)) => Some((name.clone(), err.to_string())),
-                Err(_) => Some((name.clone(), format!("no answer within {deadline:?}"))),
+    /// Asks subgraph `name` `{ __typename }` within `deadline`: `Ok` when it
+    /// answers without errors, else why in words fit for the public (the
+    /// details are logged).
+    pub async fn probe(&self, name: &str, deadline: std::time::Duration) -> Result<(), String> {
+        let Some(url) = self.urls.get(name) else {
+            return Err("unknown subgraph".into());
+        };
+        let request = SubgraphRequest {
+            query: "{ __typename }",
+            operation_name: None,
+            variables: Value::Object(Map::new()),
+            headers: HeaderMap::new(),
+            shareable: false,
+            idempotent: true,
+        };
+        match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
+            Ok(Ok(response)) if response.errors.is_empty() => Ok(()),
+            Ok(Ok(response)) => {
+                tracing::warn!(subgraph = name, errors = ?response.errors, "a subgraph answered its readiness query with errors");
+                Err("answered errors".into())
             }
-        });
-        let mut down: Vec<_> = join_all(probes).await.into_iter().flatten().collect();
-        down.sort();
-        down
+            Ok(Err(err)) => {
+                tracing::warn!(subgraph = name, error = %err, "a subgraph did not answer its readiness query");
+                Err(err.public())
+            }
+            Err(_) => Err(format!("no answer within {deadline:?}")),
+        }
+    }
+
+    /// Every subgraph's name and URL.
+    pub fn urls(&self) -> &HashMap<String, Uri> {
+        &self.urls
     }
 }
 
@@ -931,8 +938,10 @@ fn fetch_failed(
     one: Option<Vec<Json>>,
     affected: Option<String>,
 ) -> Json {
+    // The details (address, OS error, answer text) are for the logs only.
+    tracing::warn!(subgraph = service, error = %err, "a subgraph fetch failed");
     let mut e = json!({
-        "message": format!("subgraph {service} failed: {err}"),
+        "message": format!("subgraph {service} failed: {}", err.public()),
         "extensions": { "code": "SUBGRAPH_ERROR", "serviceName": service },
     });
     if let Some(path) = one {

@@ -72,6 +72,22 @@ pub enum FetchError {
     OverBudget(usize),
 }
 
+impl FetchError {
+    /// What a client is told: the kind of failure, never the subgraph's
+    /// address, host name, transport error or answer text (those are logged).
+    pub fn public(&self) -> String {
+        match self {
+            FetchError::Timeout(after) => format!("subgraph did not answer within {after:?}"),
+            FetchError::Unreachable(_) => "subgraph unreachable".into(),
+            FetchError::Status { status, .. } => format!("subgraph answered HTTP {status}"),
+            FetchError::MediaType(_) | FetchError::Body(_) => {
+                "subgraph response is not GraphQL JSON".into()
+            }
+            over @ FetchError::OverBudget(_) => over.to_string(),
+        }
+    }
+}
+
 /// The HTTP client for subgraphs.
 ///
 /// The keep-alive connections are pooled per thread ([`crate::connections`]),

@@ -41,15 +41,30 @@ pub struct GatewayOptions {
     pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Health URLs of subgraphs whose readiness is not at `/ready` beside
+    /// their GraphQL path, by name (see [`crate::readiness`]).
+    pub subgraph_ready_urls: std::collections::HashMap<String, String>,
+    /// How long `/ready` reuses its subgraphs' answers.
+    pub ready_cache: std::time::Duration,
     /// Whether identical subgraph queries in flight at once share one fetch
     /// (see [`SubgraphClient::deduplicating`]).
     pub deduplicate_queries: bool,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
+    /// Whether a browser's GET `/graphql` gets the GraphiQL page.
+    pub graphiql: bool,
+    /// Whether `/metrics` is served with the API (else only by
+    /// [`metrics_router`], on a listener of its own).
+    pub metrics_on_api: bool,
     /// Depth, alias and root-field limits.
     pub limits: crate::limits::Limits,
+    /// The most errors one response carries, the last of them saying how
+    /// many more were dropped (see [`cap_errors`]).
+    pub max_errors: usize,
     /// Which browser origins may call.
     pub cors: crate::cors::CorsPolicy,
+    /// Which requests must carry a mark only a script can add (see [`crate::csrf`]).
+    pub csrf: crate::csrf::CsrfPolicy,
     /// Subscription limits, keep-alive and buffering.
     pub subscriptions: crate::subscriptions::SubscriptionOptions,
     /// Automatic persisted queries and trusted-document manifests.
@@ -66,10 +81,16 @@ impl Default for GatewayOptions {
             subgraph_timeout: std::time::Duration::from_secs(10),
             subgraph_timeouts: Default::default(),
             subgraph_urls: Default::default(),
+            subgraph_ready_urls: Default::default(),
+            ready_cache: crate::readiness::DEFAULT_CACHE,
             deduplicate_queries: true,
             introspection: false,
+            graphiql: false,
+            metrics_on_api: false,
             limits: Default::default(),
+            max_errors: DEFAULT_MAX_ERRORS,
             cors: Default::default(),
+            csrf: Default::default(),
             subscriptions: Default::default(),
             persisted: Default::default(),
             rate_limits: Default::default(),
@@ -86,6 +107,10 @@ pub struct Loaded {
     pub subgraphs: Subgraphs,
     /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
     pub introspection: Option<Introspection>,
+    /// The most errors one answer carries (see [`cap_errors`]).
+    pub max_errors: usize,
+    /// Whether its subgraphs are ready, for `/ready`.
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// Everything a request needs.
@@ -125,7 +150,7 @@ impl Gateway {
             options: options.clone(),
             client,
             verifier,
-            cors: Arc::new(options.cors.clone()),
+            cors: Arc::new(options.cors.clone().allowing(options.csrf.header_names())),
             metrics,
             subscriptions: Default::default(),
             documents: Arc::new(crate::persisted::Documents::new(&options.persisted)?),
@@ -186,7 +211,9 @@ fn load(
                 .map_err(|e| anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}"))?;
             Ok((name.clone(), uri))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<anyhow::Result<std::collections::HashMap<_, _>>>()?;
+    let readiness =
+        crate::readiness::Readiness::new(&urls, &options.subgraph_ready_urls, options.ready_cache)?;
     let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone())
         .with_budget(options.request_budget);
@@ -197,6 +224,8 @@ fn load(
         supergraph,
         subgraphs,
         introspection,
+        max_errors: options.max_errors,
+        readiness,
     })
 }
 
@@ -342,6 +371,9 @@ pub(crate) async fn serve_post(
     let (id, span) = open_request(&mut headers, path);
     let started = std::time::Instant::now();
     let mut response = async {
+        if let Some(refused) = refuse_post(&gw, &headers) {
+            return refused;
+        }
         let body = match body {
             PostBody::Read(bytes) => Ok(bytes),
             PostBody::Unread(body) => read_body(&headers, body).await,
@@ -356,6 +388,48 @@ pub(crate) async fn serve_post(
     kit::server::log_finished(&mut response, &id, started);
     crate::cors::decorate(&gw.cors, origin.as_ref(), &mut response);
     response
+}
+
+/// A `POST /graphql` refused before its body is read: a request a browser
+/// sends cross-site without a preflight (400, see [`crate::csrf`]), or a
+/// body that is not declared JSON (415), as GraphQL over HTTP asks.
+fn refuse_post(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    if let Some(refused) = refuse_cross_site(gw, headers) {
+        return Some(refused);
+    }
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok());
+    let json = media.is_some_and(|m| {
+        matches!(
+            m.essence_str(),
+            "application/json" | "application/graphql-response+json"
+        ) && m
+            .get_param(mime::CHARSET)
+            .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+    });
+    (!json).then(|| {
+        with_media(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error_body(
+                "the request body must be JSON: send content-type: application/json",
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            accepts_graphql_json(headers),
+        )
+    })
+}
+
+/// The refusal of an operation a browser could have sent from another
+/// site without asking the CORS policy (see [`crate::csrf`]).
+fn refuse_cross_site(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    let message = gw.options.csrf.refusal(headers)?;
+    Some(with_media(
+        StatusCode::BAD_REQUEST,
+        error_body(&message, crate::csrf::CODE),
+        accepts_graphql_json(headers),
+    ))
 }
 
 /// A request body of at most [`MAX_BODY_BYTES`]; a longer one (by its
@@ -393,12 +467,15 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
 /// Every route but POST `/graphql`, with CORS and the request context.
 fn routes(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
-    Router::new()
+    let mut router = Router::new()
         // POST `/graphql` never gets here: see [`Edge`].
         .route("/graphql", get(get_entry))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/ready", get(ready));
+    if gateway.options.metrics_on_api {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_context))
@@ -409,13 +486,11 @@ fn routes(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Ready when the supergraph is loaded (it is, once a gateway exists) and
-/// every subgraph answers `{ __typename }` within two seconds.
+/// every subgraph is ready (see [`crate::readiness`]); else 503 naming the
+/// subgraphs that are not, without their addresses.
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
-    let down = gw
-        .current()
-        .subgraphs
-        .unreachable(std::time::Duration::from_secs(2))
-        .await;
+    let loaded = gw.current();
+    let down = loaded.readiness.not_ready(&loaded.subgraphs).await;
     if down.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -435,6 +510,15 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may take end to end.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `/metrics` alone, for a listener of its own (an address the public does
+/// not reach), with the request context of every route.
+pub fn metrics_router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(gateway)
+        .layer(axum::middleware::from_fn(request_context))
+}
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let mut text = gw.metrics.render();
@@ -710,6 +794,11 @@ async fn post_graphql(
     body: Bytes,
 ) -> Response {
     match serde_json::from_slice::<GraphqlRequest>(&body) {
+        Ok(request) if !extensions_are_a_map(&request) => malformed(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "extensions must be an object",
+        ),
         Ok(request) => bounded(gw, headers, peer, request, false).await,
         Err(e) => malformed(
             &headers,
@@ -717,6 +806,15 @@ async fn post_graphql(
             &format!("invalid JSON body: {e}"),
         ),
     }
+}
+
+/// Whether `extensions` is absent, null or a map, as GraphQL over HTTP
+/// requires (anything else is a malformed request, not an empty one).
+fn extensions_are_a_map(request: &GraphqlRequest) -> bool {
+    matches!(
+        request.extensions,
+        None | Some(Value::Null) | Some(Value::Object(_))
+    )
 }
 
 /// GET `/graphql`: a WebSocket upgrade (subscriptions), GraphiQL for a
@@ -763,6 +861,7 @@ async fn get_graphql(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html
+        && gw.options.graphiql
         && params.query.is_none()
         && params.document_id.is_none()
         && params.extensions.is_none()
@@ -773,6 +872,10 @@ async fn get_graphql(
                 .finish(),
         )
         .into_response();
+    }
+    // GraphiQL's page is a navigation, not an operation; a query is one.
+    if let Some(refused) = refuse_cross_site(&gw, &headers) {
+        return refused;
     }
     let variables = match params
         .variables
@@ -811,6 +914,13 @@ async fn get_graphql(
         extensions,
         document_id: params.document_id,
     };
+    if !extensions_are_a_map(&request) {
+        return malformed(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "extensions must be an object",
+        );
+    }
     bounded(gw, headers, peer, request, true).await
 }
 
@@ -824,7 +934,11 @@ async fn run(
 ) -> Response {
     let ready = match prepare(&gw, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
-        Err(refusal) => return refusal.into_response(&headers),
+        Err(refusal) => {
+            return refusal
+                .capped(gw.options.max_errors)
+                .into_response(&headers);
+        }
     };
     if ready.is_subscription() {
         if crate::subscriptions::accepts_event_stream(&headers) {
@@ -934,6 +1048,14 @@ impl Refusal {
             malformed: true,
             retry_after: Some(std::time::Duration::from_secs(seconds)),
         }
+    }
+
+    /// This refusal with at most `max` errors (see [`cap_errors`]).
+    pub fn capped(mut self, max: usize) -> Self {
+        if let Some(Value::Array(errors)) = self.errors.get_mut("errors") {
+            cap_errors(errors, max);
+        }
+        self
     }
 
     pub fn into_response(self, headers: &HeaderMap) -> Response {
@@ -1178,13 +1300,47 @@ pub(crate) fn write_response(
     let clean = result.errors.is_empty() && shaping.is_empty();
     if !clean {
         body.extend_from_slice(b",\"errors\":");
-        let all: Vec<&Value> = result.errors.iter().chain(&shaping).collect();
+        let total = result.errors.len() + shaping.len();
+        let max = loaded.max_errors.max(1);
+        let kept = if total > max { max - 1 } else { total };
+        let summary = (total > max).then(|| dropped_errors(total - kept));
+        let all: Vec<&Value> = result
+            .errors
+            .iter()
+            .chain(&shaping)
+            .take(kept)
+            .chain(&summary)
+            .collect();
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, &all);
     }
     body.push(b'}');
     prepared.answer_size.store(body.len(), Relaxed);
     (body, clean)
+}
+
+/// How many errors a response carries unless configured (`MAX_ERRORS`):
+/// a client learns as much from the first hundred as from thousands, and a
+/// document of repeated mistakes no longer buys an answer many times its size.
+pub const DEFAULT_MAX_ERRORS: usize = 100;
+
+/// Keeps at most `max` (at least one) of `errors`: past it, the first
+/// `max - 1` and a last one that says how many were dropped.
+pub fn cap_errors(errors: &mut Vec<Value>, max: usize) {
+    let max = max.max(1);
+    if errors.len() > max {
+        let dropped = errors.len() - (max - 1);
+        errors.truncate(max - 1);
+        errors.push(dropped_errors(dropped));
+    }
+}
+
+/// The error that stands for `dropped` errors left out of a response.
+fn dropped_errors(dropped: usize) -> Value {
+    json!({
+        "message": format!("{dropped} more errors were left out of this response"),
+        "extensions": { "code": "TOO_MANY_ERRORS", "dropped": dropped },
+    })
 }
 
 fn plan_error_body(err: &PlanError) -> (StatusCode, Value) {

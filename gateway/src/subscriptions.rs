@@ -355,9 +355,11 @@ async fn source(
         return;
     };
     let service = primary.service_name.as_str();
+    // Why is logged, not sent: it names addresses and transport errors.
     let unreachable = |why: String| {
+        tracing::warn!(subgraph = service, %why, "a subscription's subgraph failed");
         json!([{
-            "message": format!("the {service} subgraph cannot serve the subscription: {why}"),
+            "message": format!("the {service} subgraph cannot serve the subscription"),
             "extensions": { "code": "SUBREQUEST_HTTP_ERROR", "serviceName": service },
         }])
     };
@@ -991,7 +993,7 @@ impl Session {
             .await;
             match prepared {
                 Err(refusal) => {
-                    let errors = match refusal.errors {
+                    let errors = match refusal.capped(gw.options.max_errors).errors {
                         Value::Object(mut body) => body.remove("errors").unwrap_or(Value::Null),
                         other => other,
                     };

@@ -49,6 +49,7 @@ async fn gateway() -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
         None,
         &gateway::http::GatewayOptions {
             cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
+            metrics_on_api: true,
             ..Default::default()
         },
     )

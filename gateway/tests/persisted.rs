@@ -113,6 +113,8 @@ async fn get(gw: &Arc<gateway::http::Gateway>, query_string: &str) -> (StatusCod
         .oneshot(
             axum::http::Request::get(format!("/graphql?{query_string}"))
                 .header("accept", "application/json")
+                // A GET is an operation a browser could send cross-site: marked as a script's.
+                .header("apollo-require-preflight", "true")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
@@ -240,7 +242,7 @@ async fn apq_answers_a_miss_then_keeps_the_document_once_it_validates() {
 
 async fn support_metrics(gw: &Arc<gateway::http::Gateway>) -> String {
     use tower::ServiceExt;
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::http::metrics_router(gw.clone())
         .oneshot(
             axum::http::Request::get("/metrics")
                 .body(axum::body::Body::empty())

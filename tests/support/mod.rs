@@ -1,8 +1,10 @@
 //! What the end-to-end tests share: the `grocery` binary started as `dev` or
 //! as single components, GraphQL over HTTP to a gateway, and
-//! `graphql-transport-ws` subscribers.
+//! `graphql-transport-ws` subscribers, and JavaScript clients ([`node`]).
 
 #![allow(dead_code)]
+
+pub mod node;
 
 use std::{
     collections::HashMap,

@@ -49,6 +49,20 @@ where
     M: async_graphql::ObjectType + 'static,
     S: async_graphql::SubscriptionType + 'static,
 {
+    serve_beside(name, schema, axum::Router::new()).await
+}
+
+/// [`serve`], with the routes of `beside` (a `/ready`, say) on the same port.
+pub async fn serve_beside<Q, M, S>(
+    name: &str,
+    schema: async_graphql::Schema<Q, M, S>,
+    beside: axum::Router,
+) -> Served
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
+{
     let sdl = kit::server::federation_sdl(&schema);
     let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
     let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -74,6 +88,7 @@ where
             }
         }),
     );
+    let app = app.merge(beside);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -99,7 +114,7 @@ pub fn supergraph(subgraphs: &[&Served]) -> String {
     gateway::compose(&sources).unwrap()
 }
 
-/// A gateway (no edge auth, introspection on) over `sdl`.
+/// A gateway (no edge auth, introspection and `/metrics` on) over `sdl`.
 pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
     Arc::new(
         gateway::http::Gateway::new(
@@ -107,6 +122,7 @@ pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
             None,
             &gateway::http::GatewayOptions {
                 introspection: true,
+                metrics_on_api: true,
                 ..Default::default()
             },
         )
