@@ -63,7 +63,7 @@ fn main() {
         let warm = &corpus::entries()[0];
         harness.send(warm).await;
         println!(
-            "{:<58} {:>10} {:>10} {:>9}",
+            "{:<66} {:>10} {:>10} {:>9}",
             "entry", "CPU ms", "RSS+ MB", "status"
         );
         let mut over = 0;
@@ -83,7 +83,7 @@ fn main() {
                 over += 1;
             }
             let status = status.map_or("closed".to_owned(), |s| s.to_string());
-            println!("{:<58} {ms:>10.2} {mb:>10.2} {status:>9}", entry.name);
+            println!("{:<66} {ms:>10.2} {mb:>10.2} {status:>9}", entry.name);
         }
         println!("entries over 50 ms or 20 MB: {over}");
     });

@@ -4,7 +4,10 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; tonic-prost-build reads PROTOC.
-    unsafe { std::env::set_var("PROTOC", protoc) };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PROTOC", protoc)
+    };
     println!("cargo:rerun-if-changed=../../schema/proto");
     tonic_prost_build::configure()
         .build_transport(true)

@@ -12,6 +12,11 @@
 //!
 //! Errors, extensions and client variables stay `serde_json::Value`: they are
 //! few and small, and nothing merges them.
+//!
+//! This module and [`read`] are the only places in the workspace allowed
+//! `unsafe`: the inline strings and the reader's ASCII fast path, each block
+//! with its reason.
+#![allow(unsafe_code)]
 
 use std::fmt;
 
