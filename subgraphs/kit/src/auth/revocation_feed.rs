@@ -81,18 +81,9 @@ impl FeedConfig {
         if list_url.parse::<hyper::Uri>().is_err() || !list_url.starts_with("http") {
             env.problem(format!("REVOCATIONS_URL={list_url:?} is not an http URL"));
         }
-        let service_token = match env.get("INTERNAL_RPC_TOKEN") {
-            Some(token) => token,
-            None => {
-                env.problem(
-                    "INTERNAL_RPC_TOKEN is required (the service credential, also for the users subgraph's list of revoked access)",
-                );
-                String::new()
-            }
-        };
         Self {
             list_url,
-            service_token,
+            service_token: env.required("INTERNAL_RPC_TOKEN"),
             bus: BusConfig::from_env(env),
         }
     }
@@ -219,10 +210,13 @@ async fn reload(table: &Revocations, source: &Source) {
     }
 }
 
-/// A table of this process and the task that fills it from the users subgraph.
-pub async fn start(config: &FeedConfig) -> anyhow::Result<(Revocations, impl Future<Output = ()>)> {
-    let table = Revocations::new();
+/// The task that fills `table` from the users subgraph as `config` says
+/// (the bus is connected now, so a Redis that is not there fails here).
+pub async fn connect(
+    table: Revocations,
+    config: &FeedConfig,
+) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     let bus = config.bus.connect().await?;
     let source = config.source()?;
-    Ok((table.clone(), follow(table, bus, source)))
+    Ok(follow(table, bus, source))
 }
