@@ -420,7 +420,7 @@ pub const CUTOFF_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 /// Where a process's access cut-offs come from.
 pub enum CutoffFeed {
     /// The users subgraph's own table, and its bus.
-    Local(Bus, Source),
+    Local(Box<(Bus, Source)>),
     /// The users subgraph's list over HTTP, and the bus the settings name.
     Remote(FeedConfig),
 }
@@ -433,7 +433,8 @@ pub async fn follow_cutoffs(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let follow: Task = match feed {
-        CutoffFeed::Local(bus, source) => Box::pin(async move {
+        CutoffFeed::Local(local) => Box::pin(async move {
+            let (bus, source) = *local;
             revocation_feed::follow(table, bus, source).await;
             Ok(())
         }),
@@ -765,7 +766,7 @@ pub async fn serve(component: Component) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     let table = config.revocations();
     let cutoffs = match (started.access_changes.take(), &feed) {
-        (Some((bus, source)), _) => CutoffFeed::Local(bus, source),
+        (Some(local), _) => CutoffFeed::Local(Box::new(local)),
         (None, Some(feed)) => CutoffFeed::Remote(feed.clone()),
         (None, None) => anyhow::bail!("{} has no source of access cut-offs", component.name()),
     };

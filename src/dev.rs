@@ -194,7 +194,7 @@ async fn start(
             _ => None,
         };
         let source = match local {
-            Some((bus, source)) => components::CutoffFeed::Local(bus, source),
+            Some(local) => components::CutoffFeed::Local(Box::new(local)),
             None => components::CutoffFeed::Remote(feed.clone()),
         };
         components::follow_cutoffs(

@@ -100,41 +100,43 @@ pub type ListFuture = Pin<Box<dyn Future<Output = anyhow::Result<Vec<AccessChang
 /// Where the full list comes from.
 pub enum Source {
     /// The users subgraph's internal endpoint.
-    Http {
-        url: hyper::Uri,
-        authorization: String,
-        client: Client<HttpConnector, Empty<Bytes>>,
-    },
+    Http(Box<Endpoint>),
     /// A function: the users subgraph reading its own table.
     Local(Box<dyn Fn() -> ListFuture + Send + Sync>),
+}
+
+/// The users subgraph's list, reached over HTTP.
+pub struct Endpoint {
+    url: hyper::Uri,
+    authorization: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
 }
 
 impl Source {
     /// The list at `url`, asked for with the service token `token`.
     pub fn http(url: &str, token: &str) -> anyhow::Result<Self> {
-        Ok(Self::Http {
+        Ok(Self::Http(Box::new(Endpoint {
             url: url
                 .parse()
                 .with_context(|| format!("{url:?} is not a URL"))?,
             authorization: format!("Bearer {token}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
-        })
+        })))
     }
 
     /// Loads the full list once.
     pub async fn list(&self) -> anyhow::Result<Vec<AccessChange>> {
         match self {
             Source::Local(list) => list().await,
-            Source::Http {
-                url,
-                authorization,
-                client,
-            } => {
-                let request = hyper::Request::get(url.clone())
-                    .header(hyper::header::AUTHORIZATION, authorization.as_str())
+            Source::Http(endpoint) => {
+                let request = hyper::Request::get(endpoint.url.clone())
+                    .header(
+                        hyper::header::AUTHORIZATION,
+                        endpoint.authorization.as_str(),
+                    )
                     .body(Empty::new())?;
                 let response =
-                    tokio::time::timeout(Duration::from_secs(5), client.request(request))
+                    tokio::time::timeout(Duration::from_secs(5), endpoint.client.request(request))
                         .await
                         .context("the users subgraph did not answer within 5 s")??;
                 anyhow::ensure!(
