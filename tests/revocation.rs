@@ -192,8 +192,112 @@ async fn session(port: u16, device: &str, password: &str) -> (String, String) {
     )
 }
 
+/// One whole stack at a time: the machine running the tests may have two
+/// cores, and the latencies measured here should be the stack's, not the
+/// other test's.
+static ONE_STACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Each subgraph probed directly, with an operation it owns.
+fn subgraph_probes(dev: &support::Dev) -> Vec<(Target, &'static str, &'static str)> {
+    [
+        ("users", "users"),
+        ("catalog", "createProduct"),
+        ("inventory", "adjustStock"),
+        ("orders", "orders"),
+        ("logistics", "restocks"),
+    ]
+    .into_iter()
+    .map(|(subgraph, op)| {
+        let query = ADMIN_OPERATIONS.iter().find(|(n, _)| *n == op).unwrap().1;
+        let target = Target {
+            name: format!("{subgraph} subgraph"),
+            port: port_of(&dev.urls[subgraph]),
+        };
+        (target, op, query)
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_in_process_bus_carries_revocation_to_every_component_of_dev() {
+    let _one = ONE_STACK.lock().await;
+    let db = TestDatabase::empty("public").await;
+    // An empty REDIS_URL is no Redis: `dev` uses its in-process bus.
+    let dev = support::start_dev(&db.config.url, "", "unused", &[("RATE_LIMITS", "off")]);
+    let a = dev.gateway;
+    let boss = support::login(a, "admin", support::PASSWORD).await;
+    let ops = support::customer(a, "ops-local").await;
+    let ops_id = ok(gql(a, Some(&ops), "{ me { id } }", json!({})).await)["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set_role = "mutation($id: ID!, $r: Role!) { setRole(userId: $id, role: $r) { role } }";
+    ok(gql(
+        a,
+        Some(&boss),
+        set_role,
+        json!({ "id": ops_id, "r": "ADMIN" }),
+    )
+    .await);
+    let (admin, _) = session(a, "ops-local", "cold-storage-1").await;
+    ok(gql(
+        a,
+        Some(&admin),
+        "{ users(first: 1) { totalCount } }",
+        json!({}),
+    )
+    .await);
+
+    let mut probes = subgraph_probes(&dev);
+    for (op, query) in ADMIN_OPERATIONS {
+        probes.push((
+            Target {
+                name: "gateway".into(),
+                port: a,
+            },
+            op,
+            query,
+        ));
+    }
+    ok(gql(
+        a,
+        Some(&boss),
+        set_role,
+        json!({ "id": ops_id, "r": "TRUCK" }),
+    )
+    .await);
+    let returned = Instant::now();
+    let ((fresh, _), latencies) = tokio::join!(
+        session(a, "ops-local", "cold-storage-1"),
+        until_refused_everywhere(
+            &probes,
+            &admin,
+            &ops_id,
+            &ops_id,
+            returned,
+            Duration::from_secs(1)
+        )
+    );
+    eprintln!("in-process bus: demotion → refused everywhere: {latencies:?}");
+    assert_eq!(latencies.len(), 6, "{latencies:?}");
+    let me = ok(gql(a, Some(&fresh), "{ me { role } }", json!({})).await);
+    assert_eq!(me["me"]["role"], "TRUCK");
+    let resp = gql(
+        a,
+        Some(&fresh),
+        "{ restocks(first: 1) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        resp.get("errors").is_none(),
+        "a truck lists restocks: {resp}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_powers_are_refused_by_every_gateway_and_subgraph_within_a_second() {
+    let _one = ONE_STACK.lock().await;
     let db = TestDatabase::empty("public").await;
     let redis = RedisServer::start();
     let stream = format!("grocery:revocation:{}", uuid::Uuid::new_v4().simple());
@@ -278,20 +382,7 @@ async fn revoked_powers_are_refused_by_every_gateway_and_subgraph_within_a_secon
             ));
         }
     }
-    for (subgraph, op) in [
-        ("users", "users"),
-        ("catalog", "createProduct"),
-        ("inventory", "adjustStock"),
-        ("orders", "orders"),
-        ("logistics", "restocks"),
-    ] {
-        let query = ADMIN_OPERATIONS.iter().find(|(n, _)| *n == op).unwrap().1;
-        let target = Target {
-            name: format!("{subgraph} subgraph"),
-            port: port_of(&dev.urls[subgraph]),
-        };
-        probes.push((target, op, query));
-    }
+    probes.extend(subgraph_probes(&dev));
 
     let demoted = ok(gql(
         a,
