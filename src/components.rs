@@ -6,7 +6,14 @@ use std::{future::Future, net::SocketAddr, pin::Pin};
 
 use anyhow::Context;
 use clap::ValueEnum;
-use kit::{auth::KeyRing, config::Env};
+use kit::{
+    auth::{
+        KeyRing, Revocations, TokenSettings,
+        revocation_feed::{self, FeedConfig, Source},
+    },
+    config::Env,
+    events::Bus,
+};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 /// A runnable part of grocery.
@@ -441,7 +448,10 @@ pub async fn serve_gateway(
         Some(_) => KeyRing::default(),
         None => KeyRing::verifying_from_env_or(&mut env, None),
     };
-    let tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let mut tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let cutoffs = Revocations::new();
+    tokens.revocations = Some(cutoffs.clone());
+    let feed = FeedConfig::from_env(&mut env);
     let defaults = gateway::limits::Limits::default();
     let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
     let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
@@ -513,6 +523,14 @@ pub async fn serve_gateway(
         let url = spawn_metrics(gateway.clone(), metrics, &mut tasks, stop.clone()).await?;
         tracing::info!(%url, "gateway metrics listening");
     }
+    follow_cutoffs(
+        cutoffs.clone(),
+        CutoffFeed::Remote(feed),
+        &mut tasks,
+        stop.clone(),
+    )
+    .await?;
+    await_cutoffs(&[cutoffs], CUTOFF_PATIENCE).await;
     let url = spawn_gateway(gateway.clone(), addr, serving, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
@@ -535,6 +553,71 @@ pub async fn serve_gateway(
         ended??;
     }
     Ok(())
+}
+
+/// How long `serve` waits for the access cut-offs before it listens anyway
+/// (access tokens are then answered `SERVICE_UNAVAILABLE` until they load).
+pub const CUTOFF_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where a process's access cut-offs come from.
+pub enum CutoffFeed {
+    /// The users subgraph's own table, and its bus.
+    Local(Box<(Bus, Source)>),
+    /// The users subgraph's list over HTTP, and the bus the settings name.
+    Remote(FeedConfig),
+}
+
+/// Keeps `table` filled in `tasks` until `stop` (see [`revocation_feed`]).
+pub async fn follow_cutoffs(
+    table: Revocations,
+    feed: CutoffFeed,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let follow: Task = match feed {
+        CutoffFeed::Local(local) => Box::pin(async move {
+            let (bus, source) = *local;
+            revocation_feed::follow(table, bus, source).await;
+            Ok(())
+        }),
+        CutoffFeed::Remote(config) => {
+            let follow = revocation_feed::connect(table, &config).await?;
+            Box::pin(async move {
+                follow.await;
+                Ok(())
+            })
+        }
+    };
+    tasks.spawn(async move {
+        tokio::select! {
+            ended = follow => {
+                ended?;
+                anyhow::bail!("the access cut-off feed ended unexpectedly");
+            }
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        Ok(())
+    });
+    Ok(())
+}
+
+/// Waits until every table is loaded, or `patience` ran out (then says so).
+pub async fn await_cutoffs(tables: &[Revocations], patience: std::time::Duration) -> bool {
+    let loaded = async {
+        for table in tables {
+            table.primed().await;
+        }
+    };
+    match tokio::time::timeout(patience, loaded).await {
+        Ok(_) => true,
+        Err(_) => {
+            tracing::warn!(
+                "the access cut-offs are not loaded yet (is the users subgraph up?); \
+                 access tokens are refused with SERVICE_UNAVAILABLE until they are"
+            );
+            false
+        }
+    }
 }
 
 /// `<NAME>_HOST`/`<NAME>_PORT` (or `HOST`/`PORT`), default 127.0.0.1 and the component's port.
@@ -574,7 +657,39 @@ pub enum Config {
 
 impl Config {
     /// Reads `component`'s settings; `dev_keys` stand in for configured keys.
+    /// Its verifiers check a table of access cut-offs of its own, which the
+    /// launcher keeps filled ([`follow_cutoffs`]).
     pub fn read(component: Component, env: &mut Env, dev_keys: Option<KeyRing>) -> Self {
+        let mut config = Self::read_settings(component, env, dev_keys);
+        config.tokens_mut().revocations = Some(Revocations::new());
+        config
+    }
+
+    /// The access cut-offs this component's verifiers check.
+    pub fn revocations(&self) -> Revocations {
+        match self {
+            Config::Users(cfg) => &cfg.tokens,
+            Config::Catalog(cfg) => &cfg.tokens,
+            Config::Inventory(cfg) => &cfg.tokens,
+            Config::Orders(cfg) => &cfg.tokens,
+            Config::Logistics(cfg) => &cfg.tokens,
+        }
+        .revocations
+        .clone()
+        .unwrap_or_default()
+    }
+
+    fn tokens_mut(&mut self) -> &mut TokenSettings {
+        match self {
+            Config::Users(cfg) => &mut cfg.tokens,
+            Config::Catalog(cfg) => &mut cfg.tokens,
+            Config::Inventory(cfg) => &mut cfg.tokens,
+            Config::Orders(cfg) => &mut cfg.tokens,
+            Config::Logistics(cfg) => &mut cfg.tokens,
+        }
+    }
+
+    fn read_settings(component: Component, env: &mut Env, dev_keys: Option<KeyRing>) -> Self {
         match component {
             Component::Users => Config::Users(users::UsersConfig::from_env(env, dev_keys)),
             Component::Catalog => Config::Catalog(catalog::CatalogConfig::from_env(env, dev_keys)),
@@ -618,6 +733,9 @@ pub struct Started {
     pub router: axum::Router,
     /// For inventory: where the stock API listens, once bound.
     pub rpc_addr: Option<SocketAddr>,
+    /// For users: its bus and its own list of access changes, which fill
+    /// its cut-offs without asking itself over HTTP.
+    pub access_changes: Option<(Bus, Source)>,
     extra: Vec<Extra>,
 }
 
@@ -631,7 +749,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                 component: Component::Users,
                 router: parts.router,
                 rpc_addr: None,
+                access_changes: Some((parts.bus.clone(), parts.access_changes)),
                 extra: vec![
+                    until_stopped("event relay", users::Users::run_relay(parts.relay)),
                     until_stopped(
                         "notifications consumer",
                         users::Users::run_notifications_consumer(notes.clone(), parts.bus),
@@ -647,6 +767,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
             component: Component::Catalog,
             router: catalog::router(cfg).await?,
             rpc_addr: None,
+            access_changes: None,
             extra: Vec::new(),
         },
         Config::Inventory(cfg) => {
@@ -672,6 +793,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                 component: Component::Inventory,
                 router: parts.router,
                 rpc_addr: Some(rpc_addr),
+                access_changes: None,
                 extra: vec![
                     ("stock API", serve_rpc),
                     until_stopped("sweeper", inventory::expiry::run_sweeper(pool, every)),
@@ -685,6 +807,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                 component: Component::Orders,
                 router: parts.router,
                 rpc_addr: None,
+                access_changes: None,
                 extra: vec![
                     until_stopped("event relay", orders::Orders::run_relay(state.clone())),
                     until_stopped(
@@ -702,6 +825,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Started> {
                 component: Component::Logistics,
                 router: parts.router,
                 rpc_addr: None,
+                access_changes: None,
                 extra: vec![
                     until_stopped(
                         "event relay",
@@ -773,13 +897,23 @@ pub async fn serve(component: Component) -> anyhow::Result<()> {
     let mut env = Env::new();
     let addr = listen_addr(&mut env, component);
     let config = Config::read(component, &mut env, None);
+    // Users fills its cut-offs from its own table; the others ask it.
+    let feed = (component != Component::Users).then(|| FeedConfig::from_env(&mut env));
     env.finish()?;
-    let started = start(&config).await?;
+    let mut started = start(&config).await?;
     if let Some(rpc) = started.rpc_addr {
         tracing::info!(component = component.name(), %rpc, "stock API listening");
     }
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let table = config.revocations();
+    let cutoffs = match (started.access_changes.take(), &feed) {
+        (Some(local), _) => CutoffFeed::Local(Box::new(local)),
+        (None, Some(feed)) => CutoffFeed::Remote(feed.clone()),
+        (None, None) => anyhow::bail!("{} has no source of access cut-offs", component.name()),
+    };
+    follow_cutoffs(table.clone(), cutoffs, &mut tasks, stop.clone()).await?;
+    await_cutoffs(&[table], CUTOFF_PATIENCE).await;
     let url = started.spawn(addr, &mut tasks, stop).await?;
     tracing::info!(component = component.name(), %url, "listening");
     tokio::select! {

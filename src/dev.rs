@@ -120,7 +120,12 @@ async fn start(
     let explicit_users_url = env.get("USERS_URL").is_some();
     let gateway_addr = components::gateway_addr(&mut env);
     let gateway_serving = components::gateway_serving(&mut env);
-    let tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let mut tokens = kit::auth::TokenSettings::from_env(&mut env);
+    let gateway_cutoffs = kit::auth::Revocations::new();
+    tokens.revocations = Some(gateway_cutoffs.clone());
+    // Every component and the gateway keep their own cut-offs, filled as in
+    // `serve`: users from its table, the others from its list once it listens.
+    let mut feed = kit::auth::revocation_feed::FeedConfig::from_env(&mut env);
     let (persisted, rate_limits) = components::edge_options(&mut env, false);
     let csrf = components::csrf_policy(&mut env);
     let metrics_addr = components::metrics_addr(&mut env);
@@ -135,6 +140,7 @@ async fn start(
     };
     let mut urls = Vec::new();
     let mut stock_api = None;
+    let mut users_access = None;
     for (addr, config) in &mut configs {
         // Inventory starts first; catalog is pointed at the stock API it bound.
         if let (Config::Catalog(cfg), Some(rpc)) = (&mut *config, stock_api)
@@ -166,8 +172,9 @@ async fn start(
         {
             cfg.inventory_rpc_url = format!("http://{rpc}");
         }
-        let component = components::start(config).await?;
+        let mut component = components::start(config).await?;
         let name = component.component;
+        users_access = users_access.or(component.access_changes.take());
         stock_api = stock_api.or(component.rpc_addr);
         let url = component
             .spawn(*addr, &mut stack.servers, stop.clone())
@@ -179,6 +186,36 @@ async fn start(
         }
         urls.push((name, url));
     }
+
+    if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Users) {
+        feed.list_url = format!("{url}{}", kit::auth::revocation_feed::LIST_PATH);
+    }
+    let mut tables = vec![gateway_cutoffs.clone()];
+    for (_, config) in &configs {
+        let local = match config {
+            Config::Users(_) => users_access.take(),
+            _ => None,
+        };
+        let source = match local {
+            Some(local) => components::CutoffFeed::Local(Box::new(local)),
+            None => components::CutoffFeed::Remote(feed.clone()),
+        };
+        components::follow_cutoffs(
+            config.revocations(),
+            source,
+            &mut stack.servers,
+            stop.clone(),
+        )
+        .await?;
+        tables.push(config.revocations());
+    }
+    components::follow_cutoffs(
+        gateway_cutoffs,
+        components::CutoffFeed::Remote(feed),
+        &mut stack.servers,
+        stop.clone(),
+    )
+    .await?;
 
     // The gateway fronts the subgraphs at the addresses they actually bound.
     let sources = urls
@@ -230,6 +267,8 @@ async fn start(
         stop.clone(),
     )
     .await?;
+
+    components::await_cutoffs(&tables, std::time::Duration::from_secs(30)).await;
 
     println!();
     println!(

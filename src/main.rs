@@ -43,9 +43,10 @@ variable is reported at once:
   JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
   JWT_PUBLIC_KEYS_FILE                  catalog, inventory, gateway: the users subgraph's public key(s)
   JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
-  INTERNAL_RPC_TOKEN                    catalog, inventory, orders, logistics: the stock API's service credential
+  INTERNAL_RPC_TOKEN                    every component: the stock API's and users' internal service credential
+  REVOCATIONS_URL                       all but users: users' list of access changes (default from USERS_URL/JWKS_URL)
   INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
-  REDIS_URL, EVENT_STREAM               orders, users, logistics: the event bus (Redis Streams; in-process without it)
+  REDIS_URL, EVENT_STREAM               every component: the event bus (Redis Streams; in-process without it)
   SMTP_URL, SMTP_FROM                   users: where notification e-mails go (stored only without it)
   SHIPPING_CARRIER                      logistics: the carrier of new shipments (default grocery-fleet)
   RESTOCK_RETRY_SECS, RESTOCK_MAX_ATTEMPTS  logistics: retries of restocks inventory could not take (5, 10)

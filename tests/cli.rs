@@ -401,6 +401,7 @@ fn serve_gateway_checks_its_subgraph_urls_and_keys() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/supergraph.graphql"),
         )
         .env("SUBGRAPH_URLS", "ghost=http://127.0.0.1:1/graphql")
+        .env("INTERNAL_RPC_TOKEN", "t0ken")
         .env("GATEWAY_PORT", free_port().to_string())
         .output()
         .unwrap();
@@ -416,6 +417,7 @@ fn serve_gateway_checks_its_subgraph_urls_and_keys() {
         .args(["serve", "gateway", "--supergraph"])
         .arg(&missing)
         .env("JWT_PUBLIC_KEYS_FILE", home.join("public.pem"))
+        .env("INTERNAL_RPC_TOKEN", "t0ken")
         .env(
             "SUPERGRAPH_PATH",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/supergraph.graphql"),

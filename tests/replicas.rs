@@ -103,6 +103,7 @@ async fn a_subscriber_on_one_gateway_sees_changes_made_through_another_exactly_o
             ),
             ("SUBGRAPH_URLS", subgraph_urls),
             ("JWKS_URL", jwks),
+            ("INTERNAL_RPC_TOKEN", rpc_token.clone()),
         ],
         &dev.home,
     );

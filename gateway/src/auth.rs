@@ -1,7 +1,10 @@
 //! Edge authentication: bearer tokens are verified before any subgraph is
 //! called, with the users subgraph's public keys, either fixed (a PEM file,
 //! `dev`) or fetched from its JWKS URL, cached, and fetched again when a
-//! token names a key the cache does not know (keys rotate).
+//! token names a key the cache does not know (keys rotate). Access tokens of
+//! an account whose access changed after they were signed are refused too:
+//! the verifier checks the process's cut-offs ([`kit::auth::revocation`]),
+//! which the launcher keeps filled.
 
 use std::{
     sync::{Arc, Mutex, RwLock},

@@ -1087,6 +1087,14 @@ pub(crate) async fn prepare(
     let claims = match (&gw.verifier, bearer(headers)) {
         (Some(auth), Some(token)) => match auth.verify(token).await {
             Ok(claims) => Some(claims),
+            // Revocations not loaded yet: nothing is wrong with the token.
+            Err(err @ kit::auth::TokenError::CutoffsUnknown) => {
+                return Err(Refusal::graphql(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &err.to_string(),
+                    "SERVICE_UNAVAILABLE",
+                ));
+            }
             Err(err) => {
                 return Err(Refusal::graphql(
                     StatusCode::UNAUTHORIZED,

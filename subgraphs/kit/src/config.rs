@@ -104,8 +104,11 @@ impl Env {
         self.problems.push(message.into());
     }
 
-    /// `Ok` when nothing was missing or invalid.
-    pub fn finish(self) -> Result<(), ConfigError> {
+    /// `Ok` when nothing was missing or invalid. A problem met by several
+    /// readers of one variable (components of one process) is listed once.
+    pub fn finish(mut self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        self.problems.retain(|p| seen.insert(p.clone()));
         if self.problems.is_empty() {
             Ok(())
         } else {

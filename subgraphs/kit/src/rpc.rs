@@ -33,6 +33,13 @@ impl ServiceToken {
         ))
     }
 
+    /// True when `authorization` (a request's header value) carries this
+    /// token; compared in constant time, so timing tells nothing about it.
+    pub fn accepts(&self, authorization: &str) -> bool {
+        let (a, b) = (authorization.as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
     /// `message` as a request carrying the token.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);

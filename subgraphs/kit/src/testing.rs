@@ -283,6 +283,7 @@ pub fn access_token(
         token_type: crate::auth::TokenType::Access,
         jti: uuid::Uuid::new_v4(),
         fam: None,
+        access_epoch: 0,
     })
     .expect("sign test token")
 }

@@ -4,9 +4,11 @@
 //! indexes); this module turns their violations into `CONFLICT` errors, so two
 //! concurrent registrations can never both succeed.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kit::{
     auth::Role,
     change::Change,
@@ -17,6 +19,7 @@ use kit::{
 use uuid::Uuid;
 
 use crate::{
+    access,
     db::{Account, schema::users},
     error::UsersError,
     password,
@@ -268,8 +271,10 @@ pub async fn update_profile(
 }
 
 /// Gives `user_id` the role `role`; an admin cannot change their own role.
+/// Tokens signed before stop working everywhere (an access change).
 pub async fn set_role(
     pool: &PgPool,
+    access_ttl: Duration,
     actor: Uuid,
     user_id: Uuid,
     role: Role,
@@ -278,21 +283,36 @@ pub async fn set_role(
         return Err(UsersError::NotAllowed("you cannot change your own role"));
     }
     let mut conn = pool.get().await?;
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::role.eq(role.as_str()),
-            users::updated_at.eq(Utc::now()),
-        ))
-        .returning(Account::as_returning())
-        .get_result(&mut conn)
+    conn.transaction(async |conn| {
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::role.eq(role.as_str()),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+        access::bump(conn, user_id, access_ttl).await?;
+        reload(conn, user_id).await
+    })
+    .await
+}
+
+/// The account as this transaction sees it.
+async fn reload(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Account, UsersError> {
+    users::table
+        .find(user_id)
+        .select(Account::as_select())
+        .first(conn)
         .await
         .optional()?
         .ok_or(UsersError::NotFound)
 }
 
-/// Deactivates (revoking every live refresh token in the same transaction) or reactivates.
+/// Deactivates (revoking every live refresh token in the same transaction) or
+/// reactivates; either is an access change, so tokens signed before stop working.
 pub async fn set_active(
     pool: &PgPool,
+    access_ttl: Duration,
     actor: Uuid,
     user_id: Uuid,
     active: bool,
@@ -302,17 +322,15 @@ pub async fn set_active(
     }
     let mut conn = pool.get().await?;
     conn.transaction(async |conn| {
-        let account = diesel::update(users::table.find(user_id))
+        diesel::update(users::table.find(user_id))
             .set((users::active.eq(active), users::updated_at.eq(Utc::now())))
-            .returning(Account::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or(UsersError::NotFound)?;
+            .execute(conn)
+            .await?;
         if !active {
             sessions::revoke_all_for_user(conn, user_id).await?;
         }
-        Ok(account)
+        access::bump(conn, user_id, access_ttl).await?;
+        reload(conn, user_id).await
     })
     .await
 }

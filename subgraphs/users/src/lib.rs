@@ -6,10 +6,16 @@
 //! contact details, so it also turns order and shipment events into
 //! notifications and e-mails them ([`notifications`]).
 //!
-//! Read on: [`schema`] (GraphQL, thin) → [`accounts`], [`sessions`] and
-//! [`notifications`] (rules and SQL) → [`profile`] and [`password`] (value
+//! Every change to what an account may do is an access change ([`access`]):
+//! published as a `user.access_changed` event through the outbox, and listed
+//! at `GET /internal/access-changes` (service token required) for processes
+//! that start, so every process refuses the tokens it revoked.
+//!
+//! Read on: [`schema`] (GraphQL, thin) → [`accounts`], [`sessions`],
+//! [`access`] and [`notifications`] (rules and SQL) → [`profile`] and [`password`] (value
 //! rules) → [`db`] (tables).
 
+pub mod access;
 pub mod accounts;
 pub mod db;
 pub mod error;
@@ -22,13 +28,22 @@ pub mod sessions;
 use std::{sync::Arc, time::Duration};
 
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
-use axum::{Json, Router, routing::get};
+use axum::{
+    Json, Router,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, Role, TokenSettings},
+    auth::{
+        KeyRing, Role, TokenSettings,
+        revocation_feed::{AccessChangeList, LIST_PATH, Source},
+    },
     config::Env,
     db::{DbConfig, PgPool},
-    events::{Bus, Consumer, ConsumerOptions},
+    events::{Bus, Consumer, ConsumerOptions, Relay},
+    rpc::ServiceToken,
 };
 
 pub use crate::notifications::{
@@ -52,9 +67,11 @@ pub struct UsersConfig {
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
-    /// Redis for the event bus the notifications consumer reads (`REDIS_URL`);
-    /// Where events go (`REDIS_URL`, `EVENT_STREAM`).
+    /// Where events go and come from (`REDIS_URL`, `EVENT_STREAM`).
     pub events: kit::events::BusConfig,
+    /// The service credential other processes present to list recent access
+    /// changes (`INTERNAL_RPC_TOKEN`).
+    pub rpc_token: String,
     /// Notification e-mail: `SMTP_URL` (optional, e.g. `smtp://127.0.0.1:2525`;
     /// unset = notifications are only stored), `SMTP_FROM` (default
     /// `grocery@localhost`), `MAILER_POLL_SECS` (default 5).
@@ -79,6 +96,7 @@ impl UsersConfig {
             keys,
             tokens,
             events: kit::events::BusConfig::from_env(env),
+            rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             mail: MailConfig::from_env(env),
         }
     }
@@ -90,11 +108,15 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_depth(32)
 }
 
-/// The executable schema over `pool`, signing with `issuer`.
-pub fn build_schema(pool: PgPool, issuer: Arc<TokenIssuer>) -> UsersSchema {
+/// The executable schema over `pool`, signing with `issuer`, its events relayed by `relay`.
+pub fn build_schema(pool: PgPool, issuer: Arc<TokenIssuer>, relay: Relay) -> UsersSchema {
     builder()
         .data(DataLoader::new(UserLoader(pool.clone()), tokio::spawn))
-        .data(UsersState { pool, issuer })
+        .data(UsersState {
+            pool,
+            issuer,
+            relay,
+        })
         .finish()
 }
 
@@ -104,12 +126,16 @@ pub fn sdl() -> String {
 }
 
 /// The running parts of the subgraph: its routes, and the notifications
-/// consumer and mailer the caller runs beside them.
+/// consumer, mailer and outbox relay the caller runs beside them.
 pub struct Users {
     pub router: Router,
     pub notifications: Arc<Notifications>,
     /// Where the consumer reads events.
     pub bus: Bus,
+    /// Publishes `user.access_changed` events.
+    pub relay: Relay,
+    /// Where the process's access cut-offs are loaded from: this subgraph's table.
+    pub access_changes: Source,
     /// How often the mailer polls besides being woken (`MAILER_POLL_SECS`).
     pub mailer_interval: Duration,
 }
@@ -123,6 +149,12 @@ impl Users {
         Consumer::new(handler, pool, bus, ConsumerOptions::default())
             .run()
             .await
+    }
+
+    /// Publishes committed outbox rows, woken after each access change and
+    /// every 250 ms in any case, until dropped.
+    pub async fn run_relay(relay: Relay) {
+        relay.run(Duration::from_millis(250)).await
     }
 
     /// E-mails pending notifications, woken by new ones and every `interval`,
@@ -143,33 +175,80 @@ pub async fn start(cfg: &UsersConfig) -> anyhow::Result<Users> {
 
 /// The subgraph over an existing, migrated pool and a bus.
 pub fn build(cfg: &UsersConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Users> {
+    let relay = Relay::new(pool.clone(), bus.clone(), DB_SCHEMA);
+    let (list_pool, ttl) = (pool.clone(), cfg.tokens.access_ttl);
     Ok(Users {
-        router: router_with_pool(cfg, pool.clone())?,
+        router: router_with_pool(cfg, pool.clone(), relay.clone())?,
         notifications: Arc::new(Notifications::new(pool, &cfg.mail)?),
         bus,
+        relay,
+        access_changes: Source::Local(Box::new(move || {
+            let pool = list_pool.clone();
+            Box::pin(async move { Ok(access::recent(&pool, ttl).await?) })
+        })),
         mailer_interval: cfg.mail.poll_interval,
     })
 }
 
-/// Migrates the schema and returns the subgraph's HTTP routes only
-/// ([`start`] also gives the notification tasks).
-pub async fn router(cfg: &UsersConfig) -> anyhow::Result<Router> {
-    kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
-    let pool = kit::db::pool(&cfg.db).await?;
-    router_with_pool(cfg, pool)
-}
-
-/// The subgraph's routes over an existing pool (already migrated).
-pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool) -> anyhow::Result<Router> {
+/// The subgraph's routes over an existing pool (already migrated); access
+/// changes are published by `relay`.
+pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool, relay: Relay) -> anyhow::Result<Router> {
     password::warm_up();
     let issuer = Arc::new(TokenIssuer::new(cfg.keys.clone(), cfg.tokens.clone())?);
     let verifier = issuer.verifier();
     let jwks = cfg.keys.jwks();
-    let schema = build_schema(pool.clone(), issuer);
-    Ok(kit::server::router(schema, verifier, pool).route(
-        "/.well-known/jwks.json",
-        get(move || async move { Json(jwks) }),
-    ))
+    let list = AccessChanges {
+        pool: pool.clone(),
+        access_ttl: cfg.tokens.access_ttl,
+        service: ServiceToken::new(&cfg.rpc_token)?,
+    };
+    let schema = build_schema(pool.clone(), issuer, relay);
+    Ok(kit::server::router(schema, verifier, pool)
+        .route(
+            "/.well-known/jwks.json",
+            get(move || async move { Json(jwks) }),
+        )
+        .route(
+            LIST_PATH,
+            get(move |headers: HeaderMap| async move { list.answer(&headers).await }),
+        ))
+}
+
+/// `GET /internal/access-changes`: every access change whose cut-off still
+/// matters, for processes that start. Only for holders of the service token:
+/// it tells who was demoted or deactivated.
+#[derive(Clone)]
+struct AccessChanges {
+    pool: PgPool,
+    access_ttl: Duration,
+    service: ServiceToken,
+}
+
+impl AccessChanges {
+    async fn answer(&self, headers: &HeaderMap) -> Response {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !self.service.accepts(presented) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({ "error": "a service credential is required" })),
+            )
+                .into_response();
+        }
+        match access::recent(&self.pool, self.access_ttl).await {
+            Ok(changes) => Json(AccessChangeList { changes }).into_response(),
+            Err(err) => {
+                tracing::warn!(error = %err, "listing access changes failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({ "error": "try again" })),
+                )
+                    .into_response()
+            }
+        }
+    }
 }
 
 /// Creates the demo accounts `admin` (ADMIN), `truck-1` (TRUCK) and

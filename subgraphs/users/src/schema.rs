@@ -15,11 +15,13 @@ use kit::{
     ApiError, ApiResult,
     auth::{Auth, AuthExt, Role},
     db::PgPool,
+    events::Relay,
     pagination::{decode_cursor, encode_cursor, page_size},
 };
 use uuid::Uuid;
 
 use crate::{
+    access,
     accounts::{self, AccountFilter, NewAccount, ProfileUpdate},
     db::{self, Account},
     notifications::{self, Delivery, NotificationKind},
@@ -27,10 +29,12 @@ use crate::{
     sessions::{self, TokenIssuer},
 };
 
-/// Shared by every resolver: the pool and the token issuer.
+/// Shared by every resolver: the pool, the token issuer and the relay of
+/// the outbox (woken after an access change commits).
 pub struct UsersState {
     pub pool: PgPool,
     pub issuer: Arc<TokenIssuer>,
+    pub relay: Relay,
 }
 
 /// Batches user lookups (entity references, `me`) into one query.
@@ -496,31 +500,71 @@ impl Mutation {
         ))
     }
 
-    /// ADMIN: gives a user a role (takes effect at their next refresh or login).
+    /// Ends every session of the caller: refresh tokens are revoked and
+    /// access tokens, this one included, stop working everywhere within a second.
+    async fn logout_all(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let user_id = live_caller(ctx, ANY_ROLE).await?.id;
+        let st = state(ctx);
+        access::logout_all(&st.pool, user_id, st.issuer.access_ttl()).await?;
+        st.relay.wake();
+        Ok(true)
+    }
+
+    /// Replaces the caller's password. Every session ends (tokens stop
+    /// working everywhere within a second); the answer is a new one.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> ApiResult<Session> {
+        let user_id = live_caller(ctx, ANY_ROLE).await?.id;
+        let st = state(ctx);
+        let session = access::change_password(
+            &st.pool,
+            &st.issuer,
+            user_id,
+            current_password,
+            new_password,
+        )
+        .await?;
+        st.relay.wake();
+        Ok(session.into())
+    }
+
+    /// ADMIN: gives a user a role. Their tokens signed before stop working
+    /// everywhere within a second; a refresh or login gets the new role.
     async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> ApiResult<User> {
         let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
-        Ok(User::new(
-            accounts::set_role(&state(ctx).pool, actor, user_id, role).await?,
-        ))
+        let st = state(ctx);
+        let account =
+            accounts::set_role(&st.pool, st.issuer.access_ttl(), actor, user_id, role).await?;
+        st.relay.wake();
+        Ok(User::new(account))
     }
 
-    /// ADMIN: blocks log-in and refresh and revokes the user's refresh tokens.
+    /// ADMIN: blocks log-in and refresh, revokes the user's refresh tokens,
+    /// and their access tokens stop working everywhere within a second.
     async fn deactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
         let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
-        Ok(User::new(
-            accounts::set_active(&state(ctx).pool, actor, user_id, false).await?,
-        ))
+        let st = state(ctx);
+        let account =
+            accounts::set_active(&st.pool, st.issuer.access_ttl(), actor, user_id, false).await?;
+        st.relay.wake();
+        Ok(User::new(account))
     }
 
     /// ADMIN: lets a deactivated user log in again.
     async fn reactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
         let actor = live_caller(ctx, &[Role::Admin]).await?.id;
         let user_id = parse_id("userId", &user_id)?;
-        Ok(User::new(
-            accounts::set_active(&state(ctx).pool, actor, user_id, true).await?,
-        ))
+        let st = state(ctx);
+        let account =
+            accounts::set_active(&st.pool, st.issuer.access_ttl(), actor, user_id, true).await?;
+        st.relay.wake();
+        Ok(User::new(account))
     }
 }
 

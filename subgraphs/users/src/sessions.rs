@@ -50,6 +50,11 @@ impl TokenIssuer {
         })
     }
 
+    /// How long access tokens live (how long an access change's cut-off matters).
+    pub fn access_ttl(&self) -> std::time::Duration {
+        self.settings.access_ttl
+    }
+
     /// The verifier matching this issuer (also used by the HTTP server).
     pub fn verifier(&self) -> Arc<Verifier> {
         self.verifier.clone()
@@ -77,6 +82,9 @@ impl TokenIssuer {
             token_type,
             jti,
             fam: family,
+            // Read under the row lock every access change takes: a token is
+            // of an older epoch exactly when it was signed before the change.
+            access_epoch: account.access_epoch,
         }
     }
 }
@@ -92,7 +100,7 @@ pub struct Session {
 }
 
 /// Records a new refresh token of `family` and signs the pair.
-async fn issue(
+pub(crate) async fn issue(
     conn: &mut AsyncPgConnection,
     issuer: &TokenIssuer,
     account: Account,
@@ -260,7 +268,10 @@ pub async fn logout(pool: &PgPool, issuer: &TokenIssuer, token: &str) -> Result<
 
 /// Reads an account under a shared row lock, so it cannot be deactivated
 /// until the caller's transaction ends.
-async fn lock_account(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Account, UsersError> {
+pub(crate) async fn lock_account(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Account, UsersError> {
     users::table
         .find(id)
         .select(Account::as_select())

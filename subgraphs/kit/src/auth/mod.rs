@@ -3,12 +3,17 @@
 //!
 //! The users subgraph signs tokens with the active key of a [`KeyRing`]; every
 //! other component verifies them with a [`Verifier`] built from the same ring
-//! or from the JWKS the users subgraph serves.
+//! or from the JWKS the users subgraph serves. Every verifier also refuses
+//! access tokens signed before the account's access last changed
+//! ([`revocation`]), a table each process keeps filled ([`revocation_feed`]).
 
 mod keys;
+pub mod revocation;
+pub mod revocation_feed;
 mod tokens;
 
 pub use keys::{KeyRing, SigningKey};
+pub use revocation::{AccessChange, Revocations};
 pub use tokens::{Claims, TokenError, TokenSettings, TokenType, Verifier};
 
 use async_graphql::{Context, Enum};
@@ -77,6 +82,9 @@ impl Auth {
             Self::User(claims) => Ok(claims),
             Self::Anonymous => Err(ApiError::Unauthenticated(
                 "this operation needs a signed-in user".into(),
+            )),
+            Self::Invalid(TokenError::CutoffsUnknown) => Err(ApiError::Unavailable(
+                TokenError::CutoffsUnknown.to_string(),
             )),
             Self::Invalid(err) => Err(ApiError::Unauthenticated(err.to_string())),
         }

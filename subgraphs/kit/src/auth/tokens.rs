@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{KeyRing, Role};
+use super::{KeyRing, Revocations, Role};
 use crate::config::Env;
 
 /// Which of the two tokens a JWT is.
@@ -39,15 +39,25 @@ pub struct Claims {
     /// Refresh-token family: every token rotated from one login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<Uuid>,
+    /// The account's access epoch when the token was signed; a token of an
+    /// older epoch than the account's newest is refused (see [`Revocations`]).
+    /// Tokens signed before epochs existed read as 0.
+    #[serde(default)]
+    pub access_epoch: i64,
 }
 
-/// Issuer, audience and lifetimes, shared by signer and verifiers.
+/// Issuer, audience and lifetimes, shared by signer and verifiers, and the
+/// process's access cut-offs that every verifier built from them checks.
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Per-user cut-offs access tokens are checked against; `None` checks
+    /// none (unit tests of one subgraph). The launcher attaches the table and
+    /// keeps it filled.
+    pub revocations: Option<Revocations>,
 }
 
 impl Default for TokenSettings {
@@ -57,6 +67,7 @@ impl Default for TokenSettings {
             audience: "grocery".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            revocations: None,
         }
     }
 }
@@ -74,6 +85,7 @@ impl TokenSettings {
             refresh_ttl: Duration::from_secs(
                 env.parse_or("REFRESH_TOKEN_TTL_SECS", defaults.refresh_ttl.as_secs()),
             ),
+            revocations: None,
         }
     }
 }
@@ -93,6 +105,10 @@ pub enum TokenError {
     Expired,
     #[error("expected {expected} token")]
     WrongType { expected: &'static str },
+    #[error("this account's access changed after the token was issued; sign in again")]
+    Revoked,
+    #[error("token revocations are not loaded yet; try again shortly")]
+    CutoffsUnknown,
 }
 
 impl KeyRing {
@@ -107,10 +123,12 @@ impl KeyRing {
     }
 }
 
-/// Checks tokens against a fixed set of public keys.
+/// Checks tokens against a fixed set of public keys and, for access tokens,
+/// against the process's access cut-offs.
 pub struct Verifier {
     keys: BTreeMap<String, DecodingKey>,
     validation: Validation,
+    revocations: Option<Revocations>,
 }
 
 impl Verifier {
@@ -124,6 +142,7 @@ impl Verifier {
         Ok(Self {
             keys: ring.decoding_keys()?,
             validation,
+            revocations: settings.revocations.clone(),
         })
     }
 
@@ -150,10 +169,13 @@ impl Verifier {
         Ok(Self {
             keys,
             validation: empty.validation,
+            revocations: empty.revocations,
         })
     }
 
-    /// Verifies signature, `kid`, `exp`, `iss`, `aud` and that the token is of type `expected`.
+    /// Verifies signature, `kid`, `exp`, `iss`, `aud`, that the token is of
+    /// type `expected` and, for access tokens, that the account's access did
+    /// not change since it was signed.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::RS256 {
@@ -178,6 +200,10 @@ impl Verifier {
                     TokenType::Refresh => "a refresh",
                 },
             });
+        }
+        // Refresh tokens are checked against their stored row by the signer.
+        if let (TokenType::Access, Some(revocations)) = (expected, &self.revocations) {
+            revocations.check(&data.claims)?;
         }
         Ok(data.claims)
     }
@@ -209,6 +235,7 @@ mod tests {
             token_type,
             jti: Uuid::new_v4(),
             fam: None,
+            access_epoch: 0,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Account {
     payment_method_label: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Bumped by every access change; tokens carry it (see [`crate::access`]).
+    pub access_epoch: i64,
 }
 
 impl Account {

@@ -15,6 +15,8 @@ diesel::table! {
         payment_method_label -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        access_epoch -> Int8,
+        access_changed_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The users subgraph's API against real PostgreSQL: one fresh database per test.
 
+mod access;
 mod accounts;
 mod admin;
 mod entities;

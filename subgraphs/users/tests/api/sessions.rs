@@ -104,6 +104,7 @@ async fn expired_access_tokens_are_refused() {
             token_type: TokenType::Access,
             jti: uuid::Uuid::new_v4(),
             fam: None,
+            access_epoch: 0,
         })
         .unwrap();
     let resp = app.gql(Some(&expired), "{ me { id } }", json!({})).await;

@@ -6,14 +6,14 @@ use axum::{body::Body, http::Request};
 use chrono::Utc;
 use diesel::{QueryDsl, SelectableHelper};
 use kit::{
-    auth::{KeyRing, Role, SigningKey, TokenSettings},
+    auth::{KeyRing, Revocations, Role, SigningKey, TokenSettings, revocation_feed},
     db::{DbConfig, PgPool, StatementLog},
     events::{Bus, Consumer, ConsumerOptions, Event},
     testing::{TestClient, TestDatabase},
 };
 use serde_json::{Value, json};
 use users::{
-    MailConfig, Notifications, NotificationsHandler, UsersConfig,
+    MailConfig, Notifications, NotificationsHandler, Users, UsersConfig,
     accounts::NewAccount,
     db::{Notification, schema::notifications},
 };
@@ -26,11 +26,28 @@ pub static KEYS: LazyLock<KeyRing> =
 
 pub const PASSWORD: &str = "correct-horse-battery";
 
+/// The service credential of the test app's internal endpoint.
+pub const SERVICE_TOKEN: &str = "test-service-token";
+
+/// A users subgraph as `serve users` runs it: its outbox relayed to an
+/// in-process bus, and its own access cut-offs loaded and followed.
 pub struct TestApp {
     pub pool: PgPool,
     pub log: StatementLog,
+    /// Where its events go.
+    pub bus: Bus,
     client: TestClient,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     _db: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Before the database goes: the relay and the feed use it.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 pub struct Tokens {
@@ -44,22 +61,39 @@ impl TestApp {
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
         let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
         let log = StatementLog::default();
+        let revocations = Revocations::new();
         let cfg = UsersConfig {
             db: DbConfig {
                 statement_log: Some(log.clone()),
                 ..db.config.clone()
             },
             keys: KEYS.clone(),
-            tokens: TokenSettings::default(),
+            tokens: TokenSettings {
+                revocations: Some(revocations.clone()),
+                ..TokenSettings::default()
+            },
             events: Default::default(),
+            rpc_token: SERVICE_TOKEN.into(),
             mail: MailConfig::default(),
         };
         let pool = kit::db::pool(&cfg.db).await.expect("pool");
-        let router = users::router_with_pool(&cfg, pool.clone()).expect("router");
+        let bus = Bus::in_process();
+        let parts = users::build(&cfg, pool.clone(), bus.clone()).expect("users");
+        let tasks = vec![
+            tokio::spawn(Users::run_relay(parts.relay.clone())),
+            tokio::spawn(revocation_feed::follow(
+                revocations.clone(),
+                bus.clone(),
+                parts.access_changes,
+            )),
+        ];
+        revocations.primed().await;
         Self {
             pool,
             log,
-            client: TestClient::new(router),
+            bus,
+            client: TestClient::new(parts.router),
+            tasks,
             _db: db,
         }
     }
