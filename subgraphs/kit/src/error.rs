@@ -5,10 +5,19 @@
 //! slipped through `?` would lose its code silently. Without `Display`, the
 //! only way into a GraphQL error is [`From<ApiError>`] below, and forgetting a
 //! domain mapping is a compile error instead.
+//!
+//! No message carries an address, a host name, SQL or driver text: a failure
+//! nobody anticipated is logged and answered in generic words, and one whose
+//! cause is a dependency that did not answer (the database, inventory's gRPC
+//! API, Redis) is `SERVICE_UNAVAILABLE` ([`DEPENDENCY_DOWN`]), decided in one
+//! place ([`is_outage`]) for every subgraph.
 
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensions, Value};
+
+/// What a client is told when a dependency did not answer.
+pub const DEPENDENCY_DOWN: &str = "a dependency did not answer; nothing changed, retry";
 
 /// Result of a resolver or of a domain function that speaks in API terms.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -85,9 +94,22 @@ impl ApiError {
         }
     }
 
-    /// `INTERNAL_SERVER_ERROR` carrying the cause for the log.
+    /// A failure nobody anticipated: `SERVICE_UNAVAILABLE` when its cause is
+    /// a dependency that did not answer ([`is_outage`]), else
+    /// `INTERNAL_SERVER_ERROR`; the cause goes to the log only.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(Arc::new(err.into()))
+        let err = err.into();
+        if is_outage(&err) {
+            return Self::unavailable(&err);
+        }
+        Self::Internal(Arc::new(err))
+    }
+
+    /// `SERVICE_UNAVAILABLE` in the generic words of [`DEPENDENCY_DOWN`];
+    /// the cause (addresses, driver text) is logged, never sent.
+    pub fn unavailable(cause: &anyhow::Error) -> Self {
+        tracing::warn!(error = format!("{cause:#}"), "a dependency did not answer");
+        Self::Unavailable(DEPENDENCY_DOWN.to_owned())
     }
 
     /// The `extensions.code` this error is answered with.
@@ -153,6 +175,60 @@ impl From<crate::db::PoolError> for ApiError {
     fn from(err: crate::db::PoolError) -> Self {
         Self::internal(err)
     }
+}
+
+/// Whether `err` (or anything in its chain of causes) says that a
+/// dependency did not answer: no database connection (refused, timed out,
+/// dropped), a gRPC peer unreachable or too slow, Redis or a socket gone.
+/// Such a failure changed nothing the caller can see and is worth a retry.
+pub fn is_outage(err: &anyhow::Error) -> bool {
+    err.chain().any(cause_is_outage)
+}
+
+fn cause_is_outage(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    if cause.is::<crate::db::PoolError>() || cause.is::<diesel::ConnectionError>() {
+        // bb8 only fails a checkout when no connection could be made in time.
+        return true;
+    }
+    if let Some(err) = cause.downcast_ref::<Error>() {
+        // diesel-async reports a connection that broke under a query
+        // (no SQLSTATE) as "unable to send command".
+        return matches!(
+            err,
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _
+            )
+        );
+    }
+    if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+        return crate::rpc::did_not_answer(status);
+    }
+    if cause.is::<tonic::transport::Error>() {
+        return true;
+    }
+    if let Some(err) = cause.downcast_ref::<redis::RedisError>() {
+        return err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_refusal()
+            || err.is_connection_dropped();
+    }
+    if let Some(err) = cause.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        return matches!(
+            err.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | NotConnected
+                | BrokenPipe
+                | TimedOut
+                | HostUnreachable
+                | NetworkUnreachable
+        );
+    }
+    cause.is::<tokio::time::error::Elapsed>()
 }
 
 /// Whether a Diesel error is a violation of the unique constraint `name`.

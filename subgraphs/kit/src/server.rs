@@ -1,6 +1,12 @@
 //! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET,
 //! subscriptions over `graphql-transport-ws` on a WebSocket upgrade), `/health`,
 //! `/ready`, request ids, bearer-token verification and graceful shutdown. Subgraphs add their own routes by merging into the returned router.
+//!
+//! GraphQL over HTTP as the spec asks: mutations only over POST (a GET
+//! mutation is 405, as at the gateway), `application/json` unless the client
+//! accepts `application/graphql-response+json`, and with that media type a
+//! request refused before execution is a 400. Every operation first passes
+//! kit's input rule ([`crate::input`]).
 
 use std::{future::Future, sync::Arc, time::Instant};
 
@@ -8,7 +14,7 @@ use async_graphql::{
     Data, Executor,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use axum::{
     Extension, Json, Router,
     extract::{FromRequestParts, Request, State, WebSocketUpgrade},
@@ -22,6 +28,7 @@ use tracing::Instrument;
 use crate::{
     auth::{Auth, TokenType, Verifier},
     db::{self, PgPool},
+    input::Checked,
 };
 
 /// The request id of the current request: the caller's `x-request-id` or a new UUID.
@@ -37,17 +44,20 @@ struct AppState<E> {
 /// `/graphql`, `/health` and `/ready` for `executor`, verifying bearer tokens with `verifier`.
 pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -> Router {
     let state = Arc::new(AppState {
-        executor,
+        executor: Checked(executor),
         verifier,
         pool,
     });
     Router::new()
-        .route("/graphql", get(graphql_get::<E>).post(graphql::<E>))
+        .route(
+            "/graphql",
+            get(graphql_get::<Checked<E>>).post(graphql_post::<Checked<E>>),
+        )
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/ready", get(ready::<E>))
+        .route("/ready", get(ready::<Checked<E>>))
         .route("/metrics", get(metrics))
         .with_state(state)
         .layer(middleware::from_fn(limit_body))
@@ -120,6 +130,23 @@ where
     .await
 }
 
+/// A POST must say what its body is (the spec's SHOULD: 415 without a content type).
+async fn graphql_post<E: Executor>(
+    state: State<Arc<AppState<E>>>,
+    request_id: Extension<RequestId>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return refused(
+            &headers,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST needs a content-type (application/json)",
+        );
+    }
+    graphql(state, request_id, headers, request).await
+}
+
 async fn graphql<E: Executor>(
     State(state): State<Arc<AppState<E>>>,
     Extension(request_id): Extension<RequestId>,
@@ -145,7 +172,20 @@ async fn graphql<E: Executor>(
     for error in &mut response.errors {
         add_missing_code(error);
     }
-    GraphQLResponse::from(response).into_response()
+    crate::media::answer(response, &headers)
+}
+
+/// A refusal before any GraphQL ran, in the media type the client accepts.
+fn refused(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    let mut error = async_graphql::ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "BAD_REQUEST");
+    let mut response =
+        crate::media::answer(async_graphql::Response::from_errors(vec![error]), headers);
+    *response.status_mut() = status;
+    response
 }
 
 /// Errors raised by async-graphql itself (parsing, validation, input coercion)
@@ -211,7 +251,20 @@ async fn graphql_get<E: Executor>(
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
     match <GraphQLRequest as axum::extract::FromRequest<()>>::from_request(request, &()).await {
-        Ok(gql) => graphql(state, request_id, headers, gql).await,
+        Ok(mut gql) => {
+            if crate::media::is_mutation(&mut gql.0) {
+                let mut response = refused(
+                    &headers,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "mutations are not allowed over GET",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+            graphql(state, request_id, headers, gql).await
+        }
         Err(rejection) => rejection.into_response(),
     }
 }
