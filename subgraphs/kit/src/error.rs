@@ -46,6 +46,9 @@ pub enum ApiError {
         message: String,
         shortfall: serde_json::Value,
     },
+    /// Too many attempts; `retry_after` seconds must pass first (`RATE_LIMITED`,
+    /// sent as `extensions.retryAfter`).
+    RateLimited { message: String, retry_after: u64 },
     /// A service this one depends on (a payment provider, another subgraph)
     /// did not answer; nothing was changed and a retry may succeed (`SERVICE_UNAVAILABLE`).
     Unavailable(String),
@@ -122,6 +125,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::InvalidState(_) => "INVALID_STATE",
             Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -136,6 +140,7 @@ impl ApiError {
             | Self::InvalidState(m)
             | Self::Unavailable(m)
             | Self::BadUserInput { message: m, .. }
+            | Self::RateLimited { message: m, .. }
             | Self::InsufficientStock { message: m, .. } => m,
             Self::Internal(_) => "internal server error",
         }
@@ -155,6 +160,9 @@ impl From<ApiError> for async_graphql::Error {
             } = &err
             {
                 ext.set("field", Value::String(field.clone()));
+            }
+            if let ApiError::RateLimited { retry_after, .. } = &err {
+                ext.set("retryAfter", *retry_after);
             }
             if let ApiError::InsufficientStock { shortfall, .. } = &err
                 && let Ok(value) = Value::from_json(shortfall.clone())

@@ -8,7 +8,12 @@
 //! request refused before execution is a 400. Every operation first passes
 //! kit's input rule ([`crate::input`]).
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
 
 use async_graphql::{
     Data, Executor,
@@ -130,11 +135,46 @@ where
     .await
 }
 
+/// What the connection says about who is calling, handed to resolvers as
+/// request data for rules that count per client (login throttling): the TCP
+/// peer, and the right-most `x-forwarded-for` entry (what the nearest proxy
+/// appended; anything left of it is the client's own claim). Kit trusts
+/// neither: the subgraph decides whose word counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// The connection's peer, when the server records it.
+    pub peer: Option<IpAddr>,
+    /// The address the nearest proxy says it served.
+    pub forwarded: Option<IpAddr>,
+}
+
+impl ClientAddress {
+    /// Reads the peer from `extensions` (`ConnectInfo`) and the forwarded address from `headers`.
+    pub fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Self {
+        let forwarded = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        Self {
+            peer: extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+            forwarded,
+        }
+    }
+}
+
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+
 /// A POST must say what its body is (the spec's SHOULD: 415 without a content type).
 async fn graphql_post<E: Executor>(
     state: State<Arc<AppState<E>>>,
     request_id: Extension<RequestId>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     request: GraphQLRequest,
 ) -> Response {
     if !headers.contains_key(header::CONTENT_TYPE) {
@@ -144,6 +184,11 @@ async fn graphql_post<E: Executor>(
             "a POST needs a content-type (application/json)",
         );
     }
+    let mut request = request;
+    request
+        .0
+        .data
+        .insert(ClientAddress::of(&headers, &extensions));
     graphql(state, request_id, headers, request).await
 }
 
@@ -243,6 +288,7 @@ async fn graphql_get<E: Executor>(
     if upgrade {
         return subscribe(&state, request).await;
     }
+    let client = ClientAddress::of(&headers, request.extensions());
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -263,6 +309,7 @@ async fn graphql_get<E: Executor>(
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
                 return response;
             }
+            gql.0.data.insert(client);
             graphql(state, request_id, headers, gql).await
         }
         Err(rejection) => rejection.into_response(),

@@ -225,6 +225,15 @@ impl TestClient {
         &self,
         request: axum::http::Request<axum::body::Body>,
     ) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.exchange(request).await;
+        (status, body)
+    }
+
+    /// Any request; answers the status, the headers and the body parsed as JSON (or as a string).
+    pub async fn exchange(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
         let response = self
@@ -234,15 +243,11 @@ impl TestClient {
             .await
             .expect("router answers");
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, body)
+        (status, parts.headers, body)
     }
 
     /// A GraphQL POST, with a bearer token when given.

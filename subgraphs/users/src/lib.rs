@@ -8,7 +8,7 @@
 //!
 //! Read on: [`schema`] (GraphQL, thin) → [`accounts`], [`sessions`] and
 //! [`notifications`] (rules and SQL) → [`profile`] and [`password`] (value
-//! rules) → [`db`] (tables).
+//! rules), [`throttle`] (failed-login counters) → [`db`] (tables).
 
 pub mod accounts;
 pub mod db;
@@ -18,6 +18,7 @@ pub mod password;
 pub mod profile;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,6 +39,7 @@ use crate::{
     accounts::NewAccount,
     schema::{Mutation, Query, UserLoader, UsersSchema, UsersState},
     sessions::TokenIssuer,
+    throttle::ThrottleConfig,
 };
 
 /// The PostgreSQL schema this subgraph owns.
@@ -59,6 +61,8 @@ pub struct UsersConfig {
     /// unset = notifications are only stored), `SMTP_FROM` (default
     /// `grocery@localhost`), `MAILER_POLL_SECS` (default 5).
     pub mail: MailConfig,
+    /// Failed-login throttling; `TRUSTED_PROXIES` says whose forwarded client address counts.
+    pub throttle: ThrottleConfig,
 }
 
 impl UsersConfig {
@@ -80,6 +84,7 @@ impl UsersConfig {
             tokens,
             events: kit::events::BusConfig::from_env(env),
             mail: MailConfig::from_env(env),
+            throttle: ThrottleConfig::from_env(env),
         }
     }
 }
@@ -90,11 +95,19 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_depth(32)
 }
 
-/// The executable schema over `pool`, signing with `issuer`.
-pub fn build_schema(pool: PgPool, issuer: Arc<TokenIssuer>) -> UsersSchema {
+/// The executable schema over `pool`, signing with `issuer`, throttling logins by `throttle`.
+pub fn build_schema(
+    pool: PgPool,
+    issuer: Arc<TokenIssuer>,
+    throttle: ThrottleConfig,
+) -> UsersSchema {
     builder()
         .data(DataLoader::new(UserLoader(pool.clone()), tokio::spawn))
-        .data(UsersState { pool, issuer })
+        .data(UsersState {
+            pool,
+            issuer,
+            throttle,
+        })
         .finish()
 }
 
@@ -165,7 +178,7 @@ pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool) -> anyhow::Result<Route
     let issuer = Arc::new(TokenIssuer::new(cfg.keys.clone(), cfg.tokens.clone())?);
     let verifier = issuer.verifier();
     let jwks = cfg.keys.jwks();
-    let schema = build_schema(pool.clone(), issuer);
+    let schema = build_schema(pool.clone(), issuer, cfg.throttle.clone());
     Ok(kit::server::router(schema, verifier, pool).route(
         "/.well-known/jwks.json",
         get(move || async move { Json(jwks) }),

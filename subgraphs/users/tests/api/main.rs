@@ -10,3 +10,4 @@ mod profiles;
 mod sessions;
 mod smtp_sink;
 mod support;
+mod throttle;

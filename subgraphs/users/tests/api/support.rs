@@ -16,6 +16,7 @@ use users::{
     MailConfig, Notifications, NotificationsHandler, UsersConfig,
     accounts::NewAccount,
     db::{Notification, schema::notifications},
+    throttle::ThrottleConfig,
 };
 
 pub use kit::testing::{assert_no_errors, code};
@@ -41,6 +42,11 @@ pub struct Tokens {
 
 impl TestApp {
     pub async fn new() -> Self {
+        Self::with_throttle(ThrottleConfig::default()).await
+    }
+
+    /// An app whose failed logins are throttled by `throttle`.
+    pub async fn with_throttle(throttle: ThrottleConfig) -> Self {
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
         let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
         let log = StatementLog::default();
@@ -53,6 +59,7 @@ impl TestApp {
             tokens: TokenSettings::default(),
             events: Default::default(),
             mail: MailConfig::default(),
+            throttle,
         };
         let pool = kit::db::pool(&cfg.db).await.expect("pool");
         let router = users::router_with_pool(&cfg, pool.clone()).expect("router");
@@ -62,6 +69,11 @@ impl TestApp {
             client: TestClient::new(router),
             _db: db,
         }
+    }
+
+    /// Raw HTTP request through the router, with the answer's headers.
+    pub async fn exchange(&self, request: Request<Body>) -> (u16, axum::http::HeaderMap, Value) {
+        self.client.exchange(request).await
     }
 
     /// Raw HTTP request through the router.
