@@ -94,6 +94,7 @@ impl TestDatabase {
             url: db::with_database(&admin_url, &name),
             schema: schema.to_owned(),
             max_connections: 8,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         Self {
@@ -116,6 +117,7 @@ impl TestDatabase {
             url: db::with_database(&admin_url, &name),
             schema: schema.to_owned(),
             max_connections: 4,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         Self {
@@ -165,6 +167,7 @@ async fn ensure_template(
             url: db::with_database(admin_url, &building),
             schema: schema.to_owned(),
             max_connections: 1,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         db::migrate(&cfg, migrations)

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod entities;
+mod hostile;
 mod mailer;
 mod migrations;
 mod notifications;
