@@ -169,7 +169,9 @@ impl ClientAddress {
 
 const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 
-/// A POST must say what its body is (the spec's SHOULD: 415 without a content type).
+/// A POST must carry JSON and say so (the spec's SHOULD: a 4xx otherwise).
+/// This also refuses what a browser sends cross-site without a preflight
+/// (`text/plain`, form encodings): subgraphs take no such requests.
 async fn graphql_post<E: Executor>(
     state: State<Arc<AppState<E>>>,
     request_id: Extension<RequestId>,
@@ -177,11 +179,16 @@ async fn graphql_post<E: Executor>(
     extensions: axum::http::Extensions,
     request: GraphQLRequest,
 ) -> Response {
-    if !headers.contains_key(header::CONTENT_TYPE) {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
         return refused(
             &headers,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a POST needs a content-type (application/json)",
+            "a POST must carry content-type: application/json",
         );
     }
     let mut request = request;

@@ -311,6 +311,31 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_come_from_the_environment() {
+        let env = |value: &'static str| {
+            Env::from_fn(move |name| (name == "TRUSTED_PROXIES").then(|| value.to_owned()))
+        };
+        let mut set = env("10.0.0.0/8, 192.0.2.1");
+        let cfg = ThrottleConfig::from_env(&mut set);
+        set.finish().expect("valid");
+        assert_eq!(cfg.trusted_proxies.len(), 2);
+        assert!(cfg.trusted_proxies[1].contains("192.0.2.1".parse().unwrap()));
+        let mut none = env("none");
+        assert!(
+            ThrottleConfig::from_env(&mut none)
+                .trusted_proxies
+                .is_empty()
+        );
+        let mut bad = env("10.0.0.0/8,gateway");
+        ThrottleConfig::from_env(&mut bad);
+        let problems = bad.finish().unwrap_err().0.join("\n");
+        assert!(
+            problems.contains("TRUSTED_PROXIES") && problems.contains("gateway"),
+            "{problems}"
+        );
+    }
+
+    #[test]
     fn forwarded_addresses_count_only_from_trusted_peers() {
         let cfg = ThrottleConfig::default();
         let client = |peer: &str, forwarded: Option<&str>| ClientAddress {

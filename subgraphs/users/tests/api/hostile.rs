@@ -179,6 +179,16 @@ async fn answers_take_the_media_type_the_client_accepts() {
         )
         .await;
     assert_eq!(status, 415);
+    // Nor one a browser could send cross-site without asking first.
+    let (status, _, _) = app
+        .exchange(
+            Request::post("/graphql")
+                .header("content-type", "text/plain;charset=UTF-8")
+                .body(Body::from(json!({ "query": "{ me { id } }" }).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 415);
 }
 
 #[tokio::test]
