@@ -28,11 +28,10 @@ pub struct Checked<E>(pub E);
 impl<E: Executor> Executor for Checked<E> {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let refused = refusal(&mut request);
-        let inner = self.0.clone();
         async move {
             match refused {
                 Some(error) => Response::from_errors(vec![error]),
-                None => inner.execute(request).await,
+                None => self.0.execute(request).await,
             }
         }
     }

@@ -241,7 +241,8 @@ fn refused(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
 }
 
 /// Errors raised by async-graphql itself (parsing, validation, input coercion)
-/// carry no code; every error we answer must have one.
+/// carry no code; every error we answer must have one, and none may carry
+/// text that was not written for clients.
 fn add_missing_code(error: &mut async_graphql::ServerError) {
     let has_code = error
         .extensions
@@ -264,6 +265,10 @@ fn add_missing_code(error: &mut async_graphql::ServerError) {
             "GRAPHQL_VALIDATION_FAILED"
         }
     } else {
+        // Raised during execution without a code: nobody wrote it for a
+        // client, so its text (perhaps a driver's) goes to the log only.
+        tracing::error!(error = %message, "uncoded error during execution");
+        error.message = "internal server error".to_owned();
         "INTERNAL_SERVER_ERROR"
     };
     error

@@ -146,7 +146,10 @@ pub async fn login(
     throttle::admit(pool, limits, &attempt).await?;
     let session = check_and_open(pool, issuer, &device_id, password).await;
     if session.is_ok() {
-        throttle::succeeded(pool, &attempt).await?;
+        // The session exists now; a counter left behind only costs its holder a delay later.
+        if let Err(err) = throttle::succeeded(pool, &attempt).await {
+            tracing::warn!(error = %err, "could not clear login counters");
+        }
     } else if Uuid::new_v4().as_bytes()[0] == 0 {
         // Now and then (1 in 256 failures), counters of a past window go.
         if let Err(err) = throttle::prune(pool, limits).await {
