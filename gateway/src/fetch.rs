@@ -18,10 +18,13 @@ use serde_json::Value as Json;
 use crate::value::Value;
 
 /// Headers passed from the client's request to every subgraph.
-pub static FORWARDED_HEADERS: [HeaderName; 3] = [
+pub static FORWARDED_HEADERS: [HeaderName; 4] = [
     hyper::header::AUTHORIZATION,
     HeaderName::from_static("x-request-id"),
     HeaderName::from_static("traceparent"),
+    // The client's address as the gateway judged it (see `http::run`):
+    // the users subgraph throttles failed logins by it.
+    HeaderName::from_static("x-forwarded-for"),
 ];
 
 /// Largest subgraph response read (a runaway subgraph cannot exhaust memory).

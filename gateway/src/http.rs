@@ -32,6 +32,9 @@ use crate::{
     projection,
 };
 
+static X_FORWARDED_FOR: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-forwarded-for");
+
 /// How a gateway is set up beyond its supergraph and keys.
 #[derive(Clone, Debug)]
 pub struct GatewayOptions {
@@ -926,12 +929,20 @@ async fn get_graphql(
 
 async fn run(
     gw: Arc<Gateway>,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     peer: Option<IpAddr>,
     request: GraphqlRequest,
     via_get: bool,
     report: &mut Report,
 ) -> Response {
+    // Subgraphs hear of the client's address from the gateway alone, never
+    // from what the client wrote (a trusted proxy's header is read only
+    // when `RATE_LIMIT_IP_HEADER` names it).
+    let client = gw.limiter.client_ip(&headers, peer);
+    headers.remove(&X_FORWARDED_FOR);
+    if let Some(ip) = client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
+        headers.insert(X_FORWARDED_FOR.clone(), ip);
+    }
     let ready = match prepare(&gw, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
         Err(refusal) => {

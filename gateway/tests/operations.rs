@@ -280,3 +280,36 @@ async fn a_subgraph_with_its_own_timeout_is_cut_off_and_the_rest_answers() {
             .contains("SUBGRAPH_TIMEOUTS names \"lat\"")
     );
 }
+
+#[tokio::test]
+async fn subgraphs_hear_the_clients_address_from_the_gateway_not_from_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sg = subgraph("one").await;
+    let gw = support::gateway(&support::supergraph(&[&sg]));
+    // Over a socket: the peer's address, whatever the client claimed.
+    let base = support::listen(gw.clone()).await;
+    let addr = base.trim_start_matches("http://");
+    let body = r#"{"query":"{ version }"}"#;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n\
+         x-forwarded-for: 6.6.6.6\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = sg.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    // Without a peer (in-process), the claim is dropped, not passed on.
+    support::post(
+        &gw,
+        "{ version }",
+        json!({}),
+        &[("x-forwarded-for", "6.6.6.6")],
+    )
+    .await;
+    let seen = sg.seen.lock().unwrap().last().cloned().unwrap();
+    assert!(seen.get("x-forwarded-for").is_none(), "{seen:?}");
+}

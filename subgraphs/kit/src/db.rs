@@ -35,6 +35,9 @@ pub struct DbConfig {
     pub schema: String,
     /// Upper bound on pooled connections.
     pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered
+    /// `SERVICE_UNAVAILABLE` (the database is down or every connection busy).
+    pub connect_timeout: Duration,
     /// When set, every statement the pool runs is recorded here (tests, debugging).
     pub statement_log: Option<StatementLog>,
 }
@@ -67,6 +70,9 @@ impl diesel::connection::Instrumentation for StatementLog {
     }
 }
 
+/// [`DbConfig::connect_timeout`] unless told otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl DbConfig {
     /// Reads `<NAME>_DATABASE_URL`, falling back to `DATABASE_URL`, and `DB_POOL_SIZE`.
     pub fn from_env(env: &mut crate::config::Env, schema: &str) -> Self {
@@ -86,6 +92,7 @@ impl DbConfig {
             url,
             schema: schema.to_owned(),
             max_connections,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         }
     }
@@ -135,7 +142,7 @@ pub async fn pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     );
     let pool = bb8::Pool::builder()
         .max_size(cfg.max_connections)
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(cfg.connect_timeout)
         .build(manager)
         .await?;
     Ok(pool)

@@ -5,10 +5,19 @@
 //! slipped through `?` would lose its code silently. Without `Display`, the
 //! only way into a GraphQL error is [`From<ApiError>`] below, and forgetting a
 //! domain mapping is a compile error instead.
+//!
+//! No message carries an address, a host name, SQL or driver text: a failure
+//! nobody anticipated is logged and answered in generic words, and one whose
+//! cause is a dependency that did not answer (the database, inventory's gRPC
+//! API, Redis) is `SERVICE_UNAVAILABLE` ([`DEPENDENCY_DOWN`]), decided in one
+//! place ([`is_outage`]) for every subgraph.
 
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensions, Value};
+
+/// What a client is told when a dependency did not answer.
+pub const DEPENDENCY_DOWN: &str = "a dependency did not answer; nothing changed, retry";
 
 /// Result of a resolver or of a domain function that speaks in API terms.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -37,6 +46,9 @@ pub enum ApiError {
         message: String,
         shortfall: serde_json::Value,
     },
+    /// Too many attempts; `retry_after` seconds must pass first (`RATE_LIMITED`,
+    /// sent as `extensions.retryAfter`).
+    RateLimited { message: String, retry_after: u64 },
     /// A service this one depends on (a payment provider, another subgraph)
     /// did not answer; nothing was changed and a retry may succeed (`SERVICE_UNAVAILABLE`).
     Unavailable(String),
@@ -85,9 +97,22 @@ impl ApiError {
         }
     }
 
-    /// `INTERNAL_SERVER_ERROR` carrying the cause for the log.
+    /// A failure nobody anticipated: `SERVICE_UNAVAILABLE` when its cause is
+    /// a dependency that did not answer ([`is_outage`]), else
+    /// `INTERNAL_SERVER_ERROR`; the cause goes to the log only.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(Arc::new(err.into()))
+        let err = err.into();
+        if is_outage(&err) {
+            return Self::unavailable(&err);
+        }
+        Self::Internal(Arc::new(err))
+    }
+
+    /// `SERVICE_UNAVAILABLE` in the generic words of [`DEPENDENCY_DOWN`];
+    /// the cause (addresses, driver text) is logged, never sent.
+    pub fn unavailable(cause: &anyhow::Error) -> Self {
+        tracing::warn!(error = format!("{cause:#}"), "a dependency did not answer");
+        Self::Unavailable(DEPENDENCY_DOWN.to_owned())
     }
 
     /// The `extensions.code` this error is answered with.
@@ -100,6 +125,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::InvalidState(_) => "INVALID_STATE",
             Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -114,6 +140,7 @@ impl ApiError {
             | Self::InvalidState(m)
             | Self::Unavailable(m)
             | Self::BadUserInput { message: m, .. }
+            | Self::RateLimited { message: m, .. }
             | Self::InsufficientStock { message: m, .. } => m,
             Self::Internal(_) => "internal server error",
         }
@@ -134,6 +161,9 @@ impl From<ApiError> for async_graphql::Error {
             {
                 ext.set("field", Value::String(field.clone()));
             }
+            if let ApiError::RateLimited { retry_after, .. } = &err {
+                ext.set("retryAfter", *retry_after);
+            }
             if let ApiError::InsufficientStock { shortfall, .. } = &err
                 && let Ok(value) = Value::from_json(shortfall.clone())
             {
@@ -153,6 +183,60 @@ impl From<crate::db::PoolError> for ApiError {
     fn from(err: crate::db::PoolError) -> Self {
         Self::internal(err)
     }
+}
+
+/// Whether `err` (or anything in its chain of causes) says that a
+/// dependency did not answer: no database connection (refused, timed out,
+/// dropped), a gRPC peer unreachable or too slow, Redis or a socket gone.
+/// Such a failure changed nothing the caller can see and is worth a retry.
+pub fn is_outage(err: &anyhow::Error) -> bool {
+    err.chain().any(cause_is_outage)
+}
+
+fn cause_is_outage(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    if cause.is::<crate::db::PoolError>() || cause.is::<diesel::ConnectionError>() {
+        // bb8 only fails a checkout when no connection could be made in time.
+        return true;
+    }
+    if let Some(err) = cause.downcast_ref::<Error>() {
+        // diesel-async reports a connection that broke under a query
+        // (no SQLSTATE) as "unable to send command".
+        return matches!(
+            err,
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _
+            )
+        );
+    }
+    if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+        return crate::rpc::did_not_answer(status);
+    }
+    if cause.is::<tonic::transport::Error>() {
+        return true;
+    }
+    if let Some(err) = cause.downcast_ref::<redis::RedisError>() {
+        return err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_refusal()
+            || err.is_connection_dropped();
+    }
+    if let Some(err) = cause.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        return matches!(
+            err.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | NotConnected
+                | BrokenPipe
+                | TimedOut
+                | HostUnreachable
+                | NetworkUnreachable
+        );
+    }
+    cause.is::<tokio::time::error::Elapsed>()
 }
 
 /// Whether a Diesel error is a violation of the unique constraint `name`.

@@ -6,7 +6,9 @@
 //! carries `extensions.code` ([`error`]), the keep/clear/set value of an
 //! update field ([`change`]), service-token gRPC clients ([`rpc`]), domain events through an outbox to Redis
 //! Streams or an in-process bus ([`events`]), and the axum server with
-//! `/graphql` (subscriptions over WebSocket included), `/health` and `/ready` ([`server`]). A subgraph crate builds its schema and
+//! `/graphql` (subscriptions over WebSocket included), `/health` and `/ready` ([`server`]),
+//! answering in the media type the client accepts ([`media`]) after one input
+//! rule for every subgraph ([`input`]). A subgraph crate builds its schema and
 //! hands it to [`server::router`]; the `grocery` binary decides where it runs.
 
 pub mod auth;
@@ -15,7 +17,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod input;
 pub mod lines;
+pub mod media;
 pub mod pagination;
 pub mod rpc;
 pub mod scalars;

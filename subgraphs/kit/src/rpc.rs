@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tonic::{
+    Code, Status,
     metadata::{Ascii, MetadataValue},
     transport::{Channel, Endpoint},
 };
@@ -48,4 +49,15 @@ impl ServiceToken {
             .insert("authorization", self.0.clone());
         request
     }
+}
+
+/// Whether a call failed because the peer did not answer (unreachable, too
+/// slow, gone mid-call) rather than refused: nothing was done and a retry may
+/// succeed. Its message then names transport details (addresses) and is for
+/// the log only.
+pub fn did_not_answer(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    )
 }

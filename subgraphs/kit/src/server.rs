@@ -1,14 +1,25 @@
 //! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET,
 //! subscriptions over `graphql-transport-ws` on a WebSocket upgrade), `/health`,
 //! `/ready`, request ids, bearer-token verification and graceful shutdown. Subgraphs add their own routes by merging into the returned router.
+//!
+//! GraphQL over HTTP as the spec asks: mutations only over POST (a GET
+//! mutation is 405, as at the gateway), `application/json` unless the client
+//! accepts `application/graphql-response+json`, and with that media type a
+//! request refused before execution is a 400. Every operation first passes
+//! kit's input rule ([`crate::input`]).
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
 
 use async_graphql::{
     Data, Executor,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use axum::{
     Extension, Json, Router,
     extract::{FromRequestParts, Request, State, WebSocketUpgrade},
@@ -22,6 +33,7 @@ use tracing::Instrument;
 use crate::{
     auth::{Auth, TokenType, Verifier},
     db::{self, PgPool},
+    input::Checked,
 };
 
 /// The request id of the current request: the caller's `x-request-id` or a new UUID.
@@ -37,17 +49,20 @@ struct AppState<E> {
 /// `/graphql`, `/health` and `/ready` for `executor`, verifying bearer tokens with `verifier`.
 pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -> Router {
     let state = Arc::new(AppState {
-        executor,
+        executor: Checked(executor),
         verifier,
         pool,
     });
     Router::new()
-        .route("/graphql", get(graphql_get::<E>).post(graphql::<E>))
+        .route(
+            "/graphql",
+            get(graphql_get::<Checked<E>>).post(graphql_post::<Checked<E>>),
+        )
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/ready", get(ready::<E>))
+        .route("/ready", get(ready::<Checked<E>>))
         .route("/metrics", get(metrics))
         .with_state(state)
         .layer(middleware::from_fn(limit_body))
@@ -120,6 +135,70 @@ where
     .await
 }
 
+/// What the connection says about who is calling, handed to resolvers as
+/// request data for rules that count per client (login throttling): the TCP
+/// peer, and the right-most `x-forwarded-for` entry (what the nearest proxy
+/// appended; anything left of it is the client's own claim). Kit trusts
+/// neither: the subgraph decides whose word counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// The connection's peer, when the server records it.
+    pub peer: Option<IpAddr>,
+    /// The address the nearest proxy says it served.
+    pub forwarded: Option<IpAddr>,
+}
+
+impl ClientAddress {
+    /// Reads the peer from `extensions` (`ConnectInfo`) and the forwarded address from `headers`.
+    pub fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Self {
+        let forwarded = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        Self {
+            peer: extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+            forwarded,
+        }
+    }
+}
+
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+
+/// A POST must carry JSON and say so (the spec's SHOULD: a 4xx otherwise).
+/// This also refuses what a browser sends cross-site without a preflight
+/// (`text/plain`, form encodings): subgraphs take no such requests.
+async fn graphql_post<E: Executor>(
+    state: State<Arc<AppState<E>>>,
+    request_id: Extension<RequestId>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    request: GraphQLRequest,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return refused(
+            &headers,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST must carry content-type: application/json",
+        );
+    }
+    let mut request = request;
+    request
+        .0
+        .data
+        .insert(ClientAddress::of(&headers, &extensions));
+    graphql(state, request_id, headers, request).await
+}
+
 async fn graphql<E: Executor>(
     State(state): State<Arc<AppState<E>>>,
     Extension(request_id): Extension<RequestId>,
@@ -145,11 +224,25 @@ async fn graphql<E: Executor>(
     for error in &mut response.errors {
         add_missing_code(error);
     }
-    GraphQLResponse::from(response).into_response()
+    crate::media::answer(response, &headers)
+}
+
+/// A refusal before any GraphQL ran, in the media type the client accepts.
+fn refused(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    let mut error = async_graphql::ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "BAD_REQUEST");
+    let mut response =
+        crate::media::answer(async_graphql::Response::from_errors(vec![error]), headers);
+    *response.status_mut() = status;
+    response
 }
 
 /// Errors raised by async-graphql itself (parsing, validation, input coercion)
-/// carry no code; every error we answer must have one.
+/// carry no code; every error we answer must have one, and none may carry
+/// text that was not written for clients.
 fn add_missing_code(error: &mut async_graphql::ServerError) {
     let has_code = error
         .extensions
@@ -172,6 +265,10 @@ fn add_missing_code(error: &mut async_graphql::ServerError) {
             "GRAPHQL_VALIDATION_FAILED"
         }
     } else {
+        // Raised during execution without a code: nobody wrote it for a
+        // client, so its text (perhaps a driver's) goes to the log only.
+        tracing::error!(error = %message, "uncoded error during execution");
+        error.message = "internal server error".to_owned();
         "INTERNAL_SERVER_ERROR"
     };
     error
@@ -203,6 +300,7 @@ async fn graphql_get<E: Executor>(
     if upgrade {
         return subscribe(&state, request).await;
     }
+    let client = ClientAddress::of(&headers, request.extensions());
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -211,7 +309,21 @@ async fn graphql_get<E: Executor>(
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
     match <GraphQLRequest as axum::extract::FromRequest<()>>::from_request(request, &()).await {
-        Ok(gql) => graphql(state, request_id, headers, gql).await,
+        Ok(mut gql) => {
+            if crate::media::is_mutation(&mut gql.0) {
+                let mut response = refused(
+                    &headers,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "mutations are not allowed over GET",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+            gql.0.data.insert(client);
+            graphql(state, request_id, headers, gql).await
+        }
         Err(rejection) => rejection.into_response(),
     }
 }

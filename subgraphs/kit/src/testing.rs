@@ -94,6 +94,7 @@ impl TestDatabase {
             url: db::with_database(&admin_url, &name),
             schema: schema.to_owned(),
             max_connections: 8,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         Self {
@@ -116,6 +117,7 @@ impl TestDatabase {
             url: db::with_database(&admin_url, &name),
             schema: schema.to_owned(),
             max_connections: 4,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         Self {
@@ -165,6 +167,7 @@ async fn ensure_template(
             url: db::with_database(admin_url, &building),
             schema: schema.to_owned(),
             max_connections: 1,
+            connect_timeout: db::DEFAULT_CONNECT_TIMEOUT,
             statement_log: None,
         };
         db::migrate(&cfg, migrations)
@@ -225,6 +228,15 @@ impl TestClient {
         &self,
         request: axum::http::Request<axum::body::Body>,
     ) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.exchange(request).await;
+        (status, body)
+    }
+
+    /// Any request; answers the status, the headers and the body parsed as JSON (or as a string).
+    pub async fn exchange(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
         let response = self
@@ -234,15 +246,11 @@ impl TestClient {
             .await
             .expect("router answers");
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, body)
+        (status, parts.headers, body)
     }
 
     /// A GraphQL POST, with a bearer token when given.

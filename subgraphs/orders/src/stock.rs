@@ -215,9 +215,11 @@ fn stock_error(call: &str, status: Status) -> OrdersError {
             }
             _ => OrdersError::InvalidState(status.message().to_owned()),
         },
-        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
+        // A lost race inside inventory (Aborted) is worth a retry too.
+        _ if kit::rpc::did_not_answer(&status) || status.code() == Code::Aborted => {
+            // The status names addresses and transport errors: the log's, not the client's.
             tracing::warn!(call, error = %status, "inventory unavailable");
-            OrdersError::Unavailable("inventory is unavailable; nothing was changed, retry".into())
+            OrdersError::Unavailable(kit::error::DEPENDENCY_DOWN.into())
         }
         _ => OrdersError::Internal(anyhow::anyhow!("inventory {call}: {status}")),
     }

@@ -18,6 +18,9 @@ pub enum UsersError {
     InvalidCredentials,
     #[error("this account is deactivated")]
     Deactivated,
+    /// Too many failed logins for this account or from this address.
+    #[error("too many failed logins; retry in {retry_after} s")]
+    Throttled { retry_after: u64 },
     #[error("{0}")]
     InvalidToken(TokenError),
     #[error("this refresh token was already used; every session of this login is now revoked")]
@@ -56,6 +59,10 @@ impl From<UsersError> for ApiError {
             | UsersError::InvalidToken(_)
             | UsersError::RefreshReuse
             | UsersError::RefreshRevoked => ApiError::Unauthenticated(message),
+            UsersError::Throttled { retry_after } => ApiError::RateLimited {
+                message,
+                retry_after,
+            },
             UsersError::NotFound => ApiError::NotFound(message),
             UsersError::NotAllowed(_) => ApiError::InvalidState(message),
             UsersError::Database(e) => ApiError::internal(e),

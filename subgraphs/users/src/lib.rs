@@ -13,7 +13,7 @@
 //!
 //! Read on: [`schema`] (GraphQL, thin) → [`accounts`], [`sessions`],
 //! [`access`] and [`notifications`] (rules and SQL) → [`profile`] and [`password`] (value
-//! rules) → [`db`] (tables).
+//! rules), [`throttle`] (failed-login counters) → [`db`] (tables).
 
 pub mod access;
 pub mod accounts;
@@ -24,6 +24,7 @@ pub mod password;
 pub mod profile;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 
 use std::{sync::Arc, time::Duration};
 
@@ -53,6 +54,7 @@ use crate::{
     accounts::NewAccount,
     schema::{Mutation, Query, UserLoader, UsersSchema, UsersState},
     sessions::TokenIssuer,
+    throttle::ThrottleConfig,
 };
 
 /// The PostgreSQL schema this subgraph owns.
@@ -76,6 +78,8 @@ pub struct UsersConfig {
     /// unset = notifications are only stored), `SMTP_FROM` (default
     /// `grocery@localhost`), `MAILER_POLL_SECS` (default 5).
     pub mail: MailConfig,
+    /// Failed-login throttling; `TRUSTED_PROXIES` says whose forwarded client address counts.
+    pub throttle: ThrottleConfig,
 }
 
 impl UsersConfig {
@@ -98,6 +102,7 @@ impl UsersConfig {
             events: kit::events::BusConfig::from_env(env),
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             mail: MailConfig::from_env(env),
+            throttle: ThrottleConfig::from_env(env),
         }
     }
 }
@@ -108,14 +113,21 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_depth(32)
 }
 
-/// The executable schema over `pool`, signing with `issuer`, its events relayed by `relay`.
-pub fn build_schema(pool: PgPool, issuer: Arc<TokenIssuer>, relay: Relay) -> UsersSchema {
+/// The executable schema over `pool`, signing with `issuer`, its events
+/// relayed by `relay`, throttling logins by `throttle`.
+pub fn build_schema(
+    pool: PgPool,
+    issuer: Arc<TokenIssuer>,
+    relay: Relay,
+    throttle: ThrottleConfig,
+) -> UsersSchema {
     builder()
         .data(DataLoader::new(UserLoader(pool.clone()), tokio::spawn))
         .data(UsersState {
             pool,
             issuer,
             relay,
+            throttle,
         })
         .finish()
 }
@@ -202,7 +214,7 @@ pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool, relay: Relay) -> anyhow
         access_ttl: cfg.tokens.access_ttl,
         service: ServiceToken::new(&cfg.rpc_token)?,
     };
-    let schema = build_schema(pool.clone(), issuer, relay);
+    let schema = build_schema(pool.clone(), issuer, relay, cfg.throttle.clone());
     Ok(kit::server::router(schema, verifier, pool)
         .route(
             "/.well-known/jwks.json",

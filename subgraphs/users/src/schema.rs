@@ -17,6 +17,7 @@ use kit::{
     db::PgPool,
     events::Relay,
     pagination::{decode_cursor, encode_cursor, page_size},
+    server::ClientAddress,
 };
 use uuid::Uuid;
 
@@ -24,17 +25,20 @@ use crate::{
     access,
     accounts::{self, AccountFilter, NewAccount, ProfileUpdate},
     db::{self, Account},
+    error::UsersError,
     notifications::{self, Delivery, NotificationKind},
     profile,
     sessions::{self, TokenIssuer},
+    throttle::ThrottleConfig,
 };
 
-/// Shared by every resolver: the pool, the token issuer and the relay of
-/// the outbox (woken after an access change commits).
+/// Shared by every resolver: the pool, the token issuer, the relay of the
+/// outbox (woken after an access change commits) and the login throttle's settings.
 pub struct UsersState {
     pub pool: PgPool,
     pub issuer: Arc<TokenIssuer>,
     pub relay: Relay,
+    pub throttle: ThrottleConfig,
 }
 
 /// Batches user lookups (entity references, `me`) into one query.
@@ -449,9 +453,18 @@ impl Mutation {
         password: String,
     ) -> ApiResult<Session> {
         let st = state(ctx);
-        Ok(sessions::login(&st.pool, &st.issuer, &device_id, password)
-            .await?
-            .into())
+        let limits = &st.throttle;
+        let address = ctx
+            .data_opt::<ClientAddress>()
+            .and_then(|client| limits.address_of(client));
+        let session =
+            sessions::login(&st.pool, &st.issuer, limits, address, &device_id, password).await;
+        if let Err(UsersError::Throttled { retry_after }) = &session {
+            // For HTTP clients calling this port directly; through the
+            // gateway `extensions.retryAfter` says the same.
+            ctx.insert_http_header(axum::http::header::RETRY_AFTER, retry_after.to_string());
+        }
+        Ok(session?.into())
     }
 
     /// Exchanges a refresh token for a new pair (the old one stops working).

@@ -7,7 +7,7 @@
 //! The row is locked while it is checked, so two concurrent refreshes of one
 //! token cannot both succeed.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -26,6 +26,7 @@ use crate::{
     },
     error::UsersError,
     password,
+    throttle::{self, Attempt, ThrottleConfig},
 };
 
 /// Signs the tokens of new sessions and checks presented refresh tokens.
@@ -136,18 +137,46 @@ pub(crate) async fn issue(
 }
 
 /// Checks the password and opens a session. Unknown device ids and wrong
-/// passwords give the same error after the same amount of work.
+/// passwords give the same error after the same amount of work (an argon2
+/// verification, against a dummy hash when there is no account), and both
+/// count against the throttle ([`throttle`]) of the device id and of the
+/// client's `address`, which may refuse the attempt before any of that.
 pub async fn login(
+    pool: &PgPool,
+    issuer: &TokenIssuer,
+    limits: &ThrottleConfig,
+    address: Option<IpAddr>,
+    device_id: &str,
+    password: String,
+) -> Result<Session, UsersError> {
+    let device_id = normalize_device_id(device_id).map_err(|_| UsersError::InvalidCredentials)?;
+    let attempt = Attempt::new(&device_id, address);
+    throttle::admit(pool, limits, &attempt).await?;
+    let session = check_and_open(pool, issuer, &device_id, password).await;
+    if session.is_ok() {
+        // The session exists now; a counter left behind only costs its holder a delay later.
+        if let Err(err) = throttle::succeeded(pool, &attempt).await {
+            tracing::warn!(error = %err, "could not clear login counters");
+        }
+    } else if Uuid::new_v4().as_bytes()[0] == 0 {
+        // Now and then (1 in 256 failures), counters of a past window go.
+        if let Err(err) = throttle::prune(pool, limits).await {
+            tracing::warn!(error = %err, "could not prune login counters");
+        }
+    }
+    session
+}
+
+async fn check_and_open(
     pool: &PgPool,
     issuer: &TokenIssuer,
     device_id: &str,
     password: String,
 ) -> Result<Session, UsersError> {
-    let device_id = normalize_device_id(device_id).map_err(|_| UsersError::InvalidCredentials)?;
     let found: Option<(Uuid, String)> = {
         let mut conn = pool.get().await?;
         users::table
-            .filter(users::device_id.eq(&device_id))
+            .filter(users::device_id.eq(device_id))
             .select((users::id, users::password_hash))
             .first(&mut conn)
             .await
@@ -160,6 +189,7 @@ pub async fn login(
     }
     let id = id.ok_or(UsersError::InvalidCredentials)?;
     let mut conn = pool.get().await?;
+    // A deactivated account is told so only after its password checked out.
     conn.transaction(async |conn| {
         let account = lock_account(conn, id).await?;
         if !account.active {

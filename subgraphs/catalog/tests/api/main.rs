@@ -7,6 +7,7 @@ mod delete;
 mod demo;
 mod entities;
 mod grpc;
+mod hostile;
 mod listing;
 mod migrations;
 mod scale;

@@ -168,3 +168,31 @@ async fn admin_fields_and_mutations_are_guarded() {
         .collect();
     assert_eq!(kinds, ["ADJUSTMENT", "RESTOCK"]);
 }
+
+#[tokio::test]
+async fn nul_bytes_in_adjustments_and_entity_keys_are_bad_user_input() {
+    let room = Stockroom::new().await;
+    room.stock("APPLE", 5, "1.00", Some(10)).await;
+    let client = client(&room);
+    let adjust =
+        "mutation($r: String!) { adjustStock(sku: \"APPLE\", delta: 1, reason: $r) { sku } }";
+    let resp = client
+        .gql(Some(&admin()), adjust, json!({ "r": "recount\u{0}" }))
+        .await;
+    assert_eq!(code(&resp), "BAD_USER_INPUT", "{resp:#}");
+    assert_eq!(resp["errors"][0]["extensions"]["field"], "reason");
+    // What the gateway sends: entity keys as variables.
+    let reps = json!([{ "__typename": "Product", "sku": "APP\u{0}LE" }]);
+    let resp = client.gql(None, ENTITIES, json!({ "r": reps })).await;
+    assert_eq!(code(&resp), "BAD_USER_INPUT", "{resp:#}");
+    assert_eq!(
+        resp["errors"][0]["extensions"]["field"],
+        "representations.0.sku"
+    );
+    assert_eq!(room.levels("APPLE").await, (5, 0, 5));
+    assert_eq!(
+        room.scalar("SELECT count(*) FROM stock_movements WHERE kind = 'ADJUSTMENT'")
+            .await,
+        0
+    );
+}

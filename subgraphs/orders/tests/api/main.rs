@@ -5,6 +5,7 @@ mod cart;
 mod checkout;
 mod confirm;
 mod events;
+mod hostile;
 mod lifecycle;
 mod reads;
 mod round_trips;

@@ -16,6 +16,7 @@ use users::{
     MailConfig, Notifications, NotificationsHandler, Users, UsersConfig,
     accounts::NewAccount,
     db::{Notification, schema::notifications},
+    throttle::ThrottleConfig,
 };
 
 pub use kit::testing::{assert_no_errors, code};
@@ -58,6 +59,11 @@ pub struct Tokens {
 
 impl TestApp {
     pub async fn new() -> Self {
+        Self::with_throttle(ThrottleConfig::default()).await
+    }
+
+    /// An app whose failed logins are throttled by `throttle`.
+    pub async fn with_throttle(throttle: ThrottleConfig) -> Self {
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
         let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
         let log = StatementLog::default();
@@ -75,6 +81,7 @@ impl TestApp {
             events: Default::default(),
             rpc_token: SERVICE_TOKEN.into(),
             mail: MailConfig::default(),
+            throttle,
         };
         let pool = kit::db::pool(&cfg.db).await.expect("pool");
         let bus = Bus::in_process();
@@ -96,6 +103,11 @@ impl TestApp {
             tasks,
             _db: db,
         }
+    }
+
+    /// Raw HTTP request through the router, with the answer's headers.
+    pub async fn exchange(&self, request: Request<Body>) -> (u16, axum::http::HeaderMap, Value) {
+        self.client.exchange(request).await
     }
 
     /// Raw HTTP request through the router.
