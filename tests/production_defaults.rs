@@ -44,6 +44,9 @@ async fn serve_gateway_keeps_graphiql_and_metrics_off_the_public_port() {
         &[
             ("GATEWAY_PORT", api.to_string()),
             ("METRICS_ADDR", format!("127.0.0.1:{metrics}")),
+            // Needed to read the revocation list (no users subgraph runs
+            // here: the gateway waits for it a while, then serves anyway).
+            ("INTERNAL_RPC_TOKEN", "prod-defaults-token".into()),
             (
                 "JWT_PUBLIC_KEYS_FILE",
                 home.join("public.pem").display().to_string(),

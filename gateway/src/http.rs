@@ -963,9 +963,23 @@ async fn run(
              Accept: text/event-stream",
         );
     }
-    let (body, clean) = answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
-    report.outcome = if clean { Outcome::Ok } else { Outcome::Errors };
-    with_media_bytes(StatusCode::OK, body, accepts_graphql_json(&headers))
+    let answered = answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
+    report.outcome = if answered.clean {
+        Outcome::Ok
+    } else {
+        Outcome::Errors
+    };
+    let mut response = with_media_bytes(
+        StatusCode::OK,
+        answered.body,
+        accepts_graphql_json(&headers),
+    );
+    if let Some(seconds) = answered.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// An operation ready to execute: planned against the supergraph it will
@@ -1247,14 +1261,25 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Runs a planned query or mutation and writes its GraphQL response as JSON
-/// bytes; `true` when it has no errors.
+/// A query's or mutation's GraphQL response, written.
+pub(crate) struct Answered {
+    /// The response as JSON bytes.
+    pub body: Vec<u8>,
+    /// Whether it has no errors.
+    pub clean: bool,
+    /// The longest `retryAfter` of a subgraph's `RATE_LIMITED` error, in
+    /// seconds (failed logins are throttled by the users subgraph): sent on
+    /// as the answer's `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+/// Runs a planned query or mutation and writes its GraphQL response.
 pub(crate) async fn answer(
     loaded: &Loaded,
     prepared: &crate::planning::Prepared,
     variables: &Map<String, Value>,
     headers: &HeaderMap,
-) -> (Vec<u8>, bool) {
+) -> Answered {
     let _slot = crate::admission::slot().await;
     let mut result = execution::execute(
         &prepared.plan,
@@ -1291,7 +1316,18 @@ pub(crate) async fn answer(
             );
         }
     }
-    write_response(&result, prepared, loaded, variables)
+    let retry_after = result
+        .errors
+        .iter()
+        .filter(|e| e["extensions"]["code"] == "RATE_LIMITED")
+        .filter_map(|e| e["extensions"]["retryAfter"].as_u64())
+        .max();
+    let (body, clean) = write_response(&result, prepared, loaded, variables);
+    Answered {
+        body,
+        clean,
+        retry_after,
+    }
 }
 
 /// Writes the GraphQL response of `result` as JSON bytes, shaped by the

@@ -222,9 +222,9 @@ async fn pump(
     emit: &mut (dyn FnMut(Frame) -> bool + Send),
 ) {
     if !ready.is_subscription() {
-        let (body, _) =
+        let answered =
             http::answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
-        if emit(Frame::Next(body.into())) {
+        if emit(Frame::Next(answered.body.into())) {
             emit(Frame::Complete);
         }
         return;

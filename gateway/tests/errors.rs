@@ -30,6 +30,19 @@ impl Query {
     async fn items(&self, n: i32) -> Vec<Item> {
         (0..n).map(|n| Item { n }).collect()
     }
+
+    /// Refused as the users subgraph refuses a throttled login.
+    async fn throttled(&self) -> async_graphql::Result<Option<i32>> {
+        use async_graphql::ErrorExtensions;
+        Err(
+            async_graphql::Error::new("too many failed logins; retry in 7 s").extend_with(
+                |_, e| {
+                    e.set("code", "RATE_LIMITED");
+                    e.set("retryAfter", 7);
+                },
+            ),
+        )
+    }
 }
 
 async fn items_subgraph() -> support::Served {
@@ -232,4 +245,19 @@ async fn get_ready(gw: &Arc<gateway::http::Gateway>) -> (u16, Value) {
         .await
         .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_subgraphs_rate_limit_reaches_the_client_as_retry_after() {
+    let sg = items_subgraph().await;
+    let gw = gateway_over(&support::supergraph(&[&sg]), 100);
+    let (body, headers) = support::post(&gw, "{ throttled }", json!({}), &[]).await;
+    assert_eq!(
+        errors(&body)[0]["extensions"]["code"],
+        "RATE_LIMITED",
+        "{body}"
+    );
+    assert_eq!(headers["retry-after"], "7");
+    let (_, headers) = support::post(&gw, "{ items(n: 1) { n } }", json!({}), &[]).await;
+    assert!(headers.get("retry-after").is_none());
 }
