@@ -32,6 +32,7 @@ pub mod server;
 pub mod spin;
 pub mod subscriptions;
 pub mod upstream;
+pub mod validation_gaps;
 pub mod value;
 pub mod wire;
 

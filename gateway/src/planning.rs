@@ -68,7 +68,8 @@ impl<K: std::hash::Hash + Eq, V> Bounded<K, V> {
 const MAX_VALIDATION_ERRORS: usize = 100;
 
 /// graphql-tools' validation rules but its pairwise field-merging rule,
-/// which [`crate::field_merging`] replaces with a linear one.
+/// which [`crate::field_merging`] replaces with a linear one (what these
+/// rules miss, [`crate::validation_gaps`] checks).
 fn validation_rules() -> ValidationPlan {
     ValidationPlan::from(vec![
         Box::new(UniqueOperationNames::new()),
@@ -335,6 +336,14 @@ impl Supergraph {
         let schema = &self.planner.consumer_schema.document;
         let mut errors =
             graphql_tools::validation::validate::validate(schema, &document, &self.rules);
+        if errors.len() < MAX_VALIDATION_ERRORS {
+            let missed = crate::validation_gaps::errors(
+                schema,
+                &document,
+                MAX_VALIDATION_ERRORS - errors.len(),
+            );
+            errors.extend(missed);
+        }
         if errors.len() < MAX_VALIDATION_ERRORS {
             let conflicts = crate::field_merging::conflicts(
                 schema,

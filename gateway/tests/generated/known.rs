@@ -44,23 +44,6 @@ pub fn planner_failure(answer: &Value) -> Option<&'static str> {
     None
 }
 
-/// A refusal that is not the one expected, explained by a validation gap.
-pub fn refusal(query: &str) -> Option<&'static str> {
-    if query.contains("__typename {") || query.contains("__typename(") {
-        // graphql-tools' LeafFieldSelections and KnownArgumentNames do not look
-        // at `__typename`: a selection or an argument on it passes validation
-        // (then the planner fails with a 500, or the argument is ignored).
-        return Some("typename-unvalidated");
-    }
-    if query.contains("{wrong: 1}") {
-        // graphql-tools' ValuesOfCorrectType checks object literals only
-        // against input types: one given for a scalar passes validation
-        // and reaches the subgraph, which refuses it without a code.
-        return Some("object-literal-for-scalar");
-    }
-    None
-}
-
 /// A difference explained by a client alias named like a field the planner
 /// fetches for its own needs (a key such as `sku` or `id`, or `weight`,
 /// required by `shippingEstimate`): the planner's value lands under the
