@@ -1178,7 +1178,24 @@ pub(crate) fn write_response(
     let clean = result.errors.is_empty() && shaping.is_empty();
     if !clean {
         body.extend_from_slice(b",\"errors\":");
-        let all: Vec<&Value> = result.errors.iter().chain(&shaping).collect();
+        let prefix = loaded.supergraph.shapes().alias_prefix();
+        let restored: Vec<Value>;
+        let subgraphs: &[Value] = if prefix.is_active() {
+            // Subgraph errors carry the planner's response keys.
+            restored = result
+                .errors
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    prefix.restore(&mut e);
+                    e
+                })
+                .collect();
+            &restored
+        } else {
+            &result.errors
+        };
+        let all: Vec<&Value> = subgraphs.iter().chain(&shaping).collect();
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, &all);
     }

@@ -25,6 +25,7 @@ pub mod lane;
 pub mod limits;
 pub mod metrics;
 pub mod persisted;
+pub mod planner_input;
 pub mod planning;
 pub mod projection;
 pub mod ratelimit;

@@ -21,7 +21,7 @@ use hive_router_query_planner::{
 };
 use serde_json::{Map, Value as Json};
 
-use crate::value::Value;
+use crate::{planner_input::AliasPrefix, value::Value};
 
 /// A field's declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +89,8 @@ pub struct Shapes {
     /// API schema hides (`@inaccessible`, or not shared by every subgraph).
     enums: FxHashMap<String, FxHashSet<String>>,
     roots: [String; 3],
+    /// Where client aliases live in the response tree (see [`crate::planner_input`]).
+    alias_prefix: AliasPrefix,
 }
 
 impl Shapes {
@@ -157,7 +159,19 @@ impl Shapes {
             possible,
             enums,
             roots,
+            alias_prefix: AliasPrefix::default(),
         }
+    }
+
+    /// The same shapes, reading client aliases under `prefix` in the response tree.
+    pub fn with_alias_prefix(mut self, prefix: AliasPrefix) -> Self {
+        self.alias_prefix = prefix;
+        self
+    }
+
+    /// Where client aliases live in the response tree.
+    pub fn alias_prefix(&self) -> &AliasPrefix {
+        &self.alias_prefix
     }
 
     fn field(&self, parent: &str, name: &str) -> Option<&Shape> {
@@ -252,6 +266,9 @@ enum PathSeg<'a> {
 /// different sub-selections), merged as the GraphQL spec's CollectFields does.
 struct Group<'a> {
     key: &'a str,
+    /// Where the value is in the response tree: `key`, or the planner's
+    /// name for a client alias.
+    read: std::borrow::Cow<'a, str>,
     /// What precedes the value in the object: `"key":`, written once.
     label: Box<[u8]>,
     /// `None` for `__typename`.
@@ -286,17 +303,26 @@ type Collected<'a> = (Box<[usize]>, Groups<'a>);
 fn aliased_typename<'m>(
     map: &'m crate::value::Map,
     selections: &[&SelectionSet],
+    prefix: &AliasPrefix,
 ) -> Option<&'m str> {
-    fn find<'m>(map: &'m crate::value::Map, set: &SelectionSet) -> Option<&'m str> {
-        set.items.iter().find_map(|item| match item {
-            SelectionItem::Field(f) if f.name == "__typename" => {
-                map.get(f.alias.as_deref()?).and_then(Value::as_str)
-            }
-            SelectionItem::InlineFragment(fragment) => find(map, &fragment.selections),
-            _ => None,
-        })
-    }
-    selections.iter().find_map(|set| find(map, set))
+    let find = |set: &SelectionSet| -> Option<&'m str> {
+        fn walk<'m>(
+            map: &'m crate::value::Map,
+            set: &SelectionSet,
+            prefix: &AliasPrefix,
+        ) -> Option<&'m str> {
+            set.items.iter().find_map(|item| match item {
+                SelectionItem::Field(f) if f.name == "__typename" => {
+                    let read = prefix.key(Some(f.alias.as_deref()?), &f.name);
+                    map.get(&read).and_then(Value::as_str)
+                }
+                SelectionItem::InlineFragment(fragment) => walk(map, &fragment.selections, prefix),
+                _ => None,
+            })
+        }
+        walk(map, set, prefix)
+    };
+    selections.iter().find_map(|set| find(set))
 }
 
 struct Walker<'a> {
@@ -391,6 +417,10 @@ impl<'a> Walker<'a> {
                         Some(group) => group.selections.push(&field.selections),
                         None => groups.push(Group {
                             key,
+                            read: self
+                                .shapes
+                                .alias_prefix
+                                .key(field.alias.as_deref(), &field.name),
                             label: {
                                 let mut label = Vec::with_capacity(key.len() + 3);
                                 write_str(&mut label, key);
@@ -428,7 +458,7 @@ impl<'a> Walker<'a> {
         let named = map
             .get_hinted("__typename", &memo.typename)
             .and_then(Value::as_str)
-            .or_else(|| aliased_typename(map, selections))
+            .or_else(|| aliased_typename(map, selections, &self.shapes.alias_prefix))
             .unwrap_or(declared);
         let known = memo
             .last
@@ -465,7 +495,7 @@ impl<'a> Walker<'a> {
                 continue;
             };
             let raw = map
-                .get_hinted(group.key, &group.hint)
+                .get_hinted(&group.read, &group.hint)
                 .unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));

@@ -30,30 +30,12 @@ impl Seen {
 /// failing (500) on a valid document.
 pub fn planner_failure(answer: &Value) -> Option<&'static str> {
     let message = answer["errors"][0]["message"].as_str()?;
-    if message.contains("No field found for name") {
-        // hive-router-query-planner 2.10.11 mistakes an alias named like a
-        // sibling field of another type for that field
-        // (`{ user(id: "u1") { reviews: email friends { id } } }` family).
-        return Some("planner-alias-named-like-a-field");
-    }
     if message.contains("cannot be found in selection set") {
         // The planner loses a path under a root fragment spread with
         // `@include(if: $variable)` when an entity fetch hangs below it.
         return Some("planner-conditional-root-fragment");
     }
     None
-}
-
-/// A difference explained by a client alias named like a field the planner
-/// fetches for its own needs (a key such as `sku` or `id`, or `weight`,
-/// required by `shippingEstimate`): the planner's value lands under the
-/// client's key, or the client's under the planner's (a wrong `@requires`
-/// input). `aliases` are the document's (alias, field) pairs.
-pub fn alias_shadowing(aliases: &[(String, String)]) -> Option<&'static str> {
-    let shadowing = aliases
-        .iter()
-        .any(|(alias, field)| alias != field && ["sku", "id", "weight"].contains(&alias.as_str()));
-    shadowing.then_some("alias-shadows-planner-field")
 }
 
 /// A data difference explained by a known issue.

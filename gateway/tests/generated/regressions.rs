@@ -1,0 +1,93 @@
+//! Deviations the generator found, each pinned by the smallest document
+//! that showed it, once fixed: a regression fails here by name, whatever
+//! seed a campaign runs from.
+
+use serde_json::{Map, json};
+
+use super::Stage;
+
+/// Found by the generator (seed 44): an abstract field asked only for an
+/// aliased `__typename` answered the interface's name, not the object's.
+#[tokio::test]
+async fn an_aliased_typename_on_an_abstract_field_names_the_object_type() {
+    let stage = Stage::new().await;
+    let (status, answer, _) = stage
+        .gateway("{ sellables { t: __typename } }", None, &Map::new())
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = answer["data"]["sellables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["t"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Product", "Product", "Product", "Product", "Product", "Product", "Bundle", "Bundle"
+        ]
+    );
+}
+
+/// Found by the generator (seed 100): with every root field switched off by
+/// a constant `@include(if: false)` the planner was handed an empty
+/// operation and the gateway answered 500.
+#[tokio::test]
+async fn every_root_field_switched_off_answers_empty_data_without_fetching() {
+    let stage = Stage::new().await;
+    let query = "{ bundle(id: 0) @include(if: false) { id } product(sku: \"APPLE\") @skip(if: true) { sku } }";
+    let (status, answer, _) = stage.gateway(query, None, &Map::new()).await;
+    assert_eq!((status, answer), (200, json!({ "data": {} })));
+    assert_eq!(stage.federation.requests(), 0);
+}
+
+/// Found by the generator (seed 201005): a client alias named like the key
+/// the planner fetches (`id` on User) took the key's place, so the reviews
+/// subgraph was sent the friends list as the user's id.
+#[tokio::test]
+async fn a_client_alias_named_like_a_key_does_not_replace_the_key() {
+    let stage = Stage::new().await;
+    let query = "{ user(id: \"u1\") { id: friends { name } reviews { body } } }";
+    let (status, answer, _) = stage.gateway(query, None, &Map::new()).await;
+    assert_eq!(
+        (status, answer),
+        (
+            200,
+            json!({ "data": { "user": {
+                "id": [{ "name": "Bob" }, { "name": "Cy" }],
+                "reviews": [{ "body": "Crisp" }, { "body": "Sharp" }],
+            } } })
+        )
+    );
+}
+
+/// Found by the generator (seed 81): `weight: shippingEstimate` next to the
+/// `weight` that `shippingEstimate` requires answered the weight (1000)
+/// where the estimate is null.
+#[tokio::test]
+async fn a_client_alias_named_like_a_required_field_answers_its_own_field() {
+    let stage = Stage::new().await;
+    let query = "{ bundle(id: \"B1\") { products { weight: shippingEstimate } } }";
+    let (status, answer, _) = stage.gateway(query, None, &Map::new()).await;
+    assert_eq!(
+        (status, answer),
+        (
+            200,
+            json!({ "data": { "bundle": { "products": [{ "weight": 6 }, { "weight": null }] } } })
+        )
+    );
+}
+
+/// Found by the generator (seed 201635): a constant `@skip` emptied a
+/// nested fragment, and the field above it was handed to the planner with
+/// an empty selection (a 500).
+#[tokio::test]
+async fn a_field_whose_fragments_conditions_empty_answers_an_empty_object() {
+    let stage = Stage::new().await;
+    let query = "query($v: Boolean!) { bundle(id: \"B1\") { ... @include(if: $v) { ... on Bundle { id @skip(if: true) } } } }";
+    let variables = json!({ "v": true });
+    let (status, answer, _) = stage
+        .gateway(query, None, variables.as_object().unwrap())
+        .await;
+    assert_eq!((status, answer), (200, json!({ "data": { "bundle": {} } })));
+}
