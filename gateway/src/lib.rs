@@ -15,6 +15,7 @@ pub mod coerce;
 pub mod compose;
 pub mod connections;
 pub mod cors;
+pub mod entity_errors;
 pub mod execution;
 pub mod fetch;
 pub mod field_merging;

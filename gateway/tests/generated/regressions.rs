@@ -91,3 +91,47 @@ async fn a_field_whose_fragments_conditions_empty_answers_an_empty_object() {
         .await;
     assert_eq!((status, answer), (200, json!({ "data": { "bundle": {} } })));
 }
+
+/// Found by the generator (seed 38): async-graphql sends a review whose only
+/// asked field failed as null, in a non-null list position; taken as a
+/// value, that null emptied every product. The error's path goes through
+/// it: it was an object, and only its nullable field is null.
+#[tokio::test]
+async fn an_object_a_subgraph_gave_up_keeps_its_place_and_only_the_failed_field_is_null() {
+    let stage = Stage::new().await;
+    let (status, answer, _) = stage
+        .gateway("{ products { reviews { flagged } } }", None, &Map::new())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["data"]["products"][0]["reviews"],
+        json!([{ "flagged": false }, { "flagged": null }])
+    );
+    assert_eq!(
+        answer["errors"],
+        json!([{
+            "message": "moderation unavailable",
+            "path": ["products", 0, "reviews", 1, "flagged"],
+            "extensions": { "serviceName": "reviews" },
+        }])
+    );
+}
+
+/// Found by the generator (seed 63): an `_entities` error without its index
+/// landed on a product with no review at that index (or on none); a
+/// non-null field's failure then propagates as the schema says.
+#[tokio::test]
+async fn an_unindexed_entity_error_lands_on_the_entity_it_marked_and_propagates() {
+    let stage = Stage::new().await;
+    let (status, answer, _) = stage
+        .gateway("{ products { reviews { verified } } }", None, &Map::new())
+        .await;
+    assert_eq!(status, 200);
+    // Review.verified, the review, Product.reviews and the product are
+    // non-null: the null reaches the nullable `products`.
+    assert_eq!(answer["data"], json!({ "products": null }));
+    assert_eq!(
+        answer["errors"][0]["path"],
+        json!(["products", 3, "reviews", 0, "verified"])
+    );
+}
