@@ -446,6 +446,15 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Whether `selections` ask nothing of any object a field of type
+    /// `declared` may hold (every field switched off by its conditions).
+    fn selects_nothing(&self, selections: &[&'a SelectionSet], declared: &'a str) -> bool {
+        match self.shapes.possible.get(declared) {
+            Some(types) => types.iter().all(|t| self.groups(selections, t).is_empty()),
+            None => self.groups(selections, declared).is_empty(),
+        }
+    }
+
     /// Writes the object; `Ok(true)` when it wrote `null` instead.
     fn object(
         &self,
@@ -524,6 +533,22 @@ impl<'a> Walker<'a> {
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
         match (shape, raw) {
+            (
+                Shape::Named {
+                    name,
+                    non_null: true,
+                    ..
+                },
+                Value::Null,
+            ) if selections.iter().any(|s| !s.items.is_empty())
+                && self.selects_nothing(selections, name) =>
+            {
+                // An object of which conditions left nothing to ask: some
+                // subgraphs (async-graphql) send it as null, but a non-null
+                // object with no fields is `{}` whatever it holds.
+                out.extend_from_slice(b"{}");
+                Ok(false)
+            }
             (_, Value::Null) => {
                 out.extend_from_slice(b"null");
                 Ok(true)

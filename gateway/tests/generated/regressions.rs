@@ -135,3 +135,23 @@ async fn an_unindexed_entity_error_lands_on_the_entity_it_marked_and_propagates(
         json!(["products", 3, "reviews", 0, "verified"])
     );
 }
+
+/// Found by the generator (seed 66): an object whose every field a variable
+/// switched off is sent as null by async-graphql; at a non-null position
+/// that null emptied the whole list instead of answering `{}`.
+#[tokio::test]
+async fn a_non_null_object_conditions_leave_empty_answers_an_empty_object() {
+    let stage = Stage::new().await;
+    let query = "query($v: Boolean!) { topReviews(first: 2) { author { ... on User @include(if: $v) { email } } } }";
+    let variables = json!({ "v": false });
+    let (status, answer, _) = stage
+        .gateway(query, None, variables.as_object().unwrap())
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            200,
+            json!({ "data": { "topReviews": [{ "author": {} }, { "author": {} }] } })
+        )
+    );
+}
