@@ -1175,27 +1175,35 @@ pub(crate) fn write_response(
         variables,
         &mut body,
     );
-    let clean = result.errors.is_empty() && shaping.is_empty();
+    let shapes = loaded.supergraph.shapes();
+    let prefix = shapes.alias_prefix();
+    // Errors placed where the client asked nothing (a switched-off fragment
+    // the planner fetched anyway) describe no part of the answer.
+    let shown = result.errors.iter().filter(|e| {
+        e.get("path").and_then(Value::as_array).is_none_or(|path| {
+            projection::shows(&result.data, &prepared.operation, shapes, variables, path)
+        })
+    });
+    // Subgraph errors carry the planner's response keys.
+    let subgraphs: Vec<std::borrow::Cow<'_, Value>> = shown
+        .map(|e| {
+            if prefix.is_active() {
+                let mut e = e.clone();
+                prefix.restore(&mut e);
+                std::borrow::Cow::Owned(e)
+            } else {
+                std::borrow::Cow::Borrowed(e)
+            }
+        })
+        .collect();
+    let clean = subgraphs.is_empty() && shaping.is_empty();
     if !clean {
         body.extend_from_slice(b",\"errors\":");
-        let prefix = loaded.supergraph.shapes().alias_prefix();
-        let restored: Vec<Value>;
-        let subgraphs: &[Value] = if prefix.is_active() {
-            // Subgraph errors carry the planner's response keys.
-            restored = result
-                .errors
-                .iter()
-                .map(|e| {
-                    let mut e = e.clone();
-                    prefix.restore(&mut e);
-                    e
-                })
-                .collect();
-            &restored
-        } else {
-            &result.errors
-        };
-        let all: Vec<&Value> = subgraphs.iter().chain(&shaping).collect();
+        let all: Vec<&Value> = subgraphs
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(&shaping)
+            .collect();
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, &all);
     }

@@ -224,7 +224,8 @@ fn differs(
             "data differs at {}: {got} instead of {want}",
             Value::Array(at.clone())
         );
-        let known = known::data_difference(&at, &got, &want, expected);
+        let known = known::data_difference(&at, &got, &want, expected)
+            .or_else(|| known::planner_failure(answer));
         return Some((why, known));
     }
     let (got, want) = (error_paths(answer), error_paths(expected));
