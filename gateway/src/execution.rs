@@ -994,54 +994,18 @@ fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
     text
 }
 
-/// How plainly an error at `rest` left its mark on an entity.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Mark {
-    /// Following `rest` reaches a value: the error is not this entity's.
-    None,
-    /// It ends at a null: maybe the error's, maybe a plain null value.
-    Null,
-    /// It ends at an absent key or a null entity: what async-graphql leaves
-    /// where a field failed (the key left out; the object null when all were).
-    Absent,
-}
-
-/// Where following `rest` into `entity` ends: at a value, or at nothing
-/// before or at its end (where an error at that path left its mark).
-fn marked_by_error(entity: &Value, rest: &[Json]) -> Mark {
-    let mut at = entity;
-    if at.is_null() {
-        return Mark::Absent;
-    }
-    for segment in rest {
-        let next = match (segment, at) {
-            (Json::String(key), Value::Object(map)) => map.get(key),
-            (Json::Number(i), Value::Array(items)) => {
-                i.as_u64().and_then(|i| items.get(i as usize))
-            }
-            _ => None,
-        };
-        match next {
-            Some(value) if !value.is_null() => at = value,
-            Some(_) => return Mark::Null,
-            None => return Mark::Absent,
-        }
-    }
-    Mark::None
-}
-
 /// A subgraph error re-pathed: `_entities.i.rest` (under `alias`) becomes each owner's path + rest.
 ///
 /// Some subgraphs (async-graphql among them) leave the index out:
-/// `_entities.rest`. The error then belongs to the entity of `entities` (the
-/// answered list) that the error left null or without `rest`, if exactly one
-/// did; otherwise it cannot be placed and loses its path.
+/// `_entities.rest`; `unindexed` is then the entity it belongs to, as
+/// [`crate::entity_errors::place_unindexed`] found it, and without one the
+/// error loses its path.
 fn repath(
     mut error: Json,
     service: &str,
     alias: &str,
     owners: &[Vec<ResponsePath<'_>>],
-    entities: Option<&Value>,
+    unindexed: Option<usize>,
 ) -> Vec<Json> {
     error = with_service(error, service);
     let path = error
@@ -1049,22 +1013,10 @@ fn repath(
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
-    // The one entity marked most plainly, if exactly one is: a plain null
-    // elsewhere in the batch must not hide the absent key that places it.
-    let unindexed = |rest: &[Json]| {
-        let entities = entities.and_then(Value::as_array)?;
-        let marks: Vec<Mark> = entities.iter().map(|e| marked_by_error(e, rest)).collect();
-        let strongest = marks.iter().copied().max().filter(|m| *m != Mark::None)?;
-        let mut marked = marks.iter().enumerate().filter(|(_, m)| **m == strongest);
-        match (marked.next(), marked.next()) {
-            (Some((i, _)), None) => Some(i),
-            _ => None,
-        }
-    };
     let placed = match path.get(1) {
         _ if path.first().and_then(Json::as_str) != Some(alias) => None,
         Some(Json::Number(i)) => i.as_u64().map(|i| (i as usize, &path[2..])),
-        _ => unindexed(&path[1..]).map(|i| (i, &path[1..])),
+        _ => unindexed.map(|i| (i, &path[1..])),
     };
     let Some((index, rest)) = placed else {
         if let Some(map) = error.as_object_mut() {
@@ -1124,9 +1076,13 @@ async fn fetch_at(
                         data.merge_into(target, i + 1 == paths.len());
                     }
                 }
+                let before = state.errors.len();
                 state
                     .errors
                     .extend(errors.into_iter().map(|e| with_service(e, service)));
+                if path.is_empty() {
+                    reopen_emptied(state, before);
+                }
             }
             Err(err) => {
                 let one = path
@@ -1163,11 +1119,16 @@ async fn fetch_at(
             } else {
                 batch.owner_paths()
             };
-            for error in errors {
-                let entities = response.data.get("_entities");
+            let placed = crate::entity_errors::place_unindexed(
+                &errors,
+                "_entities",
+                response.data.get("_entities"),
+            );
+            let before = state.errors.len();
+            for (error, unindexed) in errors.into_iter().zip(placed) {
                 state
                     .errors
-                    .extend(repath(error, service, "_entities", &owners, entities));
+                    .extend(repath(error, service, "_entities", &owners, unindexed));
             }
             merge_entities(
                 state,
@@ -1177,6 +1138,7 @@ async fn fetch_at(
                 fetch.output_rewrites.as_ref(),
                 ctx.types,
             );
+            reopen_emptied(state, before);
         }
         Err(err) => state.errors.push(fetch_failed(
             service,
@@ -1184,6 +1146,18 @@ async fn fetch_at(
             only_path(batch.owner_paths()),
             Some(flatten_path_text(&[path])),
         )),
+    }
+}
+
+/// Gives back the objects a subgraph sent as null while reporting errors
+/// inside them (see [`crate::entity_errors::reopen_emptied`]): the errors
+/// from `first` on are this fetch's, placed at their response paths.
+fn reopen_emptied(state: &mut Execution, first: usize) {
+    let Execution { data, errors } = state;
+    for error in &errors[first..] {
+        if let Some(path) = error.get("path").and_then(Json::as_array) {
+            crate::entity_errors::reopen_emptied(data, path);
+        }
     }
 }
 
@@ -1475,27 +1449,38 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
     match response {
         Ok(mut response) => {
             // Errors first: re-pathing looks at which entities came back null.
-            for error in answer_errors(&mut response) {
-                let alias = error
-                    .get("path")
-                    .and_then(|p| p.get(0))
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let owners = batch
-                    .entity_batch
-                    .aliases
+            let before = state.errors.len();
+            let errors = answer_errors(&mut response);
+            for (i, entity_alias) in batch.entity_batch.aliases.iter().enumerate() {
+                let alias = entity_alias.alias.as_str();
+                let of_alias: Vec<Json> = errors
                     .iter()
-                    .position(|a| a.alias == alias)
-                    .map(|i| batches[i].0.owner_paths())
-                    .unwrap_or_default();
-                state.errors.extend(repath(
-                    error,
-                    service,
-                    &alias,
-                    &owners,
-                    response.data.get(&alias),
-                ));
+                    .filter(|e| {
+                        e.get("path").and_then(|p| p.get(0)).and_then(Json::as_str) == Some(alias)
+                    })
+                    .cloned()
+                    .collect();
+                if of_alias.is_empty() {
+                    continue;
+                }
+                let placed = crate::entity_errors::place_unindexed(
+                    &of_alias,
+                    alias,
+                    response.data.get(alias),
+                );
+                let owners = batches[i].0.owner_paths();
+                for (error, unindexed) in of_alias.into_iter().zip(placed) {
+                    state
+                        .errors
+                        .extend(repath(error, service, alias, &owners, unindexed));
+                }
+            }
+            let aliases = &batch.entity_batch.aliases;
+            for error in errors.into_iter().filter(|e| {
+                let first = e.get("path").and_then(|p| p.get(0)).and_then(Json::as_str);
+                !aliases.iter().any(|a| Some(a.alias.as_str()) == first)
+            }) {
+                state.errors.extend(repath(error, service, "", &[], None));
             }
             for (alias, (found, paths)) in batch.entity_batch.aliases.iter().zip(&batches) {
                 merge_entities(
@@ -1507,6 +1492,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                     ctx.types,
                 );
             }
+            reopen_emptied(state, before);
         }
         Err(err) => {
             let owners = batches.iter().flat_map(|(found, _)| found.owner_paths());
@@ -1824,28 +1810,5 @@ mod tests {
         assert_eq!(repathed[0]["path"], json!(["a", 0, "stock"]));
         assert_eq!(repathed[1]["path"], json!(["b", "stock"]));
         assert_eq!(repathed[1]["extensions"]["serviceName"], "inventory");
-    }
-
-    #[test]
-    fn entity_errors_without_an_index_land_on_the_one_entity_they_marked() {
-        // async-graphql: `_entities.rest`, and the failed field left out (or the entity null).
-        let owners: Vec<Vec<ResponsePath<'_>>> = (0..3)
-            .map(|i| vec![vec![Seg::Key("p"), Seg::Index(i)]])
-            .collect();
-        let entities = Value::from(json!([{ "a": 1, "b": 2 }, { "b": 2 }, { "a": 3, "b": 2 }]));
-        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
-        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
-        assert_eq!(repathed.len(), 1);
-        assert_eq!(repathed[0]["path"], json!(["p", 1, "a"]));
-        let entities = Value::from(json!([{ "a": 1 }, { "a": 1 }, null]));
-        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
-        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
-        assert_eq!(repathed[0]["path"], json!(["p", 2, "a"]));
-        // Two candidates: the error cannot be placed.
-        let entities = Value::from(json!([{ "b": 1 }, null, null]));
-        let error = json!({ "message": "boom", "path": ["_entities", "a"] });
-        let repathed = repath(error, "s", "_entities", &owners, Some(&entities));
-        assert_eq!(repathed.len(), 1);
-        assert_eq!(repathed[0].get("path"), None);
     }
 }

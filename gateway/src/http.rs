@@ -1352,16 +1352,37 @@ pub(crate) fn write_response(
         variables,
         &mut body,
     );
-    let clean = result.errors.is_empty() && shaping.is_empty();
+    let shapes = loaded.supergraph.shapes();
+    let prefix = shapes.alias_prefix();
+    // Errors placed where the client asked nothing (a switched-off fragment
+    // the planner fetched anyway) describe no part of the answer.
+    let shown = result.errors.iter().filter(|e| {
+        e.get("path").and_then(Value::as_array).is_none_or(|path| {
+            projection::shows(&result.data, &prepared.operation, shapes, variables, path)
+        })
+    });
+    // Subgraph errors carry the planner's response keys.
+    let subgraphs: Vec<std::borrow::Cow<'_, Value>> = shown
+        .map(|e| {
+            if prefix.is_active() {
+                let mut e = e.clone();
+                prefix.restore(&mut e);
+                std::borrow::Cow::Owned(e)
+            } else {
+                std::borrow::Cow::Borrowed(e)
+            }
+        })
+        .collect();
+    let clean = subgraphs.is_empty() && shaping.is_empty();
     if !clean {
         body.extend_from_slice(b",\"errors\":");
-        let total = result.errors.len() + shaping.len();
+        let total = subgraphs.len() + shaping.len();
         let max = loaded.max_errors.max(1);
         let kept = if total > max { max - 1 } else { total };
         let summary = (total > max).then(|| dropped_errors(total - kept));
-        let all: Vec<&Value> = result
-            .errors
+        let all: Vec<&Value> = subgraphs
             .iter()
+            .map(AsRef::as_ref)
             .chain(&shaping)
             .take(kept)
             .chain(&summary)

@@ -16,6 +16,7 @@ use std::{
 use crate::{
     coerce::InputTypes,
     limits::{Exceeded, Limits},
+    planner_input::AliasPrefix,
     projection::Shapes,
 };
 use graphql_tools::validation::{rules::*, utils::ValidationError, validate::ValidationPlan};
@@ -64,11 +65,29 @@ impl<K: std::hash::Hash + Eq, V> Bounded<K, V> {
     }
 }
 
+/// The names of every field of `supergraph` (its subgraphs' own among them).
+fn supergraph_field_names<'a>(
+    supergraph: &'a graphql_tools::parser::schema::Document<'static, String>,
+) -> Vec<&'a str> {
+    use graphql_tools::parser::schema::{Definition, TypeDefinition};
+    let mut names = Vec::new();
+    for definition in &supergraph.definitions {
+        let fields = match definition {
+            Definition::TypeDefinition(TypeDefinition::Object(o)) => &o.fields,
+            Definition::TypeDefinition(TypeDefinition::Interface(i)) => &i.fields,
+            _ => continue,
+        };
+        names.extend(fields.iter().map(|f| f.name.as_str()));
+    }
+    names
+}
+
 /// Validation errors kept at most; more say nothing new and cost bytes.
 const MAX_VALIDATION_ERRORS: usize = 100;
 
 /// graphql-tools' validation rules but its pairwise field-merging rule,
-/// which [`crate::field_merging`] replaces with a linear one.
+/// which [`crate::field_merging`] replaces with a linear one (what these
+/// rules miss, [`crate::validation_gaps`] checks).
 fn validation_rules() -> ValidationPlan {
     ValidationPlan::from(vec![
         Box::new(UniqueOperationNames::new()),
@@ -190,7 +209,8 @@ impl Supergraph {
         }))
         .map_err(|panic| LoadError(panic_message(panic)))?
         .map_err(|e| LoadError(e.to_string()))?;
-        let shapes = Shapes::new(&planner.consumer_schema.document);
+        let prefix = AliasPrefix::avoiding(supergraph_field_names(&document).into_iter());
+        let shapes = Shapes::new(&planner.consumer_schema.document).with_alias_prefix(prefix);
         let inputs = InputTypes::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,
@@ -336,6 +356,14 @@ impl Supergraph {
         let mut errors =
             graphql_tools::validation::validate::validate(schema, &document, &self.rules);
         if errors.len() < MAX_VALIDATION_ERRORS {
+            let missed = crate::validation_gaps::errors(
+                schema,
+                &document,
+                MAX_VALIDATION_ERRORS - errors.len(),
+            );
+            errors.extend(missed);
+        }
+        if errors.len() < MAX_VALIDATION_ERRORS {
             let conflicts = crate::field_merging::conflicts(
                 schema,
                 &document,
@@ -350,8 +378,10 @@ impl Supergraph {
         if !errors.is_empty() {
             return Err(PlanError::Validation(errors));
         }
-        let normalized = normalize_operation(&self.planner.supergraph, &document, operation_name)
-            .map_err(|e| PlanError::Operation(e.to_string()))?;
+        let mut normalized =
+            normalize_operation(&self.planner.supergraph, &document, operation_name)
+                .map_err(|e| PlanError::Operation(e.to_string()))?;
+        crate::planner_input::prune_emptied(&mut normalized.operation.selection_set);
         let key = normalized.operation.hash();
         if let Some(prepared) = self
             .plans
@@ -362,8 +392,12 @@ impl Supergraph {
             return Ok(prepared);
         }
         // Introspection is the gateway's to answer: plan only the rest.
+        // The planner (and the response tree) see client aliases renamed;
+        // projection shapes the answer by the client's own operation.
+        let mut renamed = normalized.operation.selection_set.clone();
+        self.shapes.alias_prefix().rename(&mut renamed);
         let (introspection, planned_items): (Vec<_>, Vec<_>) =
-            normalized.operation.selection_set.items.iter().cloned().partition(|item| {
+            renamed.items.into_iter().partition(|item| {
                 matches!(item, SelectionItem::Field(f) if f.name == "__schema" || f.name == "__type")
             });
         let introspection: Vec<FieldSelection> = introspection

@@ -33,17 +33,6 @@ impl Case {
     pub fn query(&self) -> String {
         self.document.render()
     }
-
-    /// Every aliased field as (alias, field name).
-    pub fn aliases(&self) -> Vec<(String, String)> {
-        let mut found = Vec::new();
-        self.document.clone().visit_fields(&mut |f| {
-            if let Some(alias) = &f.alias {
-                found.push((alias.clone(), f.name.clone()));
-            }
-        });
-        found
-    }
 }
 
 /// How far a generated document may go: kept well inside the gateway's

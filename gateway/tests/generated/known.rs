@@ -27,50 +27,34 @@ impl Seen {
 }
 
 /// An answer that is not the one expected, explained by the planner
-/// failing (500) on a valid document.
+/// failing on a valid document (a 500, or a fetch the subgraph refuses).
 pub fn planner_failure(answer: &Value) -> Option<&'static str> {
-    let message = answer["errors"][0]["message"].as_str()?;
-    if message.contains("No field found for name") {
-        // hive-router-query-planner 2.10.11 mistakes an alias named like a
-        // sibling field of another type for that field
-        // (`{ user(id: "u1") { reviews: email friends { id } } }` family).
-        return Some("planner-alias-named-like-a-field");
+    let errors = answer["errors"].as_array()?;
+    errors
+        .iter()
+        .find_map(|e| planner_message(e["message"].as_str()?))
+}
+
+fn planner_message(message: &str) -> Option<&'static str> {
+    if message.contains("is not used") {
+        // hive-router-query-planner 2.10.11 declares in a subgraph fetch a
+        // variable whose only use (a switched-off fragment) it moved out;
+        // async-graphql refuses the whole fetch ("Variable \"$v2\" is not
+        // used"): `listings { ... on Bundle @skip(if: $v2) { __typename } }`.
+        return Some("planner-unused-variable");
     }
     if message.contains("cannot be found in selection set") {
-        // The planner loses a path under a root fragment spread with
-        // `@include(if: $variable)` when an entity fetch hangs below it.
+        // hive-router-query-planner 2.10.11 loses a path under nested
+        // same-type fragments with `@skip`/`@include(if: $variable)` (`... on
+        // Query @skip(if: $a) { ... on Query @skip(if: $b) { p { ... } } }`)
+        // when an entity fetch hangs below: its fetch step lifts the shared
+        // condition into a wrapper and clears it on the inner fragments
+        // (`try_lift_condition`, planner/fetch/selections.rs), then looks the
+        // entity's merge path up by the cleared condition
+        // (`MissingPathInSelection`).
         return Some("planner-conditional-root-fragment");
     }
     None
-}
-
-/// A refusal that is not the one expected, explained by a validation gap.
-pub fn refusal(query: &str) -> Option<&'static str> {
-    if query.contains("__typename {") || query.contains("__typename(") {
-        // graphql-tools' LeafFieldSelections and KnownArgumentNames do not look
-        // at `__typename`: a selection or an argument on it passes validation
-        // (then the planner fails with a 500, or the argument is ignored).
-        return Some("typename-unvalidated");
-    }
-    if query.contains("{wrong: 1}") {
-        // graphql-tools' ValuesOfCorrectType checks object literals only
-        // against input types: one given for a scalar passes validation
-        // and reaches the subgraph, which refuses it without a code.
-        return Some("object-literal-for-scalar");
-    }
-    None
-}
-
-/// A difference explained by a client alias named like a field the planner
-/// fetches for its own needs (a key such as `sku` or `id`, or `weight`,
-/// required by `shippingEstimate`): the planner's value lands under the
-/// client's key, or the client's under the planner's (a wrong `@requires`
-/// input). `aliases` are the document's (alias, field) pairs.
-pub fn alias_shadowing(aliases: &[(String, String)]) -> Option<&'static str> {
-    let shadowing = aliases
-        .iter()
-        .any(|(alias, field)| alias != field && ["sku", "id", "weight"].contains(&alias.as_str()));
-    shadowing.then_some("alias-shadows-planner-field")
 }
 
 /// A data difference explained by a known issue.
@@ -90,9 +74,11 @@ pub fn data_difference(
         .flatten()
         .any(|e| e.get("path").is_some_and(below));
     if got.is_null() && (contains_empty_object(want) || error_below) {
-        // async-graphql answers an object none of whose selected fields it
-        // could give (all failed, or all skipped) as null; the gateway takes
-        // that null at a non-null position and nulls the parents.
+        // async-graphql answers an object none of whose selected fields a
+        // variable left on as null. The gateway answers `{}` for such an
+        // object at a non-null position, and reopens one an error path goes
+        // through; at a nullable position (`product(sku: $s) { sku @skip(if:
+        // $v) }`) the answer cannot tell it from an absent object.
         return Some("emptied-object-nulled");
     }
     None
@@ -103,8 +89,8 @@ pub fn error_paths(got: &[String], want: &[String]) -> Option<&'static str> {
     let pathless = got.iter().any(|p| p == "-");
     let placed_right = got.iter().filter(|p| *p != "-").all(|p| want.contains(p));
     // async-graphql leaves the index out of `_entities` error paths; the
-    // gateway places such an error only when one entity of the batch plainly
-    // lacks the field, and otherwise sends it without a path.
+    // gateway places such errors on the entities the answer plainly marks
+    // (as many as the errors), and otherwise sends them without a path.
     (pathless && placed_right).then_some("unplaced-entity-error")
 }
 

@@ -21,7 +21,7 @@ use hive_router_query_planner::{
 };
 use serde_json::{Map, Value as Json};
 
-use crate::value::Value;
+use crate::{planner_input::AliasPrefix, value::Value};
 
 /// A field's declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +89,8 @@ pub struct Shapes {
     /// API schema hides (`@inaccessible`, or not shared by every subgraph).
     enums: FxHashMap<String, FxHashSet<String>>,
     roots: [String; 3],
+    /// Where client aliases live in the response tree (see [`crate::planner_input`]).
+    alias_prefix: AliasPrefix,
 }
 
 impl Shapes {
@@ -157,7 +159,19 @@ impl Shapes {
             possible,
             enums,
             roots,
+            alias_prefix: AliasPrefix::default(),
         }
+    }
+
+    /// The same shapes, reading client aliases under `prefix` in the response tree.
+    pub fn with_alias_prefix(mut self, prefix: AliasPrefix) -> Self {
+        self.alias_prefix = prefix;
+        self
+    }
+
+    /// Where client aliases live in the response tree.
+    pub fn alias_prefix(&self) -> &AliasPrefix {
+        &self.alias_prefix
     }
 
     fn field(&self, parent: &str, name: &str) -> Option<&Shape> {
@@ -216,11 +230,7 @@ pub fn project_into(
     variables: &Map<String, Json>,
     out: &mut Vec<u8>,
 ) -> Vec<Json> {
-    let root = match operation.operation_kind {
-        Some(OperationKind::Mutation) => &shapes.roots[1],
-        Some(OperationKind::Subscription) => &shapes.roots[2],
-        _ => &shapes.roots[0],
-    };
+    let root = root_type(operation, shapes);
     let Value::Object(map) = data else {
         out.extend_from_slice(b"null");
         return Vec::new();
@@ -241,6 +251,15 @@ pub fn project_into(
     walker.errors.into_inner()
 }
 
+/// The root type `operation` starts from.
+fn root_type<'s>(operation: &OperationDefinition, shapes: &'s Shapes) -> &'s str {
+    match operation.operation_kind {
+        Some(OperationKind::Mutation) => &shapes.roots[1],
+        Some(OperationKind::Subscription) => &shapes.roots[2],
+        _ => &shapes.roots[0],
+    }
+}
+
 #[derive(Clone, Copy)]
 enum PathSeg<'a> {
     Key(&'a str),
@@ -252,6 +271,9 @@ enum PathSeg<'a> {
 /// different sub-selections), merged as the GraphQL spec's CollectFields does.
 struct Group<'a> {
     key: &'a str,
+    /// Where the value is in the response tree: `key`, or the planner's
+    /// name for a client alias.
+    read: std::borrow::Cow<'a, str>,
     /// What precedes the value in the object: `"key":`, written once.
     label: Box<[u8]>,
     /// `None` for `__typename`.
@@ -286,17 +308,26 @@ type Collected<'a> = (Box<[usize]>, Groups<'a>);
 fn aliased_typename<'m>(
     map: &'m crate::value::Map,
     selections: &[&SelectionSet],
+    prefix: &AliasPrefix,
 ) -> Option<&'m str> {
-    fn find<'m>(map: &'m crate::value::Map, set: &SelectionSet) -> Option<&'m str> {
-        set.items.iter().find_map(|item| match item {
-            SelectionItem::Field(f) if f.name == "__typename" => {
-                map.get(f.alias.as_deref()?).and_then(Value::as_str)
-            }
-            SelectionItem::InlineFragment(fragment) => find(map, &fragment.selections),
-            _ => None,
-        })
-    }
-    selections.iter().find_map(|set| find(map, set))
+    let find = |set: &SelectionSet| -> Option<&'m str> {
+        fn walk<'m>(
+            map: &'m crate::value::Map,
+            set: &SelectionSet,
+            prefix: &AliasPrefix,
+        ) -> Option<&'m str> {
+            set.items.iter().find_map(|item| match item {
+                SelectionItem::Field(f) if f.name == "__typename" => {
+                    let read = prefix.key(Some(f.alias.as_deref()?), &f.name);
+                    map.get(&read).and_then(Value::as_str)
+                }
+                SelectionItem::InlineFragment(fragment) => walk(map, &fragment.selections, prefix),
+                _ => None,
+            })
+        }
+        walk(map, set, prefix)
+    };
+    selections.iter().find_map(|set| find(set))
 }
 
 struct Walker<'a> {
@@ -391,6 +422,10 @@ impl<'a> Walker<'a> {
                         Some(group) => group.selections.push(&field.selections),
                         None => groups.push(Group {
                             key,
+                            read: self
+                                .shapes
+                                .alias_prefix
+                                .key(field.alias.as_deref(), &field.name),
                             label: {
                                 let mut label = Vec::with_capacity(key.len() + 3);
                                 write_str(&mut label, key);
@@ -416,6 +451,15 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Whether `selections` ask nothing of any object a field of type
+    /// `declared` may hold (every field switched off by its conditions).
+    fn selects_nothing(&self, selections: &[&'a SelectionSet], declared: &'a str) -> bool {
+        match self.shapes.possible.get(declared) {
+            Some(types) => types.iter().all(|t| self.groups(selections, t).is_empty()),
+            None => self.groups(selections, declared).is_empty(),
+        }
+    }
+
     /// Writes the object; `Ok(true)` when it wrote `null` instead.
     fn object(
         &self,
@@ -428,7 +472,7 @@ impl<'a> Walker<'a> {
         let named = map
             .get_hinted("__typename", &memo.typename)
             .and_then(Value::as_str)
-            .or_else(|| aliased_typename(map, selections))
+            .or_else(|| aliased_typename(map, selections, &self.shapes.alias_prefix))
             .unwrap_or(declared);
         let known = memo
             .last
@@ -465,7 +509,7 @@ impl<'a> Walker<'a> {
                 continue;
             };
             let raw = map
-                .get_hinted(group.key, &group.hint)
+                .get_hinted(&group.read, &group.hint)
                 .unwrap_or(&Value::Null);
             let start = out.len();
             self.path.borrow_mut().push(PathSeg::Key(group.key));
@@ -494,6 +538,22 @@ impl<'a> Walker<'a> {
         out: &mut Vec<u8>,
     ) -> Result<bool, Bubble> {
         match (shape, raw) {
+            (
+                Shape::Named {
+                    name,
+                    non_null: true,
+                    ..
+                },
+                Value::Null,
+            ) if selections.iter().any(|s| !s.items.is_empty())
+                && self.selects_nothing(selections, name) =>
+            {
+                // An object of which conditions left nothing to ask: some
+                // subgraphs (async-graphql) send it as null, but a non-null
+                // object with no fields is `{}` whatever it holds.
+                out.extend_from_slice(b"{}");
+                Ok(false)
+            }
             (_, Value::Null) => {
                 out.extend_from_slice(b"null");
                 Ok(true)
@@ -562,140 +622,8 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
     value.write_json(out);
 }
 
+mod visibility;
+pub use visibility::shows;
+
 #[cfg(test)]
-mod tests {
-    use hive_router_query_planner::utils::parsing::{safe_parse_operation, safe_parse_schema};
-    use serde_json::json;
-
-    use super::*;
-
-    const SCHEMA: &str = "type Query { products: [Product!]! me: User shelf: [Product] }
-        interface Named { name: String! }
-        type Product implements Named { sku: String! name: String! stock: Stock! price: String kind: Kind }
-        enum Kind { FRESH FROZEN }
-        type Stock { available: Int! }
-        type User implements Named { name: String! }";
-
-    fn run(query: &str, data: Json, variables: Json) -> Json {
-        let data = Value::from(data);
-        let schema = safe_parse_schema(SCHEMA).unwrap();
-        let document = safe_parse_operation(query).unwrap();
-        let operation = document
-            .definitions
-            .iter()
-            .find_map(|d| match d {
-                graphql_tools::parser::query::Definition::Operation(op) => Some(op.clone()),
-                _ => None,
-            })
-            .unwrap();
-        let operation = OperationDefinition::from(operation);
-        let Json::Object(vars) = variables else {
-            panic!()
-        };
-        project(&data, &operation, &Shapes::new(&schema), &vars).data
-    }
-
-    #[test]
-    fn keeps_only_what_was_asked_under_its_alias() {
-        // As merged from subgraphs: client aliases kept, key fields added by the planner.
-        let data = json!({ "products": [{ "__typename": "Product", "id": "A", "sku": "A", "stock": { "available": 3, "onHand": 9 } }] });
-        let out = run(
-            "{ products { id: sku __typename stock { available } } }",
-            data,
-            json!({}),
-        );
-        assert_eq!(
-            out,
-            json!({ "products": [{ "id": "A", "__typename": "Product", "stock": { "available": 3 } }] })
-        );
-    }
-
-    #[test]
-    fn a_null_in_a_non_null_field_nulls_the_nearest_nullable_parent() {
-        // stock is non-null on Product, Product is non-null in a non-null list: all the way up.
-        let data = json!({ "products": [{ "sku": "A", "stock": null }], "me": { "name": "Ann" } });
-        let out = run(
-            "{ products { sku stock { available } } me { name } }",
-            data,
-            json!({}),
-        );
-        assert_eq!(
-            out,
-            Json::Null,
-            "products is non-null at the root, so data itself is null"
-        );
-        let data = json!({ "me": { "name": null } });
-        assert_eq!(
-            run("{ me { name } }", data, json!({})),
-            json!({ "me": null })
-        );
-    }
-
-    #[test]
-    fn enum_values_the_api_schema_does_not_have_become_null_with_an_error() {
-        let schema = safe_parse_schema(SCHEMA).unwrap();
-        let document = safe_parse_operation("{ products { sku kind } }").unwrap();
-        let operation = document
-            .definitions
-            .iter()
-            .find_map(|d| match d {
-                graphql_tools::parser::query::Definition::Operation(op) => Some(op.clone()),
-                _ => None,
-            })
-            .unwrap();
-        let data = Value::from(
-            json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": "HIDDEN" }] }),
-        );
-        let out = project(
-            &data,
-            &OperationDefinition::from(operation),
-            &Shapes::new(&schema),
-            &Map::new(),
-        );
-        assert_eq!(
-            out.data,
-            json!({ "products": [{ "sku": "A", "kind": "FRESH" }, { "sku": "B", "kind": null }] })
-        );
-        assert_eq!(out.errors.len(), 1);
-        assert_eq!(out.errors[0]["path"], json!(["products", 1, "kind"]));
-    }
-
-    #[test]
-    fn a_null_inside_a_nullable_list_item_nulls_only_that_item() {
-        let data = json!({ "shelf": [
-            { "sku": "A", "stock": null },
-            { "sku": "B", "stock": { "available": 1 } },
-        ] });
-        assert_eq!(
-            run("{ shelf { sku stock { available } } }", data, json!({})),
-            json!({ "shelf": [null, { "sku": "B", "stock": { "available": 1 } }] })
-        );
-    }
-
-    #[test]
-    fn a_key_asked_twice_is_answered_once_with_both_selections() {
-        let data = json!({ "products": [{ "__typename": "Product", "sku": "A", "name": "Apple", "stock": { "available": 3 } }] });
-        assert_eq!(
-            run(
-                "{ products { stock { available } ... on Product { sku stock { __typename } } ... on Named { sku name } } }",
-                data,
-                json!({}),
-            ),
-            json!({ "products": [{ "stock": { "available": 3, "__typename": "Stock" }, "sku": "A", "name": "Apple" }] })
-        );
-    }
-
-    #[test]
-    fn conditions_and_fragments_follow_variables_and_types() {
-        let data = json!({ "me": { "__typename": "User", "name": "Ann", "n": "Ann" } });
-        let query = "query($show: Boolean!) { me { ... on Named { name } ... on Product { sku } n: name @include(if: $show) } }";
-        assert_eq!(
-            run(query, data.clone(), json!({ "show": true })),
-            json!({ "me": { "name": "Ann", "n": "Ann" } })
-        );
-        assert_eq!(
-            run(query, data, json!({ "show": false })),
-            json!({ "me": { "name": "Ann" } })
-        );
-    }
-}
+mod tests;
