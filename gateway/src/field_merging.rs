@@ -63,7 +63,7 @@ pub fn conflicts(schema: &schema::Document, document: &Document, max: usize) -> 
     let mut types = HashMap::new();
     for definition in &schema.definitions {
         if let schema::Definition::TypeDefinition(t) = definition {
-            types.insert(type_name(t), t);
+            types.insert(t.name(), t);
         }
     }
     let mut fragments = HashMap::new();
@@ -98,17 +98,6 @@ pub fn conflicts(schema: &schema::Document, document: &Document, max: usize) -> 
         }
     }
     checker.conflicts
-}
-
-fn type_name(t: &TypeDefinition) -> &str {
-    match t {
-        TypeDefinition::Scalar(t) => &t.name,
-        TypeDefinition::Object(t) => &t.name,
-        TypeDefinition::Interface(t) => &t.name,
-        TypeDefinition::Union(t) => &t.name,
-        TypeDefinition::Enum(t) => &t.name,
-        TypeDefinition::InputObject(t) => &t.name,
-    }
 }
 
 /// The name of the root type of `kind` (`query`, `mutation`, `subscription`).
@@ -313,7 +302,7 @@ impl<'a> Checker<'a> {
             let Some(ReturnType::Declared(t)) = self.return_type(selected) else {
                 continue;
             };
-            let inner = t.inner_type_name();
+            let inner = t.inner_type();
             self.collect(
                 inner,
                 &selected.field.selection_set,
@@ -337,21 +326,6 @@ impl ReturnType<'_> {
         match self {
             Self::Typename => "String!".into(),
             Self::Declared(t) => t.to_string(),
-        }
-    }
-}
-
-trait InnerName {
-    fn inner_type_name(&self) -> &str;
-}
-
-impl InnerName for schema::Type {
-    fn inner_type_name(&self) -> &str {
-        match self {
-            schema::Type::NamedType(name) => name,
-            schema::Type::ListType(inner) | schema::Type::NonNullType(inner) => {
-                inner.inner_type_name()
-            }
         }
     }
 }

@@ -48,7 +48,7 @@ pub fn errors(schema: &schema::Document, document: &Document, max: usize) -> Vec
     for definition in &schema.definitions {
         match definition {
             schema::Definition::TypeDefinition(t) => {
-                checker.types.insert(type_name(t), t);
+                checker.types.insert(t.name(), t);
             }
             schema::Definition::DirectiveDefinition(d) => {
                 checker.directives.insert(d.name.as_str(), d);
@@ -95,23 +95,6 @@ pub fn errors(schema: &schema::Document, document: &Document, max: usize) -> Vec
     checker.errors
 }
 
-fn type_name(t: &TypeDefinition) -> &str {
-    match t {
-        TypeDefinition::Scalar(t) => &t.name,
-        TypeDefinition::Object(t) => &t.name,
-        TypeDefinition::Interface(t) => &t.name,
-        TypeDefinition::Union(t) => &t.name,
-        TypeDefinition::Enum(t) => &t.name,
-        TypeDefinition::InputObject(t) => &t.name,
-    }
-}
-
-fn inner_name(t: &Type) -> &str {
-    match t {
-        Type::NamedType(name) => name,
-        Type::ListType(inner) | Type::NonNullType(inner) => inner_name(inner),
-    }
-}
 
 impl<'a> Checker<'a> {
     fn report(&mut self, field: Option<&Field>, message: String, code: &'static str) {
@@ -184,7 +167,7 @@ impl<'a> Checker<'a> {
                 self.literal(value, &argument.value_type);
             }
         }
-        let inner = inner_name(&definition.field_type);
+        let inner = definition.field_type.inner_type();
         self.selection_set(inner, &field.selection_set);
     }
 
