@@ -12,7 +12,16 @@
 //! only a script can add and which then triggers the preflight. A content
 //! type that does not parse as one media type counts as not preflighted,
 //! erring on the safe side as Apollo Router does. Used by
-//! [`crate::http`] for POST and GET `/graphql`.
+//! [`crate::http`] for POST `/graphql`.
+//!
+//! A GET query cannot change anything (mutations over GET are refused with
+//! 405), and a page on another site cannot read its answer (CORS), so GET is
+//! refused only when the browser itself says the request comes from another
+//! site (Fetch Metadata: `Sec-Fetch-Site: cross-site` or `same-site`) and it
+//! carries no mark. Apollo Router refuses every unmarked GET instead; that
+//! also refuses every client that is not a browser and sends no mark (the
+//! GraphQL-over-HTTP audit's GETs among them), for no protection a browser
+//! does not already give.
 
 use axum::http::{HeaderMap, HeaderName, header};
 
@@ -107,6 +116,19 @@ impl CsrfPolicy {
             SIMPLE_CONTENT_TYPES.join(", "),
             names.join(", ")
         ))
+    }
+
+    /// [`Self::refusal`] for a GET query: only when a browser says it was
+    /// sent from another site (see the module doc).
+    pub fn refusal_of_get(&self, headers: &HeaderMap) -> Option<String> {
+        let from_another_site = headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site != "same-origin" && site != "none");
+        if from_another_site {
+            self.refusal(headers)
+        } else {
+            None
+        }
     }
 
     /// The header names CORS preflights must allow for these to be sent.

@@ -877,8 +877,12 @@ async fn get_graphql(
         .into_response();
     }
     // GraphiQL's page is a navigation, not an operation; a query is one.
-    if let Some(refused) = refuse_cross_site(&gw, &headers) {
-        return refused;
+    if let Some(message) = gw.options.csrf.refusal_of_get(&headers) {
+        return with_media(
+            StatusCode::BAD_REQUEST,
+            error_body(&message, crate::csrf::CODE),
+            accepts_graphql_json(&headers),
+        );
     }
     let variables = match params
         .variables

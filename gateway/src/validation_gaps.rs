@@ -95,7 +95,6 @@ pub fn errors(schema: &schema::Document, document: &Document, max: usize) -> Vec
     checker.errors
 }
 
-
 impl<'a> Checker<'a> {
     fn report(&mut self, field: Option<&Field>, message: String, code: &'static str) {
         self.errors.push(ValidationError {

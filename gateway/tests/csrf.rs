@@ -202,15 +202,25 @@ async fn json_or_a_mark_only_a_script_can_add_lets_an_operation_through() {
 }
 
 #[tokio::test]
-async fn get_queries_need_the_mark_but_the_graphiql_page_does_not() {
+async fn get_queries_from_another_site_need_the_mark_but_others_and_the_graphiql_page_do_not() {
     let (addr, _subgraph) = served(Default::default()).await;
     let query = "/graphql?query=%7B%20stock%20%7D";
-    let bare = raw(&addr, &format!("GET {query} HTTP/1.1"), b"").await;
-    assert_eq!(bare.status, 400, "{}", bare.body);
-    assert_eq!(code(&bare), "CSRF_ERROR", "{}", bare.body);
+    // A browser that says the query comes from another site: refused unmarked.
+    for site in ["cross-site", "same-site"] {
+        let sent = raw(
+            &addr,
+            &format!("GET {query} HTTP/1.1\r\nsec-fetch-site: {site}"),
+            b"",
+        )
+        .await;
+        assert_eq!(sent.status, 400, "{site}: {}", sent.body);
+        assert_eq!(code(&sent), "CSRF_ERROR", "{}", sent.body);
+    }
     let marked = raw(
         &addr,
-        &format!("GET {query} HTTP/1.1\r\napollo-require-preflight: true"),
+        &format!(
+            "GET {query} HTTP/1.1\r\nsec-fetch-site: cross-site\r\napollo-require-preflight: true"
+        ),
         b"",
     )
     .await;
@@ -219,11 +229,22 @@ async fn get_queries_need_the_mark_but_the_graphiql_page_does_not() {
     // A GET with a JSON content type could only come from a script.
     let typed = raw(
         &addr,
-        &format!("GET {query} HTTP/1.1\r\ncontent-type: application/json"),
+        &format!(
+            "GET {query} HTTP/1.1\r\nsec-fetch-site: cross-site\r\ncontent-type: application/json"
+        ),
         b"",
     )
     .await;
     assert_eq!(typed.status, 200, "{}", typed.body);
+    // The page's own origin, a typed URL, or a client that is not a browser.
+    for extra in [
+        "\r\nsec-fetch-site: same-origin",
+        "\r\nsec-fetch-site: none",
+        "",
+    ] {
+        let sent = raw(&addr, &format!("GET {query} HTTP/1.1{extra}"), b"").await;
+        assert_eq!(sent.status, 200, "{extra:?}: {}", sent.body);
+    }
     let page = raw(&addr, "GET /graphql HTTP/1.1\r\naccept: text/html", b"").await;
     assert_eq!(page.status, 200);
     assert!(page.head.contains("text/html"), "{}", page.head);
@@ -266,7 +287,7 @@ async fn the_marks_are_configurable_and_the_check_can_be_switched_off() {
         ..Default::default()
     })
     .await;
-    let query = "GET /graphql?query=%7B%20stock%20%7D HTTP/1.1";
+    let query = "GET /graphql?query=%7B%20stock%20%7D HTTP/1.1\r\nsec-fetch-site: cross-site";
     let theirs = raw(
         &addr,
         &format!("{query}\r\napollo-require-preflight: 1"),

@@ -4,11 +4,9 @@
 //
 //   node audit.mjs <url> [bare|marked]
 //
-// "marked" sends GET requests with `apollo-require-preflight`, as a client
-// that is not a browser form would: the audit's GETs carry no header of their
-// own, and a server with CSRF prevention (Apollo Router's rules) refuses such
-// a GET exactly as it must refuse a cross-site one. POSTs go out as the audit
-// writes them. "bare" (the default) changes nothing.
+// "marked" sends GET requests with `apollo-require-preflight` (for a server
+// that refuses every unmarked GET, as Apollo Router does); "bare" (the
+// default) sends the audit's requests exactly as it writes them.
 import { auditServer } from 'graphql-http';
 
 const [url, mode = 'bare'] = process.argv.slice(2);
