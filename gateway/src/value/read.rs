@@ -647,6 +647,72 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// Random bytes, weighted to the ones the fast path must stop at or
+    /// notice: quotes, backslashes, control characters, high bytes and
+    /// whole multibyte characters.
+    fn random_bytes(rng: &mut impl rand::Rng, len: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(len);
+        while bytes.len() < len {
+            match rng.gen_range(0..10) {
+                0 => bytes.push(b'"'),
+                1 => bytes.push(b'\\'),
+                2 => bytes.push(rng.gen_range(0..0x20)),
+                3 => bytes.push(rng.gen_range(0x80..=0xff)),
+                4 => bytes
+                    .extend_from_slice(["é", "€", "𝄞", "\u{7f}"][rng.gen_range(0..4)].as_bytes()),
+                _ => bytes.push(rng.gen_range(0x20..0x7f)),
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn the_eight_byte_scan_finds_what_a_byte_by_byte_scan_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(26);
+        for case in 0..20_000 {
+            let len = rng.gen_range(0..40);
+            let bytes = random_bytes(&mut rng, len);
+            let from = rng.gen_range(0..=bytes.len());
+            let end = bytes[from..]
+                .iter()
+                .position(|b| matches!(b, b'"' | b'\\' | 0..0x20))
+                .map_or(bytes.len(), |at| from + at);
+            let ascii = bytes[from..end].is_ascii();
+            assert_eq!(
+                plain_run_end(&bytes, from),
+                (end, ascii),
+                "case {case}: {bytes:?} from {from}"
+            );
+        }
+    }
+
+    #[test]
+    fn strings_are_accepted_exactly_when_std_finds_them_utf8() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for case in 0..20_000 {
+            // No quote, backslash or control byte: only UTF-8 can fail.
+            let len = rng.gen_range(0..40);
+            let raw: Vec<u8> = random_bytes(&mut rng, len)
+                .into_iter()
+                .filter(|b| !matches!(b, b'"' | b'\\' | 0..0x20))
+                .collect();
+            let mut text = vec![b'"'];
+            text.extend_from_slice(&raw);
+            text.push(b'"');
+            let ours = value(&text);
+            match std::str::from_utf8(&raw) {
+                Ok(s) => assert_eq!(
+                    serde_json::Value::from(&ours.unwrap_or_else(|e| panic!("case {case}: {e:?}"))),
+                    serde_json::Value::String(s.to_owned()),
+                    "case {case}"
+                ),
+                Err(_) => assert!(ours.is_err(), "case {case}: {raw:?} read as UTF-8"),
+            }
+        }
+    }
+
     /// Reads `text` both ways: the same value, or both refuse it.
     fn agrees(text: &str) {
         let ours = value(text.as_bytes());
