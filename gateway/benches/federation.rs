@@ -369,7 +369,12 @@ async fn serve_subgraphs() {
 /// Child role: serve the gateway over the supergraph file at `path`, print its URL.
 async fn serve_gateway(path: &str) {
     let sdl = std::fs::read_to_string(path).unwrap();
-    let gw = Arc::new(gateway::http::Gateway::new(&sdl, None, &Default::default()).unwrap());
+    // `/metrics` on the API port: the fetch figures below are read from it.
+    let options = gateway::http::GatewayOptions {
+        metrics_on_api: true,
+        ..Default::default()
+    };
+    let gw = Arc::new(gateway::http::Gateway::new(&sdl, None, &options).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("http://{}/graphql", listener.local_addr().unwrap());
     // Served as `grocery serve gateway` serves it.

@@ -30,9 +30,10 @@ use tokio::{
     net::TcpStream,
 };
 
+use rustc_hash::FxHashMap;
+
 use crate::{
     fetch::{FetchError, MAX_RESPONSE_BYTES},
-    fxhash::FxHashMap,
     wire::{self, Framing},
 };
 

@@ -641,7 +641,7 @@ fn representations<'p>(
     let mut batch = Batch::default();
     // Representations by hash (equal ones compared in full): deduplication
     // without printing each one.
-    let mut seen: crate::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
+    let mut seen: rustc_hash::FxHashMap<u64, Vec<usize>> = Default::default();
     for path in paths {
         walk_targets(types, data, path, &mut Vec::new(), &mut |at, entity| {
             let index = representation_of(
@@ -670,7 +670,7 @@ fn representation_of(
     input_rewrites: Option<&Vec<FetchRewrite>>,
     types: &Shapes,
     batch: &mut Batch<'_>,
-    seen: &mut crate::fxhash::FxHashMap<u64, Vec<usize>>,
+    seen: &mut rustc_hash::FxHashMap<u64, Vec<usize>>,
 ) -> Option<usize> {
     // Most paths repeat an entity already seen: without rewrites, its
     // representation is hashed and compared where it stands, and built
@@ -679,7 +679,7 @@ fn representation_of(
         let Value::Object(map) = entity else {
             return None;
         };
-        let mut h = crate::fxhash::FxHasher::default();
+        let mut h = rustc_hash::FxHasher::default();
         if matches!(projected_hash(map, requires, types, &mut h), Some(0) | None) {
             return None;
         }
@@ -709,7 +709,7 @@ fn representation_of(
 /// no owners yet when it is new.
 fn find_or_add(
     batch: &mut Batch<'_>,
-    seen: &mut crate::fxhash::FxHashMap<u64, Vec<usize>>,
+    seen: &mut rustc_hash::FxHashMap<u64, Vec<usize>>,
     hash: u64,
     rep: Value,
 ) -> usize {
@@ -731,7 +731,7 @@ fn projected_hash(
     map: &Map,
     selections: &SelectionSet,
     types: &Shapes,
-    h: &mut crate::fxhash::FxHasher,
+    h: &mut rustc_hash::FxHasher,
 ) -> Option<usize> {
     use std::hash::Hash;
     let mut written = 0;
@@ -761,7 +761,7 @@ fn projected_value_hash(
     value: &Value,
     selections: &SelectionSet,
     types: &Shapes,
-    h: &mut crate::fxhash::FxHasher,
+    h: &mut rustc_hash::FxHasher,
 ) -> Option<()> {
     use std::hash::Hash;
     match value {
@@ -841,12 +841,12 @@ fn fields_project_to(
 
 /// A hash of a JSON value's content (object keys in order, as representations are built).
 fn value_hash(value: &Value) -> u64 {
-    let mut h = crate::fxhash::FxHasher::default();
+    let mut h = rustc_hash::FxHasher::default();
     value_feed(value, &mut h);
     std::hash::Hasher::finish(&h)
 }
 
-fn value_feed(value: &Value, h: &mut crate::fxhash::FxHasher) {
+fn value_feed(value: &Value, h: &mut rustc_hash::FxHasher) {
     use std::hash::Hash;
     match value {
         Value::Null => 0u8.hash(h),

@@ -121,9 +121,7 @@ struct Key {
 /// The shareable exchanges in flight, held weakly: when every request
 /// waiting on one is gone, it is cancelled, never answered later to a newcomer.
 #[derive(Default)]
-struct Inflight(
-    std::sync::Mutex<crate::fxhash::FxHashMap<Key, futures::future::WeakShared<Running>>>,
-);
+struct Inflight(std::sync::Mutex<rustc_hash::FxHashMap<Key, futures::future::WeakShared<Running>>>);
 
 impl SubgraphClient {
     /// A client whose requests fail after `timeout`.

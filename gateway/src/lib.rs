@@ -20,7 +20,6 @@ pub mod entity_errors;
 pub mod execution;
 pub mod fetch;
 pub mod field_merging;
-pub mod fxhash;
 pub mod http;
 pub mod introspection;
 pub mod lane;

@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 
-use crate::fxhash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use graphql_tools::parser::schema::{Definition, Document, Type, TypeDefinition};
 use hive_router_query_planner::{
