@@ -132,7 +132,7 @@ pub fn gateway_serving(env: &mut Env) -> gateway::server::Serving {
         env.problem("GATEWAY_THREADS must be at least 1");
     }
     let poll = env.parse_or("GATEWAY_POLL_US", default.poll.as_micros() as u64);
-    let max = gateway::server::MAX_POLL.as_micros();
+    let max = gateway::server::threads::MAX_POLL.as_micros();
     if u128::from(poll) > max {
         env.problem(format!(
             "GATEWAY_POLL_US={poll} is more than {max} (that much spinning after every request)"
@@ -188,7 +188,7 @@ pub fn gateway_addr(env: &mut Env) -> SocketAddr {
 /// Serves `gateway` on `addr` as `serving` says (see [`gateway::server`])
 /// in `tasks` until `stop`; returns its URL.
 pub async fn spawn_gateway(
-    gateway: std::sync::Arc<gateway::http::Gateway>,
+    gateway: std::sync::Arc<gateway::Gateway>,
     addr: SocketAddr,
     serving: gateway::server::Serving,
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -198,7 +198,7 @@ pub async fn spawn_gateway(
         .await
         .with_context(|| format!("the gateway cannot listen on {addr} (set GATEWAY_PORT)"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = gateway::http::edge(gateway);
+    let router = gateway::edge(gateway);
     tasks.spawn(async move {
         gateway::server::serve(listener, router, serving, stop).await?;
         Ok(())
@@ -207,9 +207,9 @@ pub async fn spawn_gateway(
 }
 
 /// `CSRF_PREVENTION` (default on) and `CSRF_REQUIRED_HEADERS` (the headers
-/// any of which marks a request as a script's; see [`gateway::csrf`]).
-pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
-    let policy = match gateway::csrf::CsrfPolicy::with_headers(
+/// any of which marks a request as a script's; see [`gateway::server::csrf`]).
+pub fn csrf_policy(env: &mut Env) -> gateway::server::csrf::CsrfPolicy {
+    let policy = match gateway::server::csrf::CsrfPolicy::with_headers(
         &env.get("CSRF_REQUIRED_HEADERS").unwrap_or_default(),
     ) {
         Ok(policy) => policy,
@@ -218,7 +218,7 @@ pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
             Default::default()
         }
     };
-    gateway::csrf::CsrfPolicy {
+    gateway::server::csrf::CsrfPolicy {
         enabled: env.parse_or("CSRF_PREVENTION", true),
         ..policy
     }
@@ -226,7 +226,7 @@ pub fn csrf_policy(env: &mut Env) -> gateway::csrf::CsrfPolicy {
 
 /// `MAX_ERRORS`: the most errors one response carries (at least 1).
 pub fn max_errors(env: &mut Env) -> usize {
-    let max = env.parse_or("MAX_ERRORS", gateway::http::DEFAULT_MAX_ERRORS);
+    let max = env.parse_or("MAX_ERRORS", gateway::pipeline::DEFAULT_MAX_ERRORS);
     if max == 0 {
         env.problem("MAX_ERRORS must be at least 1");
     }
@@ -251,7 +251,7 @@ pub fn metrics_addr(env: &mut Env) -> Option<SocketAddr> {
 /// Serves `/metrics` of `gateway` alone on `addr` in `tasks` until `stop`;
 /// its URL.
 pub async fn spawn_metrics(
-    gateway: std::sync::Arc<gateway::http::Gateway>,
+    gateway: std::sync::Arc<gateway::Gateway>,
     addr: SocketAddr,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
@@ -260,7 +260,7 @@ pub async fn spawn_metrics(
         format!("the gateway's metrics cannot listen on {addr} (set METRICS_ADDR)")
     })?;
     let url = format!("http://{}/metrics", listener.local_addr()?);
-    let router = gateway::http::metrics_router(gateway);
+    let router = gateway::metrics_router(gateway);
     tasks.spawn(async move {
         kit::server::serve(listener, router, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -307,7 +307,7 @@ fn subgraph_ready_urls(env: &mut Env) -> std::collections::HashMap<String, Strin
 
 /// `READY_CACHE=2s`: how long `/ready` reuses its subgraphs' answers.
 fn ready_cache(env: &mut Env) -> std::time::Duration {
-    let default = gateway::readiness::DEFAULT_CACHE;
+    let default = gateway::subgraph::readiness::DEFAULT_CACHE;
     match env.get("READY_CACHE") {
         None => default,
         Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
@@ -380,19 +380,19 @@ pub fn subscription_options(env: &mut Env) -> gateway::subscriptions::Subscripti
 
 /// Persisted documents and rate limits of the gateway's edge:
 /// `PERSISTED_DIR` (trusted-document manifests, default `schema/persisted`),
-/// `PERSISTED_ONLY`, `APQ`, `RATE_LIMITS` (see [`gateway::ratelimit::RateLimits::parse`]),
+/// `PERSISTED_ONLY`, `APQ`, `RATE_LIMITS` (see [`gateway::pipeline::ratelimit::RateLimits::parse`]),
 /// `RATE_LIMIT_IP_HEADER`; APQ documents and rate buckets are shared through
 /// `REDIS_URL` when it is set.
 pub fn edge_options(
     env: &mut Env,
     persisted_only: bool,
 ) -> (
-    gateway::persisted::PersistedOptions,
-    gateway::ratelimit::RateLimits,
+    gateway::pipeline::persisted::PersistedOptions,
+    gateway::pipeline::ratelimit::RateLimits,
 ) {
     let redis_url = env.get("REDIS_URL");
-    let defaults = gateway::persisted::PersistedOptions::default();
-    let persisted = gateway::persisted::PersistedOptions {
+    let defaults = gateway::pipeline::persisted::PersistedOptions::default();
+    let persisted = gateway::pipeline::persisted::PersistedOptions {
         manifests: Some(
             env.get("PERSISTED_DIR")
                 .unwrap_or_else(|| "schema/persisted".into())
@@ -403,14 +403,15 @@ pub fn edge_options(
         redis_url: redis_url.clone(),
         ..defaults
     };
-    let mut rate_limits =
-        match gateway::ratelimit::RateLimits::parse(&env.get("RATE_LIMITS").unwrap_or_default()) {
-            Ok(limits) => limits,
-            Err(why) => {
-                env.problem(format!("RATE_LIMITS: {why}"));
-                Default::default()
-            }
-        };
+    let mut rate_limits = match gateway::pipeline::ratelimit::RateLimits::parse(
+        &env.get("RATE_LIMITS").unwrap_or_default(),
+    ) {
+        Ok(limits) => limits,
+        Err(why) => {
+            env.problem(format!("RATE_LIMITS: {why}"));
+            Default::default()
+        }
+    };
     if let Some(header) = env.get("RATE_LIMIT_IP_HEADER") {
         match axum::http::HeaderName::try_from(header.trim().to_ascii_lowercase()) {
             Ok(name) => rate_limits.ip_header = Some(name),
@@ -452,11 +453,11 @@ pub async fn serve_gateway(
     let cutoffs = Revocations::new();
     tokens.revocations = Some(cutoffs.clone());
     let feed = FeedConfig::from_env(&mut env);
-    let defaults = gateway::limits::Limits::default();
+    let defaults = gateway::pipeline::limits::Limits::default();
     let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(&mut env);
     let (persisted, rate_limits) = edge_options(&mut env, persisted_only);
     let metrics_addr = metrics_addr(&mut env);
-    let options = gateway::http::GatewayOptions {
+    let options = gateway::GatewayOptions {
         subgraph_timeout,
         deduplicate_queries: env.parse_or("SUBGRAPH_DEDUPLICATION", true),
         subgraph_timeouts,
@@ -469,7 +470,7 @@ pub async fn serve_gateway(
         graphiql: env.parse_or("GRAPHIQL", false),
         // The public port serves the API only; metrics go to METRICS_ADDR.
         metrics_on_api: false,
-        limits: gateway::limits::Limits {
+        limits: gateway::pipeline::limits::Limits {
             max_tokens: env.parse_or("MAX_TOKENS", defaults.max_tokens),
             max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
             max_fields: env.parse_or("MAX_FIELDS", defaults.max_fields),
@@ -490,9 +491,9 @@ pub async fn serve_gateway(
         },
         request_budget: env.parse_or(
             "REQUEST_MEMORY_BUDGET",
-            gateway::execution::DEFAULT_REQUEST_BUDGET,
+            gateway::subgraph::DEFAULT_REQUEST_BUDGET,
         ),
-        cors: gateway::cors::CorsPolicy::parse(
+        cors: gateway::server::cors::CorsPolicy::parse(
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),
         ),
@@ -506,17 +507,19 @@ pub async fn serve_gateway(
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading the supergraph {path}"))?;
     let verifier = std::sync::Arc::new(match jwks_url {
-        Some(url) => gateway::auth::EdgeAuth::Jwks(Box::new(gateway::auth::Jwks::new(
-            url.parse()
-                .with_context(|| format!("JWKS_URL={url} is not a URL"))?,
-            tokens,
-            std::time::Duration::from_secs(30),
-        ))),
-        None => gateway::auth::EdgeAuth::Keys(std::sync::Arc::new(kit::auth::Verifier::new(
-            &keys, &tokens,
-        )?)),
+        Some(url) => {
+            gateway::pipeline::auth::EdgeAuth::Jwks(Box::new(gateway::pipeline::auth::Jwks::new(
+                url.parse()
+                    .with_context(|| format!("JWKS_URL={url} is not a URL"))?,
+                tokens,
+                std::time::Duration::from_secs(30),
+            )))
+        }
+        None => gateway::pipeline::auth::EdgeAuth::Keys(std::sync::Arc::new(
+            kit::auth::Verifier::new(&keys, &tokens)?,
+        )),
     });
-    let gateway = std::sync::Arc::new(gateway::http::Gateway::new(&sdl, Some(verifier), &options)?);
+    let gateway = std::sync::Arc::new(gateway::Gateway::new(&sdl, Some(verifier), &options)?);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     if let Some(metrics) = metrics_addr {
@@ -534,11 +537,11 @@ pub async fn serve_gateway(
     let url = spawn_gateway(gateway.clone(), addr, serving, &mut tasks, stop).await?;
     tracing::info!(%url, supergraph = %path, "gateway listening");
     // Edits of the supergraph file are picked up without a restart.
-    let manifests = tokio::spawn(gateway::persisted::watch(
-        gateway.documents.clone(),
+    let manifests = tokio::spawn(gateway::pipeline::persisted::watch(
+        gateway.pipeline.documents.clone(),
         SUPERGRAPH_POLL,
     ));
-    let watcher = tokio::spawn(gateway::http::watch(gateway, path.into(), SUPERGRAPH_POLL));
+    let watcher = tokio::spawn(gateway::watch(gateway, path.into(), SUPERGRAPH_POLL));
     tokio::select! {
         () = crate::shutdown_signal() => {}
         Some(ended) = tasks.join_next() => {
@@ -995,12 +998,15 @@ mod tests {
     fn the_gateways_edge_settings_are_read_and_every_bad_one_listed() {
         let mut env = env_of(&[]);
         let csrf = csrf_policy(&mut env);
-        assert_eq!(csrf, gateway::csrf::CsrfPolicy::default());
+        assert_eq!(csrf, gateway::server::csrf::CsrfPolicy::default());
         assert!(csrf.enabled);
         assert_eq!(metrics_addr(&mut env), None);
-        assert_eq!(max_errors(&mut env), gateway::http::DEFAULT_MAX_ERRORS);
+        assert_eq!(max_errors(&mut env), gateway::pipeline::DEFAULT_MAX_ERRORS);
         assert!(subgraph_ready_urls(&mut env).is_empty());
-        assert_eq!(ready_cache(&mut env), gateway::readiness::DEFAULT_CACHE);
+        assert_eq!(
+            ready_cache(&mut env),
+            gateway::subgraph::readiness::DEFAULT_CACHE
+        );
         assert!(env.finish().is_ok());
 
         let mut env = env_of(&[
@@ -1064,9 +1070,12 @@ mod tests {
         let mut env = env_of(&[]);
         let serving = gateway_serving(&mut env);
         assert!(env.finish().is_ok());
-        assert_eq!(serving.threads, gateway::server::default_threads());
-        assert_eq!(serving.poll, gateway::server::DEFAULT_POLL);
-        assert_eq!(serving.executions, gateway::server::DEFAULT_EXECUTIONS);
+        assert_eq!(serving.threads, gateway::server::threads::default_threads());
+        assert_eq!(serving.poll, gateway::server::threads::DEFAULT_POLL);
+        assert_eq!(
+            serving.executions,
+            gateway::server::threads::DEFAULT_EXECUTIONS
+        );
 
         let mut env = env_of(&[
             ("GATEWAY_THREADS", "3"),

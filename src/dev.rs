@@ -227,13 +227,13 @@ async fn start(
         })
         .collect::<Vec<_>>();
     let supergraph = gateway::compose(&sources)?;
-    let verifier = std::sync::Arc::new(gateway::auth::EdgeAuth::Keys(std::sync::Arc::new(
-        kit::auth::Verifier::new(&dev_keys, &tokens)?,
-    )));
-    let edge = std::sync::Arc::new(gateway::http::Gateway::new(
+    let verifier = std::sync::Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(
+        std::sync::Arc::new(kit::auth::Verifier::new(&dev_keys, &tokens)?),
+    ));
+    let edge = std::sync::Arc::new(gateway::Gateway::new(
         &supergraph,
         Some(verifier),
-        &gateway::http::GatewayOptions {
+        &gateway::GatewayOptions {
             subgraph_timeout: components::SUBGRAPH_TIMEOUT,
             introspection: true,
             graphiql: true,
@@ -242,15 +242,15 @@ async fn start(
             metrics_on_api: metrics_addr.is_none(),
             csrf,
             // Any localhost origin, so a frontend dev server can call the API.
-            cors: gateway::cors::CorsPolicy::parse("localhost", false),
+            cors: gateway::server::cors::CorsPolicy::parse("localhost", false),
             persisted,
             rate_limits,
             ..Default::default()
         },
     )?);
     // Manifest edits apply without a restart; the watcher ends with the process.
-    tokio::spawn(gateway::persisted::watch(
-        edge.documents.clone(),
+    tokio::spawn(gateway::pipeline::persisted::watch(
+        edge.pipeline.documents.clone(),
         std::time::Duration::from_secs(1),
     ));
     let metrics_url = match metrics_addr {

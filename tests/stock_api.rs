@@ -236,9 +236,9 @@ async fn federated(
         .iter()
         .map(|(name, url)| (name.clone(), url.parse().unwrap()))
         .collect();
-    let subgraphs = gateway::execution::Subgraphs::new(
+    let subgraphs = gateway::subgraph::Subgraphs::new(
         urls,
-        gateway::fetch::SubgraphClient::new(Duration::from_secs(5)),
+        gateway::subgraph::SubgraphClient::new(Duration::from_secs(5)),
         Default::default(),
     );
     let variables = Default::default();
@@ -250,7 +250,7 @@ async fn federated(
         &Default::default(),
     )
     .await;
-    let data = gateway::projection::project(
+    let data = gateway::execution::projection::project(
         &result.data,
         &prepared.operation,
         supergraph.shapes(),

@@ -370,11 +370,11 @@ async fn serve_subgraphs() {
 async fn serve_gateway(path: &str) {
     let sdl = std::fs::read_to_string(path).unwrap();
     // `/metrics` on the API port: the fetch figures below are read from it.
-    let options = gateway::http::GatewayOptions {
+    let options = gateway::GatewayOptions {
         metrics_on_api: true,
         ..Default::default()
     };
-    let gw = Arc::new(gateway::http::Gateway::new(&sdl, None, &options).unwrap());
+    let gw = Arc::new(gateway::Gateway::new(&sdl, None, &options).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("http://{}/graphql", listener.local_addr().unwrap());
     // Served as `grocery serve gateway` serves it.
@@ -386,7 +386,7 @@ async fn serve_gateway(path: &str) {
     serving.poll = env("GATEWAY_POLL_US").map_or(serving.poll, Duration::from_micros);
     serving.executions = env("GATEWAY_EXECUTIONS").unwrap_or(serving.executions);
     let (_stop, stop) = tokio::sync::watch::channel(false);
-    gateway::server::serve(listener, gateway::http::edge(gw), serving, stop)
+    gateway::server::serve(listener, gateway::edge(gw), serving, stop)
         .await
         .unwrap();
 }

@@ -1,43 +1,49 @@
 //! The federation gateway: it serves one GraphQL API over any Federation v2
 //! supergraph (Apollo `join__` v0.3 format), whoever composed it.
 //!
-//! The request pipeline is a straight line of named stages: parse → validate
-//! against the API schema → normalize → plan → execute. This crate holds the
-//! stages that need only the supergraph: [`compose`] (subgraph SDLs into a
-//! supergraph, with the fix-up the planner needs), [`planning`] (loading a
-//! supergraph and turning client operations into cached query plans) and
-//! [`fetch`] (fetches from subgraphs, over [`connections`]). The executor
-//! and the HTTP edge build on these.
+//! # Layout
+//!
+//! One folder per stage of a request, in the order a request meets them.
+//! Each folder's `mod.rs` says what it holds and what it may use; a folder
+//! uses only folders below it in this list, never one above.
+//!
+//! ```text
+//! server/          listeners and serving threads, client connections (the HTTP/1.1
+//!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF,
+//!                  trace context; `Gateway`, what a server serves
+//! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
+//!                  upstream subscriptions (fan-out), the graphql-transport-ws client
+//! pipeline/        a GraphQL request from its JSON to its written answer: parsing,
+//!                  edge auth, persisted documents, limits, rate limits, planning
+//!                  (planning/: composition, validation, caches), variable coercion,
+//!                  introspection, admission
+//! execution/       the plan walk: representations, merging, error paths, and the
+//!                  projection of the merged tree into the client's answer
+//! subgraph/        the subgraph client: registry of a supergraph's subgraphs,
+//!                  fetches with deduplication, the connection pool, readiness
+//! value/, framing, busy_poll, metrics
+//!                  leaves every stage uses: JSON values and their reader, HTTP/1.1
+//!                  framing, polling while a thread is nearly idle, Prometheus counters
+//! ```
+//!
+//! The hot path of a `POST /graphql`: [`server::http1`] reads the request →
+//! [`server::routes`] opens its context → [`pipeline::prepare()`] verifies,
+//! resolves, limits and plans it → [`pipeline::answer()`] admits it and runs
+//! [`execution::execute`] → [`subgraph::SubgraphClient`] fetches over
+//! [`subgraph::pool`] → [`execution::projection`] writes the answer.
 
-pub mod admission;
-pub mod auth;
-pub mod coerce;
-pub mod compose;
-pub mod connections;
-pub mod cors;
-pub mod csrf;
-pub mod entity_errors;
+pub mod busy_poll;
 pub mod execution;
-pub mod fetch;
-pub mod field_merging;
-pub mod http;
-pub mod introspection;
-pub mod lane;
-pub mod limits;
+pub mod framing;
 pub mod metrics;
-pub mod persisted;
-pub mod planner_input;
-pub mod planning;
-pub mod projection;
-pub mod ratelimit;
-pub mod readiness;
+pub mod pipeline;
 pub mod server;
-pub mod spin;
+pub mod subgraph;
 pub mod subscriptions;
-pub mod upstream;
-pub mod validation_gaps;
 pub mod value;
-pub mod wire;
 
-pub use compose::{SubgraphSource, compose};
-pub use planning::{PlanError, Prepared, Supergraph};
+pub use pipeline::planning::{PlanError, Prepared, SubgraphSource, Supergraph, compose};
+pub use server::{
+    ConnectionTimeouts, Gateway, GatewayOptions, Serving, edge, metrics_router, router, serve,
+    watch,
+};

@@ -147,7 +147,7 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A `POST /graphql` was served by [`crate::lane`], not hyper.
+    /// A `POST /graphql` was served by [`crate::server::http1`], not hyper.
     pub fn lane_request(&self) {
         self.lane.fetch_add(1, Ordering::Relaxed);
     }

@@ -506,7 +506,7 @@ struct Shop {
     reviews: Served,
     users: Served,
     inventory: Served,
-    gw: Arc<gateway::http::Gateway>,
+    gw: Arc<gateway::Gateway>,
 }
 
 impl Shop {

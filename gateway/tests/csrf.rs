@@ -38,16 +38,16 @@ impl Mutation {
 
 /// A gateway over a subgraph with a mutation, served on a socket with
 /// `options` (GraphiQL on); its address and the subgraph.
-async fn served(options: gateway::http::GatewayOptions) -> (String, support::Served) {
+async fn served(options: gateway::GatewayOptions) -> (String, support::Served) {
     let schema = Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
         .finish();
     let subgraph = support::serve("shop", schema).await;
     let sdl = support::supergraph(&[&subgraph]);
-    let gw = gateway::http::Gateway::new(
+    let gw = gateway::Gateway::new(
         &sdl,
         None,
-        &gateway::http::GatewayOptions {
+        &gateway::GatewayOptions {
             graphiql: true,
             ..options
         },
@@ -252,8 +252,8 @@ async fn get_queries_from_another_site_need_the_mark_but_others_and_the_graphiql
 
 #[tokio::test]
 async fn preflights_allow_the_marks() {
-    let (addr, _subgraph) = served(gateway::http::GatewayOptions {
-        cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
+    let (addr, _subgraph) = served(gateway::GatewayOptions {
+        cors: gateway::server::cors::CorsPolicy::parse("https://shop.example", false),
         ..Default::default()
     })
     .await;
@@ -282,8 +282,8 @@ async fn preflights_allow_the_marks() {
 
 #[tokio::test]
 async fn the_marks_are_configurable_and_the_check_can_be_switched_off() {
-    let (addr, _subgraph) = served(gateway::http::GatewayOptions {
-        csrf: gateway::csrf::CsrfPolicy::with_headers("x-requested-by").unwrap(),
+    let (addr, _subgraph) = served(gateway::GatewayOptions {
+        csrf: gateway::server::csrf::CsrfPolicy::with_headers("x-requested-by").unwrap(),
         ..Default::default()
     })
     .await;
@@ -300,8 +300,8 @@ async fn the_marks_are_configurable_and_the_check_can_be_switched_off() {
     let ours = raw(&addr, &format!("{query}\r\nx-requested-by: app"), b"").await;
     assert_eq!(ours.status, 200, "{}", ours.body);
 
-    let (addr, _subgraph) = served(gateway::http::GatewayOptions {
-        csrf: gateway::csrf::CsrfPolicy::disabled(),
+    let (addr, _subgraph) = served(gateway::GatewayOptions {
+        csrf: gateway::server::csrf::CsrfPolicy::disabled(),
         ..Default::default()
     })
     .await;

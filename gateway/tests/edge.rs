@@ -9,19 +9,19 @@ use serde_json::{Value, json};
 /// The gateway's routes over the committed supergraph. Its subgraph URLs
 /// (127.0.0.1:4001-4003) are not served during these tests: nothing here may
 /// need a subgraph unless the test points them elsewhere.
-fn app(options: gateway::http::GatewayOptions) -> axum::Router {
+fn app(options: gateway::GatewayOptions) -> axum::Router {
     let sdl = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../schema/supergraph.graphql"
     ))
     .unwrap();
-    gateway::http::router(Arc::new(
-        gateway::http::Gateway::new(&sdl, None, &options).unwrap(),
+    gateway::router(Arc::new(
+        gateway::Gateway::new(&sdl, None, &options).unwrap(),
     ))
 }
 
 fn gateway(introspection: bool) -> TestClient {
-    TestClient::new(app(gateway::http::GatewayOptions {
+    TestClient::new(app(gateway::GatewayOptions {
         subgraph_timeout: Duration::from_secs(1),
         introspection,
         ..Default::default()
@@ -181,8 +181,8 @@ fn request(method: &str, origin: &str) -> axum::http::Request<axum::body::Body> 
 
 #[tokio::test]
 async fn browsers_from_allowed_origins_get_cors_answers_and_others_do_not() {
-    let options = gateway::http::GatewayOptions {
-        cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
+    let options = gateway::GatewayOptions {
+        cors: gateway::server::cors::CorsPolicy::parse("https://shop.example", false),
         ..Default::default()
     };
     let app = app(options);
@@ -267,7 +267,7 @@ async fn ready_names_the_subgraphs_that_do_not_answer() {
         .iter()
         .map(|n| (n.clone(), format!("http://{dead}/graphql")))
         .collect();
-    let options = gateway::http::GatewayOptions {
+    let options = gateway::GatewayOptions {
         subgraph_urls: urls,
         ..Default::default()
     };
@@ -311,11 +311,12 @@ async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again(
     );
     tokio::spawn(async move { axum::serve(listener, jwks_app).await });
 
-    let auth = gateway::auth::EdgeAuth::Jwks(Box::new(gateway::auth::Jwks::new(
-        url.parse().unwrap(),
-        TokenSettings::default(),
-        Duration::ZERO,
-    )));
+    let auth =
+        gateway::pipeline::auth::EdgeAuth::Jwks(Box::new(gateway::pipeline::auth::Jwks::new(
+            url.parse().unwrap(),
+            TokenSettings::default(),
+            Duration::ZERO,
+        )));
     let user = uuid::Uuid::new_v4();
     assert_eq!(
         auth.verify(&kit::testing::access_token(&old, user, Role::Customer))
@@ -339,8 +340,8 @@ async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again(
         "/../schema/supergraph.graphql"
     ))
     .unwrap();
-    let gw = gateway::http::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
-    let client = TestClient::new(gateway::http::router(Arc::new(gw)));
+    let gw = gateway::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
+    let client = TestClient::new(gateway::router(Arc::new(gw)));
     let resp = client
         .gql(
             Some(&kit::testing::access_token(&stranger, user, Role::Admin)),

@@ -55,12 +55,12 @@ async fn items_subgraph() -> support::Served {
     .await
 }
 
-fn gateway_over(sdl: &str, max_errors: usize) -> Arc<gateway::http::Gateway> {
+fn gateway_over(sdl: &str, max_errors: usize) -> Arc<gateway::Gateway> {
     Arc::new(
-        gateway::http::Gateway::new(
+        gateway::Gateway::new(
             sdl,
             None,
-            &gateway::http::GatewayOptions {
+            &gateway::GatewayOptions {
                 max_errors,
                 ..Default::default()
             },
@@ -94,7 +94,7 @@ async fn an_answer_carries_at_most_the_cap_of_errors_and_says_how_many_were_drop
     let subgraph = items_subgraph().await;
     let sdl = support::supergraph(&[&subgraph]);
     let query = "{ items(n: 250) { n bad } }";
-    let gw = gateway_over(&sdl, gateway::http::DEFAULT_MAX_ERRORS);
+    let gw = gateway_over(&sdl, gateway::pipeline::DEFAULT_MAX_ERRORS);
     let (status, body, _) = support::post_with_status(&gw, query, json!({}), &[]).await;
     assert_eq!(status, 200);
     // 250 failed fields: 99 of them, then one for the other 151.
@@ -134,7 +134,7 @@ async fn refusals_carry_at_most_the_cap_of_errors() {
     // Hostile: the same mistake repeated thousands of times in 180 KB.
     let repeated = "__typename @include(if: 1) ".repeat(6_500);
     let (_, body, _) = support::post_with_status(
-        &gateway_over(&sdl, gateway::http::DEFAULT_MAX_ERRORS),
+        &gateway_over(&sdl, gateway::pipeline::DEFAULT_MAX_ERRORS),
         &format!("{{ {repeated} }}"),
         json!({}),
         &[],
@@ -230,9 +230,9 @@ async fn leaky_server(status: u16, content_type: &'static str, body: &'static st
     url
 }
 
-async fn get_ready(gw: &Arc<gateway::http::Gateway>) -> (u16, Value) {
+async fn get_ready(gw: &Arc<gateway::Gateway>) -> (u16, Value) {
     use tower::ServiceExt;
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(
             axum::http::Request::get("/ready")
                 .body(axum::body::Body::empty())

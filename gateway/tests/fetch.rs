@@ -14,7 +14,7 @@ use axum::{
     response::IntoResponse,
     routing::post,
 };
-use gateway::fetch::{FetchError, SubgraphClient, SubgraphRequest};
+use gateway::subgraph::{FetchError, SubgraphClient, SubgraphRequest};
 use serde_json::{Value, json};
 
 /// Serves `router` on a free loopback port; returns its /graphql URL.
@@ -616,7 +616,7 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
     });
     let url: hyper::Uri = format!("http://{addr}/graphql").parse().unwrap();
     let client = SubgraphClient::new(Duration::from_secs(5));
-    let burst = gateway::connections::MAX_IDLE + 6;
+    let burst = gateway::subgraph::pool::MAX_IDLE + 6;
     let answers = futures::future::join_all((0..burst).map(|_| {
         client.fetch(
             &url,
@@ -633,6 +633,6 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
         closed.load(SeqCst),
         6,
         "{burst} connections opened, {} kept",
-        gateway::connections::MAX_IDLE
+        gateway::subgraph::pool::MAX_IDLE
     );
 }

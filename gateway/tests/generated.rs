@@ -114,7 +114,7 @@ impl Failures {
 /// The four stubs and a gateway over them.
 struct Stage {
     federation: stubs::Federation,
-    gateway: Arc<gateway::http::Gateway>,
+    gateway: Arc<gateway::Gateway>,
     reference: reference::Reference,
     api: Api,
 }
@@ -149,7 +149,7 @@ impl Stage {
             .unwrap();
         let started = Instant::now();
         let answer = tokio::time::timeout(CASE_LIMIT, async {
-            let response = gateway::http::router(self.gateway.clone())
+            let response = gateway::router(self.gateway.clone())
                 .oneshot(request)
                 .await
                 .unwrap();

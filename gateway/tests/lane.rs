@@ -44,11 +44,11 @@ async fn gateway() -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
         .finish();
     let served = support::serve("echo", schema).await;
     let sdl = support::supergraph(&[&served]);
-    let gw = gateway::http::Gateway::new(
+    let gw = gateway::Gateway::new(
         &sdl,
         None,
-        &gateway::http::GatewayOptions {
-            cors: gateway::cors::CorsPolicy::parse("https://shop.example", false),
+        &gateway::GatewayOptions {
+            cors: gateway::server::cors::CorsPolicy::parse("https://shop.example", false),
             metrics_on_api: true,
             ..Default::default()
         },
@@ -64,7 +64,7 @@ async fn gateway() -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(gateway::server::serve(
         listener,
-        gateway::http::edge(Arc::new(gw)),
+        gateway::edge(Arc::new(gw)),
         serving,
         stopped,
     ));

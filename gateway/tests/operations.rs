@@ -54,7 +54,7 @@ async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_
     let first = support::supergraph(&[&one]);
     std::fs::write(&path, &first).unwrap();
     let gw = support::gateway(&first);
-    let watcher = tokio::spawn(gateway::http::watch(
+    let watcher = tokio::spawn(gateway::watch(
         gw.clone(),
         path.clone(),
         Duration::from_millis(20),
@@ -84,7 +84,8 @@ async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_
 
     std::fs::write(&path, "type Query { this is not a supergraph").unwrap();
     eventually("the broken file is counted", async || {
-        gw.metrics
+        gw.pipeline
+            .metrics
             .render()
             .contains(r#"supergraph_reloads_total{result="failed"} 1"#)
     })
@@ -96,7 +97,8 @@ async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_
         "the old one keeps serving"
     );
     assert!(
-        gw.metrics
+        gw.pipeline
+            .metrics
             .render()
             .contains(r#"supergraph_reloads_total{result="ok"} 1"#)
     );
@@ -173,7 +175,7 @@ async fn metrics_count_requests_fetches_and_plan_cache() {
         body["errors"][0]["extensions"]["code"],
         "GRAPHQL_VALIDATION_FAILED"
     );
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(
             axum::http::Request::get("/metrics")
                 .body(axum::body::Body::empty())
@@ -244,7 +246,7 @@ async fn a_subgraph_with_its_own_timeout_is_cut_off_and_the_rest_answers() {
     )
     .await;
     let sdl = support::supergraph(&[&sg, &late]);
-    let options = |timeouts: &[(&str, u64)]| gateway::http::GatewayOptions {
+    let options = |timeouts: &[(&str, u64)]| gateway::GatewayOptions {
         subgraph_timeout: Duration::from_secs(5),
         subgraph_timeouts: timeouts
             .iter()
@@ -252,9 +254,8 @@ async fn a_subgraph_with_its_own_timeout_is_cut_off_and_the_rest_answers() {
             .collect(),
         ..Default::default()
     };
-    let gw = std::sync::Arc::new(
-        gateway::http::Gateway::new(&sdl, None, &options(&[("late", 100)])).unwrap(),
-    );
+    let gw =
+        std::sync::Arc::new(gateway::Gateway::new(&sdl, None, &options(&[("late", 100)])).unwrap());
     let started = std::time::Instant::now();
     let (body, _) = support::post(&gw, "{ slow(ms: 300) late(ms: 300) }", json!({}), &[]).await;
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -271,7 +272,7 @@ async fn a_subgraph_with_its_own_timeout_is_cut_off_and_the_rest_answers() {
     let (body, _) = support::post(&gw, "{ late(ms: 20) }", json!({}), &[]).await;
     assert_eq!(body, json!({ "data": { "late": "late after 20 ms" } }));
     // A timeout for a subgraph the supergraph does not have is a mistake.
-    let unknown = gateway::http::Gateway::new(&sdl, None, &options(&[("lat", 100)]));
+    let unknown = gateway::Gateway::new(&sdl, None, &options(&[("lat", 100)]));
     assert!(
         unknown
             .err()

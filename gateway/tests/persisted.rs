@@ -42,7 +42,7 @@ async fn subgraph() -> support::Served {
 const HELLO: &str = "query Hello($name: String) { hello(name: $name) }";
 
 fn sha256(text: &str) -> String {
-    gateway::persisted::sha256_hex(text)
+    gateway::pipeline::persisted::sha256_hex(text)
 }
 
 fn apq(hash: &str) -> Value {
@@ -62,12 +62,14 @@ impl Edge {
         }
     }
 
-    fn gateway(&self, options: gateway::http::GatewayOptions) -> Arc<gateway::http::Gateway> {
+    fn gateway(&self, options: gateway::GatewayOptions) -> Arc<gateway::Gateway> {
         let verifier = Verifier::new(&self.keys, &TokenSettings::default()).unwrap();
         Arc::new(
-            gateway::http::Gateway::new(
+            gateway::Gateway::new(
                 &support::supergraph(&[&self.served]),
-                Some(Arc::new(gateway::auth::EdgeAuth::Keys(Arc::new(verifier)))),
+                Some(Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(Arc::new(
+                    verifier,
+                )))),
                 &options,
             )
             .unwrap(),
@@ -81,7 +83,7 @@ impl Edge {
 
 /// POSTs `body` (a whole GraphQL request) with `headers`.
 async fn call(
-    gw: &Arc<gateway::http::Gateway>,
+    gw: &Arc<gateway::Gateway>,
     body: Value,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value, HeaderMap) {
@@ -92,7 +94,7 @@ async fn call(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(
             builder
                 .body(axum::body::Body::from(body.to_string()))
@@ -107,9 +109,9 @@ async fn call(
     (status, serde_json::from_slice(&bytes).unwrap(), headers)
 }
 
-async fn get(gw: &Arc<gateway::http::Gateway>, query_string: &str) -> (StatusCode, Value) {
+async fn get(gw: &Arc<gateway::Gateway>, query_string: &str) -> (StatusCode, Value) {
     use tower::ServiceExt;
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(
             axum::http::Request::get(format!("/graphql?{query_string}"))
                 .header("accept", "application/json")
@@ -240,9 +242,9 @@ async fn apq_answers_a_miss_then_keeps_the_document_once_it_validates() {
     );
 }
 
-async fn support_metrics(gw: &Arc<gateway::http::Gateway>) -> String {
+async fn support_metrics(gw: &Arc<gateway::Gateway>) -> String {
     use tower::ServiceExt;
-    let response = gateway::http::metrics_router(gw.clone())
+    let response = gateway::metrics_router(gw.clone())
         .oneshot(
             axum::http::Request::get("/metrics")
                 .body(axum::body::Body::empty())
@@ -261,8 +263,8 @@ async fn apq_documents_are_shared_through_redis_and_memory_carries_on_without_it
     let mut redis = RedisServer::start();
     let edge = Edge::new().await;
     let url = redis.url();
-    let options = || gateway::http::GatewayOptions {
-        persisted: gateway::persisted::PersistedOptions {
+    let options = || gateway::GatewayOptions {
+        persisted: gateway::pipeline::persisted::PersistedOptions {
             redis_url: Some(url.clone()),
             ..Default::default()
         },
@@ -311,9 +313,9 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
-fn trusted(dir: &Path, only: bool) -> gateway::http::GatewayOptions {
-    gateway::http::GatewayOptions {
-        persisted: gateway::persisted::PersistedOptions {
+fn trusted(dir: &Path, only: bool) -> gateway::GatewayOptions {
+    gateway::GatewayOptions {
+        persisted: gateway::pipeline::persisted::PersistedOptions {
             manifests: Some(dir.to_owned()),
             only,
             ..Default::default()
@@ -409,8 +411,8 @@ async fn manifests_reload_when_their_directory_changes_and_a_broken_one_is_ignor
     manifest(&dir, "acme", &[HELLO]);
     let edge = Edge::new().await;
     let gw = edge.gateway(trusted(&dir, true));
-    let watcher = tokio::spawn(gateway::persisted::watch(
-        gw.documents.clone(),
+    let watcher = tokio::spawn(gateway::pipeline::persisted::watch(
+        gw.pipeline.documents.clone(),
         Duration::from_millis(20),
     ));
     // The watcher has looked at the directory before it changes.
@@ -439,7 +441,7 @@ async fn manifests_reload_when_their_directory_changes_and_a_broken_one_is_ignor
     assert_no_errors(&kept);
     watcher.abort();
     assert!(
-        gateway::persisted::Manifests::load(&dir)
+        gateway::pipeline::persisted::Manifests::load(&dir)
             .err()
             .is_some_and(|e| format!("{e:#}").contains("broken.json")),
         "the error names the file"
@@ -453,7 +455,7 @@ async fn the_shipped_manifests_hold_valid_documents_under_their_sha256() {
     let sdl = std::fs::read_to_string(format!("{schema}/supergraph.graphql")).unwrap();
     let supergraph = gateway::Supergraph::load(&sdl).unwrap();
     let dir = Path::new(schema).join("persisted");
-    let manifests = gateway::persisted::Manifests::load(&dir).unwrap();
+    let manifests = gateway::pipeline::persisted::Manifests::load(&dir).unwrap();
     let mut planned = 0;
     for (client, documents) in manifests.clients() {
         for (id, body) in documents {
@@ -489,11 +491,11 @@ async fn the_shipped_manifests_hold_valid_documents_under_their_sha256() {
     assert!(planned >= 9, "{planned}");
 }
 
-fn limited(spec: &str, redis: Option<&RedisServer>) -> gateway::http::GatewayOptions {
-    let mut rate_limits = gateway::ratelimit::RateLimits::parse(spec).unwrap();
+fn limited(spec: &str, redis: Option<&RedisServer>) -> gateway::GatewayOptions {
+    let mut rate_limits = gateway::pipeline::ratelimit::RateLimits::parse(spec).unwrap();
     rate_limits.ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for"));
     rate_limits.redis_url = redis.map(RedisServer::url);
-    gateway::http::GatewayOptions {
+    gateway::GatewayOptions {
         rate_limits,
         ..Default::default()
     }

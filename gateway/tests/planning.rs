@@ -134,7 +134,7 @@ fn operations_beyond_the_limits_are_refused_before_planning() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/supergraph.graphql");
     let tight = Supergraph::load(&std::fs::read_to_string(path).unwrap())
         .unwrap()
-        .with_limits(gateway::limits::Limits {
+        .with_limits(gateway::pipeline::limits::Limits {
             max_depth: 3,
             max_aliases: 1,
             max_root_fields: 2,

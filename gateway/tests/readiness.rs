@@ -68,16 +68,12 @@ async fn subgraph(name: &str) -> Subgraph {
     }
 }
 
-fn gateway(
-    sdl: &str,
-    cache: Duration,
-    ready_urls: &[(&str, String)],
-) -> Arc<gateway::http::Gateway> {
+fn gateway(sdl: &str, cache: Duration, ready_urls: &[(&str, String)]) -> Arc<gateway::Gateway> {
     Arc::new(
-        gateway::http::Gateway::new(
+        gateway::Gateway::new(
             sdl,
             None,
-            &gateway::http::GatewayOptions {
+            &gateway::GatewayOptions {
                 ready_cache: cache,
                 subgraph_ready_urls: ready_urls
                     .iter()
@@ -90,9 +86,9 @@ fn gateway(
     )
 }
 
-async fn get_ready(gw: &Arc<gateway::http::Gateway>) -> (u16, Value) {
+async fn get_ready(gw: &Arc<gateway::Gateway>) -> (u16, Value) {
     use tower::ServiceExt;
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(
             axum::http::Request::get("/ready")
                 .body(axum::body::Body::empty())
@@ -108,7 +104,7 @@ async fn get_ready(gw: &Arc<gateway::http::Gateway>) -> (u16, Value) {
 }
 
 /// Polls `/ready` until it answers `status`, for at most 5 s.
-async fn until_ready_is(gw: &Arc<gateway::http::Gateway>, status: u16) -> Value {
+async fn until_ready_is(gw: &Arc<gateway::Gateway>, status: u16) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (now, body) = get_ready(gw).await;

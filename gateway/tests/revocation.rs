@@ -31,14 +31,15 @@ async fn the_edge_refuses_revoked_tokens_and_waits_for_unknown_cut_offs() {
         revocations: Some(cutoffs.clone()),
         ..TokenSettings::default()
     };
-    let auth = gateway::auth::EdgeAuth::Keys(Arc::new(Verifier::new(&keys, &settings).unwrap()));
+    let auth =
+        gateway::pipeline::auth::EdgeAuth::Keys(Arc::new(Verifier::new(&keys, &settings).unwrap()));
     let sdl = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../schema/supergraph.graphql"
     ))
     .unwrap();
-    let gw = gateway::http::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
-    let client = TestClient::new(gateway::http::router(Arc::new(gw)));
+    let gw = gateway::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
+    let client = TestClient::new(gateway::router(Arc::new(gw)));
     let user = uuid::Uuid::new_v4();
     let token = kit::testing::access_token(&keys, user, Role::Admin);
 

@@ -130,16 +130,16 @@ struct Stack {
     pushed: Pushed,
     feed: support::Process,
     _items: support::Process,
-    gateway: Arc<gateway::http::Gateway>,
+    gateway: Arc<gateway::Gateway>,
 }
 
-async fn stack(options: gateway::http::GatewayOptions) -> Stack {
+async fn stack(options: gateway::GatewayOptions) -> Stack {
     stack_with(options, None).await
 }
 
 async fn stack_with(
-    options: gateway::http::GatewayOptions,
-    verifier: Option<Arc<gateway::auth::EdgeAuth>>,
+    options: gateway::GatewayOptions,
+    verifier: Option<Arc<gateway::pipeline::auth::EdgeAuth>>,
 ) -> Stack {
     let (tx, _) = broadcast::channel(1024);
     let pushed = Pushed(tx);
@@ -153,7 +153,7 @@ async fn stack_with(
     let (feed, feed_process) = support::serve_with_subscriptions("feed", feed_schema);
     let (items, items_process) = support::serve_with_subscriptions("items", items_schema);
     let sdl = support::supergraph(&[&feed, &items]);
-    let gateway = Arc::new(gateway::http::Gateway::new(&sdl, verifier, &options).unwrap());
+    let gateway = Arc::new(gateway::Gateway::new(&sdl, verifier, &options).unwrap());
     let base = support::listen(gateway.clone()).await;
     Stack {
         base,
@@ -333,7 +333,7 @@ async fn wait_for(mut check: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn protocol_violations_close_with_the_protocols_codes() {
-    let stack = stack(gateway::http::GatewayOptions {
+    let stack = stack(gateway::GatewayOptions {
         subscriptions: gateway::subscriptions::SubscriptionOptions {
             init_timeout: Duration::from_millis(300),
             ..Default::default()
@@ -374,7 +374,7 @@ async fn subscriptions_are_limited_per_connection_and_per_user() {
     let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
     let verifier = Verifier::new(&keys, &TokenSettings::default()).unwrap();
     let stack = stack_with(
-        gateway::http::GatewayOptions {
+        gateway::GatewayOptions {
             subscriptions: gateway::subscriptions::SubscriptionOptions {
                 per_connection: 2,
                 per_user: 3,
@@ -382,7 +382,9 @@ async fn subscriptions_are_limited_per_connection_and_per_user() {
             },
             ..Default::default()
         },
-        Some(Arc::new(gateway::auth::EdgeAuth::Keys(Arc::new(verifier)))),
+        Some(Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(Arc::new(
+            verifier,
+        )))),
     )
     .await;
     let user = uuid::Uuid::new_v4();
@@ -521,7 +523,7 @@ async fn a_lost_subgraph_ends_the_subscription_with_an_error_and_complete() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_instead_of_buffered_forever() {
-    let stack = stack(gateway::http::GatewayOptions {
+    let stack = stack(gateway::GatewayOptions {
         subscriptions: gateway::subscriptions::SubscriptionOptions {
             buffer: 8,
             ..Default::default()
@@ -695,16 +697,20 @@ async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documen
     });
     std::fs::write(dir.join("partner.json"), manifest.to_string()).unwrap();
     let stack = stack_with(
-        gateway::http::GatewayOptions {
-            persisted: gateway::persisted::PersistedOptions {
+        gateway::GatewayOptions {
+            persisted: gateway::pipeline::persisted::PersistedOptions {
                 manifests: Some(dir.clone()),
                 ..Default::default()
             },
-            rate_limits: gateway::ratelimit::RateLimits::parse("ip.*=off,user.subscription=1/m:2")
-                .unwrap(),
+            rate_limits: gateway::pipeline::ratelimit::RateLimits::parse(
+                "ip.*=off,user.subscription=1/m:2",
+            )
+            .unwrap(),
             ..Default::default()
         },
-        Some(Arc::new(gateway::auth::EdgeAuth::Keys(Arc::new(verifier)))),
+        Some(Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(Arc::new(
+            verifier,
+        )))),
     )
     .await;
     let token = kit::testing::access_token(&keys, uuid::Uuid::new_v4(), Role::Partner);

@@ -377,7 +377,7 @@ pub fn entries() -> Vec<Entry> {
 /// The gateway under attack and what reached its stub subgraph.
 pub struct Harness {
     pub addr: std::net::SocketAddr,
-    pub gateway: Arc<gateway::http::Gateway>,
+    pub gateway: Arc<gateway::Gateway>,
     pub fetches: Arc<AtomicUsize>,
 }
 
@@ -411,7 +411,7 @@ impl Harness {
             .keys()
             .cloned()
             .collect::<Vec<_>>();
-        let options = gateway::http::GatewayOptions {
+        let options = gateway::GatewayOptions {
             introspection: true,
             subgraph_urls: names
                 .into_iter()
@@ -419,7 +419,7 @@ impl Harness {
                 .collect(),
             ..Default::default()
         };
-        let gateway = Arc::new(gateway::http::Gateway::new(&sdl, None, &options).unwrap());
+        let gateway = Arc::new(gateway::Gateway::new(&sdl, None, &options).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = gateway::server::Serving {
@@ -431,7 +431,7 @@ impl Harness {
             ..Default::default()
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let edge = gateway::http::edge(gateway.clone());
+        let edge = gateway::edge(gateway.clone());
         tokio::spawn(async move {
             let _stop = stop;
             gateway::server::serve(listener, edge, serving, stopped).await

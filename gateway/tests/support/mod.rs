@@ -115,12 +115,12 @@ pub fn supergraph(subgraphs: &[&Served]) -> String {
 }
 
 /// A gateway (no edge auth, introspection and `/metrics` on) over `sdl`.
-pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
+pub fn gateway(sdl: &str) -> Arc<gateway::Gateway> {
     Arc::new(
-        gateway::http::Gateway::new(
+        gateway::Gateway::new(
             sdl,
             None,
-            &gateway::http::GatewayOptions {
+            &gateway::GatewayOptions {
                 introspection: true,
                 metrics_on_api: true,
                 ..Default::default()
@@ -132,7 +132,7 @@ pub fn gateway(sdl: &str) -> Arc<gateway::http::Gateway> {
 
 /// POSTs `query` to the gateway's router with extra `headers`; the JSON body and the response headers.
 pub async fn post(
-    gw: &Arc<gateway::http::Gateway>,
+    gw: &Arc<gateway::Gateway>,
     query: &str,
     variables: Value,
     headers: &[(&str, &str)],
@@ -143,7 +143,7 @@ pub async fn post(
 
 /// [`post`], with the HTTP status as well.
 pub async fn post_with_status(
-    gw: &Arc<gateway::http::Gateway>,
+    gw: &Arc<gateway::Gateway>,
     query: &str,
     variables: Value,
     headers: &[(&str, &str)],
@@ -155,7 +155,7 @@ pub async fn post_with_status(
         builder = builder.header(*name, *value);
     }
     let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-    let response = gateway::http::router(gw.clone())
+    let response = gateway::router(gw.clone())
         .oneshot(builder.body(axum::body::Body::from(body)).unwrap())
         .await
         .unwrap();
@@ -253,7 +253,7 @@ where
 /// Serves the gateway on a free 127.0.0.1 port as `grocery serve gateway`
 /// does (serving threads, `POST /graphql` by the lane, the rest by hyper);
 /// its base URL (`http://127.0.0.1:PORT`). Served until the test ends.
-pub async fn listen(gw: Arc<gateway::http::Gateway>) -> String {
+pub async fn listen(gw: Arc<gateway::Gateway>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let serving = gateway::server::Serving {
@@ -263,7 +263,7 @@ pub async fn listen(gw: Arc<gateway::http::Gateway>) -> String {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _stop = stop;
-        gateway::server::serve(listener, gateway::http::edge(gw), serving, stopped).await
+        gateway::server::serve(listener, gateway::edge(gw), serving, stopped).await
     });
     base
 }

@@ -260,12 +260,12 @@ async fn serve_gateway(shop: &Shop, orders_url: &str) -> String {
     let supergraph = gateway::compose(&sources).expect("catalog and orders compose");
     // Tokens are checked again by orders; the edge passes them on.
     let edge = Arc::new(
-        gateway::http::Gateway::new(&supergraph, None, &Default::default())
+        gateway::Gateway::new(&supergraph, None, &Default::default())
             .expect("gateway over catalog and orders"),
     );
     format!(
         "{}/graphql",
-        support::serve_http(gateway::http::router(edge)).await
+        support::serve_http(gateway::router(edge)).await
     )
 }
 

@@ -8,7 +8,7 @@
 //! wakes the request that waits for it and nothing else. A connection is
 //! pooled by the thread that opened it (its socket is registered with that
 //! thread's runtime) and goes back there, whichever request finished with
-//! it; with the gateway's thread per core ([`crate::server`]) that is the
+//! it; with the gateway's thread per core ([`crate::server::threads`]) that is the
 //! thread that used it.
 //!
 //! A pooled connection the subgraph has closed (a keep-alive timeout, a
@@ -33,8 +33,8 @@ use tokio::{
 use rustc_hash::FxHashMap;
 
 use crate::{
-    fetch::{FetchError, MAX_RESPONSE_BYTES},
-    wire::{self, Framing},
+    framing::{self, Framing},
+    subgraph::error::{FetchError, MAX_RESPONSE_BYTES},
 };
 
 /// How long a connection may rest in the pool before it is closed.
@@ -151,14 +151,14 @@ pub fn post_head<'h>(
     head.extend_from_slice(target.host.as_bytes());
     if let Some(port) = target.port {
         head.push(b':');
-        wire::write_decimal(&mut head, usize::from(port));
+        framing::write_decimal(&mut head, usize::from(port));
     }
     head.extend_from_slice(
         b"\r\ncontent-type: application/json\r\n\
           accept: application/graphql-response+json, application/json;q=0.9\r\n\
           content-length: ",
     );
-    wire::write_decimal(&mut head, body_len);
+    framing::write_decimal(&mut head, body_len);
     head.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         head.extend_from_slice(name.as_bytes());
@@ -271,7 +271,7 @@ impl Conn {
     /// Reads more of the answer into the buffer, with room for `more`
     /// bytes; `Ok(false)` at the end of the stream.
     async fn fill(&mut self, more: usize) -> std::io::Result<bool> {
-        wire::room(&mut self.buf, more);
+        framing::room(&mut self.buf, more);
         Ok(self.stream.read_buf(&mut self.buf).await? > 0)
     }
 
@@ -282,7 +282,7 @@ impl Conn {
         // The head, past any interim (1xx) answers.
         let (status, content_type, head_len, framing, keep_alive) = loop {
             let parsed = {
-                let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+                let mut headers = [httparse::EMPTY_HEADER; framing::MAX_HEADERS];
                 let mut response = httparse::Response::new(&mut headers);
                 match response.parse(&self.buf) {
                     Ok(httparse::Status::Complete(len)) => {
@@ -290,7 +290,7 @@ impl Conn {
                         let framing = if status == 204 || status == 304 {
                             Ok(Framing::Length(0))
                         } else {
-                            wire::framing(response.headers, Framing::Close)
+                            framing::framing(response.headers, Framing::Close)
                         };
                         Some((
                             status,
@@ -301,7 +301,7 @@ impl Conn {
                                 .and_then(|h| HeaderValue::from_bytes(h.value).ok()),
                             len,
                             framing.map_err(|e| broken(e.to_string()))?,
-                            wire::keeps_alive(response.version.unwrap_or(1), response.headers),
+                            framing::keeps_alive(response.version.unwrap_or(1), response.headers),
                         ))
                     }
                     Ok(httparse::Status::Partial) => None,
@@ -313,8 +313,8 @@ impl Conn {
                     let _ = self.buf.split_to(len);
                 }
                 Some(head) => break head,
-                None if self.buf.len() > wire::MAX_HEAD_BYTES => {
-                    return Err(broken(wire::FramingError::HeadTooLarge.to_string()));
+                None if self.buf.len() > framing::MAX_HEAD_BYTES => {
+                    return Err(broken(framing::FramingError::HeadTooLarge.to_string()));
                 }
                 None => {
                     let read = self.fill(expect).await;
@@ -369,7 +369,7 @@ impl Conn {
                 (body, keep_alive && self.buf.is_empty())
             }
             Framing::Chunked => {
-                let mut chunked = wire::Chunked::new(head_len);
+                let mut chunked = framing::Chunked::new(head_len);
                 let end = loop {
                     match chunked
                         .advance(&self.buf, MAX_RESPONSE_BYTES)
@@ -379,7 +379,7 @@ impl Conn {
                         // Chunk sizes, extensions and trailers count too:
                         // the raw answer is bounded, not only its body.
                         None if self.buf.len() - head_len
-                            > MAX_RESPONSE_BYTES + wire::MAX_HEAD_BYTES =>
+                            > MAX_RESPONSE_BYTES + framing::MAX_HEAD_BYTES =>
                         {
                             return Err(too_large());
                         }

@@ -12,7 +12,7 @@
 //! only a script can add and which then triggers the preflight. A content
 //! type that does not parse as one media type counts as not preflighted,
 //! erring on the safe side as Apollo Router does. Used by
-//! [`crate::http`] for POST `/graphql`.
+//! [`crate::server::routes`] for POST `/graphql`.
 //!
 //! A GET query cannot change anything (mutations over GET are refused with
 //! 405), and a page on another site cannot read its answer (CORS), so GET is

@@ -9,7 +9,7 @@
 //! turn (threads accepting from one socket themselves took connections
 //! unevenly: one ran at 87 % while the other idled at 60 %), and that
 //! thread runs it to the end, so a request, its subgraph fetches (pooled
-//! per thread, see [`crate::fetch::SubgraphClient`]) and its answer stay on
+//! per thread, see [`crate::subgraph::client::SubgraphClient`]) and its answer stay on
 //! one thread. The router's state (supergraph, caches) is shared as before.
 
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ pub fn default_threads() -> usize {
 
 /// The longest a nearly idle serving thread polls after a request starts,
 /// sends a fetch or ends (`GATEWAY_POLL_US` unset), instead of sleeping:
-/// see [`crate::spin`], whose windows follow how long the thread's
+/// see [`crate::busy_poll`], whose windows follow how long the thread's
 /// subgraphs take to answer and its clients to come back. A subgraph or a
 /// client usually slower than this is not polled for.
 pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
@@ -51,7 +51,7 @@ pub struct Serving {
     /// The longest a nearly idle thread polls (zero: never).
     pub poll: std::time::Duration,
     /// Operations each thread executes at once (zero: no bound); see
-    /// [`crate::admission`].
+    /// [`crate::pipeline::admission`].
     pub executions: usize,
     /// How slow clients are cut off.
     pub timeouts: ConnectionTimeouts,
@@ -94,8 +94,8 @@ impl Default for Serving {
 /// A new connection, on its way to a serving thread.
 type Handoff = (std::net::TcpStream, SocketAddr);
 
-/// Serves `router` (the gateway's is [`crate::http::edge`], whose
-/// `POST /graphql` goes by [`crate::lane`]) on `listener` from
+/// Serves `router` (the gateway's is [`crate::server::edge`], whose
+/// `POST /graphql` goes by [`crate::server::http1`]) on `listener` from
 /// `serving.threads` threads (at least one), each with its own
 /// single-threaded runtime, until `stop` turns true; then each finishes its
 /// in-flight requests. A thread that fails ends it at once, with that
@@ -107,7 +107,7 @@ pub async fn serve<S>(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
-    S: crate::lane::Routes + crate::lane::Lanes,
+    S: crate::server::http1::Routes + crate::server::http1::Lanes,
 {
     let mut ended = Vec::new();
     let mut handoffs = Vec::new();
@@ -125,9 +125,9 @@ where
                     .build()
                     .and_then(|runtime| {
                         runtime.block_on(async move {
-                            crate::spin::install(serving.poll);
+                            crate::busy_poll::install(serving.poll);
                             tokio::spawn(keep_timer_armed());
-                            crate::admission::install(serving.executions);
+                            crate::pipeline::admission::install(serving.executions);
                             serve_thread(incoming, router, stop, serving.timeouts).await;
                             Ok(())
                         })
@@ -162,14 +162,14 @@ where
 }
 
 /// One serving thread: each connection it is handed served by
-/// [`crate::lane::serve`] until `stop`; then every one of them is waited for.
+/// [`crate::server::http1::serve`] until `stop`; then every one of them is waited for.
 async fn serve_thread<S>(
     mut incoming: mpsc::UnboundedReceiver<Handoff>,
     router: S,
     mut stop: watch::Receiver<bool>,
     timeouts: ConnectionTimeouts,
 ) where
-    S: crate::lane::Routes + crate::lane::Lanes,
+    S: crate::server::http1::Routes + crate::server::http1::Lanes,
 {
     let gateway = router.gateway().cloned();
     // Each connection holds a receiver: when none is left, all have ended.
@@ -191,7 +191,7 @@ async fn serve_thread<S>(
                 continue;
             }
         };
-        let connection = crate::lane::serve(
+        let connection = crate::server::http1::serve(
             stream,
             peer,
             gateway.clone(),

@@ -1,6 +1,6 @@
 //! HTTP/1.1 framing for the gateway's two hottest exchanges: a client's
-//! `POST /graphql` ([`crate::lane`]) and the gateway's fetches from
-//! subgraphs ([`crate::connections`]).
+//! `POST /graphql` ([`crate::server::http1`]) and the gateway's fetches from
+//! subgraphs ([`crate::subgraph::pool`]).
 //!
 //! Both are one request and one answer at a time on a keep-alive
 //! connection, with small JSON bodies. hyper frames them well, but its

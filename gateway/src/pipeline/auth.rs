@@ -18,7 +18,8 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use kit::auth::{Claims, TokenError, TokenSettings, TokenType, Verifier};
+pub use kit::auth::{Claims, TokenError};
+use kit::auth::{TokenSettings, TokenType, Verifier};
 
 /// How the gateway checks bearer tokens.
 pub enum EdgeAuth {

@@ -14,10 +14,7 @@
 //! projecting it onto the client's selection (aliases, null propagation) is
 //! the next stage.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::future::{BoxFuture, join_all};
 use hive_router_query_planner::state::supergraph_state::OperationKind;
@@ -28,105 +25,14 @@ use hive_router_query_planner::{
         FlattenNodePathSegment, PlanNode, QueryPlan,
     },
 };
-use hyper::{HeaderMap, Uri};
+use hyper::HeaderMap;
 use serde_json::{Value as Json, json};
 
 use crate::value::{Map, Str, Value};
 use crate::{
-    fetch::{FetchError, SubgraphClient, SubgraphRequest, SubgraphResponse},
-    projection::Shapes,
+    execution::projection::Shapes,
+    subgraph::{FetchError, SubgraphRequest, SubgraphResponse, Subgraphs},
 };
-
-/// Where each subgraph is reached, and the client that reaches them.
-pub struct Subgraphs {
-    urls: HashMap<String, Uri>,
-    /// Timeouts of subgraphs that do not use the client's.
-    timeouts: HashMap<String, std::time::Duration>,
-    client: SubgraphClient,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Bytes of subgraph answers one request may hold: past it, its
-    /// remaining fetches fail instead of growing the gateway's memory.
-    budget: usize,
-}
-
-/// The default of [`Subgraphs::with_budget`].
-pub const DEFAULT_REQUEST_BUDGET: usize = 32 * 1024 * 1024;
-
-impl Subgraphs {
-    /// `urls` by subgraph name (as the supergraph's `join__Graph` names them).
-    pub fn new(
-        urls: HashMap<String, Uri>,
-        client: SubgraphClient,
-        metrics: std::sync::Arc<crate::metrics::Metrics>,
-    ) -> Self {
-        Self {
-            urls,
-            timeouts: HashMap::new(),
-            client,
-            metrics,
-            budget: DEFAULT_REQUEST_BUDGET,
-        }
-    }
-
-    /// Bounds the bytes of subgraph answers one request may hold.
-    pub fn with_budget(mut self, bytes: usize) -> Self {
-        self.budget = bytes;
-        self
-    }
-
-    /// Gives the named subgraphs their own timeouts instead of the client's.
-    pub fn with_timeouts(mut self, timeouts: HashMap<String, std::time::Duration>) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Where the subgraph `name` is reached.
-    pub fn url(&self, name: &str) -> Option<&Uri> {
-        self.urls.get(name)
-    }
-
-    /// How long the subgraph `name` may take to answer.
-    pub fn timeout(&self, name: &str) -> std::time::Duration {
-        self.timeouts
-            .get(name)
-            .copied()
-            .unwrap_or_else(|| self.client.timeout())
-    }
-
-    /// Asks subgraph `name` `{ __typename }` within `deadline`: `Ok` when it
-    /// answers without errors, else why in words fit for the public (the
-    /// details are logged).
-    pub async fn probe(&self, name: &str, deadline: std::time::Duration) -> Result<(), String> {
-        let Some(url) = self.urls.get(name) else {
-            return Err("unknown subgraph".into());
-        };
-        let request = SubgraphRequest {
-            query: "{ __typename }",
-            operation_name: None,
-            variables: Value::Object(Map::new()),
-            headers: HeaderMap::new(),
-            shareable: false,
-            idempotent: true,
-        };
-        match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
-            Ok(Ok(response)) if response.errors.is_empty() => Ok(()),
-            Ok(Ok(response)) => {
-                tracing::warn!(subgraph = name, errors = ?response.errors, "a subgraph answered its readiness query with errors");
-                Err("answered errors".into())
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(subgraph = name, error = %err, "a subgraph did not answer its readiness query");
-                Err(err.public())
-            }
-            Err(_) => Err(format!("no answer within {deadline:?}")),
-        }
-    }
-
-    /// Every subgraph's name and URL.
-    pub fn urls(&self) -> &HashMap<String, Uri> {
-        &self.urls
-    }
-}
 
 /// The merged answer of a plan: data (planner fields included) and errors.
 #[derive(Debug, Default)]
@@ -906,14 +812,14 @@ async fn send(
         return Err(FetchError::OverBudget(budget));
     }
     let started = std::time::Instant::now();
-    crate::spin::fetching();
+    crate::busy_poll::fetching();
     let result = ctx
         .subgraphs
         .client
         .fetch_shared_within(url, request, ctx.subgraphs.timeout(service))
         .await;
     let took = started.elapsed();
-    crate::spin::answered(took);
+    crate::busy_poll::answered(took);
     ctx.subgraphs.metrics.fetch(service, took, result.is_err());
     let answer = result?;
     // An answer that takes the request past its budget is dropped here:
@@ -998,7 +904,7 @@ fn flatten_path_text(paths: &[&[FlattenNodePathSegment]]) -> String {
 ///
 /// Some subgraphs (async-graphql among them) leave the index out:
 /// `_entities.rest`; `unindexed` is then the entity it belongs to, as
-/// [`crate::entity_errors::place_unindexed`] found it, and without one the
+/// [`crate::execution::entity_errors::place_unindexed`] found it, and without one the
 /// error loses its path.
 fn repath(
     mut error: Json,
@@ -1119,7 +1025,7 @@ async fn fetch_at(
             } else {
                 batch.owner_paths()
             };
-            let placed = crate::entity_errors::place_unindexed(
+            let placed = crate::execution::entity_errors::place_unindexed(
                 &errors,
                 "_entities",
                 response.data.get("_entities"),
@@ -1150,13 +1056,13 @@ async fn fetch_at(
 }
 
 /// Gives back the objects a subgraph sent as null while reporting errors
-/// inside them (see [`crate::entity_errors::reopen_emptied`]): the errors
+/// inside them (see [`crate::execution::entity_errors::reopen_emptied`]): the errors
 /// from `first` on are this fetch's, placed at their response paths.
 fn reopen_emptied(state: &mut Execution, first: usize) {
     let Execution { data, errors } = state;
     for error in &errors[first..] {
         if let Some(path) = error.get("path").and_then(Json::as_array) {
-            crate::entity_errors::reopen_emptied(data, path);
+            crate::execution::entity_errors::reopen_emptied(data, path);
         }
     }
 }
@@ -1313,7 +1219,7 @@ fn merge_entity_ref(target: &mut Value, entity: &Value, abstract_name: bool) {
 
 /// A part of a subgraph's answer: taken when this request is its only
 /// holder, read in place while other requests share it (see
-/// [`crate::fetch::SubgraphClient::fetch_shared_within`]).
+/// [`crate::subgraph::client::SubgraphClient::fetch_shared_within`]).
 enum Answer<'r> {
     Owned(Value),
     Shared(&'r Value),
@@ -1390,7 +1296,7 @@ fn has_typename(target: &Value) -> bool {
 /// A subgraph's error as the client sees it: the subgraph named, and its
 /// `locations` dropped (they point into the gateway's query to the
 /// subgraph, not into the client's document).
-pub(crate) fn with_service(mut error: Json, service: &str) -> Json {
+pub fn with_service(mut error: Json, service: &str) -> Json {
     if let Some(map) = error.as_object_mut() {
         map.remove("locations");
         let extensions = map.entry("extensions").or_insert_with(|| json!({}));
@@ -1463,7 +1369,7 @@ async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state: &State) {
                 if of_alias.is_empty() {
                     continue;
                 }
-                let placed = crate::entity_errors::place_unindexed(
+                let placed = crate::execution::entity_errors::place_unindexed(
                     &of_alias,
                     alias,
                     response.data.get(alias),

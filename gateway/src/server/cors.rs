@@ -65,7 +65,7 @@ impl CorsPolicy {
     }
 
     /// This policy, with preflights also allowing `headers` (the CSRF marks
-    /// a browser client must be able to send: see [`crate::csrf`]).
+    /// a browser client must be able to send: see [`crate::server::csrf`]).
     pub fn allowing<'a>(mut self, headers: impl IntoIterator<Item = &'a str>) -> Self {
         let mut list = ALLOWED_HEADERS.to_owned();
         for name in headers {

@@ -1,5 +1,5 @@
 //! Talking to subgraphs: GraphQL over HTTP POST on keep-alive connections
-//! ([`crate::connections`]), with a deadline per request.
+//! ([`crate::subgraph::pool`]), with a deadline per request.
 //!
 //! Subgraphs answer `application/json` or `application/graphql-response+json`
 //! (async-graphql ≥ 7.0.17 always sends the latter); both are read, and with
@@ -15,7 +15,7 @@ use hyper::{
 };
 use serde_json::Value as Json;
 
-use crate::value::Value;
+use crate::{subgraph::error::FetchError, value::Value};
 
 /// Headers passed from the client's request to every subgraph.
 pub static FORWARDED_HEADERS: [HeaderName; 4] = [
@@ -26,9 +26,6 @@ pub static FORWARDED_HEADERS: [HeaderName; 4] = [
     // the users subgraph throttles failed logins by it.
     HeaderName::from_static("x-forwarded-for"),
 ];
-
-/// Largest subgraph response read (a runaway subgraph cannot exhaust memory).
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One GraphQL request to a subgraph.
 #[derive(Debug)]
@@ -43,7 +40,7 @@ pub struct SubgraphRequest<'a> {
     pub shareable: bool,
     /// A query: sending it twice does nothing twice, so it is sent again
     /// when a pooled connection turns out to have been closed by the
-    /// subgraph (see [`crate::connections::exchange`]).
+    /// subgraph (see [`crate::subgraph::pool::exchange`]).
     pub idempotent: bool,
 }
 
@@ -57,45 +54,11 @@ pub struct SubgraphResponse {
     pub bytes: usize,
 }
 
-/// Why a subgraph gave no GraphQL response.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FetchError {
-    #[error("subgraph did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("subgraph unreachable: {0}")]
-    Unreachable(String),
-    #[error("subgraph answered HTTP {status}: {body}")]
-    Status { status: u16, body: String },
-    #[error("subgraph answered {0}, not GraphQL JSON")]
-    MediaType(String),
-    #[error("subgraph response is not GraphQL JSON: {0}")]
-    Body(String),
-    /// The request's subgraph answers together passed its memory budget.
-    #[error("the answers to this request exceed {0} bytes")]
-    OverBudget(usize),
-}
-
-impl FetchError {
-    /// What a client is told: the kind of failure, never the subgraph's
-    /// address, host name, transport error or answer text (those are logged).
-    pub fn public(&self) -> String {
-        match self {
-            FetchError::Timeout(after) => format!("subgraph did not answer within {after:?}"),
-            FetchError::Unreachable(_) => "subgraph unreachable".into(),
-            FetchError::Status { status, .. } => format!("subgraph answered HTTP {status}"),
-            FetchError::MediaType(_) | FetchError::Body(_) => {
-                "subgraph response is not GraphQL JSON".into()
-            }
-            over @ FetchError::OverBudget(_) => over.to_string(),
-        }
-    }
-}
-
 /// The HTTP client for subgraphs.
 ///
-/// The keep-alive connections are pooled per thread ([`crate::connections`]),
+/// The keep-alive connections are pooled per thread ([`crate::subgraph::pool`]),
 /// so a request served by one of the gateway's single-threaded runtimes (see
-/// [`crate::server`]) fetches over connections of its own thread.
+/// [`crate::server::threads`]) fetches over connections of its own thread.
 #[derive(Clone)]
 pub struct SubgraphClient {
     timeout: Duration,
@@ -193,7 +156,11 @@ impl SubgraphClient {
         let forwarded = FORWARDED_HEADERS
             .iter()
             .filter_map(|name| Some((name.as_str(), request.headers.get(name)?)));
-        let head = Bytes::from(crate::connections::post_head(url, body.len(), forwarded)?);
+        let head = Bytes::from(crate::subgraph::pool::post_head(
+            url,
+            body.len(),
+            forwarded,
+        )?);
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
         let idempotent = request.idempotent;
         // The representations are in the body now: not held while waiting.
@@ -201,7 +168,7 @@ impl SubgraphClient {
         let target = url.clone();
         let wire_body = body.clone();
         let exchange = async move {
-            let answer = crate::connections::exchange(&target, head, wire_body, idempotent);
+            let answer = crate::subgraph::pool::exchange(&target, head, wire_body, idempotent);
             tokio::time::timeout(timeout, answer)
                 .await
                 .map_err(|_| FetchError::Timeout(timeout))?

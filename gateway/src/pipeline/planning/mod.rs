@@ -13,11 +13,19 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+pub mod compose;
+pub mod field_merging;
+pub mod planner_input;
+pub mod validation_gaps;
+
+pub use compose::{SubgraphSource, compose};
+
 use crate::{
-    coerce::InputTypes,
-    limits::{Exceeded, Limits},
-    planner_input::AliasPrefix,
-    projection::Shapes,
+    execution::projection::{Shapes, aliases::AliasPrefix},
+    pipeline::{
+        coerce::InputTypes,
+        limits::{Exceeded, Limits},
+    },
 };
 use graphql_tools::validation::{rules::*, utils::ValidationError, validate::ValidationPlan};
 use hive_router_query_planner::{
@@ -86,8 +94,8 @@ fn supergraph_field_names<'a>(
 const MAX_VALIDATION_ERRORS: usize = 100;
 
 /// graphql-tools' validation rules but its pairwise field-merging rule,
-/// which [`crate::field_merging`] replaces with a linear one (what these
-/// rules miss, [`crate::validation_gaps`] checks).
+/// which [`field_merging`] replaces with a linear one (what these
+/// rules miss, [`validation_gaps`] checks).
 fn validation_rules() -> ValidationPlan {
     ValidationPlan::from(vec![
         Box::new(UniqueOperationNames::new()),
@@ -202,7 +210,7 @@ impl Supergraph {
     /// Loads a supergraph SDL (adding root `@join__type`s where a composer left them out).
     pub fn load(sdl: &str) -> Result<Self, LoadError> {
         let mut document = safe_parse_schema(sdl).map_err(|e| LoadError(e.to_string()))?;
-        crate::compose::add_root_join_types(&mut document);
+        compose::add_root_join_types(&mut document);
         // The planner asserts rather than reports on some malformed inputs.
         let planner = catch_unwind(AssertUnwindSafe(|| {
             Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
@@ -356,19 +364,13 @@ impl Supergraph {
         let mut errors =
             graphql_tools::validation::validate::validate(schema, &document, &self.rules);
         if errors.len() < MAX_VALIDATION_ERRORS {
-            let missed = crate::validation_gaps::errors(
-                schema,
-                &document,
-                MAX_VALIDATION_ERRORS - errors.len(),
-            );
+            let missed =
+                validation_gaps::errors(schema, &document, MAX_VALIDATION_ERRORS - errors.len());
             errors.extend(missed);
         }
         if errors.len() < MAX_VALIDATION_ERRORS {
-            let conflicts = crate::field_merging::conflicts(
-                schema,
-                &document,
-                MAX_VALIDATION_ERRORS - errors.len(),
-            );
+            let conflicts =
+                field_merging::conflicts(schema, &document, MAX_VALIDATION_ERRORS - errors.len());
             errors.extend(conflicts.into_iter().map(|c| ValidationError {
                 locations: Vec::new(),
                 message: c.message(),
@@ -381,7 +383,7 @@ impl Supergraph {
         let mut normalized =
             normalize_operation(&self.planner.supergraph, &document, operation_name)
                 .map_err(|e| PlanError::Operation(e.to_string()))?;
-        crate::planner_input::prune_emptied(&mut normalized.operation.selection_set);
+        planner_input::prune_emptied(&mut normalized.operation.selection_set);
         let key = normalized.operation.hash();
         if let Some(prepared) = self
             .plans

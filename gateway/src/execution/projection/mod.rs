@@ -21,7 +21,7 @@ use hive_router_query_planner::{
 };
 use serde_json::{Map, Value as Json};
 
-use crate::{planner_input::AliasPrefix, value::Value};
+use crate::{execution::projection::aliases::AliasPrefix, value::Value};
 
 /// A field's declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub struct Shapes {
     /// API schema hides (`@inaccessible`, or not shared by every subgraph).
     enums: FxHashMap<String, FxHashSet<String>>,
     roots: [String; 3],
-    /// Where client aliases live in the response tree (see [`crate::planner_input`]).
+    /// Where client aliases live in the response tree (see [`crate::pipeline::planning::planner_input`]).
     alias_prefix: AliasPrefix,
 }
 
@@ -622,6 +622,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
     value.write_json(out);
 }
 
+pub mod aliases;
 mod visibility;
 pub use visibility::shows;
 

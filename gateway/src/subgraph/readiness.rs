@@ -19,7 +19,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-use crate::execution::Subgraphs;
+use crate::subgraph::Subgraphs;
 
 /// How long a probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -3,8 +3,8 @@
 //!
 //! Nearly all of a gateway's traffic is `POST /graphql` with a small JSON
 //! body on a keep-alive connection. For those the lane reads the head in
-//! place ([`crate::wire`]), the body into the same buffer, runs the request
-//! as the router would ([`crate::http::serve_post`]: CORS, request id, span
+//! place ([`crate::framing`]), the body into the same buffer, runs the request
+//! as the router would ([`crate::server::routes::serve_post`]: CORS, request id, span
 //! and log line included) and writes the answer in one `writev`. The first
 //! request it does not take (any other method or path, an upgrade,
 //! `Expect`, a chunked or oversized body, an event stream, HTTP/1.0, a head
@@ -32,9 +32,13 @@ use tokio::{
 };
 
 use crate::{
-    http::{Gateway, MAX_BODY_BYTES, PostBody},
-    server::ConnectionTimeouts,
-    wire,
+    framing,
+    pipeline::MAX_BODY_BYTES,
+    server::{
+        gateway::Gateway,
+        routes::{Edge, PostBody},
+        threads::ConnectionTimeouts,
+    },
 };
 
 /// What serves the requests the lane leaves to hyper: the router, or any
@@ -74,7 +78,7 @@ pub trait Lanes {
 
 impl Lanes for axum::Router {}
 
-impl Lanes for crate::http::Edge {
+impl Lanes for Edge {
     fn gateway(&self) -> Option<&Arc<Gateway>> {
         Some(self.gateway())
     }
@@ -157,7 +161,9 @@ impl Lane {
                 match read_head(&self.buf) {
                     Head::Post(post) => break post,
                     Head::Other => return Next::Hyper,
-                    Head::Partial if self.buf.len() > wire::MAX_HEAD_BYTES => return Next::Hyper,
+                    Head::Partial if self.buf.len() > framing::MAX_HEAD_BYTES => {
+                        return Next::Hyper;
+                    }
                     // As hyper's graceful shutdown: a connection waiting
                     // for a head is closed at the stop; one whose request
                     // has come (its body still arriving) is answered.
@@ -188,11 +194,11 @@ impl Lane {
                 }
             }
             head_due = None;
-            gw.metrics.lane_request();
+            gw.pipeline.metrics.lane_request();
             let request = self.buf.split_to(end).freeze();
             let body = request.slice(post.body_at..);
             drop(request);
-            let answer = crate::http::serve_post(
+            let answer = crate::server::routes::serve_post(
                 gw.clone(),
                 Some(self.peer.ip()),
                 post.headers,
@@ -234,7 +240,7 @@ impl Lane {
                     if readable.is_err() {
                         return None;
                     }
-                    wire::room(&mut self.buf, 1024);
+                    framing::room(&mut self.buf, 1024);
                     match self.stream.try_read_buf(&mut self.buf) {
                         Ok(0) => return None,
                         Ok(_) => watching = false,
@@ -249,7 +255,7 @@ impl Lane {
     /// Reads more of the connection, with room for `more` bytes; `false`
     /// when it ended or failed, or, when `stoppable`, the stop came first.
     async fn fill(&mut self, more: usize, stoppable: bool) -> bool {
-        wire::room(&mut self.buf, more);
+        framing::room(&mut self.buf, more);
         tokio::select! {
             read = self.stream.read_buf(&mut self.buf) => matches!(read, Ok(n) if n > 0),
             _ = self.stop.wait_for(|stopped| *stopped), if stoppable => false,
@@ -259,11 +265,11 @@ impl Lane {
 
 /// Reads the head at the start of `buf`.
 fn read_head(buf: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+    let mut headers = [httparse::EMPTY_HEADER; framing::MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
         // A head past the bound is hyper's to refuse (431), as one that is partial.
-        Ok(httparse::Status::Complete(len)) if len > wire::MAX_HEAD_BYTES => return Head::Other,
+        Ok(httparse::Status::Complete(len)) if len > framing::MAX_HEAD_BYTES => return Head::Other,
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Other,
@@ -286,7 +292,9 @@ fn read_head(buf: &[u8]) -> Head {
             return Head::Other;
         }
     }
-    if let Ok(wire::Framing::Length(len)) = wire::framing(request.headers, wire::Framing::Close) {
+    if let Ok(framing::Framing::Length(len)) =
+        framing::framing(request.headers, framing::Framing::Close)
+    {
         body_len = Some(len);
     }
     let Some(body_len) = body_len.filter(|len| *len <= MAX_BODY_BYTES) else {
@@ -305,7 +313,7 @@ fn read_head(buf: &[u8]) -> Head {
         }
     }
     Head::Post(Post {
-        keep_alive: wire::keeps_alive(1, request.headers),
+        keep_alive: framing::keeps_alive(1, request.headers),
         headers: map,
         body_at: head_len,
         body_len,
@@ -355,7 +363,7 @@ async fn write_response(
     }
     if !parts.headers.contains_key(header::DATE) {
         head.extend_from_slice(b"date: ");
-        wire::write_date(&mut head);
+        framing::write_date(&mut head);
         head.extend_from_slice(b"\r\n");
     }
     if axum::body::HttpBody::size_hint(&body).exact().is_some() {
@@ -365,7 +373,7 @@ async fn write_response(
             .map_err(std::io::Error::other)?
             .to_bytes();
         head.extend_from_slice(b"content-length: ");
-        wire::write_decimal(&mut head, body.len());
+        framing::write_decimal(&mut head, body.len());
         head.extend_from_slice(b"\r\n\r\n");
         let mut message = Bytes::from(head).chain(body);
         return stream.write_all_buf(&mut message).await;
@@ -421,11 +429,11 @@ async fn hand_over<S: Routes>(lane: Lane, router: S) {
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(timeouts.head)
-        .max_buf_size(wire::MAX_HEAD_BYTES.max(8192));
+        .max_buf_size(framing::MAX_HEAD_BYTES.max(8192));
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(wire::MAX_HEAD_BYTES as u32);
+        .max_header_list_size(framing::MAX_HEAD_BYTES as u32);
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let mut stopping = false;

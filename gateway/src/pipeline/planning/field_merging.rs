@@ -16,7 +16,7 @@
 //! every other, and the subfields of a whole group are checked together as
 //! one set. A field reached twice through the same fragment is the same node
 //! and is kept once, so repeated spreads add nothing. The cost limits
-//! ([`crate::limits`]) run first and bound the expanded operation.
+//! ([`crate::pipeline::limits`]) run first and bound the expanded operation.
 
 use std::collections::{HashMap, HashSet};
 

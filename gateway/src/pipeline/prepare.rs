@@ -1,0 +1,192 @@
+//! [`prepare`]: every check before execution, in order, ending in a
+//! [`Ready`] operation or a [`Refusal`]; [`plan`]: a cached plan or one
+//! made on the blocking pool, cancelled with its request.
+
+use std::{net::IpAddr, sync::Arc};
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::pipeline::{
+    persisted,
+    planning::{PlanError, Prepared},
+    ratelimit,
+    refusal::Refusal,
+    request::{GraphqlRequest, Report, bearer},
+    state::{Loaded, Pipeline},
+};
+
+/// An operation ready to execute: planned against the supergraph it will
+/// run on, with its variables coerced.
+pub struct Ready {
+    /// The caller, when a token was sent and the gateway verifies tokens.
+    pub claims: Option<crate::pipeline::auth::Claims>,
+    pub loaded: Arc<Loaded>,
+    pub prepared: Prepared,
+    pub variables: Map<String, Value>,
+}
+
+impl Ready {
+    pub fn is_subscription(&self) -> bool {
+        matches!(
+            self.prepared.operation.operation_kind,
+            Some(hive_router_query_planner::state::supergraph_state::OperationKind::Subscription)
+        )
+    }
+}
+
+/// Every check before execution: a token that verifies, a document (sent,
+/// persisted or trusted) the caller may run, sane variables, a plan,
+/// variables that fit it, introspection allowed, the caller within its rate.
+pub async fn prepare(
+    gw: &Pipeline,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    request: GraphqlRequest,
+    via_get: bool,
+    report: &mut Report,
+) -> Result<Ready, Refusal> {
+    let claims = match (&gw.verifier, bearer(headers)) {
+        (Some(auth), Some(token)) => match auth.verify(token).await {
+            Ok(claims) => Some(claims),
+            // Revocations not loaded yet: nothing is wrong with the token.
+            Err(err @ kit::auth::TokenError::CutoffsUnknown) => {
+                return Err(Refusal::graphql(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &err.to_string(),
+                    "SERVICE_UNAVAILABLE",
+                ));
+            }
+            Err(err) => {
+                return Err(Refusal::graphql(
+                    StatusCode::UNAUTHORIZED,
+                    &err.to_string(),
+                    "UNAUTHENTICATED",
+                ));
+            }
+        },
+        _ => None,
+    };
+    let restricted = gw.documents.only()
+        || claims
+            .as_ref()
+            .is_some_and(|c| c.role == kit::auth::Role::Partner);
+    let resolution = gw
+        .documents
+        .resolve(
+            request.query.as_deref(),
+            request.document_id.as_deref(),
+            request.extensions.as_ref(),
+            persisted::client_name(headers),
+            restricted,
+        )
+        .await
+        .map_err(Refusal::persisted)?;
+    let Some(query) = resolution
+        .query
+        .or(request.query)
+        .filter(|q| !q.trim().is_empty())
+    else {
+        return Err(Refusal::malformed(
+            StatusCode::BAD_REQUEST,
+            "the request has no query",
+        ));
+    };
+    let given: Map<String, Value> = match request.variables {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(Refusal::malformed(
+                StatusCode::BAD_REQUEST,
+                "variables must be an object",
+            ));
+        }
+    };
+    let loaded = gw.current();
+    loaded
+        .supergraph
+        .limits()
+        .check_variables(&given)
+        .map_err(|exceeded| Refusal::plan(&PlanError::Limit(exceeded)))?;
+    let register = resolution.register.map(|hash| (hash, query.clone()));
+    let prepared = plan(gw, &loaded, query, request.operation_name.clone())
+        .await
+        .map_err(|err| Refusal::plan(&err))?;
+    if report.operation.is_none() {
+        report.operation = prepared.operation.name.clone();
+    }
+    use hive_router_query_planner::state::supergraph_state::OperationKind;
+    let kind = match prepared.operation.operation_kind {
+        Some(OperationKind::Mutation) => ratelimit::Kind::Mutation,
+        Some(OperationKind::Subscription) => ratelimit::Kind::Subscription,
+        _ => ratelimit::Kind::Query,
+    };
+    if via_get && kind == ratelimit::Kind::Mutation {
+        return Err(Refusal::malformed(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations are not allowed over GET",
+        ));
+    }
+    let variables = loaded
+        .supergraph
+        .coerce_variables(&prepared, &given)
+        .map_err(|err| Refusal::plan(&err))?;
+    if !prepared.introspection.is_empty() && loaded.introspection.is_none() {
+        return Err(Refusal::graphql(
+            StatusCode::BAD_REQUEST,
+            "introspection is disabled on this gateway",
+            "GRAPHQL_VALIDATION_FAILED",
+        ));
+    }
+    if gw.limiter.enabled() {
+        let ip = gw.limiter.client_ip(headers, peer);
+        gw.limiter
+            .check(kind, claims.as_ref().map(|c| c.sub), ip)
+            .await
+            .map_err(|limited| Refusal::rate_limited(limited, kind))?;
+    }
+    // A document registers only once it planned: nothing invalid is kept.
+    if let Some((hash, query)) = register {
+        gw.documents.register(hash, &query).await;
+    }
+    Ok(Ready {
+        claims,
+        loaded,
+        prepared,
+        variables,
+    })
+}
+
+/// The plan of `query`: a repeat is a cache lookup; only new operations are
+/// planned, on the blocking pool.
+pub async fn plan(
+    gw: &Pipeline,
+    loaded: &Loaded,
+    query: String,
+    operation_name: Option<String>,
+) -> Result<Prepared, PlanError> {
+    let cached = loaded.supergraph.cached(&query, operation_name.as_deref());
+    gw.metrics.plan_cache(cached.is_some());
+    if let Some(prepared) = cached {
+        return Ok(prepared);
+    }
+    let supergraph = loaded.supergraph.clone();
+    // Planning stops when the request is given up (the client left, the
+    // request timed out): dropping this future cancels the token.
+    let cancel = Arc::new(supergraph.plan_deadline());
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    tokio::task::spawn_blocking(move || {
+        supergraph.plan_cancellable(&query, operation_name.as_deref(), &cancel)
+    })
+    .await
+    .unwrap_or_else(|_| Err(PlanError::Planning("the planner panicked".into())))
+}
+
+/// Cancels planning when the request that waits for it is dropped.
+struct CancelOnDrop(Arc<hive_router_query_planner::utils::cancellation::CancellationToken>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}

@@ -1,0 +1,178 @@
+//! What every request shares, and the supergraph it runs on: [`Pipeline`]
+//! holds the [`Loaded`] supergraph (planner, subgraph registry,
+//! introspection, readiness), replaced whole when the supergraph changes.
+
+use std::sync::Arc;
+
+use crate::{
+    metrics::Metrics,
+    pipeline::{
+        auth::EdgeAuth,
+        introspection::Introspection,
+        limits::Limits,
+        persisted::{Documents, PersistedOptions},
+        planning::Supergraph,
+        ratelimit::{Limiter, RateLimits},
+    },
+    subgraph::{SubgraphClient, Subgraphs},
+};
+
+/// What one supergraph brings: its planner, where its subgraphs are, and
+/// its introspection answer. Replaced whole on reload; a request keeps the
+/// one it started with.
+pub struct Loaded {
+    pub supergraph: Arc<Supergraph>,
+    pub subgraphs: Subgraphs,
+    /// Answers `__schema`/`__type`; `None` refuses them (introspection off).
+    pub introspection: Option<Introspection>,
+    /// The most errors one answer carries (see [`crate::pipeline::cap_errors`]).
+    pub max_errors: usize,
+    /// Whether its subgraphs are ready, for `/ready`.
+    pub readiness: crate::subgraph::readiness::Readiness,
+}
+
+/// How the pipeline is set up beyond its supergraph and keys (the part of
+/// [`crate::GatewayOptions`] a request's stages read).
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// How long a subgraph may take to answer.
+    pub subgraph_timeout: std::time::Duration,
+    /// Subgraphs that get another timeout than `subgraph_timeout`, by name.
+    pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
+    /// Subgraph URLs that replace the supergraph's, by subgraph name.
+    pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Health URLs of subgraphs whose readiness is not at `/ready` beside
+    /// their GraphQL path, by name.
+    pub subgraph_ready_urls: std::collections::HashMap<String, String>,
+    /// How long `/ready` reuses its subgraphs' answers.
+    pub ready_cache: std::time::Duration,
+    /// Whether identical subgraph queries in flight at once share one fetch.
+    pub deduplicate_queries: bool,
+    /// Whether `__schema`/`__type` are answered.
+    pub introspection: bool,
+    /// Document and variable limits.
+    pub limits: Limits,
+    /// The most errors one response carries.
+    pub max_errors: usize,
+    /// Automatic persisted queries and trusted-document manifests.
+    pub persisted: PersistedOptions,
+    /// Requests per user and per client address.
+    pub rate_limits: RateLimits,
+    /// Bytes of subgraph answers one request may hold.
+    pub request_budget: usize,
+}
+
+/// What every request shares: the loaded supergraph (replaced whole on
+/// reload), the subgraph connection pool, token verification, persisted
+/// documents, rate limiters and metrics.
+pub struct Pipeline {
+    loaded: std::sync::RwLock<Arc<Loaded>>,
+    pub options: PipelineOptions,
+    /// One connection pool for every supergraph this gateway serves.
+    client: SubgraphClient,
+    /// Verifies bearer tokens at the edge; `None` lets every token through to subgraphs.
+    pub verifier: Option<Arc<EdgeAuth>>,
+    /// Counters for `/metrics`, kept across reloads.
+    pub metrics: Arc<Metrics>,
+    /// Trusted manifests and APQ documents.
+    pub documents: Arc<Documents>,
+    /// Rate limits per user and address.
+    pub limiter: Arc<Limiter>,
+}
+
+impl Pipeline {
+    /// A pipeline over `sdl`, reaching subgraphs at the URLs it declares
+    /// unless `options.subgraph_urls` names another for a subgraph.
+    pub fn new(
+        sdl: &str,
+        verifier: Option<Arc<EdgeAuth>>,
+        options: PipelineOptions,
+    ) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let client = SubgraphClient::new(options.subgraph_timeout)
+            .deduplicating(options.deduplicate_queries);
+        let loaded = load(sdl, &options, &client, &metrics)?;
+        Ok(Self {
+            loaded: std::sync::RwLock::new(Arc::new(loaded)),
+            client,
+            verifier,
+            metrics,
+            documents: Arc::new(Documents::new(&options.persisted)?),
+            limiter: Arc::new(Limiter::new(options.rate_limits.clone())?),
+            options,
+        })
+    }
+
+    /// The supergraph serving new requests.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(loaded) => loaded.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the supergraph with `sdl`. Requests already running finish
+    /// on the old one; if `sdl` does not load, the old one stays.
+    pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
+        let result = load(sdl, &self.options, &self.client, &self.metrics);
+        self.metrics.reload(result.is_ok());
+        let loaded = Arc::new(result?);
+        match self.loaded.write() {
+            Ok(mut current) => *current = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
+        Ok(())
+    }
+}
+
+fn load(
+    sdl: &str,
+    options: &PipelineOptions,
+    client: &SubgraphClient,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Loaded> {
+    let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(options.limits));
+    let overrides = &options.subgraph_urls;
+    if let Some(unknown) = overrides
+        .keys()
+        .find(|name| !supergraph.subgraphs().contains_key(*name))
+    {
+        anyhow::bail!("SUBGRAPH_URLS names {unknown:?}, which the supergraph does not have");
+    }
+    if let Some(unknown) = options
+        .subgraph_timeouts
+        .keys()
+        .find(|name| !supergraph.subgraphs().contains_key(*name))
+    {
+        anyhow::bail!("SUBGRAPH_TIMEOUTS names {unknown:?}, which the supergraph does not have");
+    }
+    let urls = supergraph
+        .subgraphs()
+        .iter()
+        .map(|(name, declared)| {
+            let url = overrides.get(name).unwrap_or(declared);
+            let uri = url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("subgraph {name} has an invalid URL {url:?}: {e}"))?;
+            Ok((name.clone(), uri))
+        })
+        .collect::<anyhow::Result<std::collections::HashMap<_, _>>>()?;
+    let readiness = crate::subgraph::readiness::Readiness::new(
+        &urls,
+        &options.subgraph_ready_urls,
+        options.ready_cache,
+    )?;
+    let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
+        .with_timeouts(options.subgraph_timeouts.clone())
+        .with_budget(options.request_budget);
+    let introspection = options
+        .introspection
+        .then(|| Introspection::new(supergraph.api_schema()));
+    Ok(Loaded {
+        supergraph,
+        subgraphs,
+        introspection,
+        max_errors: options.max_errors,
+        readiness,
+    })
+}

@@ -1,0 +1,183 @@
+//! [`Gateway`]: everything a server serves, built from [`GatewayOptions`],
+//! and [`watch`], which reloads it when the supergraph file changes.
+
+use std::sync::Arc;
+
+use crate::{
+    pipeline::{Loaded, Pipeline, PipelineOptions, auth::EdgeAuth},
+    server::{cors::CorsPolicy, csrf::CsrfPolicy},
+    subscriptions::Subscriptions,
+};
+
+/// How a gateway is set up beyond its supergraph and keys.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// How long a subgraph may take to answer.
+    pub subgraph_timeout: std::time::Duration,
+    /// Subgraphs that get another timeout than `subgraph_timeout`, by name.
+    pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
+    /// Subgraph URLs that replace the supergraph's, by subgraph name.
+    pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// Health URLs of subgraphs whose readiness is not at `/ready` beside
+    /// their GraphQL path, by name (see [`crate::subgraph::readiness`]).
+    pub subgraph_ready_urls: std::collections::HashMap<String, String>,
+    /// How long `/ready` reuses its subgraphs' answers.
+    pub ready_cache: std::time::Duration,
+    /// Whether identical subgraph queries in flight at once share one fetch
+    /// (see [`crate::subgraph::SubgraphClient::deduplicating`]).
+    pub deduplicate_queries: bool,
+    /// Whether `__schema`/`__type` are answered.
+    pub introspection: bool,
+    /// Whether a browser's GET `/graphql` gets the GraphiQL page.
+    pub graphiql: bool,
+    /// Whether `/metrics` is served with the API (else only by
+    /// [`crate::server::metrics_router`], on a listener of its own).
+    pub metrics_on_api: bool,
+    /// Depth, alias and root-field limits.
+    pub limits: crate::pipeline::limits::Limits,
+    /// The most errors one response carries, the last of them saying how
+    /// many more were dropped (see [`crate::pipeline::cap_errors`]).
+    pub max_errors: usize,
+    /// Which browser origins may call.
+    pub cors: crate::server::cors::CorsPolicy,
+    /// Which requests must carry a mark only a script can add (see [`crate::server::csrf`]).
+    pub csrf: crate::server::csrf::CsrfPolicy,
+    /// Subscription limits, keep-alive and buffering.
+    pub subscriptions: crate::subscriptions::SubscriptionOptions,
+    /// Automatic persisted queries and trusted-document manifests.
+    pub persisted: crate::pipeline::persisted::PersistedOptions,
+    /// Requests per user and per client address (none by default).
+    pub rate_limits: crate::pipeline::ratelimit::RateLimits,
+    /// Bytes of subgraph answers one request may hold.
+    pub request_budget: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            subgraph_timeout: std::time::Duration::from_secs(10),
+            subgraph_timeouts: Default::default(),
+            subgraph_urls: Default::default(),
+            subgraph_ready_urls: Default::default(),
+            ready_cache: crate::subgraph::readiness::DEFAULT_CACHE,
+            deduplicate_queries: true,
+            introspection: false,
+            graphiql: false,
+            metrics_on_api: false,
+            limits: Default::default(),
+            max_errors: crate::pipeline::DEFAULT_MAX_ERRORS,
+            cors: Default::default(),
+            csrf: Default::default(),
+            subscriptions: Default::default(),
+            persisted: Default::default(),
+            rate_limits: Default::default(),
+            request_budget: crate::subgraph::DEFAULT_REQUEST_BUDGET,
+        }
+    }
+}
+
+/// What a gateway serves: the request pipeline, subscriptions over it, and
+/// the browser policies of its routes.
+pub struct Gateway {
+    /// Every GraphQL request's stages and what they share.
+    pub pipeline: Arc<Pipeline>,
+    /// Open subscriptions and their shared upstreams.
+    pub subscriptions: Arc<Subscriptions>,
+    /// Browser origins allowed to call.
+    pub cors: Arc<CorsPolicy>,
+    /// Which requests must carry a mark only a script can add.
+    pub csrf: CsrfPolicy,
+    /// Whether a browser's GET `/graphql` gets the GraphiQL page.
+    pub graphiql: bool,
+    /// Whether `/metrics` is served with the API.
+    pub metrics_on_api: bool,
+}
+
+impl Gateway {
+    /// A gateway over `sdl`, reaching subgraphs at the URLs it declares
+    /// unless `options.subgraph_urls` names another for a subgraph.
+    pub fn new(
+        sdl: &str,
+        verifier: Option<Arc<EdgeAuth>>,
+        options: &GatewayOptions,
+    ) -> anyhow::Result<Self> {
+        let o = options.clone();
+        let pipeline = Arc::new(Pipeline::new(
+            sdl,
+            verifier,
+            PipelineOptions {
+                subgraph_timeout: o.subgraph_timeout,
+                subgraph_timeouts: o.subgraph_timeouts,
+                subgraph_urls: o.subgraph_urls,
+                subgraph_ready_urls: o.subgraph_ready_urls,
+                ready_cache: o.ready_cache,
+                deduplicate_queries: o.deduplicate_queries,
+                introspection: o.introspection,
+                limits: o.limits,
+                max_errors: o.max_errors,
+                persisted: o.persisted,
+                rate_limits: o.rate_limits,
+                request_budget: o.request_budget,
+            },
+        )?);
+        Ok(Self {
+            subscriptions: Arc::new(Subscriptions::new(pipeline.clone(), o.subscriptions)),
+            pipeline,
+            cors: Arc::new(o.cors.allowing(o.csrf.header_names())),
+            csrf: o.csrf,
+            graphiql: o.graphiql,
+            metrics_on_api: o.metrics_on_api,
+        })
+    }
+
+    /// The supergraph serving new requests.
+    pub fn current(&self) -> Arc<Loaded> {
+        self.pipeline.current()
+    }
+
+    /// Replaces the supergraph with `sdl` (see [`Pipeline::reload`]).
+    pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
+        self.pipeline.reload(sdl)
+    }
+}
+
+/// Reloads `gateway` whenever the file at `path` changes, checking every
+/// `every`. A file that does not load is logged and the old supergraph keeps
+/// serving; the next change is tried again. Runs until dropped.
+pub async fn watch(gateway: Arc<Gateway>, path: std::path::PathBuf, every: std::time::Duration) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    let mut last_text = std::fs::read_to_string(&path).ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let Ok(text) = tokio::fs::read_to_string(&path).await else {
+            tracing::warn!(path = %path.display(), "the supergraph file cannot be read; keeping the loaded one");
+            continue;
+        };
+        if last_text.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        last_text = Some(text.clone());
+        let gw = gateway.clone();
+        match tokio::task::spawn_blocking(move || gw.reload(&text)).await {
+            Ok(Ok(())) => tracing::info!(path = %path.display(), "supergraph reloaded"),
+            Ok(Err(err)) => tracing::error!(
+                path = %path.display(),
+                error = %format!("{err:#}"),
+                "the new supergraph does not load; the previous one keeps serving"
+            ),
+            Err(err) => tracing::error!(%err, "supergraph reload panicked"),
+        }
+    }
+}

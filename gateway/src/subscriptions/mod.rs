@@ -1,0 +1,43 @@
+//! Subscriptions through the gateway: clients speak `graphql-transport-ws`
+//! on a WebSocket upgrade of `/graphql`, or GraphQL over SSE
+//! (distinct-connections mode: `Accept: text/event-stream` on POST or GET).
+//!
+//! A subscription is planned like any operation. The plan's `Subscription`
+//! node names the subgraph that owns the root field: the gateway subscribes
+//! there over `graphql-transport-ws` with the caller's token (see
+//! [`ws_client`]) and, for every event, runs the rest of the plan — the
+//! entity fetches for fields other subgraphs own — and shapes the result like
+//! a query's. Events of one subscription are delivered in order.
+//!
+//! Protection: every client has a bounded outgoing buffer; one that stops
+//! reading and lets it fill is closed (`1008`, policy violation) instead of
+//! growing the gateway's memory. Subscriptions are limited per connection and
+//! per user (`SUBSCRIPTION_LIMIT`). Quiet connections are pinged; a lost
+//! subgraph ends the subscription with an error and `complete`.
+//!
+//! Close codes are the protocol's: 4400 bad message, 4401 subscribe before
+//! `connection_ack`, 4403 refused token, 4408 no `connection_init` in time,
+//! 4409 duplicate operation id, 4429 second `connection_init`.
+//!
+//! - [`registry`]: subscriptions open, by user, and their limits;
+//! - [`fanout`]: identical subscriptions sharing one upstream, events run
+//!   through the rest of the plan;
+//! - [`sse`] and [`mod@websocket`]: the two ways clients subscribe;
+//! - [`ws_client`]: the gateway as a `graphql-transport-ws` client of subgraphs.
+//!
+//! Uses [`crate::pipeline`] (a subscription is prepared like any operation),
+//! [`crate::execution`] and the leaf modules; the server routes to it.
+
+pub mod fanout;
+pub mod frame;
+pub mod options;
+pub mod registry;
+pub mod sse;
+pub mod state;
+pub mod websocket;
+pub mod ws_client;
+
+pub use options::SubscriptionOptions;
+pub use sse::{accepts_event_stream, event_stream};
+pub use state::Subscriptions;
+pub use websocket::websocket;
