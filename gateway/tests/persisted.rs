@@ -591,3 +591,42 @@ async fn rate_limits_per_address_hold_in_memory_when_redis_is_gone() {
     .await;
     assert_no_errors(&proxied);
 }
+
+#[tokio::test]
+async fn a_flood_of_distinct_documents_is_refused_before_it_is_planned() {
+    let edge = Edge::new().await;
+    let gw = edge.gateway(limited("user.*=off,ip.query=3/m:3,ip.mutation=1/m:1", None));
+    let from = [("x-forwarded-for", "10.0.0.9")];
+    let planned = || gw.current().supergraph.planner_runs();
+    let before = planned();
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        // Each document is new: a plan-cache miss if it got that far.
+        let query = format!("query Q{i} {{ a{i}: hello }}");
+        statuses.push(call(&gw, json!({ "query": query }), &from).await.0);
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((ok, limited), (3, 7), "{statuses:?}");
+    assert_eq!(planned() - before, 3, "refused documents cost no planning");
+
+    // The kind is the operation's own: a mutation named among queries
+    // spends the mutation bucket, and the second is refused unplanned.
+    let document = "query A { hello } mutation B { bump }";
+    let (status, first, _) = call(
+        &gw,
+        json!({ "query": document, "operationName": "B" }),
+        &from,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_no_errors(&first);
+    let before = planned();
+    let (status, second, _) = call(&gw, json!({ "query": "mutation C { bump }" }), &from).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{second}");
+    assert_eq!(code(&second), "RATE_LIMITED");
+    assert_eq!(planned(), before);
+}

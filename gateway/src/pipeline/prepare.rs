@@ -108,6 +108,17 @@ pub async fn prepare(
         .limits()
         .check_variables(&given)
         .map_err(|exceeded| Refusal::plan(&PlanError::Limit(exceeded)))?;
+    // The caller's rate is checked before planning: a flood of distinct
+    // documents is refused before it costs planner time. The kind comes
+    // from the operation's keyword; the plan confirms it below.
+    if gw.limiter.enabled() {
+        let kind = ratelimit::Kind::of(&query, request.operation_name.as_deref());
+        let ip = gw.limiter.client_ip(headers, peer);
+        gw.limiter
+            .check(kind, claims.as_ref().map(|c| c.sub), ip)
+            .await
+            .map_err(|limited| Refusal::rate_limited(limited, kind))?;
+    }
     let register = resolution.register.map(|hash| (hash, query.clone()));
     let prepared = plan(gw, &loaded, query, request.operation_name.clone())
         .await
@@ -137,13 +148,6 @@ pub async fn prepare(
             "introspection is disabled on this gateway",
             "GRAPHQL_VALIDATION_FAILED",
         ));
-    }
-    if gw.limiter.enabled() {
-        let ip = gw.limiter.client_ip(headers, peer);
-        gw.limiter
-            .check(kind, claims.as_ref().map(|c| c.sub), ip)
-            .await
-            .map_err(|limited| Refusal::rate_limited(limited, kind))?;
     }
     // A document registers only once it planned: nothing invalid is kept.
     if let Some((hash, query)) = register {

@@ -28,11 +28,135 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Query, Kind::Mutation, Kind::Subscription];
 
+    /// The kind of the operation `operation_name` (or the only one) of
+    /// `document`, read from its keyword without parsing the document: the
+    /// rate is checked before planning, so a flood of distinct documents is
+    /// refused before it costs planner time. A document this cannot read
+    /// (it will fail to parse anyway) counts as a query.
+    pub fn of(document: &str, operation_name: Option<&str>) -> Kind {
+        let mut tokens = Tokens {
+            rest: document.as_bytes(),
+        }
+        .peekable();
+        let (mut depth, mut parens) = (0usize, 0usize);
+        // Inside a definition's head (`query Q($v: T) @d`, `fragment F on
+        // T`): names there are not keywords, and the next `{` is its own.
+        let mut in_head = false;
+        let mut first = None;
+        while let Some(token) = tokens.next() {
+            match token {
+                b"(" => parens += 1,
+                b")" => parens = parens.saturating_sub(1),
+                // Argument and variable values: `{` there is an object.
+                _ if parens > 0 => {}
+                b"{" => {
+                    if depth == 0 && !in_head {
+                        // The query shorthand.
+                        first.get_or_insert(Kind::Query);
+                        if operation_name.is_none() {
+                            return Kind::Query;
+                        }
+                    }
+                    in_head = false;
+                    depth += 1;
+                }
+                b"}" => depth = depth.saturating_sub(1),
+                _ if depth > 0 || in_head => {}
+                b"fragment" => in_head = true,
+                b"query" | b"mutation" | b"subscription" => {
+                    in_head = true;
+                    let kind = match token {
+                        b"mutation" => Kind::Mutation,
+                        b"subscription" => Kind::Subscription,
+                        _ => Kind::Query,
+                    };
+                    let name = tokens.next_if(|t| {
+                        t.first()
+                            .is_some_and(|b| *b == b'_' || b.is_ascii_alphabetic())
+                    });
+                    match operation_name {
+                        None => return kind,
+                        Some(wanted) if name == Some(wanted.as_bytes()) => return kind,
+                        _ => {
+                            first.get_or_insert(kind);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        first.unwrap_or(Kind::Query)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Query => "query",
             Kind::Mutation => "mutation",
             Kind::Subscription => "subscription",
+        }
+    }
+}
+
+/// GraphQL's lexical tokens, as much as [`Kind::of`] needs: names and
+/// punctuators, with strings, comments, commas and white space skipped.
+struct Tokens<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let (&first, after) = self.rest.split_first()?;
+            match first {
+                b' ' | b'\t' | b'\n' | b'\r' | b',' => self.rest = after,
+                // A byte-order mark.
+                0xEF if self.rest.starts_with(&[0xEF, 0xBB, 0xBF]) => self.rest = &self.rest[3..],
+                b'#' => {
+                    let end = self.rest.iter().position(|&b| b == b'\n' || b == b'\r');
+                    self.rest = &self.rest[end.unwrap_or(self.rest.len())..];
+                }
+                b'"' if self.rest.starts_with(b"\"\"\"") => {
+                    let body = &self.rest[3..];
+                    let mut i = 0;
+                    let end = loop {
+                        match body.get(i..i + 3) {
+                            None => break body.len(),
+                            Some(b"\"\"\"") => break i + 3,
+                            _ if body[i] == b'\\' && body[i..].starts_with(b"\\\"\"\"") => i += 4,
+                            _ => i += 1,
+                        }
+                    };
+                    self.rest = &body[end.min(body.len())..];
+                }
+                b'"' => {
+                    let mut i = 1;
+                    while let Some(&b) = self.rest.get(i) {
+                        match b {
+                            b'\\' => i += 2,
+                            b'"' | b'\n' | b'\r' => break,
+                            _ => i += 1,
+                        }
+                    }
+                    self.rest = &self.rest[(i + 1).min(self.rest.len())..];
+                }
+                b'_' | b'a'..=b'z' | b'A'..=b'Z' => {
+                    let end = self
+                        .rest
+                        .iter()
+                        .position(|&b| !(b == b'_' || b.is_ascii_alphanumeric()))
+                        .unwrap_or(self.rest.len());
+                    let (name, rest) = self.rest.split_at(end);
+                    self.rest = rest;
+                    return Some(name);
+                }
+                _ => {
+                    let (token, rest) = self.rest.split_at(1);
+                    self.rest = rest;
+                    return Some(token);
+                }
+            }
         }
     }
 }
@@ -407,6 +531,156 @@ impl Limiter {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::Kind;
+
+    #[test]
+    fn the_kind_is_read_from_the_operation_keyword() {
+        let cases: &[(&str, Option<&str>, Kind)] = &[
+            ("{ me { id } }", None, Kind::Query),
+            ("mutation { logout }", None, Kind::Mutation),
+            (
+                "subscription S { orderStatus(id: 1) }",
+                None,
+                Kind::Subscription,
+            ),
+            ("query A { a } mutation B { b }", Some("B"), Kind::Mutation),
+            ("query A { a } mutation B { b }", Some("A"), Kind::Query),
+            ("mutation B { b } query A { a }", Some("A"), Kind::Query),
+            // Fields and arguments named like keywords are not keywords.
+            (
+                "query Q { mutation { subscription } } mutation M { x }",
+                Some("M"),
+                Kind::Mutation,
+            ),
+            (
+                "query Q($a: String = \"mutation M\") { a }",
+                Some("M"),
+                Kind::Query,
+            ),
+            ("# mutation M { x }\nquery Q { a }", Some("Q"), Kind::Query),
+            (
+                "\"\"\"mutation M\"\"\" query Q { a }",
+                Some("M"),
+                Kind::Query,
+            ),
+            (
+                "fragment F on Query { a } mutation M { ...F }",
+                None,
+                Kind::Mutation,
+            ),
+            ("\u{feff}mutation M { x }", None, Kind::Mutation),
+            ("mutation", None, Kind::Mutation),
+            ("", None, Kind::Query),
+            ("{{{{", Some("X"), Kind::Query),
+            ("fragment F on mutation { a } { b }", None, Kind::Query),
+            (
+                "query Q($v: I = {m: mutation}) @mutation { a } mutation M { b }",
+                Some("M"),
+                Kind::Mutation,
+            ),
+            ("query($v: Int) { a }", None, Kind::Query),
+            ("\"unterminated", None, Kind::Query),
+        ];
+        for (document, name, kind) in cases {
+            assert_eq!(Kind::of(document, *name), *kind, "{document:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn the_scan_agrees_with_the_parser_on_random_documents() {
+        use rand::{Rng, SeedableRng};
+        // Definitions built at random from pieces that look like keywords
+        // where they are not: field names, values, strings, comments.
+        let kinds = ["query", "mutation", "subscription"];
+        let names = ["Q", "M", "S", "query", "mutation"];
+        let fields = [
+            "a",
+            "query",
+            "mutation { subscription }",
+            "b(x: {m: mutation})",
+            "c(s: \"{ mutation }\")",
+            "# mutation M {\n d",
+            "...F",
+            "e @include(if: true)",
+            "f(s: \"\"\"}\"\"\")",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut checked = 0;
+        for _ in 0..5_000 {
+            let mut document = String::new();
+            for _ in 0..rng.gen_range(1..4) {
+                let selection = format!(
+                    "{{ {} {} }}",
+                    fields[rng.gen_range(0..fields.len())],
+                    fields[rng.gen_range(0..fields.len())]
+                );
+                match rng.gen_range(0..5) {
+                    0 => document.push_str(&selection),
+                    1 => document.push_str(&format!("fragment F on mutation {selection}")),
+                    _ => {
+                        let kind = kinds[rng.gen_range(0..kinds.len())];
+                        let name = if rng.gen_bool(0.8) {
+                            names[rng.gen_range(0..names.len())]
+                        } else {
+                            ""
+                        };
+                        let head = match rng.gen_range(0..3) {
+                            0 => "",
+                            1 => "($v: In = {k: mutation})",
+                            _ => " @query",
+                        };
+                        document.push_str(&format!("{kind} {name}{head} {selection}"));
+                    }
+                }
+                document.push_str(if rng.gen_bool(0.5) { "\n" } else { ", " });
+            }
+            let Ok(parsed) = graphql_tools::parser::parse_query::<String>(&document) else {
+                continue;
+            };
+            use graphql_tools::parser::query::{Definition, OperationDefinition as Op};
+            for definition in &parsed.definitions {
+                let Definition::Operation(op) = definition else {
+                    continue;
+                };
+                let (name, kind) = match op {
+                    Op::SelectionSet(_) => (None, Kind::Query),
+                    Op::Query(q) => (q.name.clone(), Kind::Query),
+                    Op::Mutation(m) => (m.name.clone(), Kind::Mutation),
+                    Op::Subscription(s) => (s.name.clone(), Kind::Subscription),
+                };
+                let names = parsed
+                    .definitions
+                    .iter()
+                    .filter(|d| matches!(d, Definition::Operation(_)))
+                    .count();
+                let named = |wanted: &Option<String>| {
+                    parsed
+                        .definitions
+                        .iter()
+                        .filter(|d| match d {
+                            Definition::Operation(Op::Query(q)) => &q.name == wanted,
+                            Definition::Operation(Op::Mutation(m)) => &m.name == wanted,
+                            Definition::Operation(Op::Subscription(s)) => &s.name == wanted,
+                            _ => false,
+                        })
+                        .count()
+                };
+                if name.is_some() && named(&name) > 1 {
+                    continue;
+                }
+                if name.is_some() || names == 1 {
+                    let asked = if names == 1 { None } else { name.as_deref() };
+                    assert_eq!(Kind::of(&document, asked), kind, "{document:?} {asked:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 2_000, "only {checked} operations checked");
     }
 }
 
