@@ -741,6 +741,34 @@ impl Serialize for Value {
     }
 }
 
+/// Merges `from` into `into`: objects key by key, lists element-wise, anything else replaced.
+pub fn deep_merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => a.merge_with(b, deep_merge),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (x, y) in a.iter_mut().zip(b.into_vec()) {
+                deep_merge(x, y);
+            }
+        }
+        (into, Value::Null) if !into.is_null() => {}
+        (into, from) => *into = from,
+    }
+}
+
+/// [`deep_merge`] of a copy of `from`, copying only what `into` lacks.
+pub fn deep_merge_ref(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => a.merge_with_ref(b, None, deep_merge_ref),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (x, y) in a.iter_mut().zip(b) {
+                deep_merge_ref(x, y);
+            }
+        }
+        (into, Value::Null) if !into.is_null() => {}
+        (into, from) => *into = from.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
