@@ -12,6 +12,8 @@
 //! `hive-router` binary is on PATH it runs on the same fixture in the same
 //! run and the ratio is printed.
 //!
+//! `BENCH_GATEWAY_CPUS` (say `1`) runs the gateway under a CPU quota of
+//! that many cores, as a container limit would (a cgroup of its own).
 //! `BENCH_SECONDS` (default 10), `BENCH_CONCURRENCY` (default 50) and
 //! `BENCH_ROUNDS` (default 3: grocery and hive-router take turns that many
 //! times, each running its share of the seconds) tune it.
@@ -368,6 +370,12 @@ async fn serve_subgraphs() {
 
 /// Child role: serve the gateway over the supergraph file at `path`, print its URL.
 async fn serve_gateway(path: &str) {
+    if let Some(cpus) = std::env::var("BENCH_GATEWAY_CPUS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        limit_cpu(cpus);
+    }
     let sdl = std::fs::read_to_string(path).unwrap();
     // `/metrics` on the API port: the fetch figures below are read from it.
     let options = gateway::GatewayOptions {
@@ -389,6 +397,40 @@ async fn serve_gateway(path: &str) {
     gateway::server::serve(listener, gateway::edge(gw), serving, stop)
         .await
         .unwrap();
+}
+
+/// Puts this process (the gateway's, before its serving threads start) under
+/// a CPU quota of `cpus` cores, as a container's CPU limit does: a cgroup of
+/// its own with a CFS quota (cgroup v1's `cpu` controller or v2's
+/// `cpu.max`). Fails loudly where cgroups are not writable.
+fn limit_cpu(cpus: f64) {
+    let period = 100_000u64;
+    let quota = (cpus * period as f64).round() as u64;
+    let pid = std::process::id();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu");
+    let (dir, files): (std::path::PathBuf, Vec<(&str, String)>) = if v1.join("cpu.cfs_quota_us").exists() {
+        (
+            v1.join(format!("grocery-bench-{pid}")),
+            vec![
+                ("cpu.cfs_period_us", period.to_string()),
+                ("cpu.cfs_quota_us", quota.to_string()),
+            ],
+        )
+    } else {
+        (
+            std::path::PathBuf::from(format!("/sys/fs/cgroup/grocery-bench-{pid}")),
+            vec![("cpu.max", format!("{quota} {period}"))],
+        )
+    };
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("BENCH_GATEWAY_CPUS needs a writable cgroup ({}): {e}", dir.display()));
+    for (file, value) in files {
+        std::fs::write(dir.join(file), value)
+            .unwrap_or_else(|e| panic!("writing {file} in {}: {e}", dir.display()));
+    }
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+        .unwrap_or_else(|e| panic!("moving the gateway into {}: {e}", dir.display()));
+    eprintln!("gateway limited to {cpus} CPUs ({})", dir.display());
 }
 
 /// Child role: relay bytes between each connection and the subgraph at
