@@ -408,22 +408,27 @@ fn limit_cpu(cpus: f64) {
     let quota = (cpus * period as f64).round() as u64;
     let pid = std::process::id();
     let v1 = std::path::Path::new("/sys/fs/cgroup/cpu");
-    let (dir, files): (std::path::PathBuf, Vec<(&str, String)>) = if v1.join("cpu.cfs_quota_us").exists() {
-        (
-            v1.join(format!("grocery-bench-{pid}")),
-            vec![
-                ("cpu.cfs_period_us", period.to_string()),
-                ("cpu.cfs_quota_us", quota.to_string()),
-            ],
+    let (dir, files): (std::path::PathBuf, Vec<(&str, String)>) =
+        if v1.join("cpu.cfs_quota_us").exists() {
+            (
+                v1.join(format!("grocery-bench-{pid}")),
+                vec![
+                    ("cpu.cfs_period_us", period.to_string()),
+                    ("cpu.cfs_quota_us", quota.to_string()),
+                ],
+            )
+        } else {
+            (
+                std::path::PathBuf::from(format!("/sys/fs/cgroup/grocery-bench-{pid}")),
+                vec![("cpu.max", format!("{quota} {period}"))],
+            )
+        };
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+        panic!(
+            "BENCH_GATEWAY_CPUS needs a writable cgroup ({}): {e}",
+            dir.display()
         )
-    } else {
-        (
-            std::path::PathBuf::from(format!("/sys/fs/cgroup/grocery-bench-{pid}")),
-            vec![("cpu.max", format!("{quota} {period}"))],
-        )
-    };
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("BENCH_GATEWAY_CPUS needs a writable cgroup ({}): {e}", dir.display()));
+    });
     for (file, value) in files {
         std::fs::write(dir.join(file), value)
             .unwrap_or_else(|e| panic!("writing {file} in {}: {e}", dir.display()));

@@ -351,3 +351,59 @@ async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again(
         .await;
     assert_eq!(code(&resp), "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn preflights_allow_what_graphql_clients_send_and_answers_expose_their_ids() {
+    let options = gateway::GatewayOptions {
+        cors: gateway::server::cors::CorsPolicy::parse("https://shop.example", false)
+            .allowing(["x-tenant", "not a header"]),
+        ..Default::default()
+    };
+    let app = app(options);
+    use tower::ServiceExt;
+    // As Chromium sends it for an Apollo Client app that sets its name:
+    // lower case, sorted, comma-separated without spaces.
+    for requested in [
+        "apollographql-client-name,apollographql-client-version,content-type",
+        "content-type,graphql-client-name,graphql-client-version",
+        "authorization,content-type,traceparent,x-apollo-operation-name",
+        "content-type,x-tenant",
+    ] {
+        let preflight = axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/graphql")
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", requested)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = app.clone().oneshot(preflight).await.unwrap();
+        assert_eq!(answer.status(), 204);
+        let allowed: Vec<String> = answer.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        for header in requested.split(',') {
+            assert!(
+                allowed.contains(&header.to_owned()),
+                "{header} in {allowed:?}"
+            );
+        }
+        assert!(!allowed.iter().any(|h| h.contains(' ')), "{allowed:?}");
+    }
+    let answer = app
+        .oneshot(request("POST", "https://shop.example"))
+        .await
+        .unwrap();
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    assert!(answer.headers().contains_key("x-request-id"));
+}

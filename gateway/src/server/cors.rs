@@ -65,10 +65,20 @@ impl CorsPolicy {
     }
 
     /// This policy, with preflights also allowing `headers` (the CSRF marks
-    /// a browser client must be able to send: see [`crate::server::csrf`]).
+    /// a browser client must be able to send: see [`crate::server::csrf`];
+    /// a deployment's own, `CORS_ALLOW_HEADERS`). Names that are not header
+    /// names are left out.
     pub fn allowing<'a>(mut self, headers: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut list = ALLOWED_HEADERS.to_owned();
+        let mut list = self
+            .allow_headers
+            .to_str()
+            .unwrap_or(ALLOWED_HEADERS)
+            .to_owned();
         for name in headers {
+            let name = name.trim();
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                continue;
+            }
             if !list.split(", ").any(|h| h.eq_ignore_ascii_case(name)) {
                 list.push_str(", ");
                 list.push_str(name);
@@ -121,10 +131,30 @@ impl CorsPolicy {
         }
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
+
+    /// [`Self::decorate`] for an answer a script reads (not a preflight's).
+    fn decorate_answer(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
+        self.decorate(origin, headers);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
+    }
 }
 
-/// The headers clients send: what every preflight allows.
-const ALLOWED_HEADERS: &str = "content-type, authorization, x-request-id, traceparent";
+/// The headers clients send: what every preflight allows. Besides the
+/// request's own (`content-type`, `authorization`, trace context), the
+/// client names and versions GraphQL clients add (Apollo Client sends
+/// `apollographql-client-name`/`-version` whenever an app names itself,
+/// and GraphQL over HTTP's `graphql-client-name`/`-version`): refused in a
+/// preflight, every request of such an app fails in the browser.
+const ALLOWED_HEADERS: &str = "content-type, authorization, x-request-id, traceparent, \
+     tracestate, graphql-client-name, graphql-client-version, apollographql-client-name, \
+     apollographql-client-version, x-apollo-operation-name";
+
+/// The response headers a page's script may read: the request's id (to
+/// quote in a support ticket) and when to retry a rate-limited call.
+const EXPOSED_HEADERS: &str = "x-request-id, retry-after";
 
 /// The request's `Origin` when the policy lets it call.
 pub fn allowed_origin(policy: &CorsPolicy, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -138,7 +168,7 @@ pub fn allowed_origin(policy: &CorsPolicy, headers: &HeaderMap) -> Option<Header
 /// an answer that is not a preflight's.
 pub fn decorate(policy: &CorsPolicy, origin: Option<&HeaderValue>, response: &mut Response) {
     if let Some(origin) = origin {
-        policy.decorate(origin, response.headers_mut());
+        policy.decorate_answer(origin, response.headers_mut());
     }
 }
 
