@@ -28,7 +28,7 @@ fn answers() -> Vec<(&'static str, Vec<u8>)> {
             "name": format!("Product {i}"),
             "price": 899 + i,
             "weight": 100.5,
-            "inStock": i % 2 == 0,
+            "inStock": i.is_multiple_of(2),
             "reviews": [
                 { "id": format!("r{i}"), "body": "Love it! Would buy again.", "author": { "id": "1", "username": "urigo" } },
                 { "id": format!("s{i}"), "body": "Too expensive.", "author": { "id": "2", "username": "dotan" } },

@@ -12,6 +12,37 @@ use serde_json::{Value, json};
 
 const BUILT_IN_SCALARS: [&str; 5] = ["String", "Int", "Float", "Boolean", "ID"];
 
+/// The built-in directives, introspection types and scalars as the
+/// reference implementation (graphql-js) defines them, descriptions
+/// included; the planner's API schema has older definitions (`@oneOf` on
+/// objects, `@deprecated` not on arguments, no descriptions).
+const SPEC_BUILT_INS: &str = include_str!("introspection.graphql");
+
+/// `schema` (the planner's API schema) with the built-ins of
+/// [`SPEC_BUILT_INS`] in place of its own, so validation and introspection
+/// agree with the specification.
+pub fn with_spec_built_ins(schema: &Document<'static, String>) -> Document<'static, String> {
+    let spec = graphql_tools::parser::schema::parse_schema::<String>(SPEC_BUILT_INS)
+        .expect("the built-ins parse")
+        .into_static();
+    let name = |d: &Definition<'static, String>| -> Option<String> {
+        match d {
+            Definition::DirectiveDefinition(d) => Some(format!("@{}", d.name)),
+            Definition::TypeDefinition(TypeDefinition::Object(t)) => Some(t.name.clone()),
+            Definition::TypeDefinition(TypeDefinition::Enum(t)) => Some(t.name.clone()),
+            Definition::TypeDefinition(TypeDefinition::Scalar(t)) => Some(t.name.clone()),
+            _ => None,
+        }
+    };
+    let replaced: BTreeSet<String> = spec.definitions.iter().filter_map(name).collect();
+    let mut document = schema.clone();
+    document
+        .definitions
+        .retain(|d| name(d).is_none_or(|n| !replaced.contains(&n)));
+    document.definitions.extend(spec.definitions);
+    document
+}
+
 fn description(d: &Option<String>) -> Value {
     d.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
@@ -46,13 +77,14 @@ fn type_ref(t: &Type<'static, String>, kinds: &BTreeMap<String, &'static str>) -
 }
 
 fn input_value(v: &InputValue<'static, String>, kinds: &BTreeMap<String, &'static str>) -> Value {
+    let (deprecated, reason) = deprecation(&v.directives);
     json!({
         "name": v.name,
         "description": description(&v.description),
         "type": type_ref(&v.value_type, kinds),
         "defaultValue": v.default_value.as_ref().map(|d| Value::String(d.to_string())).unwrap_or(Value::Null),
-        "isDeprecated": false,
-        "deprecationReason": null,
+        "isDeprecated": deprecated,
+        "deprecationReason": reason,
     })
 }
 
@@ -71,6 +103,44 @@ fn field(f: &Field<'static, String>, kinds: &BTreeMap<String, &'static str>) -> 
 fn enum_value(v: &EnumValue<'static, String>) -> Value {
     let (deprecated, reason) = deprecation(&v.directives);
     json!({ "name": v.name, "description": description(&v.description), "isDeprecated": deprecated, "deprecationReason": reason })
+}
+
+/// Every type name a field, argument or input field of `schema` refers to.
+fn referenced_types(schema: &Document<'static, String>) -> BTreeSet<String> {
+    fn named<'t>(t: &'t Type<'static, String>) -> &'t str {
+        match t {
+            Type::NamedType(name) => name,
+            Type::ListType(inner) | Type::NonNullType(inner) => named(inner),
+        }
+    }
+    let mut names = BTreeSet::new();
+    let inputs = |args: &[InputValue<'static, String>], names: &mut BTreeSet<String>| {
+        for a in args {
+            names.insert(named(&a.value_type).to_owned());
+        }
+    };
+    for definition in &schema.definitions {
+        match definition {
+            Definition::TypeDefinition(TypeDefinition::Object(o)) => {
+                for f in &o.fields {
+                    names.insert(named(&f.field_type).to_owned());
+                    inputs(&f.arguments, &mut names);
+                }
+            }
+            Definition::TypeDefinition(TypeDefinition::Interface(i)) => {
+                for f in &i.fields {
+                    names.insert(named(&f.field_type).to_owned());
+                    inputs(&f.arguments, &mut names);
+                }
+            }
+            Definition::TypeDefinition(TypeDefinition::InputObject(i)) => {
+                inputs(&i.fields, &mut names)
+            }
+            Definition::DirectiveDefinition(d) => inputs(&d.arguments, &mut names),
+            _ => {}
+        }
+    }
+    names
 }
 
 /// The `__Schema` value of `schema` (the API schema), with every type by name.
@@ -134,7 +204,7 @@ impl Introspection {
         let mut types: BTreeMap<String, Value> = BUILT_IN_SCALARS
             .iter()
             .map(|s| ((*s).to_owned(), json!({ "kind": "SCALAR", "name": s, "description": null, "specifiedByURL": null,
-                "fields": null, "inputFields": null, "interfaces": null, "enumValues": null, "possibleTypes": null })))
+                "fields": null, "inputFields": null, "interfaces": null, "enumValues": null, "possibleTypes": null, "isOneOf": null })))
             .collect();
         let mut directives = Vec::new();
         for definition in &schema.definitions {
@@ -142,7 +212,7 @@ impl Introspection {
                 Definition::TypeDefinition(t) => {
                     let base = |name: &str, kind: &str, desc: &Option<String>| {
                         json!({ "kind": kind, "name": name, "description": description(desc), "specifiedByURL": null,
-                            "fields": null, "inputFields": null, "interfaces": null, "enumValues": null, "possibleTypes": null })
+                            "fields": null, "inputFields": null, "interfaces": null, "enumValues": null, "possibleTypes": null, "isOneOf": null })
                     };
                     let (name, value) = match t {
                         TypeDefinition::Scalar(s) => {
@@ -196,6 +266,8 @@ impl Introspection {
                         }
                         TypeDefinition::InputObject(i) => {
                             let mut v = base(&i.name, "INPUT_OBJECT", &i.description);
+                            v["isOneOf"] =
+                                Value::Bool(i.directives.iter().any(|d| d.name == "oneOf"));
                             v["inputFields"] =
                                 i.fields.iter().map(|f| input_value(f, &kinds)).collect();
                             (&i.name, v)
@@ -217,6 +289,22 @@ impl Introspection {
             name.as_ref()
                 .map_or(Value::Null, |n| json!({ "kind": "OBJECT", "name": n }))
         };
+        // Built-in scalars are listed where the schema uses them (String and
+        // Boolean always: the introspection types do), as graphql-js lists them.
+        let referenced = referenced_types(schema);
+        types.retain(|name, _| {
+            !BUILT_IN_SCALARS.contains(&name.as_str()) || referenced.contains(name.as_str())
+        });
+        // The September 2025 draft (graphql-js 16.15) lets directive
+        // arguments be deprecated; the AST this is read from cannot name
+        // that location, so it is added here.
+        for directive in &mut directives {
+            if directive["name"] == "deprecated"
+                && let Some(Value::Array(locations)) = directive.get_mut("locations")
+            {
+                locations.push(json!("DIRECTIVE_DEFINITION"));
+            }
+        }
         let schema = json!({
             "description": null,
             "queryType": root(&roots[0]),

@@ -217,6 +217,13 @@ impl Supergraph {
         }))
         .map_err(|panic| LoadError(panic_message(panic)))?
         .map_err(|e| LoadError(e.to_string()))?;
+        let mut planner = planner;
+        planner.consumer_schema = Arc::new(
+            Arc::new(crate::pipeline::introspection::with_spec_built_ins(
+                &planner.consumer_schema.document,
+            ))
+            .into(),
+        );
         let prefix = AliasPrefix::avoiding(supergraph_field_names(&document).into_iter());
         let shapes = Shapes::new(&planner.consumer_schema.document).with_alias_prefix(prefix);
         let inputs = InputTypes::new(&planner.consumer_schema.document);
