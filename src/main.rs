@@ -1,10 +1,12 @@
 //! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
 //! `serve <component>` runs one component (a container's entrypoint);
-//! `migrate` and `sdl` are the tools around them.
+//! `migrate`, `seed` and `sdl` are the tools around them.
 
 mod components;
 mod dev;
+mod migrations;
 mod postgres;
+mod seed;
 
 use std::process::ExitCode;
 
@@ -83,7 +85,14 @@ See the README's configuration table for the rest."
     Migrate {
         /// Only this component (default: all).
         component: Option<Component>,
+        /// Apply nothing: wait until the migrations have been applied (by
+        /// another `grocery migrate`), e.g. in an init container.
+        #[arg(long)]
+        wait: bool,
     },
+    /// Seed the demo data `dev` seeds (accounts and products) into the configured
+    /// databases; needs GROCERY_DEMO_PASSWORD and inventory's stock API.
+    Seed,
     /// Create a JWT signing key (`DIR/signing.pem`) unless one exists, and print its public half.
     Keygen {
         /// Folder for the key.
@@ -150,9 +159,13 @@ async fn main() -> ExitCode {
                 (other, None) => components::serve(other.component().expect("a subgraph")).await,
             }
         }
-        Command::Migrate { component } => {
+        Command::Migrate { component, wait } => {
             kit::telemetry::init(true);
-            components::migrate(component).await
+            migrations::run(component, wait).await
+        }
+        Command::Seed => {
+            kit::telemetry::init(true);
+            seed::run().await
         }
         Command::Keygen { dir } => keygen(&dir),
         Command::Compose { dir } => {
