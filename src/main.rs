@@ -43,7 +43,7 @@ variable is reported at once:
   DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
   HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
   JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
-  JWT_PUBLIC_KEYS_FILE                  catalog, inventory, gateway: the users subgraph's public key(s)
+  JWT_PUBLIC_KEYS_FILE                  every subgraph but users, gateway: the users subgraph's public key(s)
   JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
   INTERNAL_RPC_TOKEN                    every component: the stock API's and users' internal service credential
   REVOCATIONS_URL                       all but users: users' list of access changes (default from USERS_URL/JWKS_URL)
