@@ -29,7 +29,7 @@ pub async fn run(only: Option<Component>, wait: bool) -> anyhow::Result<()> {
     let targets: Vec<_> = only.map_or(Component::ALL.to_vec(), |c| vec![c]);
     let configs: Vec<_> = targets
         .iter()
-        .map(|c| (*c, kit::db::DbConfig::from_env(&mut env, c.name())))
+        .map(|c| (*c, DbConfig::from_env(&mut env, c.name())))
         .collect();
     env.finish()?;
     for (component, db) in configs {

@@ -295,9 +295,10 @@ impl Container {
     /// --wait users`, `grocery seed`: what follows the program name).
     pub fn new(place: String, args: &[&str], env: BTreeSet<String>) -> Self {
         let one = |name: &str| -> &'static str {
-            *COMPONENTS
+            COMPONENTS
                 .iter()
-                .find(|c| **c == name)
+                .copied()
+                .find(|c| *c == name)
                 .unwrap_or_else(|| panic!("{place}: `{name}` is not a component"))
         };
         let (role, subgraphs): (&'static str, Vec<&'static str>) = match args {
