@@ -1,5 +1,7 @@
 # One image for every component: `docker run grocery <component>` runs
-# `grocery serve <component>`.
+# `grocery serve <component>`. The supergraph and the trusted-document
+# manifests it was built with ship beside the binary, under
+# /usr/share/grocery/schema (deploy/k8s points the gateway at them).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -12,6 +14,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 grocery \
  && mkdir /keys && chown grocery /keys
 COPY --from=build /src/target/release/grocery /usr/local/bin/grocery
+COPY schema/supergraph.graphql /usr/share/grocery/schema/supergraph.graphql
+COPY schema/persisted /usr/share/grocery/schema/persisted
 USER grocery
 # Containers listen on every interface; the port comes from PORT.
 ENV HOST=0.0.0.0

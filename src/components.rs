@@ -960,21 +960,6 @@ pub fn compose(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// `grocery migrate [component]`.
-pub async fn migrate(only: Option<Component>) -> anyhow::Result<()> {
-    let mut env = Env::new();
-    let targets: Vec<_> = only.map_or(Component::ALL.to_vec(), |c| vec![c]);
-    let configs: Vec<_> = targets
-        .iter()
-        .map(|c| (*c, kit::db::DbConfig::from_env(&mut env, c.name())))
-        .collect();
-    env.finish()?;
-    for (component, db) in configs {
-        kit::db::migrate(&db, component.migrations()).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

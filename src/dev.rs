@@ -307,21 +307,18 @@ async fn start(
 
 /// Demo data of one component (idempotent).
 async fn seed(config: &Config, password: &str) -> anyhow::Result<()> {
-    match config {
-        Config::Users(cfg) => users::seed_demo(&cfg.db, password).await,
-        Config::Inventory(cfg) => {
-            let pool = kit::db::pool(&kit::db::DbConfig {
-                max_connections: 2,
-                ..cfg.db.clone()
-            })
-            .await?;
-            inventory::seed_demo(&pool).await
-        }
-        Config::Catalog(cfg) => {
-            let registry =
-                catalog::GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
-            catalog::seed_demo(&cfg.db, &registry).await
-        }
-        Config::Orders(_) | Config::Logistics(_) => Ok(()),
-    }
+    let (component, db, stock_api) = match config {
+        Config::Users(cfg) => (Component::Users, &cfg.db, None),
+        Config::Inventory(cfg) => (Component::Inventory, &cfg.db, None),
+        Config::Catalog(cfg) => (
+            Component::Catalog,
+            &cfg.db,
+            Some(crate::seed::StockApi {
+                url: cfg.inventory_rpc_url.clone(),
+                token: cfg.rpc_token.clone(),
+            }),
+        ),
+        Config::Orders(_) | Config::Logistics(_) => return Ok(()),
+    };
+    crate::seed::demo(component, db, stock_api.as_ref(), password).await
 }

@@ -1,10 +1,12 @@
 //! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
 //! `serve <component>` runs one component (a container's entrypoint);
-//! `migrate` and `sdl` are the tools around them.
+//! `migrate`, `seed` and `sdl` are the tools around them.
 
 mod components;
 mod dev;
+mod migrations;
 mod postgres;
+mod seed;
 
 use std::process::ExitCode;
 
@@ -41,7 +43,7 @@ variable is reported at once:
   DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
   HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
   JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
-  JWT_PUBLIC_KEYS_FILE                  catalog, inventory, gateway: the users subgraph's public key(s)
+  JWT_PUBLIC_KEYS_FILE                  every subgraph but users, gateway: the users subgraph's public key(s)
   JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
   INTERNAL_RPC_TOKEN                    every component: the stock API's and users' internal service credential
   REVOCATIONS_URL                       all but users: users' list of access changes (default from USERS_URL/JWKS_URL)
@@ -83,7 +85,14 @@ See the README's configuration table for the rest."
     Migrate {
         /// Only this component (default: all).
         component: Option<Component>,
+        /// Apply nothing: wait until the migrations have been applied (by
+        /// another `grocery migrate`), e.g. in an init container.
+        #[arg(long)]
+        wait: bool,
     },
+    /// Seed the demo data `dev` seeds (accounts and products) into the configured
+    /// databases; needs GROCERY_DEMO_PASSWORD and inventory's stock API.
+    Seed,
     /// Create a JWT signing key (`DIR/signing.pem`) unless one exists, and print its public half.
     Keygen {
         /// Folder for the key.
@@ -150,9 +159,13 @@ async fn main() -> ExitCode {
                 (other, None) => components::serve(other.component().expect("a subgraph")).await,
             }
         }
-        Command::Migrate { component } => {
+        Command::Migrate { component, wait } => {
             kit::telemetry::init(true);
-            components::migrate(component).await
+            migrations::run(component, wait).await
+        }
+        Command::Seed => {
+            kit::telemetry::init(true);
+            seed::run().await
         }
         Command::Keygen { dir } => keygen(&dir),
         Command::Compose { dir } => {

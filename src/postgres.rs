@@ -5,6 +5,9 @@
 //! picked once and remembered, so nothing else on the machine can reach it.
 //! PostgreSQL refuses to run as root; when we are root, every server command
 //! runs as the unprivileged `postgres` user, which then owns the folder.
+//! When the server binaries are missing, [`install`] installs them.
+
+mod install;
 
 use std::{
     path::{Path, PathBuf},
@@ -12,11 +15,6 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-
-const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not found.\n\
-    Install them:  sudo apt-get install postgresql   (Debian/Ubuntu)\n\
-               or  brew install postgresql            (macOS)\n\
-    or point grocery at an existing server with DATABASE_URL=postgres://…";
 
 /// A running cluster and how to reach it; stopped when dropped, so an error
 /// or panic during start-up does not leave PostgreSQL running.
@@ -38,29 +36,53 @@ fn has_server_binaries(dir: &Path) -> bool {
     dir.join("initdb").exists() && dir.join("pg_ctl").exists()
 }
 
-/// Where `initdb`/`pg_ctl` live: `PG_BINDIR` (authoritative when set), Debian's
-/// versioned folders (newest first), or `PATH`.
+/// Where `initdb`/`pg_ctl` live: `PG_BINDIR` (authoritative when set), the
+/// versioned folders of Debian's packages and Homebrew's formulas (newest
+/// version first), or `PATH`.
 fn find_bindir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("PG_BINDIR") {
         let dir = PathBuf::from(dir);
         return has_server_binaries(&dir).then_some(dir);
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            has_server_binaries(&bin).then_some((version, bin))
-        })
-        .collect();
+    let mut versions: Vec<(u32, PathBuf)> = [
+        ("/usr/lib/postgresql", ""),
+        ("/opt/homebrew/opt", "postgresql@"),
+        ("/usr/local/opt", "postgresql@"),
+    ]
+    .into_iter()
+    .flat_map(|(parent, prefix)| {
+        std::fs::read_dir(parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(move |e| {
+                let version = e.file_name().to_str()?.strip_prefix(prefix)?.parse().ok()?;
+                let bin = e.path().join("bin");
+                has_server_binaries(&bin).then_some((version, bin))
+            })
+    })
+    .collect();
     versions.sort();
     if let Some((_, bin)) = versions.pop() {
         return Some(bin);
     }
     std::env::var_os("PATH")
         .and_then(|path| std::env::split_paths(&path).find(|dir| has_server_binaries(dir)))
+}
+
+/// [`find_bindir`], installing the binaries first when they are missing.
+async fn find_or_install_bindir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = find_bindir() {
+        return Ok(dir);
+    }
+    install::server_binaries().await?;
+    find_bindir().ok_or_else(|| {
+        anyhow::anyhow!(
+            "PostgreSQL was installed, but initdb and pg_ctl are still not where grocery looks \
+             (PG_BINDIR, /usr/lib/postgresql/*/bin, Homebrew's postgresql@*/bin, PATH); \
+             set PG_BINDIR to their folder"
+        )
+    })
 }
 
 fn is_root() -> bool {
@@ -120,7 +142,7 @@ impl Cluster {
 
     /// Starts (creating on first use) the cluster under `home/pg`.
     pub async fn start(home: &Path) -> anyhow::Result<Self> {
-        let bindir = find_bindir().ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))?;
+        let bindir = find_or_install_bindir().await?;
         let home = std::fs::canonicalize(home)?;
         let lock = std::fs::File::create(home.join("dev.lock"))?;
         if lock.try_lock().is_err() {

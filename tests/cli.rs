@@ -112,18 +112,184 @@ fn serve_lists_every_missing_setting_at_once() {
     }
 }
 
+/// The folder of the newest installed PostgreSQL server, as `dev` finds it.
+fn real_postgres_bindir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!("this test needs the PostgreSQL server binaries: run `bash .ci/run` once")
+    })
+}
+
+/// A folder of stand-ins for `apt-get` (records its call in `calls`; on
+/// `install`, links the real server binaries into `PG_BINDIR`) and, when
+/// asked, `sudo` (records, then runs the rest of its command line).
+fn package_manager_stand_ins(dir: &Path, with_sudo: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("stand-ins");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.join("calls");
+    let scripts = [
+        (
+            "apt-get",
+            format!(
+                "#!/bin/sh\necho \"apt-get $*\" >> {calls}\n\
+                 if [ \"$1\" = install ]; then ln -s {real}/* \"$PG_BINDIR\"/; fi\n",
+                calls = calls.display(),
+                real = real_postgres_bindir().display()
+            ),
+        ),
+        (
+            "sudo",
+            format!(
+                "#!/bin/sh\necho \"sudo $*\" >> {}\nexec \"$@\"\n",
+                calls.display()
+            ),
+        ),
+    ];
+    for (name, script) in scripts.iter().take(if with_sudo { 2 } else { 1 }) {
+        let path = bin.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `grocery` as an unprivileged user: when the tests run as root, through
+/// util-linux's `setpriv` as nobody (65534), otherwise as themselves.
+fn grocery_unprivileged() -> Command {
+    if !is_root() {
+        return grocery();
+    }
+    // By its full path: a child's PATH, which finds its program, may hold only stand-ins.
+    let setpriv = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("setpriv"))
+        .find(|p| p.exists())
+        .expect("setpriv (util-linux) drops root for this test");
+    let mut command = Command::new(setpriv);
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+    for var in [
+        "DATABASE_URL",
+        "USERS_DATABASE_URL",
+        "JWT_PRIVATE_KEY",
+        "JWT_PRIVATE_KEY_FILE",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// A folder the unprivileged user may write in, with an empty `PG_BINDIR`
+/// and a `state` folder for `GROCERY_HOME`.
+fn open_home(tag: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let home = temp_home(tag);
+    let bindir = home.join("pg-bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    let state = home.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    for dir in [&home, &bindir, &state] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    (home, bindir)
+}
+
+/// `dev` (started by `command`) finds no server binaries, runs the
+/// package-manager stand-ins, announcing each command, and then serves.
+fn installs_then_starts(command: Command, sudo: bool) {
+    let (home, bindir) = open_home("pginstall");
+    let stand_ins = package_manager_stand_ins(&home, true);
+    let path = std::env::join_paths(
+        std::iter::once(stand_ins).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let (port, gateway) = (free_port(), free_port());
+    let (mut dev, lines, _rx) = start_dev_with(
+        command,
+        &home.join("state"),
+        port,
+        gateway,
+        &[
+            ("PATH", path.as_os_str()),
+            ("PG_BINDIR", bindir.as_os_str()),
+        ],
+    );
+    let calls = std::fs::read_to_string(home.join("calls")).unwrap_or_default();
+    let sudo = if sudo { "sudo " } else { "" };
+    for command in [
+        format!("{sudo}apt-get update"),
+        format!("{sudo}apt-get install -y postgresql"),
+    ] {
+        assert!(
+            calls.lines().any(|l| l == command),
+            "{command} was not run: {calls}"
+        );
+        // Said before it ran.
+        assert!(
+            lines.iter().any(|l| l.trim() == format!("$ {command}")),
+            "{command} was not announced: {lines:#?}"
+        );
+    }
+    assert!(bindir.join("initdb").exists());
+    let session = post_graphql(
+        port,
+        r#"{"query":"mutation { login(deviceId: \"admin\", password: \"test-demo-pass\") { user { role } } }"}"#,
+    );
+    assert_eq!(
+        session["data"]["login"]["user"]["role"], "ADMIN",
+        "{session}"
+    );
+    dev.stop();
+    let _ = std::fs::remove_dir_all(home);
+}
+
 #[test]
-fn dev_without_postgres_binaries_says_how_to_install_them() {
-    let home = temp_home("nopg");
-    let out = grocery()
+fn dev_installs_missing_postgres_binaries_with_the_package_manager_then_starts() {
+    // As root: apt-get itself (the stand-in links the real binaries into PG_BINDIR).
+    installs_then_starts(grocery(), !is_root());
+}
+
+#[test]
+fn dev_installs_missing_postgres_binaries_through_sudo_then_starts() {
+    installs_then_starts(grocery_unprivileged(), true);
+}
+
+#[test]
+fn dev_without_rights_to_install_postgres_prints_the_command_and_fails() {
+    let (home, bindir) = open_home("pgnorights");
+    // apt-get is there, sudo is not, and the user is not root.
+    let stand_ins = package_manager_stand_ins(&home, false);
+    let out = grocery_unprivileged()
         .arg("dev")
-        .env("PG_BINDIR", home.join("no-such-dir"))
-        .env("GROCERY_HOME", &home)
+        .env("PATH", &stand_ins)
+        .env("PG_BINDIR", &bindir)
+        .env("GROCERY_HOME", home.join("state"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert!(!out.status.success(), "{stderr}");
+    for said in [
+        "installing needs root, and there is no sudo",
+        "Install them:  sudo apt-get install postgresql\n",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in:\n{stderr}");
+    }
+    assert!(
+        !home.join("calls").exists(),
+        "the package manager ran without rights: {}",
+        std::fs::read_to_string(home.join("calls")).unwrap_or_default()
+    );
     let _ = std::fs::remove_dir_all(home);
 }
 
@@ -228,7 +394,19 @@ fn start_dev(
     port: u16,
     gateway_port: u16,
 ) -> (Dev, Vec<String>, mpsc::Receiver<String>) {
-    let child = grocery()
+    start_dev_with(grocery(), home, port, gateway_port, &[])
+}
+
+/// [`start_dev`] by `command` (`grocery`, perhaps as another user), `env` on top.
+fn start_dev_with(
+    mut command: Command,
+    home: &Path,
+    port: u16,
+    gateway_port: u16,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Dev, Vec<String>, mpsc::Receiver<String>) {
+    let child = command
+        .envs(env.iter().copied())
         .arg("dev")
         .env("GROCERY_HOME", home)
         .env("USERS_PORT", port.to_string())
