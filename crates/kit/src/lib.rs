@@ -13,7 +13,8 @@
 
 pub mod auth;
 pub mod change;
-pub mod config;
+/// Typed configuration from the environment (the config crate, re-exported).
+pub use config;
 pub mod db;
 pub mod error;
 pub mod events;
