@@ -31,7 +31,7 @@ use axum::{
 use tracing::Instrument;
 
 use crate::{
-    auth::{Auth, TokenType, Verifier},
+    auth::{Auth, TokenType, Verifier, init_token},
     db::{self, PgPool},
     input::Checked,
 };
@@ -365,22 +365,6 @@ async fn subscribe<E: Executor>(state: &AppState<E>, request: Request) -> Respon
                 })
                 .serve()
         })
-}
-
-/// The bearer token of a `connection_init` payload, where clients put it.
-pub fn init_token(payload: &serde_json::Value) -> Option<String> {
-    let raw = ["authorization", "Authorization"]
-        .iter()
-        .find_map(|k| payload.get(*k))
-        .or_else(|| payload.get("headers").and_then(|h| h.get("authorization")))
-        .or_else(|| payload.get("headers").and_then(|h| h.get("Authorization")))
-        .and_then(|v| v.as_str())
-        .map(|v| match v.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => v.trim(),
-        })
-        .or_else(|| payload.get("token").and_then(|v| v.as_str()))?;
-    (!raw.is_empty()).then(|| raw.to_owned())
 }
 
 async fn ready<E: Executor>(State(state): State<Arc<AppState<E>>>) -> Response {

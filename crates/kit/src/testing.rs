@@ -285,7 +285,7 @@ pub fn access_token(
         iss: settings.issuer,
         aud: settings.audience,
         sub,
-        role,
+        role: role.into(),
         exp: now + 600,
         iat: now,
         token_type: crate::auth::TokenType::Access,

@@ -50,7 +50,7 @@ pub async fn prepare(
         (Some(auth), Some(token)) => match auth.verify(token).await {
             Ok(claims) => Some(claims),
             // Revocations not loaded yet: nothing is wrong with the token.
-            Err(err @ kit::auth::TokenError::CutoffsUnknown) => {
+            Err(err @ auth::TokenError::CutoffsUnknown) => {
                 return Err(Refusal::graphql(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &err.to_string(),
