@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! server/          listeners and serving threads, client connections (the HTTP/1.1
-//!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF,
-//!                  trace context; `Gateway`, what a server serves
+//!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF;
+//!                  `Gateway`, what a server serves
 //! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
 //!                  upstream subscriptions (fan-out), the graphql-transport-ws client
 //! pipeline/        a GraphQL request from its JSON to its written answer: parsing,

@@ -25,7 +25,8 @@ pub mod pagination;
 pub mod rpc;
 pub mod scalars;
 pub mod server;
-pub mod telemetry;
+/// Request ids, trace context and logging set-up (the telemetry crate, re-exported).
+pub use telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
