@@ -7,7 +7,7 @@ mod support;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use axum::http::{HeaderMap, StatusCode};
-use kit::auth::{KeyRing, Role, SigningKey, TokenSettings, Verifier};
+use kit::auth::{KeyRing, Role, RoleName, SigningKey, TokenSettings, Verifier};
 use kit::testing::{RedisServer, assert_no_errors, code};
 use serde_json::{Value, json};
 
@@ -313,11 +313,13 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Manifests from `dir`, for every caller when `only`, else for PARTNER tokens.
 fn trusted(dir: &Path, only: bool) -> gateway::GatewayOptions {
     gateway::GatewayOptions {
         persisted: gateway::pipeline::persisted::PersistedOptions {
             manifests: Some(dir.to_owned()),
             only,
+            only_roles: vec![RoleName::from_static("PARTNER")],
             ..Default::default()
         },
         ..Default::default()
@@ -383,6 +385,14 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     // ... and name trusted documents without a client (any manifest counts).
     let (_, by_id, _) = call(&gw, json!({ "documentId": id }), &[]).await;
     assert_no_errors(&by_id);
+
+    // Which roles are held to manifests is configuration, not the gateway's.
+    let mut options = trusted(&dir, false);
+    options.persisted.only_roles.clear();
+    let unrestricted = edge.gateway(options);
+    let (_, free_for_partner, _) =
+        call(&unrestricted, json!({ "query": "{ hello }" }), &as_acme).await;
+    assert_no_errors(&free_for_partner);
 }
 
 #[tokio::test]

@@ -700,6 +700,7 @@ async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documen
         gateway::GatewayOptions {
             persisted: gateway::pipeline::persisted::PersistedOptions {
                 manifests: Some(dir.clone()),
+                only_roles: vec![kit::auth::RoleName::from_static("PARTNER")],
                 ..Default::default()
             },
             rate_limits: gateway::pipeline::ratelimit::RateLimits::parse(

@@ -12,8 +12,11 @@
 //! or `documentId` (optionally `sha256:`-prefixed). The client is the
 //! `graphql-client-name` (or `apollographql-client-name`) header: with it,
 //! only that client's manifest counts; without it, any manifest does.
-//! `PARTNER` tokens — and everyone under `persisted_only` — may run only
-//! documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise).
+//! Tokens of the roles in [`PersistedOptions::only_roles`] (grocery's
+//! launcher names `PARTNER`) — and everyone under `persisted_only` — may run
+//! only documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise). The
+//! gateway knows no roles of its own: which ones are held to manifests is
+//! configuration.
 
 use std::{
     collections::HashMap,
@@ -33,6 +36,9 @@ pub struct PersistedOptions {
     pub manifests: Option<PathBuf>,
     /// Only manifest documents run, for every caller (`--persisted-only`).
     pub only: bool,
+    /// Callers whose token carries one of these roles run only manifest
+    /// documents (`PERSISTED_ONLY_ROLES`); none by default.
+    pub only_roles: Vec<auth::RoleName>,
     /// Whether clients may register documents by hash (APQ).
     pub apq: bool,
     /// Bytes of APQ documents kept in memory.
@@ -48,6 +54,7 @@ impl Default for PersistedOptions {
         Self {
             manifests: None,
             only: false,
+            only_roles: Vec::new(),
             apq: true,
             apq_memory_bytes: 16 * 1024 * 1024,
             apq_ttl: Duration::from_secs(24 * 3600),
@@ -301,6 +308,11 @@ impl Documents {
     /// Whether only manifest documents run for everyone.
     pub fn only(&self) -> bool {
         self.options.only
+    }
+
+    /// Whether a caller whose token carries `role` runs only manifest documents.
+    pub fn only_for(&self, role: &auth::RoleName) -> bool {
+        self.options.only_roles.contains(role)
     }
 
     /// Resolves a request's `query`, `documentId` and `extensions`.

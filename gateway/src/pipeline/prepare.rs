@@ -70,7 +70,7 @@ pub async fn prepare(
     let restricted = gw.documents.only()
         || claims
             .as_ref()
-            .is_some_and(|c| c.role == kit::auth::Role::Partner);
+            .is_some_and(|c| gw.documents.only_for(&c.role));
     let resolution = gw
         .documents
         .resolve(
