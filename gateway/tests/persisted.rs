@@ -294,6 +294,71 @@ async fn apq_documents_are_shared_through_redis_and_memory_carries_on_without_it
     assert_no_errors(&resent);
 }
 
+/// Registers `query` on `gw` by APQ (document and hash), then asks `other`
+/// for it by hash only: what `other` answered.
+async fn register_then_ask(
+    gw: &Arc<gateway::Gateway>,
+    other: &Arc<gateway::Gateway>,
+    query: &str,
+) -> Value {
+    let hash = sha256(query);
+    let (_, registered, _) =
+        call(gw, json!({ "query": query, "extensions": apq(&hash) }), &[]).await;
+    assert_no_errors(&registered);
+    call(other, json!({ "extensions": apq(&hash) }), &[])
+        .await
+        .1
+}
+
+#[tokio::test]
+async fn apq_documents_are_shared_again_once_redis_is_back_from_a_restart() {
+    let mut redis = RedisServer::start();
+    let edge = Edge::new().await;
+    let url = redis.url();
+    let options = || gateway::GatewayOptions {
+        persisted: gateway::pipeline::persisted::PersistedOptions {
+            redis_url: Some(url.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (a, b) = (edge.gateway(options()), edge.gateway(options()));
+    let before = "query Before { hello }";
+    assert_no_errors(&register_then_ask(&a, &b, before).await);
+
+    // Same port, same append-only file: a crash and a restart.
+    redis.stop();
+    redis.spawn();
+    // A replica may find its connection broken at its first Redis command
+    // after the restart; that request is answered as without Redis ...
+    let unknown = sha256("query Unknown { hello }");
+    let (status, miss, _) = call(&b, json!({ "extensions": apq(&unknown) }), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&miss), "PERSISTED_QUERY_NOT_FOUND");
+    let probe = "query Probe { hello }";
+    let (_, probed, _) = call(
+        &a,
+        json!({ "query": probe, "extensions": apq(&sha256(probe)) }),
+        &[],
+    )
+    .await;
+    assert_no_errors(&probed);
+
+    // ... and the next ones go through Redis again, both ways.
+    for (from, to, query) in [
+        (&a, &b, "query AtoB { hello }"),
+        (&b, &a, "query BtoA { hello }"),
+    ] {
+        let answer = register_then_ask(from, to, query).await;
+        assert_no_errors(&answer);
+        assert_eq!(answer["data"]["hello"], "hello world");
+    }
+    // What was registered before the restart is still there for a new replica.
+    let c = edge.gateway(options());
+    let (_, kept, _) = call(&c, json!({ "extensions": apq(&sha256(before)) }), &[]).await;
+    assert_no_errors(&kept);
+}
+
 fn manifest(dir: &Path, client: &str, documents: &[&str]) {
     let operations: Vec<Value> = documents
         .iter()
@@ -600,4 +665,51 @@ async fn rate_limits_per_address_hold_in_memory_when_redis_is_gone() {
     )
     .await;
     assert_no_errors(&proxied);
+}
+
+#[tokio::test]
+async fn rate_limits_are_shared_again_once_redis_is_back_from_a_restart() {
+    let mut redis = RedisServer::start();
+    let edge = Edge::new().await;
+    let spec = "ip.*=off,user.query=3/m:3";
+    let (a, b) = (
+        edge.gateway(limited(spec, Some(&redis))),
+        edge.gateway(limited(spec, Some(&redis))),
+    );
+    let hello = |gw: &Arc<gateway::Gateway>, token: &str| {
+        let (gw, auth) = (gw.clone(), format!("Bearer {token}"));
+        async move {
+            let (status, body, _) = call(
+                &gw,
+                json!({ "query": "{ hello }" }),
+                &[("authorization", &auth)],
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let before = edge.token(Role::Customer);
+    for gw in [&a, &b] {
+        assert_eq!(hello(gw, &before).await.0, StatusCode::OK);
+    }
+
+    redis.stop();
+    redis.spawn();
+    // The first check on each replica may find its connection broken and
+    // count in the replica's own memory; the request is answered.
+    let user = edge.token(Role::Customer);
+    for gw in [&a, &b] {
+        let (status, answer) = hello(gw, &user).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_no_errors(&answer);
+    }
+    // From the next on, one bucket in Redis again: three more pass, on either
+    // replica, and the fourth is refused (in memory, B would have let it through).
+    for gw in [&a, &b, &a] {
+        let (status, answer) = hello(gw, &user).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (status, refused) = hello(&b, &user).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(code(&refused), "RATE_LIMITED");
 }

@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use auth::{Claims, TokenError};
+use auth::{TokenSettings, TokenType, Verifier};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Uri;
@@ -18,8 +20,6 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-pub use auth::{Claims, TokenError};
-use auth::{TokenSettings, TokenType, Verifier};
 
 /// How the gateway checks bearer tokens.
 pub enum EdgeAuth {
