@@ -114,7 +114,16 @@ mod tests {
         for good in ["ADMIN", "PARTNER", "A", "TRUCK_2", &"X".repeat(64)] {
             assert_eq!(RoleName::new(good).unwrap().as_str(), good);
         }
-        for bad in ["", "admin", "Admin", "2FA", "_X", "A-B", "A B", &"X".repeat(65)] {
+        for bad in [
+            "",
+            "admin",
+            "Admin",
+            "2FA",
+            "_X",
+            "A-B",
+            "A B",
+            &"X".repeat(65),
+        ] {
             assert_eq!(RoleName::new(bad), Err(InvalidRoleName(bad.to_owned())));
         }
     }

@@ -245,7 +245,7 @@ pub struct Documents {
     options: PersistedOptions,
     manifests: RwLock<Arc<Manifests>>,
     recent: Mutex<Recent>,
-    redis: Option<kit::events::RedisLink>,
+    redis: Option<redis::aio::ConnectionManager>,
     counts: Counts,
 }
 
@@ -269,7 +269,7 @@ impl Documents {
         let redis = options
             .redis_url
             .as_deref()
-            .map(|url| kit::events::RedisLink::new(url, false))
+            .map(crate::pipeline::replicas::connect)
             .transpose()?;
         Ok(Self {
             options: options.clone(),
@@ -454,8 +454,11 @@ impl Documents {
         if let Some(doc) = self.recent.lock().ok()?.get(&hash, budget) {
             return Some(doc);
         }
-        let redis = self.redis.as_ref()?;
-        let stored: Option<String> = match redis.query(redis::cmd("GET").arg(apq_key(&hash))).await
+        let mut redis = self.redis.clone()?;
+        let stored: Option<String> = match redis::cmd("GET")
+            .arg(apq_key(&hash))
+            .query_async(&mut redis)
+            .await
         {
             Ok(stored) => stored,
             Err(err) => {
@@ -480,7 +483,7 @@ impl Documents {
         if let Ok(mut recent) = self.recent.lock() {
             recent.put(hash.clone(), doc, self.options.apq_memory_bytes);
         }
-        if let Some(redis) = &self.redis {
+        if let Some(mut redis) = self.redis.clone() {
             let ttl = self.options.apq_ttl.as_secs().max(1);
             let set = redis::cmd("SET")
                 .arg(apq_key(&hash))
@@ -488,7 +491,7 @@ impl Documents {
                 .arg("EX")
                 .arg(ttl)
                 .to_owned();
-            if let Err(err) = redis.query::<()>(&set).await {
+            if let Err(err) = set.query_async::<()>(&mut redis).await {
                 tracing::warn!(%err, "could not share a persisted query through Redis");
             }
         }
