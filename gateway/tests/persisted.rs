@@ -6,10 +6,10 @@ mod support;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
 use axum::http::{HeaderMap, StatusCode};
-use kit::auth::{KeyRing, Role, RoleName, SigningKey, TokenSettings, Verifier};
-use kit::testing::{RedisServer, assert_no_errors, code};
 use serde_json::{Value, json};
+use testing::{RedisServer, assert_no_errors, code};
 
 struct Query;
 
@@ -76,8 +76,13 @@ impl Edge {
         )
     }
 
-    fn token(&self, role: Role) -> String {
-        kit::testing::access_token(&self.keys, uuid::Uuid::new_v4(), role)
+    /// An access token of a new user whose role is `role`.
+    fn token(&self, role: &'static str) -> String {
+        testing::access_token(
+            &self.keys,
+            uuid::Uuid::new_v4(),
+            RoleName::from_static(role),
+        )
     }
 }
 
@@ -398,7 +403,7 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     manifest(&dir, "other", &["{ __typename }"]);
     let edge = Edge::new().await;
     let gw = edge.gateway(trusted(&dir, false));
-    let partner = format!("Bearer {}", edge.token(Role::Partner));
+    let partner = format!("Bearer {}", edge.token("PARTNER"));
     let as_acme = [
         ("authorization", partner.as_str()),
         ("graphql-client-name", "acme"),
@@ -439,7 +444,7 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     assert_eq!(code(&registering), "PERSISTED_QUERY_REQUIRED");
 
     // Everyone else may still send documents of their own.
-    let customer = format!("Bearer {}", edge.token(Role::Customer));
+    let customer = format!("Bearer {}", edge.token("CUSTOMER"));
     let (_, free_for_customer, _) = call(
         &gw,
         json!({ "query": "{ hello }" }),
@@ -468,7 +473,7 @@ async fn persisted_only_applies_the_manifests_to_every_caller() {
     let gw = edge.gateway(trusted(&dir, true));
     let (_, anonymous, _) = call(&gw, json!({ "query": "{ hello }" }), &[]).await;
     assert_eq!(code(&anonymous), "PERSISTED_QUERY_REQUIRED");
-    let admin = format!("Bearer {}", edge.token(Role::Admin));
+    let admin = format!("Bearer {}", edge.token("ADMIN"));
     let (_, as_admin, _) = call(
         &gw,
         json!({ "query": "{ hello }" }),
@@ -585,7 +590,7 @@ async fn rate_limits_are_one_bucket_per_user_across_replicas_with_a_retry_hint()
         edge.gateway(limited(spec, Some(&redis))),
         edge.gateway(limited(spec, Some(&redis))),
     );
-    let token = format!("Bearer {}", edge.token(Role::Customer));
+    let token = format!("Bearer {}", edge.token("CUSTOMER"));
     let me = [("authorization", token.as_str())];
     for gw in [&a, &b, &a] {
         let (status, ok, _) = call(gw, json!({ "query": "{ hello }" }), &me).await;
@@ -611,7 +616,7 @@ async fn rate_limits_are_one_bucket_per_user_across_replicas_with_a_retry_hint()
     assert_no_errors(&bumped);
     let (_, second, _) = call(&b, json!({ "query": "mutation { bump }" }), &me).await;
     assert_eq!(code(&second), "RATE_LIMITED");
-    let other = format!("Bearer {}", edge.token(Role::Customer));
+    let other = format!("Bearer {}", edge.token("CUSTOMER"));
     let (_, theirs, _) = call(
         &a,
         json!({ "query": "{ hello }" }),
@@ -688,7 +693,7 @@ async fn rate_limits_are_shared_again_once_redis_is_back_from_a_restart() {
             (status, body)
         }
     };
-    let before = edge.token(Role::Customer);
+    let before = edge.token("CUSTOMER");
     for gw in [&a, &b] {
         assert_eq!(hello(gw, &before).await.0, StatusCode::OK);
     }
@@ -697,7 +702,7 @@ async fn rate_limits_are_shared_again_once_redis_is_back_from_a_restart() {
     redis.spawn();
     // The first check on each replica may find its connection broken and
     // count in the replica's own memory; the request is answered.
-    let user = edge.token(Role::Customer);
+    let user = edge.token("CUSTOMER");
     for gw in [&a, &b] {
         let (status, answer) = hello(gw, &user).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
