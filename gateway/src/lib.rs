@@ -26,6 +26,11 @@
 //!                  framing, polling while a thread is nearly idle, Prometheus counters
 //! ```
 //!
+//! Of grocery's crates it uses only auth (edge token verification) and
+//! telemetry (request ids, trace context, log lines): it serves any
+//! supergraph, so it knows no subgraph, no kit and no domain role (which
+//! roles run only persisted documents is configuration).
+//!
 //! The hot path of a `POST /graphql`: [`server::http1`] reads the request →
 //! [`server::routes`] opens its context → [`pipeline::prepare()`] verifies,
 //! resolves, limits and plans it → [`pipeline::answer()`] admits it and runs
