@@ -380,7 +380,8 @@ pub fn subscription_options(env: &mut Env) -> gateway::subscriptions::Subscripti
 
 /// Persisted documents and rate limits of the gateway's edge:
 /// `PERSISTED_DIR` (trusted-document manifests, default `schema/persisted`),
-/// `PERSISTED_ONLY`, `APQ`, `RATE_LIMITS` (see [`gateway::pipeline::ratelimit::RateLimits::parse`]),
+/// `PERSISTED_ONLY`, `PERSISTED_ONLY_ROLES` (see [`persisted_only_roles`]),
+/// `APQ`, `RATE_LIMITS` (see [`gateway::pipeline::ratelimit::RateLimits::parse`]),
 /// `RATE_LIMIT_IP_HEADER`; APQ documents and rate buckets are shared through
 /// `REDIS_URL` when it is set.
 pub fn edge_options(
@@ -399,6 +400,7 @@ pub fn edge_options(
                 .into(),
         ),
         only: persisted_only || env.parse_or("PERSISTED_ONLY", false),
+        only_roles: persisted_only_roles(env),
         apq: env.parse_or("APQ", defaults.apq),
         redis_url: redis_url.clone(),
         ..defaults
@@ -422,6 +424,26 @@ pub fn edge_options(
     }
     rate_limits.redis_url = redis_url;
     (persisted, rate_limits)
+}
+
+/// The roles whose tokens run only manifest documents: `PERSISTED_ONLY_ROLES`,
+/// a comma-separated list of role names, `off` for none; default `PARTNER`
+/// (integrations). The gateway knows no roles: this is where grocery's are named.
+pub fn persisted_only_roles(env: &mut Env) -> Vec<kit::auth::RoleName> {
+    let Some(raw) = env.get("PERSISTED_ONLY_ROLES") else {
+        return vec![kit::auth::Role::Partner.into()];
+    };
+    if raw.trim() == "off" {
+        return Vec::new();
+    }
+    let mut roles = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.parse() {
+            Ok(role) => roles.push(role),
+            Err(err) => env.problem(format!("PERSISTED_ONLY_ROLES: {err}")),
+        }
+    }
+    roles
 }
 
 /// How often the supergraph file and the manifests are checked for changes.
@@ -1038,6 +1060,30 @@ mod tests {
         ] {
             assert!(problems.contains(problem), "{problem}: {problems}");
         }
+    }
+
+    #[test]
+    fn persisted_only_roles_default_to_partners_and_every_bad_name_is_listed() {
+        let names = |env: &mut kit::config::Env| -> Vec<String> {
+            super::persisted_only_roles(env)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let mut env = env_of(&[]);
+        assert_eq!(names(&mut env), ["PARTNER"]);
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", " PARTNER, TRUCK ,")]);
+        assert_eq!(names(&mut env), ["PARTNER", "TRUCK"]);
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", "off")]);
+        assert!(names(&mut env).is_empty());
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", "partner,PARTNER,TRUCK-2")]);
+        assert_eq!(names(&mut env), ["PARTNER"]);
+        let problems = env.finish().unwrap_err().0;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("\"partner\""), "{problems:?}");
+        assert!(problems[1].contains("\"TRUCK-2\""), "{problems:?}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ variable is reported at once:
   CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
   PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
                                         those for everyone (false), automatic persisted queries (true)
+  PERSISTED_ONLY_ROLES                  gateway: roles held to manifest documents (PARTNER; off: none)
   RATE_LIMITS, RATE_LIMIT_IP_HEADER     gateway: `off` or user|ip.query|mutation|subscription|*=N/s[:burst],…
 See the README's configuration table for the rest."
     )]

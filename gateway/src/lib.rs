@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! server/          listeners and serving threads, client connections (the HTTP/1.1
-//!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF,
-//!                  trace context; `Gateway`, what a server serves
+//!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF;
+//!                  `Gateway`, what a server serves
 //! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
 //!                  upstream subscriptions (fan-out), the graphql-transport-ws client
 //! pipeline/        a GraphQL request from its JSON to its written answer: parsing,
@@ -25,6 +25,11 @@
 //!                  leaves every stage uses: JSON values and their reader, HTTP/1.1
 //!                  framing, polling while a thread is nearly idle, Prometheus counters
 //! ```
+//!
+//! Of grocery's crates it uses only auth (edge token verification) and
+//! telemetry (request ids, trace context, log lines): it serves any
+//! supergraph, so it knows no subgraph, no kit and no domain role (which
+//! roles run only persisted documents is configuration).
 //!
 //! The hot path of a `POST /graphql`: [`server::http1`] reads the request →
 //! [`server::routes`] opens its context → [`pipeline::prepare()`] verifies,

@@ -3,8 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use kit::testing::{TestClient, assert_no_errors, code};
 use serde_json::{Value, json};
+use testing::{TestClient, assert_no_errors, code};
 
 /// The gateway's routes over the committed supergraph. Its subgraph URLs
 /// (127.0.0.1:4001-4003) are not served during these tests: nothing here may
@@ -292,7 +292,8 @@ async fn ready_names_the_subgraphs_that_do_not_answer() {
 
 #[tokio::test]
 async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again() {
-    use kit::auth::{KeyRing, Role, SigningKey, TokenSettings};
+    use auth::{KeyRing, RoleName, SigningKey, TokenSettings};
+    const CUSTOMER: RoleName = RoleName::from_static("CUSTOMER");
     let old = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
     let new = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
     let published = Arc::new(std::sync::Mutex::new(old.jwks()));
@@ -319,13 +320,13 @@ async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again(
         )));
     let user = uuid::Uuid::new_v4();
     assert_eq!(
-        auth.verify(&kit::testing::access_token(&old, user, Role::Customer))
+        auth.verify(&testing::access_token(&old, user, CUSTOMER))
             .await
             .unwrap()
             .sub,
         user
     );
-    let rotated = kit::testing::access_token(&new, user, Role::Customer);
+    let rotated = testing::access_token(&new, user, CUSTOMER);
     assert!(auth.verify(&rotated).await.is_err(), "not published yet");
     *published.lock().unwrap() = new.jwks();
     assert!(
@@ -344,7 +345,11 @@ async fn tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched_again(
     let client = TestClient::new(gateway::router(Arc::new(gw)));
     let resp = client
         .gql(
-            Some(&kit::testing::access_token(&stranger, user, Role::Admin)),
+            Some(&testing::access_token(
+                &stranger,
+                user,
+                RoleName::from_static("ADMIN"),
+            )),
             "{ me { id } }",
             json!({}),
         )

@@ -6,10 +6,10 @@ mod support;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
 use axum::http::{HeaderMap, StatusCode};
-use kit::auth::{KeyRing, Role, SigningKey, TokenSettings, Verifier};
-use kit::testing::{RedisServer, assert_no_errors, code};
 use serde_json::{Value, json};
+use testing::{RedisServer, assert_no_errors, code};
 
 struct Query;
 
@@ -76,8 +76,13 @@ impl Edge {
         )
     }
 
-    fn token(&self, role: Role) -> String {
-        kit::testing::access_token(&self.keys, uuid::Uuid::new_v4(), role)
+    /// An access token of a new user whose role is `role`.
+    fn token(&self, role: &'static str) -> String {
+        testing::access_token(
+            &self.keys,
+            uuid::Uuid::new_v4(),
+            RoleName::from_static(role),
+        )
     }
 }
 
@@ -294,6 +299,71 @@ async fn apq_documents_are_shared_through_redis_and_memory_carries_on_without_it
     assert_no_errors(&resent);
 }
 
+/// Registers `query` on `gw` by APQ (document and hash), then asks `other`
+/// for it by hash only: what `other` answered.
+async fn register_then_ask(
+    gw: &Arc<gateway::Gateway>,
+    other: &Arc<gateway::Gateway>,
+    query: &str,
+) -> Value {
+    let hash = sha256(query);
+    let (_, registered, _) =
+        call(gw, json!({ "query": query, "extensions": apq(&hash) }), &[]).await;
+    assert_no_errors(&registered);
+    call(other, json!({ "extensions": apq(&hash) }), &[])
+        .await
+        .1
+}
+
+#[tokio::test]
+async fn apq_documents_are_shared_again_once_redis_is_back_from_a_restart() {
+    let mut redis = RedisServer::start();
+    let edge = Edge::new().await;
+    let url = redis.url();
+    let options = || gateway::GatewayOptions {
+        persisted: gateway::pipeline::persisted::PersistedOptions {
+            redis_url: Some(url.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (a, b) = (edge.gateway(options()), edge.gateway(options()));
+    let before = "query Before { hello }";
+    assert_no_errors(&register_then_ask(&a, &b, before).await);
+
+    // Same port, same append-only file: a crash and a restart.
+    redis.stop();
+    redis.spawn();
+    // A replica may find its connection broken at its first Redis command
+    // after the restart; that request is answered as without Redis ...
+    let unknown = sha256("query Unknown { hello }");
+    let (status, miss, _) = call(&b, json!({ "extensions": apq(&unknown) }), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&miss), "PERSISTED_QUERY_NOT_FOUND");
+    let probe = "query Probe { hello }";
+    let (_, probed, _) = call(
+        &a,
+        json!({ "query": probe, "extensions": apq(&sha256(probe)) }),
+        &[],
+    )
+    .await;
+    assert_no_errors(&probed);
+
+    // ... and the next ones go through Redis again, both ways.
+    for (from, to, query) in [
+        (&a, &b, "query AtoB { hello }"),
+        (&b, &a, "query BtoA { hello }"),
+    ] {
+        let answer = register_then_ask(from, to, query).await;
+        assert_no_errors(&answer);
+        assert_eq!(answer["data"]["hello"], "hello world");
+    }
+    // What was registered before the restart is still there for a new replica.
+    let c = edge.gateway(options());
+    let (_, kept, _) = call(&c, json!({ "extensions": apq(&sha256(before)) }), &[]).await;
+    assert_no_errors(&kept);
+}
+
 fn manifest(dir: &Path, client: &str, documents: &[&str]) {
     let operations: Vec<Value> = documents
         .iter()
@@ -313,11 +383,13 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Manifests from `dir`, for every caller when `only`, else for PARTNER tokens.
 fn trusted(dir: &Path, only: bool) -> gateway::GatewayOptions {
     gateway::GatewayOptions {
         persisted: gateway::pipeline::persisted::PersistedOptions {
             manifests: Some(dir.to_owned()),
             only,
+            only_roles: vec![RoleName::from_static("PARTNER")],
             ..Default::default()
         },
         ..Default::default()
@@ -331,7 +403,7 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     manifest(&dir, "other", &["{ __typename }"]);
     let edge = Edge::new().await;
     let gw = edge.gateway(trusted(&dir, false));
-    let partner = format!("Bearer {}", edge.token(Role::Partner));
+    let partner = format!("Bearer {}", edge.token("PARTNER"));
     let as_acme = [
         ("authorization", partner.as_str()),
         ("graphql-client-name", "acme"),
@@ -372,7 +444,7 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     assert_eq!(code(&registering), "PERSISTED_QUERY_REQUIRED");
 
     // Everyone else may still send documents of their own.
-    let customer = format!("Bearer {}", edge.token(Role::Customer));
+    let customer = format!("Bearer {}", edge.token("CUSTOMER"));
     let (_, free_for_customer, _) = call(
         &gw,
         json!({ "query": "{ hello }" }),
@@ -383,6 +455,14 @@ async fn partner_tokens_run_only_documents_of_their_clients_manifest() {
     // ... and name trusted documents without a client (any manifest counts).
     let (_, by_id, _) = call(&gw, json!({ "documentId": id }), &[]).await;
     assert_no_errors(&by_id);
+
+    // Which roles are held to manifests is configuration, not the gateway's.
+    let mut options = trusted(&dir, false);
+    options.persisted.only_roles.clear();
+    let unrestricted = edge.gateway(options);
+    let (_, free_for_partner, _) =
+        call(&unrestricted, json!({ "query": "{ hello }" }), &as_acme).await;
+    assert_no_errors(&free_for_partner);
 }
 
 #[tokio::test]
@@ -393,7 +473,7 @@ async fn persisted_only_applies_the_manifests_to_every_caller() {
     let gw = edge.gateway(trusted(&dir, true));
     let (_, anonymous, _) = call(&gw, json!({ "query": "{ hello }" }), &[]).await;
     assert_eq!(code(&anonymous), "PERSISTED_QUERY_REQUIRED");
-    let admin = format!("Bearer {}", edge.token(Role::Admin));
+    let admin = format!("Bearer {}", edge.token("ADMIN"));
     let (_, as_admin, _) = call(
         &gw,
         json!({ "query": "{ hello }" }),
@@ -510,7 +590,7 @@ async fn rate_limits_are_one_bucket_per_user_across_replicas_with_a_retry_hint()
         edge.gateway(limited(spec, Some(&redis))),
         edge.gateway(limited(spec, Some(&redis))),
     );
-    let token = format!("Bearer {}", edge.token(Role::Customer));
+    let token = format!("Bearer {}", edge.token("CUSTOMER"));
     let me = [("authorization", token.as_str())];
     for gw in [&a, &b, &a] {
         let (status, ok, _) = call(gw, json!({ "query": "{ hello }" }), &me).await;
@@ -536,7 +616,7 @@ async fn rate_limits_are_one_bucket_per_user_across_replicas_with_a_retry_hint()
     assert_no_errors(&bumped);
     let (_, second, _) = call(&b, json!({ "query": "mutation { bump }" }), &me).await;
     assert_eq!(code(&second), "RATE_LIMITED");
-    let other = format!("Bearer {}", edge.token(Role::Customer));
+    let other = format!("Bearer {}", edge.token("CUSTOMER"));
     let (_, theirs, _) = call(
         &a,
         json!({ "query": "{ hello }" }),
@@ -629,4 +709,51 @@ async fn a_flood_of_distinct_documents_is_refused_before_it_is_planned() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{second}");
     assert_eq!(code(&second), "RATE_LIMITED");
     assert_eq!(planned(), before);
+}
+
+#[tokio::test]
+async fn rate_limits_are_shared_again_once_redis_is_back_from_a_restart() {
+    let mut redis = RedisServer::start();
+    let edge = Edge::new().await;
+    let spec = "ip.*=off,user.query=3/m:3";
+    let (a, b) = (
+        edge.gateway(limited(spec, Some(&redis))),
+        edge.gateway(limited(spec, Some(&redis))),
+    );
+    let hello = |gw: &Arc<gateway::Gateway>, token: &str| {
+        let (gw, auth) = (gw.clone(), format!("Bearer {token}"));
+        async move {
+            let (status, body, _) = call(
+                &gw,
+                json!({ "query": "{ hello }" }),
+                &[("authorization", &auth)],
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let before = edge.token("CUSTOMER");
+    for gw in [&a, &b] {
+        assert_eq!(hello(gw, &before).await.0, StatusCode::OK);
+    }
+
+    redis.stop();
+    redis.spawn();
+    // The first check on each replica may find its connection broken and
+    // count in the replica's own memory; the request is answered.
+    let user = edge.token("CUSTOMER");
+    for gw in [&a, &b] {
+        let (status, answer) = hello(gw, &user).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_no_errors(&answer);
+    }
+    // From the next on, one bucket in Redis again: three more pass, on either
+    // replica, and the fourth is refused (in memory, B would have let it through).
+    for gw in [&a, &b, &a] {
+        let (status, answer) = hello(gw, &user).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (status, refused) = hello(&b, &user).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(code(&refused), "RATE_LIMITED");
 }

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
+use auth::{AccessChange, KeyRing, Revocations, RoleName, SigningKey, TokenSettings, Verifier};
 use axum::{body::Body, http::Request};
-use kit::{
-    auth::{AccessChange, KeyRing, Revocations, Role, SigningKey, TokenSettings, Verifier},
-    testing::TestClient,
-};
 use serde_json::{Value, json};
+use testing::TestClient;
 
 async fn me(client: &TestClient, token: &str) -> (u16, Value) {
     let body = json!({ "query": "{ me { id } }" }).to_string();
@@ -41,7 +39,7 @@ async fn the_edge_refuses_revoked_tokens_and_waits_for_unknown_cut_offs() {
     let gw = gateway::Gateway::new(&sdl, Some(Arc::new(auth)), &Default::default()).unwrap();
     let client = TestClient::new(gateway::router(Arc::new(gw)));
     let user = uuid::Uuid::new_v4();
-    let token = kit::testing::access_token(&keys, user, Role::Admin);
+    let token = testing::access_token(&keys, user, RoleName::from_static("ADMIN"));
 
     let (status, body) = me(&client, &token).await;
     assert_eq!(status, 503, "{body}");

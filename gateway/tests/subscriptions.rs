@@ -370,7 +370,7 @@ async fn protocol_violations_close_with_the_protocols_codes() {
 
 #[tokio::test]
 async fn subscriptions_are_limited_per_connection_and_per_user() {
-    use kit::auth::{KeyRing, Role, SigningKey, TokenSettings, Verifier};
+    use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
     let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
     let verifier = Verifier::new(&keys, &TokenSettings::default()).unwrap();
     let stack = stack_with(
@@ -388,7 +388,7 @@ async fn subscriptions_are_limited_per_connection_and_per_user() {
     )
     .await;
     let user = uuid::Uuid::new_v4();
-    let token = kit::testing::access_token(&keys, user, Role::Customer);
+    let token = testing::access_token(&keys, user, RoleName::from_static("CUSTOMER"));
     let pushed = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { pushed { n } }" } });
 
     let mut first = connect(&stack.base).await;
@@ -684,7 +684,7 @@ fn dechunk(mut body: &str) -> String {
 
 #[tokio::test]
 async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documents_only() {
-    use kit::auth::{KeyRing, Role, SigningKey, TokenSettings, Verifier};
+    use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
     let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
     let verifier = Verifier::new(&keys, &TokenSettings::default()).unwrap();
     let dir = std::env::temp_dir().join(format!("grocery-ws-manifests-{}", uuid::Uuid::new_v4()));
@@ -700,6 +700,7 @@ async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documen
         gateway::GatewayOptions {
             persisted: gateway::pipeline::persisted::PersistedOptions {
                 manifests: Some(dir.clone()),
+                only_roles: vec![RoleName::from_static("PARTNER")],
                 ..Default::default()
             },
             rate_limits: gateway::pipeline::ratelimit::RateLimits::parse(
@@ -713,7 +714,11 @@ async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documen
         )))),
     )
     .await;
-    let token = kit::testing::access_token(&keys, uuid::Uuid::new_v4(), Role::Partner);
+    let token = testing::access_token(
+        &keys,
+        uuid::Uuid::new_v4(),
+        RoleName::from_static("PARTNER"),
+    );
     let mut ws = connect(&stack.base).await;
     send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })).await;
     assert_eq!(recv(&mut ws).await["type"], "connection_ack");

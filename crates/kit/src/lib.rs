@@ -4,16 +4,22 @@
 //! the environment ([`config`]), the Postgres pool and embedded migrations
 //! ([`db`]), token verification and role guards ([`auth`]), the error type that
 //! carries `extensions.code` ([`error`]), the keep/clear/set value of an
-//! update field ([`change`]), service-token gRPC clients ([`rpc`]), domain events through an outbox to Redis
-//! Streams or an in-process bus ([`events`]), and the axum server with
-//! `/graphql` (subscriptions over WebSocket included), `/health` and `/ready` ([`server`]),
-//! answering in the media type the client accepts ([`media`]) after one input
-//! rule for every subgraph ([`input`]). A subgraph crate builds its schema and
-//! hands it to [`server::router`]; the `grocery` binary decides where it runs.
+//! update field ([`change`]), service-token gRPC clients ([`rpc`]), domain
+//! events through an outbox to Redis Streams or an in-process bus
+//! ([`events`]), and the axum server with `/graphql` (subscriptions over
+//! WebSocket included), `/health` and `/ready` ([`server`]), answering in the
+//! media type the client accepts ([`media`]) after one input rule for every
+//! subgraph ([`input`]). A subgraph crate builds its schema and hands it to
+//! [`server::router`]; the `grocery` binary decides where it runs.
+//!
+//! What the gateway shares with the subgraphs is not here but in the crates
+//! kit builds on and re-exports: config ([`config`]), auth (under [`auth`])
+//! and telemetry ([`telemetry`]); the gateway never depends on kit.
 
 pub mod auth;
 pub mod change;
-pub mod config;
+/// Typed configuration from the environment (the config crate, re-exported).
+pub use config;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -24,7 +30,8 @@ pub mod pagination;
 pub mod rpc;
 pub mod scalars;
 pub mod server;
-pub mod telemetry;
+/// Request ids, trace context and logging set-up (the telemetry crate, re-exported).
+pub use telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,6 +1,8 @@
 //! The HTTP face of a subgraph: `/graphql` (POST, GET, GraphiQL on browser GET,
 //! subscriptions over `graphql-transport-ws` on a WebSocket upgrade), `/health`,
-//! `/ready`, request ids, bearer-token verification and graceful shutdown. Subgraphs add their own routes by merging into the returned router.
+//! `/ready`, request ids and log lines (the telemetry crate's), bearer-token
+//! verification and graceful shutdown. Subgraphs add their own routes by
+//! merging into the returned router.
 //!
 //! GraphQL over HTTP as the spec asks: mutations only over POST (a GET
 //! mutation is 405, as at the gateway), `application/json` unless the client
@@ -12,7 +14,6 @@ use std::{
     future::Future,
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::Instant,
 };
 
 use async_graphql::{
@@ -28,10 +29,11 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use telemetry::{TRACEPARENT, finish_logged, request_id};
 use tracing::Instrument;
 
 use crate::{
-    auth::{Auth, TokenType, Verifier},
+    auth::{Auth, TokenType, Verifier, init_token},
     db::{self, PgPool},
     input::Checked,
 };
@@ -367,22 +369,6 @@ async fn subscribe<E: Executor>(state: &AppState<E>, request: Request) -> Respon
         })
 }
 
-/// The bearer token of a `connection_init` payload, where clients put it.
-pub fn init_token(payload: &serde_json::Value) -> Option<String> {
-    let raw = ["authorization", "Authorization"]
-        .iter()
-        .find_map(|k| payload.get(*k))
-        .or_else(|| payload.get("headers").and_then(|h| h.get("authorization")))
-        .or_else(|| payload.get("headers").and_then(|h| h.get("Authorization")))
-        .and_then(|v| v.as_str())
-        .map(|v| match v.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => v.trim(),
-        })
-        .or_else(|| payload.get("token").and_then(|v| v.as_str()))?;
-    (!raw.is_empty()).then(|| raw.to_owned())
-}
-
 async fn ready<E: Executor>(State(state): State<Arc<AppState<E>>>) -> Response {
     match db::ping(&state.pool).await {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
@@ -401,57 +387,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// `x-request-id`: a request's id, from the caller or made up, passed to
-/// every subgraph and written in every log line about it. Named once: a
-/// header looked up by its text is parsed on every lookup.
-pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
-
-/// `traceparent`: the W3C trace context.
-pub static TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
-
-/// The caller's `x-request-id` when it is sane (printable, at most 128
-/// bytes), else a new UUID.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(new_request_id)
-}
-
-/// A new random (v4) request id. Its bytes come from the thread's
-/// cryptographic generator (seeded from the OS, reseeded now and then):
-/// `Uuid::new_v4` asks the kernel (`getrandom`) on every call, a syscall
-/// per request.
-fn new_request_id() -> String {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut text).to_owned()
-}
-
-/// Runs the rest of the stack for a request whose span is open, logs how it
-/// ended and gives the caller its id back.
-pub async fn finish_logged(request: Request, next: Next, id: &str) -> Response {
-    let started = Instant::now();
-    let mut response = next.run(request).await;
-    log_finished(&mut response, id, started);
-    response
-}
-
-/// What [`finish_logged`] does once the response is there: logs how the
-/// request that began at `started` ended and gives the caller its id back.
-pub fn log_finished(response: &mut Response, id: &str, started: Instant) {
-    tracing::info!(
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request finished"
-    );
-    if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
 }
 
 /// Assigns the request id, opens the request's tracing span and logs the outcome.

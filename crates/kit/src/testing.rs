@@ -8,17 +8,24 @@
 //! The server comes from `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
 //! test fails with instructions; it never skips.
+//!
+//! What needs no database (the in-process client, response assertions,
+//! tokens, a Redis server) is the testing crate's, re-exported here so a
+//! subgraph's tests find everything under `kit::testing`.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::path::Path;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::EmbeddedMigrations;
 
 use crate::db::{self, DbConfig, PgPool};
+
+/// What tests share beyond the database (the testing crate's): a client that
+/// calls a router in-process, response assertions, access tokens, a Redis
+/// server of a test's own, the federation SDL of an in-process subgraph.
+pub use ::testing::{
+    RedisServer, TestClient, access_token, assert_no_errors, code, federation_sdl,
+};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -213,177 +220,28 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Calls a subgraph's router in-process, the way HTTP clients would.
-pub struct TestClient {
-    router: axum::Router,
-}
+#[cfg(test)]
+mod tests {
+    struct Query;
 
-impl TestClient {
-    pub fn new(router: axum::Router) -> Self {
-        Self { router }
-    }
-
-    /// Any request; answers the status and the body parsed as JSON (or as a string).
-    pub async fn http(
-        &self,
-        request: axum::http::Request<axum::body::Body>,
-    ) -> (u16, serde_json::Value) {
-        let (status, _, body) = self.exchange(request).await;
-        (status, body)
-    }
-
-    /// Any request; answers the status, the headers and the body parsed as JSON (or as a string).
-    pub async fn exchange(
-        &self,
-        request: axum::http::Request<axum::body::Body>,
-    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
-        use http_body_util::BodyExt;
-        use tower::ServiceExt;
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router answers");
-        let status = response.status().as_u16();
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, parts.headers, body)
-    }
-
-    /// A GraphQL POST, with a bearer token when given.
-    pub async fn gql(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        variables: serde_json::Value,
-    ) -> serde_json::Value {
-        let mut request =
-            axum::http::Request::post("/graphql").header("content-type", "application/json");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-        self.http(request.body(axum::body::Body::from(body)).expect("request"))
-            .await
-            .1
-    }
-}
-
-/// An access token for user `sub` with `role`, signed by `ring` (subgraphs
-/// that do not log people in get their callers this way in tests).
-pub fn access_token(
-    ring: &crate::auth::KeyRing,
-    sub: uuid::Uuid,
-    role: crate::auth::Role,
-) -> String {
-    let settings = crate::auth::TokenSettings::default();
-    let now = chrono::Utc::now().timestamp();
-    ring.sign(&crate::auth::Claims {
-        iss: settings.issuer,
-        aud: settings.audience,
-        sub,
-        role,
-        exp: now + 600,
-        iat: now,
-        token_type: crate::auth::TokenType::Access,
-        jti: uuid::Uuid::new_v4(),
-        fam: None,
-        access_epoch: 0,
-    })
-    .expect("sign test token")
-}
-
-/// Fails the test when the response carries errors.
-#[track_caller]
-pub fn assert_no_errors(resp: &serde_json::Value) {
-    assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
-}
-
-/// The `extensions.code` of the first error.
-#[track_caller]
-pub fn code(resp: &serde_json::Value) -> &str {
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
-}
-
-/// A redis-server of the test's own on a free loopback port, persisting to an
-/// append-only file so a restart ([`RedisServer::stop`], then
-/// [`RedisServer::spawn`]) keeps its streams, as a production Redis would.
-pub struct RedisServer {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("grocery-redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-        };
-        redis.spawn();
-        redis
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) the server on its port and directory; returns when it accepts connections.
-    pub fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "redis-server must be installed (apt-get install redis-server; .ci/run does it)",
-            );
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    /// Kills the server (abruptly, as a crash would).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+    #[async_graphql::Object]
+    impl Query {
+        async fn hello(&self) -> &str {
+            "hello"
         }
     }
-}
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    #[test]
+    fn tests_export_the_sdl_a_subgraph_serves() {
+        let schema = async_graphql::Schema::build(
+            Query,
+            async_graphql::EmptyMutation,
+            async_graphql::EmptySubscription,
+        )
+        .enable_federation()
+        .finish();
+        let served = crate::server::federation_sdl(&schema);
+        assert!(served.contains("@link"), "{served}");
+        assert_eq!(super::federation_sdl(&schema), served);
     }
 }

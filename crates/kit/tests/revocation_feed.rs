@@ -29,7 +29,7 @@ fn token(user: Uuid, epoch: i64) -> Claims {
         iss: settings.issuer,
         aud: settings.audience,
         sub: user,
-        role: Role::Admin,
+        role: Role::Admin.into(),
         exp: now + 900,
         iat: now,
         token_type: TokenType::Access,
@@ -46,7 +46,7 @@ fn event(id: i64, user: Uuid, epoch: i64) -> Event {
         epoch,
         at,
         until: at + chrono::Duration::minutes(16),
-        role: Role::Customer,
+        role: Role::Customer.into(),
         active: true,
     };
     Event {

@@ -3,7 +3,7 @@
 //! `dev`) or fetched from its JWKS URL, cached, and fetched again when a
 //! token names a key the cache does not know (keys rotate). Access tokens of
 //! an account whose access changed after they were signed are refused too:
-//! the verifier checks the process's cut-offs ([`kit::auth::revocation`]),
+//! the verifier checks the process's cut-offs ([`auth::revocation`]),
 //! which the launcher keeps filled.
 
 use std::{
@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use auth::{Claims, TokenError};
+use auth::{TokenSettings, TokenType, Verifier};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Uri;
@@ -18,8 +20,6 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-pub use kit::auth::{Claims, TokenError};
-use kit::auth::{TokenSettings, TokenType, Verifier};
 
 /// How the gateway checks bearer tokens.
 pub enum EdgeAuth {

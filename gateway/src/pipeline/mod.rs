@@ -16,7 +16,9 @@
 //!
 //! [`prepare()`] runs stages 1–7 and gives a [`Ready`] operation or a
 //! [`Refusal`]; [`state`] holds what every request shares (the loaded
-//! supergraph, caches, limiters), replaced whole on a supergraph reload.
+//! supergraph, caches, limiters), replaced whole on a supergraph reload;
+//! [`replicas`] is the Redis connection through which replicas share APQ
+//! documents and rate buckets.
 //!
 //! Uses [`crate::execution`], [`crate::subgraph`] and the leaf modules; never
 //! the server or subscriptions, which build on this.
@@ -32,6 +34,7 @@ pub mod planning;
 pub mod prepare;
 pub mod ratelimit;
 pub mod refusal;
+pub mod replicas;
 pub mod request;
 pub mod response;
 pub mod state;

@@ -12,8 +12,11 @@
 //! or `documentId` (optionally `sha256:`-prefixed). The client is the
 //! `graphql-client-name` (or `apollographql-client-name`) header: with it,
 //! only that client's manifest counts; without it, any manifest does.
-//! `PARTNER` tokens — and everyone under `persisted_only` — may run only
-//! documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise).
+//! Tokens of the roles in [`PersistedOptions::only_roles`] (grocery's
+//! launcher names `PARTNER`) — and everyone under `persisted_only` — may run
+//! only documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise). The
+//! gateway knows no roles of its own: which ones are held to manifests is
+//! configuration.
 
 use std::{
     collections::HashMap,
@@ -33,6 +36,9 @@ pub struct PersistedOptions {
     pub manifests: Option<PathBuf>,
     /// Only manifest documents run, for every caller (`--persisted-only`).
     pub only: bool,
+    /// Callers whose token carries one of these roles run only manifest
+    /// documents (`PERSISTED_ONLY_ROLES`); none by default.
+    pub only_roles: Vec<auth::RoleName>,
     /// Whether clients may register documents by hash (APQ).
     pub apq: bool,
     /// Bytes of APQ documents kept in memory.
@@ -48,6 +54,7 @@ impl Default for PersistedOptions {
         Self {
             manifests: None,
             only: false,
+            only_roles: Vec::new(),
             apq: true,
             apq_memory_bytes: 16 * 1024 * 1024,
             apq_ttl: Duration::from_secs(24 * 3600),
@@ -238,7 +245,7 @@ pub struct Documents {
     options: PersistedOptions,
     manifests: RwLock<Arc<Manifests>>,
     recent: Mutex<Recent>,
-    redis: Option<kit::events::RedisLink>,
+    redis: Option<redis::aio::ConnectionManager>,
     counts: Counts,
 }
 
@@ -262,7 +269,7 @@ impl Documents {
         let redis = options
             .redis_url
             .as_deref()
-            .map(|url| kit::events::RedisLink::new(url, false))
+            .map(crate::pipeline::replicas::connect)
             .transpose()?;
         Ok(Self {
             options: options.clone(),
@@ -301,6 +308,11 @@ impl Documents {
     /// Whether only manifest documents run for everyone.
     pub fn only(&self) -> bool {
         self.options.only
+    }
+
+    /// Whether a caller whose token carries `role` runs only manifest documents.
+    pub fn only_for(&self, role: &auth::RoleName) -> bool {
+        self.options.only_roles.contains(role)
     }
 
     /// Resolves a request's `query`, `documentId` and `extensions`.
@@ -442,8 +454,11 @@ impl Documents {
         if let Some(doc) = self.recent.lock().ok()?.get(&hash, budget) {
             return Some(doc);
         }
-        let redis = self.redis.as_ref()?;
-        let stored: Option<String> = match redis.query(redis::cmd("GET").arg(apq_key(&hash))).await
+        let mut redis = self.redis.clone()?;
+        let stored: Option<String> = match redis::cmd("GET")
+            .arg(apq_key(&hash))
+            .query_async(&mut redis)
+            .await
         {
             Ok(stored) => stored,
             Err(err) => {
@@ -468,7 +483,7 @@ impl Documents {
         if let Ok(mut recent) = self.recent.lock() {
             recent.put(hash.clone(), doc, self.options.apq_memory_bytes);
         }
-        if let Some(redis) = &self.redis {
+        if let Some(mut redis) = self.redis.clone() {
             let ttl = self.options.apq_ttl.as_secs().max(1);
             let set = redis::cmd("SET")
                 .arg(apq_key(&hash))
@@ -476,7 +491,7 @@ impl Documents {
                 .arg("EX")
                 .arg(ttl)
                 .to_owned();
-            if let Err(err) = redis.query::<()>(&set).await {
+            if let Err(err) = set.query_async::<()>(&mut redis).await {
                 tracing::warn!(%err, "could not share a persisted query through Redis");
             }
         }

@@ -50,7 +50,7 @@ pub async fn prepare(
         (Some(auth), Some(token)) => match auth.verify(token).await {
             Ok(claims) => Some(claims),
             // Revocations not loaded yet: nothing is wrong with the token.
-            Err(err @ kit::auth::TokenError::CutoffsUnknown) => {
+            Err(err @ auth::TokenError::CutoffsUnknown) => {
                 return Err(Refusal::graphql(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &err.to_string(),
@@ -70,7 +70,7 @@ pub async fn prepare(
     let restricted = gw.documents.only()
         || claims
             .as_ref()
-            .is_some_and(|c| c.role == kit::auth::Role::Partner);
+            .is_some_and(|c| gw.documents.only_for(&c.role));
     let resolution = gw
         .documents
         .resolve(

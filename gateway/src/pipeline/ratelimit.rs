@@ -353,7 +353,7 @@ struct Local {
 /// Enforces [`RateLimits`].
 pub struct Limiter {
     limits: RateLimits,
-    redis: Option<kit::events::RedisLink>,
+    redis: Option<redis::aio::ConnectionManager>,
     local: Mutex<Local>,
     /// Refusals by scope and kind, for `/metrics`.
     refused: Mutex<HashMap<(Scope, Kind), u64>>,
@@ -364,7 +364,7 @@ pub struct Limiter {
 impl Limiter {
     pub fn new(limits: RateLimits) -> anyhow::Result<Self> {
         let redis = match (&limits.redis_url, limits.rates.is_empty()) {
-            (Some(url), false) => Some(kit::events::RedisLink::new(url, false)?),
+            (Some(url), false) => Some(crate::pipeline::replicas::connect(url)?),
             _ => None,
         };
         Ok(Self {
@@ -446,7 +446,7 @@ impl Limiter {
     /// The Redis verdict, or `None` without Redis or while it is down.
     async fn check_redis(&self, buckets: &[(Scope, String, Rate)]) -> Option<Result<(), Limited>> {
         use std::sync::atomic::Ordering;
-        let redis = self.redis.as_ref()?;
+        let mut redis = self.redis.clone()?;
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(GCRA).arg(buckets.len());
         for (_, key, _) in buckets {
@@ -456,7 +456,7 @@ impl Limiter {
             let interval = rate.interval().as_micros() as u64;
             cmd.arg(interval).arg(interval * u64::from(rate.burst));
         }
-        match redis.query::<(usize, i64)>(&cmd).await {
+        match cmd.query_async::<(usize, i64)>(&mut redis).await {
             Ok((0, _)) => {
                 self.redis_down.store(false, Ordering::Relaxed);
                 Some(Ok(()))

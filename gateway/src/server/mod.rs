@@ -8,7 +8,9 @@
 //! - [`routes`]: every route (GraphQL over GET and POST, WebSocket upgrade,
 //!   `/health`, `/ready`, `/metrics`, GraphiQL), each request's id, span
 //!   and log line;
-//! - [`cors`], [`csrf`]: browser policies; [`trace`]: W3C trace context.
+//! - [`cors`], [`csrf`]: browser policies.
+//!
+//! Request ids, trace context and log lines are the telemetry crate's.
 //!
 //! The top of the gateway: uses every other folder.
 
@@ -18,7 +20,6 @@ pub mod gateway;
 pub mod http1;
 pub mod routes;
 pub mod threads;
-pub mod trace;
 
 pub use gateway::{Gateway, GatewayOptions, watch};
 pub use routes::{Edge, edge, metrics_router, router};

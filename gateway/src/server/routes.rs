@@ -28,7 +28,7 @@ use crate::{
             accepts_graphql_json, error_body, malformed, respond_as, with_media, with_media_bytes,
         },
     },
-    server::{gateway::Gateway, trace::Traceparent},
+    server::gateway::Gateway,
 };
 
 static X_FORWARDED_FOR: axum::http::HeaderName =
@@ -149,7 +149,7 @@ pub async fn serve_post(
     }
     .instrument(span)
     .await;
-    kit::server::log_finished(&mut response, &id, started);
+    telemetry::log_finished(&mut response, &id, started);
     crate::server::cors::decorate(&gw.cors, origin.as_ref(), &mut response);
     response
 }
@@ -319,7 +319,7 @@ async fn request_context(
     let _active = crate::busy_poll::enter();
     let path = request.uri().path().to_owned();
     let (id, span) = open_request(request.headers_mut(), &path);
-    kit::server::finish_logged(request, next, &id)
+    telemetry::finish_logged(request, next, &id)
         .instrument(span)
         .await
 }
@@ -328,8 +328,8 @@ async fn request_context(
 /// the gateway's span in its trace, both written into `headers` for the
 /// subgraph fetches; its id and its tracing span back.
 fn open_request(headers: &mut HeaderMap, path: &str) -> (String, tracing::Span) {
-    use kit::server::{TRACEPARENT, X_REQUEST_ID};
-    let id = kit::server::request_id(headers);
+    use telemetry::{TRACEPARENT, Traceparent, X_REQUEST_ID};
+    let id = telemetry::request_id(headers);
     let trace = Traceparent::child_of(headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
     if let Ok(id_value) = HeaderValue::from_str(&id) {
         headers.insert(X_REQUEST_ID.clone(), id_value);

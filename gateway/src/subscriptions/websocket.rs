@@ -385,7 +385,7 @@ impl Session {
         let mut upgrade_headers = std::mem::take(&mut self.upgrade_headers);
         let token = payload
             .as_ref()
-            .and_then(kit::server::init_token)
+            .and_then(auth::init_token)
             .or_else(|| pipeline::bearer(&upgrade_headers).map(str::to_owned));
         let mut headers = HeaderMap::new();
         if let Some(token) = &token {

@@ -63,7 +63,7 @@ where
     M: async_graphql::ObjectType + 'static,
     S: async_graphql::SubscriptionType + 'static,
 {
-    let sdl = kit::server::federation_sdl(&schema);
+    let sdl = testing::federation_sdl(&schema);
     let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
     let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
     let (headers_log, bodies_log) = (seen.clone(), bodies.clone());
@@ -204,7 +204,7 @@ where
     M: async_graphql::ObjectType + 'static,
     S: async_graphql::SubscriptionType + 'static,
 {
-    let sdl = kit::server::federation_sdl(&schema);
+    let sdl = testing::federation_sdl(&schema);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());

@@ -64,7 +64,7 @@ fn change((user, epoch, at, role, active): Row, access_ttl: Duration) -> AccessC
         at,
         until: at + lifetime(access_ttl),
         // The column's CHECK constraint admits only known names.
-        role: role.parse().unwrap_or(Role::Customer),
+        role: role.parse().unwrap_or(Role::Customer).into(),
         active,
     }
 }

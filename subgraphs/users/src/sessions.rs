@@ -77,7 +77,7 @@ impl TokenIssuer {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             sub: account.id,
-            role: account.role(),
+            role: account.role().into(),
             iat: now.timestamp(),
             exp: now.timestamp() + ttl.as_secs() as i64,
             token_type,

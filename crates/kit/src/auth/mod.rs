@@ -1,5 +1,7 @@
-//! Identity as every subgraph sees it: token claims, roles, key material,
-//! verification, and the per-request [`Auth`] context with role guards.
+//! Identity as every subgraph sees it: the auth crate's tokens, keys and
+//! access cut-offs (re-exported here), the subgraphs' [`Role`] enum read from
+//! a token's role name, the per-request [`Auth`] context with role guards,
+//! and keeping the cut-offs filled from the event bus ([`revocation_feed`]).
 //!
 //! The users subgraph signs tokens with the active key of a [`KeyRing`]; every
 //! other component verifies them with a [`Verifier`] built from the same ring
@@ -7,14 +9,9 @@
 //! access tokens signed before the account's access last changed
 //! ([`revocation`]), a table each process keeps filled ([`revocation_feed`]).
 
-mod keys;
-pub mod revocation;
 pub mod revocation_feed;
-mod tokens;
 
-pub use keys::{KeyRing, SigningKey};
-pub use revocation::{AccessChange, Revocations};
-pub use tokens::{Claims, TokenError, TokenSettings, TokenType, Verifier};
+pub use ::auth::*;
 
 use async_graphql::{Context, Enum};
 use serde::{Deserialize, Serialize};
@@ -62,6 +59,21 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// The name a token carries for this role.
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        RoleName::from_static(role.as_str())
+    }
+}
+
+/// A token's role is this one: `claims.role == Role::Admin`. A name that is
+/// none of the four (another issuer's role) equals none of them.
+impl PartialEq<Role> for RoleName {
+    fn eq(&self, role: &Role) -> bool {
+        self.as_str() == role.as_str()
+    }
+}
+
 /// Who is calling, attached to every GraphQL request by the server.
 #[derive(Clone, Debug, Default)]
 pub enum Auth {
@@ -98,12 +110,12 @@ impl Auth {
     /// The caller's claims if their role is one of `roles`; `FORBIDDEN` otherwise.
     pub fn require_role(&self, roles: &[Role]) -> ApiResult<&Claims> {
         let claims = self.claims()?;
-        if roles.contains(&claims.role) {
+        if roles.iter().any(|role| claims.role == *role) {
             Ok(claims)
         } else {
             Err(ApiError::Forbidden(format!(
                 "role {} may not do this",
-                claims.role.as_str()
+                claims.role
             )))
         }
     }
@@ -137,5 +149,44 @@ impl AuthExt for Context<'_> {
     fn auth(&self) -> &Auth {
         static ANONYMOUS: Auth = Auth::Anonymous;
         self.data_opt::<Auth>().unwrap_or(&ANONYMOUS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_round_trips_through_its_token_name() {
+        for role in [Role::Customer, Role::Truck, Role::Partner, Role::Admin] {
+            let name = RoleName::from(role);
+            assert_eq!(name, role);
+            assert_eq!(name.as_str().parse::<Role>(), Ok(role));
+        }
+        assert_ne!(RoleName::from_static("AUDITOR"), Role::Admin);
+    }
+
+    #[test]
+    fn a_role_nobody_here_knows_is_forbidden_everything() {
+        let auth = Auth::User(Claims {
+            iss: String::new(),
+            aud: String::new(),
+            sub: Uuid::new_v4(),
+            role: RoleName::from_static("AUDITOR"),
+            exp: 0,
+            iat: 0,
+            token_type: TokenType::Access,
+            jti: Uuid::new_v4(),
+            fam: None,
+            access_epoch: 0,
+        });
+        assert!(matches!(
+            auth.require_role(&[Role::Customer, Role::Truck, Role::Partner, Role::Admin]),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            auth.require_self_or_admin(Uuid::new_v4()),
+            Err(ApiError::Forbidden(_))
+        ));
     }
 }

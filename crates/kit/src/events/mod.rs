@@ -30,7 +30,7 @@ mod consumer;
 pub mod outbox;
 mod relay;
 
-pub use bus::{Bus, BusConfig, DEFAULT_STREAM, Link as RedisLink};
+pub use bus::{Bus, BusConfig, DEFAULT_STREAM};
 pub use consumer::{
     Applied, Consumer, ConsumerOptions, ConsumerStats, DEAD_LETTER_SUFFIX, Handler, metrics_text,
 };

@@ -74,7 +74,7 @@ async fn a_demoted_admins_token_is_refused_and_a_login_right_after_has_the_new_r
     assert_eq!(change.user.to_string(), admin.user_id);
     assert_eq!(
         (change.role, change.active, change.epoch),
-        (Role::Customer, true, 1)
+        (Role::Customer.into(), true, 1)
     );
     assert!(change.until > change.at + chrono::Duration::minutes(15));
 

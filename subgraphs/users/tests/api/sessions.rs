@@ -98,7 +98,7 @@ async fn expired_access_tokens_are_refused() {
             iss: settings.issuer,
             aud: settings.audience,
             sub: t.user_id.parse().unwrap(),
-            role: Role::Customer,
+            role: Role::Customer.into(),
             exp: now - 60,
             iat: now - 960,
             token_type: TokenType::Access,

@@ -1,5 +1,6 @@
 //! Logging set-up: `tracing` with JSON lines by default (`LOG_FORMAT=pretty`
-//! for humans) and `RUST_LOG` filtering (default `info`).
+//! for humans) and `RUST_LOG` filtering (default `info`), once per process
+//! (the launcher calls it for every component it runs).
 
 use tracing_subscriber::{EnvFilter, fmt};
 

@@ -1,9 +1,12 @@
 //! W3C trace context: [`Traceparent`], the trace a request belongs to and
-//! the gateway's span in it.
+//! this component's span in it, carried by the [`TRACEPARENT`] header.
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, header::HeaderName};
 
-/// A W3C trace context: the trace a request belongs to and the gateway's span in it.
+/// `traceparent`: the W3C trace context.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// A W3C trace context: the trace a request belongs to and this component's span in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Traceparent {
     pub trace_id: String,
@@ -12,8 +15,8 @@ pub struct Traceparent {
 }
 
 impl Traceparent {
-    /// A new span of the gateway: in the caller's trace when `incoming` is a
-    /// valid version-00 `traceparent`, else in a new sampled trace.
+    /// A new span of this component: in the caller's trace when `incoming`
+    /// is a valid version-00 `traceparent`, else in a new sampled trace.
     pub fn child_of(incoming: Option<&str>) -> Self {
         let span_id = random_hex(8);
         let parsed = incoming.and_then(|v| {
@@ -78,4 +81,37 @@ fn random_hex(bytes: usize) -> String {
         out.replace_range(out.len() - 1.., "1");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn a_valid_parent_keeps_its_trace_and_flags_under_a_new_span() {
+        let child = Traceparent::child_of(Some(CALLER));
+        assert_eq!(child.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(child.flags, "01");
+        assert_ne!(child.span_id, "b7ad6b7169203331");
+        assert_eq!(child.span_id.len(), 16);
+        assert_eq!(child.header_value(), child.to_string().as_str());
+    }
+
+    #[test]
+    fn anything_else_starts_a_new_sampled_trace() {
+        for bad in [
+            "",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+        ] {
+            let child = Traceparent::child_of(Some(bad));
+            assert_ne!(child.trace_id, "0af7651916cd43dd8448eb211c80319c", "{bad}");
+            assert_eq!((child.trace_id.len(), child.flags.as_str()), (32, "01"));
+        }
+    }
 }

@@ -20,7 +20,7 @@
 //!
 //! This module holds only the table and its wire format; how it is filled
 //! (the users subgraph's list, then its `user.access_changed` events) is
-//! [`super::revocation_feed`].
+//! kit's `auth::revocation_feed`, which follows kit's event bus.
 
 use std::{
     collections::HashMap,
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{Claims, Role, TokenError};
+use crate::{Claims, RoleName, TokenError};
 
 /// The topic of the event the users subgraph publishes on every access change.
 pub const ACCESS_CHANGED: &str = "user.access_changed";
@@ -49,7 +49,7 @@ pub struct AccessChange {
     /// From then on no token of an older epoch can be valid any more.
     pub until: DateTime<Utc>,
     /// The account's role after the change.
-    pub role: Role,
+    pub role: RoleName,
     /// Whether the account may sign in after the change.
     pub active: bool,
 }
@@ -182,7 +182,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::auth::{TokenSettings, TokenType};
+    use crate::{TokenSettings, TokenType};
 
     fn token(user: Uuid, epoch: i64, iat: i64) -> Claims {
         let settings = TokenSettings::default();
@@ -190,7 +190,7 @@ mod tests {
             iss: settings.issuer,
             aud: settings.audience,
             sub: user,
-            role: Role::Admin,
+            role: RoleName::from_static("ADMIN"),
             exp: iat + 900,
             iat,
             token_type: TokenType::Access,
@@ -207,7 +207,7 @@ mod tests {
             epoch,
             at: now,
             until: now + until_in,
-            role: Role::Customer,
+            role: RoleName::from_static("CUSTOMER"),
             active: false,
         }
     }

@@ -1,10 +1,14 @@
 //! Typed configuration from the environment.
 //!
 //! Readers record every problem instead of stopping at the first, so a
-//! misconfigured deployment is told everything that is wrong in one error:
+//! misconfigured deployment is told everything that is wrong in one error.
+//! Every component reads its settings with it: kit re-exports it as
+//! `kit::config` for the subgraphs, the auth crate reads its key and token
+//! settings with it, and the launcher reads the gateway's. It depends on
+//! nothing but std, so any crate may use it.
 //!
 //! ```
-//! use kit::config::Env;
+//! use config::Env;
 //!
 //! let mut env = Env::from_fn(|name| (name == "PORT").then(|| "80a".to_owned()));
 //! let port: u16 = env.parse_or("PORT", 4001);

@@ -10,8 +10,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{KeyRing, Revocations, Role};
-use crate::config::Env;
+use config::Env;
+
+use crate::{KeyRing, Revocations, RoleName};
 
 /// Which of the two tokens a JWT is.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
@@ -30,7 +31,8 @@ pub struct Claims {
     pub aud: String,
     /// The user id.
     pub sub: Uuid,
-    pub role: Role,
+    /// What the user may do, as the signer named it.
+    pub role: RoleName,
     pub exp: i64,
     pub iat: i64,
     pub token_type: TokenType,
@@ -217,7 +219,7 @@ mod tests {
     use jsonwebtoken::EncodingKey;
 
     use super::*;
-    use crate::auth::SigningKey;
+    use crate::SigningKey;
 
     static KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate().unwrap().0);
     static OTHER: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate().unwrap().0);
@@ -229,7 +231,7 @@ mod tests {
             iss: settings.issuer,
             aud: settings.audience,
             sub: Uuid::new_v4(),
-            role: Role::Customer,
+            role: RoleName::from_static("CUSTOMER"),
             exp: now + exp_in,
             iat: now,
             token_type,
@@ -286,7 +288,7 @@ mod tests {
         let token = ring().sign(&claims(TokenType::Access, 60)).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let mut forged = claims(TokenType::Access, 60);
-        forged.role = Role::Admin;
+        forged.role = RoleName::from_static("ADMIN");
         let tampered = format!(
             "{}.{}.{}",
             parts[0],

@@ -17,7 +17,7 @@ use rsa::{
     traits::PublicKeyParts,
 };
 
-use crate::config::Env;
+use config::Env;
 
 /// The private key tokens are signed with.
 #[derive(Clone)]
