@@ -13,7 +13,6 @@
 
 pub mod auth;
 pub mod change;
-pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -27,5 +26,9 @@ pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// Typed configuration from the environment (the `grocery-config` crate,
+/// which the gateway uses too).
+pub use settings as config;
 
 pub use error::{ApiError, ApiResult};
