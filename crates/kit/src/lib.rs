@@ -9,10 +9,12 @@
 //! `/graphql` (subscriptions over WebSocket included), `/health` and `/ready` ([`server`]),
 //! answering in the media type the client accepts ([`media`]) after one input
 //! rule for every subgraph ([`input`]). A subgraph crate builds its schema and
-//! hands it to [`server::router`]; the `grocery` binary decides where it runs.
+//! hands it to [`server::router`], and its `start` returns a [`component::Started`]:
+//! the `grocery` binary decides where it runs.
 
 pub mod auth;
 pub mod change;
+pub mod component;
 pub mod db;
 pub mod error;
 pub mod events;
