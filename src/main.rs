@@ -1,6 +1,6 @@
 //! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
 //! `serve <component>` runs one component (a container's entrypoint);
-//! `migrate` and `sdl` are the tools around them.
+//! `migrate`, `keygen`, `compose`, `sdl` and `env` are the tools around them.
 
 mod components;
 mod dev;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::components::Component;
+use crate::components::Subgraph;
 
 /// mimalloc: the gateway builds and drops a JSON tree per request on every
 /// worker thread, and glibc's malloc spends much of that time in contention
@@ -69,7 +69,7 @@ See the README's configuration table for the rest."
     )]
     Serve {
         /// Which component to run.
-        component: components::Servable,
+        component: components::Component,
         /// The gateway's supergraph file, watched and reloaded when it changes
         /// (default `SUPERGRAPH_PATH`, else schema/supergraph.graphql).
         #[arg(long, value_name = "PATH")]
@@ -79,10 +79,10 @@ See the README's configuration table for the rest."
         #[arg(long)]
         persisted_only: bool,
     },
-    /// Run database migrations for one component, or all of them.
+    /// Run database migrations for one subgraph, or all of them.
     Migrate {
-        /// Only this component (default: all).
-        component: Option<Component>,
+        /// Only this subgraph (default: all).
+        component: Option<Subgraph>,
     },
     /// Create a JWT signing key (`DIR/signing.pem`) unless one exists, and print its public half.
     Keygen {
@@ -99,8 +99,11 @@ See the README's configuration table for the rest."
     /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
     Sdl {
         /// The subgraph.
-        subgraph: Component,
+        subgraph: Subgraph,
     },
+    /// Print every environment variable as README's configuration table
+    /// (Markdown): who reads it, its default and what it does.
+    Env,
 }
 
 /// mimalloc's `purge_delay` option (its index in `mi_option_t`, v2 and v3).
@@ -135,20 +138,7 @@ async fn main() -> ExitCode {
             persisted_only,
         } => {
             kit::telemetry::init(false);
-            match (component, supergraph) {
-                (components::Servable::Gateway, supergraph) => {
-                    components::serve_gateway(supergraph, persisted_only).await
-                }
-                (other, _) if persisted_only => Err(anyhow::anyhow!(
-                    "--persisted-only is the gateway's; {} has none",
-                    other.component().expect("a subgraph").name()
-                )),
-                (other, Some(_)) => Err(anyhow::anyhow!(
-                    "--supergraph is the gateway's; {} has none",
-                    other.component().expect("a subgraph").name()
-                )),
-                (other, None) => components::serve(other.component().expect("a subgraph")).await,
-            }
+            components::serve(component, supergraph, persisted_only).await
         }
         Command::Migrate { component } => {
             kit::telemetry::init(true);
@@ -160,6 +150,10 @@ async fn main() -> ExitCode {
         }
         Command::Sdl { subgraph } => {
             print!("{}", subgraph.sdl());
+            Ok(())
+        }
+        Command::Env => {
+            print!("{}", components::env_table());
             Ok(())
         }
     };
