@@ -37,35 +37,8 @@ enum Command {
     /// Run one component (reads its configuration from the environment).
     #[command(
         after_help = "Configuration comes from the environment, and every missing or invalid \
-variable is reported at once:
-  DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
-  HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
-  JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
-  JWT_PUBLIC_KEYS_FILE                  catalog, inventory, gateway: the users subgraph's public key(s)
-  JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
-  INTERNAL_RPC_TOKEN                    every component: the stock API's and users' internal service credential
-  REVOCATIONS_URL                       all but users: users' list of access changes (default from USERS_URL/JWKS_URL)
-  INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
-  REDIS_URL, EVENT_STREAM               every component: the event bus (Redis Streams; in-process without it)
-  SMTP_URL, SMTP_FROM                   users: where notification e-mails go (stored only without it)
-  SHIPPING_CARRIER                      logistics: the carrier of new shipments (default grocery-fleet)
-  RESTOCK_RETRY_SECS, RESTOCK_MAX_ATTEMPTS  logistics: retries of restocks inventory could not take (5, 10)
-  CATALOG_URL                           orders: catalog's GraphQL URL (product names of orders)
-  USERS_URL                             orders: users' GraphQL URL (the customer's profile for orders)
-  SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
-  SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
-  SUBGRAPH_TIMEOUT, SUBGRAPH_TIMEOUTS   gateway: 10s for every subgraph / name=2s,… for some
-  INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
-  MAX_TOKENS, MAX_DEPTH, MAX_FIELDS, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_DIRECTIVES
-                                        gateway: document limits (15000, 15, 5000, 30, 20, 50)
-  MAX_VARIABLE_VALUES, MAX_VARIABLE_DEPTH  gateway: variables limits (10000, 16)
-  PLAN_TIMEOUT, REQUEST_MEMORY_BUDGET   gateway: planning deadline (2s), subgraph answer bytes per request (32 MiB)
-  HEAD_TIMEOUT, IDLE_TIMEOUT            gateway: a request head's arrival (10s), keep-alive rest (60s)
-  CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
-  PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
-                                        those for everyone (false), automatic persisted queries (true)
-  RATE_LIMITS, RATE_LIMIT_IP_HEADER     gateway: `off` or user|ip.query|mutation|subscription|*=N/s[:burst],…
-See the README's configuration table for the rest."
+variable is reported at once. `grocery env` lists every variable: who reads it, its default \
+and what it does."
     )]
     Serve {
         /// Which component to run.
