@@ -206,6 +206,10 @@ pub async fn serve(
                 config.supergraph = gateway::config::Supergraph::File(path);
             }
             config.options.persisted.only |= persisted_only;
+            let path = match &config.supergraph {
+                gateway::config::Supergraph::File(path) => path.display().to_string(),
+                gateway::config::Supergraph::Composed(_) => "composed".into(),
+            };
             let started = gateway::start(config)?;
             let (table, feed) = (started.revocations.clone(), started.cutoffs.clone());
             follow_then_wait(table, Feed::Remote(feed), &mut tasks, &stop).await?;
@@ -213,7 +217,7 @@ pub async fn serve(
             if let Some(url) = listening.metrics {
                 tracing::info!(%url, "gateway metrics listening");
             }
-            tracing::info!(url = %listening.url, "gateway listening");
+            tracing::info!(url = %listening.url, supergraph = %path, "gateway listening");
             "gateway"
         }
         Some(subgraph) => {
