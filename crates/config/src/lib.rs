@@ -56,6 +56,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Runs `read` over the process environment: what it read, or every
+/// problem it met (a component's `Config::from_env`).
+pub fn from_env<T>(read: impl FnOnce(&mut Env) -> T) -> Result<T, ConfigError> {
+    let mut env = Env::new();
+    let value = read(&mut env);
+    env.finish().map(|()| value)
+}
+
 impl Env {
     /// Reads the process environment.
     pub fn new() -> Self {

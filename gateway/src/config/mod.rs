@@ -73,9 +73,7 @@ impl Config {
     /// `grocery serve gateway`'s settings from the process environment,
     /// listing every problem at once.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut env = Env::new();
-        let config = Self::read(&mut env);
-        env.finish().map(|()| config)
+        settings::from_env(Self::read)
     }
 
     /// `grocery serve gateway`'s settings, into `env`'s problems.

@@ -117,9 +117,7 @@ pub struct Config {
 impl Config {
     /// Reads the process environment, listing every problem at once.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut env = Env::new();
-        let config = Self::read(&mut env, None);
-        env.finish().map(|()| config)
+        kit::config::from_env(|env| Self::read(env, None))
     }
 
     /// Reads the configuration into `env`'s problems; `keys` stands in when
