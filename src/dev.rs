@@ -10,13 +10,61 @@ use std::{path::PathBuf, time::Instant};
 
 use anyhow::Context;
 use clap::Args;
-use kit::{auth::KeyRing, config::Env};
+use kit::{
+    auth::{
+        KeyRing,
+        revocation_feed::{self, Feed, LIST_PATH},
+    },
+    component::Started,
+    config::{Env, Var},
+};
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
-    components::{self, Component, Config},
+    components::{Config, Subgraph},
     postgres::Cluster,
 };
+
+/// The variables only `dev` reads (besides every component's).
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["GROCERY_HOME"],
+        used_by: "`dev`",
+        default: "`.grocery`",
+        meaning: "folder of the private cluster and dev keys",
+    },
+    Var {
+        names: &["GROCERY_DEMO_PASSWORD"],
+        used_by: "`dev`, `seed`",
+        default: "required (`dev`: `grocery-demo`, none with `DATABASE_URL`)",
+        meaning: "password of the demo accounts",
+    },
+    Var {
+        names: &["PG_BINDIR"],
+        used_by: "`dev`",
+        default: "newest `/usr/lib/postgresql/*/bin` or Homebrew `postgresql@*/bin`, else `PATH`",
+        meaning: "where `initdb`/`pg_ctl` live (installed when missing everywhere)",
+    },
+];
+
+/// Which addresses of other components were configured: `dev` points the
+/// subgraphs at the ones it bound only where they were not.
+pub struct Configured {
+    inventory_rpc_url: bool,
+    catalog_url: bool,
+    users_url: bool,
+}
+
+impl Configured {
+    /// Reads which of them are set.
+    pub fn read(env: &Env) -> Self {
+        Self {
+            inventory_rpc_url: env.get("INVENTORY_RPC_URL").is_some(),
+            catalog_url: env.get("CATALOG_URL").is_some(),
+            users_url: env.get("USERS_URL").is_some(),
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -107,29 +155,13 @@ async fn start(
         _ => std::env::var(name).ok(),
     });
     let dev_keys = KeyRing::load_or_generate(&args.home.join("keys"))?;
-    let mut configs = Vec::new();
-    for component in Component::ALL {
-        let addr = components::listen_addr(&mut env, component);
-        configs.push((
-            addr,
-            Config::read(component, &mut env, Some(dev_keys.clone())),
-        ));
-    }
-    let explicit_inventory_url = env.get("INVENTORY_RPC_URL").is_some();
-    let explicit_catalog_url = env.get("CATALOG_URL").is_some();
-    let explicit_users_url = env.get("USERS_URL").is_some();
-    let gateway_addr = components::gateway_addr(&mut env);
-    let gateway_serving = components::gateway_serving(&mut env);
-    let mut tokens = kit::auth::TokenSettings::from_env(&mut env);
-    let gateway_cutoffs = kit::auth::Revocations::new();
-    tokens.revocations = Some(gateway_cutoffs.clone());
-    // Every component and the gateway keep their own cut-offs, filled as in
-    // `serve`: users from its table, the others from its list once it listens.
-    let mut feed = kit::auth::revocation_feed::FeedConfig::from_env(&mut env);
-    let (persisted, rate_limits) = components::edge_options(&mut env, false);
-    let csrf = components::csrf_policy(&mut env);
-    let metrics_addr = components::metrics_addr(&mut env);
-    let max_errors = components::max_errors(&mut env);
+    let mut configs: Vec<(Subgraph, Config)> = Subgraph::ALL
+        .into_iter()
+        .map(|s| (s, Config::read(s, &mut env, Some(dev_keys.clone()))))
+        .collect();
+    let configured = Configured::read(&env);
+    let mut edge_config = gateway::Config::read_dev(&mut env, dev_keys);
+    let edge_feed = kit::auth::revocation_feed::FeedConfig::from_env(&mut env);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -138,137 +170,94 @@ async fn start(
         (None, false) => Some("grocery-demo".to_owned()),
         (None, true) => None,
     };
-    let mut urls = Vec::new();
+    let mut urls: Vec<(Subgraph, String)> = Vec::new();
     let mut stock_api = None;
-    let mut users_access = None;
-    for (addr, config) in &mut configs {
+    // Every component and the gateway keep their own cut-offs, filled as in
+    // `serve`: users from its table, the others from its list once it listens.
+    let mut cutoffs = Vec::new();
+    for (subgraph, config) in &mut configs {
+        let url_of = |wanted: Subgraph| {
+            urls.iter()
+                .find(|(s, _)| *s == wanted)
+                .map(|(_, url)| format!("{url}/graphql"))
+        };
         // Inventory starts first; catalog is pointed at the stock API it bound.
         if let (Config::Catalog(cfg), Some(rpc)) = (&mut *config, stock_api)
-            && !explicit_inventory_url
+            && !configured.inventory_rpc_url
         {
             cfg.inventory_rpc_url = format!("http://{rpc}");
         }
         // Orders starts last: pointed at the stock API, catalog and users as bound.
         if let Config::Orders(cfg) = &mut *config {
             if let Some(rpc) = stock_api
-                && !explicit_inventory_url
+                && !configured.inventory_rpc_url
             {
                 cfg.inventory_rpc_url = format!("http://{rpc}");
             }
-            if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Catalog)
-                && !explicit_catalog_url
+            if let Some(url) = url_of(Subgraph::Catalog)
+                && !configured.catalog_url
             {
-                cfg.catalog_url = format!("{url}/graphql");
+                cfg.catalog_url = url;
             }
-            if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Users)
-                && !explicit_users_url
+            if let Some(url) = url_of(Subgraph::Users)
+                && !configured.users_url
             {
-                cfg.users_url = format!("{url}/graphql");
+                cfg.users_url = url;
             }
         }
         // Logistics restocks through the stock API as bound.
         if let (Config::Logistics(cfg), Some(rpc)) = (&mut *config, stock_api)
-            && !explicit_inventory_url
+            && !configured.inventory_rpc_url
         {
             cfg.inventory_rpc_url = format!("http://{rpc}");
         }
-        let mut component = components::start(config).await?;
-        let name = component.component;
-        users_access = users_access.or(component.access_changes.take());
-        stock_api = stock_api.or(component.rpc_addr);
-        let url = component
-            .spawn(*addr, &mut stack.servers, stop.clone())
-            .await?;
+        let Started {
+            revocations,
+            cutoffs: feed,
+            rpc_addr,
+            service,
+        } = config.start().await?;
+        cutoffs.push((revocations, feed));
+        stock_api = stock_api.or(rpc_addr);
+        let url = service.spawn(&mut stack.servers, stop.clone()).await?;
         if let Some(password) = &demo_password {
             seed(config, password)
                 .await
-                .with_context(|| format!("seeding {}", name.name()))?;
+                .with_context(|| format!("seeding {}", subgraph.name()))?;
         }
-        urls.push((name, url));
+        urls.push((*subgraph, url));
     }
-
-    if let Some((_, url)) = urls.iter().find(|(c, _)| *c == Component::Users) {
-        feed.list_url = format!("{url}{}", kit::auth::revocation_feed::LIST_PATH);
-    }
-    let mut tables = vec![gateway_cutoffs.clone()];
-    for (_, config) in &configs {
-        let local = match config {
-            Config::Users(_) => users_access.take(),
-            _ => None,
-        };
-        let source = match local {
-            Some(local) => components::CutoffFeed::Local(Box::new(local)),
-            None => components::CutoffFeed::Remote(feed.clone()),
-        };
-        components::follow_cutoffs(
-            config.revocations(),
-            source,
-            &mut stack.servers,
-            stop.clone(),
-        )
-        .await?;
-        tables.push(config.revocations());
-    }
-    components::follow_cutoffs(
-        gateway_cutoffs,
-        components::CutoffFeed::Remote(feed),
-        &mut stack.servers,
-        stop.clone(),
-    )
-    .await?;
 
     // The gateway fronts the subgraphs at the addresses they actually bound.
     let sources = urls
         .iter()
-        .map(|(component, url)| gateway::SubgraphSource {
-            name: component.name().to_owned(),
+        .map(|(subgraph, url)| gateway::SubgraphSource {
+            name: subgraph.name().to_owned(),
             url: format!("{url}/graphql"),
-            sdl: component.sdl(),
+            sdl: subgraph.sdl(),
         })
         .collect::<Vec<_>>();
-    let supergraph = gateway::compose(&sources)?;
-    let verifier = std::sync::Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(
-        std::sync::Arc::new(kit::auth::Verifier::new(&dev_keys, &tokens)?),
-    ));
-    let edge = std::sync::Arc::new(gateway::Gateway::new(
-        &supergraph,
-        Some(verifier),
-        &gateway::GatewayOptions {
-            subgraph_timeout: components::SUBGRAPH_TIMEOUT,
-            introspection: true,
-            graphiql: true,
-            max_errors,
-            // On a laptop the API's port may serve them too, unless given a port of their own.
-            metrics_on_api: metrics_addr.is_none(),
-            csrf,
-            // Any localhost origin, so a frontend dev server can call the API.
-            cors: gateway::server::cors::CorsPolicy::parse("localhost", false),
-            persisted,
-            rate_limits,
-            ..Default::default()
-        },
-    )?);
-    // Manifest edits apply without a restart; the watcher ends with the process.
-    tokio::spawn(gateway::pipeline::persisted::watch(
-        edge.pipeline.documents.clone(),
-        std::time::Duration::from_secs(1),
-    ));
-    let metrics_url = match metrics_addr {
-        Some(addr) => Some(
-            components::spawn_metrics(edge.clone(), addr, &mut stack.servers, stop.clone()).await?,
-        ),
-        None => None,
-    };
-    let gateway_url = components::spawn_gateway(
-        edge,
-        gateway_addr,
-        gateway_serving,
-        &mut stack.servers,
-        stop.clone(),
-    )
-    .await?;
+    edge_config.supergraph = gateway::config::Supergraph::Composed(gateway::compose(&sources)?);
+    let edge = gateway::start(edge_config)?;
+    cutoffs.push((edge.revocations.clone(), Feed::Remote(edge_feed)));
+    let users_list = urls
+        .iter()
+        .find(|(s, _)| *s == Subgraph::Users)
+        .map(|(_, url)| format!("{url}{LIST_PATH}"));
+    let mut tables = Vec::new();
+    for (table, mut feed) in cutoffs {
+        if let (Feed::Remote(remote), Some(url)) = (&mut feed, &users_list) {
+            remote.list_url = url.clone();
+        }
+        feed.spawn(table.clone(), &mut stack.servers, stop.clone())
+            .await?;
+        tables.push(table);
+    }
+    let listening = edge.spawn(&mut stack.servers, stop.clone()).await?;
+    let gateway_url = listening.url;
+    let metrics_url = listening.metrics;
 
-    components::await_cutoffs(&tables, std::time::Duration::from_secs(30)).await;
+    revocation_feed::primed(&tables, std::time::Duration::from_secs(30)).await;
 
     println!();
     println!(
@@ -279,8 +268,8 @@ async fn start(
         "  {:<10} {gateway_url}/graphql   <- the API (GraphiQL in a browser)",
         "gateway"
     );
-    for (component, url) in &urls {
-        println!("  {:<10} {url}/graphql", component.name());
+    for (subgraph, url) in &urls {
+        println!("  {:<10} {url}/graphql", subgraph.name());
     }
     if let Some(url) = metrics_url {
         println!("  {:<10} {url}", "metrics");
@@ -308,10 +297,10 @@ async fn start(
 /// Demo data of one component (idempotent).
 async fn seed(config: &Config, password: &str) -> anyhow::Result<()> {
     let (component, db, stock_api) = match config {
-        Config::Users(cfg) => (Component::Users, &cfg.db, None),
-        Config::Inventory(cfg) => (Component::Inventory, &cfg.db, None),
+        Config::Users(cfg) => (Subgraph::Users, &cfg.db, None),
+        Config::Inventory(cfg) => (Subgraph::Inventory, &cfg.db, None),
         Config::Catalog(cfg) => (
-            Component::Catalog,
+            Subgraph::Catalog,
             &cfg.db,
             Some(crate::seed::StockApi {
                 url: cfg.inventory_rpc_url.clone(),

@@ -1,6 +1,6 @@
 //! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
 //! `serve <component>` runs one component (a container's entrypoint);
-//! `migrate`, `seed` and `sdl` are the tools around them.
+//! `migrate`, `seed`, `keygen`, `compose`, `sdl` and `env` are the tools around them.
 
 mod components;
 mod dev;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::components::Component;
+use crate::components::Subgraph;
 
 /// mimalloc: the gateway builds and drops a JSON tree per request on every
 /// worker thread, and glibc's malloc spends much of that time in contention
@@ -39,40 +39,12 @@ enum Command {
     /// Run one component (reads its configuration from the environment).
     #[command(
         after_help = "Configuration comes from the environment, and every missing or invalid \
-variable is reported at once:
-  DATABASE_URL or <NAME>_DATABASE_URL   the PostgreSQL database (the component uses its own schema)
-  HOST, PORT or <NAME>_HOST/_PORT       listen address (default 127.0.0.1 and the component's port)
-  JWT_PRIVATE_KEY[_FILE]                users: the RSA key that signs tokens
-  JWT_PUBLIC_KEYS_FILE                  every subgraph but users, gateway: the users subgraph's public key(s)
-  JWKS_URL                              gateway: the users subgraph's JWKS instead (refetched on key rotation)
-  INTERNAL_RPC_TOKEN                    every component: the stock API's and users' internal service credential
-  REVOCATIONS_URL                       all but users: users' list of access changes (default from USERS_URL/JWKS_URL)
-  INVENTORY_RPC_ADDR / INVENTORY_RPC_URL  where the stock API listens / is reached
-  REDIS_URL, EVENT_STREAM               every component: the event bus (Redis Streams; in-process without it)
-  SMTP_URL, SMTP_FROM                   users: where notification e-mails go (stored only without it)
-  SHIPPING_CARRIER                      logistics: the carrier of new shipments (default grocery-fleet)
-  RESTOCK_RETRY_SECS, RESTOCK_MAX_ATTEMPTS  logistics: retries of restocks inventory could not take (5, 10)
-  CATALOG_URL                           orders: catalog's GraphQL URL (product names of orders)
-  USERS_URL                             orders: users' GraphQL URL (the customer's profile for orders)
-  SUPERGRAPH_PATH                       gateway: the supergraph (default schema/supergraph.graphql)
-  SUBGRAPH_URLS                         gateway: name=url,… where subgraphs are, if not as the supergraph says
-  SUBGRAPH_TIMEOUT, SUBGRAPH_TIMEOUTS   gateway: 10s for every subgraph / name=2s,… for some
-  INTROSPECTION                         gateway: answer __schema/__type (default false; dev: true)
-  MAX_TOKENS, MAX_DEPTH, MAX_FIELDS, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_DIRECTIVES
-                                        gateway: document limits (15000, 15, 5000, 30, 20, 50)
-  MAX_VARIABLE_VALUES, MAX_VARIABLE_DEPTH  gateway: variables limits (10000, 16)
-  PLAN_TIMEOUT, REQUEST_MEMORY_BUDGET   gateway: planning deadline (2s), subgraph answer bytes per request (32 MiB)
-  HEAD_TIMEOUT, IDLE_TIMEOUT            gateway: a request head's arrival (10s), keep-alive rest (60s)
-  CORS_ORIGINS, CORS_CREDENTIALS        gateway: browser origins allowed (`*`, `localhost` or a list)
-  PERSISTED_DIR, PERSISTED_ONLY, APQ    gateway: trusted-document manifests (schema/persisted), only
-                                        those for everyone (false), automatic persisted queries (true)
-  PERSISTED_ONLY_ROLES                  gateway: roles held to manifest documents (PARTNER; off: none)
-  RATE_LIMITS, RATE_LIMIT_IP_HEADER     gateway: `off` or user|ip.query|mutation|subscription|*=N/s[:burst],…
-See the README's configuration table for the rest."
+variable is reported at once. `grocery env` lists every variable: who reads it, its default \
+and what it does."
     )]
     Serve {
         /// Which component to run.
-        component: components::Servable,
+        component: components::Component,
         /// The gateway's supergraph file, watched and reloaded when it changes
         /// (default `SUPERGRAPH_PATH`, else schema/supergraph.graphql).
         #[arg(long, value_name = "PATH")]
@@ -82,10 +54,10 @@ See the README's configuration table for the rest."
         #[arg(long)]
         persisted_only: bool,
     },
-    /// Run database migrations for one component, or all of them.
+    /// Run database migrations for one subgraph, or all of them.
     Migrate {
-        /// Only this component (default: all).
-        component: Option<Component>,
+        /// Only this subgraph (default: all).
+        component: Option<Subgraph>,
         /// Apply nothing: wait until the migrations have been applied (by
         /// another `grocery migrate`), e.g. in an init container.
         #[arg(long)]
@@ -109,8 +81,11 @@ See the README's configuration table for the rest."
     /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
     Sdl {
         /// The subgraph.
-        subgraph: Component,
+        subgraph: Subgraph,
     },
+    /// Print every environment variable as README's configuration table
+    /// (Markdown): who reads it, its default and what it does.
+    Env,
 }
 
 /// mimalloc's `purge_delay` option (its index in `mi_option_t`, v2 and v3).
@@ -145,20 +120,7 @@ async fn main() -> ExitCode {
             persisted_only,
         } => {
             kit::telemetry::init(false);
-            match (component, supergraph) {
-                (components::Servable::Gateway, supergraph) => {
-                    components::serve_gateway(supergraph, persisted_only).await
-                }
-                (other, _) if persisted_only => Err(anyhow::anyhow!(
-                    "--persisted-only is the gateway's; {} has none",
-                    other.component().expect("a subgraph").name()
-                )),
-                (other, Some(_)) => Err(anyhow::anyhow!(
-                    "--supergraph is the gateway's; {} has none",
-                    other.component().expect("a subgraph").name()
-                )),
-                (other, None) => components::serve(other.component().expect("a subgraph")).await,
-            }
+            components::serve(component, supergraph, persisted_only).await
         }
         Command::Migrate { component, wait } => {
             kit::telemetry::init(true);
@@ -174,6 +136,10 @@ async fn main() -> ExitCode {
         }
         Command::Sdl { subgraph } => {
             print!("{}", subgraph.sdl());
+            Ok(())
+        }
+        Command::Env => {
+            print!("{}", components::env_table());
             Ok(())
         }
     };

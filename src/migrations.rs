@@ -16,7 +16,7 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kit::{config::Env, db::DbConfig};
 
-use crate::components::Component;
+use crate::components::Subgraph;
 
 /// How often `--wait` looks again.
 const POLL: Duration = Duration::from_secs(2);
@@ -24,9 +24,9 @@ const POLL: Duration = Duration::from_secs(2);
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 /// `grocery migrate [component] [--wait]`.
-pub async fn run(only: Option<Component>, wait: bool) -> anyhow::Result<()> {
+pub async fn run(only: Option<Subgraph>, wait: bool) -> anyhow::Result<()> {
     let mut env = Env::new();
-    let targets: Vec<_> = only.map_or(Component::ALL.to_vec(), |c| vec![c]);
+    let targets: Vec<_> = only.map_or(Subgraph::ALL.to_vec(), |c| vec![c]);
     let configs: Vec<_> = targets
         .iter()
         .map(|c| (*c, DbConfig::from_env(&mut env, c.name())))
@@ -45,7 +45,7 @@ pub async fn run(only: Option<Component>, wait: bool) -> anyhow::Result<()> {
 /// Returns once every migration `component` embeds is recorded in its schema.
 /// An unreachable server or a schema not created yet is waited out too: the
 /// Job that migrates may start after this.
-async fn wait_until_applied(component: Component, db: &DbConfig) {
+async fn wait_until_applied(component: Subgraph, db: &DbConfig) {
     let mut reported: Option<Instant> = None;
     loop {
         let outcome = pending(component, db).await;
@@ -74,7 +74,7 @@ async fn wait_until_applied(component: Component, db: &DbConfig) {
 
 /// The versions `component` embeds that its schema has not recorded as
 /// applied: all of them while the schema or its migrations table is missing.
-async fn pending(component: Component, db: &DbConfig) -> anyhow::Result<Vec<String>> {
+async fn pending(component: Subgraph, db: &DbConfig) -> anyhow::Result<Vec<String>> {
     #[derive(QueryableByName)]
     struct Relation {
         #[diesel(sql_type = Nullable<Text>)]

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use kit::{config::Env, db::DbConfig};
 
-use crate::components::Component;
+use crate::components::Subgraph;
 
 /// The components with demo data, in the order they are seeded: catalog
 /// registers its products with inventory, whose batches it then sells.
-const SEEDED: [Component; 3] = [Component::Users, Component::Inventory, Component::Catalog];
+const SEEDED: [Subgraph; 3] = [Subgraph::Users, Subgraph::Inventory, Subgraph::Catalog];
 
 /// How long `grocery seed` waits for inventory's stock API, which may come
 /// up after the seeding Job starts.
@@ -28,14 +28,14 @@ pub struct StockApi {
 /// Seeds one component's demo data into `db`; accounts get `password`, and
 /// catalog needs `stock_api`.
 pub async fn demo(
-    component: Component,
+    component: Subgraph,
     db: &DbConfig,
     stock_api: Option<&StockApi>,
     password: &str,
 ) -> anyhow::Result<()> {
     match component {
-        Component::Users => users::seed_demo(db, password).await,
-        Component::Inventory => {
+        Subgraph::Users => users::seed_demo(db, password).await,
+        Subgraph::Inventory => {
             let pool = kit::db::pool(&DbConfig {
                 max_connections: 2,
                 ..db.clone()
@@ -43,12 +43,12 @@ pub async fn demo(
             .await?;
             inventory::seed_demo(&pool).await
         }
-        Component::Catalog => {
+        Subgraph::Catalog => {
             let api = stock_api.context("catalog's demo products need inventory's stock API")?;
             let registry = catalog::GrpcStockRegistry::connect_lazy(&api.url, &api.token)?;
             catalog::seed_demo(db, &registry).await
         }
-        Component::Orders | Component::Logistics => Ok(()),
+        Subgraph::Orders | Subgraph::Logistics => Ok(()),
     }
 }
 
@@ -75,7 +75,7 @@ pub async fn run() -> anyhow::Result<()> {
         loop {
             match demo(*component, db, Some(&stock_api), &password).await {
                 Ok(()) => break,
-                Err(err) if *component == Component::Catalog && Instant::now() < deadline => {
+                Err(err) if *component == Subgraph::Catalog && Instant::now() < deadline => {
                     tracing::info!(
                         error = %format!("{err:#}"),
                         "the demo products wait for inventory's stock API"

@@ -255,6 +255,109 @@ fn installs_then_starts(command: Command, sudo: bool) {
 }
 
 #[test]
+fn serve_names_every_bad_variable_of_a_component_in_one_error() {
+    let out = grocery()
+        .args(["serve", "orders"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1/db")
+        .env("INTERNAL_RPC_TOKEN", "t0ken")
+        .env("JWT_PUBLIC_KEYS_FILE", "/nonexistent/public.pem")
+        .env("TAX_RATE", "8%")
+        .env("ORDERS_PORT", "4o04")
+        .env("CATALOG_URL", "catalog:4002")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("invalid configuration").count(),
+        1,
+        "{stderr}"
+    );
+    for expected in [
+        "TAX_RATE=\"8%\" is not valid",
+        "ORDERS_PORT=\"4o04\" is not valid",
+        "CATALOG_URL=\"catalog:4002\" is not an http URL",
+        "JWT_PUBLIC_KEYS_FILE=/nonexistent/public.pem",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_gateway_names_every_bad_variable_in_one_error() {
+    let out = grocery()
+        .args(["serve", "gateway"])
+        .env("GATEWAY_THREADS", "0")
+        .env("MAX_DEPTH", "deep")
+        .env("PLAN_TIMEOUT", "2h")
+        .env("METRICS_ADDR", "everywhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("invalid configuration").count(),
+        1,
+        "{stderr}"
+    );
+    for expected in [
+        "GATEWAY_THREADS must be at least 1",
+        "MAX_DEPTH=\"deep\" is not valid",
+        "PLAN_TIMEOUT: \"2h\" is not a timeout",
+        "METRICS_ADDR=\"everywhere\"",
+        "JWT_PUBLIC_KEYS_FILE is required",
+        "INTERNAL_RPC_TOKEN is required",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn readmes_configuration_table_is_what_grocery_env_prints() {
+    let out = grocery().arg("env").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("| variable | used by | default | meaning |")
+        .expect("README has a configuration table");
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |e| start + e + 1);
+    assert!(
+        readme[start..end] == printed,
+        "README's configuration table differs from `grocery env`; replace it with the output of \
+         `cargo run -- env` (a variable's row lives beside the code that reads it)"
+    );
+    assert!(printed.lines().count() > 60, "{printed}");
+}
+
+#[test]
+fn serve_help_points_at_grocery_env_instead_of_repeating_the_table() {
+    let out = grocery().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("`grocery env` lists every variable"),
+        "{help}"
+    );
+    for repeated in ["MAX_TOKENS", "SUBGRAPH_TIMEOUTS", "SMTP_URL"] {
+        assert!(!help.contains(repeated), "{repeated} in:\n{help}");
+    }
+}
+
+#[test]
 fn dev_installs_missing_postgres_binaries_with_the_package_manager_then_starts() {
     // As root: apt-get itself (the stand-in links the real binaries into PG_BINDIR).
     installs_then_starts(grocery(), !is_root());

@@ -4,11 +4,8 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use catalog::{CatalogConfig, GrpcStockRegistry};
-use inventory::{
-    InventoryConfig,
-    restock::{Delivery, RestockItem},
-};
+use catalog::GrpcStockRegistry;
+use inventory::restock::{Delivery, RestockItem};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     testing::{TestClient, TestDatabase, access_token, assert_no_errors, code},
@@ -47,10 +44,12 @@ async fn stack(inventory_up: bool) -> Stack {
         &migrations("catalog"),
     )
     .await;
-    let inventory_cfg = InventoryConfig {
+    let inventory_cfg = inventory::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
         db: inventory_db.config.clone(),
         keys: keys.clone(),
         tokens: TokenSettings::default(),
+        cutoffs: Default::default(),
         rpc_addr: "127.0.0.1:0".parse().unwrap(),
         rpc_token: TOKEN.into(),
         reservation_ttl: Duration::from_secs(900),
@@ -70,10 +69,12 @@ async fn stack(inventory_up: bool) -> Stack {
     } else {
         drop(listener); // nothing answers at rpc_url
     }
-    let catalog_cfg = CatalogConfig {
+    let catalog_cfg = catalog::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
         db: catalog_db.config.clone(),
         keys: keys.clone(),
         tokens: TokenSettings::default(),
+        cutoffs: Default::default(),
         inventory_rpc_url: rpc_url.clone(),
         rpc_token: TOKEN.into(),
     };

@@ -8,6 +8,9 @@
 //! uses only folders below it in this list, never one above.
 //!
 //! ```text
+//! config, launch   the gateway as the launcher runs it: its settings from the
+//!                  environment (`Config::from_env`, declared in `config::ENV`), and
+//!                  `start`, which builds it, and `Started::spawn`, which serves it
 //! server/          listeners and serving threads, client connections (the HTTP/1.1
 //!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF;
 //!                  `Gateway`, what a server serves
@@ -38,8 +41,10 @@
 //! [`subgraph::pool`] → [`execution::projection`] writes the answer.
 
 pub mod busy_poll;
+pub mod config;
 pub mod execution;
 pub mod framing;
+pub mod launch;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
@@ -47,6 +52,8 @@ pub mod subgraph;
 pub mod subscriptions;
 pub mod value;
 
+pub use config::Config;
+pub use launch::{Started, start};
 pub use pipeline::planning::{PlanError, Prepared, SubgraphSource, Supergraph, compose};
 pub use server::{
     ConnectionTimeouts, Gateway, GatewayOptions, Serving, edge, metrics_router, router, serve,

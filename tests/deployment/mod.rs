@@ -228,7 +228,7 @@ fn roles(cell: &str, line: &str) -> BTreeSet<&'static str> {
                 "migrate",
                 "seed",
             ],
-            "every component" | "serve" => &COMPONENTS,
+            "every component" | "each component" | "serve" => &COMPONENTS,
             "all subgraphs" | "every subgraph" | "each subgraph" | "one subgraph" => &SUBGRAPHS,
             "every subgraph but users" => &["catalog", "inventory", "orders", "logistics"],
             "every verifier" => &["gateway", "catalog", "inventory", "orders", "logistics"],

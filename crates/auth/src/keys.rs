@@ -17,7 +17,7 @@ use rsa::{
     traits::PublicKeyParts,
 };
 
-use config::Env;
+use settings::Env;
 
 /// The private key tokens are signed with.
 #[derive(Clone)]

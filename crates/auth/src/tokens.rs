@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use config::Env;
+use settings::Env;
 
 use crate::{KeyRing, Revocations, RoleName};
 
@@ -75,7 +75,10 @@ impl Default for TokenSettings {
 }
 
 impl TokenSettings {
-    /// Reads `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECS`, `REFRESH_TOKEN_TTL_SECS`.
+    /// Reads `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECS`,
+    /// `REFRESH_TOKEN_TTL_SECS`. Tokens are checked against a table of access
+    /// cut-offs of their own, which the process keeps filled
+    /// ([`super::revocation_feed`]).
     pub fn from_env(env: &mut Env) -> Self {
         let defaults = Self::default();
         Self {
@@ -87,7 +90,7 @@ impl TokenSettings {
             refresh_ttl: Duration::from_secs(
                 env.parse_or("REFRESH_TOKEN_TTL_SECS", defaults.refresh_ttl.as_secs()),
             ),
-            revocations: None,
+            revocations: Some(super::Revocations::new()),
         }
     }
 }

@@ -1,14 +1,11 @@
-//! Typed configuration from the environment.
+//! Typed settings from the environment, shared by every component of
+//! grocery (the subgraphs through `kit::config`, the gateway directly).
 //!
 //! Readers record every problem instead of stopping at the first, so a
-//! misconfigured deployment is told everything that is wrong in one error.
-//! Every component reads its settings with it: kit re-exports it as
-//! `kit::config` for the subgraphs, the auth crate reads its key and token
-//! settings with it, and the launcher reads the gateway's. It depends on
-//! nothing but std, so any crate may use it.
+//! misconfigured deployment is told everything that is wrong in one error:
 //!
 //! ```
-//! use config::Env;
+//! use settings::Env;
 //!
 //! let mut env = Env::from_fn(|name| (name == "PORT").then(|| "80a".to_owned()));
 //! let port: u16 = env.parse_or("PORT", 4001);
@@ -16,8 +13,20 @@
 //! let err = env.finish().unwrap_err();
 //! assert_eq!((port, url.as_str(), err.0.len()), (4001, "", 2));
 //! ```
+//!
+//! Every variable is declared once, beside the code that reads it, as a
+//! [`Var`] row (name, who reads it, default, meaning); the launcher joins
+//! every crate's rows into the table `grocery env` prints and README shows,
+//! and checks that each name a reader asked for is declared ([`undeclared`]).
+//! [`listen::addr`] reads a component's listen address, the one setting
+//! every component has.
 
-use std::{fmt, str::FromStr};
+mod declared;
+pub mod listen;
+
+use std::{cell::RefCell, collections::BTreeSet, fmt, str::FromStr};
+
+pub use declared::{Var, markdown, undeclared};
 
 /// Where values come from when not from the process environment.
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send>;
@@ -27,6 +36,8 @@ type Lookup = Box<dyn Fn(&str) -> Option<String> + Send>;
 pub struct Env {
     problems: Vec<String>,
     lookup: Option<Lookup>,
+    /// Every name asked for, for the check that each one is declared.
+    asked: RefCell<BTreeSet<String>>,
 }
 
 /// Every missing or invalid variable, listed.
@@ -45,6 +56,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Runs `read` over the process environment: what it read, or every
+/// problem it met (a component's `Config::from_env`).
+pub fn from_env<T>(read: impl FnOnce(&mut Env) -> T) -> Result<T, ConfigError> {
+    let mut env = Env::new();
+    let value = read(&mut env);
+    env.finish().map(|()| value)
+}
+
 impl Env {
     /// Reads the process environment.
     pub fn new() -> Self {
@@ -54,13 +73,14 @@ impl Env {
     /// Reads from a map instead of the process environment (tests).
     pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + 'static) -> Self {
         Self {
-            problems: Vec::new(),
             lookup: Some(Box::new(lookup)),
+            ..Self::default()
         }
     }
 
     /// The raw value, with empty strings treated as unset.
     pub fn get(&self, name: &str) -> Option<String> {
+        self.asked.borrow_mut().insert(name.to_owned());
         let value = match &self.lookup {
             Some(lookup) => lookup(name),
             None => std::env::var(name).ok(),
@@ -108,6 +128,11 @@ impl Env {
         self.problems.push(message.into());
     }
 
+    /// Every variable this reader was asked for so far, in name order.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.borrow().iter().cloned().collect()
+    }
+
     /// `Ok` when nothing was missing or invalid. A problem met by several
     /// readers of one variable (components of one process) is listed once.
     pub fn finish(mut self) -> Result<(), ConfigError> {
@@ -148,5 +173,14 @@ mod tests {
         let mut env = Env::from_fn(|_| Some(" 4001 ".into()));
         assert_eq!(env.parse_or::<u16>("PORT", 1), 4001);
         assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn remembers_every_name_asked_for_set_or_not() {
+        let mut env = Env::from_fn(|name| (name == "SET").then(|| "1".into()));
+        let _ = env.get("UNSET");
+        let _: Option<u8> = env.parse("SET");
+        let _ = env.required("UNSET");
+        assert_eq!(env.asked(), ["SET", "UNSET"]);
     }
 }

@@ -10,7 +10,8 @@
 //! WebSocket included), `/health` and `/ready` ([`server`]), answering in the
 //! media type the client accepts ([`media`]) after one input rule for every
 //! subgraph ([`input`]). A subgraph crate builds its schema and hands it to
-//! [`server::router`]; the `grocery` binary decides where it runs.
+//! [`server::router`], and its `start` returns a [`component::Started`]:
+//! the `grocery` binary decides where it runs.
 //!
 //! What the gateway shares with the subgraphs is not here but in the crates
 //! kit builds on and re-exports: config ([`config`]), auth (under [`auth`])
@@ -18,8 +19,9 @@
 
 pub mod auth;
 pub mod change;
+pub mod component;
 /// Typed configuration from the environment (the config crate, re-exported).
-pub use config;
+pub use settings as config;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -35,4 +37,6 @@ pub use telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Typed configuration from the environment (the `grocery-config` crate,
+/// which the gateway uses too).
 pub use error::{ApiError, ApiResult};

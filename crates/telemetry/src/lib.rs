@@ -12,6 +12,6 @@ pub mod logging;
 pub mod request;
 pub mod trace;
 
-pub use logging::init;
+pub use logging::{ENV, init};
 pub use request::{X_REQUEST_ID, finish_logged, log_finished, new_request_id, request_id};
 pub use trace::{TRACEPARENT, Traceparent};

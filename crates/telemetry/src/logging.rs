@@ -4,6 +4,22 @@
 
 use tracing_subscriber::{EnvFilter, fmt};
 
+/// The variables [`init`] reads.
+pub const ENV: &[settings::Var] = &[
+    settings::Var {
+        names: &["LOG_FORMAT"],
+        used_by: "all",
+        default: "`json` (`dev`, `migrate`: `pretty`)",
+        meaning: "log format",
+    },
+    settings::Var {
+        names: &["RUST_LOG"],
+        used_by: "all",
+        default: "`info`",
+        meaning: "log filter",
+    },
+];
+
 /// Installs the global subscriber; `pretty_by_default` picks the format when `LOG_FORMAT` is unset.
 pub fn init(pretty_by_default: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

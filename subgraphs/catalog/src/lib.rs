@@ -19,14 +19,18 @@ pub mod rules;
 pub mod schema;
 pub mod sku;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use axum::Router;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, TokenSettings, Verifier},
-    config::Env,
+    auth::{
+        KeyRing, TokenSettings, Verifier,
+        revocation_feed::{Feed, FeedConfig},
+    },
+    component::Started,
+    config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
 };
 
@@ -36,8 +40,14 @@ use crate::{
     schema::{CatalogSchema, CatalogState, Mutation, ProductLoader, Query},
 };
 
+/// The component's name: in commands, variables (`CATALOG_PORT`) and logs.
+pub const NAME: &str = "catalog";
+
 /// The PostgreSQL schema this subgraph owns.
-pub const DB_SCHEMA: &str = "catalog";
+pub const DB_SCHEMA: &str = NAME;
+
+/// The HTTP port it listens on unless `CATALOG_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 4002;
 
 /// Migrations of the `catalog` schema, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/catalog");
@@ -45,26 +55,42 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/c
 /// Where inventory's internal RPC listens unless `INVENTORY_RPC_URL` says otherwise.
 pub const DEFAULT_INVENTORY_RPC_URL: &str = "http://127.0.0.1:50051";
 
+/// The variables only catalog reads: none; the database, keys, tokens and the
+/// stock API's address are every subgraph's (`kit`, inventory's).
+pub const ENV: &[Var] = &[];
+
 /// Everything the catalog subgraph needs to run.
 #[derive(Clone)]
-pub struct CatalogConfig {
+pub struct Config {
+    /// Where its HTTP server listens.
+    pub listen: SocketAddr,
     pub db: DbConfig,
     /// Public keys that verify bearer tokens (the users subgraph signs).
     pub keys: KeyRing,
     pub tokens: TokenSettings,
+    /// Where the access cut-offs its tokens are checked against come from.
+    pub cutoffs: FeedConfig,
     /// Inventory's gRPC endpoint.
     pub inventory_rpc_url: String,
     /// Sent as `authorization: Bearer …` on every call to inventory.
     pub rpc_token: String,
 }
 
-impl CatalogConfig {
-    /// Reads the database, key, token and inventory settings; `keys` stands in
-    /// when no `JWT_PUBLIC_KEYS_FILE` is configured (development keys).
-    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+impl Config {
+    /// Reads the process environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        kit::config::from_env(|env| Self::read(env, None))
+    }
+
+    /// Reads the listen address, database, key, token and inventory settings
+    /// into `env`'s problems; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE`
+    /// is configured (development keys).
+    pub fn read(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let listen = kit::config::listen::addr(env, NAME, DEFAULT_PORT);
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
         let keys = KeyRing::verifying_from_env_or(env, keys);
+        let cutoffs = FeedConfig::from_env(env);
         let inventory_rpc_url = env
             .get("INVENTORY_RPC_URL")
             .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
@@ -75,9 +101,11 @@ impl CatalogConfig {
         }
         let rpc_token = env.required("INTERNAL_RPC_TOKEN");
         Self {
+            listen,
             db,
             keys,
             tokens,
+            cutoffs,
             inventory_rpc_url,
             rpc_token,
         }
@@ -103,17 +131,24 @@ pub fn sdl() -> String {
     kit::server::federation_sdl(&builder().finish())
 }
 
-/// Migrates the schema and returns the subgraph's HTTP routes, calling inventory over gRPC.
-pub async fn router(cfg: &CatalogConfig) -> anyhow::Result<Router> {
+/// Migrates the schema and builds the subgraph, calling inventory over gRPC.
+pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
     let registry = GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
-    router_with(cfg, pool, Arc::new(registry))
+    let router = router_with(cfg, pool, Arc::new(registry))?;
+    Ok(Started::new(
+        NAME,
+        cfg.listen,
+        router,
+        cfg.tokens.revocations.clone(),
+        Feed::Remote(cfg.cutoffs.clone()),
+    ))
 }
 
 /// The subgraph's routes over an existing (migrated) pool and any registry (tests).
 pub fn router_with(
-    cfg: &CatalogConfig,
+    cfg: &Config,
     pool: PgPool,
     registry: Arc<dyn StockRegistry>,
 ) -> anyhow::Result<Router> {

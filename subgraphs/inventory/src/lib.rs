@@ -25,11 +25,16 @@ pub mod stock;
 
 use std::{net::SocketAddr, time::Duration};
 
+use anyhow::Context as _;
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, TokenSettings, Verifier},
-    config::Env,
+    auth::{
+        KeyRing, TokenSettings, Verifier,
+        revocation_feed::{Feed, FeedConfig},
+    },
+    component::Started,
+    config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
 };
 use rust_decimal::Decimal;
@@ -40,18 +45,63 @@ use crate::{
     schema::{InventorySchema, InventoryState, Mutation, Query, StockLoader},
 };
 
+/// The component's name: in commands, variables (`INVENTORY_PORT`) and logs.
+pub const NAME: &str = "inventory";
+
 /// The PostgreSQL schema this subgraph owns.
-pub const DB_SCHEMA: &str = "inventory";
+pub const DB_SCHEMA: &str = NAME;
+
+/// The HTTP port it listens on unless `INVENTORY_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 4003;
 
 /// Migrations of the `inventory` schema, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/inventory");
 
+/// The variables of inventory and of its stock API's clients.
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["INVENTORY_RPC_ADDR"],
+        used_by: "inventory",
+        default: "`127.0.0.1:50051`",
+        meaning: "where the stock API listens (never exposed through the gateway)",
+    },
+    Var {
+        names: &["INVENTORY_RPC_URL"],
+        used_by: "catalog, orders, logistics, `seed`",
+        default: "`http://127.0.0.1:50051` (`dev`: the bound address)",
+        meaning: "where they reach the stock API",
+    },
+    Var {
+        names: &["RESERVATION_TTL_SECS"],
+        used_by: "inventory, orders",
+        default: "`900`",
+        meaning: "how long a reservation holds stock (≤ 24 h); orders passes it on when set",
+    },
+    Var {
+        names: &["DEFAULT_MARGIN"],
+        used_by: "inventory",
+        default: "`0.25`",
+        meaning: "margin of products without their own (0.25 = 25 %)",
+    },
+    Var {
+        names: &["EXPIRY_SWEEP_SECS"],
+        used_by: "inventory, orders",
+        default: "`5`",
+        meaning: "how often lapsed reservations and expired batches (inventory) and lapsed \
+                  orders (orders) are swept",
+    },
+];
+
 /// Everything the inventory subgraph needs to run.
 #[derive(Clone)]
-pub struct InventoryConfig {
+pub struct Config {
+    /// Where its HTTP server listens.
+    pub listen: SocketAddr,
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
+    /// Where the access cut-offs its tokens are checked against come from.
+    pub cutoffs: FeedConfig,
     /// Where the stock API listens (`INVENTORY_RPC_ADDR`, default 127.0.0.1:50051).
     pub rpc_addr: SocketAddr,
     /// The service credential callers must present (`INTERNAL_RPC_TOKEN`).
@@ -64,12 +114,20 @@ pub struct InventoryConfig {
     pub sweep_interval: Duration,
 }
 
-impl InventoryConfig {
-    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
-    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+impl Config {
+    /// Reads the process environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        kit::config::from_env(|env| Self::read(env, None))
+    }
+
+    /// Reads the configuration into `env`'s problems; `keys` stands in when
+    /// no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn read(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let listen = kit::config::listen::addr(env, NAME, DEFAULT_PORT);
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
         let keys = KeyRing::verifying_from_env_or(env, keys);
+        let cutoffs = FeedConfig::from_env(env);
         let default_margin: Decimal = env.parse_or("DEFAULT_MARGIN", Decimal::new(25, 2));
         if default_margin < Decimal::ZERO || default_margin > Decimal::TEN {
             env.problem("DEFAULT_MARGIN must be between 0 and 10 (0.25 = 25 %)");
@@ -79,9 +137,11 @@ impl InventoryConfig {
             env.problem("RESERVATION_TTL_SECS must be at least 1");
         }
         Self {
+            listen,
             db,
             keys,
             tokens,
+            cutoffs,
             rpc_addr: env.parse_or(
                 "INVENTORY_RPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
@@ -130,15 +190,44 @@ pub struct Inventory {
     pub pool: PgPool,
 }
 
-/// Migrates the schema and builds the HTTP routes and the stock API.
-pub async fn start(cfg: &InventoryConfig) -> anyhow::Result<Inventory> {
+/// Migrates the schema, builds the subgraph and binds its stock API, which
+/// serves beside the HTTP routes with the sweeper.
+pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    build(cfg, pool)
+    let parts = build(cfg, pool)?;
+    let listener = tokio::net::TcpListener::bind(cfg.rpc_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "inventory's stock API cannot listen on {} (set INVENTORY_RPC_ADDR)",
+                cfg.rpc_addr
+            )
+        })?;
+    let rpc_addr = listener.local_addr()?;
+    let (rpc, pool, every) = (parts.rpc, parts.pool, cfg.sweep_interval);
+    let mut started = Started::new(
+        NAME,
+        cfg.listen,
+        parts.router,
+        cfg.tokens.revocations.clone(),
+        Feed::Remote(cfg.cutoffs.clone()),
+    )
+    .beside_until("stock API", move |mut stop| {
+        Box::pin(async move {
+            rpc::serve(listener, rpc, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    })
+    .beside("sweeper", expiry::run_sweeper(pool, every));
+    started.rpc_addr = Some(rpc_addr);
+    Ok(started)
 }
 
 /// The subgraph's parts over an existing, migrated pool.
-pub fn build(cfg: &InventoryConfig, pool: PgPool) -> anyhow::Result<Inventory> {
+pub fn build(cfg: &Config, pool: PgPool) -> anyhow::Result<Inventory> {
     let verifier = std::sync::Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
     let schema = build_schema(pool.clone(), cfg.default_margin);
     Ok(Inventory {

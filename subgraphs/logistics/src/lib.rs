@@ -24,13 +24,17 @@ pub mod restock;
 pub mod schema;
 pub mod shipments;
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use async_graphql::Schema;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, TokenSettings, Verifier},
-    config::Env,
+    auth::{
+        KeyRing, TokenSettings, Verifier,
+        revocation_feed::{Feed, FeedConfig},
+    },
+    component::Started,
+    config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
     events::{Bus, Consumer, ConsumerOptions, Relay},
 };
@@ -38,8 +42,14 @@ use kit::{
 use crate::schema::{LogisticsSchema, Mutation, Query};
 pub use crate::{inventory::StockClient, reconciler::RetryPolicy};
 
+/// The component's name: in commands, variables (`LOGISTICS_PORT`) and logs.
+pub const NAME: &str = "logistics";
+
 /// The PostgreSQL schema this subgraph owns (and the `source` of its events).
-pub const DB_SCHEMA: &str = "logistics";
+pub const DB_SCHEMA: &str = NAME;
+
+/// The HTTP port it listens on unless `LOGISTICS_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 4005;
 
 /// Migrations of the `logistics` schema, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/logistics");
@@ -51,12 +61,39 @@ pub const DEFAULT_CARRIER: &str = "grocery-fleet";
 /// Attempts at a restock before it is FAILED unless `RESTOCK_MAX_ATTEMPTS` says otherwise.
 pub const DEFAULT_RESTOCK_ATTEMPTS: i32 = 10;
 
+/// The variables only logistics reads.
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["SHIPPING_CARRIER"],
+        used_by: "logistics",
+        default: "`grocery-fleet`",
+        meaning: "the carrier new shipments get",
+    },
+    Var {
+        names: &["RESTOCK_RETRY_SECS"],
+        used_by: "logistics",
+        default: "`5`",
+        meaning: "how often restocks that inventory could not take yet are retried (also the \
+                  first backoff, doubling per attempt up to 5 min)",
+    },
+    Var {
+        names: &["RESTOCK_MAX_ATTEMPTS"],
+        used_by: "logistics",
+        default: "`10`",
+        meaning: "attempts before such a restock is `FAILED` (listed by `restocks(status: FAILED)`)",
+    },
+];
+
 /// Everything the logistics subgraph needs to run.
 #[derive(Clone)]
-pub struct LogisticsConfig {
+pub struct Config {
+    /// Where its HTTP server listens.
+    pub listen: SocketAddr,
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
+    /// Where the access cut-offs its tokens are checked against come from.
+    pub cutoffs: FeedConfig,
     /// Inventory's gRPC endpoint (`INVENTORY_RPC_URL`).
     pub inventory_rpc_url: String,
     /// The service credential for inventory (`INTERNAL_RPC_TOKEN`).
@@ -72,12 +109,20 @@ pub struct LogisticsConfig {
     pub restock_max_attempts: i32,
 }
 
-impl LogisticsConfig {
-    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
-    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+impl Config {
+    /// Reads the process environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        kit::config::from_env(|env| Self::read(env, None))
+    }
+
+    /// Reads the configuration into `env`'s problems; `keys` stands in when
+    /// no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn read(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let listen = kit::config::listen::addr(env, NAME, DEFAULT_PORT);
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
         let keys = KeyRing::verifying_from_env_or(env, keys);
+        let cutoffs = FeedConfig::from_env(env);
         let inventory_rpc_url = env
             .get("INVENTORY_RPC_URL")
             .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
@@ -97,9 +142,11 @@ impl LogisticsConfig {
             env.problem("RESTOCK_MAX_ATTEMPTS must be between 1 and 1000");
         }
         Self {
+            listen,
             db,
             keys,
             tokens,
+            cutoffs,
             inventory_rpc_url,
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             events: kit::events::BusConfig::from_env(env),
@@ -175,16 +222,34 @@ impl Logistics {
     }
 }
 
-/// Migrates the schema, connects the bus and builds the subgraph.
-pub async fn start(cfg: &LogisticsConfig) -> anyhow::Result<Logistics> {
+/// Migrates the schema, connects the bus and builds the subgraph; its relay,
+/// orders consumer and restock reconciler run beside it.
+pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
     let bus = cfg.events.connect().await?;
-    build(cfg, pool, bus)
+    let parts = build(cfg, pool, bus)?;
+    let (state, every) = (parts.state, parts.reconcile_interval);
+    Ok(Started::new(
+        NAME,
+        cfg.listen,
+        parts.router,
+        cfg.tokens.revocations.clone(),
+        Feed::Remote(cfg.cutoffs.clone()),
+    )
+    .beside("event relay", Logistics::run_relay(state.clone()))
+    .beside(
+        "orders consumer",
+        Logistics::run_orders_consumer(state.clone()),
+    )
+    .beside(
+        "restock reconciler",
+        Logistics::run_reconciler(state, every),
+    ))
 }
 
 /// The subgraph over an existing, migrated pool and a bus.
-pub fn build(cfg: &LogisticsConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Logistics> {
+pub fn build(cfg: &Config, pool: PgPool, bus: Bus) -> anyhow::Result<Logistics> {
     let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
     let state = Arc::new(LogisticsState {
         stock: StockClient::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?,

@@ -35,6 +35,7 @@ pub mod stock;
 pub mod transitions;
 
 use std::{
+    net::SocketAddr,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
@@ -42,8 +43,12 @@ use std::{
 use async_graphql::{Schema, dataloader::DataLoader};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
-    auth::{KeyRing, TokenSettings, Verifier},
-    config::Env,
+    auth::{
+        KeyRing, TokenSettings, Verifier,
+        revocation_feed::{Feed, FeedConfig},
+    },
+    component::Started,
+    config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
     events::{Bus, Consumer, ConsumerOptions, Relay},
 };
@@ -60,8 +65,14 @@ use crate::{
     schema::{ItemsLoader, Mutation, OrdersSchema, PaymentLoader, Query, Subscription},
 };
 
+/// The component's name: in commands, variables (`ORDERS_PORT`) and logs.
+pub const NAME: &str = "orders";
+
 /// The PostgreSQL schema this subgraph owns (and the `source` of its events).
-pub const DB_SCHEMA: &str = "orders";
+pub const DB_SCHEMA: &str = NAME;
+
+/// The HTTP port it listens on unless `ORDERS_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 4004;
 
 /// Migrations of the `orders` schema, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/orders");
@@ -73,12 +84,46 @@ pub const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:4002/graphql";
 /// Where users answers entity lookups unless `USERS_URL` says otherwise.
 pub const DEFAULT_USERS_URL: &str = "http://127.0.0.1:4001/graphql";
 
+/// The variables only orders reads (it also reads inventory's
+/// `RESERVATION_TTL_SECS` and `EXPIRY_SWEEP_SECS`).
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["CATALOG_URL"],
+        used_by: "orders",
+        default: "`http://127.0.0.1:4002/graphql` (`dev`: the bound address)",
+        meaning: "catalog's GraphQL, asked for product names when an order is confirmed",
+    },
+    Var {
+        names: &["USERS_URL"],
+        used_by: "orders",
+        default: "`http://127.0.0.1:4001/graphql` (`dev`: the bound address)",
+        meaning: "users' GraphQL, asked (with the caller's token) for the customer's contact and \
+                  addresses when `confirmOrder` leaves them out",
+    },
+    Var {
+        names: &["TAX_RATE"],
+        used_by: "orders",
+        default: "`0`",
+        meaning: "tax on the subtotal (`0.08` = 8 %), rounded half-up to cents",
+    },
+    Var {
+        names: &["SHIPPING_FEE", "FREE_SHIPPING_FROM"],
+        used_by: "orders",
+        default: "`0.00`, none",
+        meaning: "shipping per order, and the subtotal from which it is free",
+    },
+];
+
 /// Everything the orders subgraph needs to run.
 #[derive(Clone)]
-pub struct OrdersConfig {
+pub struct Config {
+    /// Where its HTTP server listens.
+    pub listen: SocketAddr,
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
+    /// Where the access cut-offs its tokens are checked against come from.
+    pub cutoffs: FeedConfig,
     /// Inventory's gRPC endpoint (`INVENTORY_RPC_URL`).
     pub inventory_rpc_url: String,
     /// The service credential for inventory (`INTERNAL_RPC_TOKEN`).
@@ -106,12 +151,20 @@ fn http_url(env: &mut Env, name: &str, default: &str) -> String {
     url
 }
 
-impl OrdersConfig {
-    /// Reads the configuration; `keys` stands in when no `JWT_PUBLIC_KEYS_FILE` is set (dev).
-    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+impl Config {
+    /// Reads the process environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        kit::config::from_env(|env| Self::read(env, None))
+    }
+
+    /// Reads the configuration into `env`'s problems; `keys` stands in when
+    /// no `JWT_PUBLIC_KEYS_FILE` is set (dev).
+    pub fn read(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let listen = kit::config::listen::addr(env, NAME, DEFAULT_PORT);
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
         let keys = KeyRing::verifying_from_env_or(env, keys);
+        let cutoffs = FeedConfig::from_env(env);
         let inventory_rpc_url = env
             .get("INVENTORY_RPC_URL")
             .unwrap_or_else(|| DEFAULT_INVENTORY_RPC_URL.into());
@@ -136,9 +189,11 @@ impl OrdersConfig {
             env.problem("RESERVATION_TTL_SECS must be between 1 and 86400");
         }
         Self {
+            listen,
             db,
             keys,
             tokens,
+            cutoffs,
             inventory_rpc_url,
             rpc_token: env.required("INTERNAL_RPC_TOKEN"),
             catalog_url,
@@ -232,17 +287,33 @@ impl Orders {
     }
 }
 
-/// Migrates the schema, connects the bus and builds the subgraph with the `test` payment provider.
-pub async fn start(cfg: &OrdersConfig) -> anyhow::Result<Orders> {
+/// Migrates the schema, connects the bus and builds the subgraph with the
+/// `test` payment provider; its relay, shipments consumer and expiry sweeper
+/// run beside it.
+pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
     let bus = cfg.events.connect().await?;
-    build(cfg, pool, bus, Arc::new(TestProvider::default()))
+    let parts = build(cfg, pool, bus, Arc::new(TestProvider::default()))?;
+    let (state, every) = (parts.state, parts.sweep_interval);
+    Ok(Started::new(
+        NAME,
+        cfg.listen,
+        parts.router,
+        cfg.tokens.revocations.clone(),
+        Feed::Remote(cfg.cutoffs.clone()),
+    )
+    .beside("event relay", Orders::run_relay(state.clone()))
+    .beside(
+        "shipment consumer",
+        Orders::run_shipments_consumer(state.clone()),
+    )
+    .beside("expiry sweeper", Orders::run_sweeper(state, every)))
 }
 
 /// The subgraph over an existing, migrated pool, a bus and a payment provider.
 pub fn build(
-    cfg: &OrdersConfig,
+    cfg: &Config,
     pool: PgPool,
     bus: Bus,
     payments: Arc<dyn PaymentProvider>,

@@ -26,7 +26,7 @@ pub mod schema;
 pub mod sessions;
 pub mod throttle;
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use axum::{
@@ -39,9 +39,10 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
     auth::{
         KeyRing, Role, TokenSettings,
-        revocation_feed::{AccessChangeList, LIST_PATH, Source},
+        revocation_feed::{AccessChangeList, Feed, LIST_PATH, Source},
     },
-    config::Env,
+    component::Started,
+    config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
     events::{Bus, Consumer, ConsumerOptions, Relay},
     rpc::ServiceToken,
@@ -57,15 +58,48 @@ use crate::{
     throttle::ThrottleConfig,
 };
 
+/// The component's name: in commands, variables (`USERS_PORT`) and logs.
+pub const NAME: &str = "users";
+
 /// The PostgreSQL schema this subgraph owns.
-pub const DB_SCHEMA: &str = "users";
+pub const DB_SCHEMA: &str = NAME;
+
+/// The HTTP port it listens on unless `USERS_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 4001;
 
 /// Migrations of the `users` schema, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/users");
 
+/// The variables only users reads ([`MailConfig::from_env`],
+/// [`ThrottleConfig::from_env`]; its keys are `kit::auth`'s).
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["SMTP_URL", "SMTP_FROM"],
+        used_by: "users",
+        default: "none (notifications only stored), `grocery@localhost`",
+        meaning: "`smtp://[user:pass@]host[:port]` that notification e-mails go through",
+    },
+    Var {
+        names: &["MAILER_POLL_SECS"],
+        used_by: "users",
+        default: "`5`",
+        meaning: "how often due e-mails are looked for (new ones are sent at once)",
+    },
+    Var {
+        names: &["TRUSTED_PROXIES"],
+        used_by: "users",
+        default: "loopback and private networks",
+        meaning: "peers (addresses or CIDR blocks, `none`) whose `x-forwarded-for` (right-most \
+                  entry) names the client a failed login counts against; any other peer is \
+                  itself the client",
+    },
+];
+
 /// Everything the users subgraph needs to run.
 #[derive(Clone)]
-pub struct UsersConfig {
+pub struct Config {
+    /// Where its HTTP server listens.
+    pub listen: SocketAddr,
     pub db: DbConfig,
     pub keys: KeyRing,
     pub tokens: TokenSettings,
@@ -82,10 +116,17 @@ pub struct UsersConfig {
     pub throttle: ThrottleConfig,
 }
 
-impl UsersConfig {
-    /// Reads the database, key and token settings; `keys` stands in when no
+impl Config {
+    /// Reads the process environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        kit::config::from_env(|env| Self::read(env, None))
+    }
+
+    /// Reads the listen address, database, key, token, bus, mail and
+    /// throttling settings into `env`'s problems; `keys` stands in when no
     /// `JWT_PRIVATE_KEY*` is configured (development keys).
-    pub fn from_env(env: &mut Env, keys: Option<KeyRing>) -> Self {
+    pub fn read(env: &mut Env, keys: Option<KeyRing>) -> Self {
+        let listen = kit::config::listen::addr(env, NAME, DEFAULT_PORT);
         let db = DbConfig::from_env(env, DB_SCHEMA);
         let tokens = TokenSettings::from_env(env);
         let keys = match (KeyRing::from_env(env), keys) {
@@ -96,6 +137,7 @@ impl UsersConfig {
             }
         };
         Self {
+            listen,
             db,
             keys,
             tokens,
@@ -176,17 +218,32 @@ impl Users {
     }
 }
 
-/// Migrates the schema, connects the bus and builds the subgraph with its
-/// notification tasks.
-pub async fn start(cfg: &UsersConfig) -> anyhow::Result<Users> {
+/// Migrates the schema, connects the bus and builds the subgraph; its relay,
+/// notifications consumer and mailer run beside it, and its own table of
+/// access changes fills the process's cut-offs.
+pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
     let bus = cfg.events.connect().await?;
-    build(cfg, pool, bus)
+    let parts = build(cfg, pool, bus)?;
+    let notes = parts.notifications;
+    Ok(Started::new(
+        NAME,
+        cfg.listen,
+        parts.router,
+        cfg.tokens.revocations.clone(),
+        Feed::Local(Box::new((parts.bus.clone(), parts.access_changes))),
+    )
+    .beside("event relay", Users::run_relay(parts.relay))
+    .beside(
+        "notifications consumer",
+        Users::run_notifications_consumer(notes.clone(), parts.bus),
+    )
+    .beside("mailer", Users::run_mailer(notes, parts.mailer_interval)))
 }
 
 /// The subgraph over an existing, migrated pool and a bus.
-pub fn build(cfg: &UsersConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Users> {
+pub fn build(cfg: &Config, pool: PgPool, bus: Bus) -> anyhow::Result<Users> {
     let relay = Relay::new(pool.clone(), bus.clone(), DB_SCHEMA);
     let (list_pool, ttl) = (pool.clone(), cfg.tokens.access_ttl);
     Ok(Users {
@@ -204,7 +261,7 @@ pub fn build(cfg: &UsersConfig, pool: PgPool, bus: Bus) -> anyhow::Result<Users>
 
 /// The subgraph's routes over an existing pool (already migrated); access
 /// changes are published by `relay`.
-pub fn router_with_pool(cfg: &UsersConfig, pool: PgPool, relay: Relay) -> anyhow::Result<Router> {
+pub fn router_with_pool(cfg: &Config, pool: PgPool, relay: Relay) -> anyhow::Result<Router> {
     password::warm_up();
     let issuer = Arc::new(TokenIssuer::new(cfg.keys.clone(), cfg.tokens.clone())?);
     let verifier = issuer.verifier();

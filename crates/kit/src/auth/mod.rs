@@ -17,7 +17,62 @@ use async_graphql::{Context, Enum};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    config::Var,
+    error::{ApiError, ApiResult},
+};
+
+/// The variables of keys ([`KeyRing::from_env`], [`KeyRing::verifying_from_env`]),
+/// tokens ([`TokenSettings::from_env`]) and the cut-off feed
+/// ([`revocation_feed::FeedConfig::from_env`]).
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"],
+        used_by: "users",
+        default: "required unless `JWT_PRIVATE_KEY` or `JWT_PRIVATE_KEY_FILE` (`dev`: \
+                  `.grocery/keys/signing.pem`)",
+        meaning: "RSA private key (PEM, ≥ 2048 bits) that signs tokens",
+    },
+    Var {
+        names: &["JWT_PUBLIC_KEYS_FILE"],
+        used_by: "every component",
+        default: "`dev`: the dev key; users: none",
+        meaning: "PEM public key(s) of the users subgraph, which the others verify tokens with \
+                  (`grocery keygen` prints it); to users, extra keys still accepted and published \
+                  (key rotation)",
+    },
+    Var {
+        names: &["JWT_ISSUER", "JWT_AUDIENCE"],
+        used_by: "users (signs), every verifier",
+        default: "`grocery-users`, `grocery`",
+        meaning: "`iss` / `aud` of every token",
+    },
+    Var {
+        names: &["ACCESS_TOKEN_TTL_SECS"],
+        used_by: "users",
+        default: "`900` (15 min)",
+        meaning: "access-token lifetime",
+    },
+    Var {
+        names: &["REFRESH_TOKEN_TTL_SECS"],
+        used_by: "users",
+        default: "`604800` (7 days)",
+        meaning: "refresh-token lifetime",
+    },
+    Var {
+        names: &["INTERNAL_RPC_TOKEN"],
+        used_by: "every subgraph, gateway, `seed`",
+        default: "required (`dev`: random per run)",
+        meaning: "service credential of the gRPC stock API and of users' list of access changes",
+    },
+    Var {
+        names: &["REVOCATIONS_URL"],
+        used_by: "every subgraph but users, gateway",
+        default: "`USERS_URL` or `JWKS_URL` on users' host, else \
+                  `http://127.0.0.1:4001/internal/access-changes`",
+        meaning: "users' list of recent access changes, loaded at start and every 15 s",
+    },
+];
 
 /// What a principal may do. Stored as its upper-case name.
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize, Deserialize)]

@@ -23,7 +23,10 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::{
+    sync::{broadcast::error::RecvError, watch},
+    task::JoinSet,
+};
 
 use super::revocation::{ACCESS_CHANGED, AccessChange, Revocations};
 use crate::{
@@ -58,6 +61,18 @@ pub struct FeedConfig {
     pub service_token: String,
     /// Where `user.access_changed` events arrive.
     pub bus: BusConfig,
+}
+
+impl Default for FeedConfig {
+    /// Users' list at its default address over the in-process bus, without a
+    /// service token: a configuration built by hand (tests) that is never followed.
+    fn default() -> Self {
+        Self {
+            list_url: DEFAULT_LIST_URL.into(),
+            service_token: String::new(),
+            bus: BusConfig::default(),
+        }
+    }
 }
 
 impl FeedConfig {
@@ -221,4 +236,57 @@ pub async fn connect(
     let bus = config.bus.connect().await?;
     let source = config.source()?;
     Ok(follow(table, bus, source))
+}
+
+/// Where a process's table is filled from.
+pub enum Feed {
+    /// The users subgraph's own table, and its bus.
+    Local(Box<(Bus, Source)>),
+    /// The users subgraph's list over HTTP, and the bus the settings name.
+    Remote(FeedConfig),
+}
+
+impl Feed {
+    /// Keeps `table` filled in `tasks` until `stop` turns true; a feed that
+    /// ends before is a failure.
+    pub async fn spawn(
+        self,
+        table: Revocations,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let follow: Pin<Box<dyn Future<Output = ()> + Send>> = match self {
+            Feed::Local(local) => {
+                let (bus, source) = *local;
+                Box::pin(follow(table, bus, source))
+            }
+            Feed::Remote(config) => Box::pin(connect(table, &config).await?),
+        };
+        tasks.spawn(async move {
+            tokio::select! {
+                () = follow => anyhow::bail!("the access cut-off feed ended unexpectedly"),
+                _ = stop.wait_for(|s| *s) => Ok(()),
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Waits until every table is loaded, or `patience` ran out (then says so).
+pub async fn primed(tables: &[Revocations], patience: Duration) -> bool {
+    let loaded = async {
+        for table in tables {
+            table.primed().await;
+        }
+    };
+    match tokio::time::timeout(patience, loaded).await {
+        Ok(()) => true,
+        Err(_) => {
+            tracing::warn!(
+                "the access cut-offs are not loaded yet (is the users subgraph up?); \
+                 access tokens are refused with SERVICE_UNAVAILABLE until they are"
+            );
+            false
+        }
+    }
 }

@@ -36,6 +36,31 @@ pub use consumer::{
 };
 pub use relay::Relay;
 
+/// The variables of the bus ([`BusConfig::from_env`]) and of consumers.
+pub const ENV: &[crate::config::Var] = &[
+    crate::config::Var {
+        names: &["REDIS_URL"],
+        used_by: "every component",
+        default: "none: in-process bus",
+        meaning: "Redis for the event bus (Redis Streams, one consumer group per consumer; every \
+                  process also reads the whole stream for access changes; run it with \
+                  persistence), and the gateway's APQ documents and rate-limit buckets",
+    },
+    crate::config::Var {
+        names: &["EVENT_STREAM"],
+        used_by: "every component",
+        default: "`grocery:events`",
+        meaning: "the Redis stream events go to (dead letters: `<stream>:dead`)",
+    },
+    crate::config::Var {
+        names: &["CONSUMER_NAME"],
+        used_by: "orders, users, logistics",
+        default: "host name and pid",
+        meaning: "this replica's name in the consumer groups; a restarted replica with the same \
+                  name resumes its pending events at once",
+    },
+];
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

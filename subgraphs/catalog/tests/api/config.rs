@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 
-use catalog::CatalogConfig;
 use kit::config::Env;
 
 use crate::support::KEYS;
@@ -19,7 +18,7 @@ fn configuration_defaults_the_inventory_url_and_lists_everything_missing() {
         ("DATABASE_URL", "postgres://db/grocery"),
         ("INTERNAL_RPC_TOKEN", "t0ken"),
     ]);
-    let cfg = CatalogConfig::from_env(&mut ok, Some(KEYS.clone()));
+    let cfg = catalog::Config::read(&mut ok, Some(KEYS.clone()));
     ok.finish().expect("complete configuration");
     assert_eq!(cfg.db.schema, "catalog");
     assert_eq!(cfg.inventory_rpc_url, "http://127.0.0.1:50051");
@@ -30,13 +29,13 @@ fn configuration_defaults_the_inventory_url_and_lists_everything_missing() {
         ("INVENTORY_RPC_URL", "http://inventory:50051"),
         ("INTERNAL_RPC_TOKEN", "t0ken"),
     ]);
-    let cfg = CatalogConfig::from_env(&mut own, Some(KEYS.clone()));
+    let cfg = catalog::Config::read(&mut own, Some(KEYS.clone()));
     own.finish().expect("complete configuration");
     assert_eq!(cfg.db.url, "postgres://catalog-db/c");
     assert_eq!(cfg.inventory_rpc_url, "http://inventory:50051");
 
     let mut missing = env(&[("INVENTORY_RPC_URL", "not a url")]);
-    CatalogConfig::from_env(&mut missing, None);
+    catalog::Config::read(&mut missing, None);
     let problems = missing.finish().unwrap_err().0.join("\n");
     for expected in [
         "CATALOG_DATABASE_URL or DATABASE_URL",

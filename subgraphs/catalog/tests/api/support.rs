@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, LazyLock, Mutex},
 };
 
-use catalog::{CatalogConfig, StockRegistry};
+use catalog::StockRegistry;
 use futures::{FutureExt, future::BoxFuture};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
@@ -111,13 +111,15 @@ impl TestApp {
         let db =
             TestDatabase::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS, &migrations_dir()).await;
         let log = StatementLog::default();
-        let cfg = CatalogConfig {
+        let cfg = catalog::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: DbConfig {
                 statement_log: Some(log.clone()),
                 ..db.config.clone()
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             inventory_rpc_url: catalog::DEFAULT_INVENTORY_RPC_URL.into(),
             rpc_token: "test-rpc-token".into(),
         };

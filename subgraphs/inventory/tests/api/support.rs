@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use diesel::sql_types;
 use diesel_async::RunQueryDsl;
 use inventory::{
-    InventoryConfig,
     db::Line,
     items,
     restock::{self, Delivery, Receipt, RestockItem},
@@ -27,7 +26,7 @@ pub const TOKEN: &str = "test-service-token";
 pub struct Stockroom {
     pub pool: PgPool,
     pub log: StatementLog,
-    pub config: InventoryConfig,
+    pub config: inventory::Config,
     _db: TestDatabase,
 }
 
@@ -47,7 +46,8 @@ impl Stockroom {
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/inventory");
         let db = TestDatabase::new(inventory::DB_SCHEMA, &inventory::MIGRATIONS, &migrations).await;
         let log = StatementLog::default();
-        let config = InventoryConfig {
+        let config = inventory::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: DbConfig {
                 statement_log: Some(log.clone()),
                 max_connections: 24,
@@ -55,6 +55,7 @@ impl Stockroom {
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             rpc_token: TOKEN.into(),
             reservation_ttl: TTL,

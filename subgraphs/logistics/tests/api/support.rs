@@ -12,14 +12,14 @@ use std::{
 use chrono::Utc;
 use diesel::sql_types;
 use diesel_async::RunQueryDsl;
-use inventory::{InventoryConfig, rpc::StockServiceChecked};
+use inventory::rpc::StockServiceChecked;
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::PgPool,
     events::{Applied, Bus, Consumer, ConsumerOptions, Event},
     testing::{TestClient, TestDatabase, access_token},
 };
-use logistics::{LogisticsConfig, LogisticsState, events::ShipmentsHandler};
+use logistics::{LogisticsState, events::ShipmentsHandler};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -60,7 +60,7 @@ pub struct Depot {
     pub state: Arc<LogisticsState>,
     pub pool: PgPool,
     pub inventory_pool: PgPool,
-    pub config: LogisticsConfig,
+    pub config: logistics::Config,
     pub admin: String,
     pub truck: String,
     pub truck_id: Uuid,
@@ -92,10 +92,12 @@ impl Depot {
         // A token of its own: should the port of a stopped inventory be taken
         // by another test's, calls to it are refused, not answered.
         let rpc_token = Uuid::new_v4().simple().to_string();
-        let inventory_cfg = InventoryConfig {
+        let inventory_cfg = inventory::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: inventory_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             rpc_token: rpc_token.clone(),
             reservation_ttl: Duration::from_secs(900),
@@ -129,10 +131,12 @@ impl Depot {
             drop(listener);
             Some((rpc_addr, stock_api))
         };
-        let config = LogisticsConfig {
+        let config = logistics::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: logistics_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             inventory_rpc_url: rpc_url,
             rpc_token,
             events: Default::default(),

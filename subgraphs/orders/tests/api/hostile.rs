@@ -75,7 +75,7 @@ async fn an_inventory_that_does_not_answer_is_service_unavailable_without_its_ad
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let rpc_url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let config = orders::OrdersConfig {
+    let config = orders::Config {
         inventory_rpc_url: rpc_url,
         ..shop.config.clone()
     };

@@ -10,16 +10,13 @@ use std::{
 
 use diesel::sql_types;
 use diesel_async::RunQueryDsl;
-use inventory::{
-    InventoryConfig,
-    restock::{Delivery, RestockItem},
-};
+use inventory::restock::{Delivery, RestockItem};
 use kit::{
     auth::{KeyRing, Role, SigningKey, TokenSettings},
     db::PgPool,
     testing::{TestClient, TestDatabase, access_token},
 };
-use orders::{Charges, OrdersConfig, OrdersState, TestProvider};
+use orders::{Charges, OrdersState, TestProvider};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -76,7 +73,7 @@ pub struct Shop {
     pub pool: PgPool,
     pub inventory_pool: PgPool,
     pub admin: String,
-    pub config: OrdersConfig,
+    pub config: orders::Config,
     pub statements: Statements,
     _dbs: (TestDatabase, TestDatabase, TestDatabase),
 }
@@ -121,7 +118,8 @@ impl Shop {
         let statements = Statements::default();
         let log = |log: &kit::db::StatementLog| options.log_statements.then(|| log.clone());
 
-        let inventory_cfg = InventoryConfig {
+        let inventory_cfg = inventory::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: kit::db::DbConfig {
                 max_connections: 24,
                 statement_log: log(&statements.inventory),
@@ -129,6 +127,7 @@ impl Shop {
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             rpc_token: RPC_TOKEN.into(),
             reservation_ttl: Duration::from_secs(900),
@@ -147,13 +146,15 @@ impl Shop {
             std::future::pending(),
         ));
 
-        let catalog_cfg = catalog::CatalogConfig {
+        let catalog_cfg = catalog::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: kit::db::DbConfig {
                 statement_log: log(&statements.catalog),
                 ..catalog_db.config.clone()
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             inventory_rpc_url: rpc_url.clone(),
             rpc_token: RPC_TOKEN.into(),
         };
@@ -163,7 +164,8 @@ impl Shop {
         let catalog_router = catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap();
         let catalog_url = format!("{}/graphql", serve_http(catalog_router).await);
 
-        let config = OrdersConfig {
+        let config = orders::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: kit::db::DbConfig {
                 max_connections: 24,
                 statement_log: log(&statements.orders),
@@ -171,6 +173,7 @@ impl Shop {
             },
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
+            cutoffs: Default::default(),
             inventory_rpc_url: rpc_url,
             rpc_token: RPC_TOKEN.into(),
             catalog_url,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::{body::Body, http::Request};
 use serde_json::{Value, json};
-use users::{MailConfig, UsersConfig, throttle::ThrottleConfig};
+use users::{MailConfig, throttle::ThrottleConfig};
 
 use crate::support::*;
 
@@ -196,7 +196,8 @@ async fn a_database_that_does_not_answer_is_service_unavailable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let cfg = UsersConfig {
+    let cfg = users::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
         db: kit::db::DbConfig {
             url: format!("postgres://postgres@127.0.0.1:{port}/nowhere"),
             schema: users::DB_SCHEMA.into(),

@@ -13,7 +13,7 @@ use kit::{
 };
 use serde_json::{Value, json};
 use users::{
-    MailConfig, Notifications, NotificationsHandler, Users, UsersConfig,
+    MailConfig, Notifications, NotificationsHandler, Users,
     accounts::NewAccount,
     db::{Notification, schema::notifications},
     throttle::ThrottleConfig,
@@ -68,7 +68,8 @@ impl TestApp {
         let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
         let log = StatementLog::default();
         let revocations = Revocations::new();
-        let cfg = UsersConfig {
+        let cfg = users::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
             db: DbConfig {
                 statement_log: Some(log.clone()),
                 ..db.config.clone()

@@ -1,0 +1,327 @@
+//! How each of the gateway's settings is read: durations as people write
+//! them, `name=value` lists, limits, serving threads, edge policies. Each
+//! reader takes its variables' defaults from the option types and records
+//! what it cannot read in `env`.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use settings::Env;
+
+use crate::{
+    pipeline::{limits::Limits, persisted::PersistedOptions, ratelimit::RateLimits},
+    server::{ConnectionTimeouts, GatewayOptions, Serving, csrf::CsrfPolicy, threads},
+    subscriptions::SubscriptionOptions,
+};
+
+use super::DEFAULT_PERSISTED_DIR;
+
+/// `250ms`, `2s` or `1.5s`: a timeout as people write it (up to an hour).
+fn parse_timeout(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (number, scale) = match raw.strip_suffix("ms") {
+        Some(ms) => (ms, 0.001),
+        None => (raw.strip_suffix('s')?, 1.0),
+    };
+    let seconds = number.trim().parse::<f64>().ok()? * scale;
+    (seconds > 0.0 && seconds <= 3600.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The duration in `name`, `default` when unset; `example` says what one looks like.
+pub(super) fn duration(env: &mut Env, name: &str, default: Duration, example: &str) -> Duration {
+    match env.get(name) {
+        None => default,
+        Some(raw) => parse_timeout(&raw).unwrap_or_else(|| {
+            env.problem(format!("{name}: {raw:?} is not {example}"));
+            default
+        }),
+    }
+}
+
+/// `GATEWAY_THREADS` serving threads (default: one per core), each polling
+/// for windows of at most `GATEWAY_POLL_US` microseconds after a request
+/// starts, fetches or ends while nearly idle (default 1000, at most 10 000; 0
+/// turns it off) and executing at most `GATEWAY_EXECUTIONS` operations at
+/// once (default 20; 0: no bound); `HEAD_TIMEOUT`, `IDLE_TIMEOUT`.
+pub(super) fn serving(env: &mut Env) -> Serving {
+    let default = Serving::default();
+    let threads = env.parse_or("GATEWAY_THREADS", default.threads);
+    if threads == 0 {
+        env.problem("GATEWAY_THREADS must be at least 1");
+    }
+    let poll = env.parse_or("GATEWAY_POLL_US", default.poll.as_micros() as u64);
+    let max = threads::MAX_POLL.as_micros();
+    if u128::from(poll) > max {
+        env.problem(format!(
+            "GATEWAY_POLL_US={poll} is more than {max} (that much spinning after every request)"
+        ));
+    }
+    let timeout = "a timeout like 10s or 500ms";
+    let timeouts = ConnectionTimeouts {
+        head: duration(env, "HEAD_TIMEOUT", default.timeouts.head, timeout),
+        idle: duration(env, "IDLE_TIMEOUT", default.timeouts.idle, timeout),
+    };
+    Serving {
+        threads,
+        poll: Duration::from_micros(poll),
+        executions: env.parse_or("GATEWAY_EXECUTIONS", default.executions),
+        timeouts,
+    }
+}
+
+/// `CSRF_PREVENTION` (default on) and `CSRF_REQUIRED_HEADERS` (the headers
+/// any of which marks a request as a script's; see [`crate::server::csrf`]).
+pub(super) fn csrf_policy(env: &mut Env) -> CsrfPolicy {
+    let policy =
+        match CsrfPolicy::with_headers(&env.get("CSRF_REQUIRED_HEADERS").unwrap_or_default()) {
+            Ok(policy) => policy,
+            Err(why) => {
+                env.problem(format!("CSRF_REQUIRED_HEADERS: {why}"));
+                Default::default()
+            }
+        };
+    CsrfPolicy {
+        enabled: env.parse_or("CSRF_PREVENTION", true),
+        ..policy
+    }
+}
+
+/// `MAX_ERRORS`: the most errors one response carries (at least 1).
+pub(super) fn max_errors(env: &mut Env) -> usize {
+    let max = env.parse_or("MAX_ERRORS", crate::pipeline::DEFAULT_MAX_ERRORS);
+    if max == 0 {
+        env.problem("MAX_ERRORS must be at least 1");
+    }
+    max
+}
+
+/// `METRICS_ADDR`: where `/metrics` gets a listener of its own (an address
+/// Prometheus reaches and the public does not), if set.
+pub(super) fn metrics_addr(env: &mut Env) -> Option<SocketAddr> {
+    let raw = env.get("METRICS_ADDR")?;
+    match raw.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            env.problem(format!(
+                "METRICS_ADDR={raw:?} is not an address like 127.0.0.1:9464"
+            ));
+            None
+        }
+    }
+}
+
+/// `name=url,…` in the variable `var`, each URL starting with `scheme`:
+/// `SUBGRAPH_URLS` (where subgraphs really are when that differs from the
+/// supergraph) and `SUBGRAPH_READY_URLS` (health URLs of subgraphs whose
+/// readiness is not at `/ready` beside their GraphQL path).
+pub(super) fn name_urls(env: &mut Env, var: &str, scheme: &str) -> HashMap<String, String> {
+    let mut urls = HashMap::new();
+    let raw = env.get(var).unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((name, url)) if !name.trim().is_empty() && url.trim().starts_with(scheme) => {
+                urls.insert(name.trim().to_owned(), url.trim().to_owned());
+            }
+            _ => env.problem(format!("{var}: {pair:?} is not name=http://…")),
+        }
+    }
+    urls
+}
+
+/// `SUBGRAPH_TIMEOUT=10s` for every subgraph, and
+/// `SUBGRAPH_TIMEOUTS="inventory=2s,orders=1500ms"` for the ones that differ.
+pub(super) fn subgraph_timeouts(env: &mut Env) -> (Duration, HashMap<String, Duration>) {
+    let default = duration(
+        env,
+        "SUBGRAPH_TIMEOUT",
+        GatewayOptions::default().subgraph_timeout,
+        "a timeout like 10s or 500ms (up to 3600s)",
+    );
+    let mut each = HashMap::new();
+    let raw = env.get("SUBGRAPH_TIMEOUTS").unwrap_or_default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair
+            .split_once('=')
+            .and_then(|(name, t)| Some((name.trim(), parse_timeout(t)?)))
+        {
+            Some((name, timeout)) if !name.is_empty() => {
+                each.insert(name.to_owned(), timeout);
+            }
+            _ => env.problem(format!(
+                "SUBGRAPH_TIMEOUTS: {pair:?} is not name=timeout (like inventory=2s)"
+            )),
+        }
+    }
+    (default, each)
+}
+
+/// The document and variables limits (`MAX_*`) and `PLAN_TIMEOUT`.
+pub(super) fn limits(env: &mut Env) -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_tokens: env.parse_or("MAX_TOKENS", defaults.max_tokens),
+        max_depth: env.parse_or("MAX_DEPTH", defaults.max_depth),
+        max_fields: env.parse_or("MAX_FIELDS", defaults.max_fields),
+        max_aliases: env.parse_or("MAX_ALIASES", defaults.max_aliases),
+        max_root_fields: env.parse_or("MAX_ROOT_FIELDS", defaults.max_root_fields),
+        max_directives: env.parse_or("MAX_DIRECTIVES", defaults.max_directives),
+        max_variable_values: env.parse_or("MAX_VARIABLE_VALUES", defaults.max_variable_values),
+        max_variable_depth: env.parse_or("MAX_VARIABLE_DEPTH", defaults.max_variable_depth),
+        max_plan_time: duration(
+            env,
+            "PLAN_TIMEOUT",
+            defaults.max_plan_time,
+            "a timeout like 2s or 500ms",
+        ),
+    }
+}
+
+/// `SUBSCRIPTIONS_PER_CONNECTION`, `SUBSCRIPTIONS_PER_USER` and
+/// `SUBSCRIPTION_BUFFER` (messages queued for a client before it counts as
+/// not reading), over the defaults.
+pub(super) fn subscription_options(env: &mut Env) -> SubscriptionOptions {
+    let defaults = SubscriptionOptions::default();
+    SubscriptionOptions {
+        per_connection: env.parse_or("SUBSCRIPTIONS_PER_CONNECTION", defaults.per_connection),
+        per_user: env.parse_or("SUBSCRIPTIONS_PER_USER", defaults.per_user),
+        buffer: env.parse_or("SUBSCRIPTION_BUFFER", defaults.buffer).max(1),
+        ..defaults
+    }
+}
+
+/// Persisted documents and rate limits: `PERSISTED_DIR` (trusted-document
+/// manifests), `PERSISTED_ONLY`, `APQ`, `RATE_LIMITS` (see
+/// [`RateLimits::parse`]), `RATE_LIMIT_IP_HEADER`; APQ documents and rate
+/// buckets are shared through `REDIS_URL` when it is set.
+pub(super) fn edge_options(env: &mut Env) -> (PersistedOptions, RateLimits) {
+    let redis_url = env.get("REDIS_URL");
+    let defaults = PersistedOptions::default();
+    let persisted = PersistedOptions {
+        manifests: Some(
+            env.get("PERSISTED_DIR")
+                .unwrap_or_else(|| DEFAULT_PERSISTED_DIR.into())
+                .into(),
+        ),
+        only: env.parse_or("PERSISTED_ONLY", false),
+        only_roles: persisted_only_roles(env),
+        apq: env.parse_or("APQ", defaults.apq),
+        redis_url: redis_url.clone(),
+        ..defaults
+    };
+    let mut rate_limits = match RateLimits::parse(&env.get("RATE_LIMITS").unwrap_or_default()) {
+        Ok(limits) => limits,
+        Err(why) => {
+            env.problem(format!("RATE_LIMITS: {why}"));
+            Default::default()
+        }
+    };
+    if let Some(header) = env.get("RATE_LIMIT_IP_HEADER") {
+        match axum::http::HeaderName::try_from(header.trim().to_ascii_lowercase()) {
+            Ok(name) => rate_limits.ip_header = Some(name),
+            Err(_) => env.problem(format!(
+                "RATE_LIMIT_IP_HEADER: {header:?} is not a header name"
+            )),
+        }
+    }
+    rate_limits.redis_url = redis_url;
+    (persisted, rate_limits)
+}
+
+/// The roles whose tokens run only manifest documents: `PERSISTED_ONLY_ROLES`,
+/// a comma-separated list of role names, `off` for none. The gateway knows
+/// no roles: the default is the name grocery's tokens give integrations,
+/// and a deployment over another supergraph names its own.
+pub(super) fn persisted_only_roles(env: &mut Env) -> Vec<auth::RoleName> {
+    let raw = env
+        .get("PERSISTED_ONLY_ROLES")
+        .unwrap_or_else(|| DEFAULT_PERSISTED_ONLY_ROLES.into());
+    if raw.trim() == "off" {
+        return Vec::new();
+    }
+    let mut roles = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.parse() {
+            Ok(role) => roles.push(role),
+            Err(err) => env.problem(format!("PERSISTED_ONLY_ROLES: {err}")),
+        }
+    }
+    roles
+}
+
+/// See [`persisted_only_roles`].
+const DEFAULT_PERSISTED_ONLY_ROLES: &str = "PARTNER";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persisted_only_roles_default_to_partners_and_every_bad_name_is_listed() {
+        let names = |env: &mut Env| -> Vec<String> {
+            persisted_only_roles(env)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let mut env = env_of(&[]);
+        assert_eq!(names(&mut env), ["PARTNER"]);
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", " PARTNER, TRUCK ,")]);
+        assert_eq!(names(&mut env), ["PARTNER", "TRUCK"]);
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", "off")]);
+        assert!(names(&mut env).is_empty());
+        assert!(env.finish().is_ok());
+
+        let mut env = env_of(&[("PERSISTED_ONLY_ROLES", "partner,PARTNER,TRUCK-2")]);
+        assert_eq!(names(&mut env), ["PARTNER"]);
+        let problems = env.finish().unwrap_err().0;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("\"partner\""), "{problems:?}");
+        assert!(problems[1].contains("\"TRUCK-2\""), "{problems:?}");
+    }
+    use crate::config::tests::env_of;
+
+    #[test]
+    fn timeouts_read_as_people_write_them() {
+        assert_eq!(parse_timeout("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(" 1500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("0.25s"), Some(Duration::from_millis(250)));
+        for bad in ["", "2", "s", "0s", "-1s", "2h", "4000s", "fast"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_gateway_is_served_as_its_environment_says() {
+        let mut env = env_of(&[]);
+        let serving = super::serving(&mut env);
+        assert!(env.finish().is_ok());
+        assert_eq!(serving.threads, threads::default_threads());
+        assert_eq!(serving.poll, threads::DEFAULT_POLL);
+        assert_eq!(serving.executions, threads::DEFAULT_EXECUTIONS);
+
+        let mut env = env_of(&[
+            ("GATEWAY_THREADS", "3"),
+            ("GATEWAY_POLL_US", "0"),
+            ("GATEWAY_EXECUTIONS", "0"),
+        ]);
+        let serving = super::serving(&mut env);
+        assert!(env.finish().is_ok());
+        assert_eq!(
+            (serving.threads, serving.poll, serving.executions),
+            (3, Duration::ZERO, 0)
+        );
+
+        for (threads, poll, problem) in [
+            ("0", "soon", "GATEWAY_POLL_US=\"soon\" is not valid"),
+            ("0", "20000", "GATEWAY_POLL_US=20000 is more than 10000"),
+        ] {
+            let mut env = env_of(&[("GATEWAY_THREADS", threads), ("GATEWAY_POLL_US", poll)]);
+            super::serving(&mut env);
+            let problems = env.finish().unwrap_err().to_string();
+            assert!(
+                problems.contains("GATEWAY_THREADS must be at least 1")
+                    && problems.contains(problem),
+                "{problems}"
+            );
+        }
+    }
+}

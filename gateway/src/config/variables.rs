@@ -1,0 +1,232 @@
+//! Every variable the gateway reads besides the listen address, keys,
+//! tokens and the bus (every component's), declared once for README's
+//! table (`grocery env`).
+
+use settings::Var;
+
+/// The gateway's own variables.
+pub const ENV: &[Var] = &[
+    Var {
+        names: &["GATEWAY_THREADS"],
+        used_by: "gateway",
+        default: "one per core",
+        meaning: "threads serving the API, each a single-threaded runtime that runs its \
+                  connections' requests to the end",
+    },
+    Var {
+        names: &["GATEWAY_EXECUTIONS"],
+        used_by: "gateway",
+        default: "`20`",
+        meaning: "operations each serving thread executes at once; the others wait their turn, \
+                  at most 50 ms, then run anyway (`0`: no bound). Bounds the memory of a burst",
+    },
+    Var {
+        names: &["GATEWAY_POLL_US"],
+        used_by: "gateway",
+        default: "`1000`",
+        meaning: "while a serving thread has at most one request in flight, it polls its sockets \
+                  instead of sleeping after a request starts, sends a fetch or ends, for windows \
+                  that follow how long its subgraphs take to answer and its clients to come back, \
+                  of at most this many µs (`0`: never; at most `10000`)",
+    },
+    Var {
+        names: &["SUBGRAPH_DEDUPLICATION"],
+        used_by: "`serve gateway`",
+        default: "`true`",
+        meaning: "identical subgraph queries in flight at once (same subgraph, token and body) \
+                  share one fetch; no fetch of a mutation's plan is ever shared",
+    },
+    Var {
+        names: &["SUPERGRAPH_PATH"],
+        used_by: "`serve gateway`",
+        default: "`schema/supergraph.graphql`",
+        meaning: "the supergraph to serve (`dev` composes its own)",
+    },
+    Var {
+        names: &["INTROSPECTION"],
+        used_by: "`serve gateway`",
+        default: "`false` (`dev`: on)",
+        meaning: "answer `__schema`/`__type`",
+    },
+    Var {
+        names: &["GRAPHIQL"],
+        used_by: "`serve gateway`",
+        default: "`false` (`dev`: on)",
+        meaning: "a browser's GET `/graphql` gets the GraphiQL page (useful with \
+                  `INTROSPECTION=true`)",
+    },
+    Var {
+        names: &["METRICS_ADDR"],
+        used_by: "gateway",
+        default: "none: `serve` has no `/metrics`, `dev` serves it on the API port",
+        meaning: "`host:port` of a listener of its own for `/metrics` (e.g. `0.0.0.0:9464` in a \
+                  container, scraped inside the cluster); `serve gateway` never serves \
+                  `/metrics` on the API port",
+    },
+    Var {
+        names: &["CSRF_PREVENTION"],
+        used_by: "gateway",
+        default: "`true`",
+        meaning: "refuse operations a browser could send cross-site without a preflight (see \
+                  [Cross-site requests](#cross-site-requests)); `false` only behind something \
+                  that does it",
+    },
+    Var {
+        names: &["CSRF_REQUIRED_HEADERS"],
+        used_by: "gateway",
+        default: "`apollo-require-preflight,x-apollo-operation-name,graphql-preflight`",
+        meaning: "headers any of which marks a request as sent by a script",
+    },
+    Var {
+        names: &["MAX_ERRORS"],
+        used_by: "gateway",
+        default: "`100`",
+        meaning: "the most errors one response carries; the last one (`TOO_MANY_ERRORS`, \
+                  `extensions.dropped`) says how many more were left out",
+    },
+    Var {
+        names: &["SUBGRAPH_READY_URLS"],
+        used_by: "`serve gateway`",
+        default: "each subgraph's `/ready` beside its GraphQL path",
+        meaning: "`name=http://…,…` health URLs `/ready` asks instead (a subgraph with no such \
+                  page, 404, is asked `{ __typename }`)",
+    },
+    Var {
+        names: &["READY_CACHE"],
+        used_by: "`serve gateway`",
+        default: "`2s`",
+        meaning: "how long `/ready` reuses its subgraphs' answers (each probe has 2 s)",
+    },
+    Var {
+        names: &["CORS_ORIGINS"],
+        used_by: "`serve gateway`",
+        default: "none (`dev`: any localhost origin)",
+        meaning: "browser origins allowed: `*`, `localhost`, or \
+                  `https://a.example,https://b.example`",
+    },
+    Var {
+        names: &["CORS_CREDENTIALS"],
+        used_by: "`serve gateway`",
+        default: "`false`",
+        meaning: "let browsers send credentials",
+    },
+    Var {
+        names: &[
+            "MAX_TOKENS",
+            "MAX_DEPTH",
+            "MAX_FIELDS",
+            "MAX_ALIASES",
+            "MAX_ROOT_FIELDS",
+            "MAX_DIRECTIVES",
+        ],
+        used_by: "`serve gateway`",
+        default: "`15000`, `15`, `5000`, `30`, `20`, `50`",
+        meaning: "document limits, measured on the parsed document before validation and \
+                  planning, fragments counted where they are spread without expanding them (see \
+                  [Hostile operations](#hostile-operations)); over one: HTTP 400 with \
+                  `extensions.code` `MAX_<LIMIT>_LIMIT`",
+    },
+    Var {
+        names: &["MAX_VARIABLE_VALUES", "MAX_VARIABLE_DEPTH"],
+        used_by: "`serve gateway`",
+        default: "`10000`, `16`",
+        meaning: "values in a request's variables and their nesting; over: 400 \
+                  `MAX_VARIABLES_LIMIT`",
+    },
+    Var {
+        names: &["PLAN_TIMEOUT"],
+        used_by: "`serve gateway`",
+        default: "`2s`",
+        meaning: "planning deadline; past it 400 `PLAN_TIMEOUT`. Planning also stops when the \
+                  client leaves or the request times out (30 s, 504). Bodies over 256 KiB get \
+                  413 (1 MiB on a subgraph's own port)",
+    },
+    Var {
+        names: &["HEAD_TIMEOUT", "IDLE_TIMEOUT"],
+        used_by: "gateway",
+        default: "`10s`, `60s`",
+        meaning: "a request's head must arrive within `HEAD_TIMEOUT` of the connection opening \
+                  or the request's first byte (its body within as long again), or the \
+                  connection is closed; a keep-alive connection may rest `IDLE_TIMEOUT` between \
+                  requests (connections hyper serves, i.e. everything but `POST /graphql`, rest \
+                  `HEAD_TIMEOUT`). Heads are at most 64 KiB and 100 headers (431 beyond)",
+    },
+    Var {
+        names: &["REQUEST_MEMORY_BUDGET"],
+        used_by: "`serve gateway`",
+        default: "`33554432` (32 MiB)",
+        meaning: "bytes of subgraph answers one request may hold; past it the remaining fetches \
+                  fail with a `SUBGRAPH_ERROR`",
+    },
+    Var {
+        names: &["SUBSCRIPTIONS_PER_CONNECTION", "SUBSCRIPTIONS_PER_USER"],
+        used_by: "`serve gateway`",
+        default: "`100`, `200`",
+        meaning: "subscriptions open at once on one WebSocket, and by one user on this gateway \
+                  (all connections, WebSocket and SSE)",
+    },
+    Var {
+        names: &["SUBSCRIPTION_BUFFER"],
+        used_by: "`serve gateway`",
+        default: "`64`",
+        meaning: "messages waiting for a client before it counts as not reading (at least 1)",
+    },
+    Var {
+        names: &["PERSISTED_DIR"],
+        used_by: "gateway",
+        default: "`schema/persisted`",
+        meaning: "trusted-document manifests, `<client>.json` each (reloaded on change)",
+    },
+    Var {
+        names: &["PERSISTED_ONLY"],
+        used_by: "gateway",
+        default: "`false`",
+        meaning: "only manifest documents run, for every caller (also `--persisted-only`)",
+    },
+    Var {
+        names: &["PERSISTED_ONLY_ROLES"],
+        used_by: "gateway",
+        default: "`PARTNER`",
+        meaning: "roles whose tokens run only manifest documents (comma-separated; `off`: none)",
+    },
+    Var {
+        names: &["APQ"],
+        used_by: "gateway",
+        default: "`true`",
+        meaning: "automatic persisted queries (kept in Redis with `REDIS_URL`)",
+    },
+    Var {
+        names: &["RATE_LIMITS"],
+        used_by: "gateway",
+        default: "see [Rate limits](#rate-limits)",
+        meaning: "`off` or `user\\|ip.query\\|mutation\\|subscription\\|*=N/s[:burst],…`",
+    },
+    Var {
+        names: &["RATE_LIMIT_IP_HEADER"],
+        used_by: "gateway",
+        default: "none (the peer address)",
+        meaning: "a proxy's client-address header, e.g. `x-forwarded-for`",
+    },
+    Var {
+        names: &["SUBGRAPH_URLS"],
+        used_by: "`serve gateway`",
+        default: "the supergraph's URLs",
+        meaning: "`name=url,…` where subgraphs really are (containers, clusters)",
+    },
+    Var {
+        names: &["SUBGRAPH_TIMEOUT", "SUBGRAPH_TIMEOUTS"],
+        used_by: "`serve gateway`",
+        default: "`10s`, none",
+        meaning: "how long a subgraph may take; `name=2s,name=500ms,…` for subgraphs that differ \
+                  (a late subgraph gives partial data and a `SUBGRAPH_ERROR` naming the timeout, \
+                  never a hung request)",
+    },
+    Var {
+        names: &["JWKS_URL"],
+        used_by: "`serve gateway`",
+        default: "none",
+        meaning: "the users subgraph's JWKS (e.g. `http://users:4001/.well-known/jwks.json`) \
+                  instead of a key file; fetched again when a token names an unknown key (at \
+                  most every 30 s)",
+    },
+];

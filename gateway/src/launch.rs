@@ -1,0 +1,149 @@
+//! What the launcher runs: [`start`] builds a gateway from its [`Config`];
+//! [`Started::spawn`] binds the API's listener (and the metrics' one) and
+//! serves them, with the watchers that reload the supergraph file and the
+//! trusted-document manifests, until told to stop. `grocery serve gateway`
+//! runs it alone, `grocery dev` beside the subgraphs; either first keeps the
+//! gateway's table of access cut-offs filled ([`Started::revocations`]).
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use auth::{Revocations, Verifier};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::{
+    config::{Config, Keys, Supergraph},
+    pipeline::auth::{EdgeAuth, Jwks},
+    server::{Gateway, Serving},
+};
+
+/// How often the supergraph file and the manifests are checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// The least time between two fetches of the JWKS.
+const JWKS_REFRESH: Duration = Duration::from_secs(30);
+
+/// A gateway built from its configuration, not yet listening.
+pub struct Started {
+    pub gateway: Arc<Gateway>,
+    /// The access cut-offs its verifier checks, for the launcher to keep filled.
+    pub revocations: Revocations,
+    listen: SocketAddr,
+    serving: Serving,
+    metrics: Option<SocketAddr>,
+    /// The supergraph file to reload when it changes, if it came from one.
+    watched: Option<PathBuf>,
+}
+
+/// Where a spawned gateway listens.
+pub struct Listening {
+    /// The API's URL (`http://host:port`).
+    pub url: String,
+    /// `/metrics`' URL on a listener of its own, if configured.
+    pub metrics: Option<String>,
+}
+
+/// Loads the supergraph and builds the gateway with its token verifier.
+pub fn start(config: Config) -> anyhow::Result<Started> {
+    let (sdl, watched) = match config.supergraph {
+        Supergraph::File(path) => (
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the supergraph {}", path.display()))?,
+            Some(path),
+        ),
+        Supergraph::Composed(sdl) => (sdl, None),
+    };
+    let revocations = config.tokens.revocations.clone().unwrap_or_default();
+    let verifier = Arc::new(match config.keys {
+        Keys::Jwks(url) => EdgeAuth::Jwks(Box::new(Jwks::new(url, config.tokens, JWKS_REFRESH))),
+        Keys::Ring(keys) => EdgeAuth::Keys(Arc::new(Verifier::new(&keys, &config.tokens)?)),
+    });
+    let gateway = Arc::new(Gateway::new(&sdl, Some(verifier), &config.options)?);
+    Ok(Started {
+        gateway,
+        revocations,
+        listen: config.listen,
+        serving: config.serving,
+        metrics: config.metrics,
+        watched,
+    })
+}
+
+impl Started {
+    /// Binds the listeners and serves them in `tasks` until `stop` turns
+    /// true, reloading what changes on disk meanwhile.
+    pub async fn spawn(
+        self,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Listening> {
+        let metrics = match self.metrics {
+            Some(addr) => {
+                Some(spawn_metrics(self.gateway.clone(), addr, tasks, stop.clone()).await?)
+            }
+            None => None,
+        };
+        let addr = self.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("the gateway cannot listen on {addr} (set GATEWAY_PORT)"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (router, serving, server_stop) = (
+            crate::server::edge(self.gateway.clone()),
+            self.serving,
+            stop.clone(),
+        );
+        tasks.spawn(async move {
+            crate::server::serve(listener, router, serving, server_stop).await?;
+            Ok(())
+        });
+        let documents = self.gateway.pipeline.documents.clone();
+        tasks.spawn(until(
+            stop.clone(),
+            crate::pipeline::persisted::watch(documents, RELOAD_POLL),
+        ));
+        if let Some(path) = self.watched {
+            tasks.spawn(until(
+                stop,
+                crate::server::watch(self.gateway, path, RELOAD_POLL),
+            ));
+        }
+        Ok(Listening { url, metrics })
+    }
+}
+
+/// Runs `task`, which never ends on its own, until `stop` turns true.
+async fn until(
+    mut stop: watch::Receiver<bool>,
+    task: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = task => anyhow::bail!("a gateway watcher ended unexpectedly"),
+        _ = stop.wait_for(|s| *s) => Ok(()),
+    }
+}
+
+/// Serves `/metrics` of `gateway` alone on `addr` in `tasks` until `stop`;
+/// its URL.
+async fn spawn_metrics(
+    gateway: Arc<Gateway>,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("the gateway's metrics cannot listen on {addr} (set METRICS_ADDR)")
+    })?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let service =
+        crate::server::metrics_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    tasks.spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
+        Ok(())
+    });
+    Ok(url)
+}
