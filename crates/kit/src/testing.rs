@@ -20,6 +20,10 @@ use diesel_migrations::EmbeddedMigrations;
 
 use crate::db::{self, DbConfig, PgPool};
 
+mod eventually;
+
+pub use eventually::{DEADLINE, eventually, eventually_within, wait_until};
+
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database of its own for one test; dropped with this value.
