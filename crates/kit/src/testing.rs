@@ -4,6 +4,7 @@
 //! the migration files), under an advisory lock, so any number of test
 //! processes share it; each test then gets `CREATE DATABASE … TEMPLATE`, which
 //! costs milliseconds, and drops it when the [`TestDatabase`] is dropped.
+//! What a killed run leaves behind, the next one drops ([`leaks`]).
 //!
 //! The server comes from `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
@@ -21,6 +22,7 @@ use diesel_migrations::EmbeddedMigrations;
 use crate::db::{self, DbConfig, PgPool};
 
 mod eventually;
+pub mod leaks;
 
 pub use eventually::{DEADLINE, eventually, eventually_within, wait_until};
 
@@ -88,8 +90,9 @@ impl TestDatabase {
         let admin_url = admin_url();
         let template = format!("grocery_template_{schema}_{}", fingerprint(dir));
         let mut admin = connect_admin(&admin_url).await;
+        leaks::sweep_once(&mut admin).await;
         ensure_template(&mut admin, &admin_url, &template, schema, migrations).await;
-        let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
+        let name = leaks::database_name(std::process::id(), std::time::SystemTime::now());
         admin
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
@@ -112,7 +115,8 @@ impl TestDatabase {
     pub async fn empty(schema: &str) -> Self {
         let admin_url = admin_url();
         let mut admin = connect_admin(&admin_url).await;
-        let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
+        leaks::sweep_once(&mut admin).await;
+        let name = leaks::database_name(std::process::id(), std::time::SystemTime::now());
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
