@@ -23,8 +23,12 @@ use crate::db::{self, DbConfig, PgPool};
 
 mod eventually;
 pub mod leaks;
+mod subgraph;
 
 pub use eventually::{DEADLINE, eventually, eventually_within, wait_until};
+pub use subgraph::{
+    KEYS, SubgraphDb, message, migrations_dir, redis_url, scalar, serve, text, token, user,
+};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

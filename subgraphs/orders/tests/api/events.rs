@@ -114,7 +114,7 @@ async fn the_subscription_is_served_over_graphql_transport_ws_to_owner_or_admin(
     let (_, token) = shop.customer();
     let (_, stranger) = shop.customer();
     let order = shop.preview(&token, &[("MILK", 1)]).await;
-    let url = format!("{}/graphql", serve_http(shop.router.clone()).await).replace("http", "ws");
+    let url = format!("{}/graphql", serve(shop.router.clone()).await).replace("http", "ws");
     let connect = |bearer: String| {
         let url = url.clone();
         async move {
