@@ -123,6 +123,8 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
         .as_str()
         .unwrap()
         .to_owned();
+    let orders = dev.urls["orders"].clone();
+    let followers = support::bus_followers(&orders).await;
     let mut ws = watch(gw, &customer, &order_id).await;
     // A third-party client watches too: four changes are coming.
     let (mut node, node_lines) = node_watch(gw, &customer, &order_id, 4);
@@ -130,9 +132,12 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
         .recv_timeout(PATIENCE)
         .expect("the graphql-ws client connects");
     assert_eq!(connected, r#"{"connected":true}"#);
-    // The subscriptions are live once the orders process follows the bus;
-    // give the subscribe messages a moment to be processed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The subscriptions are live once the orders process follows the bus
+    // for each (they differ in their fields, so neither shares the other's).
+    eventually("both subscriptions to follow orders' events", async || {
+        (support::bus_followers(&orders).await >= followers + 2).then_some(())
+    })
+    .await;
 
     // The customer keeps an address in their profile and confirms without
     // one: the order's snapshot takes it (and the e-mail) from users.
@@ -186,6 +191,7 @@ async fn an_order_goes_from_preview_to_delivered_through_events_and_a_redis_rest
 
     // Redis goes away and comes back with its data; the flow goes on.
     redis.stop();
+    // Kept: Redis stays away a while, as in an outage, for the flow to ride out.
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.spawn();
 

@@ -125,10 +125,25 @@ async fn a_subscriber_on_one_gateway_sees_changes_made_through_another_exactly_o
     .await);
     let order_id = preview["previewOrder"]["id"].as_str().unwrap().to_owned();
     let variables = json!({ "id": order_id });
+    let orders_a = url("orders");
+    let followers = (
+        support::bus_followers(&orders_a).await,
+        support::bus_followers(&orders_b_url).await,
+    );
     let mut on_a = support::subscribe(gateway_a, &token, WATCH, variables.clone()).await;
     let mut on_b = support::subscribe(gateway_b, &token, WATCH, variables).await;
     // Each subscription is live once its orders process follows the bus.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    support::eventually(
+        "each replica's subscription to follow the events",
+        async || {
+            let now = (
+                support::bus_followers(&orders_a).await,
+                support::bus_followers(&orders_b_url).await,
+            );
+            (now.0 > followers.0 && now.1 > followers.1).then_some(())
+        },
+    )
+    .await;
 
     // Confirmed through gateway B (orders B writes it).
     let started = Instant::now();

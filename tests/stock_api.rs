@@ -2,23 +2,17 @@
 //! real gRPC stock API: products catalog creates become stockable, and a
 //! product with stock history is deactivated instead of deleted.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use catalog::GrpcStockRegistry;
 use inventory::restock::{Delivery, RestockItem};
 use kit::{
-    auth::{KeyRing, Role, SigningKey, TokenSettings},
-    testing::{TestClient, TestDatabase, access_token, assert_no_errors, code},
+    auth::{Role, TokenSettings},
+    testing::{KEYS, SubgraphDb, TestClient, assert_no_errors, code, serve, token},
 };
 use serde_json::json;
 
 const TOKEN: &str = "stock-api-test-token";
-
-fn migrations(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(name)
-}
 
 struct Stack {
     catalog: TestClient,
@@ -27,27 +21,16 @@ struct Stack {
     urls: (String, String),
     inventory_pool: kit::db::PgPool,
     admin: String,
-    _dbs: (TestDatabase, TestDatabase),
+    _dbs: (SubgraphDb, SubgraphDb),
 }
 
 async fn stack(inventory_up: bool) -> Stack {
-    let keys = KeyRing::with_signing_key(SigningKey::generate().unwrap().0);
-    let inventory_db = TestDatabase::new(
-        inventory::DB_SCHEMA,
-        &inventory::MIGRATIONS,
-        &migrations("inventory"),
-    )
-    .await;
-    let catalog_db = TestDatabase::new(
-        catalog::DB_SCHEMA,
-        &catalog::MIGRATIONS,
-        &migrations("catalog"),
-    )
-    .await;
+    let inventory_db = SubgraphDb::new(inventory::DB_SCHEMA, &inventory::MIGRATIONS).await;
+    let catalog_db = SubgraphDb::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS).await;
     let inventory_cfg = inventory::Config {
         listen: ([127, 0, 0, 1], 0).into(),
         db: inventory_db.config.clone(),
-        keys: keys.clone(),
+        keys: KEYS.clone(),
         tokens: TokenSettings::default(),
         cutoffs: Default::default(),
         rpc_addr: "127.0.0.1:0".parse().unwrap(),
@@ -56,7 +39,7 @@ async fn stack(inventory_up: bool) -> Stack {
         default_margin: "0.25".parse().unwrap(),
         sweep_interval: Duration::from_secs(5),
     };
-    let inventory_pool = kit::db::pool(&inventory_cfg.db).await.unwrap();
+    let inventory_pool = inventory_db.pool.clone();
     let parts = inventory::build(&inventory_cfg, inventory_pool.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc_url = format!("http://{}", listener.local_addr().unwrap());
@@ -72,25 +55,25 @@ async fn stack(inventory_up: bool) -> Stack {
     let catalog_cfg = catalog::Config {
         listen: ([127, 0, 0, 1], 0).into(),
         db: catalog_db.config.clone(),
-        keys: keys.clone(),
+        keys: KEYS.clone(),
         tokens: TokenSettings::default(),
         cutoffs: Default::default(),
         inventory_rpc_url: rpc_url.clone(),
         rpc_token: TOKEN.into(),
     };
     let registry = Arc::new(GrpcStockRegistry::connect_lazy(&rpc_url, TOKEN).unwrap());
-    let catalog_pool = kit::db::pool(&catalog_cfg.db).await.unwrap();
-    let catalog_router = catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap();
+    let catalog_router =
+        catalog::router_with(&catalog_cfg, catalog_db.pool.clone(), registry).unwrap();
     let urls = (
-        serve_http(catalog_router.clone()).await,
-        serve_http(parts.router.clone()).await,
+        format!("{}/graphql", serve(catalog_router.clone()).await),
+        format!("{}/graphql", serve(parts.router.clone()).await),
     );
     Stack {
         catalog: TestClient::new(catalog_router),
         inventory: TestClient::new(parts.router),
         urls,
         inventory_pool,
-        admin: access_token(&keys, uuid::Uuid::new_v4(), Role::Admin),
+        admin: token(Role::Admin),
         _dbs: (inventory_db, catalog_db),
     }
 }
@@ -110,14 +93,6 @@ async fn deliver_pears(conn: &mut diesel_async::AsyncPgConnection, transaction_i
         }],
     };
     inventory::restock::restock(conn, &delivery).await.unwrap();
-}
-
-/// Serves `router` on a free loopback port; returns its GraphQL URL.
-async fn serve_http(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 const CREATE: &str = "mutation($sku: String!, $name: String!) { createProduct(input: { sku: $sku, name: $name }) { sku active } }";

@@ -16,6 +16,7 @@ use axum::{
 };
 use gateway::subgraph::{FetchError, SubgraphClient, SubgraphRequest};
 use serde_json::{Value, json};
+use testing::wait_until;
 
 /// Serves `router` on a free loopback port; returns its /graphql URL.
 async fn serve(router: Router) -> hyper::Uri {
@@ -119,6 +120,7 @@ async fn a_slow_subgraph_times_out_and_a_missing_one_is_unreachable() {
     let slow = serve(Router::new().route(
         "/graphql",
         post(|| async {
+            // Kept: a subgraph slower than the client's timeout is the fixture.
             tokio::time::sleep(Duration::from_secs(3)).await;
             Json(json!({ "data": null }))
         }),
@@ -174,6 +176,7 @@ async fn counting(delay: Duration) -> (hyper::Uri, Arc<std::sync::atomic::Atomic
         post(move |headers: HeaderMap| {
             let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             async move {
+                // Kept: a subgraph that takes `delay` is the fixture.
                 tokio::time::sleep(delay).await;
                 let token = headers
                     .get("authorization")
@@ -259,19 +262,26 @@ async fn a_shared_fetch_nobody_waits_for_any_more_is_not_handed_to_a_newcomer() 
 
 /// A subgraph speaking raw HTTP/1.1 that answers each connection's first
 /// request and then closes it, having said so (`Connection: close`) or
-/// without a word (as a keep-alive timeout does). Counts the connections.
+/// without a word (as a keep-alive timeout does). Counts the connections,
+/// and those it has closed.
 async fn one_answer_per_connection(
     announce_close: bool,
-) -> (hyper::Uri, Arc<std::sync::atomic::AtomicUsize>) {
+) -> (
+    hyper::Uri,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = connections.clone();
+    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counted, closes_counted) = (connections.clone(), closed.clone());
     tokio::spawn(async move {
         loop {
             let (mut socket, _) = listener.accept().await.unwrap();
             let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let closes = closes_counted.clone();
             tokio::spawn(async move {
                 // The head is enough: the body is not read.
                 let mut request = Vec::new();
@@ -294,19 +304,21 @@ async fn one_answer_per_connection(
                 );
                 socket.write_all(answer.as_bytes()).await.unwrap();
                 let _ = socket.shutdown().await;
+                closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
     });
     (
         format!("http://{addr}/graphql").parse().unwrap(),
         connections,
+        closed,
     )
 }
 
 #[tokio::test]
 async fn a_connection_the_subgraph_closed_is_never_sent_on_again() {
     for announce_close in [true, false] {
-        let (url, connections) = one_answer_per_connection(announce_close).await;
+        let (url, connections, closed) = one_answer_per_connection(announce_close).await;
         let client = SubgraphClient::new(Duration::from_secs(5));
         for i in 1..=4 {
             let answer = client
@@ -318,8 +330,11 @@ async fn a_connection_the_subgraph_closed_is_never_sent_on_again() {
                 gateway::value::Value::from(json!({ "connection": i })),
                 "each fetch on a fresh connection"
             );
-            // Time for the close to reach the pooled connection.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // The close is on its way to the pooled connection.
+            wait_until("the subgraph to close its end", async || {
+                closed.load(std::sync::atomic::Ordering::SeqCst) == i
+            })
+            .await;
         }
         assert_eq!(
             connections.load(std::sync::atomic::Ordering::SeqCst),
@@ -339,6 +354,7 @@ async fn a_fetch_cut_off_by_its_timeout_leaves_no_connection_behind() {
         post(
             move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                 if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    // Kept: a first answer slower than the fetch's timeout is the fixture.
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
                 Json(json!({ "data": { "port": peer.port() } }))
@@ -423,6 +439,7 @@ async fn scripted(
                         if socket.write_all(&write).await.is_err() {
                             return;
                         }
+                        // Kept: each write arrives on its own, which is the point of the script.
                         tokio::time::sleep(Duration::from_millis(3)).await;
                     }
                     if close {
@@ -601,6 +618,7 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
                         }
                         // A request fits one read here (small, on loopback).
                         Ok(_) => {
+                            // Kept: answers that take a while make the burst overlap.
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             let body = r#"{"data":{"n":1}}"#;
                             let answer = format!(
@@ -628,7 +646,10 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
     }))
     .await;
     assert!(answers.iter().all(Result::is_ok));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the pool to close what it does not keep", async || {
+        closed.load(SeqCst) >= 6
+    })
+    .await;
     assert_eq!(
         closed.load(SeqCst),
         6,

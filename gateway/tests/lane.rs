@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
 use serde_json::{Value, json};
+use testing::wait_until;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -20,13 +21,18 @@ impl Query {
     async fn echo(&self, text: String) -> String {
         text
     }
-    /// Answers after `ms` milliseconds.
+    /// Answers after `ms` milliseconds, counted in [`SLOW_STARTED`] from the start.
     async fn slow(&self, ms: u64) -> u64 {
+        SLOW_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Kept: a request still being worked on is the fixture.
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms
     }
-    /// Answers after `ms` milliseconds, counted in [`LEFT_RUNNING`] once it has.
+    /// Answers after `ms` milliseconds, counted in [`LEFT_STARTED`] from the
+    /// start and in [`LEFT_RUNNING`] once it has.
     async fn left(&self, ms: u64) -> u64 {
+        LEFT_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Kept: a request still being worked on is the fixture.
         tokio::time::sleep(Duration::from_millis(ms)).await;
         LEFT_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         ms
@@ -35,6 +41,9 @@ impl Query {
 
 /// How many `left` fields were answered.
 static LEFT_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// `slow` and `left` calls started, so that a test can wait until its request is in flight.
+static SLOW_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LEFT_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A gateway over one subgraph, with CORS for `https://shop.example`:
 /// served until `stop` is sent true; its address.
@@ -255,6 +264,7 @@ async fn posts_are_answered_in_order_on_one_connection_even_pipelined_or_in_piec
     let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     for piece in [&request[..10], &request[10..head_end], &request[head_end..]] {
         conn.send(piece).await;
+        // Kept: each piece arrives on its own, which is the point.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let answer = conn.answer().await;
@@ -369,7 +379,10 @@ async fn the_stop_closes_idle_connections_and_lets_the_busy_one_answer_first() {
     assert_eq!(idle.answer().await.json()["data"]["echo"], "warm");
     let mut busy = Reader::connect(addr).await;
     busy.send(&post("{ slow(ms: 300) }", "")).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the busy request in flight", async || {
+        SLOW_STARTED.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
     stop.send(true).unwrap();
     assert!(
         idle.closed().await,
@@ -391,8 +404,12 @@ async fn a_request_whose_client_left_is_dropped_with_its_fetches() {
     let (addr, _stop) = gateway().await;
     let mut conn = Reader::connect(addr).await;
     conn.send(&post("{ left(ms: 300) }", "")).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_until("the request in flight", async || {
+        LEFT_STARTED.load(SeqCst) == 1
+    })
+    .await;
     drop(conn);
+    // Kept: proves the subgraph's work does not finish, twice as long as it takes.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         LEFT_RUNNING.load(SeqCst),
@@ -403,7 +420,10 @@ async fn a_request_whose_client_left_is_dropped_with_its_fetches() {
     // while the first was running, is answered too.
     let mut conn = Reader::connect(addr).await;
     conn.send(&post("{ left(ms: 100) }", "")).await;
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    wait_until("the first request in flight", async || {
+        LEFT_STARTED.load(SeqCst) == 2
+    })
+    .await;
     conn.send(&post(r#"{ echo(text: "next") }"#, "")).await;
     assert_eq!(conn.answer().await.json()["data"]["left"], 100);
     assert_eq!(conn.answer().await.json()["data"]["echo"], "next");
@@ -416,6 +436,8 @@ async fn a_request_whose_body_is_arriving_at_the_stop_is_answered() {
     let request = post(r#"{ echo(text: "late") }"#, "");
     let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     conn.send(&request[..head_end]).await;
+    // Kept, both: nothing outside the lane tells when it has read the head
+    // or taken the stop, and each must come before what follows.
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;

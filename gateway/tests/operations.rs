@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
 use serde_json::json;
+use testing::wait_until;
 
 struct Query {
     version: &'static str,
@@ -20,10 +21,16 @@ impl Query {
 
     /// Answers after `ms` milliseconds: a request still in flight.
     async fn slow(&self, ms: u64) -> String {
+        SLOW_STARTED.lock().unwrap().push(ms);
+        // Kept: a subgraph still working is the fixture.
         tokio::time::sleep(Duration::from_millis(ms)).await;
         format!("{} after {ms} ms", self.version)
     }
 }
+
+/// The `ms` of every `slow` call that has started, so that a test can wait
+/// until its request (with an `ms` of its own) is in flight.
+static SLOW_STARTED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
 
 async fn subgraph(version: &'static str) -> support::Served {
     support::serve(
@@ -33,16 +40,6 @@ async fn subgraph(version: &'static str) -> support::Served {
             .finish(),
     )
     .await
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..250 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 #[tokio::test]
@@ -68,9 +65,12 @@ async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_
                 .0
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the slow request in flight", async || {
+        SLOW_STARTED.lock().unwrap().contains(&700)
+    })
+    .await;
     std::fs::write(&path, support::supergraph(&[&two])).unwrap();
-    eventually("the new supergraph serves", async || {
+    wait_until("the new supergraph serves", async || {
         support::post(&gw, "{ version }", json!({}), &[]).await.0
             == json!({ "data": { "version": "two" } })
     })
@@ -83,7 +83,7 @@ async fn the_supergraph_file_is_reloaded_without_dropping_requests_and_a_broken_
     );
 
     std::fs::write(&path, "type Query { this is not a supergraph").unwrap();
-    eventually("the broken file is counted", async || {
+    wait_until("the broken file is counted", async || {
         gw.pipeline
             .metrics
             .render()
@@ -230,6 +230,7 @@ struct LateQuery;
 impl LateQuery {
     /// Like `slow`, from another subgraph.
     async fn late(&self, ms: u64) -> Option<String> {
+        // Kept: a subgraph still working is the fixture.
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Some(format!("late after {ms} ms"))
     }

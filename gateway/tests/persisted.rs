@@ -9,7 +9,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use testing::{RedisServer, assert_no_errors, code};
+use testing::{RedisServer, assert_no_errors, code, eventually, wait_until};
 
 struct Query;
 
@@ -495,27 +495,35 @@ async fn manifests_reload_when_their_directory_changes_and_a_broken_one_is_ignor
         gw.pipeline.documents.clone(),
         Duration::from_millis(20),
     ));
-    // The watcher has looked at the directory before it changes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The watcher has looked at the directory before it changes: a manifest
+    // that came after start-up serves once it has.
+    let probe = "query Probe { hello(name: \"probe\") }";
+    manifest(&dir, "probe", &[probe]);
+    wait_until("the watcher's first look", async || {
+        let (_, answer, _) = call(&gw, json!({ "documentId": sha256(probe) }), &[]).await;
+        answer.get("errors").is_none()
+    })
+    .await;
     let newer = "query Newer { hello(name: \"new\") }";
     let (_, before, _) = call(&gw, json!({ "documentId": sha256(newer) }), &[]).await;
     assert_eq!(code(&before), "PERSISTED_QUERY_NOT_FOUND");
 
     manifest(&dir, "acme", &[HELLO, newer]);
-    let mut answer = Value::Null;
-    for _ in 0..200 {
-        answer = call(&gw, json!({ "documentId": sha256(newer) }), &[])
-            .await
-            .1;
+    let answer = eventually("the changed manifest to serve", async || {
+        let (_, answer, _) = call(&gw, json!({ "documentId": sha256(newer) }), &[]).await;
         if answer.get("errors").is_none() {
-            break;
+            Ok(answer)
+        } else {
+            Err(answer)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     assert_eq!(answer["data"]["hello"], "hello new", "{answer}");
 
     // A broken manifest keeps the previous ones serving.
     std::fs::write(dir.join("broken.json"), "{ not json").unwrap();
+    // Kept: a failed reload changes nothing to wait for; this is time for the
+    // watcher (every 20 ms) to have tried it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, kept, _) = call(&gw, json!({ "documentId": sha256(newer) }), &[]).await;
     assert_no_errors(&kept);

@@ -10,11 +10,12 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
 use serde_json::Value;
+use testing::eventually_within;
 
 struct Query;
 
@@ -105,15 +106,16 @@ async fn get_ready(gw: &Arc<gateway::Gateway>) -> (u16, Value) {
 
 /// Polls `/ready` until it answers `status`, for at most 5 s.
 async fn until_ready_is(gw: &Arc<gateway::Gateway>, status: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let what = format!("/ready to answer {status}");
+    eventually_within(Duration::from_secs(5), &what, async || {
         let (now, body) = get_ready(gw).await;
         if now == status {
-            return body;
+            Ok(body)
+        } else {
+            Err((now, body))
         }
-        assert!(Instant::now() < deadline, "/ready stayed {now}: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Duration};
 use async_graphql::{EmptyMutation, ErrorExtensions, ID, Object, SimpleObject, Subscription};
 use futures::{SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
+use testing::wait_until;
 use tokio::{net::TcpStream, sync::broadcast};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
@@ -52,6 +53,7 @@ impl FeedSubscription {
     async fn ticks(&self, count: i32, every_ms: Option<i32>) -> impl Stream<Item = Tick> {
         let every = Duration::from_millis(every_ms.unwrap_or(5) as u64);
         futures::stream::iter(1..=count).then(move |n| async move {
+            // Kept: a subgraph that sends at its own pace is the fixture.
             tokio::time::sleep(every).await;
             Tick {
                 n,
@@ -242,9 +244,11 @@ async fn a_websocket_subscription_gets_every_event_with_fields_of_other_subgraph
         recv(&mut ws).await,
         json!({ "id": "a", "type": "complete" })
     );
-    // The slot was given back.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(stack.gateway.subscriptions.open(), 0);
+    // The slot is given back.
+    wait_until("0 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -304,31 +308,30 @@ async fn the_client_can_stop_a_subscription_and_the_id_can_be_reused() {
         json!({ "id": "p", "type": "subscribe", "payload": pushed }),
     )
     .await;
-    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
     stack.pushed.0.send(7).unwrap();
     assert_eq!(recv(&mut ws).await["payload"]["data"]["pushed"]["n"], 7);
     send(&mut ws, json!({ "id": "p", "type": "complete" })).await;
     // The upstream subscription is closed too.
-    wait_for(|| stack.pushed.0.receiver_count() == 0).await;
+    wait_until("0 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 0
+    })
+    .await;
     assert_eq!(stack.gateway.subscriptions.open(), 0);
     send(
         &mut ws,
         json!({ "id": "p", "type": "subscribe", "payload": pushed }),
     )
     .await;
-    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
     stack.pushed.0.send(8).unwrap();
     assert_eq!(recv(&mut ws).await["payload"]["data"]["pushed"]["n"], 8);
-}
-
-async fn wait_for(mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the condition did not hold within 5 s");
 }
 
 #[tokio::test]
@@ -435,9 +438,15 @@ async fn subscriptions_are_limited_per_connection_and_per_user() {
 
     // Closing a connection frees its user's slots.
     drop(first);
-    wait_for(|| stack.gateway.subscriptions.open() == 1).await;
+    wait_until("1 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 1
+    })
+    .await;
     send(&mut second, pushed("c")).await;
-    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    wait_until("2 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 2
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -452,12 +461,21 @@ async fn identical_subscriptions_share_one_upstream_subscription() {
     let mut second = ready_socket(&stack.base).await;
     send(&mut first, subscribe("1", 0)).await;
     send(&mut second, subscribe("2", 0)).await;
-    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
-    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    wait_until("2 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 2
+    })
+    .await;
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
     assert_eq!(stack.gateway.subscriptions.upstream(), 1);
     // Other variables: another upstream subscription.
     send(&mut second, subscribe("3", 1)).await;
-    wait_for(|| stack.pushed.0.receiver_count() == 2).await;
+    wait_until("2 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 2
+    })
+    .await;
     assert_eq!(stack.gateway.subscriptions.upstream(), 2);
 
     stack.pushed.0.send(5).unwrap();
@@ -472,7 +490,10 @@ async fn identical_subscriptions_share_one_upstream_subscription() {
 
     // One leaves: the other still gets events from the same upstream.
     send(&mut first, json!({ "id": "1", "type": "complete" })).await;
-    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    wait_until("2 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 2
+    })
+    .await;
     assert_eq!(stack.pushed.0.receiver_count(), 2);
     stack.pushed.0.send(6).unwrap();
     let mut on_second = [recv(&mut second).await, recv(&mut second).await];
@@ -485,7 +506,10 @@ async fn identical_subscriptions_share_one_upstream_subscription() {
     );
     // The last one leaves: the upstream subscriptions close.
     drop(second);
-    wait_for(|| stack.pushed.0.receiver_count() == 0).await;
+    wait_until("0 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 0
+    })
+    .await;
     assert_eq!(stack.gateway.subscriptions.upstream(), 0);
 }
 
@@ -505,7 +529,10 @@ async fn a_lost_subgraph_ends_the_subscription_with_an_error_and_complete() {
         json!({ "id": "p", "type": "subscribe", "payload": { "query": "subscription { pushed { n } }" } }),
     )
     .await;
-    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
     stack.feed.kill();
     let started = std::time::Instant::now();
     let message = recv(&mut ws).await;
@@ -537,7 +564,10 @@ async fn a_client_that_stops_reading_is_closed_instead_of_buffered_forever() {
         json!({ "id": "p", "type": "subscribe", "payload": { "query": "subscription { pushed(size: 65536) { n blob } }" } }),
     )
     .await;
-    wait_for(|| stack.pushed.0.receiver_count() == 1).await;
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
     // Far more than socket buffers hold, while the client reads nothing.
     let mut pushed = 0;
     let closed_at = loop {
@@ -545,6 +575,8 @@ async fn a_client_that_stops_reading_is_closed_instead_of_buffered_forever() {
             let _ = stack.pushed.0.send(pushed);
             pushed += 1;
         }
+        // Kept: paces the producer so the gateway's writer runs; the bound
+        // on `pushed` below fails the test if the gateway never gives up.
         tokio::time::sleep(Duration::from_millis(10)).await;
         if stack.pushed.0.receiver_count() == 0 {
             break pushed;
@@ -737,14 +769,20 @@ async fn subscribing_is_rate_limited_and_partners_subscribe_with_trusted_documen
         json!({ "id": "ok", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),
     )
     .await;
-    wait_for(|| stack.gateway.subscriptions.open() == 1).await;
+    wait_until("1 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 1
+    })
+    .await;
     // The refused attempt used no rate; the second subscription is the burst's last.
     send(
         &mut ws,
         json!({ "id": "ok2", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),
     )
     .await;
-    wait_for(|| stack.gateway.subscriptions.open() == 2).await;
+    wait_until("2 client subscription(s) open", async || {
+        stack.gateway.subscriptions.open() == 2
+    })
+    .await;
     send(
         &mut ws,
         json!({ "id": "over", "type": "subscribe", "payload": { "documentId": "trusted-1" } }),

@@ -186,32 +186,63 @@ pub fn start(args: &[&str], env: &[(&str, String)], dir: &Path) -> Process {
     }
 }
 
-/// Waits until GET `url` answers 200.
-pub async fn until_ok(url: &str, process: &Process) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// GET `url` (`http://host:port/path`): the whole response, or why there is none.
+async fn get(url: &str) -> Result<String, String> {
     let (host, path) = url
         .trim_start_matches("http://")
         .split_once('/')
-        .map(|(h, p)| (h.to_owned(), format!("/{p}")))
-        .unwrap();
-    loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(&host).await {
-            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut response = String::new();
-            if stream.write_all(request.as_bytes()).await.is_ok()
-                && stream.read_to_string(&mut response).await.is_ok()
-                && response.starts_with("HTTP/1.1 200")
-            {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{url} did not answer 200 within 60 s:\n{}",
-            process.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        .ok_or_else(|| format!("not an http:// URL with a path: {url}"))?;
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("connecting to {host}: {e}"))?;
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response)
+}
+
+/// What a process wrote to stderr, shown as it is in a failure message.
+struct Log(String);
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
+}
+
+/// Waits until GET `url` answers 200.
+pub async fn until_ok(url: &str, process: &Process) {
+    let what = format!("{url} to answer 200");
+    kit::testing::eventually_within(Duration::from_secs(60), &what, async || {
+        match get(url).await {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(()),
+            Ok(response) => Err(Log(format!("{response}\n{}", process.stderr()))),
+            Err(why) => Err(Log(format!("{why}\n{}", process.stderr()))),
+        }
+    })
+    .await
+}
+
+/// How many receivers follow the event bus in the process serving the
+/// subgraph at `url` (its `/graphql`): one more for each subscription it
+/// serves, once that follows the events.
+pub async fn bus_followers(url: &str) -> usize {
+    let metrics = url.replace("/graphql", "/metrics");
+    let response = get(&metrics)
+        .await
+        .unwrap_or_else(|why| panic!("GET {metrics}: {why}"));
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix("grocery_events_followers "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no grocery_events_followers in {metrics}:\n{response}"))
 }
 
 /// POSTs a GraphQL request to the gateway on `port`.
@@ -295,14 +326,8 @@ pub async fn customer(port: u16, device: &str) -> String {
 
 /// Polls `check` until it returns something, for at most [`PATIENCE`].
 pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kit::testing::eventually_within(PATIENCE, what, async || check().await.ok_or("nothing yet"))
+        .await
 }
 
 pub type Socket =

@@ -71,7 +71,7 @@ pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -
         .layer(middleware::from_fn(request_context))
 }
 
-/// Prometheus text: the event consumers of this process.
+/// Prometheus text: the event consumers and bus followers of this process.
 async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

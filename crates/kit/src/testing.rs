@@ -4,6 +4,7 @@
 //! the migration files), under an advisory lock, so any number of test
 //! processes share it; each test then gets `CREATE DATABASE … TEMPLATE`, which
 //! costs milliseconds, and drops it when the [`TestDatabase`] is dropped.
+//! What a killed run leaves behind, the next one drops ([`leaks`]).
 //!
 //! The server comes from `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
@@ -25,6 +26,14 @@ use crate::db::{self, DbConfig, PgPool};
 /// server of a test's own, the federation SDL of an in-process subgraph.
 pub use ::testing::{
     RedisServer, TestClient, access_token, assert_no_errors, code, federation_sdl,
+};
+
+pub mod leaks;
+mod subgraph;
+
+pub use ::testing::{DEADLINE, eventually, eventually_within, wait_until};
+pub use subgraph::{
+    KEYS, SubgraphDb, message, migrations_dir, redis_url, scalar, serve, text, token, user,
 };
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -91,8 +100,9 @@ impl TestDatabase {
         let admin_url = admin_url();
         let template = format!("grocery_template_{schema}_{}", fingerprint(dir));
         let mut admin = connect_admin(&admin_url).await;
+        leaks::sweep_once(&mut admin).await;
         ensure_template(&mut admin, &admin_url, &template, schema, migrations).await;
-        let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
+        let name = leaks::database_name(std::process::id(), std::time::SystemTime::now());
         admin
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
@@ -115,7 +125,8 @@ impl TestDatabase {
     pub async fn empty(schema: &str) -> Self {
         let admin_url = admin_url();
         let mut admin = connect_admin(&admin_url).await;
-        let name = format!("grocery_test_{}", uuid::Uuid::new_v4().simple());
+        leaks::sweep_once(&mut admin).await;
+        let name = leaks::database_name(std::process::id(), std::time::SystemTime::now());
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await

@@ -9,15 +9,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use kit::{
     db::PgPool,
     events::{Applied, Bus, Consumer, ConsumerOptions, DEAD_LETTER_SUFFIX, Event, Handler},
-    testing::{RedisServer, TestDatabase},
+    testing::{RedisServer, TestDatabase, eventually, eventually_within, redis_url, wait_until},
 };
 use tokio::sync::Notify;
 
 const TOPIC: &str = "test.happened";
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 fn stream_name() -> String {
     format!("test:consumer:{}", uuid::Uuid::new_v4().simple())
@@ -53,11 +49,11 @@ fn event(id: i64) -> Event {
 }
 
 /// Records every event it applies in `seen`; fails for ever on `poison`,
-/// and hangs on `hang` until released.
+/// and on `hang` says so, then hangs until released.
 struct Recorder {
     replica: String,
     poison: Option<i64>,
-    hang: Option<(i64, Arc<Notify>)>,
+    hang: Option<(i64, Arc<Notify>, Arc<Notify>)>,
 }
 
 impl Recorder {
@@ -88,9 +84,10 @@ impl Handler for Recorder {
             .bind::<Text, _>(&self.replica)
             .execute(conn)
             .await?;
-        if let Some((id, release)) = &self.hang
+        if let Some((id, hanging, release)) = &self.hang
             && *id == event.id
         {
+            hanging.notify_one();
             release.notified().await;
         }
         Ok(())
@@ -117,15 +114,18 @@ async fn seen(pool: &PgPool) -> Vec<(i64, i64)> {
     rows.into_iter().map(|r| (r.event_id, r.times)).collect()
 }
 
+/// How often each event was applied, once `count` events were.
 async fn wait_until_seen(pool: &PgPool, count: usize) -> Vec<(i64, i64)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = format!("{count} events applied");
+    eventually_within(Duration::from_secs(20), &what, async || {
         let rows = seen(pool).await;
-        if rows.len() >= count || tokio::time::Instant::now() > deadline {
-            return rows;
+        if rows.len() >= count {
+            Ok(rows)
+        } else {
+            Err(rows)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn once_each(ids: impl IntoIterator<Item = i64>) -> Vec<(i64, i64)> {
@@ -184,10 +184,7 @@ async fn applies_each_event_once_even_when_published_twice() {
         bus.publish(&event(id)).await.unwrap();
     }
     assert_eq!(wait_until_seen(&pool, 20).await, once_each(1..=20));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stats.duplicates() < 6 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the 6 duplicates skipped", async || stats.duplicates() >= 6).await;
     assert_eq!(stats.processed(), 20);
     assert_eq!(stats.duplicates(), 6);
     assert_eq!(
@@ -213,12 +210,15 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_doubles_nothing() {
     }
     // First life: hangs inside event 12's transaction, then is killed.
     let release = Arc::new(Notify::new());
+    let hanging = Arc::new(Notify::new());
     let mut first = Recorder::new("a");
-    first.hang = Some((12, release.clone()));
+    first.hang = Some((12, hanging.clone(), release.clone()));
     let task =
         tokio::spawn(Consumer::new(Arc::new(first), pool.clone(), bus.clone(), options("a")).run());
-    let before = wait_until_seen(&pool, 11).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(20), hanging.notified())
+        .await
+        .expect("the consumer reaches event 12");
+    let before = seen(&pool).await;
     task.abort();
     let _ = task.await;
     assert_eq!(
@@ -251,13 +251,10 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_doubles_nothing() {
     let stats = consumer.stats();
     let task = tokio::spawn(consumer.run());
     assert_eq!(wait_until_seen(&pool, 30).await, once_each(1..=30));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while pending_count(&url, &stream, "test.recorder").await > 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(pending_count(&url, &stream, "test.recorder").await, 0);
+    wait_until("every entry acknowledged", async || {
+        pending_count(&url, &stream, "test.recorder").await == 0
+    })
+    .await;
     assert_eq!(stats.duplicates(), 1, "event 13 was skipped");
     assert_eq!(stats.processed(), 30 - 11 - 1);
     task.abort();
@@ -370,9 +367,10 @@ async fn without_redis_the_in_process_bus_feeds_the_consumer() {
         options("a"),
     );
     let task = tokio::spawn(consumer.run());
-    while bus.subscribers() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the consumer to follow the bus", async || {
+        bus.subscribers() > 0
+    })
+    .await;
     for id in [1, 2, 2, 3] {
         bus.publish(&event(id)).await.unwrap();
     }
@@ -403,18 +401,15 @@ async fn the_flow_completes_across_a_redis_restart() {
         bus.publish(&event(11)).await.is_err(),
         "publishing fails while Redis is away"
     );
+    // Kept: Redis stays away a while, as in an outage; the consumer's reads fail meanwhile.
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.spawn();
     // The relay retries its unpublished rows; the same bus reconnects.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for id in 11..=20 {
-        while let Err(err) = bus.publish(&event(id)).await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Redis did not come back: {err:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("Redis to take events again", async || {
+            bus.publish(&event(id)).await.map_err(|e| format!("{e:#}"))
+        })
+        .await;
     }
     assert_eq!(wait_until_seen(&pool, 20).await, once_each(1..=20));
     task.abort();

@@ -11,9 +11,11 @@
 //! diesel, no pool, no gRPC.
 
 mod client;
+mod eventually;
 mod redis_server;
 
 pub use client::{TestClient, assert_no_errors, code};
+pub use eventually::{DEADLINE, eventually, eventually_within, wait_until};
 pub use redis_server::RedisServer;
 
 /// An access token for user `sub` with `role`, signed by `ring` (components

@@ -284,7 +284,8 @@ mod tests {
     #[tokio::test]
     async fn connections_are_dealt_to_the_serving_threads_in_turn_until_stopped() {
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let slow_done = finished.clone();
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (slow_done, slow_started) = (finished.clone(), started.clone());
         let router = Router::new()
             .route(
                 "/",
@@ -295,6 +296,8 @@ mod tests {
             .route(
                 "/slow",
                 axum::routing::get(move || async move {
+                    slow_started.notify_one();
+                    // Kept: a request still being worked on at the stop is the fixture.
                     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                     slow_done.store(true, std::sync::atomic::Ordering::SeqCst);
                     "slow"
@@ -322,7 +325,9 @@ mod tests {
         );
         // A request in flight when the stop comes is finished first.
         let slow = tokio::spawn(get_path(addr, "/slow"));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), started.notified())
+            .await
+            .expect("the slow request reaches its handler");
         stop_tx.send(true).unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), served)
             .await

@@ -130,7 +130,7 @@ async fn main() {
     shop.product("LAST", "The last crates", 500, "2.00").await;
     let api = Arc::new(Api {
         http: Client::builder(TokioExecutor::new()).build_http(),
-        url: format!("{}/graphql", support::serve_http(shop.router.clone()).await),
+        url: format!("{}/graphql", support::serve(shop.router.clone()).await),
     });
     let customers: Vec<String> = (0..concurrency).map(|_| shop.customer().1).collect();
 
@@ -263,10 +263,7 @@ async fn serve_gateway(shop: &Shop, orders_url: &str) -> String {
         gateway::Gateway::new(&supergraph, None, &Default::default())
             .expect("gateway over catalog and orders"),
     );
-    format!(
-        "{}/graphql",
-        support::serve_http(gateway::router(edge)).await
-    )
+    format!("{}/graphql", support::serve(gateway::router(edge)).await)
 }
 
 /// Runs checkouts from every customer for `seconds` and prints the figures.

@@ -144,6 +144,33 @@ impl Link {
 
 /// One in-process bus per stream name, shared by every component of a process
 /// (`grocery dev` runs them all in one), so events cross subgraphs without Redis.
+/// The local channel of every bus of this process, for [`followers`].
+type Channels = std::sync::Mutex<Vec<broadcast::WeakSender<Event>>>;
+
+fn channels() -> &'static Channels {
+    static CHANNELS: OnceLock<Channels> = OnceLock::new();
+    CHANNELS.get_or_init(Default::default)
+}
+
+/// `local`, counted from now on by [`followers`].
+fn tracked(local: broadcast::Sender<Event>) -> broadcast::Sender<Event> {
+    let mut all = channels().lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|channel| channel.upgrade().is_some());
+    all.push(local.downgrade());
+    local
+}
+
+/// Receivers following any bus of this process: open subscriptions and
+/// feeds. On `/metrics`, so that a test (or an operator) can see when a
+/// subscription has started following events.
+pub fn followers() -> usize {
+    let all = channels().lock().unwrap_or_else(|p| p.into_inner());
+    all.iter()
+        .filter_map(broadcast::WeakSender::upgrade)
+        .map(|channel| channel.receiver_count())
+        .sum()
+}
+
 fn shared(stream: &str) -> broadcast::Sender<Event> {
     static SHARED: OnceLock<std::sync::Mutex<HashMap<String, broadcast::Sender<Event>>>> =
         OnceLock::new();
@@ -152,7 +179,7 @@ fn shared(stream: &str) -> broadcast::Sender<Event> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     map.entry(stream.to_owned())
-        .or_insert_with(|| broadcast::channel(LOCAL_CAPACITY).0)
+        .or_insert_with(|| tracked(broadcast::channel(LOCAL_CAPACITY).0))
         .clone()
 }
 
@@ -160,7 +187,7 @@ impl Bus {
     /// A bus of its own that never leaves this process (tests).
     pub fn in_process() -> Self {
         Self {
-            local: broadcast::channel(LOCAL_CAPACITY).0,
+            local: tracked(broadcast::channel(LOCAL_CAPACITY).0),
             redis: None,
         }
     }
@@ -196,7 +223,7 @@ impl Bus {
             .ids
             .first()
             .map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
-        let local = broadcast::channel(LOCAL_CAPACITY).0;
+        let local = tracked(broadcast::channel(LOCAL_CAPACITY).0);
         tokio::spawn(follow(reader, stream.to_owned(), start, local.downgrade()));
         Ok(Self {
             local,

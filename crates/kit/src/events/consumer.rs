@@ -532,7 +532,7 @@ fn register(group: &'static str, stats: &Arc<ConsumerStats>) {
     all.push((group, stats.clone()));
 }
 
-/// The counters of this process's consumers in Prometheus text format.
+/// The counters of this process's consumers, and its bus followers, in Prometheus text format.
 pub fn metrics_text() -> String {
     use std::fmt::Write as _;
     let all = registry().lock().unwrap_or_else(|p| p.into_inner());
@@ -581,5 +581,12 @@ pub fn metrics_text() -> String {
             let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", value(stats));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP grocery_events_followers Local followers of the event bus (open subscriptions, feeds).\n\
+         # TYPE grocery_events_followers gauge\n\
+         grocery_events_followers {}",
+        super::bus::followers()
+    );
     out
 }

@@ -1,7 +1,5 @@
 use diesel_async::RunQueryDsl;
-use kit::testing::TestDatabase;
-
-use crate::support::migrations_dir;
+use kit::testing::{TestDatabase, migrations_dir};
 
 #[derive(diesel::QueryableByName)]
 struct Row {
@@ -32,7 +30,7 @@ async fn replicas_starting_together_migrate_once_inside_the_catalog_schema() {
             .load(&mut conn)
             .await
             .unwrap();
-    let on_disk = std::fs::read_dir(migrations_dir())
+    let on_disk = std::fs::read_dir(migrations_dir(catalog::DB_SCHEMA))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();

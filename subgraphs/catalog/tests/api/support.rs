@@ -3,24 +3,19 @@
 
 use std::{
     collections::HashSet,
-    path::{Path, PathBuf},
     sync::{Arc, LazyLock, Mutex},
 };
 
 use catalog::StockRegistry;
 use futures::{FutureExt, future::BoxFuture};
 use kit::{
-    auth::{KeyRing, Role, SigningKey, TokenSettings},
+    auth::{Role, TokenSettings},
     db::{DbConfig, PgPool, StatementLog},
-    testing::{TestClient, TestDatabase, access_token},
+    testing::{SubgraphDb, TestClient},
 };
 use serde_json::{Value, json};
 
-pub use kit::testing::{assert_no_errors, code};
-
-/// One key for the whole test process: RSA generation is the slow part.
-pub static KEYS: LazyLock<KeyRing> =
-    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+pub use kit::testing::{KEYS, assert_no_errors, code, token};
 
 /// A call the catalog made to inventory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,10 +85,6 @@ impl StockRegistry for RecordingRegistry {
     }
 }
 
-pub fn migrations_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/catalog")
-}
-
 pub struct TestApp {
     /// The test database, with the statement log attached.
     pub db: DbConfig,
@@ -103,38 +94,32 @@ pub struct TestApp {
     pub admin: String,
     pub customer: String,
     client: TestClient,
-    _db: TestDatabase,
+    database: SubgraphDb,
 }
 
 impl TestApp {
     pub async fn new() -> Self {
-        let db =
-            TestDatabase::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS, &migrations_dir()).await;
-        let log = StatementLog::default();
+        let db = SubgraphDb::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS).await;
         let cfg = catalog::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: DbConfig {
-                statement_log: Some(log.clone()),
-                ..db.config.clone()
-            },
+            db: db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             cutoffs: Default::default(),
             inventory_rpc_url: catalog::DEFAULT_INVENTORY_RPC_URL.into(),
             rpc_token: "test-rpc-token".into(),
         };
-        let pool = kit::db::pool(&cfg.db).await.expect("pool");
         let registry = Arc::new(RecordingRegistry::default());
-        let router = catalog::router_with(&cfg, pool.clone(), registry.clone()).expect("router");
+        let router = catalog::router_with(&cfg, db.pool.clone(), registry.clone()).expect("router");
         Self {
             db: cfg.db,
-            pool,
-            log,
+            pool: db.pool.clone(),
+            log: db.log.clone(),
             registry,
             admin: token(Role::Admin),
             customer: token(Role::Customer),
             client: TestClient::new(router),
-            _db: db,
+            database: db,
         }
     }
 
@@ -161,20 +146,9 @@ impl TestApp {
         self.scalar("SELECT count(*) AS n FROM products").await
     }
 
-    /// A `bigint` computed by `sql` (the column must be named `n`).
+    /// The `bigint` that the SQL expression `sql` evaluates to.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut conn)
-            .await
-            .unwrap()
-            .n
+        self.database.scalar(sql).await
     }
 }
 
@@ -185,11 +159,6 @@ pub const FIELDS: &str =
 pub static CREATE: LazyLock<String> = LazyLock::new(|| {
     format!("mutation($i: CreateProductInput!) {{ createProduct(input: $i) {{ {FIELDS} }} }}")
 });
-
-/// An access token for a user with `role`, signed by [`KEYS`] (catalog has no login).
-pub fn token(role: Role) -> String {
-    access_token(&KEYS, uuid::Uuid::new_v4(), role)
-}
 
 /// The `extensions.field` of the first error.
 #[track_caller]

@@ -170,6 +170,7 @@ async fn a_crash_between_reserving_and_writing_the_order_loses_nothing() {
     .await
     .unwrap();
     assert_eq!(room.levels("APPLE").await.2, 0);
+    // Kept: the one-second hold has to run out, which is what is tested.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     expiry::sweep(&room.pool).await.unwrap();
     assert_eq!(room.levels("APPLE").await, (3, 0, 3));

@@ -1,6 +1,6 @@
 //! A stockroom on its own database, with helpers to stock it and to audit its books.
 
-use std::{path::Path, sync::LazyLock, time::Duration};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use diesel::sql_types;
@@ -11,14 +11,13 @@ use inventory::{
     restock::{self, Delivery, Receipt, RestockItem},
 };
 use kit::{
-    auth::{KeyRing, SigningKey, TokenSettings},
-    db::{DbConfig, PgConn, PgPool, StatementLog},
-    testing::TestDatabase,
+    auth::TokenSettings,
+    db::{PgConn, PgPool, StatementLog},
+    testing::SubgraphDb,
 };
 use uuid::Uuid;
 
-pub static KEYS: LazyLock<KeyRing> =
-    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+pub use kit::testing::KEYS;
 
 pub const TTL: Duration = Duration::from_secs(900);
 pub const TOKEN: &str = "test-service-token";
@@ -27,7 +26,7 @@ pub struct Stockroom {
     pub pool: PgPool,
     pub log: StatementLog,
     pub config: inventory::Config,
-    _db: TestDatabase,
+    database: SubgraphDb,
 }
 
 pub fn line(sku: &str, quantity: i32) -> Line {
@@ -43,16 +42,12 @@ pub fn days(n: i64) -> NaiveDate {
 
 impl Stockroom {
     pub async fn new() -> Self {
-        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/inventory");
-        let db = TestDatabase::new(inventory::DB_SCHEMA, &inventory::MIGRATIONS, &migrations).await;
-        let log = StatementLog::default();
+        // Contention tests run two dozen transactions at once.
+        let database =
+            SubgraphDb::with_connections(inventory::DB_SCHEMA, &inventory::MIGRATIONS, 24).await;
         let config = inventory::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: DbConfig {
-                statement_log: Some(log.clone()),
-                max_connections: 24,
-                ..db.config.clone()
-            },
+            db: database.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             cutoffs: Default::default(),
@@ -62,12 +57,11 @@ impl Stockroom {
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(1),
         };
-        let pool = kit::db::pool(&config.db).await.expect("pool");
         Self {
-            pool,
-            log,
+            pool: database.pool.clone(),
+            log: database.log.clone(),
             config,
-            _db: db,
+            database,
         }
     }
 
@@ -104,18 +98,9 @@ impl Stockroom {
             .expect("restock")
     }
 
+    /// The `bigint` that the SQL expression `sql` evaluates to.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.conn().await;
-        diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
-            .get_result::<Row>(&mut conn)
-            .await
-            .expect(sql)
-            .n
+        self.database.scalar(sql).await
     }
 
     /// (on_hand, reserved, available) of `sku` as inventory reports it.

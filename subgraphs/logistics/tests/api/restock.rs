@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kit::testing::eventually_within;
 use logistics::reconciler::{self, Reconciled};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -321,14 +322,19 @@ async fn an_unreachable_inventory_leaves_the_restock_pending_until_the_reconcile
         depot.state.clone(),
         Duration::from_millis(100),
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while depot.restock_status(id).await != "COMPLETED" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the reconciler never completed the restock"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_within(
+        Duration::from_secs(15),
+        "the reconciler to complete the restock",
+        async || {
+            let status = depot.restock_status(id).await;
+            if status == "COMPLETED" {
+                Ok(())
+            } else {
+                Err(status)
+            }
+        },
+    )
+    .await;
     task.abort();
     assert_eq!(depot.on_hand("APPLE").await, 10);
     assert_eq!(

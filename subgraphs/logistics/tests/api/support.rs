@@ -4,36 +4,24 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use chrono::Utc;
-use diesel::sql_types;
 use diesel_async::RunQueryDsl;
 use inventory::rpc::StockServiceChecked;
 use kit::{
-    auth::{KeyRing, Role, SigningKey, TokenSettings},
+    auth::{Role, TokenSettings},
     db::PgPool,
     events::{Applied, Bus, Consumer, ConsumerOptions, Event},
-    testing::{TestClient, TestDatabase, access_token},
+    testing::{SubgraphDb, TestClient, scalar, text, token, user},
 };
 use logistics::{LogisticsState, events::ShipmentsHandler};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub use kit::testing::{assert_no_errors, code};
-
-/// One key for the whole test process: RSA generation is the slow part.
-pub static KEYS: LazyLock<KeyRing> =
-    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
-
-fn migrations(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../migrations")
-        .join(name)
-}
+pub use kit::testing::{KEYS, assert_no_errors, code, message};
 
 /// How a test wants its depot.
 #[derive(Clone)]
@@ -68,7 +56,7 @@ pub struct Depot {
     /// Inventory's stock API and its address while it is not yet served.
     stopped_inventory: Mutex<Option<(SocketAddr, StockServiceChecked)>>,
     next_event: std::sync::atomic::AtomicI64,
-    _dbs: (TestDatabase, TestDatabase),
+    _dbs: (SubgraphDb, SubgraphDb),
 }
 
 impl Depot {
@@ -77,18 +65,8 @@ impl Depot {
     }
 
     pub async fn with(options: Options) -> Self {
-        let inventory_db = TestDatabase::new(
-            inventory::DB_SCHEMA,
-            &inventory::MIGRATIONS,
-            &migrations("inventory"),
-        )
-        .await;
-        let logistics_db = TestDatabase::new(
-            logistics::DB_SCHEMA,
-            &logistics::MIGRATIONS,
-            &migrations("logistics"),
-        )
-        .await;
+        let inventory_db = SubgraphDb::new(inventory::DB_SCHEMA, &inventory::MIGRATIONS).await;
+        let logistics_db = SubgraphDb::new(logistics::DB_SCHEMA, &logistics::MIGRATIONS).await;
         // A token of its own: should the port of a stopped inventory be taken
         // by another test's, calls to it are refused, not answered.
         let rpc_token = Uuid::new_v4().simple().to_string();
@@ -104,7 +82,7 @@ impl Depot {
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(5),
         };
-        let inventory_pool = kit::db::pool(&inventory_cfg.db).await.unwrap();
+        let inventory_pool = inventory_db.pool.clone();
         {
             let mut conn = inventory_pool.get().await.unwrap();
             for sku in ["APPLE", "PEAR", "MILK"] {
@@ -144,7 +122,7 @@ impl Depot {
             reconcile_interval: Duration::from_millis(200),
             restock_max_attempts: options.max_attempts,
         };
-        let pool = kit::db::pool(&config.db).await.unwrap();
+        let pool = logistics_db.pool.clone();
         let parts = logistics::build(&config, pool.clone(), Bus::in_process()).unwrap();
         let consumer = Consumer::new(
             Arc::new(ShipmentsHandler::new(parts.state.clone())),
@@ -159,8 +137,8 @@ impl Depot {
             pool,
             inventory_pool,
             config,
-            admin: access_token(&KEYS, Uuid::new_v4(), Role::Admin),
-            truck: access_token(&KEYS, truck_id, Role::Truck),
+            admin: token(Role::Admin),
+            truck: kit::testing::access_token(&KEYS, truck_id, Role::Truck),
             truck_id,
             consumer,
             stopped_inventory: Mutex::new(stopped_inventory),
@@ -198,7 +176,7 @@ impl Depot {
 
     /// A number from the inventory database.
     pub async fn inventory_scalar(&self, sql: &str) -> i64 {
-        scalar_in(&self.inventory_pool, sql).await
+        scalar(&self.inventory_pool, sql).await
     }
 
     /// Lets time pass for the reconciler: every pending restock is due now.
@@ -212,8 +190,7 @@ impl Depot {
 
     /// A new customer's id and access token.
     pub fn customer(&self) -> (Uuid, String) {
-        let id = Uuid::new_v4();
-        (id, access_token(&KEYS, id, Role::Customer))
+        user(Role::Customer)
     }
 
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
@@ -265,40 +242,11 @@ impl Depot {
 
     /// A number from the logistics database.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        scalar_in(&self.pool, sql).await
+        scalar(&self.pool, sql).await
     }
 
     /// A text from the logistics database (`SELECT … AS v`).
     pub async fn text(&self, sql: &str) -> String {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = sql_types::Text)]
-            v: String,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(sql)
-            .get_result::<Row>(&mut conn)
-            .await
-            .expect(sql)
-            .v
+        text(&self.pool, sql).await
     }
-}
-
-async fn scalar_in(pool: &PgPool, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = pool.get().await.unwrap();
-    diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
-        .get_result::<Row>(&mut conn)
-        .await
-        .expect(sql)
-        .n
-}
-
-/// The message of the first error.
-pub fn message(resp: &Value) -> &str {
-    resp["errors"][0]["message"].as_str().unwrap_or("")
 }

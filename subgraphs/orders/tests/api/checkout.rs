@@ -103,7 +103,8 @@ async fn a_crash_between_reserving_and_writing_leaks_nothing_once_the_ttl_passes
     assert_eq!(shop.scalar("SELECT count(*) FROM outbox").await, 0);
     // The stock is held by a reservation nobody refers to…
     assert_eq!(shop.levels("APPLE").await, (20, 3, 17));
-    // …until it lapses and inventory's sweeper takes it back.
+    // …until it lapses and inventory's sweeper takes it back. Kept: the
+    // reservation's one-second TTL has to run out, which is what is tested.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let (expired, _) = inventory::expiry::sweep(&shop.inventory_pool)
         .await

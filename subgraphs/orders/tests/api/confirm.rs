@@ -256,6 +256,7 @@ async fn confirm_refuses_cancelled_expired_and_other_peoples_orders() {
     assert!(message(&cancelled).contains("was cancelled"), "{cancelled}");
 
     let lapsing = shop.preview(&token, &[("APPLE", 2)]).await;
+    // Kept: the one-second TTL has to run out, which is what is tested.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let expired = shop.confirm(&token, &id(&lapsing), None, None).await;
     assert_eq!(code(&expired), "INVALID_STATE");

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use kit::events::{Bus, outbox};
+use kit::{
+    events::{Bus, outbox},
+    testing::wait_until,
+};
 use orders::{feed::StatusChanged, lifecycle::OrderStatus};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -94,18 +97,13 @@ async fn every_committed_change_reaches_the_feed_once_and_in_order() {
     );
     // Everything written was relayed and marked. The relay marks a batch
     // after publishing it, so the feed can see an event a moment before its
-    // row is marked: wait for the marks (bounded), then assert.
-    let mut unpublished = i64::MAX;
-    for _ in 0..100 {
-        unpublished = shop
-            .scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .await;
-        if unpublished == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(unpublished, 0);
+    // row is marked.
+    wait_until("every outbox row marked published", async || {
+        shop.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +112,7 @@ async fn the_subscription_is_served_over_graphql_transport_ws_to_owner_or_admin(
     let (_, token) = shop.customer();
     let (_, stranger) = shop.customer();
     let order = shop.preview(&token, &[("MILK", 1)]).await;
-    let url = format!("{}/graphql", serve_http(shop.router.clone()).await).replace("http", "ws");
+    let url = format!("{}/graphql", serve(shop.router.clone()).await).replace("http", "ws");
     let connect = |bearer: String| {
         let url = url.clone();
         async move {
@@ -168,13 +166,10 @@ async fn the_subscription_is_served_over_graphql_transport_ws_to_owner_or_admin(
         .await
         .unwrap();
     // Changes count from the moment the subscription is live.
-    tokio::time::timeout(PATIENCE, async {
-        while shop.state.relay.bus().subscribers() == before {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    wait_until("the subscription to follow the bus", async || {
+        shop.state.relay.bus().subscribers() > before
     })
-    .await
-    .expect("the subscription goes live");
+    .await;
     walk_through_lifecycle(&shop, &token, &order).await;
     let mut got = Vec::new();
     for _ in 0..3 {

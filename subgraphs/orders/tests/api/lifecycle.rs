@@ -163,6 +163,7 @@ async fn lapsed_reservations_expire_and_give_their_stock_back() {
         0,
         "not due yet"
     );
+    // Kept: the one-second TTL has to run out, which is what is tested.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(orders::expiry::sweep(&shop.state).await.unwrap(), 1);
     let now = shop

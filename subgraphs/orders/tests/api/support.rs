@@ -3,36 +3,23 @@
 //! inventory) and the orders subgraph under test, each on a fresh database.
 
 use std::{
-    path::Path,
     sync::{Arc, LazyLock},
     time::Duration,
 };
 
-use diesel::sql_types;
-use diesel_async::RunQueryDsl;
 use inventory::restock::{Delivery, RestockItem};
 use kit::{
-    auth::{KeyRing, Role, SigningKey, TokenSettings},
-    db::PgPool,
-    testing::{TestClient, TestDatabase, access_token},
+    auth::{Role, TokenSettings},
+    db::{PgPool, StatementLog},
+    testing::{SubgraphDb, TestClient, scalar, token, user},
 };
 use orders::{Charges, OrdersState, TestProvider};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub use kit::testing::{assert_no_errors, code};
-
-/// One key for the whole test process: RSA generation is the slow part.
-pub static KEYS: LazyLock<KeyRing> =
-    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+pub use kit::testing::{KEYS, assert_no_errors, code, message, redis_url, serve};
 
 const RPC_TOKEN: &str = "orders-test-token";
-
-fn migrations(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../migrations")
-        .join(name)
-}
 
 /// How a test wants its shop.
 #[derive(Clone, Default)]
@@ -51,9 +38,9 @@ pub struct Options {
 /// The statements each subgraph's pool ran (with [`Options::log_statements`]).
 #[derive(Clone, Default)]
 pub struct Statements {
-    pub orders: kit::db::StatementLog,
-    pub inventory: kit::db::StatementLog,
-    pub catalog: kit::db::StatementLog,
+    pub orders: StatementLog,
+    pub inventory: StatementLog,
+    pub catalog: StatementLog,
 }
 
 impl Statements {
@@ -75,20 +62,7 @@ pub struct Shop {
     pub admin: String,
     pub config: orders::Config,
     pub statements: Statements,
-    _dbs: (TestDatabase, TestDatabase, TestDatabase),
-}
-
-/// The Redis the tests use: `REDIS_URL`, default the local server.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Serves `router` on a free loopback port; returns `http://addr`.
-pub async fn serve_http(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
+    _dbs: (SubgraphDb, SubgraphDb, SubgraphDb),
 }
 
 impl Shop {
@@ -97,34 +71,26 @@ impl Shop {
     }
 
     pub async fn with(options: Options) -> Self {
-        let inventory_db = TestDatabase::new(
-            inventory::DB_SCHEMA,
-            &inventory::MIGRATIONS,
-            &migrations("inventory"),
-        )
-        .await;
-        let catalog_db = TestDatabase::new(
-            catalog::DB_SCHEMA,
-            &catalog::MIGRATIONS,
-            &migrations("catalog"),
-        )
-        .await;
-        let orders_db = TestDatabase::new(
-            orders::DB_SCHEMA,
-            &orders::MIGRATIONS,
-            &migrations("orders"),
-        )
-        .await;
-        let statements = Statements::default();
-        let log = |log: &kit::db::StatementLog| options.log_statements.then(|| log.clone());
+        // Contention tests run two dozen checkouts at once.
+        let inventory_db =
+            SubgraphDb::with_connections(inventory::DB_SCHEMA, &inventory::MIGRATIONS, 24).await;
+        let catalog_db = SubgraphDb::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS).await;
+        let orders_db =
+            SubgraphDb::with_connections(orders::DB_SCHEMA, &orders::MIGRATIONS, 24).await;
+        // Tests that count statements read them; the others forget them.
+        let statements = if options.log_statements {
+            Statements {
+                orders: orders_db.log.clone(),
+                inventory: inventory_db.log.clone(),
+                catalog: catalog_db.log.clone(),
+            }
+        } else {
+            Statements::default()
+        };
 
         let inventory_cfg = inventory::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: kit::db::DbConfig {
-                max_connections: 24,
-                statement_log: log(&statements.inventory),
-                ..inventory_db.config.clone()
-            },
+            db: inventory_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             cutoffs: Default::default(),
@@ -134,7 +100,7 @@ impl Shop {
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(5),
         };
-        let inventory_pool = kit::db::pool(&inventory_cfg.db).await.unwrap();
+        let inventory_pool = inventory_db.pool.clone();
         let stock_api = inventory::build(&inventory_cfg, inventory_pool.clone())
             .unwrap()
             .rpc;
@@ -148,10 +114,7 @@ impl Shop {
 
         let catalog_cfg = catalog::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: kit::db::DbConfig {
-                statement_log: log(&statements.catalog),
-                ..catalog_db.config.clone()
-            },
+            db: catalog_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             cutoffs: Default::default(),
@@ -160,17 +123,13 @@ impl Shop {
         };
         let registry =
             Arc::new(catalog::GrpcStockRegistry::connect_lazy(&rpc_url, RPC_TOKEN).unwrap());
-        let catalog_pool = kit::db::pool(&catalog_cfg.db).await.unwrap();
-        let catalog_router = catalog::router_with(&catalog_cfg, catalog_pool, registry).unwrap();
-        let catalog_url = format!("{}/graphql", serve_http(catalog_router).await);
+        let catalog_router =
+            catalog::router_with(&catalog_cfg, catalog_db.pool.clone(), registry).unwrap();
+        let catalog_url = format!("{}/graphql", serve(catalog_router).await);
 
         let config = orders::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: kit::db::DbConfig {
-                max_connections: 24,
-                statement_log: log(&statements.orders),
-                ..orders_db.config.clone()
-            },
+            db: orders_db.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings::default(),
             cutoffs: Default::default(),
@@ -191,7 +150,7 @@ impl Shop {
             reservation_ttl: options.ttl,
             sweep_interval: Duration::from_secs(1),
         };
-        let pool = kit::db::pool(&config.db).await.unwrap();
+        let pool = orders_db.pool.clone();
         let bus = config
             .events
             .connect()
@@ -202,7 +161,7 @@ impl Shop {
         if !options.without_relay {
             tokio::spawn(orders::Orders::run_relay(parts.state.clone()));
         }
-        let admin = access_token(&KEYS, Uuid::new_v4(), Role::Admin);
+        let admin = token(Role::Admin);
         let shop = Self {
             orders: TestClient::new(parts.router.clone()),
             router: parts.router,
@@ -283,8 +242,7 @@ impl Shop {
 
     /// A new customer's id and access token.
     pub fn customer(&self) -> (Uuid, String) {
-        let id = Uuid::new_v4();
-        (id, access_token(&KEYS, id, Role::Customer))
+        user(Role::Customer)
     }
 
     pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
@@ -334,17 +292,7 @@ impl Shop {
 
     /// A number from the orders database.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(format!("SELECT ({sql})::int8 AS n"))
-            .get_result::<Row>(&mut conn)
-            .await
-            .expect(sql)
-            .n
+        scalar(&self.pool, sql).await
     }
 }
 
@@ -381,7 +329,3 @@ pub static SET_STATUS: LazyLock<String> = LazyLock::new(|| {
         "mutation($id: ID!, $status: OrderStatus!) {{ updateOrderStatus(orderId: $id, status: $status) {{ {ORDER_FIELDS} }} }}"
     )
 });
-
-pub fn message(resp: &Value) -> &str {
-    resp["errors"][0]["message"].as_str().unwrap_or_default()
-}

@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::ExpressionMethods;
 use diesel_async::RunQueryDsl;
+use kit::testing::wait_until;
 use serde_json::json;
 use users::{
     Users,
@@ -17,18 +18,6 @@ use crate::{
     smtp_sink::{Behaviour, SmtpSink},
     support::*,
 };
-
-/// Polls `check` until it holds or 10 s pass.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_new_notification_wakes_the_mailer_which_sends_it_over_smtp() {
@@ -43,14 +32,21 @@ async fn a_new_notification_wakes_the_mailer_which_sends_it_over_smtp() {
         notifications.clone(),
         Duration::from_secs(3600),
     ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its first round is over (it claimed nothing, then looked up no
+    // addresses): what is due from now on only a wake-up sends.
+    wait_until("the mailer's first round", async || {
+        let log = app.log.statements();
+        let claim = log.iter().position(|sql| sql.contains("SKIP LOCKED"));
+        claim.is_some_and(|at| log[at..].iter().any(|sql| sql.contains("\"email\" FROM")))
+    })
+    .await;
 
     app.consumer(&notifications)
         .apply(&order_event(1, &ann, "GR-000042", "CONFIRMED"))
         .await
         .unwrap();
-    eventually("the message", async || !sink.received().is_empty()).await;
-    eventually("the SENT mark", async || {
+    wait_until("the message", async || !sink.received().is_empty()).await;
+    wait_until("the SENT mark", async || {
         app.notification_rows().await[0].delivery == Delivery::Sent
     })
     .await;

@@ -33,7 +33,7 @@ async fn replicas_starting_together_migrate_once_inside_the_users_schema() {
     .load(&mut conn)
     .await
     .unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
+    let dir = kit::testing::migrations_dir(users::DB_SCHEMA);
     let on_disk = std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())

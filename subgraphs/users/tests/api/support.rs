@@ -1,15 +1,15 @@
 //! A users subgraph on its own fresh database, called through its real HTTP router.
 
-use std::{path::Path, sync::Arc, sync::LazyLock};
+use std::sync::Arc;
 
 use axum::{body::Body, http::Request};
 use chrono::Utc;
 use diesel::{QueryDsl, SelectableHelper};
 use kit::{
-    auth::{KeyRing, Revocations, Role, SigningKey, TokenSettings, revocation_feed},
-    db::{DbConfig, PgPool, StatementLog},
+    auth::{Revocations, Role, TokenSettings, revocation_feed},
+    db::{PgPool, StatementLog},
     events::{Bus, Consumer, ConsumerOptions, Event},
-    testing::{TestClient, TestDatabase},
+    testing::{SubgraphDb, TestClient},
 };
 use serde_json::{Value, json};
 use users::{
@@ -19,11 +19,7 @@ use users::{
     throttle::ThrottleConfig,
 };
 
-pub use kit::testing::{assert_no_errors, code};
-
-/// One key for the whole test process: RSA generation is the slow part.
-pub static KEYS: LazyLock<KeyRing> =
-    LazyLock::new(|| KeyRing::with_signing_key(SigningKey::generate().expect("key").0));
+pub use kit::testing::{KEYS, assert_no_errors, code, message};
 
 pub const PASSWORD: &str = "correct-horse-battery";
 
@@ -39,7 +35,7 @@ pub struct TestApp {
     pub bus: Bus,
     client: TestClient,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _db: TestDatabase,
+    database: SubgraphDb,
 }
 
 impl Drop for TestApp {
@@ -64,16 +60,11 @@ impl TestApp {
 
     /// An app whose failed logins are throttled by `throttle`.
     pub async fn with_throttle(throttle: ThrottleConfig) -> Self {
-        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/users");
-        let db = TestDatabase::new(users::DB_SCHEMA, &users::MIGRATIONS, &migrations).await;
-        let log = StatementLog::default();
+        let database = SubgraphDb::new(users::DB_SCHEMA, &users::MIGRATIONS).await;
         let revocations = Revocations::new();
         let cfg = users::Config {
             listen: ([127, 0, 0, 1], 0).into(),
-            db: DbConfig {
-                statement_log: Some(log.clone()),
-                ..db.config.clone()
-            },
+            db: database.config.clone(),
             keys: KEYS.clone(),
             tokens: TokenSettings {
                 revocations: Some(revocations.clone()),
@@ -84,7 +75,7 @@ impl TestApp {
             mail: MailConfig::default(),
             throttle,
         };
-        let pool = kit::db::pool(&cfg.db).await.expect("pool");
+        let pool = database.pool.clone();
         let bus = Bus::in_process();
         let parts = users::build(&cfg, pool.clone(), bus.clone()).expect("users");
         let tasks = vec![
@@ -98,11 +89,11 @@ impl TestApp {
         revocations.primed().await;
         Self {
             pool,
-            log,
+            log: database.log.clone(),
             bus,
             client: TestClient::new(parts.router),
             tasks,
-            _db: db,
+            database,
         }
     }
 
@@ -243,18 +234,9 @@ impl TestApp {
 
     /// How many rows of `table` exist.
     pub async fn count(&self, table: &str) -> i64 {
-        use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-            .get_result::<Count>(&mut conn)
+        self.database
+            .scalar(&format!("SELECT count(*) FROM {table}"))
             .await
-            .unwrap()
-            .n
     }
 }
 
@@ -267,10 +249,6 @@ pub fn tokens(session: &Value) -> Tokens {
             .into(),
         user_id: session["user"]["id"].as_str().expect("user id").into(),
     }
-}
-
-pub fn message(resp: &Value) -> &str {
-    resp["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
 /// The order every order event below is about, unless told otherwise.
