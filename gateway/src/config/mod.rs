@@ -280,7 +280,6 @@ mod tests {
             "SUBGRAPH_TIMEOUT: \"forever\"",
             "RATE_LIMIT_IP_HEADER",
             "JWKS_URL",
-            "INTERNAL_RPC_TOKEN is required",
         ] {
             assert!(problems.contains(problem), "{problem}: {problems}");
         }
