@@ -87,7 +87,7 @@ impl AliasPrefix {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use hive_router_query_planner::{
         ast::operation::OperationDefinition, utils::parsing::safe_parse_operation,
     };
@@ -95,7 +95,9 @@ mod tests {
 
     use super::*;
 
-    fn operation(query: &str) -> OperationDefinition {
+    /// The one operation of `query`, as the planner's AST (also used by the
+    /// planner-input tests).
+    pub(crate) fn operation(query: &str) -> OperationDefinition {
         let document = safe_parse_operation(query).unwrap();
         document
             .definitions

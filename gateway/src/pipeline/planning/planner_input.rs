@@ -48,23 +48,8 @@ pub fn prune_emptied(set: &mut SelectionSet) {
 
 #[cfg(test)]
 mod tests {
-    use hive_router_query_planner::{
-        ast::operation::OperationDefinition, utils::parsing::safe_parse_operation,
-    };
-
     use super::*;
-
-    fn operation(query: &str) -> OperationDefinition {
-        let document = safe_parse_operation(query).unwrap();
-        document
-            .definitions
-            .into_iter()
-            .find_map(|d| match d {
-                graphql_tools::parser::query::Definition::Operation(op) => Some(op.into()),
-                _ => None,
-            })
-            .unwrap()
-    }
+    use crate::execution::projection::aliases::tests::operation;
 
     #[test]
     fn emptied_fragments_go_and_an_emptied_field_keeps_a_hidden_typename() {
