@@ -223,6 +223,9 @@ pub async fn serve(
             if let Some(url) = listening.metrics {
                 tracing::info!(%url, "gateway metrics listening");
             }
+            if let Some(url) = listening.rest {
+                tracing::info!(%url, "gateway REST routes listening");
+            }
             tracing::info!(url = %listening.url, supergraph = %path, "gateway listening");
             "gateway"
         }

@@ -256,6 +256,7 @@ async fn start(
     let listening = edge.spawn(&mut stack.servers, stop.clone()).await?;
     let gateway_url = listening.url;
     let metrics_url = listening.metrics;
+    let rest_url = listening.rest;
 
     revocation_feed::primed(&tables, std::time::Duration::from_secs(30)).await;
 
@@ -273,6 +274,12 @@ async fn start(
     }
     if let Some(url) = metrics_url {
         println!("  {:<10} {url}", "metrics");
+    }
+    if let Some(url) = rest_url {
+        println!(
+            "  {:<10} {url}/api   <- the Ordering API (REST; docs at /api/docs)",
+            "rest"
+        );
     }
     if let Some(rpc) = stock_api {
         println!(

@@ -31,6 +31,8 @@ pub struct Started {
     listen: SocketAddr,
     serving: Serving,
     metrics: Option<SocketAddr>,
+    /// The REST routes' own listener, if any.
+    rest: Option<SocketAddr>,
     /// The supergraph file to reload when it changes, if it came from one.
     watched: Option<PathBuf>,
 }
@@ -41,6 +43,8 @@ pub struct Listening {
     pub url: String,
     /// `/metrics`' URL on a listener of its own, if configured.
     pub metrics: Option<String>,
+    /// The REST routes' own URL (`http://host:port`), if configured.
+    pub rest: Option<String>,
 }
 
 /// Loads the supergraph and builds the gateway with its token verifier.
@@ -65,6 +69,7 @@ pub fn start(config: Config) -> anyhow::Result<Started> {
         listen: config.listen,
         serving: config.serving,
         metrics: config.metrics,
+        rest: config.rest,
         watched,
     })
 }
@@ -83,6 +88,19 @@ impl Started {
             }
             None => None,
         };
+        let rest = match (self.rest, &self.gateway.rest) {
+            (Some(addr), Some(_)) => {
+                Some(spawn_rest(self.gateway.clone(), addr, tasks, stop.clone()).await?)
+            }
+            _ => None,
+        };
+        if let Some(routes) = &self.gateway.rest {
+            let gateway = self.gateway.clone();
+            tasks.spawn(until(
+                stop.clone(),
+                crate::rest::watch(routes.clone(), move || gateway.current(), RELOAD_POLL),
+            ));
+        }
         let addr = self.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -108,7 +126,7 @@ impl Started {
                 crate::server::watch(self.gateway, path, RELOAD_POLL),
             ));
         }
-        Ok(Listening { url, metrics })
+        Ok(Listening { url, metrics, rest })
     }
 }
 
@@ -137,6 +155,31 @@ async fn spawn_metrics(
     let url = format!("http://{}/metrics", listener.local_addr()?);
     let service =
         crate::server::metrics_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    tasks.spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
+        Ok(())
+    });
+    Ok(url)
+}
+
+/// Serves the REST routes of `gateway` alone on `addr` in `tasks` until
+/// `stop`; their base URL.
+async fn spawn_rest(
+    gateway: Arc<Gateway>,
+    addr: SocketAddr,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("the gateway's REST routes cannot listen on {addr} (set REST_PORT; 0 turns it off)")
+    })?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let service =
+        crate::server::rest_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
     tasks.spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {

@@ -14,6 +14,8 @@
 //! server/          listeners and serving threads, client connections (the HTTP/1.1
 //!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF;
 //!                  `Gateway`, what a server serves
+//! rest/            REST endpoints declared in route files, each a trusted document
+//!                  run through the pipeline; their OpenAPI document
 //! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
 //!                  upstream subscriptions (fan-out), the graphql-transport-ws client
 //! pipeline/        a GraphQL request from its JSON to its written answer: parsing,
@@ -47,6 +49,7 @@ pub mod framing;
 pub mod launch;
 pub mod metrics;
 pub mod pipeline;
+pub mod rest;
 pub mod server;
 pub mod subgraph;
 pub mod subscriptions;

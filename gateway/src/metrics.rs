@@ -29,15 +29,16 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// A latency histogram over [`BUCKETS`].
 #[derive(Default, Clone)]
-struct Histogram {
+pub struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
 impl Histogram {
-    fn observe(&mut self, seconds: f64) {
+    pub fn observe(&mut self, seconds: f64) {
         if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
             self.counts[i] += 1;
         }
@@ -45,7 +46,8 @@ impl Histogram {
         self.sum += seconds;
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
+    /// Writes its series named `name` with `labels` (`a="b"`).
+    pub fn write(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(self.counts) {
             cumulative += n;

@@ -17,8 +17,8 @@ use auth::{KeyRing, TokenSettings};
 use settings::{ConfigError, Env};
 
 use self::parsing::{
-    csrf_policy, duration, edge_options, limits, max_errors, metrics_addr, name_urls, serving,
-    subgraph_timeouts, subscription_options,
+    csrf_policy, duration, edge_options, limits, max_errors, metrics_addr, name_urls, rest_listen,
+    rest_options, serving, subgraph_timeouts, subscription_options,
 };
 pub use self::variables::ENV;
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
@@ -31,6 +31,12 @@ pub const DEFAULT_SUPERGRAPH: &str = "schema/supergraph.graphql";
 
 /// The trusted-document manifests unless `PERSISTED_DIR` says otherwise.
 pub const DEFAULT_PERSISTED_DIR: &str = "schema/persisted";
+
+/// The REST route files unless `REST_DIR` says otherwise.
+pub const DEFAULT_REST_DIR: &str = "schema/rest";
+
+/// The REST routes' own port in `dev`, where the fleet's devices look.
+pub const DEV_REST_PORT: u16 = 5050;
 
 /// Where the supergraph comes from.
 #[derive(Clone, Debug)]
@@ -64,6 +70,8 @@ pub struct Config {
     pub tokens: TokenSettings,
     /// A listener of its own for `/metrics`, if any.
     pub metrics: Option<SocketAddr>,
+    /// A listener of its own for the REST routes (`REST_PORT`), if any.
+    pub rest: Option<SocketAddr>,
     /// Everything else: the request pipeline, subgraphs and edge policies.
     pub options: GatewayOptions,
 }
@@ -122,6 +130,7 @@ impl Config {
             env.parse_or("CORS_CREDENTIALS", false),
         );
         options.subscriptions = subscription_options(env);
+        config.rest = rest_listen(env, config.listen.ip(), None);
         config
     }
 
@@ -139,6 +148,7 @@ impl Config {
         options.metrics_on_api = config.metrics.is_none();
         // Any localhost origin, so a frontend dev server can call the API.
         options.cors = CorsPolicy::parse("localhost", false);
+        config.rest = rest_listen(env, config.listen.ip(), Some(DEV_REST_PORT));
         config
     }
 
@@ -149,6 +159,7 @@ impl Config {
         let tokens = TokenSettings::from_env(env);
         let (persisted, rate_limits) = edge_options(env);
         let metrics = metrics_addr(env);
+        let rest = rest_options(env, &persisted);
         Self {
             listen,
             serving,
@@ -156,7 +167,9 @@ impl Config {
             keys: Keys::Ring(KeyRing::default()),
             tokens,
             metrics,
+            rest: None,
             options: GatewayOptions {
+                rest,
                 csrf: csrf_policy(env),
                 max_errors: max_errors(env),
                 persisted,

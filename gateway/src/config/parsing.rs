@@ -250,6 +250,44 @@ pub(super) fn persisted_only_roles(env: &mut Env) -> Vec<auth::RoleName> {
 /// See [`persisted_only_roles`].
 const DEFAULT_PERSISTED_ONLY_ROLES: &str = "PARTNER";
 
+/// `REST_DIR`: the REST route files (default `schema/rest`; `off`: none),
+/// checked against the manifests of `persisted`.
+pub(super) fn rest_options(
+    env: &mut Env,
+    persisted: &PersistedOptions,
+) -> Option<crate::rest::RestOptions> {
+    let dir = env
+        .get("REST_DIR")
+        .unwrap_or_else(|| super::DEFAULT_REST_DIR.into());
+    if dir.trim().eq_ignore_ascii_case("off") {
+        return None;
+    }
+    let manifests = persisted.manifests.clone()?;
+    Some(crate::rest::RestOptions {
+        dir: dir.into(),
+        manifests,
+    })
+}
+
+/// `REST_PORT` on `host`: the REST routes' own listener (`0`: none), else `default`'s.
+pub(super) fn rest_listen(
+    env: &mut Env,
+    host: std::net::IpAddr,
+    default: Option<u16>,
+) -> Option<SocketAddr> {
+    let port = match env.get("REST_PORT") {
+        None => default?,
+        Some(raw) => match raw.trim().parse::<u16>() {
+            Ok(port) => port,
+            Err(_) => {
+                env.problem(format!("REST_PORT={raw:?} is not a port (0 turns it off)"));
+                return None;
+            }
+        },
+    };
+    (port != 0).then_some(SocketAddr::new(host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

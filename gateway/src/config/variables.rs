@@ -67,6 +67,22 @@ pub const ENV: &[Var] = &[
                   `/metrics` on the API port",
     },
     Var {
+        names: &["REST_DIR"],
+        used_by: "gateway",
+        default: "`schema/rest`",
+        meaning: "REST route files (`*.yaml`, format in \"REST endpoints\"), each route a \
+                  trusted document of `PERSISTED_DIR`, served on the API port (reloaded on \
+                  change; a missing directory is none; `off`: none)",
+    },
+    Var {
+        names: &["REST_PORT"],
+        used_by: "gateway",
+        default: "none (`dev`: `5050`)",
+        meaning: "a listener of its own for the REST routes (and `/api/openapi.json`, \
+                  `/api/docs`) on the gateway's host, where devices built for the Ordering API \
+                  look (`0`: none)",
+    },
+    Var {
         names: &["CSRF_PREVENTION"],
         used_by: "gateway",
         default: "`true`",

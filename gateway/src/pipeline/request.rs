@@ -49,3 +49,21 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
+
+static X_FORWARDED_FOR: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-forwarded-for");
+
+/// Tells subgraphs the client's address from the gateway alone, never from
+/// what the client wrote (a trusted proxy's header is read only when
+/// `RATE_LIMIT_IP_HEADER` names it).
+pub fn forward_client(
+    limiter: &crate::pipeline::ratelimit::Limiter,
+    headers: &mut HeaderMap,
+    peer: Option<IpAddr>,
+) {
+    let client = limiter.client_ip(headers, peer);
+    headers.remove(&X_FORWARDED_FOR);
+    if let Some(ip) = client.and_then(|ip| axum::http::HeaderValue::try_from(ip.to_string()).ok()) {
+        headers.insert(X_FORWARDED_FOR.clone(), ip);
+    }
+}

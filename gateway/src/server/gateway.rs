@@ -50,6 +50,8 @@ pub struct GatewayOptions {
     pub rate_limits: crate::pipeline::ratelimit::RateLimits,
     /// Bytes of subgraph answers one request may hold.
     pub request_budget: usize,
+    /// REST route files, if the gateway serves any (see [`crate::rest`]).
+    pub rest: Option<crate::rest::RestOptions>,
 }
 
 impl Default for GatewayOptions {
@@ -72,6 +74,7 @@ impl Default for GatewayOptions {
             persisted: Default::default(),
             rate_limits: Default::default(),
             request_budget: crate::subgraph::DEFAULT_REQUEST_BUDGET,
+            rest: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct Gateway {
     pub graphiql: bool,
     /// Whether `/metrics` is served with the API.
     pub metrics_on_api: bool,
+    /// REST endpoints from route files, if configured.
+    pub rest: Option<Arc<crate::rest::Rest>>,
 }
 
 impl Gateway {
@@ -120,7 +125,15 @@ impl Gateway {
                 request_budget: o.request_budget,
             },
         )?);
+        let rest = match o.rest {
+            Some(rest) => Some(Arc::new(crate::rest::Rest::load(
+                rest,
+                pipeline.current().supergraph.api_schema(),
+            )?)),
+            None => None,
+        };
         Ok(Self {
+            rest,
             subscriptions: Arc::new(Subscriptions::new(pipeline.clone(), o.subscriptions)),
             pipeline,
             cors: Arc::new(o.cors.allowing(o.csrf.header_names())),

@@ -22,5 +22,5 @@ pub mod routes;
 pub mod threads;
 
 pub use gateway::{Gateway, GatewayOptions, watch};
-pub use routes::{Edge, edge, metrics_router, router};
+pub use routes::{Edge, edge, metrics_router, rest_router, router};
 pub use threads::{ConnectionTimeouts, Serving, serve};

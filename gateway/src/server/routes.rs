@@ -31,9 +31,6 @@ use crate::{
     server::gateway::Gateway,
 };
 
-static X_FORWARDED_FOR: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("x-forwarded-for");
-
 /// The gateway's HTTP service, as a router (tests, embedding): see [`edge`].
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new().fallback_service(edge(gateway))
@@ -239,6 +236,9 @@ fn routes(gateway: Arc<Gateway>) -> Router {
     if gateway.metrics_on_api {
         router = router.route("/metrics", get(metrics));
     }
+    if gateway.rest.is_some() {
+        router = with_rest(router);
+    }
     router
         .with_state(gateway)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -247,6 +247,54 @@ fn routes(gateway: Arc<Gateway>) -> Router {
             cors,
             crate::server::cors::layer,
         ))
+}
+
+/// `router` with the REST endpoints of route files: their OpenAPI document
+/// and its page, and every other path tried as a route.
+fn with_rest(router: Router<Arc<Gateway>>) -> Router<Arc<Gateway>> {
+    use crate::rest::openapi::{DOCS_PATH, OPENAPI_PATH};
+    router
+        .route(OPENAPI_PATH, get(openapi))
+        .route(DOCS_PATH, get(openapi_page))
+        .fallback(rest)
+}
+
+/// The REST endpoints alone, for a listener of their own (`REST_PORT`):
+/// the routes, their OpenAPI document and page, and `/health`, with the
+/// request context and CORS of every route.
+pub fn rest_router(gateway: Arc<Gateway>) -> Router {
+    let cors = gateway.cors.clone();
+    with_rest(Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) })))
+        .with_state(gateway)
+        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            cors,
+            crate::server::cors::layer,
+        ))
+}
+
+async fn rest(State(gw): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    match &gw.rest {
+        Some(rest) => crate::rest::serve(&gw.pipeline, rest, request).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn openapi(State(gw): State<Arc<Gateway>>) -> Response {
+    match &gw.rest {
+        Some(rest) => Json(crate::rest::openapi::document(&rest.table())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn openapi_page(State(gw): State<Arc<Gateway>>) -> Response {
+    match &gw.rest {
+        Some(rest) => Html(crate::rest::openapi::page(&crate::rest::openapi::document(
+            &rest.table(),
+        )))
+        .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Ready when the supergraph is loaded (it is, once a gateway exists) and
@@ -296,6 +344,9 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         crate::busy_poll::polled().as_secs_f64(),
     ));
     text.push_str(&gw.pipeline.documents.render());
+    if let Some(rest) = &gw.rest {
+        text.push_str(&rest.render());
+    }
     text.push_str(&gw.pipeline.limiter.render());
     (
         [(
@@ -532,14 +583,7 @@ async fn run(
     via_get: bool,
     report: &mut Report,
 ) -> Response {
-    // Subgraphs hear of the client's address from the gateway alone, never
-    // from what the client wrote (a trusted proxy's header is read only
-    // when `RATE_LIMIT_IP_HEADER` names it).
-    let client = gw.pipeline.limiter.client_ip(&headers, peer);
-    headers.remove(&X_FORWARDED_FOR);
-    if let Some(ip) = client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
-        headers.insert(X_FORWARDED_FOR.clone(), ip);
-    }
+    crate::pipeline::request::forward_client(&gw.pipeline.limiter, &mut headers, peer);
     let ready = match prepare(&gw.pipeline, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
         Err(refusal) => {

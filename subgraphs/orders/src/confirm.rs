@@ -115,7 +115,22 @@ pub async fn confirm(
             order
                 .status
                 .transition(OrderStatus::Confirmed)
-                .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))?;
+                .map_err(|refused| {
+                    let message = refused.message(&order.number);
+                    // What devices of the Ordering API look for first.
+                    let paid = matches!(
+                        order.status,
+                        OrderStatus::Confirmed
+                            | OrderStatus::Processing
+                            | OrderStatus::Shipped
+                            | OrderStatus::Delivered
+                    );
+                    OrdersError::InvalidState(if paid {
+                        format!("Already paid: {message}")
+                    } else {
+                        message
+                    })
+                })?;
             if order
                 .reserved_until
                 .is_some_and(|t| t <= chrono::Utc::now())
