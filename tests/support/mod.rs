@@ -112,6 +112,9 @@ pub fn start_dev(database_url: &str, redis_url: &str, stream: &str, env: &[(&str
         .env("ORDERS_PORT", "0")
         .env("LOGISTICS_PORT", "0")
         .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
+        // Not the devices' 5050: tests run side by side (a test that wants
+        // the REST port of its own names one).
+        .env("REST_PORT", "0")
         .env("LOG_FORMAT", "json")
         .env_remove("SMTP_URL")
         .stdout(Stdio::piped())
@@ -395,5 +398,94 @@ pub async fn quiet_for(ws: &mut Socket, wait: Duration) -> Result<(), Value> {
     match tokio::time::timeout(wait, next_message(ws)).await {
         Err(_) => Ok(()),
         Ok(message) => Err(message),
+    }
+}
+
+/// An HTTP answer as a test reads it.
+pub struct Reply {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {} {}", self.status, self.body))
+    }
+}
+
+/// Sends one HTTP/1.1 request to 127.0.0.1:`port` exactly as given (each
+/// header as written, the body as bytes) and reads the whole answer.
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    // The server may close while the body is still being sent (413): what
+    // it answered is read all the same.
+    let _ = stream.read_to_end(&mut raw).await;
+    let response = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || after.len() < size {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = after[size..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body,
     }
 }
