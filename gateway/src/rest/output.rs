@@ -195,20 +195,27 @@ pub struct RestError {
 /// fields, then `code`, `message` and the error's other details. A code
 /// with no status is a 500 that tells nothing of the inside.
 pub fn error(rules: &ErrorRules, error: &Value) -> RestError {
+    error_or(rules, error, None)
+}
+
+/// [`error`], where a code with no status takes `refused` (the gateway's own
+/// 4xx for a request it refused: a limit, a malformed document) when given.
+pub fn error_or(rules: &ErrorRules, error: &Value, refused: Option<StatusCode>) -> RestError {
     let extensions = error.get("extensions").and_then(Value::as_object);
     let code = extensions
         .and_then(|e| e.get("code"))
         .and_then(Value::as_str)
         .unwrap_or("INTERNAL_SERVER_ERROR");
-    let status = rules
+    let known = rules
         .statuses
         .get(code)
         .copied()
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        .or(refused.filter(StatusCode::is_client_error));
+    let status = known.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let retry_after = extensions
         .and_then(|e| e.get("retryAfter"))
         .and_then(Value::as_u64);
-    if !rules.statuses.contains_key(code) {
+    if known.is_none() {
         return plain(
             rules,
             status,

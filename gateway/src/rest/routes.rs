@@ -945,6 +945,7 @@ fn read_route(
         .collect();
     let context = Context {
         label: &label,
+        line: here,
         params: &params,
         token,
         body_allowed: !matches!(method, Method::GET | Method::DELETE),
@@ -1016,6 +1017,7 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
                 }
                 Ok(Segment::Parameter(name.to_owned()))
             } else if part.is_empty()
+                || part.chars().all(|c| c == '.')
                 || !part
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
@@ -1030,6 +1032,8 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
 
 struct Context<'a> {
     label: &'a str,
+    /// The route's line.
+    line: usize,
     params: &'a [&'a str],
     token: Token,
     body_allowed: bool,
@@ -1082,7 +1086,9 @@ fn read_variables(
             matches!(def.var_type, q::Type::NonNullType(_)) && def.default_value.is_none();
         if required && !out.iter().any(|v| v.name == def.name) {
             return Err((
-                map.get_node("variables").map_or(0, line),
+                map.iter()
+                    .find(|(k, _)| k.as_str() == "variables")
+                    .map_or(cx.line, |(k, _)| scalar_line(k)),
                 format!(
                     "{}: the document needs ${}, and the route gives it no source",
                     cx.label, def.name

@@ -199,7 +199,7 @@ async fn execute(
                 .and_then(|e| e.get(0))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let mut error = output::error(&route.errors, &first);
+            let mut error = output::error_or(&route.errors, &first, Some(refusal.status));
             error.retry_after = error
                 .retry_after
                 .or(refusal.retry_after.map(|d| d.as_secs()));

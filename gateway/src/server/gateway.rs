@@ -126,6 +126,18 @@ impl Gateway {
             },
         )?);
         let rest = match o.rest {
+            // Routes run manifest documents by id: the pipeline must serve
+            // the very manifests the routes were checked against.
+            Some(rest)
+                if pipeline.options.persisted.manifests.as_ref() != Some(&rest.manifests) =>
+            {
+                anyhow::bail!(
+                    "the REST routes of {} name documents of {}, which this gateway does not serve \
+                     as trusted documents (set PERSISTED_DIR to it)",
+                    rest.dir.display(),
+                    rest.manifests.display()
+                )
+            }
             Some(rest) => Some(Arc::new(crate::rest::Rest::load(
                 rest,
                 pipeline.current().supergraph.api_schema(),

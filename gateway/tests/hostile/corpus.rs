@@ -58,6 +58,22 @@ fn post(body: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A request to a REST route: `method path`, `headers` as written, `body`.
+fn rest(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "{method} {path} HTTP/1.1\r\nhost: gateway\r\n{headers}connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A JSON POST to a REST route.
+fn rest_json(path: &str, body: &[u8]) -> Vec<u8> {
+    rest("POST", path, "content-type: application/json\r\n", body)
+}
+
 fn query(text: &str) -> Vec<u8> {
     post(&serde_json::to_vec(&serde_json::json!({ "query": text })).unwrap())
 }
@@ -371,6 +387,133 @@ pub fn entries() -> Vec<Entry> {
             bytes: Vec::new(),
             outcome: Closed,
         },
+        // REST routes (schema/rest/ordering-v1.yaml): refused before any
+        // GraphQL runs, with the contract's error body.
+        Entry {
+            name: "REST: body over 256 KiB",
+            bytes: rest_json(
+                "/api/client/login",
+                format!("{{\"device_id\": \"{}\"}}", "a".repeat(300_000)).as_bytes(),
+            ),
+            outcome: Refused(413, "PAYLOAD_TOO_LARGE"),
+        },
+        Entry {
+            name: "REST: JSON nested 5,000 deep",
+            bytes: rest_json(
+                "/api/client/login",
+                format!("{{\"device_id\": {very_deep_json}}}").as_bytes(),
+            ),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "REST: malformed JSON",
+            bytes: rest_json("/api/client/login", b"{\"device_id\": \"a\", "),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "REST: invalid UTF-8 in the body",
+            bytes: rest_json("/api/client/login", b"{\"device_id\": \"\xff\xfe\", \"password\": \"x\"}"),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "REST: a body that is not an object",
+            bytes: rest_json("/api/client/login", b"[1, 2, 3]"),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "REST: NUL in a field",
+            bytes: rest_json(
+                "/api/client/login",
+                b"{\"device_id\": \"a\\u0000b\", \"password\": \"secret-pass\"}",
+            ),
+            outcome: Refused(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "REST: wrong type (a number for a string)",
+            bytes: rest_json("/api/client/login", b"{\"device_id\": 7, \"password\": \"secret-pass\"}"),
+            outcome: Refused(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "REST: a field repeated 40,000 times as a list",
+            bytes: rest_json(
+                "/api/client/login",
+                format!(
+                    "{{\"device_id\": [{}\"a\"], \"password\": \"secret-pass\"}}",
+                    "\"a\",".repeat(40_000)
+                )
+                .as_bytes(),
+            ),
+            outcome: Refused(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "REST: a required field missing",
+            bytes: rest_json("/api/client/login", b"{\"password\": \"secret-pass\"}"),
+            outcome: Refused(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "REST: 8,000 order lines",
+            bytes: rest(
+                "POST",
+                "/api/client/order/preview",
+                "content-type: application/json\r\nauthorization: Bearer not-verified-here\r\n",
+                format!(
+                    "{{\"items\": [{}{{\"sku\": \"A\", \"qty\": 1}}]}}",
+                    "{\"sku\": \"A\", \"qty\": 1},".repeat(7_999)
+                )
+                .as_bytes(),
+            ),
+            outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
+        },
+        Entry {
+            name: "REST: qty and quantity both",
+            bytes: rest(
+                "POST",
+                "/api/client/order/preview",
+                "content-type: application/json\r\nauthorization: Bearer not-verified-here\r\n",
+                b"{\"items\": [{\"sku\": \"A\", \"qty\": 1, \"quantity\": 1}]}",
+            ),
+            outcome: Refused(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "REST: no token where one is needed",
+            bytes: rest_json("/api/client/order/preview", b"{\"items\": []}"),
+            outcome: Refused(401, "UNAUTHENTICATED"),
+        },
+        Entry {
+            name: "REST: wrong content type",
+            bytes: rest(
+                "POST",
+                "/api/client/login",
+                "content-type: text/plain\r\n",
+                b"{\"device_id\": \"a\", \"password\": \"b\"}",
+            ),
+            outcome: Refused(415, "UNSUPPORTED_MEDIA_TYPE"),
+        },
+        Entry {
+            name: "REST: wrong method",
+            bytes: rest("DELETE", "/api/client/login", "", b""),
+            outcome: Refused(405, "METHOD_NOT_ALLOWED"),
+        },
+        Entry {
+            name: "REST: unknown path",
+            bytes: rest_json("/api/client/teleport", b"{}"),
+            outcome: Refused(404, "NOT_FOUND"),
+        },
+        Entry {
+            name: "REST: dot segments toward /graphql",
+            bytes: rest_json("/api/client/../../graphql", b"{}"),
+            outcome: Refused(404, "NOT_FOUND"),
+        },
+        Entry {
+            name: "REST: an encoded NUL in the path",
+            bytes: rest_json("/api/client/log%00in", b"{}"),
+            outcome: Refused(404, "NOT_FOUND"),
+        },
+        Entry {
+            name: "REST: a 6 KB path",
+            bytes: rest_json(&format!("/api/{}", "a/".repeat(3_000)), b"{}"),
+            outcome: Refused(404, "NOT_FOUND"),
+        },
     ]
 }
 
@@ -411,8 +554,17 @@ impl Harness {
             .keys()
             .cloned()
             .collect::<Vec<_>>();
+        let repo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
         let options = gateway::GatewayOptions {
             introspection: true,
+            persisted: gateway::pipeline::persisted::PersistedOptions {
+                manifests: Some(repo.join("schema/persisted")),
+                ..Default::default()
+            },
+            rest: Some(gateway::rest::RestOptions {
+                dir: repo.join("schema/rest"),
+                manifests: repo.join("schema/persisted"),
+            }),
             subgraph_urls: names
                 .into_iter()
                 .map(|name| (name, stub_url.clone()))
@@ -487,6 +639,9 @@ impl Answer {
 
     /// The first error's `extensions.code`.
     pub fn code(&self) -> Option<&str> {
-        self.body["errors"][0]["extensions"]["code"].as_str()
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            // A REST route's error body (`{"status": "error", "code", …}`).
+            .or_else(|| self.body["code"].as_str())
     }
 }
