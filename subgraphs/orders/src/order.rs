@@ -18,6 +18,23 @@ pub fn visible_to(order: &Order, claims: &Claims) -> bool {
     order.customer_id == claims.sub || claims.role == Role::Admin
 }
 
+/// Whether `claims` may read `order`: whoever may see it, and a TRUCK once
+/// the order is paid and on its way to delivery (what a delivery needs of
+/// it; [`delivery_only`] hides the rest).
+pub fn readable_by(order: &Order, claims: &Claims) -> bool {
+    use crate::lifecycle::OrderStatus::*;
+    visible_to(order, claims)
+        || (claims.role == Role::Truck
+            && matches!(order.status, Confirmed | Processing | Shipped | Delivered))
+}
+
+/// Whether `claims` reads orders as a delivery does: a TRUCK sees the
+/// number, items and quantities, the delivery address and contact phone,
+/// and nothing of prices, payments or billing.
+pub fn delivery_only(claims: &Claims) -> bool {
+    claims.role == Role::Truck
+}
+
 /// The order, if it exists.
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Order>> {
     orders::table

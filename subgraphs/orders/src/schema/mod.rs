@@ -109,14 +109,14 @@ pub(crate) async fn order_page(
     Ok(connection)
 }
 
-/// An order `claims` may see, or `NOT_FOUND`.
+/// An order `claims` may read (see [`order::readable_by`]), or `NOT_FOUND`.
 async fn visible_order(ctx: &Context<'_>, id: &ID) -> ApiResult<db::Order> {
     let claims = ctx.auth().claims()?;
     let id = parse_id("id", id)?;
     let mut conn = state(ctx).pool.get().await?;
     order::find(&mut conn, id)
         .await?
-        .filter(|o| order::visible_to(o, claims))
+        .filter(|o| order::readable_by(o, claims))
         .ok_or_else(|| ApiError::NotFound("no such order".into()))
 }
 
@@ -132,7 +132,8 @@ pub struct Query;
 
 #[Object]
 impl Query {
-    /// One order: its customer or ADMIN; anyone else gets NOT_FOUND.
+    /// One order: its customer or ADMIN, and a TRUCK once it is paid (what a
+    /// delivery needs only); anyone else gets NOT_FOUND.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Order>> {
         Ok(Some(Order(visible_order(ctx, &id).await?)))
     }
@@ -159,7 +160,8 @@ impl Query {
         Uuid::parse_str(&id).ok().map(|id| User { id })
     }
 
-    /// Federation entity resolver: `Order` by `id`, for its customer or ADMIN.
+    /// Federation entity resolver: `Order` by `id`, for its customer, ADMIN,
+    /// and a TRUCK once it is paid (a shipment's order).
     #[graphql(entity)]
     async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Order>> {
         match visible_order(ctx, &id).await {

@@ -8,7 +8,7 @@ use async_graphql::{
     dataloader::DataLoader,
 };
 use chrono::{DateTime, Utc};
-use kit::{ApiError, ApiResult};
+use kit::{ApiError, ApiResult, auth::AuthExt as _};
 use rust_decimal::Decimal;
 
 use super::{ItemsLoader, PaymentLoader, state};
@@ -25,6 +25,17 @@ pub struct Product {
 
 /// An order.
 pub struct Order(pub db::Order);
+
+/// Refuses what a delivery does not need (prices, payments, billing) to a
+/// caller that reads orders as a delivery does (see [`order::delivery_only`]).
+fn not_for_delivery(ctx: &Context<'_>, what: &str) -> ApiResult<()> {
+    match ctx.auth().claims() {
+        Ok(claims) if order::delivery_only(claims) => Err(ApiError::Forbidden(format!(
+            "a TRUCK sees what a delivery needs of an order, not its {what}"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 #[Object]
 impl Order {
@@ -60,21 +71,25 @@ impl Order {
     }
 
     /// Sum of the lines: inventory's estimate while RESERVED, the committed prices once CONFIRMED.
-    async fn subtotal(&self) -> Option<Decimal> {
-        self.0.subtotal
+    async fn subtotal(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.subtotal)
     }
 
-    async fn tax(&self) -> Option<Decimal> {
-        self.0.tax
+    async fn tax(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.tax)
     }
 
-    async fn shipping_cost(&self) -> Option<Decimal> {
-        self.0.shipping_cost
+    async fn shipping_cost(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.shipping_cost)
     }
 
     /// subtotal + tax + shippingCost.
-    async fn total(&self) -> Option<Decimal> {
-        self.0.total
+    async fn total(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.total)
     }
 
     /// Until when the stock is held (RESERVED orders).
@@ -96,6 +111,7 @@ impl Order {
 
     /// The payment, once the order was charged.
     async fn payment(&self, ctx: &Context<'_>) -> ApiResult<Option<Payment>> {
+        not_for_delivery(ctx, "payment")?;
         let loader = ctx.data_unchecked::<DataLoader<PaymentLoader>>();
         Ok(loader.load_one(self.0.id).await?.map(Payment))
     }
@@ -155,12 +171,14 @@ impl OrderItem {
     }
 
     /// Line total ÷ quantity, rounded to cents.
-    async fn unit_price(&self) -> Option<Decimal> {
-        self.0.unit_price
+    async fn unit_price(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.unit_price)
     }
 
-    async fn line_total(&self) -> Option<Decimal> {
-        self.0.line_total
+    async fn line_total(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        not_for_delivery(ctx, "prices")?;
+        Ok(self.0.line_total)
     }
 
     /// The product's name when the order was confirmed.
@@ -321,8 +339,9 @@ impl CustomerSnapshot {
         ID(self.0.user_id.to_string())
     }
 
-    async fn email(&self) -> Option<&str> {
-        self.0.details.email.as_deref()
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
+        not_for_delivery(ctx, "customer's e-mail")?;
+        Ok(self.0.details.email.as_deref())
     }
 
     async fn phone(&self) -> Option<&str> {
@@ -333,8 +352,9 @@ impl CustomerSnapshot {
         self.0.details.shipping_address.clone().map(Into::into)
     }
 
-    async fn billing_address(&self) -> Option<PostalAddress> {
-        self.0.details.billing_address.clone().map(Into::into)
+    async fn billing_address(&self, ctx: &Context<'_>) -> ApiResult<Option<PostalAddress>> {
+        not_for_delivery(ctx, "billing address")?;
+        Ok(self.0.details.billing_address.clone().map(Into::into))
     }
 }
 
