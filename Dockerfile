@@ -1,6 +1,6 @@
 # One image for every component: `docker run grocery <component>` runs
-# `grocery serve <component>`. The supergraph and the trusted-document
-# manifests it was built with ship beside the binary, under
+# `grocery serve <component>`. The supergraph, the trusted-document
+# manifests and the REST route files it was built with ship beside the binary, under
 # /usr/share/grocery/schema (deploy/k8s points the gateway at them).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -16,6 +16,7 @@ RUN apt-get update \
 COPY --from=build /src/target/release/grocery /usr/local/bin/grocery
 COPY schema/supergraph.graphql /usr/share/grocery/schema/supergraph.graphql
 COPY schema/persisted /usr/share/grocery/schema/persisted
+COPY schema/rest /usr/share/grocery/schema/rest
 USER grocery
 # Containers listen on every interface; the port comes from PORT.
 ENV HOST=0.0.0.0
