@@ -8,6 +8,7 @@
 //! - [`routes`]: every route (GraphQL over GET and POST, WebSocket upgrade,
 //!   `/health`, `/ready`, `/metrics`, GraphiQL), each request's id, span
 //!   and log line;
+//! - [`graphiql`]: the GraphiQL page and the files it loads, embedded;
 //! - [`cors`], [`csrf`]: browser policies.
 //!
 //! Request ids, trace context and log lines are the telemetry crate's.
@@ -17,6 +18,7 @@
 pub mod cors;
 pub mod csrf;
 pub mod gateway;
+pub mod graphiql;
 pub mod http1;
 pub mod routes;
 pub mod threads;

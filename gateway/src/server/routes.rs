@@ -1,5 +1,6 @@
 //! The gateway's HTTP edge: GraphQL over HTTP on `/graphql` (POST, and GET
-//! for queries), GraphiQL for browsers, `/health` and `/ready`.
+//! for queries), GraphiQL for browsers (see [`crate::server::graphiql`]),
+//! `/health` and `/ready`.
 //!
 //! Each request: read the body → verify the bearer token (refused tokens never
 //! reach a subgraph) → plan on the blocking pool (cached) → execute → project.
@@ -13,7 +14,7 @@ use axum::{
     body::Bytes,
     extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 
@@ -236,6 +237,11 @@ fn routes(gateway: Arc<Gateway>) -> Router {
     if gateway.metrics_on_api {
         router = router.route("/metrics", get(metrics));
     }
+    if gateway.graphiql {
+        use crate::server::graphiql;
+        router = router.route(graphiql::ASSETS_ROUTE, get(graphiql::serve_asset));
+    }
+    // Last: every path no route took is tried as a REST route.
     if gateway.rest.is_some() {
         router = with_rest(router);
     }
@@ -289,9 +295,9 @@ async fn openapi(State(gw): State<Arc<Gateway>>) -> Response {
 
 async fn openapi_page(State(gw): State<Arc<Gateway>>) -> Response {
     match &gw.rest {
-        Some(rest) => Html(crate::rest::openapi::page(&crate::rest::openapi::document(
-            &rest.table(),
-        )))
+        Some(rest) => axum::response::Html(crate::rest::openapi::page(
+            &crate::rest::openapi::document(&rest.table()),
+        ))
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -513,12 +519,7 @@ async fn get_graphql(
         && params.document_id.is_none()
         && params.extensions.is_none()
     {
-        return Html(
-            async_graphql::http::GraphiQLSource::build()
-                .endpoint("/graphql")
-                .finish(),
-        )
-        .into_response();
+        return crate::server::graphiql::page(&headers);
     }
     // GraphiQL's page is a navigation, not an operation; a query is one.
     if let Some(message) = gw.csrf.refusal_of_get(&headers) {

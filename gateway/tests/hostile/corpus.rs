@@ -74,6 +74,14 @@ fn rest_json(path: &str, body: &[u8]) -> Vec<u8> {
     rest("POST", path, "content-type: application/json\r\n", body)
 }
 
+/// A browser's `GET` of `path` (GraphiQL is on in the harness).
+fn get(path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: gateway\r\naccept-encoding: gzip\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 fn query(text: &str) -> Vec<u8> {
     post(&serde_json::to_vec(&serde_json::json!({ "query": text })).unwrap())
 }
@@ -368,6 +376,50 @@ pub fn entries() -> Vec<Entry> {
             outcome: Status(431),
         },
         Entry {
+            name: "GraphiQL asset: a 60 KB path",
+            bytes: get(&format!("/graphiql/assets/{}/graphiql.js", "a".repeat(60_000))),
+            outcome: Status(404),
+        },
+        Entry {
+            name: "GraphiQL asset: .. out of the folder",
+            bytes: get("/graphiql/assets/../../../../etc/passwd"),
+            outcome: Status(404),
+        },
+        Entry {
+            name: "GraphiQL asset: .. escaped",
+            bytes: get("/graphiql/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd"),
+            outcome: Status(404),
+        },
+        Entry {
+            name: "GraphiQL asset: NUL escaped",
+            bytes: get("/graphiql/assets/x/graphiql.js%00.png"),
+            outcome: Status(404),
+        },
+        Entry {
+            name: "GraphiQL asset: NUL raw",
+            bytes: get("/graphiql/assets/x/graphiql.js\0.png"),
+            outcome: Status(400),
+        },
+        Entry {
+            name: "GraphiQL asset: repeated slashes",
+            bytes: get("//graphiql///assets////graphiql.js"),
+            outcome: Status(404),
+        },
+        Entry {
+            name: "GraphiQL asset: wrong method",
+            bytes: b"DELETE /graphiql/assets/x/graphiql.js HTTP/1.1\r\nhost: gateway\r\n\
+                     connection: close\r\n\r\n"
+                .to_vec(),
+            outcome: Status(405),
+        },
+        Entry {
+            name: "GraphiQL asset: POST with a body",
+            bytes: b"POST /graphiql/assets/x/graphiql.js HTTP/1.1\r\nhost: gateway\r\n\
+                     content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                .to_vec(),
+            outcome: Status(405),
+        },
+        Entry {
             name: "a head that never ends (slowloris, lane)",
             bytes: b"POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n".to_vec(),
             outcome: Closed,
@@ -565,6 +617,8 @@ impl Harness {
                 dir: repo.join("schema/rest"),
                 manifests: repo.join("schema/persisted"),
             }),
+            // Its asset routes are in the corpus too.
+            graphiql: true,
             subgraph_urls: names
                 .into_iter()
                 .map(|name| (name, stub_url.clone()))
