@@ -475,6 +475,36 @@ async fn the_ordering_api_answers_every_endpoint_and_error_of_the_contract() {
         assert_error(&garbage, 401, "UNAUTHENTICATED");
     }
 
+    // An expired access token, signed with the stack's own key: 401 too.
+    let expired = {
+        use kit::auth::{Claims, KeyRing, SigningKey, TokenSettings, TokenType};
+        let pem = std::fs::read_to_string(dev.home.join("keys/signing.pem")).unwrap();
+        let ring = KeyRing::with_signing_key(SigningKey::from_pem(&pem).unwrap());
+        let settings = TokenSettings::default();
+        let past = chrono::Utc::now().timestamp() - 3600;
+        ring.sign(&Claims {
+            iss: settings.issuer,
+            aud: settings.audience,
+            sub: uuid::Uuid::new_v4(),
+            role: kit::auth::RoleName::from_static("CUSTOMER"),
+            exp: past + 900,
+            iat: past,
+            token_type: TokenType::Access,
+            jti: uuid::Uuid::new_v4(),
+            fam: None,
+            access_epoch: 0,
+        })
+        .unwrap()
+    };
+    let reply = Device::with(port, &expired)
+        .post(
+            "/api/client/order/preview",
+            json!({ "items": [{ "sku": "APPLE", "qty": 1 }] }),
+            &[],
+        )
+        .await;
+    assert_error(&reply, 401, "UNAUTHENTICATED");
+
     // --- restock: TRUCK only; a retry with the same key stocks once.
     let customer_restock = Device::with(port, &fresh_access)
         .post("/api/truck/restock", restock_body.clone(), &[])
