@@ -41,7 +41,7 @@ pub enum Supergraph {
     Composed(String),
 }
 
-/// What bearer tokens are verified with.
+/// What bearer tokens are verified with at the edge.
 #[derive(Clone)]
 pub enum Keys {
     /// The users subgraph's JWKS, fetched again when a token names an unknown key.
@@ -58,7 +58,10 @@ pub struct Config {
     /// Serving threads, polling, admission and connection timeouts.
     pub serving: Serving,
     pub supergraph: Supergraph,
-    pub keys: Keys,
+    /// The keys tokens are verified with at the edge; `None` (neither
+    /// `JWKS_URL` nor `JWT_PUBLIC_KEYS_FILE` set) verifies nothing there and
+    /// leaves `authorization` to the subgraphs, as sent.
+    pub keys: Option<Keys>,
     /// Issuer, audience and the table of access cut-offs tokens are checked
     /// against (the launcher keeps it filled: the feed is subgraph plumbing).
     pub tokens: TokenSettings,
@@ -84,16 +87,17 @@ impl Config {
                 .into(),
         );
         // The users subgraph's keys: from its JWKS URL (refetched when keys
-        // rotate) or, failing that, from a PEM file.
+        // rotate) or, failing that, from a PEM file. Neither: a gateway in
+        // front of subgraphs that authenticate callers themselves.
         config.keys = match env.get("JWKS_URL") {
             Some(url) => match url.parse() {
-                Ok(url) => Keys::Jwks(url),
+                Ok(url) => Some(Keys::Jwks(url)),
                 Err(_) => {
                     env.problem(format!("JWKS_URL={url:?} is not a URL"));
-                    Keys::Ring(KeyRing::default())
+                    None
                 }
             },
-            None => Keys::Ring(KeyRing::verifying_from_env_or(env, None)),
+            None => KeyRing::verifying_from_env(env).map(Keys::Ring),
         };
         let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(env);
         let options = &mut config.options;
@@ -131,7 +135,7 @@ impl Config {
     /// are verified with `keys`; the launcher sets the supergraph it composed.
     pub fn read_dev(env: &mut Env, keys: KeyRing) -> Self {
         let mut config = Self::read_shared(env);
-        config.keys = Keys::Ring(keys);
+        config.keys = Some(Keys::Ring(keys));
         let options = &mut config.options;
         options.introspection = true;
         options.graphiql = true;
@@ -153,7 +157,7 @@ impl Config {
             listen,
             serving,
             supergraph: Supergraph::Composed(String::new()),
-            keys: Keys::Ring(KeyRing::default()),
+            keys: None,
             tokens,
             metrics,
             options: GatewayOptions {
@@ -198,7 +202,7 @@ mod tests {
         assert!(
             matches!(&config.supergraph, Supergraph::File(p) if p == std::path::Path::new(DEFAULT_SUPERGRAPH))
         );
-        assert!(matches!(&config.keys, Keys::Jwks(url) if url.host() == Some("users")));
+        assert!(matches!(&config.keys, Some(Keys::Jwks(url)) if url.host() == Some("users")));
         assert_eq!(config.metrics, None);
         let options = &config.options;
         assert_eq!(options.csrf, CsrfPolicy::default());
@@ -286,6 +290,23 @@ mod tests {
     }
 
     #[test]
+    fn serve_without_keys_verifies_nothing_at_the_edge_and_a_key_file_is_read() {
+        let mut env = env_of(&[]);
+        let config = Config::read(&mut env);
+        env.finish()
+            .expect("neither JWKS_URL nor JWT_PUBLIC_KEYS_FILE is required");
+        assert!(config.keys.is_none());
+
+        let mut env = env_of(&[("JWT_PUBLIC_KEYS_FILE", "/no/such/keys.pem")]);
+        Config::read(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(
+            problems.contains("JWT_PUBLIC_KEYS_FILE=/no/such/keys.pem"),
+            "{problems}"
+        );
+    }
+
+    #[test]
     fn dev_keeps_its_own_choices_and_ignores_what_only_serve_reads() {
         let mut env = env_of(&[
             TOKEN,
@@ -305,6 +326,6 @@ mod tests {
         );
         assert_eq!(options.limits.max_depth, Limits::default().max_depth);
         assert_eq!(options.max_errors, 7);
-        assert!(matches!(config.keys, Keys::Ring(_)));
+        assert!(matches!(config.keys, Some(Keys::Ring(_))));
     }
 }
