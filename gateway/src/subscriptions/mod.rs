@@ -34,6 +34,7 @@ pub mod options;
 pub mod registry;
 pub mod sse;
 pub mod state;
+pub mod subprotocol;
 pub mod websocket;
 pub mod ws_client;
 
