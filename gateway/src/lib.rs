@@ -14,8 +14,10 @@
 //! server/          listeners and serving threads, client connections (the HTTP/1.1
 //!                  lane for POST /graphql, hyper for the rest), routes, CORS, CSRF;
 //!                  `Gateway`, what a server serves
-//! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
-//!                  upstream subscriptions (fan-out), the graphql-transport-ws client
+//! subscriptions/   subscriptions over WebSocket (graphql-transport-ws and the older
+//!                  graphql-ws) and SSE (distinct connections and reservations):
+//!                  per-user registry, shared upstream subscriptions (fan-out), the
+//!                  graphql-transport-ws client
 //! pipeline/        a GraphQL request from its JSON to its written answer: parsing,
 //!                  edge auth, persisted documents, limits, rate limits, planning
 //!                  (planning/: composition, validation, caches), variable coercion,

@@ -7,6 +7,7 @@
 mod support;
 mod subscriptions {
     pub mod legacy_ws;
+    pub mod sse;
 }
 
 use std::{sync::Arc, time::Duration};

@@ -7,16 +7,20 @@ use crate::{
     subscriptions::{
         options::SubscriptionOptions,
         registry::{Registry, Upstreams},
+        reservations::Reservations,
     },
 };
 
 /// Subscriptions of one gateway: the pipeline they are prepared on, their
-/// options, what is open by user, and the upstream subscriptions shared.
+/// options, what is open by user, the upstream subscriptions shared, and
+/// the SSE reservations.
 pub struct Subscriptions {
     pub pipeline: Arc<Pipeline>,
     pub options: SubscriptionOptions,
     pub registry: Arc<Registry>,
     pub upstreams: Arc<Upstreams>,
+    /// SSE reservations (single-connection mode).
+    pub reservations: Reservations,
 }
 
 impl Subscriptions {
@@ -26,6 +30,7 @@ impl Subscriptions {
             options,
             registry: Default::default(),
             upstreams: Default::default(),
+            reservations: Default::default(),
         }
     }
 
