@@ -88,16 +88,20 @@ impl Config {
         );
         // The users subgraph's keys: from its JWKS URL (refetched when keys
         // rotate) or, failing that, from a PEM file. Neither: a gateway in
-        // front of subgraphs that authenticate callers themselves.
+        // front of subgraphs that authenticate callers themselves. One that
+        // is set but broken still means tokens are to be verified (and what
+        // that needs besides is asked for too).
         config.keys = match env.get("JWKS_URL") {
-            Some(url) => match url.parse() {
-                Ok(url) => Some(Keys::Jwks(url)),
+            Some(url) => Some(match url.parse() {
+                Ok(url) => Keys::Jwks(url),
                 Err(_) => {
                     env.problem(format!("JWKS_URL={url:?} is not a URL"));
-                    None
+                    Keys::Ring(KeyRing::default())
                 }
-            },
-            None => KeyRing::verifying_from_env(env).map(Keys::Ring),
+            }),
+            None => env.get("JWT_PUBLIC_KEYS_FILE").map(|_| {
+                Keys::Ring(KeyRing::verifying_from_env(env).unwrap_or_default())
+            }),
         };
         let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(env);
         let options = &mut config.options;
@@ -304,6 +308,23 @@ mod tests {
             problems.contains("JWT_PUBLIC_KEYS_FILE=/no/such/keys.pem"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn sse_reservations_are_bounded_as_configured() {
+        let mut env = env_of(&[
+            ("SSE_RESERVATIONS_PER_CLIENT", "4"),
+            ("SSE_RESERVATION_TIMEOUT", "5s"),
+        ]);
+        let config = Config::read(&mut env);
+        env.finish().expect("complete configuration");
+        let subscriptions = &config.options.subscriptions;
+        assert_eq!(subscriptions.reservations_per_client, 4);
+        assert_eq!(subscriptions.reservation_lapse, Duration::from_secs(5));
+        let mut env = env_of(&[("SSE_RESERVATION_TIMEOUT", "later")]);
+        Config::read(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(problems.contains("SSE_RESERVATION_TIMEOUT"), "{problems}");
     }
 
     #[test]
