@@ -117,6 +117,14 @@ impl Started {
             crate::server::serve(listener, router, serving, server_stop).await?;
             Ok(())
         });
+        // Event streams never finish by themselves: ended at the stop, so
+        // the server's graceful shutdown does not wait for them.
+        let (subscriptions, mut stopping) = (self.gateway.subscriptions.clone(), stop.clone());
+        tasks.spawn(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            subscriptions.end_streams();
+            Ok(())
+        });
         let documents = self.gateway.pipeline.documents.clone();
         tasks.spawn(until(
             stop.clone(),

@@ -348,7 +348,7 @@ pub fn open(subs: &Arc<Subscriptions>, headers: &HeaderMap, query: Option<&str>)
         token,
         reserved,
     };
-    sse::streaming(receiver, options.keepalive, guard)
+    sse::streaming(receiver, &subs.ending(), options.keepalive, guard)
 }
 
 /// An open stream's reservation: forgotten, with its operations, when the

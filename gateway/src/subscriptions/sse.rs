@@ -98,6 +98,7 @@ pub fn event_stream(subs: Arc<Subscriptions>, ready: Ready, headers: HeaderMap) 
         return answered(json!({ "errors": errors }).to_string().into(), None);
     };
     let (tx, rx) = mpsc::channel::<Bytes>(options.buffer);
+    let subs_ending = subs.ending();
     let task = tokio::spawn(async move {
         let _slot = slot;
         let mut emit = |frame: Frame| {
@@ -108,7 +109,7 @@ pub fn event_stream(subs: Arc<Subscriptions>, ready: Ready, headers: HeaderMap) 
         };
         pump(&subs, ready, headers, &mut emit).await;
     });
-    streaming(rx, options.keepalive, AbortOnDrop(task))
+    streaming(rx, &subs_ending, options.keepalive, AbortOnDrop(task))
 }
 
 /// The events of `frame` in distinct-connections mode.
@@ -160,29 +161,32 @@ fn answered(body: Bytes, headers: Option<HeaderMap>) -> Response {
 
 /// An event stream of what arrives on `rx`, opened with a comment (so the
 /// client sees its headers at once) and kept alive with one every
-/// `keepalive`; it ends when every sender is gone. `guard` lives as long as
-/// the stream: dropped when the client goes away.
+/// `keepalive`; it ends when every sender is gone, or when `ending` turns
+/// true (the gateway stops). `guard` lives as long as the stream: dropped
+/// when the client goes away.
 pub(crate) fn streaming<G: Send + 'static>(
     rx: mpsc::Receiver<Bytes>,
+    ending: &tokio::sync::watch::Receiver<bool>,
     keepalive: std::time::Duration,
     guard: G,
 ) -> Response {
     let mut ticks = tokio::time::interval(keepalive);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (rx, ticks, guard, true);
-    let stream = futures::stream::unfold(state, |(mut rx, mut ticks, guard, first)| async move {
+    let state = (rx, ticks, ending.clone(), guard, true);
+    let stream = futures::stream::unfold(state, |state| async move {
+        let (mut rx, mut ticks, mut ending, guard, first) = state;
         if first {
             // The first tick is immediate.
             ticks.tick().await;
-            return Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from_static(b":\n\n")),
-                (rx, ticks, guard, false),
-            ));
+            let comment = Bytes::from_static(b":\n\n");
+            return Some((Ok::<_, std::convert::Infallible>(comment), (rx, ticks, ending, guard, false)));
         }
-        tokio::select! {
-            event = rx.recv() => event.map(|e| (Ok(e), (rx, ticks, guard, false))),
-            _ = ticks.tick() => Some((Ok(Bytes::from_static(b":\n\n")), (rx, ticks, guard, false))),
-        }
+        let next = tokio::select! {
+            event = rx.recv() => event?,
+            _ = ticks.tick() => Bytes::from_static(b":\n\n"),
+            _ = ending.wait_for(|ending| *ending) => return None,
+        };
+        Some((Ok(next), (rx, ticks, ending, guard, false)))
     });
     let mut response = Response::new(Body::from_stream(stream));
     stream_headers(response.headers_mut());

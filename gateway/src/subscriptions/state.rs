@@ -21,6 +21,9 @@ pub struct Subscriptions {
     pub upstreams: Arc<Upstreams>,
     /// SSE reservations (single-connection mode).
     pub reservations: Reservations,
+    /// Turns true when the gateway stops: SSE streams end then, or the
+    /// server's graceful shutdown would wait for them for ever.
+    ending: tokio::sync::watch::Sender<bool>,
 }
 
 impl Subscriptions {
@@ -31,7 +34,18 @@ impl Subscriptions {
             registry: Default::default(),
             upstreams: Default::default(),
             reservations: Default::default(),
+            ending: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every SSE stream, now and from now on (the gateway stops).
+    pub fn end_streams(&self) {
+        self.ending.send_replace(true);
+    }
+
+    /// What an SSE stream watches to end with the gateway.
+    pub(crate) fn ending(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ending.subscribe()
     }
 
     /// Client subscriptions open on this gateway.

@@ -454,3 +454,41 @@ async fn reservations_are_bounded_per_client_and_in_all() {
     assert!(full.headers.contains_key("retry-after"));
     assert_eq!(stack.gateway.subscriptions.reservations.waiting(), 3);
 }
+
+#[tokio::test]
+async fn event_streams_end_when_the_gateway_stops() {
+    let stack = stack(Default::default()).await;
+    let client = Client::new(&stack.base);
+    let distinct = client
+        .call(
+            "POST",
+            "/graphql",
+            &[("accept", "text/event-stream")],
+            Some(&json!({ "query": "subscription { pushed { n } }" }).to_string()),
+        )
+        .await;
+    let mut distinct = Events::of(distinct);
+    let token = reserve(&client).await;
+    let headers = [
+        ("x-graphql-event-stream-token", token.as_str()),
+        ("accept", "text/event-stream"),
+    ];
+    let mut single = Events::of(client.call("GET", "/graphql", &headers, None).await);
+    wait_until("1 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 1
+    })
+    .await;
+
+    // Without this, a graceful shutdown would wait for them for ever.
+    stack.gateway.subscriptions.end_streams();
+    assert_eq!(distinct.next().await, None);
+    assert_eq!(single.next().await, None);
+    wait_until("the reservation to be forgotten", async || {
+        stack.gateway.subscriptions.reservations.is_empty()
+    })
+    .await;
+    wait_until("0 upstream(s) following the pushed feed", async || {
+        stack.pushed.0.receiver_count() == 0
+    })
+    .await;
+}
