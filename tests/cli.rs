@@ -333,7 +333,10 @@ fn serve_gateway_needs_no_keys_and_then_no_service_token() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("GATEWAY_THREADS must be at least 1"), "{stderr}");
+    assert!(
+        stderr.contains("GATEWAY_THREADS must be at least 1"),
+        "{stderr}"
+    );
     for unasked in ["JWT_PUBLIC_KEYS_FILE", "JWKS_URL", "INTERNAL_RPC_TOKEN"] {
         assert!(!stderr.contains(unasked), "{unasked} in:\n{stderr}");
     }

@@ -81,7 +81,10 @@ async fn serve(stub: &Stub, home: &std::path::Path, env: &[(&str, String)]) -> (
             "SUPERGRAPH_PATH",
             home.join("supergraph.graphql").display().to_string(),
         ),
-        ("REVOCATIONS_URL", format!("{}/internal/access-changes", stub.base)),
+        (
+            "REVOCATIONS_URL",
+            format!("{}/internal/access-changes", stub.base),
+        ),
         // Empty is unset: whatever the test's own environment holds.
         ("JWT_PUBLIC_KEYS_FILE", String::new()),
         ("JWKS_URL", String::new()),

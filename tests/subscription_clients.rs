@@ -141,21 +141,33 @@ async fn graphql_sse_in_both_modes_and_subscriptions_transport_ws_query_subscrib
         );
         if name == "subscriptions-transport-ws" {
             let invalid = client.next("invalid");
-            assert_eq!(invalid.as_array().map(Vec::len), Some(1), "{name}: {invalid}");
+            assert_eq!(
+                invalid.as_array().map(Vec::len),
+                Some(1),
+                "{name}: {invalid}"
+            );
             assert_eq!(code(&invalid[0]), "GRAPHQL_VALIDATION_FAILED", "{name}");
             let refused = client.next("refused");
-            assert_eq!(refused["extensions"]["code"], "UNAUTHENTICATED", "{name}: {refused}");
+            assert_eq!(
+                refused["extensions"]["code"], "UNAUTHENTICATED",
+                "{name}: {refused}"
+            );
         } else {
             // The refusal is the operation's GraphQL error, not a broken stream.
             let refused = client.next("refused");
-            assert_eq!(refused.as_array().map(Vec::len), Some(1), "{name}: {refused}");
+            assert_eq!(
+                refused.as_array().map(Vec::len),
+                Some(1),
+                "{name}: {refused}"
+            );
             assert_eq!(code(&refused[0]), "UNAUTHENTICATED", "{name}");
         }
     }
     // Each subscription (one alias apart) is live once orders follows the bus for it.
-    support::eventually("the three subscriptions to follow orders' events", async || {
-        (support::bus_followers(&orders).await >= followers + 3).then_some(())
-    })
+    support::eventually(
+        "the three subscriptions to follow orders' events",
+        async || (support::bus_followers(&orders).await >= followers + 3).then_some(()),
+    )
     .await;
     ok(gql(
         gw,
@@ -169,7 +181,11 @@ async fn graphql_sse_in_both_modes_and_subscriptions_transport_ws_query_subscrib
         let changed = &event["data"]["orderStatusChanged"];
         assert_eq!(changed["status"], "CANCELLED", "{}: {event}", client.name);
         assert_eq!(changed[alias], "RESERVED", "{}: {event}", client.name);
-        assert_eq!(changed["order"]["number"], number, "{}: {event}", client.name);
+        assert_eq!(
+            changed["order"]["number"], number,
+            "{}: {event}",
+            client.name
+        );
         let (name, status) = (client.name, client.child.wait().unwrap());
         assert!(status.success(), "{name}: {}", client.end());
     }

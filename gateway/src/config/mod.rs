@@ -99,9 +99,9 @@ impl Config {
                     Keys::Ring(KeyRing::default())
                 }
             }),
-            None => env.get("JWT_PUBLIC_KEYS_FILE").map(|_| {
-                Keys::Ring(KeyRing::verifying_from_env(env).unwrap_or_default())
-            }),
+            None => env
+                .get("JWT_PUBLIC_KEYS_FILE")
+                .map(|_| Keys::Ring(KeyRing::verifying_from_env(env).unwrap_or_default())),
         };
         let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(env);
         let options = &mut config.options;

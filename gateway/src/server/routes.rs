@@ -244,7 +244,10 @@ fn routes(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
     let mut router = Router::new()
         // POST `/graphql` never gets here: see [`Edge`].
-        .route("/graphql", get(get_entry).put(put_graphql).delete(delete_graphql))
+        .route(
+            "/graphql",
+            get(get_entry).put(put_graphql).delete(delete_graphql),
+        )
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready));
     if gateway.metrics_on_api {

@@ -99,9 +99,9 @@ pub(crate) async fn operate(
             let per_user = subs.options.per_user;
             let slot = match slot {
                 Some(slot) => Some(slot),
-                None if ready.is_subscription() => {
-                    subs.registry.take(ready.claims.as_ref().map(|c| c.sub), per_user)
-                }
+                None if ready.is_subscription() => subs
+                    .registry
+                    .take(ready.claims.as_ref().map(|c| c.sub), per_user),
                 None => None,
             };
             if slot.is_none() && ready.is_subscription() {

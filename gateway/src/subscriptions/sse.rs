@@ -179,7 +179,10 @@ pub(crate) fn streaming<G: Send + 'static>(
             // The first tick is immediate.
             ticks.tick().await;
             let comment = Bytes::from_static(b":\n\n");
-            return Some((Ok::<_, std::convert::Infallible>(comment), (rx, ticks, ending, guard, false)));
+            return Some((
+                Ok::<_, std::convert::Infallible>(comment),
+                (rx, ticks, ending, guard, false),
+            ));
         }
         let next = tokio::select! {
             event = rx.recv() => event?,
@@ -237,7 +240,10 @@ mod tests {
             ("text/event-stream, application/json", true),
             ("application/json, text/event-stream", false),
             ("application/json;q=0.5, text/event-stream", true),
-            ("application/graphql-response+json, text/event-stream;q=0.9", false),
+            (
+                "application/graphql-response+json, text/event-stream;q=0.9",
+                false,
+            ),
             ("text/event-stream;q=0", false),
             ("application/json", false),
             ("*/*", false),

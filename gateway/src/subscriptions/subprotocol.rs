@@ -106,9 +106,7 @@ impl Subprotocol {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect();
-        Self::ALL
-            .into_iter()
-            .find(|p| offered.contains(&p.name()))
+        Self::ALL.into_iter().find(|p| offered.contains(&p.name()))
     }
 
     /// What the client's text message asks for.
@@ -156,14 +154,14 @@ impl Subprotocol {
                 }
             },
             Self::Legacy => {
-                let connection_error = |message: String| {
-                    json!({ "type": "connection_error", "payload": error(&message, "BAD_REQUEST") })
-                };
+                let connection_error = |message: String| json!({ "type": "connection_error", "payload": error(&message, "BAD_REQUEST") });
                 let message = match fault {
                     Fault::Unreadable(why) => {
                         connection_error(format!("the message is not one of graphql-ws: {why}"))
                     }
-                    Fault::Binary => connection_error("binary messages are not part of graphql-ws".into()),
+                    Fault::Binary => {
+                        connection_error("binary messages are not part of graphql-ws".into())
+                    }
                     Fault::NoId => connection_error("start needs an id".into()),
                     Fault::UnknownType { kind, id } => json!({
                         "id": id,
@@ -245,10 +243,14 @@ impl Subprotocol {
             }
             Frame::Error(errors) => match self {
                 Self::TransportWs => {
-                    vec![format!("{{\"id\":{id},\"type\":\"error\",\"payload\":{errors}}}")]
+                    vec![format!(
+                        "{{\"id\":{id},\"type\":\"error\",\"payload\":{errors}}}"
+                    )]
                 }
                 Self::Legacy => vec![
-                    format!("{{\"id\":{id},\"type\":\"data\",\"payload\":{{\"errors\":{errors}}}}}"),
+                    format!(
+                        "{{\"id\":{id},\"type\":\"data\",\"payload\":{{\"errors\":{errors}}}}}"
+                    ),
                     complete,
                 ],
             },

@@ -20,9 +20,10 @@ async fn connect(base: &str) -> Socket {
     let mut request = format!("{}/graphql", base.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", HeaderValue::from_static("graphql-ws"));
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-ws"),
+    );
     let (socket, response) = connect_async(request).await.unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-ws");
     socket
@@ -60,7 +61,11 @@ async fn next(ws: &mut Socket) -> Value {
 /// A connection acknowledged with `payload` as its `connection_init`.
 async fn ready(base: &str, payload: Value) -> Socket {
     let mut ws = connect(base).await;
-    send(&mut ws, json!({ "type": "connection_init", "payload": payload })).await;
+    send(
+        &mut ws,
+        json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await;
     assert_eq!(next(&mut ws).await, json!({ "type": "connection_ack" }));
     // The first keep-alive right after the ack: the client starts watching then.
     assert_eq!(next(&mut ws).await, json!({ "type": "ka" }));
@@ -88,7 +93,10 @@ async fn a_legacy_client_queries_subscribes_stops_and_terminates() {
         recv(&mut ws).await,
         json!({ "id": "1", "type": "data", "payload": { "data": { "hello": "hi" } } })
     );
-    assert_eq!(recv(&mut ws).await, json!({ "id": "1", "type": "complete" }));
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({ "id": "1", "type": "complete" })
+    );
 
     send(&mut ws, start("2", TICKS, json!({ "count": 2 }))).await;
     for n in 1..=2 {
@@ -101,7 +109,10 @@ async fn a_legacy_client_queries_subscribes_stops_and_terminates() {
             format!("name of item-{}", n % 2)
         );
     }
-    assert_eq!(recv(&mut ws).await, json!({ "id": "2", "type": "complete" }));
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({ "id": "2", "type": "complete" })
+    );
 
     // A validation error is data with errors, then complete, as the reference server sends it.
     send(&mut ws, start("3", "subscription { nope }", json!({}))).await;
@@ -111,10 +122,17 @@ async fn a_legacy_client_queries_subscribes_stops_and_terminates() {
         refused["payload"]["errors"][0]["extensions"]["code"],
         "GRAPHQL_VALIDATION_FAILED"
     );
-    assert_eq!(recv(&mut ws).await, json!({ "id": "3", "type": "complete" }));
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({ "id": "3", "type": "complete" })
+    );
 
     // stop ends a subscription, upstream too.
-    send(&mut ws, start("4", "subscription { pushed { n } }", json!({}))).await;
+    send(
+        &mut ws,
+        start("4", "subscription { pushed { n } }", json!({})),
+    )
+    .await;
     wait_until("1 upstream(s) following the pushed feed", async || {
         stack.pushed.0.receiver_count() == 1
     })
@@ -128,7 +146,11 @@ async fn a_legacy_client_queries_subscribes_stops_and_terminates() {
     .await;
 
     // What the protocol does not know is answered, and the connection stays.
-    send(&mut ws, json!({ "id": "5", "type": "subscribe", "payload": {} })).await;
+    send(
+        &mut ws,
+        json!({ "id": "5", "type": "subscribe", "payload": {} }),
+    )
+    .await;
     let unknown = recv(&mut ws).await;
     assert_eq!(unknown["type"], "error");
     assert_eq!(unknown["id"], "5");
@@ -200,9 +222,21 @@ async fn a_legacy_client_gets_the_same_auth_limits_and_fan_out() {
     assert_eq!(error["id"], "0");
     assert_eq!(stack.gateway.subscriptions.open(), 0);
 
-    let token = testing::access_token(&keys, uuid::Uuid::new_v4(), RoleName::from_static("CUSTOMER"));
-    let mut first = ready(&stack.base, json!({ "Authorization": format!("Bearer {token}") })).await;
-    let mut second = ready(&stack.base, json!({ "authorization": format!("Bearer {token}") })).await;
+    let token = testing::access_token(
+        &keys,
+        uuid::Uuid::new_v4(),
+        RoleName::from_static("CUSTOMER"),
+    );
+    let mut first = ready(
+        &stack.base,
+        json!({ "Authorization": format!("Bearer {token}") }),
+    )
+    .await;
+    let mut second = ready(
+        &stack.base,
+        json!({ "authorization": format!("Bearer {token}") }),
+    )
+    .await;
     let pushed = "subscription { pushed { n } }";
     send(&mut first, start("a", pushed, json!({}))).await;
     // An id started again is restarted, as the reference server does.
@@ -215,7 +249,10 @@ async fn a_legacy_client_gets_the_same_auth_limits_and_fan_out() {
         limited["payload"]["errors"][0]["extensions"]["code"],
         "SUBSCRIPTION_LIMIT"
     );
-    assert_eq!(recv(&mut first).await, json!({ "id": "c", "type": "complete" }));
+    assert_eq!(
+        recv(&mut first).await,
+        json!({ "id": "c", "type": "complete" })
+    );
     send(&mut second, start("x", pushed, json!({}))).await;
     wait_until("3 client subscription(s) open", async || {
         stack.gateway.subscriptions.open() == 3

@@ -25,10 +25,8 @@ impl Client {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.to_owned(),
-            http: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build_http(),
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
         }
     }
 
@@ -50,10 +48,13 @@ impl Client {
             request = request.header(*name, *value);
         }
         let body = Full::new(Bytes::from(body.unwrap_or_default().to_owned()));
-        tokio::time::timeout(Duration::from_secs(10), self.http.request(request.body(body).unwrap()))
-            .await
-            .expect("no answer within 10 s")
-            .unwrap()
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.http.request(request.body(body).unwrap()),
+        )
+        .await
+        .expect("no answer within 10 s")
+        .unwrap()
     }
 
     /// POSTs `body` asking for an event stream; the whole stream.
@@ -101,7 +102,11 @@ impl Answer {
     /// stream is that result then `complete`.
     fn code(&self) -> &str {
         assert_eq!(self.status, 200, "{}", self.text);
-        assert!(self.media().starts_with("text/event-stream"), "{}", self.media());
+        assert!(
+            self.media().starts_with("text/event-stream"),
+            "{}",
+            self.media()
+        );
         assert_eq!(self.events.len(), 2, "{}", self.text);
         assert_eq!(self.events[0].0, "next");
         assert_eq!(self.events[1].0, "complete");
@@ -216,7 +221,10 @@ async fn distinct_mode_answers_queries_and_every_refusal_as_an_event_stream() {
     );
 
     let refused = client
-        .post_sse(json!({ "query": "{ hello }" }), &[("authorization", "Bearer nonsense")])
+        .post_sse(
+            json!({ "query": "{ hello }" }),
+            &[("authorization", "Bearer nonsense")],
+        )
         .await;
     assert_eq!(refused.code(), "UNAUTHENTICATED");
     let invalid = client
@@ -234,16 +242,25 @@ async fn distinct_mode_answers_queries_and_every_refusal_as_an_event_stream() {
     assert_eq!(Answer::read(response).await.code(), "BAD_REQUEST");
     let partner = bearer(&keys, "PARTNER");
     let not_trusted = client
-        .post_sse(json!({ "query": "{ hello }" }), &[("authorization", &partner)])
+        .post_sse(
+            json!({ "query": "{ hello }" }),
+            &[("authorization", &partner)],
+        )
         .await;
     assert_eq!(not_trusted.code(), "PERSISTED_QUERY_REQUIRED");
     let customer = bearer(&keys, "CUSTOMER");
     let first = client
-        .post_sse(json!({ "query": "{ hello }" }), &[("authorization", &customer)])
+        .post_sse(
+            json!({ "query": "{ hello }" }),
+            &[("authorization", &customer)],
+        )
         .await;
     assert_eq!(first.events[0].1["data"]["hello"], "hi", "{}", first.text);
     let limited = client
-        .post_sse(json!({ "query": "{ hello }" }), &[("authorization", &customer)])
+        .post_sse(
+            json!({ "query": "{ hello }" }),
+            &[("authorization", &customer)],
+        )
         .await;
     assert_eq!(limited.code(), "RATE_LIMITED");
     assert!(limited.headers.contains_key("retry-after"));
@@ -258,7 +275,12 @@ async fn distinct_mode_answers_queries_and_every_refusal_as_an_event_stream() {
         )
         .await;
     let by_get = Answer::read(response).await;
-    assert_eq!(by_get.events[0].1, json!({ "data": { "hello": "hi" } }), "{}", by_get.text);
+    assert_eq!(
+        by_get.events[0].1,
+        json!({ "data": { "hello": "hi" } }),
+        "{}",
+        by_get.text
+    );
 
     // JSON listed first: a query's answer stays JSON.
     let response = client
@@ -321,7 +343,13 @@ async fn single_connection_mode_carries_every_operation_tagged_with_its_id() {
     assert_eq!(again.status(), 409);
 
     assert_eq!(
-        start(&client, &token, "s1", json!({ "query": TICKS, "variables": { "count": 2 } })).await,
+        start(
+            &client,
+            &token,
+            "s1",
+            json!({ "query": TICKS, "variables": { "count": 2 } })
+        )
+        .await,
         202
     );
     for n in 1..=2 {
@@ -339,15 +367,24 @@ async fn single_connection_mode_carries_every_operation_tagged_with_its_id() {
         ("complete".to_owned(), json!({ "id": "s1" }))
     );
 
-    assert_eq!(start(&client, &token, "q1", json!({ "query": "{ hello }" })).await, 202);
+    assert_eq!(
+        start(&client, &token, "q1", json!({ "query": "{ hello }" })).await,
+        202
+    );
     assert_eq!(
         events.next().await.unwrap(),
-        ("next".to_owned(), json!({ "id": "q1", "payload": { "data": { "hello": "hi" } } }))
+        (
+            "next".to_owned(),
+            json!({ "id": "q1", "payload": { "data": { "hello": "hi" } } })
+        )
     );
     assert_eq!(events.next().await.unwrap().1, json!({ "id": "q1" }));
 
     // A refusal is accepted and arrives as the operation's errors.
-    assert_eq!(start(&client, &token, "e1", json!({ "query": "{ nope }" })).await, 202);
+    assert_eq!(
+        start(&client, &token, "e1", json!({ "query": "{ nope }" })).await,
+        202
+    );
     let (name, refused) = events.next().await.unwrap();
     assert_eq!(name, "next");
     assert_eq!(refused["id"], "e1");
@@ -381,13 +418,23 @@ async fn single_connection_mode_carries_every_operation_tagged_with_its_id() {
     .await;
     // Stopping what is not running is no error (it may have just ended).
     let unknown = client
-        .call("DELETE", "/graphql?operationId=nothing", &token_header, None)
+        .call(
+            "DELETE",
+            "/graphql?operationId=nothing",
+            &token_header,
+            None,
+        )
         .await;
     assert_eq!(unknown.status(), 200);
 
     // Not an operation of the stream: refused over HTTP.
     let response = client
-        .call("POST", "/graphql", &token_header, Some(r#"{"query":"{ hello }"}"#))
+        .call(
+            "POST",
+            "/graphql",
+            &token_header,
+            Some(r#"{"query":"{ hello }"}"#),
+        )
         .await;
     assert_eq!(response.status(), 400);
     // The token may come as a query parameter too.
@@ -404,7 +451,16 @@ async fn single_connection_mode_carries_every_operation_tagged_with_its_id() {
     assert_eq!(events.next().await.unwrap().1, json!({ "id": "q2" }));
 
     // The client leaves: its reservation and operations go with it.
-    assert_eq!(start(&client, &token, "p2", json!({ "query": "subscription { pushed { n } }" })).await, 202);
+    assert_eq!(
+        start(
+            &client,
+            &token,
+            "p2",
+            json!({ "query": "subscription { pushed { n } }" })
+        )
+        .await,
+        202
+    );
     wait_until("1 upstream(s) following the pushed feed", async || {
         stack.pushed.0.receiver_count() == 1
     })
@@ -418,7 +474,10 @@ async fn single_connection_mode_carries_every_operation_tagged_with_its_id() {
         stack.pushed.0.receiver_count() == 0
     })
     .await;
-    assert_eq!(start(&client, &token, "q3", json!({ "query": "{ hello }" })).await, 404);
+    assert_eq!(
+        start(&client, &token, "q3", json!({ "query": "{ hello }" })).await,
+        404
+    );
 }
 
 #[tokio::test]
@@ -443,13 +502,23 @@ async fn reservations_are_bounded_per_client_and_in_all() {
     let over = Answer::read(client.call("PUT", "/graphql", &[], None).await).await;
     assert_eq!(over.status, 429, "{}", over.text);
     let body: Value = serde_json::from_str(&over.text).unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "SUBSCRIPTION_LIMIT");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "SUBSCRIPTION_LIMIT"
+    );
 
     // A user counts on its own, until the gateway's waiting ones are full.
     let user = bearer(&keys, "CUSTOMER");
-    let first = client.call("PUT", "/graphql", &[("authorization", &user)], None).await;
+    let first = client
+        .call("PUT", "/graphql", &[("authorization", &user)], None)
+        .await;
     assert_eq!(first.status(), 201);
-    let full = Answer::read(client.call("PUT", "/graphql", &[("authorization", &user)], None).await).await;
+    let full = Answer::read(
+        client
+            .call("PUT", "/graphql", &[("authorization", &user)], None)
+            .await,
+    )
+    .await;
     assert_eq!(full.status, 503, "{}", full.text);
     assert!(full.headers.contains_key("retry-after"));
     assert_eq!(stack.gateway.subscriptions.reservations.waiting(), 3);
