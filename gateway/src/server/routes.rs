@@ -20,7 +20,7 @@ use axum::{
     routing::get,
 };
 
-use crate::subscriptions::reservations;
+use crate::subscriptions::{reservations, reserved_operations};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -405,7 +405,7 @@ async fn post_graphql(
 ) -> Response {
     if reservations::names_a_stream(&headers, None) {
         let subs = &gw.subscriptions;
-        return reservations::operation(subs, headers, peer, body).await;
+        return reserved_operations::operation(subs, headers, peer, body).await;
     }
     match serde_json::from_slice::<GraphqlRequest>(&body) {
         Ok(request) if !extensions_are_a_map(&request) => malformed(
@@ -474,7 +474,7 @@ async fn delete_graphql(
     request: axum::extract::Request,
 ) -> Response {
     let query = request.uri().query();
-    reservations::stop(&gw.subscriptions, request.headers(), query)
+    reserved_operations::stop(&gw.subscriptions, request.headers(), query)
 }
 
 #[derive(Deserialize)]

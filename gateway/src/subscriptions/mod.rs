@@ -30,8 +30,8 @@
 //! - [`registry`]: subscriptions open, by user, and their limits;
 //! - [`fanout`]: identical subscriptions sharing one upstream, events run
 //!   through the rest of the plan, and one operation's run from its request;
-//! - [`sse`] and [`reservations`]: GraphQL over SSE, distinct connections
-//!   and single connection;
+//! - [`sse`], [`reservations`] and [`reserved_operations`]: GraphQL over
+//!   SSE, distinct connections and single connection;
 //! - [`mod@websocket`] and [`subprotocol`]: WebSocket connections, and what
 //!   differs between the two subprotocols;
 //! - [`ws_client`]: the gateway as a `graphql-transport-ws` client of subgraphs.
@@ -44,6 +44,7 @@ pub mod frame;
 pub mod options;
 pub mod registry;
 pub mod reservations;
+pub mod reserved_operations;
 pub mod sse;
 pub mod state;
 pub mod subprotocol;

@@ -1,7 +1,9 @@
 //! GraphQL over SSE in single-connection mode (graphql-sse's reservations;
 //! see [`crate::subscriptions::sse`] for the protocol): one event stream
 //! carries every operation of a client, each event tagged with its
-//! operation's id, and plain requests steer it.
+//! operation's id, and plain requests steer it. This file holds the
+//! reservations, reserves and opens them;
+//! [`crate::subscriptions::reserved_operations`] runs operations on them.
 //!
 //! - `PUT /graphql` reserves a stream: 201 and its token (`text/plain`);
 //! - `GET /graphql` with the token and `Accept: text/event-stream` opens it
@@ -49,18 +51,12 @@ use tokio::{sync::mpsc, task::AbortHandle};
 use uuid::Uuid;
 
 use crate::{
-    pipeline::{GraphqlRequest, bearer, response::error_body},
-    subscriptions::{
-        fanout::operate, frame::Frame, registry::limit_error, sse, state::Subscriptions,
-        websocket::carried_headers,
-    },
+    pipeline::{bearer, response::error_body},
+    subscriptions::{registry::limit_error, sse, state::Subscriptions},
 };
 
 /// The header a reservation's token travels in.
 pub static TOKEN_HEADER: HeaderName = HeaderName::from_static("x-graphql-event-stream-token");
-
-/// The longest operation id accepted (graphql-sse's are UUIDs).
-const MAX_OPERATION_ID: usize = 128;
 
 /// Whom a reservation counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +66,7 @@ enum Client {
     Unknown,
 }
 
-type Token = u128;
+pub(super) type Token = u128;
 
 /// The reservations of one gateway.
 #[derive(Default)]
@@ -79,7 +75,7 @@ pub struct Reservations {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     streams: HashMap<Token, Arc<Reserved>>,
     per_client: HashMap<Client, usize>,
     /// Reservations in the order they were made, to find lapsed ones
@@ -90,32 +86,32 @@ struct Inner {
 }
 
 /// One reservation.
-struct Reserved {
+pub(super) struct Reserved {
     client: Client,
     made: Instant,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     opened: bool,
     /// The stream's events, made when first needed; the sender is dropped
     /// when the stream is ended.
     sender: Option<mpsc::Sender<Bytes>>,
     receiver: Option<mpsc::Receiver<Bytes>>,
-    operations: HashMap<String, (u64, AbortHandle)>,
-    generation: u64,
+    pub(super) operations: HashMap<String, (u64, AbortHandle)>,
+    pub(super) generation: u64,
     ended: bool,
 }
 
 impl Reserved {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The stream's sender, made with the stream if it is not yet; `None`
     /// once the stream ended.
-    fn sender(&self, buffer: usize) -> Option<mpsc::Sender<Bytes>> {
+    pub(super) fn sender(&self, buffer: usize) -> Option<mpsc::Sender<Bytes>> {
         let mut state = self.state();
         if state.ended {
             return None;
@@ -129,7 +125,7 @@ impl Reserved {
     }
 
     /// Ends the stream: every operation stopped, no more events.
-    fn end(&self) {
+    pub(super) fn end(&self) {
         let mut state = self.state();
         state.ended = true;
         state.sender = None;
@@ -189,7 +185,7 @@ impl Inner {
     }
 
     /// The reservation `token`, unless it lapsed.
-    fn find(&mut self, token: Token, lapse: Duration) -> Option<Arc<Reserved>> {
+    pub(super) fn find(&mut self, token: Token, lapse: Duration) -> Option<Arc<Reserved>> {
         let reserved = self.streams.get(&token)?.clone();
         if !reserved.state().opened && reserved.made.elapsed() >= lapse {
             self.remove(token);
@@ -200,7 +196,7 @@ impl Inner {
 }
 
 impl Reservations {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -298,7 +294,7 @@ pub async fn reserve(
 pub fn open(subs: &Arc<Subscriptions>, headers: &HeaderMap, query: Option<&str>) -> Response {
     let token = match token_of(headers, query) {
         Ok(token) => token,
-        Err(refused) => return refused,
+        Err(why) => return bad_request(why),
     };
     if !sse::accepts_event_stream(headers) {
         return json_answer(
@@ -372,209 +368,34 @@ impl Drop for Opened {
     }
 }
 
-/// `POST /graphql` with a token: an operation whose events go to the
-/// reservation's stream.
-pub async fn operation(
-    subs: &Arc<Subscriptions>,
-    headers: HeaderMap,
-    peer: Option<IpAddr>,
-    body: Bytes,
-) -> Response {
-    let token = match token_of(&headers, None) {
-        Ok(token) => token,
-        Err(refused) => return refused,
-    };
-    let request: GraphqlRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return bad_request(&format!("invalid JSON body: {e}")),
-    };
-    let id = match request
-        .extensions
-        .as_ref()
-        .and_then(|e| e.get("operationId"))
-    {
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_OPERATION_ID => id.clone(),
-        Some(_) => {
-            return bad_request(&format!(
-                "extensions.operationId must be a string of 1 to {MAX_OPERATION_ID} bytes"
-            ));
-        }
-        None => {
-            return bad_request(
-                "an operation on a reserved event stream needs extensions.operationId",
-            );
-        }
-    };
-    let options = &subs.options;
-    let Some(reserved) = subs
-        .reservations
-        .lock()
-        .find(token, options.reservation_lapse)
-    else {
-        return not_found();
-    };
-    let Some(sender) = reserved.sender(options.buffer) else {
-        return not_found();
-    };
-    let mut state = reserved.state();
-    if state.operations.contains_key(&id) {
-        drop(state);
-        return json_answer(
-            StatusCode::CONFLICT,
-            error_body(
-                &format!("operation {id:?} is running on this stream"),
-                "CONFLICT",
-            ),
-        );
-    }
-    let events = Events {
-        id: id.clone(),
-        sender,
-        reserved: reserved.clone(),
-    };
-    if state.operations.len() >= options.per_connection {
-        drop(state);
-        let errors = limit_error(format!(
-            "at most {} operations may run at once on one event stream",
-            options.per_connection
-        ));
-        events.send(Frame::Error(errors));
-        return StatusCode::ACCEPTED.into_response();
-    }
-    let generation = state.generation;
-    state.generation += 1;
-    let headers = operation_headers(subs, &headers, peer);
-    let (task_subs, task_reserved, task_id) = (subs.clone(), reserved.clone(), id.clone());
-    let task = tokio::spawn(async move {
-        {
-            let mut emit = |frame| events.send(frame);
-            operate(&task_subs, headers, peer, request, None, &mut emit).await;
-        }
-        let mut state = task_reserved.state();
-        if state
-            .operations
-            .get(&task_id)
-            .is_some_and(|(g, _)| *g == generation)
-        {
-            state.operations.remove(&task_id);
-        }
-    });
-    state
-        .operations
-        .insert(id, (generation, task.abort_handle()));
-    drop(state);
-    StatusCode::ACCEPTED.into_response()
-}
-
-/// Where one operation's frames go: its reservation's stream, tagged with its id.
-struct Events {
-    id: String,
-    sender: mpsc::Sender<Bytes>,
-    reserved: Arc<Reserved>,
-}
-
-impl Events {
-    /// Sends `frame`'s events; `false` once the stream is gone. A full
-    /// buffer is a client that does not read: its stream ends.
-    fn send(&self, frame: Frame) -> bool {
-        let id = Value::String(self.id.clone());
-        let events = match frame {
-            Frame::Next(body) => vec![next(&id, &body)],
-            Frame::Error(errors) => vec![
-                next(&id, json!({ "errors": errors }).to_string().as_bytes()),
-                complete(&id),
-            ],
-            Frame::Complete => vec![complete(&id)],
-        };
-        for event in events {
-            match self.sender.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!("an SSE client did not read its events; ending its stream");
-                    self.reserved.end();
-                    return false;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
-        }
-        true
-    }
-}
-
-fn next(id: &Value, payload: &[u8]) -> Bytes {
-    let mut data = Vec::with_capacity(payload.len() + 48);
-    data.extend_from_slice(b"{\"id\":");
-    data.extend_from_slice(id.to_string().as_bytes());
-    data.extend_from_slice(b",\"payload\":");
-    data.extend_from_slice(payload);
-    data.push(b'}');
-    sse::event("next", &data)
-}
-
-fn complete(id: &Value) -> Bytes {
-    sse::event("complete", json!({ "id": id }).to_string().as_bytes())
-}
-
-/// `DELETE /graphql?operationId=` with a token: stops the operation.
-pub fn stop(subs: &Arc<Subscriptions>, headers: &HeaderMap, query: Option<&str>) -> Response {
-    let token = match token_of(headers, query) {
-        Ok(token) => token,
-        Err(refused) => return refused,
-    };
-    let Some(id) = query_param(query, "operationId").filter(|id| !id.is_empty()) else {
-        return bad_request("DELETE needs the operation's id: ?operationId=");
-    };
-    let Some(reserved) = subs
-        .reservations
-        .lock()
-        .find(token, subs.options.reservation_lapse)
-    else {
-        return not_found();
-    };
-    if let Some((_, task)) = reserved.state().operations.remove(id.as_ref()) {
-        task.abort();
-    }
-    StatusCode::OK.into_response()
-}
-
-/// The headers an operation runs with, copied out of the request (see
-/// [`carried_headers`]), with the client's address as the gateway judged
-/// it, never as the client wrote it.
-fn operation_headers(subs: &Subscriptions, headers: &HeaderMap, peer: Option<IpAddr>) -> HeaderMap {
-    let mut carried = carried_headers(headers);
-    let client = subs.pipeline.limiter.client_ip(headers, peer);
-    if let Some(ip) = client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
-        carried.insert(HeaderName::from_static("x-forwarded-for"), ip);
-    }
-    carried
-}
-
 /// The request's token, from its header or else `query`'s `token`.
-fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<Token, Response> {
+/// Why not, if it has none or a malformed one.
+pub(super) fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<Token, &'static str> {
     let raw = match headers.get(&TOKEN_HEADER) {
         Some(value) => Some(value.to_str().unwrap_or("\u{0}").to_owned()),
         None => query_param(query, "token").map(|t| t.into_owned()),
     };
     let Some(raw) = raw else {
-        return Err(bad_request("the request names no event stream"));
+        return Err("the request names no event stream");
     };
     let well_formed = raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit());
     match well_formed.then(|| Token::from_str_radix(&raw, 16)) {
         Some(Ok(token)) => Ok(token),
-        _ => Err(bad_request(
-            "the event stream token is not one this gateway gives (32 hex digits)",
-        )),
+        _ => Err("the event stream token is not one this gateway gives (32 hex digits)"),
     }
 }
 
 /// The value of parameter `name` in the query string `query`, decoded.
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+pub(super) fn query_param<'a>(
+    query: Option<&'a str>,
+    name: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value)
 }
 
-fn json_answer(status: StatusCode, body: Value) -> Response {
+pub(super) fn json_answer(status: StatusCode, body: Value) -> Response {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -584,11 +405,11 @@ fn json_answer(status: StatusCode, body: Value) -> Response {
     response
 }
 
-fn bad_request(message: &str) -> Response {
+pub(super) fn bad_request(message: &str) -> Response {
     json_answer(StatusCode::BAD_REQUEST, error_body(message, "BAD_REQUEST"))
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     json_answer(
         StatusCode::NOT_FOUND,
         error_body(
