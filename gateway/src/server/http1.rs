@@ -8,9 +8,9 @@
 //! and log line included) and writes the answer in one `writev`. The first
 //! request it does not take (any other method or path, a query string, an
 //! upgrade, `Expect`, a chunked or oversized body, an event stream,
-//! HTTP/1.0, a head it cannot read) hands the connection, with what was read of it, to hyper
-//! and the router for good, so every other route and every refusal is
-//! exactly as before.
+//! HTTP/1.0, a head it cannot read) hands the connection, with what was
+//! read of it, to hyper and the router for good, so every other route and
+//! every refusal is exactly as before.
 
 use std::{
     net::SocketAddr,

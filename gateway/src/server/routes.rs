@@ -20,8 +20,6 @@ use axum::{
     routing::get,
 };
 
-use crate::subscriptions::{reservations, reserved_operations};
-
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -34,6 +32,7 @@ use crate::{
         },
     },
     server::gateway::Gateway,
+    subscriptions::{reservations, reserved_operations},
 };
 
 static X_FORWARDED_FOR: axum::http::HeaderName =
