@@ -203,10 +203,14 @@ pub async fn serve(
         None => {
             // The gateway's settings and, read by the launcher beside them,
             // where its table of access cut-offs is filled from (the feed is
-            // subgraph plumbing the gateway does not depend on).
+            // subgraph plumbing the gateway does not depend on). A gateway
+            // that verifies no token has no cut-offs: no feed, no wait.
             let mut env = Env::new();
             let mut config = gateway::Config::read(&mut env);
-            let feed = kit::auth::revocation_feed::FeedConfig::from_env(&mut env);
+            let feed = config
+                .keys
+                .is_some()
+                .then(|| kit::auth::revocation_feed::FeedConfig::from_env(&mut env));
             env.finish()?;
             if let Some(path) = supergraph {
                 config.supergraph = gateway::config::Supergraph::File(path);
@@ -217,8 +221,9 @@ pub async fn serve(
                 gateway::config::Supergraph::Composed(_) => "composed".into(),
             };
             let started = gateway::start(config)?;
-            let table = started.revocations.clone();
-            follow_then_wait(table, Feed::Remote(feed), &mut tasks, &stop).await?;
+            if let (Some(table), Some(feed)) = (started.revocations.clone(), feed) {
+                follow_then_wait(table, Feed::Remote(feed), &mut tasks, &stop).await?;
+            }
             let listening = started.spawn(&mut tasks, stop).await?;
             if let Some(url) = listening.metrics {
                 tracing::info!(%url, "gateway metrics listening");

@@ -3,7 +3,9 @@
 //! serves them, with the watchers that reload the supergraph file and the
 //! trusted-document manifests, until told to stop. `grocery serve gateway`
 //! runs it alone, `grocery dev` beside the subgraphs; either first keeps the
-//! gateway's table of access cut-offs filled ([`Started::revocations`]).
+//! gateway's table of access cut-offs filled ([`Started::revocations`]) when
+//! it verifies tokens at the edge. Without keys it verifies none, says so
+//! once, and has no cut-offs to wait for.
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -26,8 +28,9 @@ const JWKS_REFRESH: Duration = Duration::from_secs(30);
 /// A gateway built from its configuration, not yet listening.
 pub struct Started {
     pub gateway: Arc<Gateway>,
-    /// The access cut-offs its verifier checks, for the launcher to keep filled.
-    pub revocations: Revocations,
+    /// The access cut-offs its verifier checks, for the launcher to keep
+    /// filled; `None` when it verifies no token at the edge.
+    pub revocations: Option<Revocations>,
     listen: SocketAddr,
     serving: Serving,
     metrics: Option<SocketAddr>,
@@ -57,12 +60,29 @@ pub fn start(config: Config) -> anyhow::Result<Started> {
         ),
         Supergraph::Composed(sdl) => (sdl, None),
     };
-    let revocations = config.tokens.revocations.clone().unwrap_or_default();
-    let verifier = Arc::new(match config.keys {
-        Keys::Jwks(url) => EdgeAuth::Jwks(Box::new(Jwks::new(url, config.tokens, JWKS_REFRESH))),
-        Keys::Ring(keys) => EdgeAuth::Keys(Arc::new(Verifier::new(&keys, &config.tokens)?)),
-    });
-    let gateway = Arc::new(Gateway::new(&sdl, Some(verifier), &config.options)?);
+    let revocations = config
+        .keys
+        .is_some()
+        .then(|| config.tokens.revocations.clone().unwrap_or_default());
+    let verifier = match config.keys {
+        Some(Keys::Jwks(url)) => Some(EdgeAuth::Jwks(Box::new(Jwks::new(
+            url,
+            config.tokens,
+            JWKS_REFRESH,
+        )))),
+        Some(Keys::Ring(keys)) => Some(EdgeAuth::Keys(Arc::new(Verifier::new(
+            &keys,
+            &config.tokens,
+        )?))),
+        None => {
+            tracing::warn!(
+                "neither JWKS_URL nor JWT_PUBLIC_KEYS_FILE is set: the gateway verifies no token \
+                 at the edge and forwards `authorization` to the subgraphs as it is sent"
+            );
+            None
+        }
+    };
+    let gateway = Arc::new(Gateway::new(&sdl, verifier.map(Arc::new), &config.options)?);
     Ok(Started {
         gateway,
         revocations,
@@ -113,6 +133,14 @@ impl Started {
         );
         tasks.spawn(async move {
             crate::server::serve(listener, router, serving, server_stop).await?;
+            Ok(())
+        });
+        // Event streams never finish by themselves: ended at the stop, so
+        // the server's graceful shutdown does not wait for them.
+        let (subscriptions, mut stopping) = (self.gateway.subscriptions.clone(), stop.clone());
+        tasks.spawn(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            subscriptions.end_streams();
             Ok(())
         });
         let documents = self.gateway.pipeline.documents.clone();

@@ -16,8 +16,10 @@
 //!                  `Gateway`, what a server serves
 //! rest/            REST endpoints declared in route files, each a trusted document
 //!                  run through the pipeline; their OpenAPI document
-//! subscriptions/   subscriptions over WebSocket and SSE: per-user registry, shared
-//!                  upstream subscriptions (fan-out), the graphql-transport-ws client
+//! subscriptions/   subscriptions over WebSocket (graphql-transport-ws and the older
+//!                  graphql-ws) and SSE (distinct connections and reservations):
+//!                  per-user registry, shared upstream subscriptions (fan-out), the
+//!                  graphql-transport-ws client
 //! pipeline/        a GraphQL request from its JSON to its written answer: parsing,
 //!                  edge auth, persisted documents, limits, rate limits, planning
 //!                  (planning/: composition, validation, caches), variable coercion,

@@ -2,8 +2,10 @@
 //! counters and histograms do not need a metrics framework.
 //!
 //! - `graphql_requests_total` and `graphql_request_duration_seconds`, by
-//!   operation name and outcome (`ok`, `errors`: data with errors, `refused`:
-//!   nothing executed);
+//!   operation name and outcome (`ok`, `errors`: data with errors,
+//!   `persisted_query_not_found`: an APQ hash the gateway does not know yet,
+//!   which the client answers by sending the document, `refused`: nothing
+//!   executed for any other reason);
 //! - `subgraph_fetch_duration_seconds` and `subgraph_fetch_errors_total`, by subgraph;
 //! - `plan_cache_hits_total` / `plan_cache_misses_total`;
 //! - `supergraph_reloads_total` by result.
@@ -68,16 +70,26 @@ pub enum Outcome {
     Errors,
     /// Refused before execution (auth, validation, limits, malformed).
     Refused,
+    /// An APQ hash not stored yet (`PERSISTED_QUERY_NOT_FOUND`): the
+    /// protocol's first step for every new document, not a refusal, so it
+    /// is counted apart.
+    PersistedQueryNotFound,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Errors, Outcome::Refused];
+    const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::Errors,
+        Outcome::Refused,
+        Outcome::PersistedQueryNotFound,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Errors => "errors",
             Self::Refused => "refused",
+            Self::PersistedQueryNotFound => "persisted_query_not_found",
         }
     }
 }
@@ -86,7 +98,7 @@ impl Outcome {
 #[derive(Default)]
 pub struct Metrics {
     /// By operation name, then outcome: a lookup borrows the name.
-    requests: Mutex<HashMap<String, [Histogram; 3]>>,
+    requests: Mutex<HashMap<String, [Histogram; Outcome::ALL.len()]>>,
     fetches: Mutex<HashMap<String, (Histogram, u64)>>,
     plan_hits: AtomicU64,
     plan_misses: AtomicU64,
@@ -251,11 +263,19 @@ mod tests {
         m.request(Some("Get\"Me"), Outcome::Ok, Duration::from_millis(2));
         m.request(Some("Get\"Me"), Outcome::Ok, Duration::from_millis(40));
         m.request(None, Outcome::Refused, Duration::from_micros(100));
+        m.request(
+            None,
+            Outcome::PersistedQueryNotFound,
+            Duration::from_micros(50),
+        );
         m.fetch("users", Duration::from_millis(3), true);
         m.plan_cache(true);
         let text = m.render();
         assert!(text.contains(r#"graphql_requests_total{operation="Get\"Me",outcome="ok"} 2"#));
         assert!(text.contains(r#"graphql_requests_total{operation="",outcome="refused"} 1"#));
+        assert!(text.contains(
+            r#"graphql_requests_total{operation="",outcome="persisted_query_not_found"} 1"#
+        ));
         assert!(text.contains(
             r#"graphql_request_duration_seconds_bucket{operation="Get\"Me",outcome="ok",le="0.0025"} 1"#
         ));

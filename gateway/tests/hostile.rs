@@ -1,10 +1,13 @@
 //! The hostile corpus (`tests/hostile/corpus.rs`) against a served gateway:
 //! every entry gets exactly its outcome, and a refusal costs no planning
-//! and no subgraph request. `cargo bench -p grocery-gateway --bench
+//! and no subgraph request; and the hostile conversations
+//! (`tests/hostile/streams.rs`: SSE reservations, the `graphql-ws`
+//! WebSocket subprotocol) each end as they must. `cargo bench -p grocery-gateway --bench
 //! hostile` prints what each entry costs the gateway.
 
 mod hostile {
     pub mod corpus;
+    pub mod streams;
 }
 
 use std::sync::atomic::Ordering;
@@ -67,4 +70,21 @@ async fn an_error_list_never_carries_more_than_its_cap_and_answers_stay_small() 
             answer.bytes
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_conversation_ends_as_it_must() {
+    let harness = Harness::start().await;
+    let mut failures = Vec::new();
+    for scenario in hostile::streams::scenarios() {
+        let fetched = harness.fetches.load(Ordering::SeqCst);
+        if let Err(why) = (scenario.run)(&harness).await {
+            failures.push(format!("{}: {why}", scenario.name));
+        }
+        let fetched = harness.fetches.load(Ordering::SeqCst) - fetched;
+        if fetched > 0 {
+            failures.push(format!("{}: {fetched} subgraph fetches", scenario.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

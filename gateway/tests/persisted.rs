@@ -247,6 +247,37 @@ async fn apq_answers_a_miss_then_keeps_the_document_once_it_validates() {
     );
 }
 
+#[tokio::test]
+async fn an_apq_miss_is_counted_as_its_own_outcome_not_as_a_refusal() {
+    let edge = Edge::new().await;
+    let gw = edge.gateway(Default::default());
+    let hash = sha256(HELLO);
+    let named = |extra: Value| {
+        let mut body = json!({ "operationName": "Hello", "extensions": apq(&hash) });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    let (_, miss, _) = call(&gw, named(json!({})), &[]).await;
+    assert_eq!(code(&miss), "PERSISTED_QUERY_NOT_FOUND");
+    // A wrong hash is a refusal like any other.
+    let (_, wrong, _) = call(&gw, named(json!({ "query": "{ hello }" })), &[]).await;
+    assert_eq!(code(&wrong), "PERSISTED_QUERY_HASH_MISMATCH");
+    let (_, ran, _) = call(&gw, named(json!({ "query": HELLO })), &[]).await;
+    assert_no_errors(&ran);
+
+    let metrics = support_metrics(&gw).await;
+    for line in [
+        r#"graphql_requests_total{operation="Hello",outcome="persisted_query_not_found"} 1"#,
+        r#"graphql_requests_total{operation="Hello",outcome="refused"} 1"#,
+        r#"graphql_requests_total{operation="Hello",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+}
+
 async fn support_metrics(gw: &Arc<gateway::Gateway>) -> String {
     use tower::ServiceExt;
     let response = gateway::metrics_router(gw.clone())

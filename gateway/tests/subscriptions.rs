@@ -1,8 +1,14 @@
 //! Subscriptions through the gateway, over real sockets: a subgraph that owns
 //! a subscription, another that owns the entity its events point at, and the
-//! gateway between them and the client, over `graphql-transport-ws` and SSE.
+//! gateway between them and the client, over `graphql-transport-ws` and SSE
+//! (`subscriptions/sse.rs`) and the older `graphql-ws`
+//! (`subscriptions/legacy_ws.rs`).
 
 mod support;
+mod subscriptions {
+    pub mod legacy_ws;
+    pub mod sse;
+}
 
 use std::{sync::Arc, time::Duration};
 

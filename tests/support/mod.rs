@@ -58,7 +58,7 @@ impl Process {
             .unwrap_or(0)
     }
 
-    /// What the process wrote to stderr so far.
+    /// What the process wrote so far: its log lines and stderr.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -175,11 +175,13 @@ pub fn start_dev(database_url: &str, redis_url: &str, stream: &str, env: &[(&str
 pub fn start(args: &[&str], env: &[(&str, String)], dir: &Path) -> Process {
     let stderr = dir.join(format!("{}-{}.log", args.join("-"), free_port()));
     let mut command = Command::new(BIN);
+    // Its log lines (stdout) and anything else it says, in one file.
+    let log = std::fs::File::create(&stderr).unwrap();
     command
         .args(args)
         .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap());
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
     for (name, value) in env {
         command.env(name, value);
     }

@@ -47,7 +47,7 @@ pub enum Supergraph {
     Composed(String),
 }
 
-/// What bearer tokens are verified with.
+/// What bearer tokens are verified with at the edge.
 #[derive(Clone)]
 pub enum Keys {
     /// The users subgraph's JWKS, fetched again when a token names an unknown key.
@@ -64,7 +64,10 @@ pub struct Config {
     /// Serving threads, polling, admission and connection timeouts.
     pub serving: Serving,
     pub supergraph: Supergraph,
-    pub keys: Keys,
+    /// The keys tokens are verified with at the edge; `None` (neither
+    /// `JWKS_URL` nor `JWT_PUBLIC_KEYS_FILE` set) verifies nothing there and
+    /// leaves `authorization` to the subgraphs, as sent.
+    pub keys: Option<Keys>,
     /// Issuer, audience and the table of access cut-offs tokens are checked
     /// against (the launcher keeps it filled: the feed is subgraph plumbing).
     pub tokens: TokenSettings,
@@ -92,16 +95,21 @@ impl Config {
                 .into(),
         );
         // The users subgraph's keys: from its JWKS URL (refetched when keys
-        // rotate) or, failing that, from a PEM file.
+        // rotate) or, failing that, from a PEM file. Neither: a gateway in
+        // front of subgraphs that authenticate callers themselves. One that
+        // is set but broken still means tokens are to be verified (and what
+        // that needs besides is asked for too).
         config.keys = match env.get("JWKS_URL") {
-            Some(url) => match url.parse() {
+            Some(url) => Some(match url.parse() {
                 Ok(url) => Keys::Jwks(url),
                 Err(_) => {
                     env.problem(format!("JWKS_URL={url:?} is not a URL"));
                     Keys::Ring(KeyRing::default())
                 }
-            },
-            None => Keys::Ring(KeyRing::verifying_from_env_or(env, None)),
+            }),
+            None => env
+                .get("JWT_PUBLIC_KEYS_FILE")
+                .map(|_| Keys::Ring(KeyRing::verifying_from_env(env).unwrap_or_default())),
         };
         let (subgraph_timeout, subgraph_timeouts) = subgraph_timeouts(env);
         let options = &mut config.options;
@@ -140,7 +148,7 @@ impl Config {
     /// are verified with `keys`; the launcher sets the supergraph it composed.
     pub fn read_dev(env: &mut Env, keys: KeyRing) -> Self {
         let mut config = Self::read_shared(env);
-        config.keys = Keys::Ring(keys);
+        config.keys = Some(Keys::Ring(keys));
         let options = &mut config.options;
         options.introspection = true;
         options.graphiql = true;
@@ -164,7 +172,7 @@ impl Config {
             listen,
             serving,
             supergraph: Supergraph::Composed(String::new()),
-            keys: Keys::Ring(KeyRing::default()),
+            keys: None,
             tokens,
             metrics,
             rest: None,
@@ -211,7 +219,7 @@ mod tests {
         assert!(
             matches!(&config.supergraph, Supergraph::File(p) if p == std::path::Path::new(DEFAULT_SUPERGRAPH))
         );
-        assert!(matches!(&config.keys, Keys::Jwks(url) if url.host() == Some("users")));
+        assert!(matches!(&config.keys, Some(Keys::Jwks(url)) if url.host() == Some("users")));
         assert_eq!(config.metrics, None);
         let options = &config.options;
         assert_eq!(options.csrf, CsrfPolicy::default());
@@ -299,6 +307,40 @@ mod tests {
     }
 
     #[test]
+    fn serve_without_keys_verifies_nothing_at_the_edge_and_a_key_file_is_read() {
+        let mut env = env_of(&[]);
+        let config = Config::read(&mut env);
+        env.finish()
+            .expect("neither JWKS_URL nor JWT_PUBLIC_KEYS_FILE is required");
+        assert!(config.keys.is_none());
+
+        let mut env = env_of(&[("JWT_PUBLIC_KEYS_FILE", "/no/such/keys.pem")]);
+        Config::read(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(
+            problems.contains("JWT_PUBLIC_KEYS_FILE=/no/such/keys.pem"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn sse_reservations_are_bounded_as_configured() {
+        let mut env = env_of(&[
+            ("SSE_RESERVATIONS_PER_CLIENT", "4"),
+            ("SSE_RESERVATION_TIMEOUT", "5s"),
+        ]);
+        let config = Config::read(&mut env);
+        env.finish().expect("complete configuration");
+        let subscriptions = &config.options.subscriptions;
+        assert_eq!(subscriptions.reservations_per_client, 4);
+        assert_eq!(subscriptions.reservation_lapse, Duration::from_secs(5));
+        let mut env = env_of(&[("SSE_RESERVATION_TIMEOUT", "later")]);
+        Config::read(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(problems.contains("SSE_RESERVATION_TIMEOUT"), "{problems}");
+    }
+
+    #[test]
     fn dev_keeps_its_own_choices_and_ignores_what_only_serve_reads() {
         let mut env = env_of(&[
             TOKEN,
@@ -318,6 +360,6 @@ mod tests {
         );
         assert_eq!(options.limits.max_depth, Limits::default().max_depth);
         assert_eq!(options.max_errors, 7);
-        assert!(matches!(config.keys, Keys::Ring(_)));
+        assert!(matches!(config.keys, Some(Keys::Ring(_))));
     }
 }

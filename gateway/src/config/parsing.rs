@@ -175,15 +175,26 @@ pub(super) fn limits(env: &mut Env) -> Limits {
     }
 }
 
-/// `SUBSCRIPTIONS_PER_CONNECTION`, `SUBSCRIPTIONS_PER_USER` and
+/// `SUBSCRIPTIONS_PER_CONNECTION`, `SUBSCRIPTIONS_PER_USER`,
 /// `SUBSCRIPTION_BUFFER` (messages queued for a client before it counts as
-/// not reading), over the defaults.
+/// not reading) and SSE's `SSE_RESERVATIONS_PER_CLIENT` and
+/// `SSE_RESERVATION_TIMEOUT`, over the defaults.
 pub(super) fn subscription_options(env: &mut Env) -> SubscriptionOptions {
     let defaults = SubscriptionOptions::default();
     SubscriptionOptions {
         per_connection: env.parse_or("SUBSCRIPTIONS_PER_CONNECTION", defaults.per_connection),
         per_user: env.parse_or("SUBSCRIPTIONS_PER_USER", defaults.per_user),
         buffer: env.parse_or("SUBSCRIPTION_BUFFER", defaults.buffer).max(1),
+        reservations_per_client: env.parse_or(
+            "SSE_RESERVATIONS_PER_CLIENT",
+            defaults.reservations_per_client,
+        ),
+        reservation_lapse: duration(
+            env,
+            "SSE_RESERVATION_TIMEOUT",
+            defaults.reservation_lapse,
+            "a duration like 30s",
+        ),
         ..defaults
     }
 }

@@ -185,6 +185,15 @@ pub const ENV: &[Var] = &[
                   (all connections, WebSocket and SSE)",
     },
     Var {
+        names: &["SSE_RESERVATIONS_PER_CLIENT", "SSE_RESERVATION_TIMEOUT"],
+        used_by: "`serve gateway`",
+        default: "`16`, `30s`",
+        meaning: "GraphQL over SSE's single-connection mode: reservations (PUT `/graphql`) one \
+                  client (the user its token names, else its address) may hold, open or not \
+                  (429 beyond), and how long one may wait to be opened before it lapses; at most \
+                  10 000 wait on one gateway (503 beyond)",
+    },
+    Var {
         names: &["SUBSCRIPTION_BUFFER"],
         used_by: "`serve gateway`",
         default: "`64`",

@@ -232,6 +232,15 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// How the request metrics count it: an APQ miss apart from refusals.
+    pub fn outcome(&self) -> crate::metrics::Outcome {
+        if self.code == "PERSISTED_QUERY_NOT_FOUND" {
+            crate::metrics::Outcome::PersistedQueryNotFound
+        } else {
+            crate::metrics::Outcome::Refused
+        }
+    }
+
     fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,

@@ -81,7 +81,10 @@ pub async fn prepare(
             restricted,
         )
         .await
-        .map_err(Refusal::persisted)?;
+        .map_err(|refused| {
+            report.outcome = refused.outcome();
+            Refusal::persisted(refused)
+        })?;
     let Some(query) = resolution
         .query
         .or(request.query)

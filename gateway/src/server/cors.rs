@@ -146,11 +146,12 @@ impl CorsPolicy {
 /// request's own (`content-type`, `authorization`, trace context), the
 /// client names and versions GraphQL clients add (Apollo Client sends
 /// `apollographql-client-name`/`-version` whenever an app names itself,
-/// and GraphQL over HTTP's `graphql-client-name`/`-version`): refused in a
-/// preflight, every request of such an app fails in the browser.
+/// and GraphQL over HTTP's `graphql-client-name`/`-version`), and the token
+/// of an SSE reservation: refused in a preflight, every request of such an
+/// app fails in the browser.
 const ALLOWED_HEADERS: &str = "content-type, authorization, x-request-id, traceparent, \
      tracestate, graphql-client-name, graphql-client-version, apollographql-client-name, \
-     apollographql-client-version, x-apollo-operation-name";
+     apollographql-client-version, x-apollo-operation-name, x-graphql-event-stream-token";
 
 /// The response headers a page's script may read: the request's id (to
 /// quote in a support ticket) and when to retry a rate-limited call.
@@ -190,7 +191,8 @@ pub async fn layer(
             policy.decorate(origin, headers);
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
+                // PUT and DELETE: SSE's single-connection mode.
+                HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
             );
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,

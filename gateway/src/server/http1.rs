@@ -6,11 +6,11 @@
 //! place ([`crate::framing`]), the body into the same buffer, runs the request
 //! as the router would ([`crate::server::routes::serve_post`]: CORS, request id, span
 //! and log line included) and writes the answer in one `writev`. The first
-//! request it does not take (any other method or path, an upgrade,
-//! `Expect`, a chunked or oversized body, an event stream, HTTP/1.0, a head
-//! it cannot read) hands the connection, with what was read of it, to hyper
-//! and the router for good, so every other route and every refusal is
-//! exactly as before.
+//! request it does not take (any other method or path, a query string, an
+//! upgrade, `Expect`, a chunked or oversized body, an event stream,
+//! HTTP/1.0, a head it cannot read) hands the connection, with what was
+//! read of it, to hyper and the router for good, so every other route and
+//! every refusal is exactly as before.
 
 use std::{
     net::SocketAddr,
@@ -274,8 +274,9 @@ fn read_head(buf: &[u8]) -> Head {
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Other,
     };
+    // A query string is hyper's too: it may carry an SSE reservation's
+    // token, which the lane does not look for.
     let path = request.path.unwrap_or_default();
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
     if request.method != Some("POST") || path != "/graphql" || request.version != Some(1) {
         return Head::Other;
     }

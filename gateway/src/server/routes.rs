@@ -5,7 +5,10 @@
 //! Each request: read the body → verify the bearer token (refused tokens never
 //! reach a subgraph) → plan on the blocking pool (cached) → execute → project.
 //! Responses are `application/graphql-response+json` when the client accepts
-//! it, `application/json` otherwise.
+//! it, `application/json` otherwise, and an event stream when it prefers one
+//! (GraphQL over SSE, [`crate::subscriptions::sse`]); PUT and DELETE, and a
+//! GET or POST naming a reserved stream, are SSE's single-connection mode
+//! ([`crate::subscriptions::reservations`]).
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -30,6 +33,7 @@ use crate::{
         },
     },
     server::gateway::Gateway,
+    subscriptions::{reservations, reserved_operations},
 };
 
 /// The gateway's HTTP service, as a router (tests, embedding): see [`edge`].
@@ -97,7 +101,8 @@ impl tower_service::Service<axum::extract::Request> for Edge {
 
 /// POST `/graphql` from hyper: see [`serve_post`].
 async fn post_graphql_edge(gw: Arc<Gateway>, request: axum::extract::Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    reservations::token_param_to_header(&mut parts.headers, parts.uri.query());
     let peer = peer_of(&parts.extensions);
     serve_post(
         gw,
@@ -130,6 +135,8 @@ pub async fn serve_post(
     use tracing::Instrument;
     let _active = crate::busy_poll::enter();
     let origin = crate::server::cors::allowed_origin(&gw.cors, &headers);
+    let streamed = crate::subscriptions::prefers_event_stream(&headers)
+        && !reservations::names_a_stream(&headers, None);
     let (id, span) = open_request(&mut headers, path);
     let started = std::time::Instant::now();
     let mut response = async {
@@ -147,6 +154,9 @@ pub async fn serve_post(
     }
     .instrument(span)
     .await;
+    if streamed {
+        response = crate::subscriptions::as_event_stream(response).await;
+    }
     telemetry::log_finished(&mut response, &id, started);
     crate::server::cors::decorate(&gw.cors, origin.as_ref(), &mut response);
     response
@@ -231,7 +241,10 @@ fn routes(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
     let mut router = Router::new()
         // POST `/graphql` never gets here: see [`Edge`].
-        .route("/graphql", get(get_entry))
+        .route(
+            "/graphql",
+            get(get_entry).put(put_graphql).delete(delete_graphql),
+        )
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready));
     if gateway.metrics_on_api {
@@ -446,6 +459,10 @@ async fn post_graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if reservations::names_a_stream(&headers, None) {
+        let subs = &gw.subscriptions;
+        return reserved_operations::operation(subs, headers, peer, body).await;
+    }
     match serde_json::from_slice::<GraphqlRequest>(&body) {
         Ok(request) if !extensions_are_a_map(&request) => malformed(
             &headers,
@@ -482,15 +499,38 @@ async fn get_entry(State(gw): State<Arc<Gateway>>, request: axum::extract::Reque
         return crate::subscriptions::websocket(gw.subscriptions.clone(), request).await;
     }
     let (parts, _) = request.into_parts();
+    if reservations::names_a_stream(&parts.headers, parts.uri.query()) {
+        return reservations::open(&gw.subscriptions, &parts.headers, parts.uri.query());
+    }
+    let streamed = crate::subscriptions::prefers_event_stream(&parts.headers);
     let peer = peer_of(&parts.extensions);
-    match Query::<GetParams>::try_from_uri(&parts.uri) {
+    let response = match Query::<GetParams>::try_from_uri(&parts.uri) {
         Ok(params) => get_graphql(State(gw), parts.headers, peer, params).await,
         Err(rejection) => malformed(
             &parts.headers,
             StatusCode::BAD_REQUEST,
             &format!("invalid query string: {rejection}"),
         ),
+    };
+    if streamed {
+        return crate::subscriptions::as_event_stream(response).await;
     }
+    response
+}
+
+/// PUT `/graphql`: reserves an SSE stream (single-connection mode).
+async fn put_graphql(State(gw): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    let peer = peer_of(request.extensions());
+    reservations::reserve(&gw.subscriptions, request.headers(), peer).await
+}
+
+/// DELETE `/graphql?operationId=`: stops an operation of a reserved SSE stream.
+async fn delete_graphql(
+    State(gw): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+) -> Response {
+    let query = request.uri().query();
+    reserved_operations::stop(&gw.subscriptions, request.headers(), query)
 }
 
 #[derive(Deserialize)]

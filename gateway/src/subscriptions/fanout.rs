@@ -13,10 +13,11 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     execution::{self, Execution},
-    pipeline::{self, Ready},
+    metrics::Outcome,
+    pipeline::{self, GraphqlRequest, Ready, Report},
     subscriptions::{
         frame::Frame,
-        registry::{Shared, Upstreams},
+        registry::{Shared, Slot, Upstreams, limit_error},
         state::Subscriptions,
         ws_client::{self, Upstream},
     },
@@ -51,6 +52,76 @@ impl Drop for Member {
                 task.abort();
             }
         }
+    }
+}
+
+/// Runs one operation a client sent over a connection it keeps (a
+/// WebSocket, an SSE reservation) from its request: prepared like any
+/// request with `headers`, then refused (an `Error` frame) or run by
+/// [`pump`]. It holds `slot` while it runs; without one, a subscription
+/// takes one of its caller's (`SUBSCRIPTION_LIMIT` when none is left).
+/// Queries, mutations and refusals count as requests in the metrics; a
+/// subscription's lifetime is not a request latency.
+pub(crate) async fn operate(
+    subs: &Arc<Subscriptions>,
+    headers: HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    request: GraphqlRequest,
+    slot: Option<Slot>,
+    emit: &mut (dyn FnMut(Frame) -> bool + Send),
+) {
+    let started = std::time::Instant::now();
+    let mut report = Report {
+        operation: request.operation_name.clone(),
+        outcome: Outcome::Refused,
+    };
+    let mut counted = true;
+    // Boxed: its state is freed once the operation runs, instead of sizing
+    // the task (alive as long as the subscription) for good.
+    let prepared = Box::pin(pipeline::prepare(
+        &subs.pipeline,
+        &headers,
+        peer,
+        request,
+        false,
+        &mut report,
+    ))
+    .await;
+    match prepared {
+        Err(refusal) => {
+            let errors = match refusal.capped(subs.pipeline.options.max_errors).errors {
+                Value::Object(mut body) => body.remove("errors").unwrap_or(Value::Null),
+                other => other,
+            };
+            emit(Frame::Error(errors));
+        }
+        Ok(ready) => {
+            let per_user = subs.options.per_user;
+            let slot = match slot {
+                Some(slot) => Some(slot),
+                None if ready.is_subscription() => subs
+                    .registry
+                    .take(ready.claims.as_ref().map(|c| c.sub), per_user),
+                None => None,
+            };
+            if slot.is_none() && ready.is_subscription() {
+                emit(Frame::Error(limit_error(format!(
+                    "at most {per_user} subscriptions may be open per user"
+                ))));
+            } else {
+                let _slot = slot;
+                report.outcome = Outcome::Ok;
+                counted = !ready.is_subscription();
+                pump(subs, ready, headers, emit).await;
+            }
+        }
+    }
+    if counted {
+        subs.pipeline.metrics.request(
+            report.operation.as_deref(),
+            report.outcome,
+            started.elapsed(),
+        );
     }
 }
 

@@ -16,6 +16,12 @@ pub struct SubscriptionOptions {
     pub keepalive: Duration,
     /// How long a new WebSocket may take to send `connection_init`.
     pub init_timeout: Duration,
+    /// SSE reservations (single-connection mode) one client may hold, open or not.
+    pub reservations_per_client: usize,
+    /// How long an SSE reservation may wait to be opened.
+    pub reservation_lapse: Duration,
+    /// SSE reservations waiting to be opened on one gateway, at most.
+    pub max_waiting_reservations: usize,
 }
 
 impl Default for SubscriptionOptions {
@@ -26,6 +32,9 @@ impl Default for SubscriptionOptions {
             buffer: 64,
             keepalive: Duration::from_secs(15),
             init_timeout: Duration::from_secs(10),
+            reservations_per_client: 16,
+            reservation_lapse: Duration::from_secs(30),
+            max_waiting_reservations: 10_000,
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Subscriptions over WebSocket: the gateway as a `graphql-transport-ws`
-//! server on an upgrade of `/graphql`. Each operation of a connection runs
-//! as its own task, prepared by the pipeline and fed by [`crate::subscriptions::fanout`]; the
-//! client's outgoing buffer is bounded, and a client that lets it fill is
-//! closed with 1008 rather than growing the gateway's memory.
+//! or `graphql-ws` server on an upgrade of `/graphql`, whichever the client
+//! offers (see [`crate::subscriptions::subprotocol`]: this file runs a
+//! connection the same way for both). Each operation of a connection runs
+//! as its own task, prepared by the pipeline and fed by
+//! [`crate::subscriptions::fanout`]; the client's outgoing buffer is
+//! bounded, and a client that lets it fill is closed with 1008 rather than
+//! growing the gateway's memory.
 
 use std::{
     collections::HashMap,
@@ -23,39 +26,35 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use crate::{
-    metrics::Outcome,
-    pipeline::{self, GraphqlRequest, Report},
+    pipeline::{self, GraphqlRequest},
     subscriptions::{
-        fanout::pump, frame::Frame, registry::limit_error, state::Subscriptions, ws_client,
+        fanout::operate,
+        frame::Frame,
+        registry::limit_error,
+        state::Subscriptions,
+        subprotocol::{Command, Fault, Reply, Subprotocol},
     },
 };
 
-/// Upgrades `/graphql` to a `graphql-transport-ws` connection.
+/// Upgrades `/graphql` to a `graphql-transport-ws` or `graphql-ws` connection.
 pub async fn websocket(subs: Arc<Subscriptions>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    let offered = parts
-        .headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == ws_client::PROTOCOL);
-    if !offered {
+    let Some(protocol) = Subprotocol::chosen(&parts.headers) else {
         return (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({ "errors": [{
-                "message": "WebSocket clients must offer the graphql-transport-ws subprotocol",
+                "message": "WebSocket clients must offer the graphql-transport-ws subprotocol \
+                            (or the older graphql-ws of subscriptions-transport-ws)",
                 "extensions": { "code": "BAD_REQUEST" },
             }] })),
         )
             .into_response();
-    }
+    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -64,20 +63,20 @@ pub async fn websocket(subs: Arc<Subscriptions>, request: Request) -> Response {
     let headers = carried_headers(&parts.headers);
     drop(parts);
     upgrade
-        .protocols([ws_client::PROTOCOL])
+        .protocols([protocol.name()])
         // Client messages are small (a subscribe is a few hundred bytes);
         // a bigger one takes more reads. Every idle connection keeps this.
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(pipeline::MAX_BODY_BYTES)
-        .on_upgrade(move |socket| connection(subs, socket, headers, peer))
+        .on_upgrade(move |socket| connection(subs, protocol, socket, headers, peer))
 }
 
 /// The upgrade request's headers a session needs later, copied. hyper's
 /// header values are slices of its 16 KiB read buffer: keeping one for the
 /// life of a connection would keep that whole buffer (half of an idle
 /// connection's memory).
-fn carried_headers(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn carried_headers(headers: &HeaderMap) -> HeaderMap {
     let mut carried = HeaderMap::new();
     for name in [
         header::AUTHORIZATION.as_str(),
@@ -143,6 +142,7 @@ impl Closer {
 struct Outbox {
     tx: mpsc::Sender<Message>,
     closer: Arc<Closer>,
+    protocol: Subprotocol,
 }
 
 impl Outbox {
@@ -161,24 +161,10 @@ impl Outbox {
     }
 
     fn frame(&self, id: &str, frame: Frame) -> bool {
-        let id = Value::String(id.to_owned()).to_string();
-        let text = match frame {
-            Frame::Next(body) => {
-                let mut text = String::with_capacity(body.len() + id.len() + 32);
-                text.push_str("{\"id\":");
-                text.push_str(&id);
-                text.push_str(",\"type\":\"next\",\"payload\":");
-                // The body is JSON written by serde_json: valid UTF-8.
-                text.push_str(&String::from_utf8_lossy(&body));
-                text.push('}');
-                text
-            }
-            Frame::Error(errors) => {
-                format!("{{\"id\":{id},\"type\":\"error\",\"payload\":{errors}}}")
-            }
-            Frame::Complete => format!("{{\"id\":{id},\"type\":\"complete\"}}"),
-        };
-        self.push(text)
+        self.protocol
+            .frame(id, frame)
+            .into_iter()
+            .all(|text| self.push(text))
     }
 }
 
@@ -190,8 +176,9 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
     closer: Arc<Closer>,
-    keepalive: Duration,
+    keepalive: (Duration, &'static str),
 ) {
+    let (keepalive, keepalive_message) = keepalive;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -202,7 +189,7 @@ async fn write_loop(
                 Some(message) => message,
                 None => break,
             },
-            _ = ticks.tick() => Message::Text(r#"{"type":"ping"}"#.into()),
+            _ = ticks.tick() => Message::Text(keepalive_message.into()),
         };
         let mut send = sink.send(message);
         let mut send = Pin::new(&mut send);
@@ -220,6 +207,18 @@ async fn write_loop(
             }
         }
     }
+    // What was queued before the close (the error that explains it, say)
+    // goes first, within the same grace.
+    let flushed = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Ok(message) = rx.try_recv() {
+            sink.send(message).await?;
+        }
+        Ok::<_, axum::Error>(())
+    })
+    .await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        return;
+    }
     if let Some((code, reason)) = closer.reason() {
         let frame = CloseFrame {
             code,
@@ -228,16 +227,6 @@ async fn write_loop(
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-}
-
-#[derive(Deserialize)]
-struct ClientMessage {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    payload: Option<Value>,
 }
 
 /// One client's WebSocket.
@@ -286,6 +275,7 @@ type Violation = (u16, String);
 
 async fn connection(
     subs: Arc<Subscriptions>,
+    protocol: Subprotocol,
     socket: WebSocket,
     upgrade_headers: HeaderMap,
     peer: Option<std::net::IpAddr>,
@@ -294,13 +284,15 @@ async fn connection(
     let (sink, mut stream) = socket.split();
     let closer = Arc::new(Closer::default());
     let (tx, rx) = mpsc::channel(options.buffer);
-    let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), options.keepalive));
+    let keepalive = (options.keepalive, protocol.keepalive());
+    let writer = tokio::spawn(write_loop(sink, rx, closer.clone(), keepalive));
     let finished = Arc::new(Finished::default());
     let mut session = Session {
         subs,
         out: Outbox {
             tx,
             closer: closer.clone(),
+            protocol,
         },
         upgrade_headers,
         peer,
@@ -318,7 +310,7 @@ async fn connection(
             message = stream.next() => {
                 let outcome = match message {
                     Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
-                    Some(Ok(Message::Binary(_))) => Err((4400, "binary messages are not part of graphql-transport-ws".into())),
+                    Some(Ok(Message::Binary(_))) => session.fault(Fault::Binary),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                         closer.gone();
                         break;
@@ -353,26 +345,33 @@ async fn connection(
 
 impl Session {
     async fn handle(&mut self, text: &str) -> Result<(), Violation> {
-        let message: ClientMessage = serde_json::from_str(text)
-            .map_err(|e| (4400, format!("Invalid message received: {e}")))?;
-        match message.kind.as_str() {
-            "connection_init" => self.init(message.payload).await,
-            "ping" => {
+        match self.out.protocol.read(text) {
+            Command::Init(payload) => self.init(payload).await,
+            Command::Ping => {
                 self.out.push(r#"{"type":"pong"}"#.into());
                 Ok(())
             }
-            "pong" => Ok(()),
-            "subscribe" => self.subscribe(message.id, message.payload),
-            "complete" => {
-                if let Some((_, task)) = message.id.and_then(|id| self.running.remove(&id)) {
+            Command::Nothing => Ok(()),
+            Command::Terminate => Err((1000, String::new())),
+            Command::Start { id, payload } => self.subscribe(id, payload),
+            Command::Stop(id) => {
+                if let Some((_, task)) = id.and_then(|id| self.running.remove(&id)) {
                     task.abort();
                 }
                 Ok(())
             }
-            other => Err((
-                4400,
-                format!("Invalid message received: unknown type {other:?}"),
-            )),
+            Command::Fault(fault) => self.fault(fault),
+        }
+    }
+
+    /// Answers `fault` as the protocol says: a message, or the close.
+    fn fault(&self, fault: Fault) -> Result<(), Violation> {
+        match self.out.protocol.reply(fault) {
+            Reply::Close(code, reason) => Err((code, reason)),
+            Reply::Send(text) => {
+                self.out.push(text);
+                Ok(())
+            }
         }
     }
 
@@ -390,18 +389,14 @@ impl Session {
         let mut headers = HeaderMap::new();
         if let Some(token) = &token {
             if let Some(verifier) = &self.subs.pipeline.verifier {
-                let claims = verifier
-                    .verify(token)
-                    .await
-                    .map_err(|e| (4403, format!("Forbidden: {e}")))?;
-                self.user = Some(claims.sub);
+                match verifier.verify(token).await {
+                    Ok(claims) => self.user = Some(claims.sub),
+                    Err(e) => return Err(self.refuse(&e.to_string())),
+                }
             }
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                (
-                    4403,
-                    "Forbidden: the token is not a header value".to_owned(),
-                )
-            })?;
+            let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+                return Err(self.refuse("the token is not a header value"));
+            };
             headers.insert(header::AUTHORIZATION, value);
         }
         for name in [
@@ -415,28 +410,42 @@ impl Session {
             }
         }
         self.headers = Some(headers);
-        self.out.push(r#"{"type":"connection_ack"}"#.into());
+        for message in self.out.protocol.acknowledgement() {
+            self.out.push((*message).into());
+        }
         Ok(())
     }
 
-    fn subscribe(&mut self, id: Option<String>, payload: Option<Value>) -> Result<(), Violation> {
-        let Some(headers) = self.headers.clone() else {
-            return Err((4401, "Unauthorized".into()));
-        };
-        let id = id.filter(|id| !id.is_empty()).ok_or_else(|| {
-            (
-                4400,
-                "Invalid message received: subscribe needs an id".to_owned(),
-            )
-        })?;
-        if self.running.contains_key(&id) {
-            return Err((4409, format!("Subscriber for {id} already exists")));
+    /// Refuses `connection_init` (its token did not verify) as the protocol does.
+    fn refuse(&self, why: &str) -> Violation {
+        let (message, close) = self.out.protocol.refusal(why);
+        if let Some(message) = message {
+            self.out.push(message);
         }
-        let request: GraphqlRequest = payload
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| (4400, format!("Invalid message received: {e}")))?
-            .unwrap_or_default();
+        close
+    }
+
+    fn subscribe(&mut self, id: Option<String>, payload: Option<Value>) -> Result<(), Violation> {
+        let Some(id) = id.filter(|id| !id.is_empty()) else {
+            return self.fault(Fault::NoId);
+        };
+        let Some(headers) = self.headers.clone() else {
+            return self.fault(Fault::NotAcknowledged(id));
+        };
+        if let Some((_, running)) = self.running.get(&id) {
+            if !self.out.protocol.restarts_a_running_id() {
+                return Err((4409, format!("Subscriber for {id} already exists")));
+            }
+            running.abort();
+            self.running.remove(&id);
+        }
+        let request: GraphqlRequest = match payload.map(serde_json::from_value).transpose() {
+            Ok(request) => request.unwrap_or_default(),
+            Err(e) => {
+                let why = e.to_string();
+                return self.fault(Fault::BadPayload { id, why });
+            }
+        };
         let options = &self.subs.options;
         if self.running.len() >= options.per_connection {
             let errors = limit_error(format!(
@@ -464,47 +473,9 @@ impl Session {
             id.clone(),
         );
         let task = tokio::spawn(async move {
-            let _slot = slot;
-            let started = std::time::Instant::now();
-            let mut report = Report {
-                operation: request.operation_name.clone(),
-                outcome: Outcome::Refused,
-            };
-            // Queries, mutations and refusals count as requests; a
-            // subscription's lifetime is not a request latency.
-            let mut counted = true;
-            // Boxed: its state is freed once the operation runs, instead of
-            // sizing this task (alive as long as the subscription) for good.
-            let prepared = Box::pin(pipeline::prepare(
-                &subs.pipeline,
-                &headers,
-                peer,
-                request,
-                false,
-                &mut report,
-            ))
-            .await;
-            match prepared {
-                Err(refusal) => {
-                    let errors = match refusal.capped(subs.pipeline.options.max_errors).errors {
-                        Value::Object(mut body) => body.remove("errors").unwrap_or(Value::Null),
-                        other => other,
-                    };
-                    out.frame(&task_id, Frame::Error(errors));
-                }
-                Ok(ready) => {
-                    report.outcome = Outcome::Ok;
-                    counted = !ready.is_subscription();
-                    let mut emit = |frame| out.frame(&task_id, frame);
-                    pump(&subs, ready, headers, &mut emit).await;
-                }
-            }
-            if counted {
-                subs.pipeline.metrics.request(
-                    report.operation.as_deref(),
-                    report.outcome,
-                    started.elapsed(),
-                );
+            {
+                let mut emit = |frame| out.frame(&task_id, frame);
+                operate(&subs, headers, peer, request, Some(slot), &mut emit).await;
             }
             finished.push(task_id, generation);
         });

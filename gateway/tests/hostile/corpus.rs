@@ -82,6 +82,16 @@ fn get(path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A request without a body: `method path` with `headers`.
+fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
 fn query(text: &str) -> Vec<u8> {
     post(&serde_json::to_vec(&serde_json::json!({ "query": text })).unwrap())
 }
@@ -433,6 +443,47 @@ pub fn entries() -> Vec<Entry> {
             name: "a body that never ends",
             bytes: b"POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"query\"".to_vec(),
             outcome: Closed,
+        },
+        Entry {
+            name: "SSE: a stream opened with a 10 KB token",
+            bytes: request("GET", "/graphql", &[("x-graphql-event-stream-token", &"a".repeat(10_000)), ("accept", "text/event-stream")]),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "SSE: a token with a NUL in it",
+            bytes: request("GET", &format!("/graphql?token=%00{}", "a".repeat(31)), &[("accept", "text/event-stream")]),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "SSE: a token that is not hex",
+            bytes: request("DELETE", "/graphql?operationId=1", &[("x-graphql-event-stream-token", &"z".repeat(32))]),
+            outcome: Refused(400, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "SSE: an operation POSTed to an unknown token",
+            bytes: {
+                let body = br#"{"query":"{ __typename }","extensions":{"operationId":"1"}}"#;
+                let mut bytes = format!(
+                    "POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n\
+                     x-graphql-event-stream-token: {}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                    "0".repeat(32),
+                    body.len()
+                )
+                .into_bytes();
+                bytes.extend_from_slice(body);
+                bytes
+            },
+            outcome: Refused(404, "NOT_FOUND"),
+        },
+        Entry {
+            name: "SSE: a stream opened with an unknown token",
+            bytes: request("GET", &format!("/graphql?token={}", "f".repeat(32)), &[("accept", "text/event-stream")]),
+            outcome: Refused(404, "NOT_FOUND"),
+        },
+        Entry {
+            name: "SSE: DELETE on an unknown token",
+            bytes: request("DELETE", &format!("/graphql?operationId=x&token={}", "1".repeat(32)), &[]),
+            outcome: Refused(404, "NOT_FOUND"),
         },
         Entry {
             name: "a connection that sends nothing",

@@ -36,7 +36,8 @@ pub const ENV: &[Var] = &[
     Var {
         names: &["JWT_PUBLIC_KEYS_FILE"],
         used_by: "every component",
-        default: "`dev`: the dev key; users: none",
+        default: "`dev`: the dev key; users: none; `serve gateway`: none (nor `JWKS_URL`: no \
+                  token is verified at the edge, see [Edge authentication](#edge-authentication))",
         meaning: "PEM public key(s) of the users subgraph, which the others verify tokens with \
                   (`grocery keygen` prints it); to users, extra keys still accepted and published \
                   (key rotation)",
@@ -62,7 +63,8 @@ pub const ENV: &[Var] = &[
     Var {
         names: &["INTERNAL_RPC_TOKEN"],
         used_by: "every subgraph, gateway, `seed`",
-        default: "required (`dev`: random per run)",
+        default: "required (`dev`: random per run; a gateway that verifies no token does not \
+                  read it)",
         meaning: "service credential of the gRPC stock API and of users' list of access changes",
     },
     Var {
