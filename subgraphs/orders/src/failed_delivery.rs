@@ -59,7 +59,9 @@ pub async fn reship(
             let order = failed_locked(conn, order_id, admin, "reshipped").await?;
             let attempt = lifecycle::delivery_attempt(conn, order.id).await? + 1;
             let why = Why {
-                reason: Some(format!("reshipped by an admin (delivery attempt {attempt})")),
+                reason: Some(format!(
+                    "reshipped by an admin (delivery attempt {attempt})"
+                )),
                 actor: Some(admin.sub),
             };
             lifecycle::change(conn, &order, OrderStatus::Confirmed, why, Vec::new()).await

@@ -51,9 +51,14 @@ async fn cancel_locked(
     match order.status {
         OrderStatus::Reserved => st.stock.release(order.id).await?,
         _ => {
-            if let Some(refund) =
-                payments::refund(conn, st.payments.as_ref(), order.id, reason.as_deref(), None)
-                    .await?
+            if let Some(refund) = payments::refund(
+                conn,
+                st.payments.as_ref(),
+                order.id,
+                reason.as_deref(),
+                None,
+            )
+            .await?
             {
                 events.push(NewEvent {
                     topic: PAYMENT_REFUNDED,
