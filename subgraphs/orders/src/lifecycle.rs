@@ -241,8 +241,13 @@ async fn record(
             "at": at,
     });
     if order.status == OrderStatus::Confirmed {
-        // Which shipment a confirmation asks logistics for: 1, then one more per reship.
-        payload["deliveryAttempt"] = delivery_attempt(conn, order.id).await?.into();
+        // Which shipment a confirmation asks logistics for: 1, then one more
+        // per reship (only a reship needs to count them).
+        let attempt = match from {
+            Some(OrderStatus::DeliveryFailed) => delivery_attempt(conn, order.id).await?,
+            _ => 1,
+        };
+        payload["deliveryAttempt"] = attempt.into();
     }
     let mut events = vec![NewEvent {
         topic: STATUS_CHANGED,
