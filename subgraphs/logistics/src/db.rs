@@ -18,6 +18,7 @@ pub mod schema {
             status -> Text,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            attempt -> Int4,
         }
     }
 
@@ -68,6 +69,8 @@ pub struct Shipment {
     pub status: ShipmentStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Which delivery of its order it is: 1, then one more per reship.
+    pub attempt: i32,
 }
 
 /// A restock as stored; `id` is the transaction id inventory sees.

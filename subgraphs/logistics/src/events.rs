@@ -1,5 +1,6 @@
-//! The `logistics.shipments` consumer: a paid order gets its shipment, a
-//! cancelled one loses it (unless its goods already left).
+//! The `logistics.shipments` consumer: a paid order gets its shipment (one
+//! per delivery attempt: a reshipped order is CONFIRMED again with the next
+//! attempt), a cancelled one loses it (unless its goods already left).
 
 use std::sync::Arc;
 
@@ -51,11 +52,25 @@ impl Handler for ShipmentsHandler {
         match event.payload["status"].as_str() {
             Some("CONFIRMED") => {
                 let customer_id = uuid_at(&event.payload, "customerId")?;
-                let (shipment, made) =
-                    shipments::create_for_order(conn, order_id, customer_id, &self.state.carrier)
-                        .await?;
+                // Events from before reships existed are about the first delivery.
+                let attempt = match event.payload.get("deliveryAttempt") {
+                    None | Some(serde_json::Value::Null) => 1,
+                    Some(n) => n
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .filter(|n| *n >= 1)
+                        .context("order.status_changed with an invalid deliveryAttempt")?,
+                };
+                let (shipment, made) = shipments::create_for_order(
+                    conn,
+                    order_id,
+                    attempt,
+                    customer_id,
+                    &self.state.carrier,
+                )
+                .await?;
                 if made {
-                    tracing::info!(%order_id, tracking = %shipment.tracking_id, "shipment created");
+                    tracing::info!(%order_id, attempt, tracking = %shipment.tracking_id, "shipment created");
                 }
             }
             Some("CANCELLED") => {

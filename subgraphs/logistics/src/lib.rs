@@ -184,6 +184,10 @@ pub fn build_schema(state: Arc<LogisticsState>) -> LogisticsSchema {
             schema::ShipmentsByOrder(state.pool.clone()),
             tokio::spawn,
         ))
+        .data(async_graphql::dataloader::DataLoader::new(
+            schema::AllShipmentsByOrder(state.pool.clone()),
+            tokio::spawn,
+        ))
         .data(state)
         .finish()
 }

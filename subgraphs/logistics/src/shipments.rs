@@ -3,6 +3,11 @@
 //! `CANCELLED` when the order is cancelled before the goods left. Every
 //! change locks the shipment, writes a history row and a
 //! `shipment.status_changed` outbox event in one transaction.
+//!
+//! An order has one shipment per delivery attempt: the first when it is
+//! paid, one more each time an ADMIN reships it after a failed delivery. The
+//! failed ones stay, with their history; the latest attempt is the order's
+//! current shipment.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -103,11 +108,12 @@ pub fn visible_to(shipment: &Shipment, claims: &Claims) -> bool {
     shipment.customer_id == claims.sub || claims.role == Role::Truck || claims.role == Role::Admin
 }
 
-/// The shipment of a paid order, made once however often it is asked for.
-/// Returns it and whether this call made it.
+/// The shipment of a paid order's delivery `attempt`, made once however
+/// often it is asked for. Returns it and whether this call made it.
 pub async fn create_for_order(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
+    attempt: i32,
     customer_id: Uuid,
     carrier: &str,
 ) -> QueryResult<(Shipment, bool)> {
@@ -120,8 +126,9 @@ pub async fn create_for_order(
             shipments::tracking_id.eq(tracking_id()),
             shipments::carrier.eq(carrier),
             shipments::status.eq(ShipmentStatus::Created.as_str()),
+            shipments::attempt.eq(attempt),
         ))
-        .on_conflict(shipments::order_id)
+        .on_conflict((shipments::order_id, shipments::attempt))
         .do_nothing()
         .returning(Shipment::as_returning())
         .get_result(conn)
@@ -133,20 +140,26 @@ pub async fn create_for_order(
             Ok((shipment, true))
         }
         None => Ok((
-            by_order(conn, order_id).await?.ok_or(diesel::NotFound)?,
+            shipments::table
+                .filter(shipments::order_id.eq(order_id))
+                .filter(shipments::attempt.eq(attempt))
+                .select(Shipment::as_select())
+                .first(conn)
+                .await?,
             false,
         )),
     }
 }
 
-/// Cancels the shipment of a cancelled order unless its goods already left
-/// (or it is over); returns the shipment when it changed.
+/// Cancels the current shipment of a cancelled order unless its goods
+/// already left (or it is over); returns the shipment when it changed.
 pub async fn cancel_for_order(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
 ) -> QueryResult<Option<Shipment>> {
     let Some(shipment) = shipments::table
         .filter(shipments::order_id.eq(order_id))
+        .order(shipments::attempt.desc())
         .select(Shipment::as_select())
         .for_update()
         .first(conn)
@@ -256,6 +269,7 @@ async fn record(
                 "carrier": shipment.carrier,
                 "previousStatus": from.map(ShipmentStatus::as_str),
                 "status": shipment.status.as_str(),
+                "deliveryAttempt": shipment.attempt,
                 "at": at,
             }),
         }],
@@ -286,26 +300,42 @@ pub async fn by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option
         .optional()
 }
 
-/// The shipment of `order_id`, if any.
+/// The current shipment (latest delivery attempt) of `order_id`, if any.
 pub async fn by_order(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
 ) -> QueryResult<Option<Shipment>> {
     shipments::table
         .filter(shipments::order_id.eq(order_id))
+        .order(shipments::attempt.desc())
         .select(Shipment::as_select())
         .first(conn)
         .await
         .optional()
 }
 
-/// The shipments of several orders.
+/// The current shipment of each of several orders.
 pub async fn by_orders(
     conn: &mut AsyncPgConnection,
     order_ids: &[Uuid],
 ) -> QueryResult<Vec<Shipment>> {
     shipments::table
         .filter(shipments::order_id.eq_any(order_ids))
+        .distinct_on(shipments::order_id)
+        .order((shipments::order_id, shipments::attempt.desc()))
+        .select(Shipment::as_select())
+        .load(conn)
+        .await
+}
+
+/// Every shipment of several orders, each order's first attempt first.
+pub async fn all_by_orders(
+    conn: &mut AsyncPgConnection,
+    order_ids: &[Uuid],
+) -> QueryResult<Vec<Shipment>> {
+    shipments::table
+        .filter(shipments::order_id.eq_any(order_ids))
+        .order((shipments::order_id, shipments::attempt))
         .select(Shipment::as_select())
         .load(conn)
         .await

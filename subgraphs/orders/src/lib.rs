@@ -9,7 +9,7 @@
 //! event bus, which feeds the `orderStatusChanged` subscription.
 //!
 //! Read on: [`schema`] (GraphQL, thin) → [`checkout`], [`confirm`],
-//! [`transitions`], [`expiry`], [`cart`] (the flows) → [`lifecycle`] (the one
+//! [`transitions`], [`failed_delivery`], [`expiry`], [`cart`] (the flows) → [`lifecycle`] (the one
 //! place status changes) → [`payments`], [`stock`], [`names`], [`profiles`]
 //! (the outside world, [`entities`]) → [`order`], [`listing`], [`lines`], [`money`], [`feed`] → [`db`].
 
@@ -20,6 +20,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod expiry;
+pub mod failed_delivery;
 pub mod feed;
 pub mod lifecycle;
 pub mod lines;

@@ -4,6 +4,9 @@
 //! RESERVED → CONFIRMED → PROCESSING → SHIPPED → DELIVERED
 //! RESERVED → CANCELLED | EXPIRED | PAYMENT_FAILED
 //! CONFIRMED | PROCESSING → CANCELLED   (refund, stock returned)
+//! CONFIRMED | PROCESSING | SHIPPED → DELIVERY_FAILED   (its shipment failed)
+//! DELIVERY_FAILED → CONFIRMED   (reshipped: a new shipment, the next delivery attempt)
+//! DELIVERY_FAILED → REFUNDED    (refunded; the goods returned to stock or written off)
 //! ```
 //!
 //! [`OrderStatus::transition`] refuses everything else, and [`change`] is the
@@ -46,11 +49,15 @@ pub enum OrderStatus {
     Expired,
     /// The payment was declined; the stock went back.
     PaymentFailed,
+    /// Paid, but its shipment failed; an ADMIN reships or refunds it.
+    DeliveryFailed,
+    /// Its delivery failed and the payment was refunded.
+    Refunded,
 }
 
 impl OrderStatus {
     /// Every status, for tests and docs.
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 10] = [
         Self::Reserved,
         Self::Confirmed,
         Self::Processing,
@@ -59,6 +66,8 @@ impl OrderStatus {
         Self::Cancelled,
         Self::Expired,
         Self::PaymentFailed,
+        Self::DeliveryFailed,
+        Self::Refunded,
     ];
 
     /// The stored (and GraphQL) name.
@@ -72,6 +81,8 @@ impl OrderStatus {
             Self::Cancelled => "CANCELLED",
             Self::Expired => "EXPIRED",
             Self::PaymentFailed => "PAYMENT_FAILED",
+            Self::DeliveryFailed => "DELIVERY_FAILED",
+            Self::Refunded => "REFUNDED",
         }
     }
 
@@ -81,9 +92,10 @@ impl OrderStatus {
         matches!(
             (self, to),
             (Reserved, Confirmed | Cancelled | Expired | PaymentFailed)
-                | (Confirmed, Processing | Cancelled)
-                | (Processing, Shipped | Cancelled)
-                | (Shipped, Delivered)
+                | (Confirmed, Processing | Cancelled | DeliveryFailed)
+                | (Processing, Shipped | Cancelled | DeliveryFailed)
+                | (Shipped, Delivered | DeliveryFailed)
+                | (DeliveryFailed, Confirmed | Refunded)
         )
     }
 
@@ -107,6 +119,8 @@ impl OrderStatus {
             Self::Cancelled => "was cancelled",
             Self::Expired => "expired (its reservation lapsed)",
             Self::PaymentFailed => "could not be paid (payment failed)",
+            Self::DeliveryFailed => "could not be delivered (its shipment failed)",
+            Self::Refunded => "was refunded after its delivery failed",
         }
     }
 }
@@ -162,8 +176,9 @@ pub async fn change(
         .transition(to)
         .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))?;
     let at = Utc::now();
+    // A reshipped order was paid when it was first confirmed.
     let confirmed_at = match to {
-        OrderStatus::Confirmed => Some(at),
+        OrderStatus::Confirmed => order.confirmed_at.or(Some(at)),
         _ => order.confirmed_at,
     };
     let cancel_reason = match to {
@@ -216,10 +231,7 @@ async fn record(
         ))
         .execute(conn)
         .await?;
-    let mut events = vec![NewEvent {
-        topic: STATUS_CHANGED,
-        key: order.id.to_string(),
-        payload: serde_json::json!({
+    let mut payload = serde_json::json!({
             "orderId": order.id,
             "number": order.number,
             "customerId": order.customer_id,
@@ -227,11 +239,40 @@ async fn record(
             "status": order.status.as_str(),
             "reason": why.reason,
             "at": at,
-        }),
+    });
+    if order.status == OrderStatus::Confirmed {
+        // Which shipment a confirmation asks logistics for: 1, then one more
+        // per reship (only a reship needs to count them).
+        let attempt = match from {
+            Some(OrderStatus::DeliveryFailed) => delivery_attempt(conn, order.id).await?,
+            _ => 1,
+        };
+        payload["deliveryAttempt"] = attempt.into();
+    }
+    let mut events = vec![NewEvent {
+        topic: STATUS_CHANGED,
+        key: order.id.to_string(),
+        payload,
     }];
     events.extend(extra);
     outbox::append(conn, &events).await?;
     Ok(())
+}
+
+/// Which delivery of `order_id` is the current one: 1, plus one per reship
+/// (DELIVERY_FAILED → CONFIRMED in its history).
+pub async fn delivery_attempt(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> Result<i32, OrdersError> {
+    let reships: i64 = order_status_history::table
+        .filter(order_status_history::order_id.eq(order_id))
+        .filter(order_status_history::from_status.eq(OrderStatus::DeliveryFailed.as_str()))
+        .filter(order_status_history::to_status.eq(OrderStatus::Confirmed.as_str()))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(1 + i32::try_from(reships).unwrap_or(i32::MAX - 1))
 }
 
 #[cfg(test)]
@@ -250,6 +291,11 @@ mod tests {
             (Processing, Shipped),
             (Processing, Cancelled),
             (Shipped, Delivered),
+            (Confirmed, DeliveryFailed),
+            (Processing, DeliveryFailed),
+            (Shipped, DeliveryFailed),
+            (DeliveryFailed, Confirmed),
+            (DeliveryFailed, Refunded),
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
@@ -289,6 +335,20 @@ mod tests {
                 .unwrap_err()
                 .message("x")
                 .contains("payment failed")
+        );
+        assert_eq!(
+            DeliveryFailed
+                .transition(Cancelled)
+                .unwrap_err()
+                .message("GR-000009"),
+            "order GR-000009 could not be delivered (its shipment failed); it cannot become CANCELLED"
+        );
+        assert!(
+            Refunded
+                .transition(Confirmed)
+                .unwrap_err()
+                .message("x")
+                .contains("refunded")
         );
     }
 

@@ -26,6 +26,7 @@ use crate::{
         schema::{payments, refunds},
     },
     error::OrdersError,
+    failed_delivery::Goods,
 };
 
 /// What to charge.
@@ -205,12 +206,15 @@ pub async fn refunds_of(conn: &mut AsyncPgConnection, order_id: Uuid) -> QueryRe
 }
 
 /// Refunds the succeeded payment of `order_id` in full, once: a refund row
-/// already there answers as done. Returns the refund event's payload, if a refund was made.
+/// already there answers as done. `goods` says what became of a failed
+/// delivery's goods (none for a cancellation). Returns the refund event's
+/// payload, if a refund was made.
 pub async fn refund(
     conn: &mut AsyncPgConnection,
     provider: &dyn PaymentProvider,
     order_id: Uuid,
     reason: Option<&str>,
+    goods: Option<Goods>,
 ) -> Result<Option<serde_json::Value>, OrdersError> {
     let Some(payment) = find(conn, order_id).await? else {
         return Ok(None);
@@ -233,6 +237,7 @@ pub async fn refund(
             refunds::amount.eq(payment.amount),
             refunds::provider_reference.eq(&reference),
             refunds::reason.eq(reason),
+            refunds::goods.eq(goods.map(Goods::as_str)),
         ))
         .on_conflict_do_nothing()
         .execute(conn)
@@ -248,5 +253,6 @@ pub async fn refund(
         "orderId": order_id,
         "amount": payment.amount,
         "reference": reference,
+        "goods": goods.map(Goods::as_str),
     })))
 }

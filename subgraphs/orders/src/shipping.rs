@@ -1,10 +1,14 @@
 //! Orders follow their shipment: logistics' `shipment.status_changed` moves a
-//! paid order to PROCESSING (picked), SHIPPED (in transit) and DELIVERED.
+//! paid order to PROCESSING (picked), SHIPPED (in transit) and DELIVERED, and
+//! to DELIVERY_FAILED when the shipment fails from any of CREATED, PICKED or
+//! IN_TRANSIT (see [`crate::failed_delivery`] for what an ADMIN does then).
 //!
 //! Consumers of one group may see a shipment's events out of order (two
 //! replicas, a retry), so the handler moves the order forward to where the
 //! shipment is, through the steps in between, and never back: a late PICKED
-//! after IN_TRANSIT changes nothing.
+//! after IN_TRANSIT changes nothing. Each event names its delivery attempt;
+//! news of an earlier attempt's shipment (one the order was reshipped after)
+//! changes nothing either.
 
 use std::sync::Arc;
 
@@ -31,6 +35,7 @@ pub fn order_status_for(shipment_status: &str) -> Option<OrderStatus> {
         "PICKED" => Some(OrderStatus::Processing),
         "IN_TRANSIT" => Some(OrderStatus::Shipped),
         "DELIVERED" => Some(OrderStatus::Delivered),
+        "FAILED" => Some(OrderStatus::DeliveryFailed),
         _ => None,
     }
 }
@@ -91,6 +96,39 @@ impl Handler for ShipmentsHandler {
             tracing::warn!(%order_id, tracking, "shipment event for an unknown order");
             return Ok(());
         };
+        // Events from before reships existed are about the first delivery.
+        let attempt = p["deliveryAttempt"].as_i64().unwrap_or(1);
+        let current = lifecycle::delivery_attempt(conn, order.id).await?;
+        if attempt != i64::from(current) {
+            tracing::warn!(
+                %order_id,
+                tracking,
+                attempt,
+                current,
+                "news of a shipment that is not the order's current one; left as it is"
+            );
+            return Ok(());
+        }
+        let why = Why {
+            reason: Some(format!(
+                "shipment {tracking} is {}",
+                status.to_lowercase().replace('_', " ")
+            )),
+            actor: None,
+        };
+        if target == OrderStatus::DeliveryFailed {
+            if order.status.allows(target) {
+                lifecycle::change(conn, &order, target, why, Vec::new()).await?;
+            } else {
+                tracing::warn!(
+                    %order_id,
+                    status = order.status.as_str(),
+                    tracking,
+                    "shipment failed for an order that is not on its way; left as it is"
+                );
+            }
+            return Ok(());
+        }
         let (Some(now), Some(goal)) = (progress(order.status), progress(target)) else {
             tracing::warn!(
                 %order_id,
@@ -101,14 +139,7 @@ impl Handler for ShipmentsHandler {
             return Ok(());
         };
         for step in &FORWARD[(now + 1).min(goal + 1)..=goal] {
-            let why = Why {
-                reason: Some(format!(
-                    "shipment {tracking} is {}",
-                    status.to_lowercase().replace('_', " ")
-                )),
-                actor: None,
-            };
-            order = lifecycle::change(conn, &order, *step, why, Vec::new()).await?;
+            order = lifecycle::change(conn, &order, *step, why.clone(), Vec::new()).await?;
         }
         Ok(())
     }

@@ -51,8 +51,14 @@ async fn cancel_locked(
     match order.status {
         OrderStatus::Reserved => st.stock.release(order.id).await?,
         _ => {
-            if let Some(refund) =
-                payments::refund(conn, st.payments.as_ref(), order.id, reason.as_deref()).await?
+            if let Some(refund) = payments::refund(
+                conn,
+                st.payments.as_ref(),
+                order.id,
+                reason.as_deref(),
+                None,
+            )
+            .await?
             {
                 events.push(NewEvent {
                     topic: PAYMENT_REFUNDED,
@@ -106,6 +112,20 @@ pub async fn update_status(
                 OrderStatus::Cancelled => {
                     cancel_locked(st, conn, &order, why.reason, admin.sub).await
                 }
+                OrderStatus::DeliveryFailed => Err(OrdersError::InvalidState(format!(
+                    "order {}: a delivery fails when its shipment does \
+                     (updateShipmentStatus FAILED), not by an admin",
+                    order.number
+                ))),
+                OrderStatus::Confirmed | OrderStatus::Refunded
+                    if order.status == OrderStatus::DeliveryFailed =>
+                {
+                    Err(OrdersError::InvalidState(format!(
+                        "order {}'s delivery failed: reship it (reshipOrder) or refund it \
+                         (refundOrder)",
+                        order.number
+                    )))
+                }
                 OrderStatus::Confirmed if order.status.allows(to) => {
                     Err(OrdersError::InvalidState(format!(
                         "order {} is confirmed by paying for it (confirmOrder), not by an admin",
@@ -134,7 +154,7 @@ fn refuse_unless_allowed(order: &Order, to: OrderStatus) -> Result<(), OrdersErr
         .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))
 }
 
-fn check_reason(reason: Option<String>) -> Result<Option<String>, OrdersError> {
+pub(crate) fn check_reason(reason: Option<String>) -> Result<Option<String>, OrdersError> {
     match reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty())

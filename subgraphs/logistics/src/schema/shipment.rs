@@ -1,5 +1,6 @@
-//! Shipments in GraphQL: `Shipment`, `Order.shipment`, `shipment(trackingId)`
-//! and the trucks' `updateShipmentStatus`.
+//! Shipments in GraphQL: `Shipment`, `Order.shipment` (the current one),
+//! `Order.shipments` (every delivery attempt), `shipment(trackingId)` and the
+//! trucks' `updateShipmentStatus`.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -54,6 +55,26 @@ impl Loader<Uuid> for ShipmentsByOrder {
     }
 }
 
+/// Batches `Order.shipments` lookups of a request into one query.
+pub struct AllShipmentsByOrder(pub PgPool);
+
+impl Loader<Uuid> for AllShipmentsByOrder {
+    type Value = Vec<db::Shipment>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<db::Shipment>>, ApiError> {
+        let mut conn = self.0.get().await?;
+        let mut by_order: HashMap<Uuid, Vec<db::Shipment>> = HashMap::new();
+        for shipment in shipments::all_by_orders(&mut conn, keys).await? {
+            by_order
+                .entry(shipment.order_id)
+                .or_default()
+                .push(shipment);
+        }
+        Ok(by_order)
+    }
+}
+
 /// Goods on their way to a customer.
 pub struct Shipment(pub db::Shipment);
 
@@ -74,6 +95,11 @@ impl Shipment {
 
     async fn status(&self) -> ShipmentStatus {
         self.0.status
+    }
+
+    /// Which delivery of its order this is: 1, then one more per reship after a failed delivery.
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
     }
 
     /// The order it carries (owned by the orders subgraph).
@@ -132,13 +158,28 @@ impl Order {
         ID(self.id.to_string())
     }
 
-    /// Its shipment, once it is paid; for its customer, trucks and ADMIN.
+    /// Its current shipment (the latest delivery attempt), once it is paid;
+    /// for its customer, trucks and ADMIN.
     async fn shipment(&self, ctx: &Context<'_>) -> ApiResult<Option<Shipment>> {
         let found = ctx
             .data_unchecked::<DataLoader<ShipmentsByOrder>>()
             .load_one(self.id)
             .await?;
         Ok(visible(ctx, found))
+    }
+
+    /// Every shipment it had, first attempt first: more than one when a
+    /// delivery failed and the order was reshipped. Same readers as `shipment`.
+    async fn shipments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Shipment>> {
+        let found = ctx
+            .data_unchecked::<DataLoader<AllShipmentsByOrder>>()
+            .load_one(self.id)
+            .await?
+            .unwrap_or_default();
+        Ok(found
+            .into_iter()
+            .filter_map(|s| visible(ctx, Some(s)))
+            .collect())
     }
 }
 
@@ -184,7 +225,8 @@ pub struct ShipmentMutation;
 impl ShipmentMutation {
     /// TRUCK or ADMIN: moves a shipment `CREATED → PICKED → IN_TRANSIT →
     /// DELIVERED`, or to `FAILED` before it is delivered. The order follows
-    /// (PROCESSING, SHIPPED, DELIVERED) through the `shipment.status_changed` event.
+    /// (PROCESSING, SHIPPED, DELIVERED, or DELIVERY_FAILED) through the
+    /// `shipment.status_changed` event.
     async fn update_shipment_status(
         &self,
         ctx: &Context<'_>,

@@ -54,6 +54,89 @@ async fn a_paid_order_gets_one_shipment_however_often_the_event_arrives() {
 }
 
 #[tokio::test]
+async fn a_reshipped_order_gets_exactly_one_new_shipment_and_keeps_the_failed_one() {
+    let depot = Depot::new().await;
+    let (order, token, first) = depot.shipped_order().await;
+    for status in ["PICKED", "IN_TRANSIT", "FAILED"] {
+        let resp = depot
+            .gql(
+                Some(&depot.admin),
+                UPDATE,
+                json!({ "t": first, "s": status }),
+            )
+            .await;
+        assert_no_errors(&resp);
+    }
+    let customer: Uuid = depot
+        .text(&format!(
+            "SELECT customer_id::text AS v FROM shipments WHERE order_id = '{order}'"
+        ))
+        .await
+        .parse()
+        .unwrap();
+    // Orders reships: CONFIRMED again, with the next delivery attempt.
+    let mut reshipped = depot.order_event(order, customer, "CONFIRMED");
+    reshipped.payload["previousStatus"] = json!("DELIVERY_FAILED");
+    reshipped.payload["deliveryAttempt"] = json!(2);
+    assert_eq!(depot.apply(&reshipped).await, Applied::Processed);
+    // The same reship published twice under two ids still makes one shipment,
+    assert_eq!(depot.apply(&reshipped).await, Applied::Duplicate);
+    let mut again = reshipped.clone();
+    again.id += 1000;
+    assert_eq!(depot.apply(&again).await, Applied::Processed);
+    // and a late copy of the first confirmation makes none.
+    let late_first = depot.order_event(order, customer, "CONFIRMED");
+    assert_eq!(depot.apply(&late_first).await, Applied::Processed);
+    assert_eq!(
+        depot
+            .scalar(&format!(
+                "SELECT count(*) FROM shipments WHERE order_id = '{order}'"
+            ))
+            .await,
+        2
+    );
+
+    let resp = depot
+        .gql(
+            Some(&token),
+            "query($id: ID!) { _entities(representations: [{ __typename: \"Order\", id: $id }]) {
+                ... on Order { shipment { trackingId status attempt }
+                               shipments { trackingId status attempt statusHistory { status } } } } }",
+            json!({ "id": order }),
+        )
+        .await;
+    assert_no_errors(&resp);
+    let entity = &resp["data"]["_entities"][0];
+    let current = &entity["shipment"];
+    assert_eq!(current["status"], "CREATED");
+    assert_eq!(current["attempt"], 2);
+    assert_ne!(current["trackingId"], first.as_str());
+    let all = entity["shipments"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["trackingId"], first.as_str());
+    assert_eq!(
+        (&all[0]["status"], &all[0]["attempt"]),
+        (&json!("FAILED"), &json!(1))
+    );
+    assert_eq!(
+        all[0]["statusHistory"],
+        json!([{ "status": "CREATED" }, { "status": "PICKED" }, { "status": "IN_TRANSIT" }, { "status": "FAILED" }])
+    );
+    assert_eq!(all[1]["trackingId"], current["trackingId"]);
+    // The new shipment's events name its attempt, so orders can tell it from the failed one.
+    let attempts = depot
+        .text(&format!(
+            "SELECT string_agg(payload->>'status' || ':' || (payload->>'deliveryAttempt'), ',' ORDER BY id) AS v \
+             FROM outbox WHERE key = '{order}'"
+        ))
+        .await;
+    assert_eq!(
+        attempts,
+        "CREATED:1,PICKED:1,IN_TRANSIT:1,FAILED:1,CREATED:2"
+    );
+}
+
+#[tokio::test]
 async fn trucks_move_shipments_along_the_lifecycle_and_each_move_is_an_event() {
     let depot = Depot::new().await;
     let (order, _, tracking) = depot.shipped_order().await;

@@ -68,6 +68,8 @@ pub struct Refund {
     pub provider_reference: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// RETURNED or LOST for the refund of a failed delivery; none for a cancellation.
+    pub goods: Option<String>,
 }
 
 /// One status change of an order.

@@ -66,6 +66,7 @@ diesel::table! {
         provider_reference -> Text,
         reason -> Nullable<Text>,
         created_at -> Timestamptz,
+        goods -> Nullable<Text>,
     }
 }
 

@@ -23,6 +23,7 @@ pub use self::{customer::*, types::*};
 use crate::{
     OrdersState, cart, checkout, confirm,
     db::{self, Line},
+    failed_delivery::{self, Goods},
     feed,
     lifecycle::OrderStatus,
     listing::{self, OrderFilter},
@@ -321,6 +322,34 @@ impl Mutation {
         let order_id = parse_id("orderId", &order_id)?;
         Ok(Order(
             transitions::update_status(state(ctx), claims, order_id, status).await?,
+        ))
+    }
+
+    /// ADMIN: sends a DELIVERY_FAILED order again: it goes back to CONFIRMED
+    /// and logistics makes it a new shipment (the failed one stays in its
+    /// history). Any other state → INVALID_STATE.
+    async fn reship_order(&self, ctx: &Context<'_>, order_id: ID) -> ApiResult<Order> {
+        let claims = ctx.auth().require_role(&[Role::Admin])?;
+        let order_id = parse_id("orderId", &order_id)?;
+        Ok(Order(
+            failed_delivery::reship(state(ctx), claims, order_id).await?,
+        ))
+    }
+
+    /// ADMIN: refunds a DELIVERY_FAILED order once (REFUNDED). `goods` says
+    /// what became of them: RETURNED go back to stock, LOST are written off.
+    /// Any other state → INVALID_STATE.
+    async fn refund_order(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        goods: Goods,
+        reason: Option<String>,
+    ) -> ApiResult<Order> {
+        let claims = ctx.auth().require_role(&[Role::Admin])?;
+        let order_id = parse_id("orderId", &order_id)?;
+        Ok(Order(
+            failed_delivery::refund(state(ctx), claims, order_id, goods, reason).await?,
         ))
     }
 }

@@ -13,7 +13,8 @@ use rust_decimal::Decimal;
 
 use super::{ItemsLoader, PaymentLoader, state};
 use crate::{
-    OrdersState, confirm, db, feed::StatusChanged, lifecycle::OrderStatus, order, payments,
+    OrdersState, confirm, db, failed_delivery::Goods, feed::StatusChanged, lifecycle::OrderStatus,
+    order, payments,
 };
 
 /// A product, owned by the catalog subgraph; orders only refers to it.
@@ -252,6 +253,11 @@ impl Payment {
                 provider_reference: r.provider_reference,
                 reason: r.reason,
                 created_at: r.created_at,
+                goods: match r.goods.as_deref() {
+                    Some("RETURNED") => Some(Goods::Returned),
+                    Some("LOST") => Some(Goods::Lost),
+                    _ => None,
+                },
             })
             .collect())
     }
@@ -264,6 +270,9 @@ pub struct Refund {
     pub provider_reference: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// For the refund of a failed delivery: whether its goods were returned to
+    /// stock or lost (written off); null for a cancellation's refund.
+    pub goods: Option<Goods>,
 }
 
 /// A postal address on an order.

@@ -5,6 +5,7 @@ mod cart;
 mod checkout;
 mod confirm;
 mod events;
+mod failed_delivery;
 mod hostile;
 mod lifecycle;
 mod reads;

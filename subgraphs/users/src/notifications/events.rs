@@ -1,12 +1,13 @@
 //! From events to notifications: which events tell a customer something, and
 //! what they say.
 //!
-//! - `order.status_changed` (orders): CONFIRMED, SHIPPED, DELIVERED, CANCELLED
-//!   and PAYMENT_FAILED each make one notification; other statuses are not
-//!   wanted.
+//! - `order.status_changed` (orders): CONFIRMED (again after a reship, with
+//!   its own text), SHIPPED, DELIVERED, CANCELLED, PAYMENT_FAILED and REFUNDED
+//!   each make one notification; other statuses are not wanted.
 //! - `shipment.status_changed` (logistics): only FAILED; a shipment's
 //!   progress already reaches the customer as the order's SHIPPED and
-//!   DELIVERED.
+//!   DELIVERED. The order's DELIVERY_FAILED that follows it makes none: the
+//!   customer heard of the failure once, from the shipment.
 //!
 //! A customer this subgraph does not know is logged and skipped; a payload
 //! that cannot be read is an error, so the consumer retries and then
@@ -63,6 +64,7 @@ fn order_kind(status: &str) -> Option<NotificationKind> {
         "DELIVERED" => Some(NotificationKind::OrderDelivered),
         "CANCELLED" => Some(NotificationKind::OrderCancelled),
         "PAYMENT_FAILED" => Some(NotificationKind::PaymentFailed),
+        "REFUNDED" => Some(NotificationKind::OrderRefunded),
         _ => None,
     }
 }
@@ -74,9 +76,23 @@ fn order_draft(e: OrderStatusChanged) -> Option<Draft> {
     let kind = order_kind(&e.status)?;
     let n = &e.number;
     let (subject, body) = match kind {
+        NotificationKind::OrderConfirmed
+            if e.previous_status.as_deref() == Some("DELIVERY_FAILED") =>
+        {
+            (
+                format!("Order {n} is being sent again"),
+                format!(
+                    "We are preparing your order {n} again and will send it with a new shipment."
+                ),
+            )
+        }
         NotificationKind::OrderConfirmed => (
             format!("Order {n} confirmed"),
             format!("Thank you! We received the payment for your order {n} and are preparing it."),
+        ),
+        NotificationKind::OrderRefunded => (
+            format!("Order {n} refunded"),
+            format!("We could not deliver your order {n}, so we refunded your payment in full."),
         ),
         NotificationKind::OrderShipped => (
             format!("Order {n} shipped"),
@@ -266,5 +282,25 @@ mod tests {
         let confirmed = order_draft(order("CONFIRMED", "RESERVED", None)).unwrap();
         assert_eq!(confirmed.kind, NotificationKind::OrderConfirmed);
         assert_eq!(confirmed.order_number.as_deref(), Some("GR-000042"));
+        // The failure itself was told by the shipment's FAILED.
+        assert!(order_draft(order("DELIVERY_FAILED", "SHIPPED", None)).is_none());
+    }
+
+    #[test]
+    fn a_reshipped_order_says_it_is_sent_again_and_a_refund_says_why() {
+        let reshipped = order_draft(order("CONFIRMED", "DELIVERY_FAILED", None)).unwrap();
+        assert_eq!(reshipped.kind, NotificationKind::OrderConfirmed);
+        assert_eq!(reshipped.subject, "Order GR-000042 is being sent again");
+        assert_eq!(
+            reshipped.body,
+            "We are preparing your order GR-000042 again and will send it with a new shipment."
+        );
+        let refunded = order_draft(order("REFUNDED", "DELIVERY_FAILED", None)).unwrap();
+        assert_eq!(refunded.kind, NotificationKind::OrderRefunded);
+        assert_eq!(refunded.subject, "Order GR-000042 refunded");
+        assert_eq!(
+            refunded.body,
+            "We could not deliver your order GR-000042, so we refunded your payment in full."
+        );
     }
 }

@@ -39,17 +39,20 @@ pub enum NotificationKind {
     PaymentFailed,
     /// The shipment could not be delivered.
     ShipmentFailed,
+    /// The delivery failed and the payment was refunded.
+    OrderRefunded,
 }
 
 impl NotificationKind {
     /// Every kind, for tests and docs.
-    pub const ALL: [NotificationKind; 6] = [
+    pub const ALL: [NotificationKind; 7] = [
         Self::OrderConfirmed,
         Self::OrderShipped,
         Self::OrderDelivered,
         Self::OrderCancelled,
         Self::PaymentFailed,
         Self::ShipmentFailed,
+        Self::OrderRefunded,
     ];
 
     /// The stored (and GraphQL) name.
@@ -61,6 +64,7 @@ impl NotificationKind {
             Self::OrderCancelled => "ORDER_CANCELLED",
             Self::PaymentFailed => "PAYMENT_FAILED",
             Self::ShipmentFailed => "SHIPMENT_FAILED",
+            Self::OrderRefunded => "ORDER_REFUNDED",
         }
     }
 }

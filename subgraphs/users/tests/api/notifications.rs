@@ -75,6 +75,11 @@ async fn each_customer_facing_order_status_has_its_kind_and_the_rest_are_ignored
             NotificationKind::PaymentFailed,
             "Payment for order GR-000042 failed",
         ),
+        (
+            "REFUNDED",
+            NotificationKind::OrderRefunded,
+            "Order GR-000042 refunded",
+        ),
     ];
     for (i, (status, _, _)) in notified.iter().enumerate() {
         let event = order_event(i as i64 + 1, &ann, "GR-000042", status);
@@ -84,7 +89,10 @@ async fn each_customer_facing_order_status_has_its_kind_and_the_rest_are_ignored
             "{status}"
         );
     }
-    for (i, status) in ["RESERVED", "PROCESSING", "EXPIRED"].iter().enumerate() {
+    for (i, status) in ["RESERVED", "PROCESSING", "EXPIRED", "DELIVERY_FAILED"]
+        .iter()
+        .enumerate()
+    {
         let event = order_event(i as i64 + 100, &ann, "GR-000042", status);
         assert_eq!(
             consumer.apply(&event).await.unwrap(),
@@ -100,7 +108,7 @@ async fn each_customer_facing_order_status_has_its_kind_and_the_rest_are_ignored
         .collect();
     assert_eq!(got, want);
     // Ignored events are not even recorded as processed.
-    assert_eq!(app.count("processed_events").await, 5);
+    assert_eq!(app.count("processed_events").await, 6);
 }
 
 #[tokio::test]

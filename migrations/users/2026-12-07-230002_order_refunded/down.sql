@@ -1,0 +1,4 @@
+DELETE FROM notifications WHERE kind = 'ORDER_REFUNDED';
+ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
+ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN ('ORDER_CONFIRMED',
+    'ORDER_SHIPPED', 'ORDER_DELIVERED', 'ORDER_CANCELLED', 'PAYMENT_FAILED', 'SHIPMENT_FAILED'));
