@@ -18,7 +18,7 @@ use settings::{ConfigError, Env};
 
 use self::parsing::{
     csrf_policy, duration, edge_options, limits, max_errors, metrics_addr, name_urls, serving,
-    subgraph_timeouts, subscription_options,
+    subgraph_options, subgraph_timeouts, subscription_options,
 };
 pub use self::variables::ENV;
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
@@ -101,6 +101,7 @@ impl Config {
         options.subgraph_timeouts = subgraph_timeouts;
         options.deduplicate_queries = env.parse_or("SUBGRAPH_DEDUPLICATION", true);
         options.subgraph_urls = name_urls(env, "SUBGRAPH_URLS", "http");
+        options.subgraph_options = subgraph_options(env);
         options.subgraph_ready_urls = name_urls(env, "SUBGRAPH_READY_URLS", "http://");
         options.ready_cache = duration(
             env,
