@@ -460,3 +460,27 @@ async fn tls_settings_for_a_plain_subgraph_or_an_unknown_one_are_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_to_an_https_subgraph_is_refused_rather_than_sent_in_the_clear() {
+    let ca = Ca::new("test CA");
+    let cert = ca.sign(&["127.0.0.1"], Use::Server, false);
+    let stock = stock(Wire::Tls {
+        cert: &cert,
+        alpn: &["http/1.1"],
+        clients: None,
+    })
+    .await;
+    let url: hyper::Uri = stock.url.parse().unwrap();
+    let refused = gateway::subscriptions::ws_client::subscribe(
+        &url,
+        Some("token"),
+        "subscription { ticks }",
+        Default::default(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(refused.contains("wss:// is not supported yet"), "{refused}");
+}
