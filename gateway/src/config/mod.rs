@@ -206,6 +206,7 @@ mod tests {
         assert!(options.csrf.enabled);
         assert_eq!(options.max_errors, crate::pipeline::DEFAULT_MAX_ERRORS);
         assert!(options.subgraph_ready_urls.is_empty() && options.subgraph_urls.is_empty());
+        assert!(options.subgraph_options.is_empty());
         assert_eq!(
             options.ready_cache,
             crate::subgraph::readiness::DEFAULT_CACHE

@@ -1,5 +1,7 @@
-//! Talking to subgraphs: GraphQL over HTTP POST on keep-alive connections
-//! ([`crate::subgraph::pool`]), with a deadline per request.
+//! Talking to subgraphs: GraphQL over HTTP POST with a deadline per request,
+//! on the HTTP/1.1 lane's keep-alive connections ([`crate::subgraph::pool`])
+//! to a plain `http://` subgraph, on hyper's ([`crate::subgraph::connector`])
+//! to one over TLS or HTTP/2.
 //!
 //! Subgraphs answer `application/json` or `application/graphql-response+json`
 //! (async-graphql ≥ 7.0.17 always sends the latter); both are read, and with
@@ -160,50 +162,46 @@ impl SubgraphClient {
         let forwarded = FORWARDED_HEADERS
             .iter()
             .filter_map(|name| Some((name, request.headers.get(name)?)));
-        // The HTTP/1.1 lane's request is written here, all but its body;
-        // hyper writes the others' from their headers.
-        let (head, headers) = match to.connector() {
-            None => (
-                crate::subgraph::pool::post_head(
+        let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
+        let idempotent = request.idempotent;
+        let wire_body = body.clone();
+        let exchange = match to.connector() {
+            // The HTTP/1.1 lane: the request written here, all but its body.
+            None => {
+                let head = Bytes::from(crate::subgraph::pool::post_head(
                     url,
                     body.len(),
                     forwarded.map(|(name, value)| (name.as_str(), value)),
-                )?,
-                HeaderMap::new(),
-            ),
-            Some(_) => (Vec::new(), post_headers(forwarded)),
+                )?);
+                let target = url.clone();
+                futures::future::Either::Left(async move {
+                    let answer =
+                        crate::subgraph::pool::exchange(&target, head, wire_body, idempotent);
+                    tokio::time::timeout(timeout, answer)
+                        .await
+                        .map_err(|_| FetchError::Timeout(timeout))?
+                })
+            }
+            // hyper's connections, boxed: the lane's exchange stays as small as it was.
+            Some(connector) => {
+                let (connector, headers) = (connector.clone(), post_headers(forwarded));
+                let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                futures::future::Either::Right(Box::pin(async move {
+                    let outgoing = Outgoing {
+                        method: hyper::Method::POST,
+                        path: &path,
+                        headers: &headers,
+                        body: wire_body,
+                    };
+                    let answer = connector.exchange(outgoing, idempotent);
+                    tokio::time::timeout(timeout, answer)
+                        .await
+                        .map_err(|_| FetchError::Timeout(timeout))?
+                }))
+            }
         };
-        let head = Bytes::from(head);
-        let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
-        let idempotent = request.idempotent;
         // The representations are in the body now: not held while waiting.
         drop(request);
-        let target = to.clone();
-        let wire_body = body.clone();
-        let exchange = async move {
-            let answer = async {
-                let Some(connector) = target.connector() else {
-                    return crate::subgraph::pool::exchange(
-                        target.url(),
-                        head,
-                        wire_body,
-                        idempotent,
-                    )
-                    .await;
-                };
-                let outgoing = Outgoing {
-                    method: hyper::Method::POST,
-                    path: target.url().path_and_query().map_or("/", |p| p.as_str()),
-                    headers: &headers,
-                    body: wire_body,
-                };
-                // Boxed: the lane's exchange stays as small as it was.
-                Box::pin(connector.exchange(outgoing, idempotent)).await
-            };
-            tokio::time::timeout(timeout, answer)
-                .await
-                .map_err(|_| FetchError::Timeout(timeout))?
-        };
         let read = async move {
             let answer = exchange.await?;
             parse(answer.status, answer.content_type.as_ref(), &answer.body)

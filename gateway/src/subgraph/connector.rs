@@ -128,7 +128,7 @@ impl Connector {
     }
 
     /// Sends `outgoing` and reads the answer. `idempotent`: it may be sent
-    /// again when a reused connection closed before answering.
+    /// again when a reused connection failed before answering.
     pub async fn exchange(
         &self,
         outgoing: Outgoing<'_>,
@@ -210,7 +210,10 @@ impl Connector {
                 if conns.h2.as_ref().is_some_and(|h2| h2.is_closed()) {
                     conns.h2 = None;
                 }
-                (conns.h2.clone(), conns.h1.pop())
+                match &conns.h2 {
+                    Some(h2) => (Some(h2.clone()), None),
+                    None => (None, conns.h1.pop()),
+                }
             });
             if let Some(h2) = h2 {
                 return Some(Sender::H2(h2));

@@ -56,8 +56,8 @@ impl Endpoint {
     }
 
     /// The connections beyond the HTTP/1.1 lane, if the subgraph needs them.
-    pub(crate) fn connector(&self) -> Option<&Connector> {
-        self.connector.as_deref()
+    pub(crate) fn connector(&self) -> Option<&Arc<Connector>> {
+        self.connector.as_ref()
     }
 }
 

@@ -1,10 +1,10 @@
 //! `/ready`: the gateway is ready when every subgraph is. Each subgraph's
 //! health URL (its own `/ready`, next to its GraphQL path, unless configured)
 //! is asked; a subgraph without one (404 or 405 there) is asked
-//! `{ __typename }` instead. A subgraph over TLS or HTTP/2 is asked on its
-//! own connections ([`crate::subgraph::connector`]). Answers are kept for a short while, so a load
-//! balancer polling every replica often costs the subgraphs little, and
-//! every probe has a deadline. The public answer names the subgraphs that
+//! `{ __typename }` instead; one over TLS or HTTP/2 on its own connections
+//! ([`crate::subgraph::connector`]). Answers are kept for a short while, so
+//! a load balancer polling every replica often costs the subgraphs little,
+//! and every probe has a deadline. The public answer names the subgraphs that
 //! are not ready and why in a word; their addresses and errors are logged.
 
 use std::{
