@@ -133,6 +133,9 @@ async fn gateway(
         None,
         &gateway::GatewayOptions {
             subgraph_options: HashMap::from([("stock".to_owned(), options)]),
+            // Concurrent identical fetches each go to the subgraph: they
+            // would share one exchange otherwise, and one connection trivially.
+            deduplicate_queries: false,
             ..Default::default()
         },
     )?;
