@@ -27,7 +27,8 @@
 //! execution/       the plan walk: representations, merging, error paths, and the
 //!                  projection of the merged tree into the client's answer
 //! subgraph/        the subgraph client: registry of a supergraph's subgraphs,
-//!                  fetches with deduplication, the connection pool, readiness
+//!                  fetches with deduplication, the HTTP/1.1 connection pool,
+//!                  TLS and HTTP/2 connections (per-subgraph options), readiness
 //! value/, framing, busy_poll, metrics
 //!                  leaves every stage uses: JSON values and their reader, HTTP/1.1
 //!                  framing, polling while a thread is nearly idle, Prometheus counters

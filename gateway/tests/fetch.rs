@@ -14,12 +14,12 @@ use axum::{
     response::IntoResponse,
     routing::post,
 };
-use gateway::subgraph::{FetchError, SubgraphClient, SubgraphRequest};
+use gateway::subgraph::{Endpoint, FetchError, SubgraphClient, SubgraphRequest};
 use serde_json::{Value, json};
 use testing::wait_until;
 
 /// Serves `router` on a free loopback port; returns its /graphql URL.
-async fn serve(router: Router) -> hyper::Uri {
+async fn serve(router: Router) -> Endpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -139,7 +139,7 @@ async fn a_slow_subgraph_times_out_and_a_missing_one_is_unreachable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let url: hyper::Uri = format!("http://{gone}/graphql").parse().unwrap();
+    let url: Endpoint = format!("http://{gone}/graphql").parse().unwrap();
     assert!(matches!(
         client.fetch(&url, request(HeaderMap::new())).await,
         Err(FetchError::Unreachable(_))
@@ -168,7 +168,7 @@ async fn a_subgraph_answering_html_is_an_error_not_data() {
 
 /// A subgraph that answers after `delay`, counting the requests it got;
 /// it answers with the count at the time and the caller's token.
-async fn counting(delay: Duration) -> (hyper::Uri, Arc<std::sync::atomic::AtomicUsize>) {
+async fn counting(delay: Duration) -> (Endpoint, Arc<std::sync::atomic::AtomicUsize>) {
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = count.clone();
     let url = serve(Router::new().route(
@@ -267,7 +267,7 @@ async fn a_shared_fetch_nobody_waits_for_any_more_is_not_handed_to_a_newcomer() 
 async fn one_answer_per_connection(
     announce_close: bool,
 ) -> (
-    hyper::Uri,
+    Endpoint,
     Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
@@ -389,7 +389,7 @@ struct Script {
 async fn scripted(
     script: impl Fn(usize) -> Script + Send + Sync + 'static,
 ) -> (
-    hyper::Uri,
+    Endpoint,
     Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
@@ -632,7 +632,7 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
             });
         }
     });
-    let url: hyper::Uri = format!("http://{addr}/graphql").parse().unwrap();
+    let url: Endpoint = format!("http://{addr}/graphql").parse().unwrap();
     let client = SubgraphClient::new(Duration::from_secs(5));
     let burst = gateway::subgraph::pool::MAX_IDLE + 6;
     let answers = futures::future::join_all((0..burst).map(|_| {

@@ -18,7 +18,7 @@ use settings::{ConfigError, Env};
 
 use self::parsing::{
     csrf_policy, duration, edge_options, limits, max_errors, metrics_addr, name_urls, rest_listen,
-    rest_options, serving, subgraph_timeouts, subscription_options,
+    rest_options, serving, subgraph_options, subgraph_timeouts, subscription_options,
 };
 pub use self::variables::ENV;
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
@@ -117,6 +117,7 @@ impl Config {
         options.subgraph_timeouts = subgraph_timeouts;
         options.deduplicate_queries = env.parse_or("SUBGRAPH_DEDUPLICATION", true);
         options.subgraph_urls = name_urls(env, "SUBGRAPH_URLS", "http");
+        options.subgraph_options = subgraph_options(env);
         options.subgraph_ready_urls = name_urls(env, "SUBGRAPH_READY_URLS", "http://");
         options.ready_cache = duration(
             env,
@@ -226,6 +227,7 @@ mod tests {
         assert!(options.csrf.enabled);
         assert_eq!(options.max_errors, crate::pipeline::DEFAULT_MAX_ERRORS);
         assert!(options.subgraph_ready_urls.is_empty() && options.subgraph_urls.is_empty());
+        assert!(options.subgraph_options.is_empty());
         assert_eq!(
             options.ready_cache,
             crate::subgraph::readiness::DEFAULT_CACHE

@@ -10,6 +10,7 @@ use settings::Env;
 use crate::{
     pipeline::{limits::Limits, persisted::PersistedOptions, ratelimit::RateLimits},
     server::{ConnectionTimeouts, GatewayOptions, Serving, csrf::CsrfPolicy, threads},
+    subgraph::{SubgraphOptions, options::Field},
     subscriptions::SubscriptionOptions,
 };
 
@@ -125,6 +126,51 @@ pub(super) fn name_urls(env: &mut Env, var: &str, scheme: &str) -> HashMap<Strin
         }
     }
     urls
+}
+
+/// How subgraphs are reached beyond their URLs: `SUBGRAPH_CA_FILES`,
+/// `SUBGRAPH_CLIENT_CERTS`, `SUBGRAPH_CLIENT_KEYS` (`name=path,…`) and
+/// `SUBGRAPH_HTTP2` (`name,…`). Every file named is read and checked now
+/// (PEM, a key that is its certificate's), each problem naming its variable.
+pub(super) fn subgraph_options(env: &mut Env) -> HashMap<String, SubgraphOptions> {
+    let mut options: HashMap<String, SubgraphOptions> = HashMap::new();
+    for field in [Field::CaFile, Field::ClientCert, Field::ClientKey] {
+        let var = field.variable();
+        let raw = env.get(var).unwrap_or_default();
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((name, path)) = pair
+                .split_once('=')
+                .map(|(name, path)| (name.trim(), path.trim()))
+                .filter(|(name, path)| !name.is_empty() && !path.is_empty())
+            else {
+                env.problem(format!("{var}: {pair:?} is not name=path"));
+                continue;
+            };
+            let each = options.entry(name.to_owned()).or_default();
+            let slot = match field {
+                Field::CaFile => &mut each.ca_file,
+                Field::ClientCert => &mut each.client_cert,
+                _ => &mut each.client_key,
+            };
+            *slot = Some(path.into());
+        }
+    }
+    let raw = env.get(Field::Http2.variable()).unwrap_or_default();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        options.entry(name.to_owned()).or_default().http2 = true;
+    }
+    for (name, each) in &options {
+        if each.sets_tls()
+            && let Err(e) = crate::subgraph::tls::client_config(each)
+        {
+            env.problem(format!(
+                "{}: subgraph {name}: {}",
+                e.field.variable(),
+                e.reason
+            ));
+        }
+    }
+    options
 }
 
 /// `SUBGRAPH_TIMEOUT=10s` for every subgraph, and

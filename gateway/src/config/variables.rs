@@ -249,6 +249,32 @@ pub const ENV: &[Var] = &[
                   (a late subgraph gives partial data and a `SUBGRAPH_ERROR` naming the timeout, \
                   never a hung request)",
     },
+    // How subgraphs are reached beyond their URLs (`subgraph::SubgraphOptions`).
+    Var {
+        names: &["SUBGRAPH_CA_FILES"],
+        used_by: "`serve gateway`",
+        default: "none: the system's root certificates",
+        meaning: "`name=path,…`: PEM certificates of the CAs an `https://` subgraph's \
+                  certificate may be issued by, trusted beside the system's roots (see \
+                  [Subgraphs over TLS and HTTP/2](#subgraphs-over-tls-and-http2))",
+    },
+    Var {
+        names: &["SUBGRAPH_CLIENT_CERTS", "SUBGRAPH_CLIENT_KEYS"],
+        used_by: "`serve gateway`",
+        default: "none",
+        meaning: "`name=path,…`: the PEM certificate chain, and its private key, the gateway \
+                  presents to an `https://` subgraph that asks for one (mutual TLS); both or \
+                  neither for a subgraph. Files are checked at start and read again on a \
+                  supergraph reload",
+    },
+    Var {
+        names: &["SUBGRAPH_HTTP2"],
+        used_by: "`serve gateway`",
+        default: "none",
+        meaning: "`name,…`: subgraphs spoken to in HTTP/2 only: with prior knowledge (h2c) over \
+                  `http://`, offering only `h2` over `https://`. Others: HTTP/1.1 over \
+                  `http://`, HTTP/2 or HTTP/1.1 over `https://` as the subgraph picks (ALPN)",
+    },
     Var {
         names: &["JWKS_URL"],
         used_by: "`serve gateway`",

@@ -27,9 +27,9 @@ pub(super) async fn send(
     variables: Map,
     ctx: &Context<'_>,
 ) -> Result<Arc<SubgraphResponse>, FetchError> {
-    let url = ctx
+    let endpoint = ctx
         .subgraphs
-        .urls
+        .endpoints
         .get(service)
         .ok_or_else(|| FetchError::Unreachable(format!("no URL for subgraph {service}")))?;
     let request = SubgraphRequest {
@@ -51,7 +51,7 @@ pub(super) async fn send(
     let result = ctx
         .subgraphs
         .client
-        .fetch_shared_within(url, request, ctx.subgraphs.timeout(service))
+        .fetch_shared_within(endpoint, request, ctx.subgraphs.timeout(service))
         .await;
     let took = started.elapsed();
     crate::busy_poll::answered(took);

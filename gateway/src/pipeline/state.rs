@@ -14,7 +14,7 @@ use crate::{
         planning::Supergraph,
         ratelimit::{Limiter, RateLimits},
     },
-    subgraph::{SubgraphClient, Subgraphs},
+    subgraph::{Endpoint, SubgraphClient, Subgraphs},
 };
 
 /// What one supergraph brings: its planner, where its subgraphs are, and
@@ -41,6 +41,8 @@ pub struct PipelineOptions {
     pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// How subgraphs are reached beyond their URLs (TLS, HTTP/2), by name.
+    pub subgraph_options: std::collections::HashMap<String, crate::subgraph::SubgraphOptions>,
     /// Health URLs of subgraphs whose readiness is not at `/ready` beside
     /// their GraphQL path, by name.
     pub subgraph_ready_urls: std::collections::HashMap<String, String>,
@@ -146,6 +148,15 @@ fn load(
     {
         anyhow::bail!("SUBGRAPH_TIMEOUTS names {unknown:?}, which the supergraph does not have");
     }
+    for (name, each) in &options.subgraph_options {
+        if !supergraph.subgraphs().contains_key(name) {
+            let variable = each
+                .fields()
+                .next()
+                .map_or("SUBGRAPH_HTTP2", |f| f.variable());
+            anyhow::bail!("{variable} names {name:?}, which the supergraph does not have");
+        }
+    }
     let urls = supergraph
         .subgraphs()
         .iter()
@@ -162,7 +173,20 @@ fn load(
         &options.subgraph_ready_urls,
         options.ready_cache,
     )?;
-    let subgraphs = Subgraphs::new(urls, client.clone(), metrics.clone())
+    let endpoints = urls
+        .into_iter()
+        .map(|(name, url)| {
+            let each = options
+                .subgraph_options
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
+            let endpoint =
+                Endpoint::new(url, &each).map_err(|e| anyhow::anyhow!("subgraph {name}: {e}"))?;
+            Ok((name, endpoint))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let subgraphs = Subgraphs::new(endpoints, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone())
         .with_budget(options.request_budget);
     let introspection = options

@@ -18,6 +18,8 @@ pub struct GatewayOptions {
     pub subgraph_timeouts: std::collections::HashMap<String, std::time::Duration>,
     /// Subgraph URLs that replace the supergraph's, by subgraph name.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    /// How subgraphs are reached beyond their URLs (TLS, HTTP/2), by name.
+    pub subgraph_options: std::collections::HashMap<String, crate::subgraph::SubgraphOptions>,
     /// Health URLs of subgraphs whose readiness is not at `/ready` beside
     /// their GraphQL path, by name (see [`crate::subgraph::readiness`]).
     pub subgraph_ready_urls: std::collections::HashMap<String, String>,
@@ -60,6 +62,7 @@ impl Default for GatewayOptions {
             subgraph_timeout: std::time::Duration::from_secs(10),
             subgraph_timeouts: Default::default(),
             subgraph_urls: Default::default(),
+            subgraph_options: Default::default(),
             subgraph_ready_urls: Default::default(),
             ready_cache: crate::subgraph::readiness::DEFAULT_CACHE,
             deduplicate_queries: true,
@@ -114,6 +117,7 @@ impl Gateway {
                 subgraph_timeout: o.subgraph_timeout,
                 subgraph_timeouts: o.subgraph_timeouts,
                 subgraph_urls: o.subgraph_urls,
+                subgraph_options: o.subgraph_options,
                 subgraph_ready_urls: o.subgraph_ready_urls,
                 ready_cache: o.ready_cache,
                 deduplicate_queries: o.deduplicate_queries,

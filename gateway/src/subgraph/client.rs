@@ -1,5 +1,7 @@
-//! Talking to subgraphs: GraphQL over HTTP POST on keep-alive connections
-//! ([`crate::subgraph::pool`]), with a deadline per request.
+//! Talking to subgraphs: GraphQL over HTTP POST with a deadline per request,
+//! on the HTTP/1.1 lane's keep-alive connections ([`crate::subgraph::pool`])
+//! to a plain `http://` subgraph, on hyper's ([`crate::subgraph::connector`])
+//! to one over TLS or HTTP/2.
 //!
 //! Subgraphs answer `application/json` or `application/graphql-response+json`
 //! (async-graphql ≥ 7.0.17 always sends the latter); both are read, and with
@@ -15,7 +17,10 @@ use hyper::{
 };
 use serde_json::Value as Json;
 
-use crate::{subgraph::error::FetchError, value::Value};
+use crate::{
+    subgraph::{connector::Outgoing, endpoint::Endpoint, error::FetchError},
+    value::Value,
+};
 
 /// Headers passed from the client's request to every subgraph.
 pub static FORWARDED_HEADERS: [HeaderName; 4] = [
@@ -110,23 +115,23 @@ impl SubgraphClient {
         self.timeout
     }
 
-    /// Sends `request` to the subgraph at `url`, within the client's timeout.
+    /// Sends `request` to the subgraph at `to`, within the client's timeout.
     pub async fn fetch(
         &self,
-        url: &Uri,
+        to: &Endpoint,
         request: SubgraphRequest<'_>,
     ) -> Result<SubgraphResponse, FetchError> {
-        self.fetch_within(url, request, self.timeout).await
+        self.fetch_within(to, request, self.timeout).await
     }
 
-    /// Sends `request` to the subgraph at `url`; fails after `timeout`.
+    /// Sends `request` to the subgraph at `to`; fails after `timeout`.
     pub async fn fetch_within(
         &self,
-        url: &Uri,
+        to: &Endpoint,
         request: SubgraphRequest<'_>,
         timeout: Duration,
     ) -> Result<SubgraphResponse, FetchError> {
-        let shared = self.fetch_shared_within(url, request, timeout).await?;
+        let shared = self.fetch_shared_within(to, request, timeout).await?;
         // The last request to take a shared answer (or the only one) takes it without a copy.
         Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
     }
@@ -137,10 +142,11 @@ impl SubgraphClient {
     /// the only holder ([`Arc::get_mut`]).
     pub async fn fetch_shared_within(
         &self,
-        url: &Uri,
+        to: &Endpoint,
         request: SubgraphRequest<'_>,
         timeout: Duration,
     ) -> Result<Arc<SubgraphResponse>, FetchError> {
+        let url = to.url();
         let mut body = Vec::with_capacity(request.query.len() + 256);
         let shareable = request.shareable;
         body.extend_from_slice(b"{\"query\":");
@@ -155,24 +161,47 @@ impl SubgraphClient {
         let body = Bytes::from(body);
         let forwarded = FORWARDED_HEADERS
             .iter()
-            .filter_map(|name| Some((name.as_str(), request.headers.get(name)?)));
-        let head = Bytes::from(crate::subgraph::pool::post_head(
-            url,
-            body.len(),
-            forwarded,
-        )?);
+            .filter_map(|name| Some((name, request.headers.get(name)?)));
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
         let idempotent = request.idempotent;
+        let wire_body = body.clone();
+        let exchange = match to.connector() {
+            // The HTTP/1.1 lane: the request written here, all but its body.
+            None => {
+                let head = Bytes::from(crate::subgraph::pool::post_head(
+                    url,
+                    body.len(),
+                    forwarded.map(|(name, value)| (name.as_str(), value)),
+                )?);
+                let target = url.clone();
+                futures::future::Either::Left(async move {
+                    let answer =
+                        crate::subgraph::pool::exchange(&target, head, wire_body, idempotent);
+                    tokio::time::timeout(timeout, answer)
+                        .await
+                        .map_err(|_| FetchError::Timeout(timeout))?
+                })
+            }
+            // hyper's connections, boxed: the lane's exchange stays as small as it was.
+            Some(connector) => {
+                let (connector, headers) = (connector.clone(), post_headers(forwarded));
+                let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                futures::future::Either::Right(Box::pin(async move {
+                    let outgoing = Outgoing {
+                        method: hyper::Method::POST,
+                        path: &path,
+                        headers: &headers,
+                        body: wire_body,
+                    };
+                    let answer = connector.exchange(outgoing, idempotent);
+                    tokio::time::timeout(timeout, answer)
+                        .await
+                        .map_err(|_| FetchError::Timeout(timeout))?
+                }))
+            }
+        };
         // The representations are in the body now: not held while waiting.
         drop(request);
-        let target = url.clone();
-        let wire_body = body.clone();
-        let exchange = async move {
-            let answer = crate::subgraph::pool::exchange(&target, head, wire_body, idempotent);
-            tokio::time::timeout(timeout, answer)
-                .await
-                .map_err(|_| FetchError::Timeout(timeout))?
-        };
         let read = async move {
             let answer = exchange.await?;
             parse(answer.status, answer.content_type.as_ref(), &answer.body)
@@ -191,6 +220,26 @@ impl SubgraphClient {
             _ => read.await.map(Arc::new),
         }
     }
+}
+
+/// The headers of a POST to a subgraph through hyper: the lane's
+/// [`crate::subgraph::pool::post_head`] says the same.
+fn post_headers<'h>(
+    forwarded: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        hyper::header::ACCEPT,
+        HeaderValue::from_static("application/graphql-response+json, application/json;q=0.9"),
+    );
+    for (name, value) in forwarded {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers
 }
 
 /// Takes an exchange out of [`Inflight`] when it ends.

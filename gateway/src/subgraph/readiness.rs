@@ -1,9 +1,10 @@
 //! `/ready`: the gateway is ready when every subgraph is. Each subgraph's
 //! health URL (its own `/ready`, next to its GraphQL path, unless configured)
 //! is asked; a subgraph without one (404 or 405 there) is asked
-//! `{ __typename }` instead. Answers are kept for a short while, so a load
-//! balancer polling every replica often costs the subgraphs little, and
-//! every probe has a deadline. The public answer names the subgraphs that
+//! `{ __typename }` instead; one over TLS or HTTP/2 on its own connections
+//! ([`crate::subgraph::connector`]). Answers are kept for a short while, so
+//! a load balancer polling every replica often costs the subgraphs little,
+//! and every probe has a deadline. The public answer names the subgraphs that
 //! are not ready and why in a word; their addresses and errors are logged.
 
 use std::{
@@ -19,7 +20,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-use crate::subgraph::Subgraphs;
+use crate::subgraph::{Subgraphs, connector::Outgoing};
 
 /// How long a probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -119,8 +120,35 @@ impl Readiness {
         configured: bool,
         subgraphs: &Subgraphs,
     ) -> Option<String> {
-        let status = match tokio::time::timeout(PROBE_TIMEOUT, self.http.get(uri.clone())).await {
-            Ok(Ok(response)) => response.status(),
+        // A subgraph over TLS or HTTP/2 is asked on its own connections.
+        let connector = subgraphs
+            .endpoint(name)
+            .and_then(|endpoint| endpoint.connector())
+            .filter(|_| !configured);
+        let asked = async {
+            match connector {
+                Some(connector) => {
+                    let get = Outgoing {
+                        method: hyper::Method::GET,
+                        path: uri.path_and_query().map_or("/", |p| p.as_str()),
+                        headers: &hyper::HeaderMap::new(),
+                        body: Bytes::new(),
+                    };
+                    let answer = connector.exchange(get, true).await;
+                    answer.map(|a| a.status).map_err(|e| e.to_string())
+                }
+                None => self
+                    .http
+                    .get(uri.clone())
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .map_err(|e| e.to_string()),
+            }
+        };
+        let status = match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+            Ok(Ok(status)) => {
+                hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY)
+            }
             Ok(Err(err)) => {
                 tracing::warn!(subgraph = name, url = %uri, error = %err, "readiness probe failed");
                 return Some("unreachable".into());

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use hyper::{HeaderMap, Uri};
 
 use crate::{
-    subgraph::client::{SubgraphClient, SubgraphRequest},
+    subgraph::{
+        client::{SubgraphClient, SubgraphRequest},
+        endpoint::Endpoint,
+    },
     value::{Map, Value},
 };
 
 /// Where each subgraph is reached, and the client that reaches them.
 pub struct Subgraphs {
-    pub(crate) urls: HashMap<String, Uri>,
+    pub(crate) endpoints: HashMap<String, Endpoint>,
     /// Timeouts of subgraphs that do not use the client's.
     timeouts: HashMap<String, std::time::Duration>,
     pub(crate) client: SubgraphClient,
@@ -26,14 +29,14 @@ pub struct Subgraphs {
 pub const DEFAULT_REQUEST_BUDGET: usize = 32 * 1024 * 1024;
 
 impl Subgraphs {
-    /// `urls` by subgraph name (as the supergraph's `join__Graph` names them).
+    /// `endpoints` by subgraph name (as the supergraph's `join__Graph` names them).
     pub fn new(
-        urls: HashMap<String, Uri>,
+        endpoints: HashMap<String, Endpoint>,
         client: SubgraphClient,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
-            urls,
+            endpoints,
             timeouts: HashMap::new(),
             client,
             metrics,
@@ -55,7 +58,12 @@ impl Subgraphs {
 
     /// Where the subgraph `name` is reached.
     pub fn url(&self, name: &str) -> Option<&Uri> {
-        self.urls.get(name)
+        self.endpoints.get(name).map(Endpoint::url)
+    }
+
+    /// Where the subgraph `name` is reached, and how.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoints.get(name)
     }
 
     /// How long the subgraph `name` may take to answer.
@@ -70,7 +78,7 @@ impl Subgraphs {
     /// answers without errors, else why in words fit for the public (the
     /// details are logged).
     pub async fn probe(&self, name: &str, deadline: std::time::Duration) -> Result<(), String> {
-        let Some(url) = self.urls.get(name) else {
+        let Some(endpoint) = self.endpoints.get(name) else {
             return Err("unknown subgraph".into());
         };
         let request = SubgraphRequest {
@@ -81,7 +89,7 @@ impl Subgraphs {
             shareable: false,
             idempotent: true,
         };
-        match tokio::time::timeout(deadline, self.client.fetch(url, request)).await {
+        match tokio::time::timeout(deadline, self.client.fetch(endpoint, request)).await {
             Ok(Ok(response)) if response.errors.is_empty() => Ok(()),
             Ok(Ok(response)) => {
                 tracing::warn!(subgraph = name, errors = ?response.errors, "a subgraph answered its readiness query with errors");
@@ -93,10 +101,5 @@ impl Subgraphs {
             }
             Err(_) => Err(format!("no answer within {deadline:?}")),
         }
-    }
-
-    /// Every subgraph's name and URL.
-    pub fn urls(&self) -> &HashMap<String, Uri> {
-        &self.urls
     }
 }

@@ -87,6 +87,13 @@ async fn open(
     let authority = url
         .authority()
         .ok_or_else(|| format!("the subgraph URL {url} has no host"))?;
+    // Over plain TCP only: an https:// subgraph's events (and the token in
+    // `connection_init`) must not go in the clear to its port 80.
+    if url.scheme_str() != Some("http") {
+        return Err(format!(
+            "subscriptions to {url} need ws://, and wss:// is not supported yet"
+        ));
+    }
     let port = authority.port_u16().unwrap_or(80);
     let path = url.path_and_query().map_or("/", |p| p.as_str());
     let mut request = format!("ws://{}:{port}{path}", authority.host())

@@ -25,7 +25,10 @@ pub fn readable_by(order: &Order, claims: &Claims) -> bool {
     use crate::lifecycle::OrderStatus::*;
     visible_to(order, claims)
         || (claims.role == Role::Truck
-            && matches!(order.status, Confirmed | Processing | Shipped | Delivered))
+            && matches!(
+                order.status,
+                Confirmed | Processing | Shipped | Delivered | DeliveryFailed
+            ))
 }
 
 /// Whether `claims` reads orders as a delivery does: a TRUCK sees the
