@@ -255,6 +255,7 @@ fn a_reload_replaces_the_routes_and_a_broken_one_keeps_the_old() {
         gateway::rest::RestOptions {
             dir: dir.clone(),
             manifests: repo().join("schema/persisted"),
+            required: true,
         },
         supergraph.api_schema(),
     )

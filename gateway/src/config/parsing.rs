@@ -313,9 +313,9 @@ pub(super) fn rest_options(
     env: &mut Env,
     persisted: &PersistedOptions,
 ) -> Option<crate::rest::RestOptions> {
-    let dir = env
-        .get("REST_DIR")
-        .unwrap_or_else(|| super::DEFAULT_REST_DIR.into());
+    let set = env.get("REST_DIR");
+    let required = set.is_some();
+    let dir = set.unwrap_or_else(|| super::DEFAULT_REST_DIR.into());
     if dir.trim().eq_ignore_ascii_case("off") {
         return None;
     }
@@ -323,6 +323,7 @@ pub(super) fn rest_options(
     Some(crate::rest::RestOptions {
         dir: dir.into(),
         manifests,
+        required,
     })
 }
 

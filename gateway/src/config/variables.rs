@@ -72,7 +72,9 @@ pub const ENV: &[Var] = &[
         default: "`schema/rest`",
         meaning: "REST route files (`*.yaml`, format in \"REST endpoints\"), each route a \
                   trusted document of `PERSISTED_DIR`, served on the API port (reloaded on \
-                  change; a missing directory is none; `off`: none)",
+                  change; `off`: none). Set, routes that do not load stop the gateway; the \
+                  default directory's are left out with a warning when they do not fit the \
+                  supergraph (a gateway over another one), and a missing one is none",
     },
     Var {
         names: &["REST_PORT"],

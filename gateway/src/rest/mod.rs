@@ -44,6 +44,10 @@ pub struct RestOptions {
     pub dir: PathBuf,
     /// The trusted-document manifests the routes name documents of.
     pub manifests: PathBuf,
+    /// Whether routes that do not load stop the gateway (`REST_DIR` set);
+    /// else (the default directory) the gateway serves no REST routes and
+    /// says why: a gateway over another supergraph has no use for ours.
+    pub required: bool,
 }
 
 /// The REST routes a gateway serves, replaced whole when their files change.

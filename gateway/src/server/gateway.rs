@@ -130,22 +130,21 @@ impl Gateway {
             },
         )?);
         let rest = match o.rest {
-            // Routes run manifest documents by id: the pipeline must serve
-            // the very manifests the routes were checked against.
-            Some(rest)
-                if pipeline.options.persisted.manifests.as_ref() != Some(&rest.manifests) =>
-            {
-                anyhow::bail!(
-                    "the REST routes of {} name documents of {}, which this gateway does not serve \
-                     as trusted documents (set PERSISTED_DIR to it)",
-                    rest.dir.display(),
-                    rest.manifests.display()
-                )
+            Some(options) => {
+                let required = options.required;
+                match load_rest(&pipeline, options) {
+                    Ok(rest) => Some(Arc::new(rest)),
+                    Err(err) if required => return Err(err),
+                    Err(err) => {
+                        tracing::warn!(
+                            error = %format!("{err:#}"),
+                            "the default REST route files do not fit this gateway; it serves no \
+                             REST routes (set REST_DIR to require them, or REST_DIR=off)"
+                        );
+                        None
+                    }
+                }
             }
-            Some(rest) => Some(Arc::new(crate::rest::Rest::load(
-                rest,
-                pipeline.current().supergraph.api_schema(),
-            )?)),
             None => None,
         };
         Ok(Self {
@@ -168,6 +167,23 @@ impl Gateway {
     pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
         self.pipeline.reload(sdl)
     }
+}
+
+/// The REST routes of `options`, checked against `pipeline`'s supergraph and manifests.
+fn load_rest(
+    pipeline: &Pipeline,
+    options: crate::rest::RestOptions,
+) -> anyhow::Result<crate::rest::Rest> {
+    // Routes run manifest documents by id: the pipeline must serve the very
+    // manifests the routes were checked against.
+    anyhow::ensure!(
+        pipeline.options.persisted.manifests.as_ref() == Some(&options.manifests),
+        "the REST routes of {} name documents of {}, which this gateway does not serve as \
+         trusted documents (set PERSISTED_DIR to it)",
+        options.dir.display(),
+        options.manifests.display()
+    );
+    crate::rest::Rest::load(options, pipeline.current().supergraph.api_schema())
 }
 
 /// Reloads `gateway` whenever the file at `path` changes, checking every

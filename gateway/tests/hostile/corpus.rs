@@ -667,6 +667,7 @@ impl Harness {
             rest: Some(gateway::rest::RestOptions {
                 dir: repo.join("schema/rest"),
                 manifests: repo.join("schema/persisted"),
+                required: true,
             }),
             // Its asset routes are in the corpus too.
             graphiql: true,
