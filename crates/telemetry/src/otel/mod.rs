@@ -13,8 +13,13 @@
 mod config;
 mod export;
 pub mod proto;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 mod span;
 
 pub use config::{Config, ENV, Export, Protocol, Root, Sampler};
 pub use export::{MAX_BATCH, QUEUE, SCHEDULE_DELAY};
 pub use span::{Kind, Span, SpanContext, Tracer, Value};
+
+#[cfg(test)]
+mod tests;
