@@ -62,7 +62,9 @@ pub fn start(config: Config) -> anyhow::Result<Started> {
         Keys::Jwks(url) => EdgeAuth::Jwks(Box::new(Jwks::new(url, config.tokens, JWKS_REFRESH))),
         Keys::Ring(keys) => EdgeAuth::Keys(Arc::new(Verifier::new(&keys, &config.tokens)?)),
     });
-    let gateway = Arc::new(Gateway::new(&sdl, Some(verifier), &config.options)?);
+    let mut options = config.options;
+    options.tracer = telemetry::otel::Tracer::start(&config.tracing);
+    let gateway = Arc::new(Gateway::new(&sdl, Some(verifier), &options)?);
     Ok(Started {
         gateway,
         revocations,
@@ -113,6 +115,14 @@ impl Started {
         );
         tasks.spawn(async move {
             crate::server::serve(listener, router, serving, server_stop).await?;
+            Ok(())
+        });
+        // Spans still queued are sent once the servers are told to stop.
+        let (tracer, mut traces_stop) =
+            (self.gateway.pipeline.options.tracer.clone(), stop.clone());
+        tasks.spawn(async move {
+            let _ = traces_stop.wait_for(|s| *s).await;
+            tracer.shutdown().await;
             Ok(())
         });
         let documents = self.gateway.pipeline.documents.clone();

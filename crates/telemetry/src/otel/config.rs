@@ -137,7 +137,11 @@ impl Config {
 }
 
 fn export(env: &mut settings::Env) -> Option<Export> {
-    let protocol = match env.get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref().map(str::trim) {
+    let protocol = match env
+        .get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("") | Some("http/protobuf") => Protocol::HttpProtobuf,
         Some("grpc") => Protocol::Grpc,
         Some(other) => {
@@ -275,7 +279,10 @@ mod tests {
         assert_eq!(export.endpoint, "http://collector:4317/");
         let own = read(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:9999/traces"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://other:9999/traces",
+            ),
         ])
         .unwrap();
         assert_eq!(own.export.unwrap().endpoint, "http://other:9999/traces");
@@ -294,9 +301,12 @@ mod tests {
     #[test]
     fn samplers_and_their_ratio() {
         let sampler = |name: &str, arg: &str| {
-            read(&[("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", arg)])
-                .unwrap()
-                .sampler
+            read(&[
+                ("OTEL_TRACES_SAMPLER", name),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ])
+            .unwrap()
+            .sampler
         };
         assert_eq!(sampler("always_on", ""), Sampler::AlwaysOn);
         assert_eq!(sampler("always_off", ""), Sampler::AlwaysOff);
@@ -326,14 +336,23 @@ mod tests {
         ] {
             assert!(err.contains(name), "{name} missing from {err}");
         }
-        let err = read(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")])
-            .unwrap_err()
-            .to_string();
+        let err = read(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("OTEL_TRACES_SAMPLER_ARG"), "{err}");
-        let err = read(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://collector/v1/traces")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && err.contains("TLS"), "{err}");
+        let err = read(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://collector/v1/traces",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && err.contains("TLS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -269,7 +269,9 @@ fn to_proto(span: Finished) -> proto::Span {
             .into_iter()
             .map(|(key, value)| key_value(key, value))
             .collect(),
-        status: recording.error.map(|message| proto::Status { message, code: 2 }),
+        status: recording
+            .error
+            .map(|message| proto::Status { message, code: 2 }),
         flags: u32::from(context.sampled),
     }
 }

@@ -161,7 +161,9 @@ impl tonic::server::UnaryService<ExportTraceServiceRequest> for TraceService {
 
     fn call(&mut self, request: tonic::Request<ExportTraceServiceRequest>) -> Self::Future {
         self.0.take(request.into_inner());
-        std::future::ready(Ok(tonic::Response::new(ExportTraceServiceResponse::default())))
+        std::future::ready(Ok(tonic::Response::new(
+            ExportTraceServiceResponse::default(),
+        )))
     }
 }
 
@@ -177,8 +179,7 @@ impl tonic::codegen::Service<axum::http::Request<tonic::body::Body>> for TraceSe
     fn call(&mut self, request: axum::http::Request<tonic::body::Body>) -> Self::Future {
         let service = self.clone();
         Box::pin(async move {
-            if request.uri().path()
-                != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            if request.uri().path() != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
             {
                 return Ok(tonic::Status::unimplemented("only Export").into_http());
             }

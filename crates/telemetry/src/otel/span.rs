@@ -306,7 +306,8 @@ impl Drop for Span {
         let (Some(context), Some(recording)) = (self.context, self.recording.take()) else {
             return;
         };
-        let end_unix_nanos = recording.start_unix_nanos + recording.started.elapsed().as_nanos() as u64;
+        let end_unix_nanos =
+            recording.start_unix_nanos + recording.started.elapsed().as_nanos() as u64;
         let shared = recording.shared.clone();
         let finished = Finished {
             context,

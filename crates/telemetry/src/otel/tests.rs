@@ -19,7 +19,11 @@ fn config(receiver: &Receiver, protocol: Protocol, sampler: Sampler) -> Config {
 
 async fn parent_and_child_arrive_over(protocol: Protocol) {
     let receiver = Receiver::start().await.unwrap();
-    let tracer = Tracer::start(&config(&receiver, protocol, Sampler::ParentBased(Root::AlwaysOn)));
+    let tracer = Tracer::start(&config(
+        &receiver,
+        protocol,
+        Sampler::ParentBased(Root::AlwaysOn),
+    ));
     let caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let mut parent = tracer.open("request", Kind::Server, Some(caller));
     parent.set("http.request.method", "POST");
@@ -40,12 +44,21 @@ async fn parent_and_child_arrive_over(protocol: Protocol) {
     assert_eq!(hex(&request.trace_id), "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(hex(&request.parent_span_id), "b7ad6b7169203331");
     assert_eq!(request.span_id, parent_id.span_id);
-    assert_eq!(request.attribute("http.request.method").unwrap().text(), Some("POST"));
+    assert_eq!(
+        request.attribute("http.request.method").unwrap().text(),
+        Some("POST")
+    );
     assert_eq!(fetch.span_id, child_id.span_id);
     assert_eq!(fetch.parent_span_id, request.span_id);
     assert_eq!(fetch.trace_id, request.trace_id);
-    assert_eq!(fetch.attribute("http.response.status_code").unwrap().int(), Some(200));
-    assert_eq!(fetch.status.as_ref().map(|s| (s.code, s.message.as_str())), Some((2, "boom")));
+    assert_eq!(
+        fetch.attribute("http.response.status_code").unwrap().int(),
+        Some(200)
+    );
+    assert_eq!(
+        fetch.status.as_ref().map(|s| (s.code, s.message.as_str())),
+        Some((2, "boom"))
+    );
     assert!(fetch.start_time_unix_nano <= fetch.end_time_unix_nano);
 }
 
