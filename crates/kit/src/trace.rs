@@ -52,6 +52,10 @@ async fn server(State(tracer): State<Tracer>, request: Request, next: Next) -> R
         .headers()
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok());
+    // Probes every few seconds would bury the traces that matter.
+    if matches!(request.uri().path(), "/health" | "/ready") {
+        return next.run(request).await;
+    }
     let mut span = tracer.open("request", Kind::Server, incoming);
     let Some(context) = span.context().filter(|_| span.is_recording()) else {
         return next.run(request).await;
@@ -71,20 +75,34 @@ async fn server(State(tracer): State<Tracer>, request: Request, next: Next) -> R
     response
 }
 
-/// Runs a GraphQL operation under a span of its own, when the request is traced.
-pub async fn operation<T>(
-    operation_name: Option<&str>,
-    query: &str,
-    run: impl Future<Output = T>,
-) -> T {
+/// A GraphQL operation's span, opened before it runs: [`operation`].
+pub struct Operation(Option<(Span, Current)>);
+
+impl Operation {
+    /// Runs `run` under the span (its statements' spans below it), then ends it.
+    pub async fn run<T>(self, run: impl Future<Output = T>) -> T {
+        match self.0 {
+            None => run.await,
+            Some((span, current)) => {
+                let out = CURRENT.scope(current, run).await;
+                drop(span);
+                out
+            }
+        }
+    }
+}
+
+/// The span of the operation `query` (named `operation_name`), when the
+/// request is traced; nothing otherwise (nothing read, nothing copied).
+pub fn operation(operation_name: Option<&str>, query: &str) -> Operation {
     let Some(parent) = current() else {
-        return run.await;
+        return Operation(None);
     };
     let mut span = parent
         .tracer
         .child(Some(parent.context), "graphql", Kind::Internal);
     let Some(context) = span.context() else {
-        return run.await;
+        return Operation(None);
     };
     let kind = operation_type(query);
     span.rename(|| match operation_name {
@@ -99,7 +117,7 @@ pub async fn operation<T>(
         tracer: parent.tracer,
         context,
     };
-    CURRENT.scope(current, run).await
+    Operation(Some((span, current)))
 }
 
 /// The operation's type from its first keyword: `{ … }` is a query.

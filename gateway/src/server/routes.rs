@@ -401,11 +401,15 @@ fn open_request(
     use telemetry::{TRACEPARENT, Traceparent, X_REQUEST_ID, otel::Kind};
     let id = telemetry::request_id(headers);
     let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
-    let mut exported = gw
-        .pipeline
-        .options
-        .tracer
-        .open("request", Kind::Server, incoming);
+    let mut exported = match path {
+        // Probes and scrapes every few seconds would bury the traces that matter.
+        "/health" | "/ready" | "/metrics" => telemetry::otel::Span::off(),
+        _ => gw
+            .pipeline
+            .options
+            .tracer
+            .open("request", Kind::Server, incoming),
+    };
     let trace = match exported.context() {
         Some(context) => context.traceparent(),
         None => Traceparent::child_of(incoming),
