@@ -503,12 +503,12 @@ fn serve_relay(upstream: &str, polling: bool) {
 
 /// A child process of this benchmark in `role`, and the lines it printed until `until`.
 /// The caller kills and waits for it.
-#[allow(clippy::zombie_processes)]
 fn spawn_role(args: &[&str], until: &str) -> (Child, Vec<String>) {
     spawn_role_with(args, &[], until)
 }
 
 /// [`spawn_role`] with `env` set for the child.
+#[allow(clippy::zombie_processes)]
 fn spawn_role_with(args: &[&str], env: &[(&str, &str)], until: &str) -> (Child, Vec<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(args)

@@ -148,13 +148,15 @@ async fn run(
 enum Sender {
     Grpc(tonic::client::Grpc<tonic::transport::Channel>),
     Http {
-        client: hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            Full<Bytes>,
-        >,
+        client: Box<HttpClient>,
         endpoint: Uri,
     },
 }
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -169,10 +171,12 @@ impl Sender {
                 Sender::Grpc(tonic::client::Grpc::new(channel))
             }
             Protocol::HttpProtobuf => Sender::Http {
-                client: hyper_util::client::legacy::Client::builder(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .build_http(),
+                client: Box::new(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build_http(),
+                ),
                 endpoint: export.endpoint.clone(),
             },
         }
