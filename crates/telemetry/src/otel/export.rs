@@ -38,6 +38,8 @@ pub(super) struct Shared {
     /// Spans dropped because the queue was full.
     pub(super) dropped: AtomicU64,
     stop: Notify,
+    /// Rung when a batch is waiting, so the task wakes per batch, not per span.
+    pub(super) full: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -55,6 +57,7 @@ impl Tracer {
             queue,
             dropped: AtomicU64::new(0),
             stop: Notify::new(),
+            full: Notify::new(),
             task: Mutex::new(None),
         });
         let sender = Sender::new(export);
@@ -111,37 +114,26 @@ async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut tick = tokio::time::interval(SCHEDULE_DELAY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let stop = async {
-            match shared.upgrade() {
-                Some(shared) => shared.stop.notified().await,
-                None => std::future::pending().await,
-            }
+    // Held weakly between waits: a tracer dropped without a shutdown ends
+    // its task at the next tick.
+    while let Some(held) = shared.upgrade() {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            () = held.full.notified() => false,
+            () = held.stop.notified() => true,
         };
-        let room = MAX_BATCH - batch.len();
-        tokio::select! {
-            received = spans.recv_many(&mut batch, room) => {
-                if received == 0 {
-                    break;
-                }
-                if batch.len() < MAX_BATCH {
-                    continue;
-                }
-            }
-            _ = tick.tick() => {}
-            () = stop => {
-                while let Ok(span) = spans.try_recv() {
-                    batch.push(span);
-                    if batch.len() == MAX_BATCH {
-                        sender.send(&resource, &mut batch).await;
-                    }
-                }
-                break;
+        drop(held);
+        while let Ok(span) = spans.try_recv() {
+            batch.push(span);
+            if batch.len() == MAX_BATCH {
+                sender.send(&resource, &mut batch).await;
             }
         }
         sender.send(&resource, &mut batch).await;
+        if stopping {
+            break;
+        }
     }
-    sender.send(&resource, &mut batch).await;
 }
 
 /// An OTLP transport with its endpoint.

@@ -318,6 +318,8 @@ impl Drop for Span {
             // Full (the collector is slow or down) or closed (shut down): the
             // request never waits for tracing.
             shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if shared.queue.capacity() <= super::QUEUE - super::MAX_BATCH {
+            shared.full.notify_one();
         }
     }
 }
