@@ -65,6 +65,7 @@ pub const ENV: &[&[Var]] = &[
     logistics::ENV,
     crate::dev::ENV,
     kit::telemetry::ENV,
+    kit::telemetry::otel::ENV,
 ];
 
 /// README's configuration table: every row of [`ENV`].
@@ -186,6 +187,11 @@ impl Config {
     }
 }
 
+/// Where `subgraph`'s spans go (`OTEL_*`), named `grocery-<subgraph>` unless told.
+pub fn tracing_config(env: &mut Env, subgraph: Subgraph) -> kit::telemetry::otel::Config {
+    kit::telemetry::otel::Config::read(env, &format!("grocery-{}", subgraph.name()))
+}
+
 /// How long `serve` waits for the access cut-offs before it listens anyway
 /// (access tokens are then answered `SERVICE_UNAVAILABLE` until they load).
 const CUTOFF_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -245,6 +251,7 @@ pub async fn serve(
                 "--supergraph is the gateway's; {name} has none"
             );
             let config = Config::from_env(subgraph)?;
+            let tracing = kit::config::from_env(|env| tracing_config(env, subgraph))?;
             let Started {
                 revocations,
                 cutoffs,
@@ -255,7 +262,7 @@ pub async fn serve(
                 tracing::info!(component = name, %rpc, "stock API listening");
             }
             follow_then_wait(revocations, cutoffs, &mut tasks, &stop).await?;
-            let url = service.spawn(&mut tasks, stop).await?;
+            let url = service.traced(tracing).spawn(&mut tasks, stop).await?;
             tracing::info!(component = name, %url, "listening");
             name
         }

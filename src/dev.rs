@@ -21,7 +21,7 @@ use kit::{
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
-    components::{Config, Subgraph},
+    components::{self, Config, Subgraph},
     postgres::Cluster,
 };
 
@@ -155,9 +155,12 @@ async fn start(
         _ => std::env::var(name).ok(),
     });
     let dev_keys = KeyRing::load_or_generate(&args.home.join("keys"))?;
-    let mut configs: Vec<(Subgraph, Config)> = Subgraph::ALL
+    let mut configs: Vec<(Subgraph, Config, kit::telemetry::otel::Config)> = Subgraph::ALL
         .into_iter()
-        .map(|s| (s, Config::read(s, &mut env, Some(dev_keys.clone()))))
+        .map(|s| {
+            let config = Config::read(s, &mut env, Some(dev_keys.clone()));
+            (s, config, components::tracing_config(&mut env, s))
+        })
         .collect();
     let configured = Configured::read(&env);
     let mut edge_config = gateway::Config::read_dev(&mut env, dev_keys);
@@ -175,7 +178,7 @@ async fn start(
     // Every component and the gateway keep their own cut-offs, filled as in
     // `serve`: users from its table, the others from its list once it listens.
     let mut cutoffs = Vec::new();
-    for (subgraph, config) in &mut configs {
+    for (subgraph, config, tracing) in &mut configs {
         let url_of = |wanted: Subgraph| {
             urls.iter()
                 .find(|(s, _)| *s == wanted)
@@ -219,7 +222,10 @@ async fn start(
         } = config.start().await?;
         cutoffs.push((revocations, feed));
         stock_api = stock_api.or(rpc_addr);
-        let url = service.spawn(&mut stack.servers, stop.clone()).await?;
+        let url = service
+            .traced(tracing.clone())
+            .spawn(&mut stack.servers, stop.clone())
+            .await?;
         if let Some(password) = &demo_password {
             seed(config, password)
                 .await

@@ -17,6 +17,10 @@
 //! `BENCH_SECONDS` (default 10), `BENCH_CONCURRENCY` (default 50) and
 //! `BENCH_ROUNDS` (default 3: grocery and hive-router take turns that many
 //! times, each running its share of the seconds) tune it.
+//! `BENCH_TRACING=grpc` (or `http/protobuf`) adds a second gateway that
+//! exports every trace (ratio 1.0) to a receiver in this process that
+//! counts and drops the spans; the two take turns and the cost of tracing
+//! is printed in requests/s.
 //! Figures depend on the machine's load: the subgraphs, the gateway and the
 //! load generator share its cores.
 
@@ -378,8 +382,12 @@ async fn serve_gateway(path: &str) {
     }
     let sdl = std::fs::read_to_string(path).unwrap();
     // `/metrics` on the API port: the fetch figures below are read from it.
+    // Traced when the bench gave it `OTEL_*` (`BENCH_TRACING`).
+    let tracing =
+        settings::from_env(|env| telemetry::otel::Config::read(env, "grocery-gateway")).unwrap();
     let options = gateway::GatewayOptions {
         metrics_on_api: true,
+        tracer: telemetry::otel::Tracer::start(&tracing),
         ..Default::default()
     };
     let gw = Arc::new(gateway::Gateway::new(&sdl, None, &options).unwrap());
@@ -495,10 +503,16 @@ fn serve_relay(upstream: &str, polling: bool) {
 
 /// A child process of this benchmark in `role`, and the lines it printed until `until`.
 /// The caller kills and waits for it.
-#[allow(clippy::zombie_processes)]
 fn spawn_role(args: &[&str], until: &str) -> (Child, Vec<String>) {
+    spawn_role_with(args, &[], until)
+}
+
+/// [`spawn_role`] with `env` set for the child.
+#[allow(clippy::zombie_processes)]
+fn spawn_role_with(args: &[&str], env: &[(&str, &str)], until: &str) -> (Child, Vec<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -942,6 +956,31 @@ async fn bench() {
         }
         Some(binary) => start_hive(&binary, &path, &dir, &expected).await,
     };
+    // The same gateway exporting every trace to a sink here, when asked.
+    let traced = match std::env::var("BENCH_TRACING") {
+        Ok(protocol) if !protocol.is_empty() => {
+            let sink = telemetry::otel::receiver::Receiver::sink().await.unwrap();
+            let endpoint = match protocol.as_str() {
+                "grpc" => format!("http://{}", sink.grpc),
+                _ => format!("http://{}", sink.http),
+            };
+            let (child, lines) = spawn_role_with(
+                &["--serve-gateway", path.to_str().unwrap()],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", &protocol),
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
+                ],
+                "http://",
+            );
+            let url = lines.last().unwrap().clone();
+            let len = answer_len(&url, QUERY).await;
+            Some((child, url, len, sink, protocol))
+        }
+        _ => None,
+    };
+    let mut traced_tally = Tally::default();
     // The two take turns, round after round, so that the machine's drift
     // (its speed wanders by tens of percent over minutes) falls on both.
     let mut ours = Tally::default();
@@ -962,8 +1001,26 @@ async fn bench() {
                 .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
                 .await;
         }
+        if let Some((child, url, len, _, _)) = &traced {
+            traced_tally
+                .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
+                .await;
+        }
     }
     ours.print("grocery", gw.id());
+    if let Some((mut child, _, _, sink, protocol)) = traced {
+        traced_tally.print("traced", child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "tracing at ratio 1.0 over {protocol}: {:+.1}% requests/s ({:.0} vs {:.0}), {} spans received ({:.1} per request)",
+            (traced_tally.run.rps() / ours.run.rps() - 1.0) * 100.0,
+            traced_tally.run.rps(),
+            ours.run.rps(),
+            sink.count(),
+            sink.count() as f64 / traced_tally.run.requests.max(1) as f64,
+        );
+    }
     fetch_breakdown(&gw_url).await;
     let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     if let Some((child, _, _)) = &hive {

@@ -82,7 +82,9 @@ pub fn start(config: Config) -> anyhow::Result<Started> {
             None
         }
     };
-    let gateway = Arc::new(Gateway::new(&sdl, verifier.map(Arc::new), &config.options)?);
+    let mut options = config.options;
+    options.tracer = telemetry::otel::Tracer::start(&config.tracing);
+    let gateway = Arc::new(Gateway::new(&sdl, verifier.map(Arc::new), &options)?);
     Ok(Started {
         gateway,
         revocations,
@@ -141,6 +143,14 @@ impl Started {
         tasks.spawn(async move {
             let _ = stopping.wait_for(|s| *s).await;
             subscriptions.end_streams();
+            Ok(())
+        });
+        // Spans still queued are sent once the servers are told to stop.
+        let (tracer, mut traces_stop) =
+            (self.gateway.pipeline.options.tracer.clone(), stop.clone());
+        tasks.spawn(async move {
+            let _ = traces_stop.wait_for(|s| *s).await;
+            tracer.shutdown().await;
             Ok(())
         });
         let documents = self.gateway.pipeline.documents.clone();

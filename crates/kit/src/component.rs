@@ -51,6 +51,7 @@ impl Started {
                 listen,
                 router,
                 beside: Vec::new(),
+                tracing: telemetry::otel::Config::off(name),
             },
         }
     }
@@ -92,9 +93,16 @@ pub struct Service {
     pub listen: SocketAddr,
     router: Router,
     beside: Vec<(&'static str, Pending)>,
+    tracing: telemetry::otel::Config,
 }
 
 impl Service {
+    /// Exports its spans as `config` says (see [`crate::trace`]); off unless told.
+    pub fn traced(mut self, config: telemetry::otel::Config) -> Self {
+        self.tracing = config;
+        self
+    }
+
     /// Binds its address and runs everything in `tasks` until `stop` turns
     /// true; returns the HTTP URL.
     pub async fn spawn(
@@ -115,8 +123,21 @@ impl Service {
             .into_iter()
             .map(|(what, start)| (what, start(stop.clone())))
             .collect();
+        let tracer = telemetry::otel::Tracer::start(&self.tracing);
+        if tracer.is_on() {
+            // Spans still queued are sent once the servers are told to stop.
+            let (tracer, mut stop) = (tracer.clone(), stop.clone());
+            all.push((
+                "trace exporter",
+                Box::pin(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                    tracer.shutdown().await;
+                    Ok(())
+                }),
+            ));
+        }
         let mut http_stop = stop.clone();
-        let router = self.router;
+        let router = crate::trace::layer(self.router, &tracer);
         all.push((
             "HTTP server",
             Box::pin(async move {

@@ -98,6 +98,22 @@ impl diesel::connection::Instrumentation for StatementLog {
     }
 }
 
+/// What watches a connection's statements: the statement log, if any, and
+/// the request's trace (see [`crate::trace`]).
+struct Instruments {
+    log: Option<StatementLog>,
+    spans: crate::trace::SqlSpans,
+}
+
+impl diesel::connection::Instrumentation for Instruments {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        self.spans.observe(&event);
+        if let Some(log) = &mut self.log {
+            log.on_connection_event(event);
+        }
+    }
+}
+
 /// [`DbConfig::connect_timeout`] unless told otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -144,6 +160,7 @@ pub async fn pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     // UTC everywhere: CURRENT_DATE and now() must mean the same day on every server.
     let set_path = format!("SET search_path TO {}; SET TIME ZONE 'UTC'", cfg.schema);
     let log = cfg.statement_log.clone();
+    let schema = cfg.schema.clone();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // A broken connection fails its next query and is discarded; verifying on
     // every checkout would cost a round trip per request.
@@ -151,15 +168,14 @@ pub async fn pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     manager_config.custom_setup = Box::new(move |url| {
         let set_path = set_path.clone();
         let log = log.clone();
+        let spans = crate::trace::SqlSpans::new(&schema);
         let url = url.to_owned();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
             conn.batch_execute(&set_path)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            if let Some(log) = log {
-                conn.set_instrumentation(log);
-            }
+            conn.set_instrumentation(Instruments { log, spans });
             Ok(conn)
         }
         .boxed()

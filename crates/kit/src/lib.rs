@@ -9,7 +9,8 @@
 //! ([`events`]), and the axum server with `/graphql` (subscriptions over
 //! WebSocket included), `/health` and `/ready` ([`server`]), answering in the
 //! media type the client accepts ([`media`]) after one input rule for every
-//! subgraph ([`input`]). A subgraph crate builds its schema and hands it to
+//! subgraph ([`input`]), and the spans it exports in the caller's trace
+//! ([`trace`]: request, operation, SQL). A subgraph crate builds its schema and hands it to
 //! [`server::router`], and its `start` returns a [`component::Started`]:
 //! the `grocery` binary decides where it runs.
 //!
@@ -32,6 +33,7 @@ pub mod pagination;
 pub mod rpc;
 pub mod scalars;
 pub mod server;
+pub mod trace;
 /// Request ids, trace context and logging set-up (the telemetry crate, re-exported).
 pub use telemetry;
 #[cfg(feature = "testing")]

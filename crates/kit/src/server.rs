@@ -222,7 +222,9 @@ async fn graphql<E: Executor>(
         },
     );
     let request = request.data(auth).data(request_id);
-    let mut response = state.executor.execute(request).instrument(span).await;
+    let mut response = crate::trace::operation(request.operation_name.as_deref(), &request.query)
+        .run(state.executor.execute(request).instrument(span))
+        .await;
     for error in &mut response.errors {
         add_missing_code(error);
     }

@@ -1,7 +1,8 @@
 //! What ties a request's log lines together across components: its id
 //! ([`request`]: `x-request-id`, taken from the caller or made up, and the
 //! line logged when it finished), its W3C trace context ([`trace`]:
-//! `traceparent`), and the process's logging set-up ([`logging`]).
+//! `traceparent`), the process's logging set-up ([`logging`]), and the
+//! spans each component exports over OTLP ([`otel`]).
 //!
 //! The gateway gives every request an id and a span of its own in the
 //! caller's trace and passes both to every subgraph; kit's subgraph server
@@ -9,6 +10,7 @@
 //! Used by kit and the gateway; it uses no other grocery crate.
 
 pub mod logging;
+pub mod otel;
 pub mod request;
 pub mod trace;
 

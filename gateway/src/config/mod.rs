@@ -77,6 +77,8 @@ pub struct Config {
     pub rest: Option<SocketAddr>,
     /// Everything else: the request pipeline, subgraphs and edge policies.
     pub options: GatewayOptions,
+    /// Where its spans go (`OTEL_*`); [`crate::start`] starts the exporter.
+    pub tracing: telemetry::otel::Config,
 }
 
 impl Config {
@@ -177,6 +179,7 @@ impl Config {
             tokens,
             metrics,
             rest: None,
+            tracing: telemetry::otel::Config::read(env, "grocery-gateway"),
             options: GatewayOptions {
                 rest,
                 csrf: csrf_policy(env),

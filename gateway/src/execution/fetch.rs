@@ -9,6 +9,7 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::Value as Json;
+use telemetry::otel::Kind;
 
 use super::{
     context::{Context, State, lock, selects_nothing, variables_for},
@@ -19,6 +20,14 @@ use super::{
 };
 use crate::subgraph::{FetchError, SubgraphRequest, SubgraphResponse};
 use crate::value::{Map, Value};
+
+fn operation_type(kind: Option<&OperationKind>) -> &'static str {
+    match kind {
+        Some(OperationKind::Mutation) => "mutation",
+        Some(OperationKind::Subscription) => "subscription",
+        _ => "query",
+    }
+}
 
 pub(super) async fn send(
     service: &str,
@@ -32,11 +41,31 @@ pub(super) async fn send(
         .endpoints
         .get(service)
         .ok_or_else(|| FetchError::Unreachable(format!("no URL for subgraph {service}")))?;
+    let mut span = ctx
+        .subgraphs
+        .tracer
+        .child_of_headers(ctx.headers, "fetch", Kind::Client);
+    let mut headers = ctx.headers.clone();
+    if span.is_recording() {
+        span.rename(|| format!("fetch {service}"));
+        span.set("subgraph.name", service);
+        span.set("graphql.operation.type", operation_type(kind));
+        span.set("http.request.method", "POST");
+        let url = endpoint.url();
+        if let Some(host) = url.host() {
+            span.set("server.address", host);
+        }
+        if let Some(port) = url.port_u16() {
+            span.set("server.port", port);
+        }
+    }
+    // The subgraph's spans go under this fetch's.
+    span.propagate(&mut headers);
     let request = SubgraphRequest {
         query,
         operation_name: None,
         variables: Value::Object(variables),
-        headers: ctx.headers.clone(),
+        headers,
         // Only a query's read may be answered from another request's fetch.
         shareable: ctx.shareable && matches!(kind, Some(OperationKind::Query)),
         idempotent: matches!(kind, Some(OperationKind::Query)),
@@ -56,6 +85,10 @@ pub(super) async fn send(
     let took = started.elapsed();
     crate::busy_poll::answered(took);
     ctx.subgraphs.metrics.fetch(service, took, result.is_err());
+    if let Err(err) = &result {
+        span.fail(|| err.to_string());
+    }
+    drop(span);
     let answer = result?;
     // An answer that takes the request past its budget is dropped here:
     // what the request holds stays within the budget and one answer.

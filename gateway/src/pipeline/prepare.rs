@@ -3,6 +3,7 @@
 //! made on the blocking pool, cancelled with its request.
 
 use std::{net::IpAddr, sync::Arc};
+use telemetry::otel::{self, Kind};
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
@@ -123,9 +124,14 @@ pub async fn prepare(
             .map_err(|limited| Refusal::rate_limited(limited, kind))?;
     }
     let register = resolution.register.map(|hash| (hash, query.clone()));
-    let prepared = plan(gw, &loaded, query, request.operation_name.clone())
-        .await
-        .map_err(|err| Refusal::plan(&err))?;
+    let mut span = gw
+        .options
+        .tracer
+        .child_of_headers(headers, "plan", Kind::Internal);
+    let prepared = plan(gw, &loaded, query, request.operation_name.clone()).await;
+    operation_attributes(&mut span, &prepared);
+    let prepared = prepared.map_err(|err| Refusal::plan(&err))?;
+    drop(span);
     if report.operation.is_none() {
         report.operation = prepared.operation.name.clone();
     }
@@ -162,6 +168,31 @@ pub async fn prepare(
         prepared,
         variables,
     })
+}
+
+/// What a plan span says of the operation planned: its name and type
+/// (OpenTelemetry's GraphQL conventions), or why planning failed.
+fn operation_attributes(span: &mut otel::Span, prepared: &Result<Prepared, PlanError>) {
+    if !span.is_recording() {
+        return;
+    }
+    match prepared {
+        Ok(prepared) => {
+            use hive_router_query_planner::state::supergraph_state::OperationKind;
+            if let Some(name) = &prepared.operation.name {
+                span.set("graphql.operation.name", name.as_str());
+            }
+            span.set(
+                "graphql.operation.type",
+                match prepared.operation.operation_kind {
+                    Some(OperationKind::Mutation) => "mutation",
+                    Some(OperationKind::Subscription) => "subscription",
+                    _ => "query",
+                },
+            );
+        }
+        Err(err) => span.fail(|| err.to_string()),
+    }
 }
 
 /// The plan of `query`: a repeat is a cache lookup; only new operations are

@@ -62,6 +62,8 @@ pub struct PipelineOptions {
     pub rate_limits: RateLimits,
     /// Bytes of subgraph answers one request may hold.
     pub request_budget: usize,
+    /// Spans of requests, plans and fetches (off unless traces are exported).
+    pub tracer: telemetry::otel::Tracer,
 }
 
 /// What every request shares: the loaded supergraph (replaced whole on
@@ -188,7 +190,8 @@ fn load(
         .collect::<anyhow::Result<_>>()?;
     let subgraphs = Subgraphs::new(endpoints, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone())
-        .with_budget(options.request_budget);
+        .with_budget(options.request_budget)
+        .with_tracer(options.tracer.clone());
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));

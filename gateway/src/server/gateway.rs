@@ -54,6 +54,8 @@ pub struct GatewayOptions {
     pub request_budget: usize,
     /// REST route files, if the gateway serves any (see [`crate::rest`]).
     pub rest: Option<crate::rest::RestOptions>,
+    /// Spans of requests, plans and fetches, exported over OTLP (off by default).
+    pub tracer: telemetry::otel::Tracer,
 }
 
 impl Default for GatewayOptions {
@@ -78,6 +80,7 @@ impl Default for GatewayOptions {
             rate_limits: Default::default(),
             request_budget: crate::subgraph::DEFAULT_REQUEST_BUDGET,
             rest: None,
+            tracer: Default::default(),
         }
     }
 }
@@ -127,6 +130,7 @@ impl Gateway {
                 persisted: o.persisted,
                 rate_limits: o.rate_limits,
                 request_budget: o.request_budget,
+                tracer: o.tracer.clone(),
             },
         )?);
         let rest = match o.rest {

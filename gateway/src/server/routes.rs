@@ -137,7 +137,7 @@ pub async fn serve_post(
     let origin = crate::server::cors::allowed_origin(&gw.cors, &headers);
     let streamed = crate::subscriptions::prefers_event_stream(&headers)
         && !reservations::names_a_stream(&headers, None);
-    let (id, span) = open_request(&mut headers, path);
+    let (id, span, mut trace) = open_request(&gw, &mut headers, "POST", path);
     let started = std::time::Instant::now();
     let mut response = async {
         if let Some(refused) = refuse_post(&gw, &headers) {
@@ -157,6 +157,7 @@ pub async fn serve_post(
     if streamed {
         response = crate::subscriptions::as_event_stream(response).await;
     }
+    close_request(&mut trace, &response);
     telemetry::log_finished(&mut response, &id, started);
     crate::server::cors::decorate(&gw.cors, origin.as_ref(), &mut response);
     response
@@ -259,9 +260,12 @@ fn routes(gateway: Arc<Gateway>) -> Router {
         router = with_rest(router);
     }
     router
-        .with_state(gateway)
+        .with_state(gateway.clone())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            gateway,
+            request_context,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             cors,
             crate::server::cors::layer,
@@ -284,8 +288,11 @@ fn with_rest(router: Router<Arc<Gateway>>) -> Router<Arc<Gateway>> {
 pub fn rest_router(gateway: Arc<Gateway>) -> Router {
     let cors = gateway.cors.clone();
     with_rest(Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) })))
-        .with_state(gateway)
-        .layer(axum::middleware::from_fn(request_context))
+        .with_state(gateway.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            gateway,
+            request_context,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             cors,
             crate::server::cors::layer,
@@ -342,8 +349,11 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
 pub fn metrics_router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .with_state(gateway)
-        .layer(axum::middleware::from_fn(request_context))
+        .with_state(gateway.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            gateway,
+            request_context,
+        ))
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
@@ -382,25 +392,51 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 /// a new one): both go to every subgraph fetch and into the logs, and the id
 /// comes back on the response.
 async fn request_context(
+    State(gw): State<Arc<Gateway>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     use tracing::Instrument;
     let _active = crate::busy_poll::enter();
     let path = request.uri().path().to_owned();
-    let (id, span) = open_request(request.headers_mut(), &path);
-    telemetry::finish_logged(request, next, &id)
+    let method = request.method().clone();
+    let (id, span, mut trace) = open_request(&gw, request.headers_mut(), method.as_str(), &path);
+    let response = telemetry::finish_logged(request, next, &id)
         .instrument(span)
-        .await
+        .await;
+    close_request(&mut trace, &response);
+    response
 }
 
 /// Gives a request its id (the incoming `x-request-id`, or a new one) and
 /// the gateway's span in its trace, both written into `headers` for the
-/// subgraph fetches; its id and its tracing span back.
-fn open_request(headers: &mut HeaderMap, path: &str) -> (String, tracing::Span) {
-    use telemetry::{TRACEPARENT, Traceparent, X_REQUEST_ID};
+/// subgraph fetches; its id, its tracing span and its exported span back.
+fn open_request(
+    gw: &Gateway,
+    headers: &mut HeaderMap,
+    method: &str,
+    path: &str,
+) -> (String, tracing::Span, telemetry::otel::Span) {
+    use telemetry::{TRACEPARENT, Traceparent, X_REQUEST_ID, otel::Kind};
     let id = telemetry::request_id(headers);
-    let trace = Traceparent::child_of(headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
+    let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
+    let mut exported = match path {
+        // Probes and scrapes every few seconds would bury the traces that matter.
+        "/health" | "/ready" | "/metrics" => telemetry::otel::Span::off(),
+        _ => gw
+            .pipeline
+            .options
+            .tracer
+            .open("request", Kind::Server, incoming),
+    };
+    let trace = match exported.context() {
+        Some(context) => context.traceparent(),
+        None => Traceparent::child_of(incoming),
+    };
+    exported.rename(|| format!("{method} {path}"));
+    exported.set("http.request.method", method);
+    exported.set("url.path", path);
+    exported.set("request.id", id.as_str());
     if let Ok(id_value) = HeaderValue::from_str(&id) {
         headers.insert(X_REQUEST_ID.clone(), id_value);
         headers.insert(TRACEPARENT.clone(), trace.header_value());
@@ -412,7 +448,16 @@ fn open_request(headers: &mut HeaderMap, path: &str) -> (String, tracing::Span) 
         traceparent = %trace,
         path = %path,
     );
-    (id, span)
+    (id, span, exported)
+}
+
+/// Ends a request's exported span with how it was answered.
+fn close_request(span: &mut telemetry::otel::Span, response: &Response) {
+    let status = response.status();
+    span.set("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.fail(|| status.to_string());
+    }
 }
 
 /// Runs a request under [`REQUEST_TIMEOUT`] and counts it.

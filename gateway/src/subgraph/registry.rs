@@ -23,6 +23,8 @@ pub struct Subgraphs {
     /// Bytes of subgraph answers one request may hold: past it, its
     /// remaining fetches fail instead of growing the gateway's memory.
     pub(crate) budget: usize,
+    /// Opens a span per fetch (off unless traces are exported).
+    pub(crate) tracer: telemetry::otel::Tracer,
 }
 
 /// The default of [`Subgraphs::with_budget`].
@@ -41,7 +43,14 @@ impl Subgraphs {
             client,
             metrics,
             budget: DEFAULT_REQUEST_BUDGET,
+            tracer: Default::default(),
         }
+    }
+
+    /// Records a span per fetch with `tracer`.
+    pub fn with_tracer(mut self, tracer: telemetry::otel::Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Bounds the bytes of subgraph answers one request may hold.

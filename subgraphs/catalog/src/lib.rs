@@ -121,7 +121,10 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
 /// The executable schema over `pool`, telling inventory through `registry`.
 pub fn build_schema(pool: PgPool, registry: Arc<dyn StockRegistry>) -> CatalogSchema {
     builder()
-        .data(DataLoader::new(ProductLoader(pool.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            ProductLoader(pool.clone()),
+            kit::trace::spawn,
+        ))
         .data(CatalogState { pool, registry })
         .finish()
 }

@@ -170,7 +170,10 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
 /// The executable schema over `pool`.
 pub fn build_schema(pool: PgPool, default_margin: Decimal) -> InventorySchema {
     builder()
-        .data(DataLoader::new(StockLoader(pool.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            StockLoader(pool.clone()),
+            kit::trace::spawn,
+        ))
         .data(InventoryState {
             pool,
             default_margin,

@@ -182,7 +182,7 @@ pub fn build_schema(state: Arc<LogisticsState>) -> LogisticsSchema {
     builder()
         .data(async_graphql::dataloader::DataLoader::new(
             schema::ShipmentsByOrder(state.pool.clone()),
-            tokio::spawn,
+            kit::trace::spawn,
         ))
         .data(async_graphql::dataloader::DataLoader::new(
             schema::AllShipmentsByOrder(state.pool.clone()),

@@ -244,11 +244,11 @@ pub fn build_schema(state: Arc<OrdersState>) -> OrdersSchema {
     builder()
         .data(DataLoader::new(
             ItemsLoader(state.pool.clone()),
-            tokio::spawn,
+            kit::trace::spawn,
         ))
         .data(DataLoader::new(
             PaymentLoader(state.pool.clone()),
-            tokio::spawn,
+            kit::trace::spawn,
         ))
         .data(state)
         .finish()

@@ -164,7 +164,7 @@ pub fn build_schema(
     throttle: ThrottleConfig,
 ) -> UsersSchema {
     builder()
-        .data(DataLoader::new(UserLoader(pool.clone()), tokio::spawn))
+        .data(DataLoader::new(UserLoader(pool.clone()), kit::trace::spawn))
         .data(UsersState {
             pool,
             issuer,
