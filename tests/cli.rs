@@ -543,6 +543,8 @@ fn start_dev_with(
         .env("ORDERS_PORT", "0")
         .env("LOGISTICS_PORT", "0")
         .env("INVENTORY_PORT", "0")
+        // The devices' 5050 is left to a developer's own `grocery dev`.
+        .env("REST_PORT", "0")
         .env("INVENTORY_RPC_ADDR", "127.0.0.1:0")
         .env("GROCERY_DEMO_PASSWORD", "test-demo-pass")
         .env("LOG_FORMAT", "json")
