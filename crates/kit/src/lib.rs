@@ -7,7 +7,8 @@
 //! update field ([`change`]), service-token gRPC clients ([`rpc`]), domain
 //! events through an outbox to Redis Streams or an in-process bus
 //! ([`events`]), and the axum server with `/graphql` (subscriptions over
-//! WebSocket included), `/health` and `/ready` ([`server`]), answering in the
+//! WebSocket included), `/health`, `/ready` and `/metrics` ([`server`], the
+//! last per component: [`metrics`]), answering in the
 //! media type the client accepts ([`media`]) after one input rule for every
 //! subgraph ([`input`]), and the spans it exports in the caller's trace
 //! ([`trace`]: request, operation, SQL). A subgraph crate builds its schema and hands it to
@@ -29,6 +30,7 @@ pub mod events;
 pub mod input;
 pub mod lines;
 pub mod media;
+pub mod metrics;
 pub mod pagination;
 pub mod rpc;
 pub mod scalars;

@@ -14,6 +14,7 @@ use std::{
     future::Future,
     net::{IpAddr, SocketAddr},
     sync::Arc,
+    time::Instant,
 };
 
 use async_graphql::{
@@ -36,6 +37,7 @@ use crate::{
     auth::{Auth, TokenType, Verifier, init_token},
     db::{self, PgPool},
     input::Checked,
+    metrics::{Outcome, RequestMetrics},
 };
 
 /// The request id of the current request: the caller's `x-request-id` or a new UUID.
@@ -43,17 +45,27 @@ use crate::{
 pub struct RequestId(pub String);
 
 struct AppState<E> {
+    component: &'static str,
     executor: E,
     verifier: Arc<Verifier>,
     pool: PgPool,
+    metrics: RequestMetrics,
 }
 
-/// `/graphql`, `/health` and `/ready` for `executor`, verifying bearer tokens with `verifier`.
-pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -> Router {
+/// `/graphql`, `/health`, `/ready` and `/metrics` of the subgraph `component`
+/// (`orders`) for `executor`, verifying bearer tokens with `verifier`.
+pub fn router<E: Executor>(
+    component: &'static str,
+    executor: E,
+    verifier: Arc<Verifier>,
+    pool: PgPool,
+) -> Router {
     let state = Arc::new(AppState {
+        component,
         executor: Checked(executor),
         verifier,
         pool,
+        metrics: RequestMetrics::default(),
     });
     Router::new()
         .route(
@@ -65,19 +77,19 @@ pub fn router<E: Executor>(executor: E, verifier: Arc<Verifier>, pool: PgPool) -
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/ready", get(ready::<Checked<E>>))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::<Checked<E>>))
         .with_state(state)
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn(request_context))
 }
 
-/// Prometheus text: the event consumers and bus followers of this process.
-async fn metrics() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::events::metrics_text(),
-    )
-        .into_response()
+/// Prometheus text: this router's GraphQL requests, its component's event
+/// consumers and the process's bus followers.
+async fn metrics<E>(State(state): State<Arc<AppState<E>>>) -> Response {
+    let mut text = String::new();
+    state.metrics.render(&mut text);
+    text.push_str(&crate::events::metrics_text(state.component));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Largest request body a subgraph reads. async-graphql's extractor reads the
@@ -181,12 +193,18 @@ async fn graphql_post<E: Executor>(
     extensions: axum::http::Extensions,
     request: GraphQLRequest,
 ) -> Response {
+    let started = Instant::now();
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
     if !json {
+        state.metrics.request(
+            request.0.operation_name.as_deref(),
+            Outcome::Refused,
+            started.elapsed(),
+        );
         return refused(
             &headers,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -198,14 +216,16 @@ async fn graphql_post<E: Executor>(
         .0
         .data
         .insert(ClientAddress::of(&headers, &extensions));
-    graphql(state, request_id, headers, request).await
+    graphql(state, request_id, headers, request, started).await
 }
 
+/// Executes `request` (received at `started`) and counts it in the router's metrics.
 async fn graphql<E: Executor>(
     State(state): State<Arc<AppState<E>>>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     request: GraphQLRequest,
+    started: Instant,
 ) -> Response {
     let token = bearer(&headers);
     let auth = authenticate(&state.verifier, token);
@@ -222,12 +242,18 @@ async fn graphql<E: Executor>(
         },
     );
     let request = request.data(auth).data(request_id);
-    let mut response = crate::trace::operation(request.operation_name.as_deref(), &request.query)
+    let operation = request.operation_name.clone();
+    let mut response = crate::trace::operation(operation.as_deref(), &request.query)
         .run(state.executor.execute(request).instrument(span))
         .await;
     for error in &mut response.errors {
         add_missing_code(error);
     }
+    state.metrics.request(
+        operation.as_deref(),
+        Outcome::of(&response),
+        started.elapsed(),
+    );
     crate::media::answer(response, &headers)
 }
 
@@ -297,6 +323,7 @@ async fn graphql_get<E: Executor>(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
+    let started = Instant::now();
     let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -315,6 +342,11 @@ async fn graphql_get<E: Executor>(
     match <GraphQLRequest as axum::extract::FromRequest<()>>::from_request(request, &()).await {
         Ok(mut gql) => {
             if crate::media::is_mutation(&mut gql.0) {
+                state.metrics.request(
+                    gql.0.operation_name.as_deref(),
+                    Outcome::Refused,
+                    started.elapsed(),
+                );
                 let mut response = refused(
                     &headers,
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -326,9 +358,14 @@ async fn graphql_get<E: Executor>(
                 return response;
             }
             gql.0.data.insert(client);
-            graphql(state, request_id, headers, gql).await
+            graphql(state, request_id, headers, gql, started).await
         }
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => {
+            state
+                .metrics
+                .request(None, Outcome::Refused, started.elapsed());
+            rejection.into_response()
+        }
     }
 }
 

@@ -348,7 +348,7 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_flows() {
             .contains("cannot be handled")
     );
     assert_eq!(pending_count(&url, &stream, "test.recorder").await, 0);
-    let metrics = kit::events::metrics_text();
+    let metrics = kit::events::metrics_text("test");
     assert!(
         metrics.contains("grocery_events_dead_lettered_total{group=\"test.recorder\"}"),
         "{metrics}"

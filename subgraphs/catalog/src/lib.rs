@@ -157,7 +157,7 @@ pub fn router_with(
 ) -> anyhow::Result<Router> {
     let verifier = Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
     let schema = build_schema(pool.clone(), registry);
-    Ok(kit::server::router(schema, verifier, pool))
+    Ok(kit::server::router(NAME, schema, verifier, pool))
 }
 
 /// Creates the demo catalog (APPLE, BANANA, MILK, …) where missing and

@@ -234,7 +234,7 @@ pub fn build(cfg: &Config, pool: PgPool) -> anyhow::Result<Inventory> {
     let verifier = std::sync::Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
     let schema = build_schema(pool.clone(), cfg.default_margin);
     Ok(Inventory {
-        router: kit::server::router(schema, verifier, pool.clone()),
+        router: kit::server::router(NAME, schema, verifier, pool.clone()),
         rpc: rpc::service(pool.clone(), cfg.rpc_settings(), &cfg.rpc_token),
         pool,
     })

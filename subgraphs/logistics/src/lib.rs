@@ -267,7 +267,7 @@ pub fn build(cfg: &Config, pool: PgPool, bus: Bus) -> anyhow::Result<Logistics> 
     });
     let schema = build_schema(state.clone());
     Ok(Logistics {
-        router: kit::server::router(schema, verifier, pool),
+        router: kit::server::router(NAME, schema, verifier, pool),
         state,
         reconcile_interval: cfg.reconcile_interval,
     })

@@ -333,7 +333,7 @@ pub fn build(
     });
     let schema = build_schema(state.clone());
     Ok(Orders {
-        router: kit::server::router(schema, verifier, pool),
+        router: kit::server::router(NAME, schema, verifier, pool),
         state,
         sweep_interval: cfg.sweep_interval,
     })

@@ -272,7 +272,7 @@ pub fn router_with_pool(cfg: &Config, pool: PgPool, relay: Relay) -> anyhow::Res
         service: ServiceToken::new(&cfg.rpc_token)?,
     };
     let schema = build_schema(pool.clone(), issuer, relay, cfg.throttle.clone());
-    Ok(kit::server::router(schema, verifier, pool)
+    Ok(kit::server::router(NAME, schema, verifier, pool)
         .route(
             "/.well-known/jwks.json",
             get(move || async move { Json(jwks) }),

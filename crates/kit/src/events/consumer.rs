@@ -55,8 +55,9 @@ diesel::table! {
 
 /// What a consumer does with events.
 pub trait Handler: Send + Sync + 'static {
-    /// The consumer group: unique per handler, shared by its replicas
-    /// (e.g. `logistics.shipments`).
+    /// The consumer group: unique per handler, shared by its replicas, and
+    /// named after the component that runs it, a dot, then what it is for
+    /// (e.g. `logistics.shipments`): that component's `/metrics` shows it.
     fn group(&self) -> &'static str;
 
     /// Whether this handler wants `event` at all; others are acknowledged untouched.
@@ -532,8 +533,9 @@ fn register(group: &'static str, stats: &Arc<ConsumerStats>) {
     all.push((group, stats.clone()));
 }
 
-/// The counters of this process's consumers, and its bus followers, in Prometheus text format.
-pub fn metrics_text() -> String {
+/// The counters of `component`'s consumers in this process (groups named
+/// `component.…`), and the process's bus followers, in Prometheus text format.
+pub fn metrics_text(component: &str) -> String {
     use std::fmt::Write as _;
     let all = registry().lock().unwrap_or_else(|p| p.into_inner());
     let mut out = String::new();
@@ -577,7 +579,10 @@ pub fn metrics_text() -> String {
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (group, stats) in all.iter() {
+        let own = all
+            .iter()
+            .filter(|(group, _)| group.split_once('.').map(|(c, _)| c) == Some(component));
+        for (group, stats) in own {
             let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", value(stats));
         }
     }
