@@ -17,8 +17,9 @@ use auth::{KeyRing, TokenSettings};
 use settings::{ConfigError, Env};
 
 use self::parsing::{
-    csrf_policy, duration, edge_options, limits, max_errors, metrics_addr, name_urls, rest_listen,
-    rest_options, serving, subgraph_options, subgraph_timeouts, subscription_options,
+    cors_allow_headers, csrf_policy, duration, edge_options, limits, max_errors, metrics_addr,
+    name_urls, rest_listen, rest_options, serving, subgraph_options, subgraph_timeouts,
+    subscription_options,
 };
 pub use self::variables::ENV;
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
@@ -139,7 +140,8 @@ impl Config {
         options.cors = CorsPolicy::parse(
             &env.get("CORS_ORIGINS").unwrap_or_default(),
             env.parse_or("CORS_CREDENTIALS", false),
-        );
+        )
+        .allowing(cors_allow_headers(env).iter().map(String::as_str));
         options.subscriptions = subscription_options(env);
         config.rest = rest_listen(env, config.listen.ip(), None);
         config
@@ -158,7 +160,9 @@ impl Config {
         // On a laptop the API's port may serve them too, unless given a port of their own.
         options.metrics_on_api = config.metrics.is_none();
         // Any localhost origin, so a frontend dev server can call the API.
-        options.cors = CorsPolicy::parse("localhost", false);
+        // A frontend sending headers of its own needs them allowed in dev too.
+        options.cors = CorsPolicy::parse("localhost", false)
+            .allowing(cors_allow_headers(env).iter().map(String::as_str));
         config.rest = rest_listen(env, config.listen.ip(), Some(DEV_REST_PORT));
         config
     }
@@ -343,6 +347,60 @@ mod tests {
         Config::read(&mut env);
         let problems = env.finish().unwrap_err().to_string();
         assert!(problems.contains("SSE_RESERVATION_TIMEOUT"), "{problems}");
+    }
+
+    #[tokio::test]
+    async fn a_preflight_allows_the_headers_cors_allow_headers_names() {
+        let mut env = env_of(&[
+            JWKS,
+            TOKEN,
+            ("CORS_ORIGINS", "https://shop.example"),
+            ("CORS_ALLOW_HEADERS", "x-tenant, X-Shop-Region,"),
+        ]);
+        let config = Config::read(&mut env);
+        env.finish()
+            .expect("header names are a complete configuration");
+        let app = axum::Router::new()
+            .route("/graphql", axum::routing::post(|| async {}))
+            .layer(axum::middleware::from_fn_with_state(
+                std::sync::Arc::new(config.options.cors),
+                crate::server::cors::layer,
+            ));
+        // What a browser sends before a POST carrying the deployment's headers.
+        let preflight = axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/graphql")
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "apollographql-client-name,content-type,x-shop-region,x-tenant",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = tower::ServiceExt::oneshot(app, preflight).await.unwrap();
+        assert_eq!(answer.status(), 204);
+        let allowed: Vec<&str> = answer.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .split(", ")
+            .collect();
+        for asked in [
+            "apollographql-client-name",
+            "content-type",
+            "x-shop-region",
+            "x-tenant",
+        ] {
+            assert!(allowed.contains(&asked), "{asked} not in {allowed:?}");
+        }
+
+        let mut env = env_of(&[JWKS, TOKEN, ("CORS_ALLOW_HEADERS", "x-tenant, x tenant")]);
+        Config::read(&mut env);
+        let problems = env.finish().unwrap_err().to_string();
+        assert!(
+            problems.contains("CORS_ALLOW_HEADERS: \"x tenant\" is not a header name"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub(super) fn csrf_policy(env: &mut Env) -> CsrfPolicy {
     }
 }
 
+/// `CORS_ALLOW_HEADERS`: request headers a deployment's browser clients send
+/// beyond the ones every preflight allows (see [`crate::server::cors`]).
+pub(super) fn cors_allow_headers(env: &mut Env) -> Vec<String> {
+    let raw = env.get("CORS_ALLOW_HEADERS").unwrap_or_default();
+    let mut names = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match axum::http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) => names.push(name.to_ascii_lowercase()),
+            Err(_) => env.problem(format!("CORS_ALLOW_HEADERS: {name:?} is not a header name")),
+        }
+    }
+    names
+}
+
 /// `MAX_ERRORS`: the most errors one response carries (at least 1).
 pub(super) fn max_errors(env: &mut Env) -> usize {
     let max = env.parse_or("MAX_ERRORS", crate::pipeline::DEFAULT_MAX_ERRORS);

@@ -126,6 +126,13 @@ pub const ENV: &[Var] = &[
                   `https://a.example,https://b.example`",
     },
     Var {
+        names: &["CORS_ALLOW_HEADERS"],
+        used_by: "gateway",
+        default: "none",
+        meaning: "`x-tenant,…`: request headers browsers may send besides the ones every \
+                  preflight allows (content type, authorization, trace context, client names)",
+    },
+    Var {
         names: &["CORS_CREDENTIALS"],
         used_by: "`serve gateway`",
         default: "`false`",
