@@ -235,19 +235,24 @@ pub async fn until_ok(url: &str, process: &Process) {
     .await
 }
 
+/// The `/metrics` answer (head and body) of the subgraph at `url` (its `/graphql`).
+pub async fn metrics(url: &str) -> String {
+    let metrics = url.replace("/graphql", "/metrics");
+    get(&metrics)
+        .await
+        .unwrap_or_else(|why| panic!("GET {metrics}: {why}"))
+}
+
 /// How many receivers follow the event bus in the process serving the
 /// subgraph at `url` (its `/graphql`): one more for each subscription it
 /// serves, once that follows the events.
 pub async fn bus_followers(url: &str) -> usize {
-    let metrics = url.replace("/graphql", "/metrics");
-    let response = get(&metrics)
-        .await
-        .unwrap_or_else(|why| panic!("GET {metrics}: {why}"));
+    let response = metrics(url).await;
     response
         .lines()
         .find_map(|line| line.strip_prefix("grocery_events_followers "))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no grocery_events_followers in {metrics}:\n{response}"))
+        .unwrap_or_else(|| panic!("no grocery_events_followers at {url}:\n{response}"))
 }
 
 /// POSTs a GraphQL request to the gateway on `port`.
