@@ -106,13 +106,18 @@ impl Started {
     ) -> anyhow::Result<Listening> {
         let metrics = match self.metrics {
             Some(addr) => {
-                Some(spawn_metrics(self.gateway.clone(), addr, tasks, stop.clone()).await?)
+                let router = crate::server::metrics_router(self.gateway.clone());
+                let what = ("metrics", "set METRICS_ADDR");
+                let base = spawn_listener(router, addr, what, tasks, stop.clone()).await?;
+                Some(format!("{base}/metrics"))
             }
             None => None,
         };
         let rest = match (self.rest, &self.gateway.rest) {
             (Some(addr), Some(_)) => {
-                Some(spawn_rest(self.gateway.clone(), addr, tasks, stop.clone()).await?)
+                let router = crate::server::rest_router(self.gateway.clone());
+                let what = ("REST routes", "set REST_PORT; 0 turns it off");
+                Some(spawn_listener(router, addr, what, tasks, stop.clone()).await?)
             }
             _ => None,
         };
@@ -179,45 +184,21 @@ async fn until(
     }
 }
 
-/// Serves `/metrics` of `gateway` alone on `addr` in `tasks` until `stop`;
-/// its URL.
-async fn spawn_metrics(
-    gateway: Arc<Gateway>,
+/// Serves `router` on a listener of its own at `addr` in `tasks` until
+/// `stop`; its `http://host:port`. `what` and `setting` name it in the
+/// error when the address cannot be bound.
+async fn spawn_listener(
+    router: axum::Router,
     addr: SocketAddr,
+    (what, setting): (&str, &str),
     tasks: &mut JoinSet<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<String> {
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!("the gateway's metrics cannot listen on {addr} (set METRICS_ADDR)")
-    })?;
-    let url = format!("http://{}/metrics", listener.local_addr()?);
-    let service =
-        crate::server::metrics_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
-    tasks.spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await?;
-        Ok(())
-    });
-    Ok(url)
-}
-
-/// Serves the REST routes of `gateway` alone on `addr` in `tasks` until
-/// `stop`; their base URL.
-async fn spawn_rest(
-    gateway: Arc<Gateway>,
-    addr: SocketAddr,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<String> {
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!("the gateway's REST routes cannot listen on {addr} (set REST_PORT; 0 turns it off)")
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("the gateway's {what} cannot listen on {addr} ({setting})"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let service =
-        crate::server::rest_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     tasks.spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {
