@@ -15,10 +15,7 @@ use std::{collections::HashMap, fmt::Write, sync::Mutex, time::Duration};
 /// Distinct operation-name labels kept before new names count as `other`.
 pub const MAX_OPERATIONS: usize = 500;
 
-/// Upper bounds of the latency buckets, in seconds (the gateway's).
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+pub use telemetry::histogram::Histogram;
 
 /// How a GraphQL request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,35 +51,6 @@ impl Outcome {
         } else {
             Self::Errors
         }
-    }
-}
-
-/// A latency histogram over [`BUCKETS`].
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
-            self.counts[i] += 1;
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(self.counts) {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
 }
 

@@ -9,6 +9,7 @@
 //! reads them back, so one request is one id in every component's logs.
 //! Used by kit and the gateway; it uses no other grocery crate.
 
+pub mod histogram;
 pub mod logging;
 pub mod otel;
 pub mod request;
