@@ -281,3 +281,36 @@ fn a_reload_replaces_the_routes_and_a_broken_one_keeps_the_old() {
     assert_eq!(labels(&rest), ["POST /api/sign-in"], "the old routes serve");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_supergraph_reload_checks_the_routes_again_and_keeps_them_when_they_no_longer_fit() {
+    let sdl = std::fs::read_to_string(repo().join("schema/supergraph.graphql")).unwrap();
+    let options = gateway::GatewayOptions {
+        persisted: gateway::pipeline::persisted::PersistedOptions {
+            manifests: Some(repo().join("schema/persisted")),
+            ..Default::default()
+        },
+        rest: Some(gateway::rest::RestOptions {
+            dir: repo().join("schema/rest"),
+            manifests: repo().join("schema/persisted"),
+            required: true,
+        }),
+        ..Default::default()
+    };
+    let gateway = gateway::Gateway::new(&sdl, None, &options).unwrap();
+    let rest = gateway.rest.clone().expect("routes load");
+    let first = rest.table();
+    gateway.reload(&sdl).unwrap();
+    let second = rest.table();
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &second),
+        "checked again against the new supergraph"
+    );
+    // A supergraph whose `login` is renamed: it serves, and the routes that were
+    // checked keep serving rather than none.
+    let without_login = sdl.replace("  login(deviceId", "  signIn(deviceId");
+    assert_ne!(without_login, sdl);
+    gateway.reload(&without_login).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&second, &rest.table()));
+    assert_eq!(rest.table().routes().count(), 7);
+}

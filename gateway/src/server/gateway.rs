@@ -168,8 +168,19 @@ impl Gateway {
     }
 
     /// Replaces the supergraph with `sdl` (see [`Pipeline::reload`]).
+    /// The REST routes are checked again against the new supergraph; when
+    /// they no longer fit it, that is logged and the previous routes serve.
     pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
-        self.pipeline.reload(sdl)
+        self.pipeline.reload(sdl)?;
+        if let Some(rest) = &self.rest
+            && let Err(err) = rest.reload(self.pipeline.current().supergraph.api_schema())
+        {
+            tracing::error!(
+                error = %format!("{err:#}"),
+                "the REST routes do not fit the new supergraph; the previous routes keep serving"
+            );
+        }
+        Ok(())
     }
 }
 
