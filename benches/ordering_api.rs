@@ -84,27 +84,6 @@ impl Connection {
     }
 }
 
-/// The ordering-v1 manifest's document ids by name.
-fn documents() -> std::collections::HashMap<String, String> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schema/persisted/ordering-v1.json"
-    ))
-    .unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    manifest["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|op| {
-            (
-                op["name"].as_str().unwrap().to_owned(),
-                op["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -145,7 +124,7 @@ async fn run() {
         &[("RATE_LIMITS", "off")],
     );
     let port = dev.gateway;
-    let docs = documents();
+    let docs = support::manifest_ids("ordering-v1");
     let truck = login(port, "truck-1", PASSWORD).await;
     // Enough APPLE for every preview of the run.
     ok(gql(

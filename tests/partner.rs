@@ -6,32 +6,9 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use kit::testing::{RedisServer, TestDatabase};
 use serde_json::{Value, json};
 use support::{PASSWORD, next_message, post};
-
-/// The shipped partner manifest's document ids, by operation name.
-fn partner_documents() -> HashMap<String, String> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schema/persisted/partner.json"
-    ))
-    .unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    manifest["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|op| {
-            (
-                op["name"].as_str().unwrap().to_owned(),
-                op["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_shops_and_watches_an_order_with_persisted_documents_only() {
@@ -40,7 +17,7 @@ async fn a_partner_shops_and_watches_an_order_with_persisted_documents_only() {
     let stream = format!("grocery:partner:{}", uuid::Uuid::new_v4().simple());
     let dev = support::start_dev(&db.config.url, &redis.url(), &stream, &[]);
     let port = dev.gateway;
-    let docs = partner_documents();
+    let docs = support::manifest_ids("partner");
     let run = async |name: &str, token: Option<&str>, variables: Value| -> (u16, Value) {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("graphql-client-name", "partner")];

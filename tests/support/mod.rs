@@ -496,3 +496,24 @@ pub async fn http(
         body,
     }
 }
+
+/// The document ids of the shipped manifest `schema/persisted/<client>.json`,
+/// by operation name.
+pub fn manifest_ids(client: &str) -> HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema/persisted")
+        .join(format!("{client}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    manifest["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["name"].as_str().unwrap().to_owned(),
+                op["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
