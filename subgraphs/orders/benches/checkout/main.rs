@@ -1,24 +1,36 @@
 //! Checkout throughput on real PostgreSQL, a real inventory (gRPC) and
-//! catalog, straight to the orders subgraph over HTTP on loopback.
+//! catalog, straight to the orders subgraph over HTTP on loopback, measured
+//! against the database's own ceiling in the same run.
 //!
+//! - `TPC-B`: pgbench's built-in TPC-B (scale 10, 16 clients, prepared) on the
+//!   same server for the same seconds ([`ceiling::tpcb`]). Every checkout rate
+//!   below is also printed as a ratio to it (issue #27's goal: ≥ 0.15 through
+//!   the gateway, p99 ≤ 150 ms at 32 customers).
 //! - `A checkout`: `--concurrency` customers (default 32) each loop
 //!   previewOrder (two random lines of 50 well-stocked SKUs) → confirmOrder
 //!   for `--seconds` (default 10). Prints checkouts/s and latency percentiles,
 //!   then the same through the federation gateway (catalog + orders composed).
+//! - `H hot SKU`: the same, every customer buying one line of the same SKU.
 //! - `B oversell`: the same customers race for one SKU with 500 units until
 //!   refused, confirming everything they reserved; sold units must equal what
 //!   inventory lost, and never exceed 500.
 //! - `C double-charge`: 20 orders, each confirmed by 16 concurrent calls with
 //!   different keys; exactly 20 charges must reach the provider.
 //!
+//! Each turn prints the cores this process and PostgreSQL used. `--profile`
+//! adds, for the gateway turn, PostgreSQL's statements by total time
+//! (`pg_stat_statements`, when preloaded) and what its backends waited on.
+//!
 //! After the run every confirmed order must have exactly one payment and the
 //! provider must have seen exactly one charge per confirmed order.
 //!
-//! Run: `cargo bench -p grocery-orders --bench checkout [-- --seconds 10 --concurrency 32]`
+//! Run: `cargo bench -p grocery-orders --bench checkout [-- --seconds 10 --concurrency 32 --profile]`
 //! against `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+mod ceiling;
+
 #[allow(dead_code, unused_imports)]
-#[path = "../tests/api/support.rs"]
+#[path = "../../tests/api/support.rs"]
 mod support;
 
 use std::{
@@ -134,20 +146,43 @@ async fn main() {
     });
     let customers: Vec<String> = (0..concurrency).map(|_| shop.customer().1).collect();
 
-    // A: checkouts per second, straight to orders and through the gateway.
-    run_checkouts("A checkout        ", &api, &customers, &skus, seconds).await;
+    let profile = std::env::args().any(|a| a == "--profile");
+
+    // The database's own ceiling, then checkouts per second, straight to
+    // orders and through the gateway, each as a share of it.
+    let cpu = ceiling::Cpu::now();
+    let tpcb = ceiling::tpcb(seconds).await;
+    println!(
+        "TPC-B              pgbench scale 10, 16 clients, prepared, {seconds}s: {tpcb:.0} tps; {}",
+        cpu.since()
+    );
     let gateway_api = Arc::new(Api {
         http: Client::builder(TokioExecutor::new()).build_http(),
         url: serve_gateway(&shop, &api.url).await,
     });
-    run_checkouts(
-        "A via gateway     ",
-        &gateway_api,
-        &customers,
-        &skus,
-        seconds,
-    )
-    .await;
+    let turns: [(&str, &Arc<Api>, Option<&str>); 4] = [
+        ("A checkout        ", &api, None),
+        ("A via gateway     ", &gateway_api, None),
+        ("H hot SKU         ", &api, Some("BENCH00")),
+        ("H hot via gateway ", &gateway_api, Some("BENCH00")),
+    ];
+    for (label, target, hot) in turns {
+        let recording = (profile && label.starts_with("A via")).then(ceiling::Profile::start);
+        let recording = match recording {
+            Some(started) => Some(started.await),
+            None => None,
+        };
+        let figures = run_checkouts(label, target, &customers, &skus, hot, seconds).await;
+        println!(
+            "{label}ratio to TPC-B {:.3} (p50 {:.1} ms, p99 {:.1} ms)",
+            figures.rate / tpcb,
+            figures.p50,
+            figures.p99
+        );
+        if let Some(recording) = recording {
+            recording.print(label.trim()).await;
+        }
+    }
 
     // B: nothing oversold.
     let tasks: Vec<_> = customers
@@ -266,14 +301,27 @@ async fn serve_gateway(shop: &Shop, orders_url: &str) -> String {
     format!("{}/graphql", support::serve(gateway::router(edge)).await)
 }
 
-/// Runs checkouts from every customer for `seconds` and prints the figures.
+/// What one turn of checkouts measured.
+struct Figures {
+    /// Checkouts per second.
+    rate: f64,
+    /// Latency percentiles, ms.
+    p50: f64,
+    p99: f64,
+}
+
+/// Runs checkouts from every customer for `seconds` (two random lines, or one
+/// line of `hot` for everyone) and prints the figures.
 async fn run_checkouts(
     label: &str,
     api: &Arc<Api>,
     customers: &[String],
     skus: &[String],
+    hot: Option<&str>,
     seconds: u64,
-) {
+) -> Figures {
+    let cpu = ceiling::Cpu::now();
+    let hot = hot.map(str::to_owned);
     let concurrency = customers.len();
     // Idempotency keys are per customer: each run uses its own.
     let run: String = label.split_whitespace().collect::<Vec<_>>().join("-");
@@ -283,7 +331,13 @@ async fn run_checkouts(
         .iter()
         .enumerate()
         .map(|(c, token)| {
-            let (api, token, skus, run) = (api.clone(), token.clone(), skus.to_vec(), run.clone());
+            let (api, token, skus, run, hot) = (
+                api.clone(),
+                token.clone(),
+                skus.to_vec(),
+                run.clone(),
+                hot.clone(),
+            );
             tokio::spawn(async move {
                 let (mut done, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
                 let mut n = c as u64;
@@ -293,8 +347,13 @@ async fn run_checkouts(
                         .wrapping_add(1442695040888963407);
                     let a = &skus[(n >> 33) as usize % skus.len()];
                     let b = &skus[(n >> 40) as usize % skus.len()];
-                    let lines =
-                        json!([{ "sku": a, "quantity": 1 + (n % 3) }, { "sku": b, "quantity": 1 }]);
+                    let lines = match &hot {
+                        Some(sku) => json!([{ "sku": sku, "quantity": 1 }]),
+                        None => json!([
+                            { "sku": a, "quantity": 1 + (n % 3) },
+                            { "sku": b, "quantity": 1 }
+                        ]),
+                    };
                     let began = Instant::now();
                     match checkout(&api, &token, lines, &format!("{run}-c{c}-{done}-{failed}"))
                         .await
@@ -317,13 +376,20 @@ async fn run_checkouts(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
+    let figures = Figures {
+        rate: done as f64 / elapsed,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    };
     println!(
-        "{label}{concurrency} customers, {seconds}s: {done} checkouts, {failed} failed, {:.0} checkouts/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
-        done as f64 / elapsed,
-        percentile(&latencies, 0.5),
+        "{label}{concurrency} customers, {seconds}s: {done} checkouts, {failed} failed, {:.0} checkouts/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}; {}",
+        figures.rate,
+        figures.p50,
         percentile(&latencies, 0.9),
-        percentile(&latencies, 0.99),
+        figures.p99,
         percentile(&latencies, 1.0),
+        cpu.since(),
     );
     assert_eq!(failed, 0, "checkouts failed");
+    figures
 }

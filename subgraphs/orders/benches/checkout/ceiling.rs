@@ -1,0 +1,329 @@
+//! What the checkout rate is measured against, in the same run.
+//!
+//! - [`tpcb`]: PostgreSQL's built-in TPC-B (`pgbench`, scale 10, 16 clients,
+//!   prepared statements) on the server the bench uses, for the same seconds,
+//!   so a checkout rate reads as a ratio to what the database alone does on
+//!   this machine right now (a busy or slow machine moves both).
+//! - [`Cpu`]: the cores this process (every subgraph, the gateway and the
+//!   load) and PostgreSQL's backends used over a turn, from `/proc`.
+//! - [`Profile`] (`--profile`): PostgreSQL's statements by total time
+//!   (`pg_stat_statements`, when the server preloads it) and what its active
+//!   backends were waiting on, sampled every 20 ms.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use diesel::{QueryableByName, sql_types};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+/// The server the bench's databases live on.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` pointing at database `name` instead.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[host_start..].find('/') {
+        Some(slash) => &base[..host_start + slash],
+        None => base,
+    };
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+async fn connect(url: &str) -> AsyncPgConnection {
+    AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at TEST_DATABASE_URL: {e}"))
+}
+
+/// `pgbench` from `PATH`, else the newest PostgreSQL's own.
+fn pgbench() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("pgbench"))
+        .find(|p| p.is_file());
+    let packaged = || {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin/pgbench"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort_by_key(|p| {
+            p.components()
+                .nth(4)
+                .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok())
+        });
+        found.pop()
+    };
+    on_path.or_else(packaged).unwrap_or_else(|| {
+        panic!(
+            "the checkout bench compares itself with pgbench, which is missing.\n\
+             Fix: `apt-get install -y postgresql-contrib postgresql` (Debian/Ubuntu; \
+             `bash .ci/run` installs PostgreSQL) or put pgbench on PATH"
+        )
+    })
+}
+
+/// TPC-B transactions per second, measured for `seconds` on a fresh scale-10
+/// database beside the bench's own.
+pub async fn tpcb(seconds: u64) -> f64 {
+    const DB: &str = "grocery_bench_tpcb";
+    let admin = server_url();
+    let mut conn = connect(&admin).await;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("drop the TPC-B database");
+    diesel::sql_query(format!("CREATE DATABASE {DB}"))
+        .execute(&mut conn)
+        .await
+        .expect("create the TPC-B database");
+    let url = with_database(&admin, DB);
+    let bin = pgbench();
+    let init = tokio::process::Command::new(&bin)
+        .args(["-i", "-s", "10", "-q", &url])
+        .output()
+        .await
+        .expect("run pgbench -i");
+    assert!(
+        init.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = tokio::process::Command::new(&bin)
+        .args([
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-M",
+            "prepared",
+            "-T",
+            &seconds.to_string(),
+            &url,
+        ])
+        .output()
+        .await
+        .expect("run pgbench");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "pgbench: {}{}",
+        out,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let tps = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `tps = ` line in pgbench's output:\n{out}"));
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("drop the TPC-B database");
+    tps
+}
+
+/// CPU seconds used so far by this process, by PostgreSQL's processes, and
+/// by the whole machine (busy, total), from `/proc` (USER_HZ = 100).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    own: f64,
+    postgres: f64,
+    busy: f64,
+    total: f64,
+    at: Option<std::time::Instant>,
+}
+
+fn ticks_of(stat: &str) -> Option<(String, f64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat[open + 1..close].to_owned();
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((name, (utime + stime) / 100.0))
+}
+
+impl Cpu {
+    pub fn now() -> Self {
+        let own = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| ticks_of(&s))
+            .map_or(0.0, |(_, t)| t);
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter_map(|s| ticks_of(&s))
+            .filter(|(name, _)| name == "postgres" || name.starts_with("postgres:"))
+            .map(|(_, t)| t)
+            .sum();
+        let (busy, total) = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().next()?.strip_prefix("cpu ")?.to_owned();
+                let v: Vec<f64> = line
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                let total: f64 = v.iter().take(8).sum();
+                let idle = v.get(3)? + v.get(4)?;
+                Some(((total - idle) / 100.0, total / 100.0))
+            })
+            .unwrap_or_default();
+        Self {
+            own,
+            postgres,
+            busy,
+            total,
+            at: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// "grocery 0.71 cores, PostgreSQL 1.02 cores, machine 93 % busy" since `self`.
+    pub fn since(&self) -> String {
+        let now = Self::now();
+        let wall = self.at.map_or(1.0, |at| at.elapsed().as_secs_f64());
+        let machine = (now.busy - self.busy) / (now.total - self.total).max(0.01);
+        format!(
+            "grocery {:.2} cores, PostgreSQL {:.2} cores, machine {:.0} % busy",
+            (now.own - self.own) / wall,
+            (now.postgres - self.postgres) / wall,
+            machine * 100.0
+        )
+    }
+}
+
+#[derive(QueryableByName)]
+struct Statement {
+    #[diesel(sql_type = sql_types::Text)]
+    query: String,
+    #[diesel(sql_type = sql_types::BigInt)]
+    calls: i64,
+    #[diesel(sql_type = sql_types::Double)]
+    total_ms: f64,
+    #[diesel(sql_type = sql_types::Double)]
+    mean_ms: f64,
+}
+
+#[derive(QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = sql_types::Text)]
+    wait: String,
+    #[diesel(sql_type = sql_types::BigInt)]
+    backends: i64,
+}
+
+/// Statement times and wait events of one turn.
+pub struct Profile {
+    conn: AsyncPgConnection,
+    statements: bool,
+    waits: tokio::task::JoinHandle<BTreeMap<String, i64>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Profile {
+    /// Resets `pg_stat_statements` (when the server preloads it) and starts sampling waits.
+    pub async fn start() -> Self {
+        let mut conn = connect(&server_url()).await;
+        let statements = diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&mut conn)
+            .await
+            .is_ok()
+            && diesel::sql_query("SELECT pg_stat_statements_reset()")
+                .execute(&mut conn)
+                .await
+                .is_ok();
+        if !statements {
+            println!(
+                "profile            pg_stat_statements is not loaded: statement times left out \
+                 (add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf and restart)"
+            );
+        }
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let waits = tokio::spawn(async move {
+            let mut sampler = connect(&server_url()).await;
+            let mut seen = BTreeMap::new();
+            while !*stopped.borrow() {
+                let rows: Vec<Waiting> = diesel::sql_query(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait, \
+                     count(*) AS backends FROM pg_stat_activity \
+                     WHERE state = 'active' AND backend_type = 'client backend' \
+                     AND pid <> pg_backend_pid() GROUP BY 1",
+                )
+                .load(&mut sampler)
+                .await
+                .unwrap_or_default();
+                for row in rows {
+                    *seen.entry(row.wait).or_insert(0) += row.backends;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            seen
+        });
+        Self {
+            conn,
+            statements,
+            waits,
+            stop,
+        }
+    }
+
+    /// Prints the top statements by total time and the wait samples.
+    pub async fn print(mut self, label: &str) {
+        let _ = self.stop.send(true);
+        let waits = self.waits.await.unwrap_or_default();
+        let samples: i64 = waits.values().sum();
+        let mut waits: Vec<_> = waits.into_iter().collect();
+        waits.sort_by_key(|(_, n)| -n);
+        println!("profile {label}: active backends by wait (share of samples)");
+        for (wait, n) in waits.iter().take(8) {
+            println!(
+                "  {:>5.1} %  {wait}",
+                *n as f64 * 100.0 / samples.max(1) as f64
+            );
+        }
+        if !self.statements {
+            return;
+        }
+        let rows: Vec<Statement> = diesel::sql_query(
+            "SELECT query, calls, total_exec_time AS total_ms, mean_exec_time AS mean_ms \
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
+        )
+        .load(&mut self.conn)
+        .await
+        .unwrap_or_default();
+        let all: f64 = rows.iter().map(|r| r.total_ms).sum();
+        println!("profile {label}: statements by total time (top 15, {all:.0} ms)");
+        for r in rows {
+            let query: String = r.query.split_whitespace().collect::<Vec<_>>().join(" ");
+            let query: String = query.chars().take(110).collect();
+            println!(
+                "  {:>8.0} ms {:>7} calls {:>6.2} ms  {query}",
+                r.total_ms, r.calls, r.mean_ms
+            );
+        }
+    }
+}
