@@ -231,9 +231,19 @@ impl ConfigFile {
             }
             Shape::Leaf(Leaf {
                 name: var, kind, ..
-            }) => match self.value(node, *kind, path, subgraph.is_some()) {
+            }) if *kind == Kind::Headers => {
+                if let Some(headers) = self.headers(node, path) {
+                    let name = subgraph.unwrap_or_default().to_owned();
+                    each.entry(var, *kind, line, path)
+                        .headers
+                        .insert(name, headers);
+                }
+            }
+            Shape::Leaf(Leaf {
+                name: var, kind, ..
+            }) => match Self::value(node, *kind, subgraph.is_some()) {
                 Err(why) => self.problem(line, path, why),
-                Ok(Value::Text(value)) => match subgraph {
+                Ok(value) => match subgraph {
                     None => {
                         self.values.insert(
                             var,
@@ -249,27 +259,54 @@ impl ConfigFile {
                         .pairs
                         .push((name.to_owned(), value)),
                 },
-                Ok(Value::Headers(headers)) => {
-                    let name = subgraph.unwrap_or_default().to_owned();
-                    each.entry(var, *kind, line, path)
-                        .headers
-                        .insert(name, headers);
-                }
             },
         }
     }
 
-    /// The value of a leaf of `kind`, as its variable takes it.
-    fn value(
-        &self,
-        node: &Node,
-        kind: Kind,
-        path: &str,
-        per_subgraph: bool,
-    ) -> Result<Value, String> {
-        if kind == Kind::Headers {
-            return headers(node, path).map(Value::Headers);
+    /// A subgraph's `headers:`, each checked as the environment's are;
+    /// `None` when any is refused (each refusal listed).
+    fn headers(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
+        let max = crate::subgraph::options::MAX_STATIC_HEADERS;
+        let Some(map) = node.as_mapping() else {
+            let why = format!(
+                "expected a mapping of header names to values, got {}",
+                what(node)
+            );
+            self.problem(line_of(node), path, why);
+            return None;
+        };
+        if map.len() > max {
+            self.problem(line_of(node), path, format!("more than {max} headers"));
+            return None;
         }
+        let mut headers = BTreeMap::new();
+        let mut refused = false;
+        for (name, value) in map.iter() {
+            let at = join(path, name.as_str());
+            let Some(text) = value.as_scalar() else {
+                self.problem(
+                    line_of(value),
+                    &at,
+                    format!("expected a text, got {}", what(value)),
+                );
+                refused = true;
+                continue;
+            };
+            match crate::subgraph::options::static_header(name.as_str(), text.as_str()) {
+                Ok(_) => {
+                    headers.insert(name.as_str().to_owned(), text.as_str().to_owned());
+                }
+                Err(why) => {
+                    self.problem(scalar_line(name), &at, why);
+                    refused = true;
+                }
+            }
+        }
+        (!refused).then_some(headers)
+    }
+
+    /// The value of a leaf of `kind`, as its variable takes it.
+    fn value(node: &Node, kind: Kind, per_subgraph: bool) -> Result<String, String> {
         if kind == Kind::List
             && let Some(list) = node.as_sequence()
         {
@@ -289,7 +326,7 @@ impl ConfigFile {
                 }
                 items.push(text.to_owned());
             }
-            return Ok(Value::Text(items.join(",")));
+            return Ok(items.join(","));
         }
         let Some(scalar) = node.as_scalar() else {
             return Err(format!("expected {}, got {}", expected(kind), what(node)));
@@ -327,14 +364,8 @@ impl ConfigFile {
                 "a subgraph's value cannot hold a comma, got {raw:?}"
             ));
         }
-        Ok(Value::Text(value))
+        Ok(value)
     }
-}
-
-/// A leaf's value: the text of its variable, or a subgraph's headers.
-enum Value {
-    Text(String),
-    Headers(BTreeMap<String, String>),
 }
 
 /// The per-subgraph entries of each variable, gathered from every `subgraphs.<name>`.
@@ -360,36 +391,6 @@ impl Each {
             headers: BTreeMap::new(),
         })
     }
-}
-
-/// A subgraph's `headers:`, each checked as the environment's are.
-fn headers(node: &Node, path: &str) -> Result<BTreeMap<String, String>, String> {
-    let Some(map) = node.as_mapping() else {
-        return Err(format!(
-            "expected a mapping of header names to values, got {}",
-            what(node)
-        ));
-    };
-    if map.len() > crate::subgraph::options::MAX_STATIC_HEADERS {
-        return Err(format!(
-            "more than {} headers",
-            crate::subgraph::options::MAX_STATIC_HEADERS
-        ));
-    }
-    let mut headers = BTreeMap::new();
-    for (name, value) in map.iter() {
-        let Some(value) = value.as_scalar() else {
-            return Err(format!(
-                "{}: expected a text, got {}",
-                join(path, name.as_str()),
-                what(value)
-            ));
-        };
-        crate::subgraph::options::static_header(name.as_str(), value.as_str())
-            .map_err(|why| format!("{}: {why}", name.as_str()))?;
-        headers.insert(name.as_str().to_owned(), value.as_str().to_owned());
-    }
-    Ok(headers)
 }
 
 /// What a value of `kind` looks like, for a message.

@@ -89,8 +89,11 @@ fn leaf(leaf: &Leaf) -> Value {
     };
     let row = leaf.row;
     let description = format!(
-        "{} Environment variable: `{}` (wins over this key). Default: {}. Read by: {}.",
-        row.meaning, leaf.name, row.default, row.used_by
+        "{}. Environment variable: `{}` (wins over this key). Default: {}. Read by: {}.",
+        row.meaning.trim_end_matches('.'),
+        leaf.name,
+        row.default,
+        row.used_by
     );
     value
         .as_object_mut()

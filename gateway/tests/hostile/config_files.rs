@@ -146,18 +146,18 @@ pub fn config_entries(file: &str) -> Vec<ConfigEntry> {
         entry(
             "hop-by-hop header",
             "subgraphs:\n  orders:\n    headers:\n      Connection: close\n",
-            "subgraphs.orders.headers: Connection: connection is a header the gateway sets \
+            "subgraphs.orders.headers.Connection: connection is a header the gateway sets \
              itself or a hop-by-hop one",
         ),
         entry(
             "a forwarded header set statically",
             "subgraphs:\n  orders:\n    headers:\n      authorization: Bearer x\n",
-            "subgraphs.orders.headers: authorization: authorization is a header the gateway",
+            "subgraphs.orders.headers.authorization: authorization is a header the gateway",
         ),
         entry(
             "invalid header name",
             "subgraphs:\n  orders:\n    headers:\n      \"x tenant\": a\n",
-            "subgraphs.orders.headers: x tenant: \"x tenant\" is not a header name",
+            "subgraphs.orders.headers.x tenant: \"x tenant\" is not a header name",
         ),
         entry(
             "header value with a line break",
