@@ -569,3 +569,38 @@ async fn tls_and_static_headers_from_a_configuration_file_reach_each_subgraph() 
         assert!(head.get("x-api-key").is_none());
     }
 }
+
+#[test]
+fn static_headers_from_the_environment_win_over_the_files_and_bad_ones_are_listed() {
+    let tables: &[&'static [settings::Var]] = &[gateway::config::ENV];
+    let file = Arc::new(gateway::config::ConfigFile::parse(
+        "gateway.yaml",
+        "subgraphs:\n  stock:\n    headers:\n      x-tenant: file\n",
+        tables,
+    ));
+    let mut env = file.env_over(|name| {
+        (name == "SUBGRAPH_HEADERS").then(|| r#"{"stock": {"x-tenant": "env"}}"#.to_owned())
+    });
+    let config = gateway::Config::read(&mut env);
+    env.finish().expect("valid headers");
+    let headers = &config.options.subgraph_options["stock"].headers;
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].1, "env");
+
+    let listed = problems(vec![(
+        "SUBGRAPH_HEADERS",
+        r#"{"stock": {"te": "trailers", "x-ok": "a\nb"}, "users": {"x y": "1"}}"#.into(),
+    )]);
+    for expected in [
+        "SUBGRAPH_HEADERS: subgraph stock: te is a header the gateway sets itself or a hop-by-hop one",
+        "SUBGRAPH_HEADERS: subgraph stock: the value of x-ok has a character a header may not carry",
+        "SUBGRAPH_HEADERS: subgraph users: \"x y\" is not a header name",
+    ] {
+        assert!(listed.contains(expected), "{expected} not in {listed}");
+    }
+    let listed = problems(vec![("SUBGRAPH_HEADERS", "[1, 2]".into())]);
+    assert!(
+        listed.contains("SUBGRAPH_HEADERS: not a JSON object"),
+        "{listed}"
+    );
+}
