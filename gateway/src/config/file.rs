@@ -30,6 +30,8 @@ struct Setting {
     value: String,
     line: usize,
     key: String,
+    /// Of a per-subgraph setting: each subgraph's entry (name, line, key).
+    places: Vec<(String, usize, String)>,
 }
 
 /// A configuration file, read: the value of each variable it sets, and
@@ -113,6 +115,7 @@ impl ConfigFile {
                     value,
                     line,
                     key: entries.key,
+                    places: entries.places,
                 },
             );
         }
@@ -170,10 +173,22 @@ impl ConfigFile {
                             .is_some_and(|rest| rest.starts_with(['=', ':', ' ']) && !in_env(var))
                     })
                     .max_by_key(|(var, _)| var.len());
-                match from_file {
-                    Some((_, s)) => format!("{}:{}: {}: {problem}", self.name, s.line, s.key),
-                    None => problem,
-                }
+                let Some((_, setting)) = from_file else {
+                    return problem;
+                };
+                // A per-subgraph setting's problem names the subgraph.
+                let (line, key) = setting
+                    .places
+                    .iter()
+                    .find(|(name, ..)| {
+                        problem.contains(&format!("\"{name}="))
+                            || problem.contains(&format!("subgraph {name}:"))
+                            || problem.contains(&format!("{name:?}"))
+                    })
+                    .map_or((setting.line, setting.key.as_str()), |(_, line, key)| {
+                        (*line, key.as_str())
+                    });
+                format!("{}:{line}: {key}: {problem}", self.name)
             })
             .collect();
         ConfigError(located)
@@ -233,10 +248,10 @@ impl ConfigFile {
                 name: var, kind, ..
             }) if *kind == Kind::Headers => {
                 if let Some(headers) = self.headers(node, path) {
-                    let name = subgraph.unwrap_or_default().to_owned();
-                    each.entry(var, *kind, line, path)
+                    let name = subgraph.unwrap_or_default();
+                    each.entry(var, *kind, name, line, path)
                         .headers
-                        .insert(name, headers);
+                        .insert(name.to_owned(), headers);
                 }
             }
             Shape::Leaf(Leaf {
@@ -251,11 +266,12 @@ impl ConfigFile {
                                 value,
                                 line,
                                 key: path.to_owned(),
+                                places: Vec::new(),
                             },
                         );
                     }
                     Some(name) => each
-                        .entry(var, *kind, line, path)
+                        .entry(var, *kind, name, line, path)
                         .pairs
                         .push((name.to_owned(), value)),
                 },
@@ -377,19 +393,33 @@ struct Entries {
     /// The first entry's line and key, where a later problem is pointed at.
     line: usize,
     key: String,
+    places: Vec<(String, usize, String)>,
     pairs: Vec<(String, String)>,
     headers: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Each {
-    fn entry(&mut self, var: &'static str, kind: Kind, line: usize, key: &str) -> &mut Entries {
-        self.0.entry(var).or_insert_with(|| Entries {
+    /// `var`'s entries, the one of `subgraph` at `line` and `key` among them.
+    fn entry(
+        &mut self,
+        var: &'static str,
+        kind: Kind,
+        subgraph: &str,
+        line: usize,
+        key: &str,
+    ) -> &mut Entries {
+        let entries = self.0.entry(var).or_insert_with(|| Entries {
             kind,
             line,
             key: key.to_owned(),
+            places: Vec::new(),
             pairs: Vec::new(),
             headers: BTreeMap::new(),
-        })
+        });
+        entries
+            .places
+            .push((subgraph.to_owned(), line, key.to_owned()));
+        entries
     }
 }
 

@@ -183,6 +183,11 @@ pub fn config_entries(file: &str) -> Vec<ConfigEntry> {
             "subgraphs.orders.headers: expected a mapping of header names to values, got a list",
         ),
         entry(
+            "a subgraph's value its setting's reader refuses, at that subgraph's line",
+            "subgraphs:\n  users:\n    url: http://users:4001/graphql\n  orders:\n    url: ftp://orders\n",
+            &format!("{file}:5: subgraphs.orders.url: SUBGRAPH_URLS: \"orders=ftp://orders\""),
+        ),
+        entry(
             "a value the setting's reader refuses",
             "limits:\n  max_errors: 0\n",
             &format!("{file}:2: limits.max_errors: MAX_ERRORS must be at least 1"),
