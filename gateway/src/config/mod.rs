@@ -8,7 +8,8 @@
 //! `variables` declares them, `parsing` reads each; the option types are the
 //! stage folders'. `file` reads a configuration file (`--config`) into the
 //! same variables, shaped by their declared keys (`shape`), and `schema`
-//! describes that file as a JSON Schema. [`crate::launch`] turns a [`Config`] into a running gateway.
+//! describes that file as a JSON Schema. [`crate::launch`] turns a
+//! [`Config`] into a running gateway.
 
 pub mod file;
 mod parsing;
