@@ -68,6 +68,44 @@ pub const ENV: &[&[Var]] = &[
     kit::telemetry::otel::ENV,
 ];
 
+/// `serve gateway`'s settings from the environment over `file` (if any) and,
+/// read by the launcher beside them, where its table of access cut-offs is
+/// filled from (the feed is subgraph plumbing the gateway does not depend
+/// on). A gateway that verifies no token has no cut-offs: no feed, no wait.
+/// Every problem is listed, those of the file's values with its line and key.
+pub fn gateway_config(
+    file: Option<&Path>,
+) -> Result<(gateway::Config, Option<revocation_feed::FeedConfig>), kit::config::ConfigError> {
+    let file = file
+        .map(|path| gateway::config::ConfigFile::read(path, ENV).map(std::sync::Arc::new))
+        .transpose()?;
+    let mut env = match &file {
+        Some(file) => file.process_env(),
+        None => Env::new(),
+    };
+    let config = gateway::Config::read(&mut env);
+    let feed = config
+        .keys
+        .is_some()
+        .then(|| revocation_feed::FeedConfig::from_env(&mut env));
+    match (env.finish(), file) {
+        (Ok(()), _) => Ok((config, feed)),
+        (Err(err), None) => Err(err),
+        (Err(err), Some(file)) => Err(file.locate(err, |name| {
+            std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+        })),
+    }
+}
+
+/// Checks a gateway configuration file's keys, types and values (`grocery config-check`).
+pub fn check_gateway_config(path: &Path) -> Result<(), kit::config::ConfigError> {
+    let file = gateway::config::ConfigFile::read(path, ENV)?;
+    match file.problems() {
+        [] => Ok(()),
+        problems => Err(kit::config::ConfigError(problems.to_vec())),
+    }
+}
+
 /// README's configuration table: every row of [`ENV`].
 pub fn env_table() -> String {
     kit::config::markdown(ENV.iter().flat_map(|rows| rows.iter()))
@@ -202,22 +240,13 @@ pub async fn serve(
     component: Component,
     supergraph: Option<PathBuf>,
     persisted_only: bool,
+    config_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let name = match component.subgraph() {
         None => {
-            // The gateway's settings and, read by the launcher beside them,
-            // where its table of access cut-offs is filled from (the feed is
-            // subgraph plumbing the gateway does not depend on). A gateway
-            // that verifies no token has no cut-offs: no feed, no wait.
-            let mut env = Env::new();
-            let mut config = gateway::Config::read(&mut env);
-            let feed = config
-                .keys
-                .is_some()
-                .then(|| kit::auth::revocation_feed::FeedConfig::from_env(&mut env));
-            env.finish()?;
+            let (mut config, feed) = gateway_config(config_file.as_deref())?;
             if let Some(path) = supergraph {
                 config.supergraph = gateway::config::Supergraph::File(path);
             }
@@ -242,6 +271,10 @@ pub async fn serve(
         }
         Some(subgraph) => {
             let name = subgraph.name();
+            anyhow::ensure!(
+                config_file.is_none(),
+                "--config is the gateway's; {name} reads the environment"
+            );
             anyhow::ensure!(
                 !persisted_only,
                 "--persisted-only is the gateway's; {name} has none"

@@ -28,18 +28,21 @@ use crate::{
 /// The variables only `dev` reads (besides every component's).
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["GROCERY_HOME"],
         used_by: "`dev`",
         default: "`.grocery`",
         meaning: "folder of the private cluster and dev keys",
     },
     Var {
+        file: &[],
         names: &["GROCERY_DEMO_PASSWORD"],
         used_by: "`dev`, `seed`",
         default: "required (`dev`: `grocery-demo`, none with `DATABASE_URL`)",
         meaning: "password of the demo accounts",
     },
     Var {
+        file: &[],
         names: &["PG_BINDIR"],
         used_by: "`dev`",
         default: "newest `/usr/lib/postgresql/*/bin` or Homebrew `postgresql@*/bin`, else `PATH`",

@@ -1,6 +1,7 @@
 //! `grocery`: one binary, many roles. `dev` runs the whole stack on a laptop;
 //! `serve <component>` runs one component (a container's entrypoint);
-//! `migrate`, `seed`, `keygen`, `compose`, `sdl` and `env` are the tools around them.
+//! `migrate`, `seed`, `keygen`, `compose`, `sdl`, `env`, `config-schema` and `config-check` are the
+//! tools around them.
 
 mod components;
 mod dev;
@@ -36,11 +37,13 @@ enum Command {
     /// Run the whole stack locally: a private PostgreSQL under .grocery/ (unless
     /// DATABASE_URL is set), migrations, demo data and every component.
     Dev(dev::DevArgs),
-    /// Run one component (reads its configuration from the environment).
+    /// Run one component (reads its configuration from the environment; the
+    /// gateway also from a file, `--config`).
     #[command(
         after_help = "Configuration comes from the environment, and every missing or invalid \
 variable is reported at once. `grocery env` lists every variable: who reads it, its default \
-and what it does."
+and what it does. The gateway also reads a YAML file (`--config`), each key standing for a \
+variable, which wins over it."
     )]
     Serve {
         /// Which component to run.
@@ -53,6 +56,10 @@ and what it does."
         /// (as `PERSISTED_ONLY=true`).
         #[arg(long)]
         persisted_only: bool,
+        /// Gateway: a YAML configuration file (keys in `grocery env`, schema
+        /// in schema/gateway.config.schema.json); environment variables win over it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
     /// Run database migrations for one subgraph, or all of them.
     Migrate {
@@ -86,6 +93,15 @@ and what it does."
     /// Print every environment variable as README's configuration table
     /// (Markdown): who reads it, its default and what it does.
     Env,
+    /// Print the JSON Schema of the gateway's configuration file
+    /// (what schema/gateway.config.schema.json holds).
+    ConfigSchema,
+    /// Check a gateway configuration file against the keys it may hold (keys,
+    /// types and values; files and addresses it names are checked at start).
+    ConfigCheck {
+        /// The YAML file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// mimalloc's `purge_delay` option (its index in `mi_option_t`, v2 and v3).
@@ -118,9 +134,10 @@ async fn main() -> ExitCode {
             component,
             supergraph,
             persisted_only,
+            config,
         } => {
             kit::telemetry::init(false);
-            components::serve(component, supergraph, persisted_only).await
+            components::serve(component, supergraph, persisted_only, config).await
         }
         Command::Migrate { component, wait } => {
             kit::telemetry::init(true);
@@ -142,6 +159,13 @@ async fn main() -> ExitCode {
             print!("{}", components::env_table());
             Ok(())
         }
+        Command::ConfigSchema => {
+            print!("{}", gateway::config::json_schema(components::ENV));
+            Ok(())
+        }
+        Command::ConfigCheck { file } => components::check_gateway_config(&file)
+            .map(|()| println!("{}: every key known, every value valid", file.display()))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -354,7 +354,7 @@ fn readmes_configuration_table_is_what_grocery_env_prints() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme
-        .find("| variable | used by | default | meaning |")
+        .find("| variable | gateway file key | used by | default | meaning |")
         .expect("README has a configuration table");
     let end = readme[start..]
         .find("\n\n")

@@ -2,10 +2,13 @@
 //! every entry gets exactly its outcome, and a refusal costs no planning
 //! and no subgraph request; and the hostile conversations
 //! (`tests/hostile/streams.rs`: SSE reservations, the `graphql-ws`
-//! WebSocket subprotocol) each end as they must. `cargo bench -p grocery-gateway --bench
+//! WebSocket subprotocol) each end as they must; and the hostile
+//! configuration files (`tests/hostile/config_files.rs`) each refused with
+//! their problem. `cargo bench -p grocery-gateway --bench
 //! hostile` prints what each entry costs the gateway.
 
 mod hostile {
+    pub mod config_files;
     pub mod corpus;
     pub mod streams;
 }
@@ -86,5 +89,40 @@ async fn every_hostile_conversation_ends_as_it_must() {
             failures.push(format!("{}: {fetched} subgraph fetches", scenario.name));
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_hostile_configuration_file_is_refused_with_its_problem() {
+    let tables: &[&'static [settings::Var]] = &[settings::listen::ENV, gateway::config::ENV];
+    let path = std::env::temp_dir().join(format!("config-hostile-{}.yaml", std::process::id()));
+    let name = path.display().to_string();
+    let mut failures = Vec::new();
+    for entry in hostile::config_files::config_entries(&name) {
+        std::fs::write(&path, &entry.bytes).unwrap();
+        // Read as `serve gateway --config` reads it: the file, then every
+        // setting over it (an empty environment), every problem located.
+        let problems = match gateway::config::ConfigFile::read(&path, tables) {
+            Err(err) => err.to_string(),
+            Ok(file) => {
+                let file = std::sync::Arc::new(file);
+                let mut env = file.env_over(|_| None);
+                let _ = gateway::Config::read(&mut env);
+                match env.finish() {
+                    Ok(()) => String::from("(accepted)"),
+                    Err(err) => file.locate(err, |_| false).to_string(),
+                }
+            }
+        };
+        if !problems.contains(&entry.problem) {
+            failures.push(format!(
+                "{}: expected {:?} in:\n{}",
+                entry.name,
+                entry.problem,
+                &problems[..problems.len().min(600)]
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(&path);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -152,8 +152,8 @@ pub fn settings() -> Vec<Setting> {
         .skip(2)
     {
         let cells = table_cells(line);
-        let [names, used_by, default, _meaning] = cells.as_slice() else {
-            panic!("README's configuration table: a row of 4 cells expected: {line}");
+        let [names, _file_key, used_by, default, _meaning] = cells.as_slice() else {
+            panic!("README's configuration table: a row of 5 cells expected: {line}");
         };
         let used_by = roles(used_by, line);
         let required = default.trim().strip_prefix("required").map(|rest| {

@@ -14,6 +14,47 @@ pub struct Var {
     pub default: &'static str,
     /// What they do, in one line (Markdown).
     pub meaning: &'static str,
+    /// Their keys in the gateway's configuration file, one per name in
+    /// [`Self::names`]' order; empty when the file has none of them.
+    pub file: &'static [Key],
+}
+
+/// Where a variable sits in the gateway's configuration file
+/// (`grocery serve gateway --config`) and what value it takes there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// Dotted path from the file's root: `limits.max_depth`; a `*` segment
+    /// stands for a subgraph's name (`subgraphs.*.timeout`), and the
+    /// variable then holds every subgraph's entry (`name=value,…`, or the
+    /// names set to `true` for a [`Kind::Bool`]).
+    pub path: &'static str,
+    /// What the file holds there.
+    pub kind: Kind,
+}
+
+/// The kinds of value a configuration file holds, each written to its
+/// variable as that variable's readers expect it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `true` or `false`.
+    Bool,
+    /// A whole number, at least 0.
+    Integer,
+    /// A number (`0.25`).
+    Number,
+    /// `2s`, `500ms`.
+    Duration,
+    /// Any text: a path, URL, address, name.
+    Text,
+    /// A list of texts (written comma-separated), or one text as the variable takes it.
+    List,
+    /// `Header-Name: value` pairs (the variable holds them as JSON).
+    Headers,
+}
+
+/// A file key of `kind` at `path` (for [`Var::file`]).
+pub const fn key(path: &'static str, kind: Kind) -> Key {
+    Key { path, kind }
 }
 
 /// Stands for a component's upper-case name in a declared name.
@@ -33,8 +74,14 @@ impl Var {
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", ");
+        let keys = self
+            .file
+            .iter()
+            .map(|key| format!("`{}`", key.path))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
-            "| {names} | {} | {} | {} |",
+            "| {names} | {keys} | {} | {} | {} |",
             self.used_by, self.default, self.meaning
         )
     }
@@ -51,7 +98,9 @@ fn matches(declared: &str, name: &str) -> bool {
 
 /// The Markdown table of `rows`, header included, one line each.
 pub fn markdown<'a>(rows: impl IntoIterator<Item = &'a Var>) -> String {
-    let mut table = String::from("| variable | used by | default | meaning |\n|---|---|---|---|\n");
+    let mut table = String::from(
+        "| variable | gateway file key | used by | default | meaning |\n|---|---|---|---|---|\n",
+    );
     for var in rows {
         table.push_str(&var.row());
         table.push('\n');
@@ -79,12 +128,17 @@ mod tests {
 
     const ROWS: &[Var] = &[
         Var {
+            file: &[
+                key("listen.host", Kind::Text),
+                key("listen.port", Kind::Integer),
+            ],
             names: &["HOST", "PORT"],
             used_by: "`serve`",
             default: "`127.0.0.1`",
             meaning: "listen address",
         },
         Var {
+            file: &[],
             names: &["<NAME>_PORT"],
             used_by: "each component",
             default: "`PORT`",
@@ -107,9 +161,9 @@ mod tests {
     fn rows_print_as_a_markdown_table() {
         assert_eq!(
             markdown(ROWS),
-            "| variable | used by | default | meaning |\n|---|---|---|---|\n\
-             | `HOST`, `PORT` | `serve` | `127.0.0.1` | listen address |\n\
-             | `<NAME>_PORT` | each component | `PORT` | `a\\|b` |\n"
+            "| variable | gateway file key | used by | default | meaning |\n|---|---|---|---|---|\n\
+             | `HOST`, `PORT` | `listen.host`, `listen.port` | `serve` | `127.0.0.1` | listen address |\n\
+             | `<NAME>_PORT` |  | each component | `PORT` | `a\\|b` |\n"
         );
     }
 }

@@ -26,7 +26,7 @@ pub mod listen;
 
 use std::{cell::RefCell, collections::BTreeSet, fmt, str::FromStr};
 
-pub use declared::{Var, markdown, undeclared};
+pub use declared::{Key, Kind, Var, key, markdown, undeclared};
 
 /// Where values come from when not from the process environment.
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send>;

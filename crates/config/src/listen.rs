@@ -3,17 +3,22 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::{Env, Var};
+use crate::{Env, Kind, Var, key};
 
 /// The variables [`addr`] reads.
 pub const ENV: &[Var] = &[
     Var {
+        file: &[
+            key("listen.host", Kind::Text),
+            key("listen.port", Kind::Integer),
+        ],
         names: &["HOST", "PORT"],
         used_by: "`serve`",
         default: "`127.0.0.1`, component port",
         meaning: "listen address (`<NAME>_HOST`/`<NAME>_PORT` win)",
     },
     Var {
+        file: &[],
         names: &["<NAME>_HOST", "<NAME>_PORT"],
         used_by: "each component",
         default: "`HOST`, `PORT`",

@@ -22,24 +22,28 @@ use futures::FutureExt;
 /// The variables [`DbConfig::from_env`] reads (and the tests' server).
 pub const ENV: &[crate::config::Var] = &[
     crate::config::Var {
+        file: &[],
         names: &["DATABASE_URL"],
         used_by: "all subgraphs, `migrate`, `seed`",
         default: "required unless `<NAME>_DATABASE_URL` (`dev`: private cluster)",
         meaning: "PostgreSQL URL; each subgraph uses its own schema in it",
     },
     crate::config::Var {
+        file: &[],
         names: &["<NAME>_DATABASE_URL"],
         used_by: "one subgraph, `migrate`, `seed`",
         default: "`DATABASE_URL`",
         meaning: "e.g. `USERS_DATABASE_URL`: put that subgraph on its own server",
     },
     crate::config::Var {
+        file: &[],
         names: &["DB_POOL_SIZE"],
         used_by: "all subgraphs, `migrate`, `seed`",
         default: "`16`",
         meaning: "connections per subgraph pool",
     },
     crate::config::Var {
+        file: &[],
         names: &["TEST_DATABASE_URL"],
         used_by: "tests",
         default: "`postgres://postgres@127.0.0.1:5432/postgres`",

@@ -7,12 +7,14 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// The variables [`init`] reads.
 pub const ENV: &[settings::Var] = &[
     settings::Var {
+        file: &[],
         names: &["LOG_FORMAT"],
         used_by: "all",
         default: "`json` (`dev`, `migrate`: `pretty`)",
         meaning: "log format",
     },
     settings::Var {
+        file: &[],
         names: &["RUST_LOG"],
         used_by: "all",
         default: "`info`",

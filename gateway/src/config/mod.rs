@@ -6,9 +6,15 @@
 //! table (`grocery env`).
 //!
 //! `variables` declares them, `parsing` reads each; the option types are the
-//! stage folders'. [`crate::launch`] turns a [`Config`] into a running gateway.
+//! stage folders'. `file` reads a configuration file (`--config`) into the
+//! same variables, shaped by their declared keys (`shape`), and `schema`
+//! describes that file as a JSON Schema. [`crate::launch`] turns a
+//! [`Config`] into a running gateway.
 
+pub mod file;
 mod parsing;
+mod schema;
+mod shape;
 mod variables;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -21,7 +27,7 @@ use self::parsing::{
     name_urls, rest_listen, rest_options, serving, subgraph_options, subgraph_timeouts,
     subscription_options,
 };
-pub use self::variables::ENV;
+pub use self::{file::ConfigFile, schema::json_schema, variables::ENV};
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
 
 /// The API's port unless `GATEWAY_PORT` or `PORT` says otherwise.

@@ -17,7 +17,7 @@ use crate::{
 use super::DEFAULT_PERSISTED_DIR;
 
 /// `250ms`, `2s` or `1.5s`: a timeout as people write it (up to an hour).
-fn parse_timeout(raw: &str) -> Option<Duration> {
+pub(super) fn parse_timeout(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let (number, scale) = match raw.strip_suffix("ms") {
         Some(ms) => (ms, 0.001),
@@ -173,6 +173,9 @@ pub(super) fn subgraph_options(env: &mut Env) -> HashMap<String, SubgraphOptions
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         options.entry(name.to_owned()).or_default().http2 = true;
     }
+    if let Some(raw) = env.get(Field::Headers.variable()) {
+        static_headers(env, &raw, &mut options);
+    }
     for (name, each) in &options {
         if each.sets_tls()
             && let Err(e) = crate::subgraph::tls::client_config(each)
@@ -185,6 +188,37 @@ pub(super) fn subgraph_options(env: &mut Env) -> HashMap<String, SubgraphOptions
         }
     }
     options
+}
+
+/// `SUBGRAPH_HEADERS`: `{"subgraph": {"header": "value"}}`, each header
+/// checked by [`crate::subgraph::options::static_header`].
+fn static_headers(env: &mut Env, raw: &str, options: &mut HashMap<String, SubgraphOptions>) {
+    use std::collections::BTreeMap;
+    let var = Field::Headers.variable();
+    let parsed: BTreeMap<String, BTreeMap<String, String>> = match serde_json::from_str(raw) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            env.problem(format!(
+                "{var}: not a JSON object of subgraph names to {{\"header\": \"value\"}}: {err}"
+            ));
+            return;
+        }
+    };
+    for (name, headers) in parsed {
+        if headers.len() > crate::subgraph::options::MAX_STATIC_HEADERS {
+            env.problem(format!(
+                "{var}: subgraph {name}: more than {} headers",
+                crate::subgraph::options::MAX_STATIC_HEADERS
+            ));
+            continue;
+        }
+        for (header, value) in headers {
+            match crate::subgraph::options::static_header(&header, &value) {
+                Ok(pair) => options.entry(name.clone()).or_default().headers.push(pair),
+                Err(why) => env.problem(format!("{var}: subgraph {name}: {why}")),
+            }
+        }
+    }
 }
 
 /// `SUBGRAPH_TIMEOUT=10s` for every subgraph, and

@@ -2,11 +2,12 @@
 //! tokens and the bus (every component's), declared once for README's
 //! table (`grocery env`).
 
-use settings::Var;
+use settings::{Kind::*, Var, key};
 
 /// The gateway's own variables.
 pub const ENV: &[Var] = &[
     Var {
+        file: &[key("serving.threads", Integer)],
         names: &["GATEWAY_THREADS"],
         used_by: "gateway",
         default: "one per core",
@@ -14,6 +15,7 @@ pub const ENV: &[Var] = &[
                   connections' requests to the end",
     },
     Var {
+        file: &[key("serving.executions", Integer)],
         names: &["GATEWAY_EXECUTIONS"],
         used_by: "gateway",
         default: "`20`",
@@ -21,6 +23,7 @@ pub const ENV: &[Var] = &[
                   at most 50 ms, then run anyway (`0`: no bound). Bounds the memory of a burst",
     },
     Var {
+        file: &[key("serving.poll_us", Integer)],
         names: &["GATEWAY_POLL_US"],
         used_by: "gateway",
         default: "`1000`",
@@ -33,6 +36,7 @@ pub const ENV: &[Var] = &[
                   at that pace (150 µs against 75), at the same throughput under load",
     },
     Var {
+        file: &[key("all_subgraphs.deduplication", Bool)],
         names: &["SUBGRAPH_DEDUPLICATION"],
         used_by: "`serve gateway`",
         default: "`true`",
@@ -40,18 +44,21 @@ pub const ENV: &[Var] = &[
                   share one fetch; no fetch of a mutation's plan is ever shared",
     },
     Var {
+        file: &[key("supergraph.path", Text)],
         names: &["SUPERGRAPH_PATH"],
         used_by: "`serve gateway`",
         default: "`schema/supergraph.graphql`",
         meaning: "the supergraph to serve (`dev` composes its own)",
     },
     Var {
+        file: &[key("introspection", Bool)],
         names: &["INTROSPECTION"],
         used_by: "`serve gateway`",
         default: "`false` (`dev`: on)",
         meaning: "answer `__schema`/`__type`",
     },
     Var {
+        file: &[key("graphiql", Bool)],
         names: &["GRAPHIQL"],
         used_by: "`serve gateway`",
         default: "`false` (`dev`: on)",
@@ -59,6 +66,7 @@ pub const ENV: &[Var] = &[
                   `INTROSPECTION=true`)",
     },
     Var {
+        file: &[key("telemetry.metrics_addr", Text)],
         names: &["METRICS_ADDR"],
         used_by: "gateway",
         default: "none: `serve` has no `/metrics`, `dev` serves it on the API port",
@@ -67,6 +75,7 @@ pub const ENV: &[Var] = &[
                   `/metrics` on the API port",
     },
     Var {
+        file: &[key("rest.dir", Text)],
         names: &["REST_DIR"],
         used_by: "gateway",
         default: "`schema/rest`",
@@ -77,6 +86,7 @@ pub const ENV: &[Var] = &[
                   supergraph (a gateway over another one), and a missing one is none",
     },
     Var {
+        file: &[key("rest.port", Integer)],
         names: &["REST_PORT"],
         used_by: "gateway",
         default: "none (`dev`: `5050`)",
@@ -85,6 +95,7 @@ pub const ENV: &[Var] = &[
                   look (`0`: none)",
     },
     Var {
+        file: &[key("csrf.enabled", Bool)],
         names: &["CSRF_PREVENTION"],
         used_by: "gateway",
         default: "`true`",
@@ -93,12 +104,14 @@ pub const ENV: &[Var] = &[
                   that does it",
     },
     Var {
+        file: &[key("csrf.required_headers", List)],
         names: &["CSRF_REQUIRED_HEADERS"],
         used_by: "gateway",
         default: "`apollo-require-preflight,x-apollo-operation-name,graphql-preflight`",
         meaning: "headers any of which marks a request as sent by a script",
     },
     Var {
+        file: &[key("limits.max_errors", Integer)],
         names: &["MAX_ERRORS"],
         used_by: "gateway",
         default: "`100`",
@@ -106,6 +119,7 @@ pub const ENV: &[Var] = &[
                   `extensions.dropped`) says how many more were left out",
     },
     Var {
+        file: &[key("subgraphs.*.ready_url", Text)],
         names: &["SUBGRAPH_READY_URLS"],
         used_by: "`serve gateway`",
         default: "each subgraph's `/ready` beside its GraphQL path",
@@ -113,12 +127,14 @@ pub const ENV: &[Var] = &[
                   page, 404, is asked `{ __typename }`)",
     },
     Var {
+        file: &[key("all_subgraphs.ready_cache", Duration)],
         names: &["READY_CACHE"],
         used_by: "`serve gateway`",
         default: "`2s`",
         meaning: "how long `/ready` reuses its subgraphs' answers (each probe has 2 s)",
     },
     Var {
+        file: &[key("cors.origins", List)],
         names: &["CORS_ORIGINS"],
         used_by: "`serve gateway`",
         default: "none (`dev`: any localhost origin)",
@@ -126,6 +142,7 @@ pub const ENV: &[Var] = &[
                   `https://a.example,https://b.example`",
     },
     Var {
+        file: &[key("cors.allow_headers", List)],
         names: &["CORS_ALLOW_HEADERS"],
         used_by: "gateway",
         default: "none",
@@ -133,12 +150,21 @@ pub const ENV: &[Var] = &[
                   preflight allows (content type, authorization, trace context, client names)",
     },
     Var {
+        file: &[key("cors.credentials", Bool)],
         names: &["CORS_CREDENTIALS"],
         used_by: "`serve gateway`",
         default: "`false`",
         meaning: "let browsers send credentials",
     },
     Var {
+        file: &[
+            key("limits.max_tokens", Integer),
+            key("limits.max_depth", Integer),
+            key("limits.max_fields", Integer),
+            key("limits.max_aliases", Integer),
+            key("limits.max_root_fields", Integer),
+            key("limits.max_directives", Integer),
+        ],
         names: &[
             "MAX_TOKENS",
             "MAX_DEPTH",
@@ -155,6 +181,10 @@ pub const ENV: &[Var] = &[
                   `extensions.code` `MAX_<LIMIT>_LIMIT`",
     },
     Var {
+        file: &[
+            key("limits.max_variable_values", Integer),
+            key("limits.max_variable_depth", Integer),
+        ],
         names: &["MAX_VARIABLE_VALUES", "MAX_VARIABLE_DEPTH"],
         used_by: "`serve gateway`",
         default: "`10000`, `16`",
@@ -162,6 +192,7 @@ pub const ENV: &[Var] = &[
                   `MAX_VARIABLES_LIMIT`",
     },
     Var {
+        file: &[key("limits.plan_timeout", Duration)],
         names: &["PLAN_TIMEOUT"],
         used_by: "`serve gateway`",
         default: "`2s`",
@@ -170,6 +201,10 @@ pub const ENV: &[Var] = &[
                   413 (1 MiB on a subgraph's own port)",
     },
     Var {
+        file: &[
+            key("serving.head_timeout", Duration),
+            key("serving.idle_timeout", Duration),
+        ],
         names: &["HEAD_TIMEOUT", "IDLE_TIMEOUT"],
         used_by: "gateway",
         default: "`10s`, `60s`",
@@ -180,6 +215,7 @@ pub const ENV: &[Var] = &[
                   `HEAD_TIMEOUT`). Heads are at most 64 KiB and 100 headers (431 beyond)",
     },
     Var {
+        file: &[key("limits.request_memory_budget", Integer)],
         names: &["REQUEST_MEMORY_BUDGET"],
         used_by: "`serve gateway`",
         default: "`33554432` (32 MiB)",
@@ -187,6 +223,10 @@ pub const ENV: &[Var] = &[
                   fail with a `SUBGRAPH_ERROR`",
     },
     Var {
+        file: &[
+            key("subscriptions.per_connection", Integer),
+            key("subscriptions.per_user", Integer),
+        ],
         names: &["SUBSCRIPTIONS_PER_CONNECTION", "SUBSCRIPTIONS_PER_USER"],
         used_by: "`serve gateway`",
         default: "`100`, `200`",
@@ -194,6 +234,10 @@ pub const ENV: &[Var] = &[
                   (all connections, WebSocket and SSE)",
     },
     Var {
+        file: &[
+            key("subscriptions.sse_reservations_per_client", Integer),
+            key("subscriptions.sse_reservation_timeout", Duration),
+        ],
         names: &["SSE_RESERVATIONS_PER_CLIENT", "SSE_RESERVATION_TIMEOUT"],
         used_by: "`serve gateway`",
         default: "`16`, `30s`",
@@ -203,54 +247,66 @@ pub const ENV: &[Var] = &[
                   10 000 wait on one gateway (503 beyond)",
     },
     Var {
+        file: &[key("subscriptions.buffer", Integer)],
         names: &["SUBSCRIPTION_BUFFER"],
         used_by: "`serve gateway`",
         default: "`64`",
         meaning: "messages waiting for a client before it counts as not reading (at least 1)",
     },
     Var {
+        file: &[key("persisted.dir", Text)],
         names: &["PERSISTED_DIR"],
         used_by: "gateway",
         default: "`schema/persisted`",
         meaning: "trusted-document manifests, `<client>.json` each (reloaded on change)",
     },
     Var {
+        file: &[key("persisted.only", Bool)],
         names: &["PERSISTED_ONLY"],
         used_by: "gateway",
         default: "`false`",
         meaning: "only manifest documents run, for every caller (also `--persisted-only`)",
     },
     Var {
+        file: &[key("persisted.only_roles", List)],
         names: &["PERSISTED_ONLY_ROLES"],
         used_by: "gateway",
         default: "`PARTNER`",
         meaning: "roles whose tokens run only manifest documents (comma-separated; `off`: none)",
     },
     Var {
+        file: &[key("persisted.apq", Bool)],
         names: &["APQ"],
         used_by: "gateway",
         default: "`true`",
         meaning: "automatic persisted queries (kept in Redis with `REDIS_URL`)",
     },
     Var {
+        file: &[key("rate_limits.rules", List)],
         names: &["RATE_LIMITS"],
         used_by: "gateway",
         default: "see [Rate limits](#rate-limits)",
         meaning: "`off` or `user\\|ip.query\\|mutation\\|subscription\\|*=N/s[:burst],…`",
     },
     Var {
+        file: &[key("rate_limits.ip_header", Text)],
         names: &["RATE_LIMIT_IP_HEADER"],
         used_by: "gateway",
         default: "none (the peer address)",
         meaning: "a proxy's client-address header, e.g. `x-forwarded-for`",
     },
     Var {
+        file: &[key("subgraphs.*.url", Text)],
         names: &["SUBGRAPH_URLS"],
         used_by: "`serve gateway`",
         default: "the supergraph's URLs",
         meaning: "`name=url,…` where subgraphs really are (containers, clusters)",
     },
     Var {
+        file: &[
+            key("all_subgraphs.timeout", Duration),
+            key("subgraphs.*.timeout", Duration),
+        ],
         names: &["SUBGRAPH_TIMEOUT", "SUBGRAPH_TIMEOUTS"],
         used_by: "`serve gateway`",
         default: "`10s`, none",
@@ -260,6 +316,7 @@ pub const ENV: &[Var] = &[
     },
     // How subgraphs are reached beyond their URLs (`subgraph::SubgraphOptions`).
     Var {
+        file: &[key("subgraphs.*.tls.ca_file", Text)],
         names: &["SUBGRAPH_CA_FILES"],
         used_by: "`serve gateway`",
         default: "none: the system's root certificates",
@@ -268,6 +325,10 @@ pub const ENV: &[Var] = &[
                   [Subgraphs over TLS and HTTP/2](#subgraphs-over-tls-and-http2))",
     },
     Var {
+        file: &[
+            key("subgraphs.*.tls.client_cert", Text),
+            key("subgraphs.*.tls.client_key", Text),
+        ],
         names: &["SUBGRAPH_CLIENT_CERTS", "SUBGRAPH_CLIENT_KEYS"],
         used_by: "`serve gateway`",
         default: "none",
@@ -277,6 +338,7 @@ pub const ENV: &[Var] = &[
                   supergraph reload",
     },
     Var {
+        file: &[key("subgraphs.*.http2", Bool)],
         names: &["SUBGRAPH_HTTP2"],
         used_by: "`serve gateway`",
         default: "none",
@@ -285,6 +347,16 @@ pub const ENV: &[Var] = &[
                   `http://`, HTTP/2 or HTTP/1.1 over `https://` as the subgraph picks (ALPN)",
     },
     Var {
+        file: &[key("subgraphs.*.headers", Headers)],
+        names: &["SUBGRAPH_HEADERS"],
+        used_by: "`serve gateway`",
+        default: "none",
+        meaning: "`{\"name\": {\"x-api-key\": \"…\"}, …}` (JSON): request headers sent as they \
+                  are on every fetch to a subgraph, besides the client's forwarded ones (not \
+                  hop-by-hop headers, `host`, `content-*`, `accept` or a forwarded one)",
+    },
+    Var {
+        file: &[key("auth.jwks_url", Text)],
         names: &["JWKS_URL"],
         used_by: "`serve gateway`",
         default: "none",

@@ -159,9 +159,12 @@ impl SubgraphClient {
         request.variables.write_json(&mut body);
         body.push(b'}');
         let body = Bytes::from(body);
+        // The client's forwarded headers, then the subgraph's static ones
+        // (never the same names: `options::static_header` refuses those).
         let forwarded = FORWARDED_HEADERS
             .iter()
-            .filter_map(|name| Some((name, request.headers.get(name)?)));
+            .filter_map(|name| Some((name, request.headers.get(name)?)))
+            .chain(to.headers().iter().map(|(name, value)| (name, value)));
         let authorization = request.headers.get(hyper::header::AUTHORIZATION).cloned();
         let idempotent = request.idempotent;
         let wire_body = body.clone();

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use hyper::Uri;
+use hyper::{
+    Uri,
+    header::{HeaderName, HeaderValue},
+};
 
 use crate::subgraph::{
     connector::Connector,
@@ -19,6 +22,8 @@ pub struct Endpoint {
     url: Uri,
     /// `None`: the HTTP/1.1 lane.
     connector: Option<Arc<Connector>>,
+    /// Sent on every fetch (the configuration's `subgraphs.<name>.headers`).
+    headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 impl Endpoint {
@@ -47,7 +52,13 @@ impl Endpoint {
         Ok(Self {
             url,
             connector: connector.map(Arc::new),
+            headers: options.headers.clone().into(),
         })
+    }
+
+    /// The static headers every fetch to the subgraph carries.
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
     }
 
     /// Where the subgraph is.

@@ -1,9 +1,11 @@
 //! [`SubgraphOptions`]: how one subgraph is reached beyond its URL, filled
-//! from the environment today (`SUBGRAPH_CA_FILES`, `SUBGRAPH_CLIENT_CERTS`,
-//! `SUBGRAPH_CLIENT_KEYS`, `SUBGRAPH_HTTP2`; see `crate::config`) and by
-//! whatever configuration source comes next, into the same struct.
+//! from the environment (`SUBGRAPH_CA_FILES`, `SUBGRAPH_CLIENT_CERTS`,
+//! `SUBGRAPH_CLIENT_KEYS`, `SUBGRAPH_HTTP2`, `SUBGRAPH_HEADERS`; see
+//! `crate::config`), which the configuration file's `subgraphs:` fills.
 
 use std::path::PathBuf;
+
+use hyper::header::{HeaderName, HeaderValue};
 
 /// How one subgraph is reached beyond its URL. The default is what its URL
 /// says alone: `http://` on keep-alive HTTP/1.1 connections, `https://`
@@ -22,6 +24,54 @@ pub struct SubgraphOptions {
     /// HTTP/2 only: with prior knowledge (h2c) over `http://`, offering
     /// only `h2` over `https://`.
     pub http2: bool,
+    /// Request headers sent on every fetch, each checked by [`static_header`].
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The most static headers one subgraph gets, and the longest value.
+pub const MAX_STATIC_HEADERS: usize = 32;
+const MAX_STATIC_VALUE: usize = 8192;
+
+/// Headers a deployment may not set for every fetch: hop-by-hop ones, the
+/// ones the gateway writes itself, and the ones it forwards from the client
+/// (two values would fight).
+const RESERVED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "accept",
+    "expect",
+];
+
+/// `name: value` as a static request header to a subgraph, or why not.
+pub fn static_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name"))?;
+    if RESERVED.contains(&header.as_str())
+        || crate::subgraph::client::FORWARDED_HEADERS.contains(&header)
+    {
+        return Err(format!(
+            "{header} is a header the gateway sets itself or a hop-by-hop one"
+        ));
+    }
+    if value.len() > MAX_STATIC_VALUE {
+        return Err(format!(
+            "the value of {header} is longer than {MAX_STATIC_VALUE} bytes"
+        ));
+    }
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of {header} has a character a header may not carry"))?;
+    Ok((header, value))
 }
 
 impl SubgraphOptions {
@@ -37,6 +87,7 @@ impl SubgraphOptions {
             (self.client_cert.is_some(), Field::ClientCert),
             (self.client_key.is_some(), Field::ClientKey),
             (self.http2, Field::Http2),
+            (!self.headers.is_empty(), Field::Headers),
         ]
         .into_iter()
         .filter_map(|(set, field)| set.then_some(field))
@@ -50,6 +101,7 @@ pub enum Field {
     ClientCert,
     ClientKey,
     Http2,
+    Headers,
 }
 
 impl Field {
@@ -61,6 +113,7 @@ impl Field {
             Field::ClientCert => "SUBGRAPH_CLIENT_CERTS",
             Field::ClientKey => "SUBGRAPH_CLIENT_KEYS",
             Field::Http2 => "SUBGRAPH_HTTP2",
+            Field::Headers => "SUBGRAPH_HEADERS",
         }
     }
 }

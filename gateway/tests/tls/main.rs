@@ -2,7 +2,8 @@
 //! with certificates made here: HTTPS speaking HTTP/1.1 or HTTP/2 (as ALPN
 //! settles), HTTP/2 with prior knowledge, mutual TLS; and the certificates
 //! refused (unknown authority, another host's, expired) before the subgraph
-//! sees a request, and the settings refused at start.
+//! sees a request, and the settings refused at start; the same settings
+//! and static headers given by a configuration file (`--config`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -486,4 +487,120 @@ async fn a_subscription_to_an_https_subgraph_is_refused_rather_than_sent_in_the_
     .err()
     .unwrap();
     assert!(refused.contains("wss:// is not supported yet"), "{refused}");
+}
+
+/// The options a configuration file gives each subgraph, read as `serve
+/// gateway --config` reads them (the file under an empty environment).
+fn options_from_file(yaml: &str) -> HashMap<String, SubgraphOptions> {
+    let tables: &[&'static [settings::Var]] = &[gateway::config::ENV];
+    let file = Arc::new(gateway::config::ConfigFile::parse(
+        "gateway.yaml",
+        yaml,
+        tables,
+    ));
+    let mut env = file.env_over(|_| None);
+    let config = gateway::Config::read(&mut env);
+    env.finish().expect("a complete configuration file");
+    config.options.subgraph_options
+}
+
+#[tokio::test]
+async fn tls_and_static_headers_from_a_configuration_file_reach_each_subgraph() {
+    let (ca, clients, files) = (Ca::new("test CA"), Ca::new("client CA"), Files::new());
+    let cert = ca.sign(&["127.0.0.1"], Use::Server, false);
+    let client = clients.sign(&["gateway"], Use::Client, false);
+    let stock = stock(Wire::Tls {
+        cert: &cert,
+        alpn: &["h2", "http/1.1"],
+        clients: Some(&clients.der),
+    })
+    .await;
+    let catalog = support::serve(
+        "catalog",
+        Schema::build(CatalogQuery, EmptyMutation, EmptySubscription)
+            .enable_federation()
+            .finish(),
+    )
+    .await;
+    let yaml = format!(
+        "subgraphs:\n  stock:\n    tls:\n      ca_file: {}\n      client_cert: {}\n      \
+         client_key: {}\n    headers:\n      x-tenant: acme\n      X-Api-Key: \"k, 1\"\n  \
+         catalog:\n    headers:\n      x-tenant: shop\n",
+        files.write("ca.pem", &ca.pem).display(),
+        files.write("client.pem", &client.cert_pem).display(),
+        files.write("client.key", &client.key_pem).display(),
+    );
+    let options = options_from_file(&yaml);
+    let stock_served = support::Served {
+        name: "stock".into(),
+        url: stock.url.clone(),
+        sdl: stock.sdl.clone(),
+        seen: Default::default(),
+        bodies: Default::default(),
+    };
+    let sdl = support::supergraph(&[&catalog, &stock_served]);
+    let gw = Arc::new(
+        gateway::Gateway::new(
+            &sdl,
+            None,
+            &gateway::GatewayOptions {
+                subgraph_options: options,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    // Through mutual TLS, as the file says; without its client certificate
+    // the subgraph refuses the connection (see the test above).
+    assert_eq!(ask(&gw, FEDERATED).await, federated_answer());
+    let stock_headers = stock.headers.lock().unwrap().clone();
+    assert!(!stock_headers.is_empty());
+    for head in &stock_headers {
+        assert_eq!(head["x-tenant"], "acme");
+        assert_eq!(head["x-api-key"], "k, 1");
+    }
+    let catalog_headers = catalog.seen.lock().unwrap().clone();
+    assert!(!catalog_headers.is_empty());
+    for head in &catalog_headers {
+        assert_eq!(
+            head.get_all("x-tenant").iter().collect::<Vec<_>>(),
+            ["shop"]
+        );
+        assert!(head.get("x-api-key").is_none());
+    }
+}
+
+#[test]
+fn static_headers_from_the_environment_win_over_the_files_and_bad_ones_are_listed() {
+    let tables: &[&'static [settings::Var]] = &[gateway::config::ENV];
+    let file = Arc::new(gateway::config::ConfigFile::parse(
+        "gateway.yaml",
+        "subgraphs:\n  stock:\n    headers:\n      x-tenant: file\n",
+        tables,
+    ));
+    let mut env = file.env_over(|name| {
+        (name == "SUBGRAPH_HEADERS").then(|| r#"{"stock": {"x-tenant": "env"}}"#.to_owned())
+    });
+    let config = gateway::Config::read(&mut env);
+    env.finish().expect("valid headers");
+    let headers = &config.options.subgraph_options["stock"].headers;
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].1, "env");
+
+    let listed = problems(vec![(
+        "SUBGRAPH_HEADERS",
+        r#"{"stock": {"te": "trailers", "x-ok": "a\nb"}, "users": {"x y": "1"}}"#.into(),
+    )]);
+    for expected in [
+        "SUBGRAPH_HEADERS: subgraph stock: te is a header the gateway sets itself or a hop-by-hop one",
+        "SUBGRAPH_HEADERS: subgraph stock: the value of x-ok has a character a header may not carry",
+        "SUBGRAPH_HEADERS: subgraph users: \"x y\" is not a header name",
+    ] {
+        assert!(listed.contains(expected), "{expected} not in {listed}");
+    }
+    let listed = problems(vec![("SUBGRAPH_HEADERS", "[1, 2]".into())]);
+    assert!(
+        listed.contains("SUBGRAPH_HEADERS: not a JSON object"),
+        "{listed}"
+    );
 }

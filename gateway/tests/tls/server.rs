@@ -1,14 +1,17 @@
 //! A subgraph served over TLS (rustls, ring) or plain HTTP/2 with prior
 //! knowledge, by hyper-util's connection builder that speaks HTTP/1.1 or
-//! HTTP/2 as the client does: the HTTP version of every request it received
-//! kept for inspection.
+//! HTTP/2 as the client does: the HTTP version and headers of every request
+//! it received kept for inspection.
 
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicUsize, Ordering::SeqCst},
 };
 
-use axum::{body::Bytes, http::Version};
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, Version},
+};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::{RootCertStore, ServerConfig, crypto::CryptoProvider, server::WebPkiClientVerifier};
 use tower::ServiceExt;
@@ -35,6 +38,8 @@ pub struct Subgraph {
     pub sdl: String,
     /// The HTTP version of every GraphQL request received, oldest first.
     pub versions: Arc<Mutex<Vec<Version>>>,
+    /// The headers of every GraphQL request received, oldest first.
+    pub headers: Arc<Mutex<Vec<HeaderMap>>>,
     /// Connections that got as far as HTTP (their TLS handshake done).
     pub connections: Arc<AtomicUsize>,
 }
@@ -66,12 +71,14 @@ where
 {
     let sdl = testing::federation_sdl(&schema);
     let versions: Arc<Mutex<Vec<Version>>> = Arc::default();
-    let seen = versions.clone();
+    let headers: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let (seen, seen_headers) = (versions.clone(), headers.clone());
     let app = axum::Router::new()
         .route(
             "/graphql",
-            axum::routing::post(move |version: Version, body: Bytes| {
+            axum::routing::post(move |version: Version, head: HeaderMap, body: Bytes| {
                 seen.lock().unwrap().push(version);
+                seen_headers.lock().unwrap().push(head);
                 let schema = schema.clone();
                 async move {
                     let request: async_graphql::Request = serde_json::from_slice(&body).unwrap();
@@ -141,6 +148,7 @@ where
         url,
         sdl,
         versions,
+        headers,
         connections,
     }
 }

@@ -60,30 +60,35 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/i
 /// The variables of inventory and of its stock API's clients.
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["INVENTORY_RPC_ADDR"],
         used_by: "inventory",
         default: "`127.0.0.1:50051`",
         meaning: "where the stock API listens (never exposed through the gateway)",
     },
     Var {
+        file: &[],
         names: &["INVENTORY_RPC_URL"],
         used_by: "catalog, orders, logistics, `seed`",
         default: "`http://127.0.0.1:50051` (`dev`: the bound address)",
         meaning: "where they reach the stock API",
     },
     Var {
+        file: &[],
         names: &["RESERVATION_TTL_SECS"],
         used_by: "inventory, orders",
         default: "`900`",
         meaning: "how long a reservation holds stock (≤ 24 h); orders passes it on when set",
     },
     Var {
+        file: &[],
         names: &["DEFAULT_MARGIN"],
         used_by: "inventory",
         default: "`0.25`",
         meaning: "margin of products without their own (0.25 = 25 %)",
     },
     Var {
+        file: &[],
         names: &["EXPIRY_SWEEP_SECS"],
         used_by: "inventory, orders",
         default: "`5`",

@@ -64,12 +64,14 @@ pub const DEFAULT_RESTOCK_ATTEMPTS: i32 = 10;
 /// The variables only logistics reads.
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["SHIPPING_CARRIER"],
         used_by: "logistics",
         default: "`grocery-fleet`",
         meaning: "the carrier new shipments get",
     },
     Var {
+        file: &[],
         names: &["RESTOCK_RETRY_SECS"],
         used_by: "logistics",
         default: "`5`",
@@ -77,6 +79,7 @@ pub const ENV: &[Var] = &[
                   first backoff, doubling per attempt up to 5 min)",
     },
     Var {
+        file: &[],
         names: &["RESTOCK_MAX_ATTEMPTS"],
         used_by: "logistics",
         default: "`10`",

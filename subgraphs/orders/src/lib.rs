@@ -89,12 +89,14 @@ pub const DEFAULT_USERS_URL: &str = "http://127.0.0.1:4001/graphql";
 /// `RESERVATION_TTL_SECS` and `EXPIRY_SWEEP_SECS`).
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["CATALOG_URL"],
         used_by: "orders",
         default: "`http://127.0.0.1:4002/graphql` (`dev`: the bound address)",
         meaning: "catalog's GraphQL, asked for product names when an order is confirmed",
     },
     Var {
+        file: &[],
         names: &["USERS_URL"],
         used_by: "orders",
         default: "`http://127.0.0.1:4001/graphql` (`dev`: the bound address)",
@@ -102,12 +104,14 @@ pub const ENV: &[Var] = &[
                   addresses when `confirmOrder` leaves them out",
     },
     Var {
+        file: &[],
         names: &["TAX_RATE"],
         used_by: "orders",
         default: "`0`",
         meaning: "tax on the subtotal (`0.08` = 8 %), rounded half-up to cents",
     },
     Var {
+        file: &[],
         names: &["SHIPPING_FEE", "FREE_SHIPPING_FROM"],
         used_by: "orders",
         default: "`0.00`, none",

@@ -74,18 +74,21 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/u
 /// [`ThrottleConfig::from_env`]; its keys are `kit::auth`'s).
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["SMTP_URL", "SMTP_FROM"],
         used_by: "users",
         default: "none (notifications only stored), `grocery@localhost`",
         meaning: "`smtp://[user:pass@]host[:port]` that notification e-mails go through",
     },
     Var {
+        file: &[],
         names: &["MAILER_POLL_SECS"],
         used_by: "users",
         default: "`5`",
         meaning: "how often due e-mails are looked for (new ones are sent at once)",
     },
     Var {
+        file: &[],
         names: &["TRUSTED_PROXIES"],
         used_by: "users",
         default: "loopback and private networks",

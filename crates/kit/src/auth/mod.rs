@@ -27,6 +27,7 @@ use crate::{
 /// ([`revocation_feed::FeedConfig::from_env`]).
 pub const ENV: &[Var] = &[
     Var {
+        file: &[],
         names: &["JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"],
         used_by: "users",
         default: "required unless `JWT_PRIVATE_KEY` or `JWT_PRIVATE_KEY_FILE` (`dev`: \
@@ -34,6 +35,10 @@ pub const ENV: &[Var] = &[
         meaning: "RSA private key (PEM, ≥ 2048 bits) that signs tokens",
     },
     Var {
+        file: &[crate::config::key(
+            "auth.public_keys_file",
+            crate::config::Kind::Text,
+        )],
         names: &["JWT_PUBLIC_KEYS_FILE"],
         used_by: "every component",
         default: "`dev`: the dev key; users: none; `serve gateway`: none (nor `JWKS_URL`: no \
@@ -43,24 +48,34 @@ pub const ENV: &[Var] = &[
                   (key rotation)",
     },
     Var {
+        file: &[
+            crate::config::key("auth.issuer", crate::config::Kind::Text),
+            crate::config::key("auth.audience", crate::config::Kind::Text),
+        ],
         names: &["JWT_ISSUER", "JWT_AUDIENCE"],
         used_by: "users (signs), every verifier",
         default: "`grocery-users`, `grocery`",
         meaning: "`iss` / `aud` of every token",
     },
     Var {
+        file: &[],
         names: &["ACCESS_TOKEN_TTL_SECS"],
         used_by: "users",
         default: "`900` (15 min)",
         meaning: "access-token lifetime",
     },
     Var {
+        file: &[],
         names: &["REFRESH_TOKEN_TTL_SECS"],
         used_by: "users",
         default: "`604800` (7 days)",
         meaning: "refresh-token lifetime",
     },
     Var {
+        file: &[crate::config::key(
+            "auth.internal_rpc_token",
+            crate::config::Kind::Text,
+        )],
         names: &["INTERNAL_RPC_TOKEN"],
         used_by: "every subgraph, gateway, `seed`",
         default: "required (`dev`: random per run; a gateway that verifies no token does not \
@@ -68,6 +83,10 @@ pub const ENV: &[Var] = &[
         meaning: "service credential of the gRPC stock API and of users' list of access changes",
     },
     Var {
+        file: &[crate::config::key(
+            "auth.revocations_url",
+            crate::config::Kind::Text,
+        )],
         names: &["REVOCATIONS_URL"],
         used_by: "every subgraph but users, gateway",
         default: "`USERS_URL` or `JWKS_URL` on users' host, else \

@@ -39,6 +39,7 @@ pub use relay::Relay;
 /// The variables of the bus ([`BusConfig::from_env`]) and of consumers.
 pub const ENV: &[crate::config::Var] = &[
     crate::config::Var {
+        file: &[crate::config::key("redis.url", crate::config::Kind::Text)],
         names: &["REDIS_URL"],
         used_by: "every component",
         default: "none: in-process bus",
@@ -47,12 +48,17 @@ pub const ENV: &[crate::config::Var] = &[
                   persistence), and the gateway's APQ documents and rate-limit buckets",
     },
     crate::config::Var {
+        file: &[crate::config::key(
+            "redis.event_stream",
+            crate::config::Kind::Text,
+        )],
         names: &["EVENT_STREAM"],
         used_by: "every component",
         default: "`grocery:events`",
         meaning: "the Redis stream events go to (dead letters: `<stream>:dead`)",
     },
     crate::config::Var {
+        file: &[],
         names: &["CONSUMER_NAME"],
         used_by: "orders, users, logistics",
         default: "host name and pid",

@@ -8,42 +8,67 @@ use hyper::Uri;
 /// The variables [`Config::read`] reads (every component reads them).
 pub const ENV: &[settings::Var] = &[
     settings::Var {
+        file: &[settings::key(
+            "telemetry.otlp_endpoint",
+            settings::Kind::Text,
+        )],
         names: &["OTEL_EXPORTER_OTLP_ENDPOINT"],
         used_by: "all",
         default: "unset: no spans exported",
         meaning: "OTLP collector, e.g. `http://127.0.0.1:4318` (`http/protobuf`, `/v1/traces` appended) or `http://127.0.0.1:4317` (`grpc`); plain `http://` only",
     },
     settings::Var {
+        file: &[settings::key(
+            "telemetry.otlp_traces_endpoint",
+            settings::Kind::Text,
+        )],
         names: &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
         used_by: "all",
         default: "from `OTEL_EXPORTER_OTLP_ENDPOINT`",
         meaning: "OTLP traces URL, used as it is",
     },
     settings::Var {
+        file: &[settings::key(
+            "telemetry.otlp_protocol",
+            settings::Kind::Text,
+        )],
         names: &["OTEL_EXPORTER_OTLP_PROTOCOL"],
         used_by: "all",
         default: "`http/protobuf`",
         meaning: "`grpc` or `http/protobuf`",
     },
     settings::Var {
+        file: &[settings::key("telemetry.sampler", settings::Kind::Text)],
         names: &["OTEL_TRACES_SAMPLER"],
         used_by: "all",
         default: "`parentbased_always_on`",
         meaning: "`always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`",
     },
     settings::Var {
+        file: &[settings::key(
+            "telemetry.sampler_arg",
+            settings::Kind::Number,
+        )],
         names: &["OTEL_TRACES_SAMPLER_ARG"],
         used_by: "all",
         default: "`1.0`",
         meaning: "share of new traces kept by the `traceidratio` samplers, 0 to 1",
     },
     settings::Var {
+        file: &[settings::key(
+            "telemetry.service_name",
+            settings::Kind::Text,
+        )],
         names: &["OTEL_SERVICE_NAME"],
         used_by: "all",
         default: "`grocery-<component>` (`grocery-gateway`, `grocery-users`, …)",
         meaning: "`service.name` of the exported spans",
     },
     settings::Var {
+        file: &[settings::key(
+            "telemetry.sdk_disabled",
+            settings::Kind::Bool,
+        )],
         names: &["OTEL_SDK_DISABLED"],
         used_by: "all",
         default: "`false`",
