@@ -82,6 +82,8 @@ pub struct Pipeline {
     pub documents: Arc<Documents>,
     /// Rate limits per user and address.
     pub limiter: Arc<Limiter>,
+    /// Partner usage and quotas, per client and trusted document.
+    pub usage: Arc<crate::pipeline::usage::Usage>,
 }
 
 impl Pipeline {
@@ -96,12 +98,14 @@ impl Pipeline {
         let client = SubgraphClient::new(options.subgraph_timeout)
             .deduplicating(options.deduplicate_queries);
         let loaded = load(sdl, &options, &client, &metrics)?;
+        let documents = Arc::new(Documents::new(&options.persisted)?);
         Ok(Self {
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             client,
             verifier,
             metrics,
-            documents: Arc::new(Documents::new(&options.persisted)?),
+            usage: Arc::new(crate::pipeline::usage::Usage::new(documents.redis())),
+            documents,
             limiter: Arc::new(Limiter::new(options.rate_limits.clone())?),
             options,
         })

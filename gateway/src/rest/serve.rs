@@ -169,16 +169,9 @@ async fn run(
         document_id: Some(route.document.id.clone()),
     };
     let started = Instant::now();
-    let mut report = Report {
-        operation: Some(route.document.name.clone()),
-        outcome: Outcome::Refused,
-    };
+    let mut report = Report::new(Some(route.document.name.clone()));
     let result = execute(pipeline, route, &headers, peer, request, &mut report).await;
-    pipeline.metrics.request(
-        report.operation.as_deref(),
-        report.outcome,
-        started.elapsed(),
-    );
+    report.finish(pipeline, started.elapsed()).await;
     result
 }
 
