@@ -182,7 +182,9 @@ impl Manifests {
 
     /// The clients that have a manifest.
     pub fn clients(&self) -> impl Iterator<Item = (&str, &Manifest)> {
-        self.by_client.iter().map(|(c, m)| (c.as_str(), &m.documents))
+        self.by_client
+            .iter()
+            .map(|(c, m)| (c.as_str(), &m.documents))
     }
 
     /// `client`'s manifest, labels and quotas.

@@ -13,9 +13,9 @@ use crate::pipeline::{
     planning::{PlanError, Prepared},
     ratelimit,
     refusal::Refusal,
-    usage,
     request::{GraphqlRequest, Report, bearer},
     state::{Loaded, Pipeline},
+    usage,
 };
 
 /// An operation ready to execute: planned against the supergraph it will

@@ -11,8 +11,9 @@ use crate::pipeline::{
     answer::cap_errors,
     persisted,
     planning::PlanError,
-    ratelimit, usage,
+    ratelimit,
     response::{accepts_graphql_json, error_body, respond, with_media},
+    usage,
 };
 
 /// Why a request is answered before anything runs.
@@ -100,9 +101,8 @@ impl Refusal {
         let (period, seconds) = standing
             .over()
             .map_or(("day", 1), |i| (i.period.label(), i.reset.max(1)));
-        let message = format!(
-            "the quota per {period} of {document:?} is used up; retry in {seconds} s"
-        );
+        let message =
+            format!("the quota per {period} of {document:?} is used up; retry in {seconds} s");
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
             errors: json!({ "errors": [{

@@ -216,7 +216,11 @@ async fn execute(
         return Err(error);
     }
     let data = graphql.get("data").unwrap_or(&Value::Null);
-    Ok(respond(route.status, &output::shape(&route.answer, data)))
+    let mut response = respond(route.status, &output::shape(&route.answer, data));
+    if let Some(quota) = &ready.quota {
+        quota.write(response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// The JSON body of a request that must send one: 415 unless it is

@@ -92,6 +92,24 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     head.into_bytes()
 }
 
+/// The partner manifest's `BrowseCatalog`.
+const BROWSE_CATALOG: &str = "c4d98be025a9af9a712fa83f229c8aac280a90377ea9ab6003cb9bfb54cd1e74";
+
+/// A `POST /graphql` of the trusted document `id` that names `client`.
+fn as_client(client: &str, id: &str) -> Vec<u8> {
+    client_body(client, &serde_json::json!({ "documentId": id }).to_string())
+}
+
+/// A `POST /graphql` of `body` that names `client`.
+fn client_body(client: &str, body: &str) -> Vec<u8> {
+    rest(
+        "POST",
+        "/graphql",
+        &format!("content-type: application/json\r\ngraphql-client-name: {client}\r\n"),
+        body.as_bytes(),
+    )
+}
+
 fn query(text: &str) -> Vec<u8> {
     post(&serde_json::to_vec(&serde_json::json!({ "query": text })).unwrap())
 }
@@ -616,6 +634,45 @@ pub fn entries() -> Vec<Entry> {
             name: "REST: a 6 KB path",
             bytes: rest_json(&format!("/api/{}", "a/".repeat(3_000)), b"{}"),
             outcome: Refused(404, "NOT_FOUND"),
+        },
+        // The client name labels partner usage and quotas: whatever it says,
+        // it adds no series and names no other client's documents.
+        Entry {
+            name: "a 6 KB client name with a partner document id",
+            bytes: as_client(&"x".repeat(6 * 1024), BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "another client's name with a partner document id",
+            bytes: as_client("ordering-v1", BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "a client name that is a path",
+            bytes: as_client("../partner", BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "a client name with a NUL byte",
+            bytes: as_client("part\0ner", BROWSE_CATALOG),
+            outcome: Status(400),
+        },
+        Entry {
+            name: "a client name of non-UTF-8 bytes",
+            bytes: {
+                let mut bytes = as_client("partner", BROWSE_CATALOG);
+                let at = bytes.windows(7).position(|w| w == b"partner").unwrap();
+                bytes[at] = 0xff;
+                bytes
+            },
+            // Not a name at all: the request names no client, and any
+            // manifest's document runs for a caller without a token.
+            outcome: Answered,
+        },
+        Entry {
+            name: "a document id of the wrong type beside a client name",
+            bytes: client_body("partner", r#"{"documentId": ["c4d98be0", {"a": null}]}"#),
+            outcome: Status(400),
         },
     ]
 }

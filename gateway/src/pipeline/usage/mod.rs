@@ -251,9 +251,64 @@ impl Usage {
                 crate::metrics::escape(client),
                 crate::metrics::escape(document)
             );
-            each.latency
-                .write(&mut out, "grocery_gateway_client_request_duration_seconds", &labels);
+            each.latency.write(
+                &mut out,
+                "grocery_gateway_client_request_duration_seconds",
+                &labels,
+            );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::persisted::{Manifests, parse_client};
+
+    #[test]
+    fn a_million_client_names_add_no_series() {
+        let usage = Usage::new(None);
+        let manifests = Manifests::default();
+        for i in 0..1_000_000 {
+            let tally = Tally::of(&format!("client-{i}"), &manifests);
+            usage.observe(&tally, Outcome::Ok, Duration::ZERO);
+        }
+        assert_eq!(usage.series.lock().unwrap().len(), 1);
+        assert!(usage.render().contains(
+            "grocery_gateway_client_requests_total{client=\"other\",document=\"other\",outcome=\"ok\"} 1000000"
+        ));
+    }
+
+    #[test]
+    fn series_past_the_cap_fold_into_other() {
+        let usage = Usage::new(None);
+        for i in 0..MAX_SERIES + 100 {
+            let tally = Tally {
+                client: "acme".into(),
+                document: format!("Doc{i}").into(),
+                hour: None,
+            };
+            usage.observe(&tally, Outcome::Ok, Duration::ZERO);
+        }
+        assert_eq!(usage.series.lock().unwrap().len(), MAX_SERIES + 1);
+    }
+
+    #[test]
+    fn manifest_documents_are_labelled_by_name_or_id() {
+        let text = serde_json::json!({
+            "format": "apollo-persisted-query-manifest",
+            "version": 1,
+            "operations": [
+                { "id": "a1", "name": "Browse", "type": "query", "body": "{ a }" },
+                { "id": "b2", "type": "query", "body": "{ b }" },
+            ],
+            "quotas": { "Browse": { "day": 5 }, "b2": { "month": 7 } },
+        });
+        let client = parse_client(&text.to_string()).unwrap();
+        assert_eq!(client.labels["a1"].as_ref(), "Browse");
+        assert_eq!(client.labels["b2"].as_ref(), "b2");
+        assert_eq!(client.quotas.limit("Browse", Period::Day), Some(5));
+        assert_eq!(client.quotas.limit("b2", Period::Month), Some(7));
     }
 }

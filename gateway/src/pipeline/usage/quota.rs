@@ -271,8 +271,9 @@ mod tests {
 
     #[test]
     fn quotas_name_documents_by_name_or_id_and_fall_back_to_the_star() {
-        let q = parse(r#"{"Browse": {"day": 10}, "def": {"month": 5}, "*": {"day": 2, "month": 100}}"#)
-            .unwrap();
+        let q =
+            parse(r#"{"Browse": {"day": 10}, "def": {"month": 5}, "*": {"day": 2, "month": 100}}"#)
+                .unwrap();
         assert_eq!(q.limit("Browse", Period::Day), Some(10));
         assert_eq!(q.limit("Browse", Period::Month), Some(100));
         assert_eq!(q.limit("Order", Period::Month), Some(5));
@@ -284,7 +285,10 @@ mod tests {
     fn bad_quotas_are_refused_with_what_is_wrong() {
         for (json, wanted) in [
             (r#"{"Nope": {"day": 1}}"#, "names no document"),
-            (r#"{"Browse": {"day": 1}, "Browse": {"day": 2}}"#, "given twice"),
+            (
+                r#"{"Browse": {"day": 1}, "Browse": {"day": 2}}"#,
+                "given twice",
+            ),
             (r#"{"Browse": {"day": 1}, "abc": {"day": 2}}"#, "two quotas"),
             (r#"{"Browse": {"week": 1}}"#, "unknown field"),
             (r#"{"Browse": {"day": -1}}"#, "invalid value"),
@@ -293,10 +297,35 @@ mod tests {
             (r#"{"Browse": {}}"#, "neither"),
             (r#"{"Browse": {"day": 4000000000}}"#, "over"),
             (r#"["Browse"]"#, "invalid type"),
+            (r#"{"Browse": {"day": null, "month": null}}"#, "neither"),
+            (r#"{"Brow\u0000se": {"day": 1}}"#, "names no document"),
+            (
+                r#"{"Browse": {"day": {"day": {"day": 1}}}}"#,
+                "invalid type",
+            ),
+            (r#"{"Browse": {"day": 1}"#, "EOF"),
+            (r#"{"Browse": {"day": 1, "day": 2}}"#, "duplicate field"),
         ] {
             let err = format!("{:#}", parse(json).unwrap_err());
             assert!(err.contains(wanted), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn huge_and_deep_quotas_are_refused_quickly() {
+        let huge = format!(r#"{{"{}": {{"day": 1}}}}"#, "x".repeat(1 << 20));
+        let err = format!("{:#}", parse(&huge).unwrap_err());
+        assert!(
+            err.contains("names no document") && err.len() < 300,
+            "{}",
+            &err[..200]
+        );
+        let many: Vec<String> = (0..10_000)
+            .map(|i| format!(r#""D{i}": {{"day": 1}}"#))
+            .collect();
+        assert!(parse(&format!("{{{}}}", many.join(","))).is_err());
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse(&format!(r#"{{"Browse": {deep}}}"#)).is_err());
     }
 
     #[test]
@@ -308,7 +337,10 @@ mod tests {
         assert_eq!(day.length(), 86_400);
         let month = Period::Month.window(now);
         assert_eq!(month.tag, "202612");
-        assert_eq!(month.end, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            month.end,
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+        );
         assert_eq!(month.length(), 31 * 86_400);
     }
 
@@ -316,8 +348,20 @@ mod tests {
     fn the_headers_follow_the_draft() {
         let standing = Standing {
             items: vec![
-                Item { period: Period::Day, limit: 10, used: 4, reset: 60, window: 86_400 },
-                Item { period: Period::Month, limit: 100, used: 101, reset: 600, window: 2_592_000 },
+                Item {
+                    period: Period::Day,
+                    limit: 10,
+                    used: 4,
+                    reset: 60,
+                    window: 86_400,
+                },
+                Item {
+                    period: Period::Month,
+                    limit: 100,
+                    used: 101,
+                    reset: 600,
+                    window: 2_592_000,
+                },
             ],
         };
         let mut headers = HeaderMap::new();
@@ -326,7 +370,10 @@ mod tests {
             headers["ratelimit-policy"],
             "\"day\";q=10;w=86400, \"month\";q=100;w=2592000"
         );
-        assert_eq!(headers["ratelimit"], "\"day\";r=6;t=60, \"month\";r=0;t=600");
+        assert_eq!(
+            headers["ratelimit"],
+            "\"day\";r=6;t=60, \"month\";r=0;t=600"
+        );
         assert_eq!(standing.over().map(|i| i.period), Some(Period::Month));
     }
 }

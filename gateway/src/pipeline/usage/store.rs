@@ -137,9 +137,14 @@ impl Store {
         now: DateTime<Utc>,
         hour: i64,
     ) -> Standing {
-        let windows: Vec<(Period, Window)> =
-            Period::ALL.into_iter().map(|p| (p, p.window(now))).collect();
-        let answer = match self.count_redis(client, document, quotas, &windows, now, hour).await {
+        let windows: Vec<(Period, Window)> = Period::ALL
+            .into_iter()
+            .map(|p| (p, p.window(now)))
+            .collect();
+        let answer = match self
+            .count_redis(client, document, quotas, &windows, now, hour)
+            .await
+        {
             Some(answer) => answer,
             None => self.count_memory(client, document, quotas, &windows, now, hour),
         };
@@ -192,11 +197,7 @@ impl Store {
         match cmd.query_async::<Vec<i64>>(&mut redis).await {
             Ok(flat) if flat.len() == 2 * windows.len() => {
                 self.redis_down.store(false, Ordering::Relaxed);
-                Some(
-                    flat.chunks(2)
-                        .map(|c| (c[0], c[1].max(0) as u64))
-                        .collect(),
-                )
+                Some(flat.chunks(2).map(|c| (c[0], c[1].max(0) as u64)).collect())
             }
             Ok(_) => None,
             Err(err) => {
@@ -260,7 +261,8 @@ impl Store {
                 Err(err) => self.down(&err),
             }
         }
-        self.memory().add(&client.into(), document, hour, 1, Utc::now());
+        self.memory()
+            .add(&client.into(), document, hour, 1, Utc::now());
     }
 
     /// `client`'s usage in the hours from the one holding `from` to the one
@@ -295,14 +297,16 @@ impl Store {
                     let slot = usize::from(kind == "e");
                     by_document.entry(document.to_owned()).or_default()[slot] += n;
                 }
-                rows.extend(by_document.into_iter().map(|(document, [requests, errors])| {
-                    HourUsage {
-                        document,
-                        hour: at(*hour),
-                        requests,
-                        errors,
-                    }
-                }));
+                rows.extend(
+                    by_document
+                        .into_iter()
+                        .map(|(document, [requests, errors])| HourUsage {
+                            document,
+                            hour: at(*hour),
+                            requests,
+                            errors,
+                        }),
+                );
             }
             return Ok(rows);
         }
@@ -314,12 +318,16 @@ impl Store {
             };
             let mut sorted: Vec<_> = by_document.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(b.0));
-            rows.extend(sorted.into_iter().map(|(document, [requests, errors])| HourUsage {
-                document: document.to_string(),
-                hour: at(hour),
-                requests: *requests,
-                errors: *errors,
-            }));
+            rows.extend(
+                sorted
+                    .into_iter()
+                    .map(|(document, [requests, errors])| HourUsage {
+                        document: document.to_string(),
+                        hour: at(hour),
+                        requests: *requests,
+                        errors: *errors,
+                    }),
+            );
         }
         Ok(rows)
     }
@@ -336,7 +344,11 @@ impl Store {
         if let Some(mut redis) = self.redis.clone() {
             let field = override_field(client, document, period);
             let cmd = match limit {
-                Some(limit) => redis::cmd("HSET").arg(OVERRIDES).arg(&field).arg(limit).to_owned(),
+                Some(limit) => redis::cmd("HSET")
+                    .arg(OVERRIDES)
+                    .arg(&field)
+                    .arg(limit)
+                    .to_owned(),
                 None => redis::cmd("HDEL").arg(OVERRIDES).arg(&field).to_owned(),
             };
             return match cmd.query_async::<i64>(&mut redis).await {
@@ -359,13 +371,24 @@ impl Store {
 
 impl Memory {
     /// Adds a request (`slot` 0) or an error (1) to `client`'s `hour`.
-    fn add(&mut self, client: &Arc<str>, document: &Arc<str>, hour: i64, slot: usize, now: DateTime<Utc>) {
+    fn add(
+        &mut self,
+        client: &Arc<str>,
+        document: &Arc<str>,
+        hour: i64,
+        slot: usize,
+        now: DateTime<Utc>,
+    ) {
         let key = (client.clone(), hour);
         if !self.hours.contains_key(&key) {
             // A new hour: forget the ones past retention.
             let oldest = hour_of(now) - RETENTION.as_secs() as i64;
             self.hours.retain(|(_, h), _| *h >= oldest);
         }
-        self.hours.entry(key).or_default().entry(document.clone()).or_default()[slot] += 1;
+        self.hours
+            .entry(key)
+            .or_default()
+            .entry(document.clone())
+            .or_default()[slot] += 1;
     }
 }
