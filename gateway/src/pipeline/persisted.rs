@@ -16,7 +16,9 @@
 //! launcher names `PARTNER`) — and everyone under `persisted_only` — may run
 //! only documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise). The
 //! gateway knows no roles of its own: which ones are held to manifests is
-//! configuration.
+//! configuration. A manifest may also hold `quotas` for its documents, which
+//! [`super::usage`] enforces; documents are named there by their manifest
+//! `name` (their id without one).
 
 use std::{
     collections::HashMap,
