@@ -9,7 +9,7 @@ use std::{path::Path, sync::Arc};
 
 use auth::{KeyRing, RoleName, SigningKey, TokenSettings, Verifier};
 use axum::http::{HeaderMap, StatusCode};
-use gateway::pipeline::usage::{HourUsage, Period};
+use gateway::pipeline::usage::{HourUsage, Period, admin};
 use serde_json::{Value, json};
 use testing::{RedisServer, code};
 
@@ -81,6 +81,7 @@ impl Edge {
             persisted: gateway::pipeline::persisted::PersistedOptions {
                 manifests: Some(self.dir.clone()),
                 only_roles: vec![RoleName::from_static("PARTNER")],
+                admin_roles: vec![RoleName::from_static("ADMIN")],
                 redis_url: redis,
                 ..Default::default()
             },
@@ -88,7 +89,7 @@ impl Edge {
         };
         Arc::new(
             gateway::Gateway::new(
-                &support::supergraph(&[&self.served]),
+                &self.supergraph(),
                 Some(Arc::new(gateway::pipeline::auth::EdgeAuth::Keys(Arc::new(
                     verifier,
                 )))),
@@ -98,14 +99,29 @@ impl Edge {
         )
     }
 
+    /// The greeter and the gateway's own usage subgraph, composed.
+    fn supergraph(&self) -> String {
+        let admin = gateway::SubgraphSource {
+            name: admin::NAME.into(),
+            url: admin::URL.into(),
+            sdl: admin::sdl(),
+        };
+        let greeter = gateway::SubgraphSource {
+            name: self.served.name.clone(),
+            url: self.served.url.clone(),
+            sdl: self.served.sdl.clone(),
+        };
+        gateway::compose(&[greeter, admin]).unwrap()
+    }
+
     fn partner(&self) -> String {
+        self.bearer("PARTNER")
+    }
+
+    fn bearer(&self, role: &'static str) -> String {
         format!(
             "Bearer {}",
-            testing::access_token(
-                &self.keys,
-                uuid::Uuid::new_v4(),
-                RoleName::from_static("PARTNER")
-            )
+            testing::access_token(&self.keys, uuid::Uuid::new_v4(), RoleName::from_static(role))
         )
     }
 }
@@ -393,4 +409,120 @@ async fn client_names_without_a_manifest_are_one_series() {
             r#"grocery_gateway_client_requests_total{client="other",document="other",outcome="persisted_query_not_found"} 500"#
         ],
     );
+}
+
+/// POSTs the GraphQL `query` with `variables` as `token` (no client name).
+async fn graphql(gw: &Arc<gateway::Gateway>, token: Option<&str>, query: &str, variables: Value) -> Value {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json");
+    if let Some(token) = token {
+        request = request.header("authorization", token);
+    }
+    let request = request
+        .body(axum::body::Body::from(
+            json!({ "query": query, "variables": variables }).to_string(),
+        ))
+        .unwrap();
+    let response = gateway::router(gw.clone()).oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+const SET_QUOTA: &str = "mutation Set($client: String!, $document: String!, $limit: Int) {
+  setPartnerQuota(client: $client, document: $document, period: DAY, limit: $limit)
+}";
+
+const USAGE: &str = "query Usage($client: String!, $from: DateTime!, $to: DateTime!) {
+  partnerUsage(client: $client, from: $from, to: $to) { document hour requests errors }
+}";
+
+#[tokio::test]
+async fn admin_reads_usage_and_raises_quotas_through_the_supergraph() {
+    let redis = RedisServer::start();
+    let edge = Edge::new(json!({ "Hello": { "day": 1 } })).await;
+    let (a, b) = (edge.replica(Some(redis.url())), edge.replica(Some(redis.url())));
+    let (partner, admin, customer) = (edge.partner(), edge.bearer("ADMIN"), edge.bearer("CUSTOMER"));
+    allowed(&a, &partner, 0).await;
+    refused(&b, &partner, 1).await;
+
+    // ADMIN raises the quota through one replica; the other applies it.
+    let set = graphql(
+        &a,
+        Some(&admin),
+        SET_QUOTA,
+        json!({ "client": "acme", "document": "Hello", "limit": 3 }),
+    )
+    .await;
+    assert_eq!(set, json!({ "data": { "setPartnerQuota": 3 } }));
+    allowed(&b, &partner, 1).await;
+
+    let now = chrono::Utc::now();
+    let window = json!({
+        "client": "acme",
+        "from": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    let asked = graphql(&b, Some(&admin), USAGE, window.clone()).await;
+    let rows = asked["data"]["partnerUsage"].as_array().unwrap_or_else(|| panic!("{asked}"));
+    let direct = usage_of(&a).await;
+    assert_eq!(totals(&direct, "Hello"), (3, 1), "{direct:?}");
+    assert_eq!(rows.len(), direct.len(), "{asked}");
+    for (row, expected) in rows.iter().zip(&direct) {
+        let hour = chrono::DateTime::parse_from_rfc3339(row["hour"].as_str().unwrap()).unwrap();
+        assert_eq!(hour, expected.hour, "{asked}");
+        assert_eq!(row["document"], expected.document.as_str());
+        assert_eq!(row["requests"], expected.requests);
+        assert_eq!(row["errors"], expected.errors);
+    }
+
+    // Nobody else may ask or change.
+    for (token, wanted) in [(Some(customer.as_str()), "FORBIDDEN"), (None, "UNAUTHENTICATED")] {
+        let denied = graphql(&a, token, USAGE, window.clone()).await;
+        assert_eq!(code(&denied), wanted, "{denied}");
+        assert_eq!(denied["data"], Value::Null, "{denied}");
+        let denied = graphql(
+            &b,
+            token,
+            SET_QUOTA,
+            json!({ "client": "acme", "document": "Hello", "limit": 100 }),
+        )
+        .await;
+        assert_eq!(code(&denied), wanted, "{denied}");
+    }
+    allowed(&a, &partner, 0).await;
+    refused(&a, &partner, 3).await;
+
+    // Bad arguments are refused with what is wrong, nothing changed.
+    for variables in [
+        json!({ "client": "acme", "document": "Hello", "limit": -1 }),
+        json!({ "client": "acme", "document": "Nope", "limit": 5 }),
+        json!({ "client": "nobody", "document": "Hello", "limit": 5 }),
+        json!({ "client": "acme", "document": "Hello\0", "limit": 5 }),
+        json!({ "client": "acme", "document": "H".repeat(50_000), "limit": 5 }),
+    ] {
+        let bad = graphql(&a, Some(&admin), SET_QUOTA, variables.clone()).await;
+        assert_eq!(code(&bad), "BAD_USER_INPUT", "{variables:.80}: {bad:.300}");
+    }
+    for variables in [
+        json!({ "client": "acme", "document": "Hello", "limit": "5" }),
+        json!({ "client": ["acme"], "document": "Hello", "limit": 5 }),
+        json!({ "client": "acme", "document": "Hello", "limit": 1e12 }),
+    ] {
+        let bad = graphql(&a, Some(&admin), SET_QUOTA, variables.clone()).await;
+        assert!(bad["errors"].is_array() && bad.get("data").is_none_or(Value::is_null), "{bad}");
+    }
+    let mut backwards = window.clone();
+    backwards["from"] = window["to"].clone();
+    backwards["to"] = window["from"].clone();
+    let bad = graphql(&a, Some(&admin), USAGE, backwards).await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT", "{bad}");
+    let mut not_a_date = window.clone();
+    not_a_date["from"] = json!("yesterday\0");
+    let bad = graphql(&a, Some(&admin), USAGE, not_a_date).await;
+    assert!(bad["errors"].is_array(), "{bad}");
+    refused(&b, &partner, 3).await;
 }

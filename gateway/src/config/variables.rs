@@ -227,6 +227,12 @@ pub const ENV: &[Var] = &[
         meaning: "roles whose tokens run only manifest documents (comma-separated; `off`: none)",
     },
     Var {
+        names: &["USAGE_ADMIN_ROLES"],
+        used_by: "gateway",
+        default: "`ADMIN`",
+        meaning: "roles whose tokens may ask `partnerUsage` and `setPartnerQuota` (comma-separated; `off`: none)",
+    },
+    Var {
         names: &["APQ"],
         used_by: "gateway",
         default: "`true`",

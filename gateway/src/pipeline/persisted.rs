@@ -41,6 +41,9 @@ pub struct PersistedOptions {
     /// Callers whose token carries one of these roles run only manifest
     /// documents (`PERSISTED_ONLY_ROLES`); none by default.
     pub only_roles: Vec<auth::RoleName>,
+    /// Callers whose token carries one of these roles may read partner
+    /// usage and set quotas (`USAGE_ADMIN_ROLES`); none by default.
+    pub admin_roles: Vec<auth::RoleName>,
     /// Whether clients may register documents by hash (APQ).
     pub apq: bool,
     /// Bytes of APQ documents kept in memory.
@@ -57,6 +60,7 @@ impl Default for PersistedOptions {
             manifests: None,
             only: false,
             only_roles: Vec::new(),
+            admin_roles: Vec::new(),
             apq: true,
             apq_memory_bytes: 16 * 1024 * 1024,
             apq_ttl: Duration::from_secs(24 * 3600),

@@ -11,11 +11,14 @@
 //!   in its UTC hour ([`store`]: Redis, shared by replicas, or memory) and
 //!   checked against its [`quota`]s; [`Usage::finish`] counts it as an
 //!   error unless it ended well.
-//! - [`Usage::hours`] and [`Usage::set_quota`]: what ADMIN reads and sets.
+//! - [`Usage::hours`] and [`Usage::set_quota`]: what ADMIN reads and sets,
+//!   as `partnerUsage` and `setPartnerQuota` of the gateway's own subgraph
+//!   ([`admin`]).
 //!
 //! Used by [`super::prepare()`] and the request routes; uses only
 //! [`super::persisted`]'s manifests and the metrics' [`Outcome`].
 
+pub mod admin;
 pub mod quota;
 pub mod store;
 
