@@ -235,7 +235,7 @@ async fn start(
     }
 
     // The gateway fronts the subgraphs at the addresses they actually bound.
-    let sources = urls
+    let mut sources = urls
         .iter()
         .map(|(subgraph, url)| gateway::SubgraphSource {
             name: subgraph.name().to_owned(),
@@ -243,6 +243,9 @@ async fn start(
             sdl: subgraph.sdl(),
         })
         .collect::<Vec<_>>();
+    sources.push(crate::components::gateway_subgraph(
+        gateway::pipeline::usage::admin::sdl(),
+    ));
     edge_config.supergraph = gateway::config::Supergraph::Composed(gateway::compose(&sources)?);
     let edge = gateway::start(edge_config)?;
     // `dev` always verifies at the edge, with the development keys.

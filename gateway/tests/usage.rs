@@ -121,7 +121,11 @@ impl Edge {
     fn bearer(&self, role: &'static str) -> String {
         format!(
             "Bearer {}",
-            testing::access_token(&self.keys, uuid::Uuid::new_v4(), RoleName::from_static(role))
+            testing::access_token(
+                &self.keys,
+                uuid::Uuid::new_v4(),
+                RoleName::from_static(role)
+            )
         )
     }
 }
@@ -412,7 +416,12 @@ async fn client_names_without_a_manifest_are_one_series() {
 }
 
 /// POSTs the GraphQL `query` with `variables` as `token` (no client name).
-async fn graphql(gw: &Arc<gateway::Gateway>, token: Option<&str>, query: &str, variables: Value) -> Value {
+async fn graphql(
+    gw: &Arc<gateway::Gateway>,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     use tower::ServiceExt;
     let mut request = axum::http::Request::post("/graphql")
         .header("content-type", "application/json")
@@ -444,8 +453,15 @@ const USAGE: &str = "query Usage($client: String!, $from: DateTime!, $to: DateTi
 async fn admin_reads_usage_and_raises_quotas_through_the_supergraph() {
     let redis = RedisServer::start();
     let edge = Edge::new(json!({ "Hello": { "day": 1 } })).await;
-    let (a, b) = (edge.replica(Some(redis.url())), edge.replica(Some(redis.url())));
-    let (partner, admin, customer) = (edge.partner(), edge.bearer("ADMIN"), edge.bearer("CUSTOMER"));
+    let (a, b) = (
+        edge.replica(Some(redis.url())),
+        edge.replica(Some(redis.url())),
+    );
+    let (partner, admin, customer) = (
+        edge.partner(),
+        edge.bearer("ADMIN"),
+        edge.bearer("CUSTOMER"),
+    );
     allowed(&a, &partner, 0).await;
     refused(&b, &partner, 1).await;
 
@@ -467,7 +483,9 @@ async fn admin_reads_usage_and_raises_quotas_through_the_supergraph() {
         "to": (now + chrono::Duration::hours(1)).to_rfc3339(),
     });
     let asked = graphql(&b, Some(&admin), USAGE, window.clone()).await;
-    let rows = asked["data"]["partnerUsage"].as_array().unwrap_or_else(|| panic!("{asked}"));
+    let rows = asked["data"]["partnerUsage"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{asked}"));
     let direct = usage_of(&a).await;
     assert_eq!(totals(&direct, "Hello"), (3, 1), "{direct:?}");
     assert_eq!(rows.len(), direct.len(), "{asked}");
@@ -480,7 +498,10 @@ async fn admin_reads_usage_and_raises_quotas_through_the_supergraph() {
     }
 
     // Nobody else may ask or change.
-    for (token, wanted) in [(Some(customer.as_str()), "FORBIDDEN"), (None, "UNAUTHENTICATED")] {
+    for (token, wanted) in [
+        (Some(customer.as_str()), "FORBIDDEN"),
+        (None, "UNAUTHENTICATED"),
+    ] {
         let denied = graphql(&a, token, USAGE, window.clone()).await;
         assert_eq!(code(&denied), wanted, "{denied}");
         assert_eq!(denied["data"], Value::Null, "{denied}");
@@ -513,7 +534,10 @@ async fn admin_reads_usage_and_raises_quotas_through_the_supergraph() {
         json!({ "client": "acme", "document": "Hello", "limit": 1e12 }),
     ] {
         let bad = graphql(&a, Some(&admin), SET_QUOTA, variables.clone()).await;
-        assert!(bad["errors"].is_array() && bad.get("data").is_none_or(Value::is_null), "{bad}");
+        assert!(
+            bad["errors"].is_array() && bad.get("data").is_none_or(Value::is_null),
+            "{bad}"
+        );
     }
     let mut backwards = window.clone();
     backwards["from"] = window["to"].clone();
