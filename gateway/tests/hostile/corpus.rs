@@ -92,6 +92,10 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     head.into_bytes()
 }
 
+const PARTNER_USAGE: &str = "query($client: String!, $from: DateTime!, $to: DateTime!) { partnerUsage(client: $client, from: $from, to: $to) { document hour requests errors } }";
+
+const SET_QUOTA: &str = "mutation($client: String!, $document: String!, $limit: Int) { setPartnerQuota(client: $client, document: $document, period: DAY, limit: $limit) }";
+
 /// The partner manifest's `BrowseCatalog`.
 const BROWSE_CATALOG: &str = "c4d98be025a9af9a712fa83f229c8aac280a90377ea9ab6003cb9bfb54cd1e74";
 
@@ -669,6 +673,42 @@ pub fn entries() -> Vec<Entry> {
             // manifest's document runs for a caller without a token.
             outcome: Answered,
         },
+        // ADMIN's partner usage and quotas, answered by the gateway's own
+        // subgraph in process: every argument checked, nobody without a
+        // token let in.
+        Entry {
+            name: "partnerUsage for a 200 KB client name",
+            bytes: with_variables(
+                PARTNER_USAGE,
+                serde_json::json!({ "client": "x".repeat(200_000), "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z" }),
+            ),
+            outcome: Invalid(200, "UNAUTHENTICATED"),
+        },
+        Entry {
+            name: "partnerUsage with a client of the wrong type",
+            bytes: query("{ partnerUsage(client: 12, from: \"2026-12-01T00:00:00Z\", to: \"2026-12-02T00:00:00Z\") { hour } }"),
+            outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
+        },
+        Entry {
+            name: "setPartnerQuota with a limit of the wrong type",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "BrowseCatalog", "limit": "5" })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "setPartnerQuota with a limit past 32 bits",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "BrowseCatalog", "limit": 1e12 })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "setPartnerQuota with a NUL in the document name",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "Browse\u{0}Catalog", "limit": 5 })),
+            outcome: Invalid(200, "UNAUTHENTICATED"),
+        },
+        Entry {
+            name: "setPartnerQuota for a period that does not exist",
+            bytes: query("mutation { setPartnerQuota(client: \"partner\", document: \"BrowseCatalog\", period: WEEK, limit: 5) }"),
+            outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
+        },
         Entry {
             name: "a document id of the wrong type beside a client name",
             bytes: client_body("partner", r#"{"documentId": ["c4d98be0", {"a": null}]}"#),
@@ -728,8 +768,10 @@ impl Harness {
             }),
             // Its asset routes are in the corpus too.
             graphiql: true,
+            // Every subgraph but the gateway's own, which it answers itself.
             subgraph_urls: names
                 .into_iter()
+                .filter(|name| name != gateway::pipeline::usage::admin::NAME)
                 .map(|name| (name, stub_url.clone()))
                 .collect(),
             ..Default::default()

@@ -96,10 +96,13 @@ struct Series {
     latency: Histogram,
 }
 
+/// A client's name and a document's, as labelled.
+type Labels = (Arc<str>, Arc<str>);
+
 /// Usage counters, quotas and their metrics; shared by every request.
 pub struct Usage {
     store: store::Store,
-    series: Mutex<HashMap<(Arc<str>, Arc<str>), Series>>,
+    series: Mutex<HashMap<Labels, Series>>,
 }
 
 impl Usage {

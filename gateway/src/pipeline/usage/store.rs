@@ -71,11 +71,14 @@ pub struct HourUsage {
 
 type Key = (Arc<str>, Arc<str>);
 
+/// Requests and errors by document.
+type ByDocument = HashMap<Arc<str>, [u64; 2]>;
+
 /// The counters of one process.
 #[derive(Default)]
 struct Memory {
     /// By client and hour (seconds since the epoch), then document: requests, errors.
-    hours: BTreeMap<(Arc<str>, i64), HashMap<Arc<str>, [u64; 2]>>,
+    hours: BTreeMap<(Arc<str>, i64), ByDocument>,
     /// By client, document and period: the window's tag and its count.
     windows: HashMap<(Key, Period), (String, u64)>,
     overrides: HashMap<(Key, Period), u32>,
