@@ -110,7 +110,10 @@ impl Pipeline {
             verifier.clone(),
             options.persisted.admin_roles.clone(),
         );
-        let locals = Locals::from([("usage".to_owned(), admin.local())]);
+        let locals = Locals::from([(
+            crate::pipeline::usage::admin::AUTHORITY.to_owned(),
+            admin.local(),
+        )]);
         let loaded = load(sdl, &options, &client, &metrics, &locals)?;
         Ok(Self {
             loaded: std::sync::RwLock::new(Arc::new(loaded)),

@@ -24,8 +24,12 @@ use crate::{
 
 use super::{Period, Usage};
 
-/// Where the supergraph says the gateway's subgraph is.
+/// Where the supergraph says the gateway's subgraph is: the scheme of
+/// [`crate::subgraph::local`] and [`AUTHORITY`].
 pub const URL: &str = "gateway://usage";
+
+/// The authority of [`URL`], under which the pipeline registers this subgraph.
+pub const AUTHORITY: &str = "usage";
 
 /// The subgraph's name in `grocery compose`.
 pub const NAME: &str = "gateway";
@@ -235,5 +239,17 @@ impl Admin {
     /// This subgraph as the executor calls it.
     pub fn local(self: &Arc<Self>) -> Arc<dyn Local> {
         Arc::new(Fetch(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_a_local_one_with_this_authority() {
+        let url: hyper::Uri = URL.parse().unwrap();
+        assert!(crate::subgraph::local::is_local(&url));
+        assert_eq!(url.authority().map(|a| a.as_str()), Some(AUTHORITY));
     }
 }
