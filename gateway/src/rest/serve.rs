@@ -196,6 +196,7 @@ async fn execute(
             error.retry_after = error
                 .retry_after
                 .or(refusal.retry_after.map(|d| d.as_secs()));
+            error.quota = refusal.quota;
             return Err(error);
         }
     };
@@ -213,6 +214,7 @@ async fn execute(
     {
         let mut error = output::error(&route.errors, first);
         error.retry_after = error.retry_after.or(answered.retry_after);
+        error.quota = ready.quota;
         return Err(error);
     }
     let data = graphql.get("data").unwrap_or(&Value::Null);
@@ -309,6 +311,9 @@ fn respond_error(error: RestError) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(quota) = &error.quota {
+        quota.write(response.headers_mut());
     }
     response
 }
