@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use gateway::pipeline::usage::admin;
 use kit::{
     auth::{
         KeyRing, Revocations,
@@ -329,21 +330,44 @@ async fn follow_then_wait(
 }
 
 /// The supergraph of the committed subgraph SDLs in `dir`, each subgraph
-/// reached at its default local URL (`http://127.0.0.1:<port>/graphql`).
+/// reached at its default local URL (`http://127.0.0.1:<port>/graphql`),
+/// and the gateway's own subgraph (`gateway.graphql`, answered in process).
 pub fn supergraph(dir: &Path) -> anyhow::Result<String> {
-    let subgraphs = Subgraph::ALL
+    let read = |name: &str| {
+        let path = dir.join(format!("{name}.graphql"));
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let mut subgraphs = Subgraph::ALL
         .iter()
         .map(|s| {
-            let path = dir.join(format!("{}.graphql", s.name()));
             Ok(gateway::SubgraphSource {
                 name: s.name().to_owned(),
                 url: format!("http://127.0.0.1:{}/graphql", s.default_port()),
-                sdl: std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?,
+                sdl: read(s.name())?,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    subgraphs.push(gateway_subgraph(read(admin::NAME)?));
     Ok(gateway::compose(&subgraphs)?)
+}
+
+/// The gateway's own subgraph (partner usage and quotas) with `sdl`.
+pub fn gateway_subgraph(sdl: String) -> gateway::SubgraphSource {
+    gateway::SubgraphSource {
+        name: admin::NAME.to_owned(),
+        url: admin::URL.to_owned(),
+        sdl,
+    }
+}
+
+/// The federation SDL of `name`: a subgraph, or `gateway` (the gateway's own).
+pub fn sdl_of(name: &str) -> anyhow::Result<String> {
+    if name == admin::NAME {
+        return Ok(admin::sdl());
+    }
+    Subgraph::from_str(name, false)
+        .map(Subgraph::sdl)
+        .map_err(|_| anyhow::anyhow!("{name:?} is not a subgraph (nor `gateway`)"))
 }
 
 /// `grocery compose`: writes `dir/supergraph.graphql`.

@@ -238,7 +238,7 @@ async fn start(
     }
 
     // The gateway fronts the subgraphs at the addresses they actually bound.
-    let sources = urls
+    let mut sources = urls
         .iter()
         .map(|(subgraph, url)| gateway::SubgraphSource {
             name: subgraph.name().to_owned(),
@@ -246,6 +246,9 @@ async fn start(
             sdl: subgraph.sdl(),
         })
         .collect::<Vec<_>>();
+    sources.push(crate::components::gateway_subgraph(
+        gateway::pipeline::usage::admin::sdl(),
+    ));
     edge_config.supergraph = gateway::config::Supergraph::Composed(gateway::compose(&sources)?);
     let edge = gateway::start(edge_config)?;
     // `dev` always verifies at the edge, with the development keys.

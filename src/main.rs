@@ -87,8 +87,8 @@ variable, which wins over it."
     },
     /// Print a subgraph's federation SDL (what `schema/<name>.graphql` holds).
     Sdl {
-        /// The subgraph.
-        subgraph: Subgraph,
+        /// The subgraph, or `gateway` (the gateway's own: partner usage and quotas).
+        subgraph: String,
     },
     /// Print every environment variable as README's configuration table
     /// (Markdown): who reads it, its default and what it does.
@@ -151,10 +151,7 @@ async fn main() -> ExitCode {
         Command::Compose { dir } => {
             components::compose(&dir).map(|path| println!("wrote {}", path.display()))
         }
-        Command::Sdl { subgraph } => {
-            print!("{}", subgraph.sdl());
-            Ok(())
-        }
+        Command::Sdl { subgraph } => components::sdl_of(&subgraph).map(|sdl| print!("{sdl}")),
         Command::Env => {
             print!("{}", components::env_table());
             Ok(())

@@ -35,6 +35,7 @@ fn committed_subgraph_sdl_is_current() {
         ("inventory", inventory::sdl()),
         ("orders", orders::sdl()),
         ("logistics", logistics::sdl()),
+        ("gateway", gateway::pipeline::usage::admin::sdl()),
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schema/{name}.graphql"));
         let committed = std::fs::read_to_string(&path).unwrap_or_default();

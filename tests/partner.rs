@@ -122,4 +122,39 @@ async fn a_partner_shops_and_watches_an_order_with_persisted_documents_only() {
         history.starts_with(&["RESERVED", "CONFIRMED"]),
         "{history:?}"
     );
+
+    // ADMIN sees the partner's usage per document and hour through the
+    // supergraph (the gateway's own subgraph); the partner itself may not ask.
+    let usage = "query($client: String!, $from: DateTime!, $to: DateTime!) {
+      partnerUsage(client: $client, from: $from, to: $to) { document hour requests errors }
+    }";
+    let now = chrono::Utc::now();
+    let window = json!({
+        "client": "partner",
+        "from": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "to": now.to_rfc3339(),
+    });
+    let admin = support::login(port, "admin", PASSWORD).await;
+    let seen = support::gql(port, Some(&admin), usage, window.clone()).await;
+    let rows = seen["data"]["partnerUsage"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{seen}"));
+    let count = |document: &str| -> (i64, i64) {
+        rows.iter()
+            .filter(|r| r["document"] == document)
+            .fold((0, 0), |(r, e), row| {
+                (
+                    r + row["requests"].as_i64().unwrap(),
+                    e + row["errors"].as_i64().unwrap(),
+                )
+            })
+    };
+    assert_eq!(count("BrowseCatalog"), (1, 0), "{seen}");
+    assert_eq!(count("PartnerLogin"), (1, 0), "{seen}");
+    assert_eq!(count("ConfirmOrder"), (1, 0), "{seen}");
+    let denied = support::gql(port, Some(&token), usage, window).await;
+    assert_eq!(
+        denied["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_REQUIRED",
+        "{denied}"
+    );
 }

@@ -29,13 +29,14 @@ pub const MAX_OPERATIONS: usize = 500;
 pub use telemetry::histogram::Histogram;
 
 /// How a request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     /// Executed without errors.
     Ok,
     /// Executed, with errors in the response.
     Errors,
     /// Refused before execution (auth, validation, limits, malformed).
+    #[default]
     Refused,
     /// An APQ hash not stored yet (`PERSISTED_QUERY_NOT_FOUND`): the
     /// protocol's first step for every new document, not a refusal, so it
@@ -44,14 +45,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 4] = [
         Outcome::Ok,
         Outcome::Errors,
         Outcome::Refused,
         Outcome::PersistedQueryNotFound,
     ];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Errors => "errors",
@@ -213,7 +214,7 @@ impl Metrics {
 }
 
 /// A label value escaped as the exposition format requires.
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -308,6 +308,7 @@ pub(super) fn edge_options(env: &mut Env) -> (PersistedOptions, RateLimits) {
         ),
         only: env.parse_or("PERSISTED_ONLY", false),
         only_roles: persisted_only_roles(env),
+        admin_roles: role_list(env, "USAGE_ADMIN_ROLES", DEFAULT_USAGE_ADMIN_ROLES),
         apq: env.parse_or("APQ", defaults.apq),
         redis_url: redis_url.clone(),
         ..defaults
@@ -336,9 +337,13 @@ pub(super) fn edge_options(env: &mut Env) -> (PersistedOptions, RateLimits) {
 /// no roles: the default is the name grocery's tokens give integrations,
 /// and a deployment over another supergraph names its own.
 pub(super) fn persisted_only_roles(env: &mut Env) -> Vec<auth::RoleName> {
-    let raw = env
-        .get("PERSISTED_ONLY_ROLES")
-        .unwrap_or_else(|| DEFAULT_PERSISTED_ONLY_ROLES.into());
+    role_list(env, "PERSISTED_ONLY_ROLES", DEFAULT_PERSISTED_ONLY_ROLES)
+}
+
+/// The role names of `variable` (default `default`): comma-separated, `off`
+/// for none.
+fn role_list(env: &mut Env, variable: &str, default: &str) -> Vec<auth::RoleName> {
+    let raw = env.get(variable).unwrap_or_else(|| default.into());
     if raw.trim() == "off" {
         return Vec::new();
     }
@@ -346,7 +351,7 @@ pub(super) fn persisted_only_roles(env: &mut Env) -> Vec<auth::RoleName> {
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name.parse() {
             Ok(role) => roles.push(role),
-            Err(err) => env.problem(format!("PERSISTED_ONLY_ROLES: {err}")),
+            Err(err) => env.problem(format!("{variable}: {err}")),
         }
     }
     roles
@@ -354,6 +359,11 @@ pub(super) fn persisted_only_roles(env: &mut Env) -> Vec<auth::RoleName> {
 
 /// See [`persisted_only_roles`].
 const DEFAULT_PERSISTED_ONLY_ROLES: &str = "PARTNER";
+
+/// The roles whose tokens may read partner usage and set quotas
+/// (`USAGE_ADMIN_ROLES`): as with [`persisted_only_roles`], the name
+/// grocery's tokens give administrators.
+const DEFAULT_USAGE_ADMIN_ROLES: &str = "ADMIN";
 
 /// `REST_DIR`: the REST route files (default `schema/rest`; `off`: none),
 /// checked against the manifests of `persisted`.

@@ -275,6 +275,13 @@ pub const ENV: &[Var] = &[
         meaning: "roles whose tokens run only manifest documents (comma-separated; `off`: none)",
     },
     Var {
+        file: &[key("persisted.usage_admin_roles", List)],
+        names: &["USAGE_ADMIN_ROLES"],
+        used_by: "gateway",
+        default: "`ADMIN`",
+        meaning: "roles whose tokens may ask `partnerUsage` and `setPartnerQuota` (comma-separated; `off`: none)",
+    },
+    Var {
         file: &[key("persisted.apq", Bool)],
         names: &["APQ"],
         used_by: "gateway",

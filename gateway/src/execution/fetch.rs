@@ -36,6 +36,12 @@ pub(super) async fn send(
     variables: Map,
     ctx: &Context<'_>,
 ) -> Result<Arc<SubgraphResponse>, FetchError> {
+    if let Some(local) = ctx.subgraphs.local.get(service) {
+        return local
+            .answer(query, variables, ctx.headers)
+            .await
+            .map(Arc::new);
+    }
     let endpoint = ctx
         .subgraphs
         .endpoints

@@ -18,7 +18,8 @@
 //! [`Refusal`]; [`state`] holds what every request shares (the loaded
 //! supergraph, caches, limiters), replaced whole on a supergraph reload;
 //! [`replicas`] is the Redis connection through which replicas share APQ
-//! documents and rate buckets.
+//! documents, rate buckets and [`usage`] (partner usage and quotas, checked
+//! in stage 5).
 //!
 //! Uses [`crate::execution`], [`crate::subgraph`] and the leaf modules; never
 //! the server or subscriptions, which build on this.
@@ -38,6 +39,7 @@ pub mod replicas;
 pub mod request;
 pub mod response;
 pub mod state;
+pub mod usage;
 
 pub use answer::{Answered, DEFAULT_MAX_ERRORS, answer, cap_errors, write_response};
 pub use prepare::{Ready, plan, prepare};

@@ -16,7 +16,9 @@
 //! launcher names `PARTNER`) — and everyone under `persisted_only` — may run
 //! only documents of a manifest (`PERSISTED_QUERY_REQUIRED` otherwise). The
 //! gateway knows no roles of its own: which ones are held to manifests is
-//! configuration.
+//! configuration. A manifest may also hold `quotas` for its documents, which
+//! [`super::usage`] enforces; documents are named there by their manifest
+//! `name` (their id without one).
 
 use std::{
     collections::HashMap,
@@ -39,6 +41,9 @@ pub struct PersistedOptions {
     /// Callers whose token carries one of these roles run only manifest
     /// documents (`PERSISTED_ONLY_ROLES`); none by default.
     pub only_roles: Vec<auth::RoleName>,
+    /// Callers whose token carries one of these roles may read partner
+    /// usage and set quotas (`USAGE_ADMIN_ROLES`); none by default.
+    pub admin_roles: Vec<auth::RoleName>,
     /// Whether clients may register documents by hash (APQ).
     pub apq: bool,
     /// Bytes of APQ documents kept in memory.
@@ -55,6 +60,7 @@ impl Default for PersistedOptions {
             manifests: None,
             only: false,
             only_roles: Vec::new(),
+            admin_roles: Vec::new(),
             apq: true,
             apq_memory_bytes: 16 * 1024 * 1024,
             apq_ttl: Duration::from_secs(24 * 3600),
@@ -71,6 +77,9 @@ struct ManifestFile {
     format: String,
     version: u32,
     operations: Vec<ManifestOperation>,
+    /// grocery's addition: quotas per document (see [`crate::pipeline::usage::quota`]).
+    #[serde(default)]
+    quotas: Option<crate::pipeline::usage::quota::ManifestQuotas>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +95,22 @@ pub type Manifest = HashMap<String, Arc<str>>;
 
 /// Parses one manifest: its documents by id and by body hash.
 pub fn parse_manifest(text: &str) -> anyhow::Result<Manifest> {
+    Ok(parse_client(text)?.documents)
+}
+
+/// One client's manifest: its documents, what each is called in usage
+/// counts and metrics, and its quotas.
+#[derive(Default)]
+pub struct ClientManifest {
+    pub documents: Manifest,
+    /// Each document's name (its id when it has none), by id and by body hash.
+    pub labels: HashMap<String, Arc<str>>,
+    /// The manifest's quotas, by document name.
+    pub quotas: crate::pipeline::usage::quota::Quotas,
+}
+
+/// Parses one manifest with its labels and quotas.
+pub fn parse_client(text: &str) -> anyhow::Result<ClientManifest> {
     let file: ManifestFile = serde_json::from_str(text)?;
     anyhow::ensure!(
         file.format == MANIFEST_FORMAT,
@@ -98,6 +123,7 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Manifest> {
         file.version
     );
     let mut documents = Manifest::new();
+    let mut labels = HashMap::new();
     for op in file.operations {
         anyhow::ensure!(
             !op.id.is_empty() && !op.body.trim().is_empty(),
@@ -105,22 +131,35 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Manifest> {
             op.name.unwrap_or_default()
         );
         let body: Arc<str> = op.body.into();
+        let label: Arc<str> = match op.name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => name.into(),
+            _ => op.id.as_str().into(),
+        };
         for key in [op.id, sha256_hex(&body)] {
             if let Some(other) = documents.get(&key)
                 && **other != *body
             {
                 anyhow::bail!("id {key:?} names two different documents");
             }
-            documents.insert(key, body.clone());
+            documents.insert(key.clone(), body.clone());
+            labels.insert(key, label.clone());
         }
     }
-    Ok(documents)
+    let quotas = match file.quotas {
+        Some(quotas) => quotas.resolve(&labels)?,
+        None => Default::default(),
+    };
+    Ok(ClientManifest {
+        documents,
+        labels,
+        quotas,
+    })
 }
 
 /// Every client's manifest.
 #[derive(Default)]
 pub struct Manifests {
-    by_client: HashMap<String, Manifest>,
+    by_client: HashMap<String, ClientManifest>,
 }
 
 impl Manifests {
@@ -141,7 +180,7 @@ impl Manifests {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let manifest =
-                parse_manifest(&text).with_context(|| format!("manifest {}", path.display()))?;
+                parse_client(&text).with_context(|| format!("manifest {}", path.display()))?;
             by_client.insert(client.to_owned(), manifest);
         }
         Ok(Self { by_client })
@@ -149,7 +188,16 @@ impl Manifests {
 
     /// The clients that have a manifest.
     pub fn clients(&self) -> impl Iterator<Item = (&str, &Manifest)> {
-        self.by_client.iter().map(|(c, m)| (c.as_str(), m))
+        self.by_client
+            .iter()
+            .map(|(c, m)| (c.as_str(), &m.documents))
+    }
+
+    /// `client`'s manifest, labels and quotas.
+    pub fn client(&self, client: &str) -> Option<(&str, &ClientManifest)> {
+        self.by_client
+            .get_key_value(client)
+            .map(|(c, m)| (c.as_str(), m))
     }
 
     /// The document `id` of `client`'s manifest, or of any manifest when no
@@ -157,9 +205,18 @@ impl Manifests {
     fn find(&self, client: Option<&str>, id: &str) -> Option<Arc<str>> {
         let id = id.strip_prefix("sha256:").unwrap_or(id);
         match client {
-            Some(client) => self.by_client.get(client)?.get(id).cloned(),
-            None => self.by_client.values().find_map(|m| m.get(id).cloned()),
+            Some(client) => self.by_client.get(client)?.documents.get(id).cloned(),
+            None => self
+                .by_client
+                .values()
+                .find_map(|m| m.documents.get(id).cloned()),
         }
+    }
+
+    /// The name of `client`'s trusted document `key` (an id or a body hash).
+    pub fn label(&self, client: &str, key: &str) -> Option<Arc<str>> {
+        let key = key.strip_prefix("sha256:").unwrap_or(key);
+        self.by_client.get(client)?.labels.get(key).cloned()
     }
 }
 
@@ -222,6 +279,10 @@ pub struct Resolution {
     pub trusted: bool,
     /// An APQ hash to register once the document validated.
     pub register: Option<String>,
+    /// The name of the trusted document, when the request named its client
+    /// and the document is in that client's manifest: what usage and quotas
+    /// count.
+    pub document: Option<Arc<str>>,
 }
 
 /// Why persisted-document fields were refused: a code and a message.
@@ -314,6 +375,11 @@ impl Documents {
         Ok(())
     }
 
+    /// The Redis connection shared with replicas, when there is one.
+    pub fn redis(&self) -> Option<redis::aio::ConnectionManager> {
+        self.redis.clone()
+    }
+
     /// Whether only manifest documents run for everyone.
     pub fn only(&self) -> bool {
         self.options.only
@@ -383,8 +449,11 @@ impl Documents {
             (Some(query), None) => {
                 // A full document runs for a restricted caller only when it
                 // is, byte for byte, one of the trusted ones.
-                resolution.trusted =
-                    restricted && manifests.find(client, &sha256_hex(query)).is_some();
+                if restricted {
+                    let hash = sha256_hex(query);
+                    resolution.trusted = manifests.find(client, &hash).is_some();
+                    resolution.document = client.and_then(|c| manifests.label(c, &hash));
+                }
             }
             (Some(query), Some(id)) => {
                 let hash = sha256_hex(query);
@@ -399,6 +468,7 @@ impl Documents {
                     ));
                 }
                 resolution.trusted = manifests.find(client, &hash).is_some();
+                resolution.document = client.and_then(|c| manifests.label(c, &hash));
                 if !resolution.trusted && apq_hash.is_some() && self.options.apq && !restricted {
                     resolution.register = Some(hash);
                 }
@@ -408,6 +478,7 @@ impl Documents {
                     self.count_hit(true);
                     resolution.query = Some(body.to_string());
                     resolution.trusted = true;
+                    resolution.document = client.and_then(|c| manifests.label(c, &id));
                 } else if apq_hash.is_some() && !self.options.apq {
                     self.count_hit(false);
                     return Err(Refused::new(

@@ -15,6 +15,7 @@ use crate::pipeline::{
     refusal::Refusal,
     request::{GraphqlRequest, Report, bearer},
     state::{Loaded, Pipeline},
+    usage,
 };
 
 /// An operation ready to execute: planned against the supergraph it will
@@ -25,6 +26,8 @@ pub struct Ready {
     pub loaded: Arc<Loaded>,
     pub prepared: Prepared,
     pub variables: Map<String, Value>,
+    /// Where a partner's trusted document stands against its quotas.
+    pub quota: Option<usage::Standing>,
 }
 
 impl Ready {
@@ -72,13 +75,16 @@ pub async fn prepare(
         || claims
             .as_ref()
             .is_some_and(|c| gw.documents.only_for(&c.role));
+    let client = persisted::client_name(headers);
+    let manifests = gw.documents.manifests();
+    report.usage = client.map(|client| usage::Tally::of(client, &manifests));
     let resolution = gw
         .documents
         .resolve(
             request.query.as_deref(),
             request.document_id.as_deref(),
             request.extensions.as_ref(),
-            persisted::client_name(headers),
+            client,
             restricted,
         )
         .await
@@ -123,6 +129,22 @@ pub async fn prepare(
             .await
             .map_err(|limited| Refusal::rate_limited(limited, kind))?;
     }
+    // A client's trusted document is counted and held to its quotas once
+    // the caller is within its rate: a flood refused above costs no quota.
+    let quota = match (report.usage.as_mut(), resolution.document, client) {
+        (Some(tally), Some(document), Some(client)) => {
+            let none = usage::quota::Quotas::default();
+            let quotas = manifests.client(client).map_or(&none, |(_, m)| &m.quotas);
+            tally.document = document;
+            match gw.usage.admit(tally, quotas).await {
+                Ok(standing) => Some(standing),
+                Err(standing) => {
+                    return Err(Refusal::over_quota(standing, &tally.document));
+                }
+            }
+        }
+        _ => None,
+    };
     let register = resolution.register.map(|hash| (hash, query.clone()));
     let mut span = gw
         .options
@@ -167,6 +189,7 @@ pub async fn prepare(
         loaded,
         prepared,
         variables,
+        quota,
     })
 }
 

@@ -13,6 +13,7 @@ use crate::pipeline::{
     planning::PlanError,
     ratelimit,
     response::{accepts_graphql_json, error_body, respond, with_media},
+    usage,
 };
 
 /// Why a request is answered before anything runs.
@@ -24,6 +25,8 @@ pub struct Refusal {
     pub malformed: bool,
     /// When a rate-limited caller may try again (`Retry-After`).
     pub retry_after: Option<std::time::Duration>,
+    /// Where the caller stands against its quotas (`RateLimit-Policy`, `RateLimit`).
+    pub quota: Option<usage::Standing>,
 }
 
 impl Refusal {
@@ -33,6 +36,7 @@ impl Refusal {
             errors: error_body(message, "BAD_REQUEST"),
             malformed: true,
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl Refusal {
             errors: error_body(message, code),
             malformed: false,
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -55,6 +60,7 @@ impl Refusal {
             // the client can read a partial answer from.
             malformed: matches!(err, PlanError::Limit(_) | PlanError::TimedOut),
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -86,6 +92,26 @@ impl Refusal {
             }] }),
             malformed: true,
             retry_after: Some(std::time::Duration::from_secs(seconds)),
+            quota: None,
+        }
+    }
+
+    /// A trusted document over one of its client's quotas (`standing`).
+    pub fn over_quota(standing: usage::Standing, document: &str) -> Self {
+        let (period, seconds) = standing
+            .over()
+            .map_or(("day", 1), |i| (i.period.label(), i.reset.max(1)));
+        let message =
+            format!("the quota per {period} of {document:?} is used up; retry in {seconds} s");
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            errors: json!({ "errors": [{
+                "message": message,
+                "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds, "quota": period },
+            }] }),
+            malformed: true,
+            retry_after: Some(std::time::Duration::from_secs(seconds)),
+            quota: Some(standing),
         }
     }
 
@@ -107,6 +133,9 @@ impl Refusal {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
+        }
+        if let Some(quota) = &self.quota {
+            quota.write(response.headers_mut());
         }
         response
     }

@@ -16,9 +16,33 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the metrics learn of a request.
+#[derive(Default)]
 pub struct Report {
     pub operation: Option<String>,
     pub outcome: Outcome,
+    /// Its client and trusted document, when it named a client.
+    pub usage: Option<crate::pipeline::usage::Tally>,
+}
+
+impl Report {
+    /// A request named `operation`, refused until it is known to be otherwise.
+    pub fn new(operation: Option<String>) -> Self {
+        Self {
+            operation,
+            outcome: Outcome::Refused,
+            usage: None,
+        }
+    }
+
+    /// Tells the metrics and partner usage how the request ended, `took` after it started.
+    pub async fn finish(&self, pipeline: &crate::pipeline::Pipeline, took: std::time::Duration) {
+        pipeline
+            .metrics
+            .request(self.operation.as_deref(), self.outcome, took);
+        if let Some(tally) = &self.usage {
+            pipeline.usage.finish(tally, self.outcome, took).await;
+        }
+    }
 }
 
 /// A GraphQL-over-HTTP request.

@@ -82,7 +82,14 @@ pub struct Pipeline {
     pub documents: Arc<Documents>,
     /// Rate limits per user and address.
     pub limiter: Arc<Limiter>,
+    /// Partner usage and quotas, per client and trusted document.
+    pub usage: Arc<crate::pipeline::usage::Usage>,
+    /// The subgraphs this gateway answers itself, by their URL's authority
+    /// (`gateway://usage`: [`crate::pipeline::usage::admin`]).
+    locals: Locals,
 }
+
+type Locals = std::collections::HashMap<String, Arc<dyn crate::subgraph::local::Local>>;
 
 impl Pipeline {
     /// A pipeline over `sdl`, reaching subgraphs at the URLs it declares
@@ -95,13 +102,27 @@ impl Pipeline {
         let metrics = Arc::new(Metrics::default());
         let client = SubgraphClient::new(options.subgraph_timeout)
             .deduplicating(options.deduplicate_queries);
-        let loaded = load(sdl, &options, &client, &metrics)?;
+        let documents = Arc::new(Documents::new(&options.persisted)?);
+        let usage = Arc::new(crate::pipeline::usage::Usage::new(documents.redis()));
+        let admin = crate::pipeline::usage::admin::Admin::new(
+            usage.clone(),
+            documents.clone(),
+            verifier.clone(),
+            options.persisted.admin_roles.clone(),
+        );
+        let locals = Locals::from([(
+            crate::pipeline::usage::admin::AUTHORITY.to_owned(),
+            admin.local(),
+        )]);
+        let loaded = load(sdl, &options, &client, &metrics, &locals)?;
         Ok(Self {
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             client,
             verifier,
             metrics,
-            documents: Arc::new(Documents::new(&options.persisted)?),
+            usage,
+            locals,
+            documents,
             limiter: Arc::new(Limiter::new(options.rate_limits.clone())?),
             options,
         })
@@ -118,7 +139,13 @@ impl Pipeline {
     /// Replaces the supergraph with `sdl`. Requests already running finish
     /// on the old one; if `sdl` does not load, the old one stays.
     pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
-        let result = load(sdl, &self.options, &self.client, &self.metrics);
+        let result = load(
+            sdl,
+            &self.options,
+            &self.client,
+            &self.metrics,
+            &self.locals,
+        );
         self.metrics.reload(result.is_ok());
         let loaded = Arc::new(result?);
         match self.loaded.write() {
@@ -134,6 +161,7 @@ fn load(
     options: &PipelineOptions,
     client: &SubgraphClient,
     metrics: &Arc<Metrics>,
+    locals: &Locals,
 ) -> anyhow::Result<Loaded> {
     let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(options.limits));
     let overrides = &options.subgraph_urls;
@@ -170,8 +198,24 @@ fn load(
             Ok((name.clone(), uri))
         })
         .collect::<anyhow::Result<std::collections::HashMap<_, _>>>()?;
+    // Subgraphs answered in process: no connections, always ready.
+    let mut local = Locals::new();
+    for (name, url) in &urls {
+        if crate::subgraph::local::is_local(url) {
+            let at = url.authority().map_or("", |a| a.as_str());
+            let answer = locals.get(at).ok_or_else(|| {
+                anyhow::anyhow!("subgraph {name}'s URL {url} names nothing this gateway answers")
+            })?;
+            local.insert(name.clone(), answer.clone());
+        }
+    }
+    let remote: std::collections::HashMap<_, _> = urls
+        .iter()
+        .filter(|(name, _)| !local.contains_key(*name))
+        .map(|(name, url)| (name.clone(), url.clone()))
+        .collect();
     let readiness = crate::subgraph::readiness::Readiness::new(
-        &urls,
+        &remote,
         &options.subgraph_ready_urls,
         options.ready_cache,
     )?;
@@ -191,7 +235,8 @@ fn load(
     let subgraphs = Subgraphs::new(endpoints, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone())
         .with_budget(options.request_budget)
-        .with_tracer(options.tracer.clone());
+        .with_tracer(options.tracer.clone())
+        .with_local(local);
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));

@@ -188,6 +188,8 @@ pub struct RestError {
     pub body: Out,
     /// `Retry-After`, in seconds.
     pub retry_after: Option<u64>,
+    /// Where a partner stands against its quotas (`RateLimit-Policy`, `RateLimit`).
+    pub quota: Option<crate::pipeline::usage::Standing>,
 }
 
 /// The error body for one GraphQL error (`{"message", "extensions"}`),
@@ -246,6 +248,7 @@ pub fn error_or(rules: &ErrorRules, error: &Value, refused: Option<StatusCode>) 
         status,
         body: Out::Object(body),
         retry_after,
+        quota: None,
     }
 }
 
@@ -267,6 +270,7 @@ pub fn plain(
         status,
         body: Out::Object(body),
         retry_after,
+        quota: None,
     }
 }
 

@@ -169,16 +169,9 @@ async fn run(
         document_id: Some(route.document.id.clone()),
     };
     let started = Instant::now();
-    let mut report = Report {
-        operation: Some(route.document.name.clone()),
-        outcome: Outcome::Refused,
-    };
+    let mut report = Report::new(Some(route.document.name.clone()));
     let result = execute(pipeline, route, &headers, peer, request, &mut report).await;
-    pipeline.metrics.request(
-        report.operation.as_deref(),
-        report.outcome,
-        started.elapsed(),
-    );
+    report.finish(pipeline, started.elapsed()).await;
     result
 }
 
@@ -203,6 +196,7 @@ async fn execute(
             error.retry_after = error
                 .retry_after
                 .or(refusal.retry_after.map(|d| d.as_secs()));
+            error.quota = refusal.quota;
             return Err(error);
         }
     };
@@ -220,10 +214,15 @@ async fn execute(
     {
         let mut error = output::error(&route.errors, first);
         error.retry_after = error.retry_after.or(answered.retry_after);
+        error.quota = ready.quota;
         return Err(error);
     }
     let data = graphql.get("data").unwrap_or(&Value::Null);
-    Ok(respond(route.status, &output::shape(&route.answer, data)))
+    let mut response = respond(route.status, &output::shape(&route.answer, data));
+    if let Some(quota) = &ready.quota {
+        quota.write(response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// The JSON body of a request that must send one: 415 unless it is
@@ -312,6 +311,9 @@ fn respond_error(error: RestError) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(quota) = &error.quota {
+        quota.write(response.headers_mut());
     }
     response
 }

@@ -377,6 +377,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         text.push_str(&rest.render());
     }
     text.push_str(&gw.pipeline.limiter.render());
+    text.push_str(&gw.pipeline.usage.render());
     (
         [(
             header::CONTENT_TYPE,
@@ -470,10 +471,7 @@ async fn bounded(
 ) -> Response {
     let started = std::time::Instant::now();
     let graphql_json = accepts_graphql_json(&headers);
-    let mut report = Report {
-        operation: request.operation_name.clone(),
-        outcome: Outcome::Refused,
-    };
+    let mut report = Report::new(request.operation_name.clone());
     let response = match tokio::time::timeout(
         REQUEST_TIMEOUT,
         run(gw.clone(), headers, peer, request, via_get, &mut report),
@@ -490,11 +488,7 @@ async fn bounded(
             )
         }
     };
-    gw.pipeline.metrics.request(
-        report.operation.as_deref(),
-        report.outcome,
-        started.elapsed(),
-    );
+    report.finish(&gw.pipeline, started.elapsed()).await;
     response
 }
 
@@ -705,6 +699,9 @@ async fn run(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(quota) = &ready.quota {
+        quota.write(response.headers_mut());
     }
     response
 }

@@ -11,6 +11,7 @@
 //! - [`connector`]: hyper's connections to every other subgraph: over TLS
 //!   ([`tls`], HTTP/2 or HTTP/1.1 by ALPN) or HTTP/2 with prior knowledge;
 //! - [`readiness`]: whether every subgraph is ready, for `/ready`;
+//! - [`local`]: subgraphs the gateway answers itself (`gateway://` URLs);
 //! - [`error`]: why a fetch failed.
 //!
 //! Uses only the leaf modules (values, framing, metrics).
@@ -19,6 +20,7 @@ pub mod client;
 pub mod connector;
 pub mod endpoint;
 pub mod error;
+pub mod local;
 pub mod options;
 pub mod pool;
 pub mod readiness;

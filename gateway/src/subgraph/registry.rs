@@ -25,6 +25,8 @@ pub struct Subgraphs {
     pub(crate) budget: usize,
     /// Opens a span per fetch (off unless traces are exported).
     pub(crate) tracer: telemetry::otel::Tracer,
+    /// Subgraphs answered in process, by name.
+    pub(crate) local: HashMap<String, std::sync::Arc<dyn crate::subgraph::local::Local>>,
 }
 
 /// The default of [`Subgraphs::with_budget`].
@@ -44,7 +46,17 @@ impl Subgraphs {
             metrics,
             budget: DEFAULT_REQUEST_BUDGET,
             tracer: Default::default(),
+            local: HashMap::new(),
         }
+    }
+
+    /// Answers the subgraphs `local` names in process.
+    pub fn with_local(
+        mut self,
+        local: HashMap<String, std::sync::Arc<dyn crate::subgraph::local::Local>>,
+    ) -> Self {
+        self.local = local;
+        self
     }
 
     /// Records a span per fetch with `tracer`.

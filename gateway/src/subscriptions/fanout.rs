@@ -71,10 +71,7 @@ pub(crate) async fn operate(
     emit: &mut (dyn FnMut(Frame) -> bool + Send),
 ) {
     let started = std::time::Instant::now();
-    let mut report = Report {
-        operation: request.operation_name.clone(),
-        outcome: Outcome::Refused,
-    };
+    let mut report = Report::new(request.operation_name.clone());
     let mut counted = true;
     // Boxed: its state is freed once the operation runs, instead of sizing
     // the task (alive as long as the subscription) for good.
@@ -117,11 +114,7 @@ pub(crate) async fn operate(
         }
     }
     if counted {
-        subs.pipeline.metrics.request(
-            report.operation.as_deref(),
-            report.outcome,
-            started.elapsed(),
-        );
+        report.finish(&subs.pipeline, started.elapsed()).await;
     }
 }
 

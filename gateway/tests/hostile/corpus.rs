@@ -92,6 +92,28 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     head.into_bytes()
 }
 
+const PARTNER_USAGE: &str = "query($client: String!, $from: DateTime!, $to: DateTime!) { partnerUsage(client: $client, from: $from, to: $to) { document hour requests errors } }";
+
+const SET_QUOTA: &str = "mutation($client: String!, $document: String!, $limit: Int) { setPartnerQuota(client: $client, document: $document, period: DAY, limit: $limit) }";
+
+/// The partner manifest's `BrowseCatalog`.
+const BROWSE_CATALOG: &str = "c4d98be025a9af9a712fa83f229c8aac280a90377ea9ab6003cb9bfb54cd1e74";
+
+/// A `POST /graphql` of the trusted document `id` that names `client`.
+fn as_client(client: &str, id: &str) -> Vec<u8> {
+    client_body(client, &serde_json::json!({ "documentId": id }).to_string())
+}
+
+/// A `POST /graphql` of `body` that names `client`.
+fn client_body(client: &str, body: &str) -> Vec<u8> {
+    rest(
+        "POST",
+        "/graphql",
+        &format!("content-type: application/json\r\ngraphql-client-name: {client}\r\n"),
+        body.as_bytes(),
+    )
+}
+
 fn query(text: &str) -> Vec<u8> {
     post(&serde_json::to_vec(&serde_json::json!({ "query": text })).unwrap())
 }
@@ -617,6 +639,81 @@ pub fn entries() -> Vec<Entry> {
             bytes: rest_json(&format!("/api/{}", "a/".repeat(3_000)), b"{}"),
             outcome: Refused(404, "NOT_FOUND"),
         },
+        // The client name labels partner usage and quotas: whatever it says,
+        // it adds no series and names no other client's documents.
+        Entry {
+            name: "a 6 KB client name with a partner document id",
+            bytes: as_client(&"x".repeat(6 * 1024), BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "another client's name with a partner document id",
+            bytes: as_client("ordering-v1", BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "a client name that is a path",
+            bytes: as_client("../partner", BROWSE_CATALOG),
+            outcome: Refused(200, "PERSISTED_QUERY_NOT_FOUND"),
+        },
+        Entry {
+            name: "a client name with a NUL byte",
+            bytes: as_client("part\0ner", BROWSE_CATALOG),
+            outcome: Status(400),
+        },
+        Entry {
+            name: "a client name of non-UTF-8 bytes",
+            bytes: {
+                let mut bytes = as_client("partner", BROWSE_CATALOG);
+                let at = bytes.windows(7).position(|w| w == b"partner").unwrap();
+                bytes[at] = 0xff;
+                bytes
+            },
+            // Not a name at all: the request names no client, and any
+            // manifest's document runs for a caller without a token.
+            outcome: Answered,
+        },
+        // ADMIN's partner usage and quotas, answered by the gateway's own
+        // subgraph in process: every argument checked, nobody without a
+        // token let in.
+        Entry {
+            name: "partnerUsage for a 200 KB client name",
+            bytes: with_variables(
+                PARTNER_USAGE,
+                serde_json::json!({ "client": "x".repeat(200_000), "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z" }),
+            ),
+            outcome: Invalid(200, "UNAUTHENTICATED"),
+        },
+        Entry {
+            name: "partnerUsage with a client of the wrong type",
+            bytes: query("{ partnerUsage(client: 12, from: \"2026-12-01T00:00:00Z\", to: \"2026-12-02T00:00:00Z\") { hour } }"),
+            outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
+        },
+        Entry {
+            name: "setPartnerQuota with a limit of the wrong type",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "BrowseCatalog", "limit": "5" })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "setPartnerQuota with a limit past 32 bits",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "BrowseCatalog", "limit": 1e12 })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "setPartnerQuota with a NUL in the document name",
+            bytes: with_variables(SET_QUOTA, serde_json::json!({ "client": "partner", "document": "Browse\u{0}Catalog", "limit": 5 })),
+            outcome: Invalid(200, "UNAUTHENTICATED"),
+        },
+        Entry {
+            name: "setPartnerQuota for a period that does not exist",
+            bytes: query("mutation { setPartnerQuota(client: \"partner\", document: \"BrowseCatalog\", period: WEEK, limit: 5) }"),
+            outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
+        },
+        Entry {
+            name: "a document id of the wrong type beside a client name",
+            bytes: client_body("partner", r#"{"documentId": ["c4d98be0", {"a": null}]}"#),
+            outcome: Status(400),
+        },
     ]
 }
 
@@ -671,8 +768,10 @@ impl Harness {
             }),
             // Its asset routes are in the corpus too.
             graphiql: true,
+            // Every subgraph but the gateway's own, which it answers itself.
             subgraph_urls: names
                 .into_iter()
+                .filter(|name| name != gateway::pipeline::usage::admin::NAME)
                 .map(|name| (name, stub_url.clone()))
                 .collect(),
             ..Default::default()
