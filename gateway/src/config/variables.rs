@@ -275,7 +275,7 @@ pub const ENV: &[Var] = &[
         meaning: "roles whose tokens run only manifest documents (comma-separated; `off`: none)",
     },
     Var {
-        file: &[key("persisted.usage_admin_roles", List)],
+        file: &[key("usage.admin_roles", List)],
         names: &["USAGE_ADMIN_ROLES"],
         used_by: "gateway",
         default: "`ADMIN`",
