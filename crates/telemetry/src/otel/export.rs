@@ -9,8 +9,7 @@
 //! The open batches are one per thread (sharded by a per-thread index):
 //! the gateway's serving threads each run their own runtime, so each lock
 //! is taken by one thread but for the exporter's visit once a second; it
-//! replaced a shared channel of span records (see the gateway bench's doc
-//! for the figures).
+//! replaced a shared channel of span records (figures in [`encode`]'s doc).
 
 use std::{
     sync::{
