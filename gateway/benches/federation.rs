@@ -19,8 +19,9 @@
 //! times, each running its share of the seconds) tune it.
 //! `BENCH_TRACING=grpc` (or `http/protobuf`) adds a second gateway that
 //! exports every trace (ratio 1.0) to a receiver in this process that
-//! counts and drops the spans; the two take turns and the cost of tracing
-//! is printed in requests/s.
+//! counts and drops the spans; the two take turns (the traced one first
+//! every other round) and the cost of tracing is printed in requests/s,
+//! over the whole run and as the median of each round's pair.
 //! Figures depend on the machine's load: the subgraphs, the gateway and the
 //! load generator share its cores.
 
@@ -824,6 +825,8 @@ struct Tally {
     run: Run,
     gateway_cpu: f64,
     subgraphs_cpu: f64,
+    /// Requests/s of each turn, in order.
+    turns: Vec<f64>,
 }
 
 impl Tally {
@@ -847,6 +850,7 @@ impl Tally {
         .await;
         self.gateway_cpu += run.cpu[0];
         self.subgraphs_cpu += run.cpu[1];
+        self.turns.push(run.rps());
         self.run.absorb(run);
     }
 
@@ -986,7 +990,15 @@ async fn bench() {
     let mut ours = Tally::default();
     let mut theirs = Tally::default();
     let slice = duration / rounds;
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // The traced gateway goes first every other round: whatever the
+        // machine does over a round falls on each side as often.
+        let traced_first = round % 2 == 1;
+        if let (true, Some((child, url, len, _, _))) = (traced_first, &traced) {
+            traced_tally
+                .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
+                .await;
+        }
         ours.add(
             &gw_url,
             gw.id(),
@@ -1001,7 +1013,7 @@ async fn bench() {
                 .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
                 .await;
         }
-        if let Some((child, url, len, _, _)) = &traced {
+        if let (false, Some((child, url, len, _, _))) = (traced_first, &traced) {
             traced_tally
                 .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
                 .await;
@@ -1019,6 +1031,34 @@ async fn bench() {
             ours.run.rps(),
             sink.count(),
             sink.count() as f64 / traced_tally.run.requests.max(1) as f64,
+        );
+        // Each round's pair compared: the machine's drift between rounds cancels.
+        let mut costs: Vec<f64> = traced_tally
+            .turns
+            .iter()
+            .zip(&ours.turns)
+            .map(|(traced, off)| (traced / off - 1.0) * 100.0)
+            .collect();
+        costs.sort_by(f64::total_cmp);
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "tracing per round: median {:+.1}% requests/s (rounds from {:+.1}% to {:+.1}%; median {:.0} traced vs {:.0} off); each round {}",
+            costs[costs.len() / 2],
+            costs[0],
+            costs[costs.len() - 1],
+            median(&traced_tally.turns),
+            median(&ours.turns),
+            traced_tally
+                .turns
+                .iter()
+                .zip(&ours.turns)
+                .map(|(t, o)| format!("{t:.0}/{o:.0}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         );
     }
     fetch_breakdown(&gw_url).await;

@@ -61,7 +61,7 @@ async fn server(State(tracer): State<Tracer>, request: Request, next: Next) -> R
         return next.run(request).await;
     };
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    span.rename(|| format!("{method} {path}"));
+    span.rename(format_args!("{method} {path}"));
     span.set("http.request.method", method.as_str());
     span.set("url.path", path);
     let response = CURRENT
@@ -105,10 +105,10 @@ pub fn operation(operation_name: Option<&str>, query: &str) -> Operation {
         return Operation(None);
     };
     let kind = operation_type(query);
-    span.rename(|| match operation_name {
-        Some(name) => format!("{kind} {name}"),
-        None => kind.to_owned(),
-    });
+    match operation_name {
+        Some(name) => span.rename(format_args!("{kind} {name}")),
+        None => span.rename(format_args!("{kind}")),
+    }
     span.set("graphql.operation.type", kind);
     if let Some(name) = operation_name {
         span.set("graphql.operation.name", name);
@@ -180,7 +180,7 @@ impl SqlSpans {
                         .next()
                         .unwrap_or("SQL")
                         .to_ascii_uppercase();
-                    span.rename(|| format!("{operation} {}", self.schema));
+                    span.rename(format_args!("{operation} {}", self.schema));
                     span.set("db.system.name", "postgresql");
                     span.set("db.namespace", self.schema.as_str());
                     span.set("db.operation.name", operation);

@@ -53,7 +53,7 @@ pub(super) async fn send(
         .child_of_headers(ctx.headers, "fetch", Kind::Client);
     let mut headers = ctx.headers.clone();
     if span.is_recording() {
-        span.rename(|| format!("fetch {service}"));
+        span.rename(format_args!("fetch {service}"));
         span.set("subgraph.name", service);
         span.set("graphql.operation.type", operation_type(kind));
         span.set("http.request.method", "POST");

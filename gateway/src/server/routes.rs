@@ -434,7 +434,7 @@ fn open_request(
         Some(context) => context.traceparent(),
         None => Traceparent::child_of(incoming),
     };
-    exported.rename(|| format!("{method} {path}"));
+    exported.rename(format_args!("{method} {path}"));
     exported.set("http.request.method", method);
     exported.set("url.path", path);
     exported.set("request.id", id.as_str());

@@ -1,27 +1,38 @@
-//! The exporter behind an enabled [`Tracer`]: finished spans wait in a
-//! bounded queue (a full queue drops and counts them, it never blocks a
-//! request), and one background tokio task sends them in batches of up to
-//! [`MAX_BATCH`] at least every [`SCHEDULE_DELAY`], as OTLP over gRPC
-//! (tonic) or HTTP/protobuf (hyper). [`Tracer::shutdown`] sends what is left.
+//! The exporter behind an enabled [`Tracer`]: a finished span is encoded
+//! (OTLP protobuf, [`encode`]) straight into its thread's open batch, a
+//! batch of [`MAX_BATCH`] spans is handed to the exporter's queue of ready
+//! batches, and one background tokio task sends them, and every batch
+//! still open at least every [`SCHEDULE_DELAY`], as OTLP over gRPC (tonic)
+//! or HTTP/protobuf (hyper). A full queue drops and counts spans, it never
+//! blocks a request. [`Tracer::shutdown`] sends what is left.
+//!
+//! The open batches are one per thread (sharded by a per-thread index):
+//! the gateway's serving threads each run their own runtime, so each lock
+//! is taken by one thread but for the exporter's visit once a second; it
+//! replaced a shared channel of span records (figures in [`encode`]'s doc).
 
 use std::{
-    sync::{Arc, Mutex, atomic::AtomicU64, atomic::Ordering},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Uri;
-use prost::Message;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::{
     config::{Config, Export, Protocol, Sampler},
+    encode::{self, Frame, Head},
     proto,
-    span::{Finished, Tracer, Value},
+    span::Tracer,
 };
 
-/// Spans waiting for export at most; more are dropped and counted.
+/// Spans waiting in ready batches at most; more are dropped and counted
+/// (each thread's open batch holds up to [`MAX_BATCH`] more).
 pub const QUEUE: usize = 8192;
 /// Spans per export at most.
 pub const MAX_BATCH: usize = 512;
@@ -29,18 +40,92 @@ pub const MAX_BATCH: usize = 512;
 pub const SCHEDULE_DELAY: Duration = Duration::from_secs(1);
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open batches: threads beyond this many share them.
+const SHARDS: usize = 16;
+
+/// Encoded spans, the `spans` of one export.
+#[derive(Default)]
+struct Batch {
+    spans: Vec<u8>,
+    count: usize,
+}
 
 /// What the spans of one enabled tracer share.
 pub(super) struct Shared {
     pub(super) service: String,
     pub(super) sampler: Sampler,
-    pub(super) queue: mpsc::Sender<Finished>,
+    /// Each thread's batch being filled.
+    open: [Mutex<Batch>; SHARDS],
+    /// Full batches waiting for the exporter, at most `QUEUE / MAX_BATCH`.
+    ready: Mutex<Vec<Batch>>,
+    /// Buffers of sent batches, for the next ones.
+    spare: Mutex<Vec<Vec<u8>>>,
     /// Spans dropped because the queue was full.
-    pub(super) dropped: AtomicU64,
+    dropped: AtomicU64,
     stop: Notify,
-    /// Rung when a batch is waiting, so the task wakes per batch, not per span.
-    pub(super) full: Notify,
+    /// Rung when a batch is ready, so the task wakes per batch, not per span.
+    full: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// This thread's open batch: threads take indexes in turn as they first finish a span.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+impl Shared {
+    /// Adds a finished span to this thread's batch (or counts it dropped).
+    pub(super) fn finish(&self, head: &Head<'_>, fields: &[u8]) {
+        let mut open = lock(&self.open[shard()]);
+        if open.count >= MAX_BATCH && !self.hand_over(&mut open) {
+            // The exporter is behind (the collector is slow or down, or it
+            // was shut down): the request never waits for tracing.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        encode::span(&mut open.spans, head, fields);
+        open.count += 1;
+        if open.count == MAX_BATCH {
+            self.hand_over(&mut open);
+        }
+    }
+
+    /// Moves a full batch to the ready ones, unless they are full.
+    fn hand_over(&self, open: &mut Batch) -> bool {
+        let mut ready = lock(&self.ready);
+        if ready.len() >= QUEUE / MAX_BATCH {
+            return false;
+        }
+        let spans = lock(&self.spare).pop().unwrap_or_default();
+        ready.push(std::mem::replace(open, Batch { spans, count: 0 }));
+        drop(ready);
+        self.full.notify_one();
+        true
+    }
+
+    /// The ready batches, and with `all` the open ones too.
+    fn take(&self, all: bool) -> Vec<Batch> {
+        let mut batches = std::mem::take(&mut *lock(&self.ready));
+        if all {
+            for open in &self.open {
+                let mut open = lock(open);
+                if open.count > 0 {
+                    batches.push(std::mem::take(&mut *open));
+                }
+            }
+        }
+        batches
+    }
 }
 
 impl Tracer {
@@ -50,11 +135,12 @@ impl Tracer {
         let Some(export) = &config.export else {
             return Self::default();
         };
-        let (queue, spans) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             service: config.service.clone(),
             sampler: config.sampler,
-            queue,
+            open: Default::default(),
+            ready: Mutex::default(),
+            spare: Mutex::default(),
             dropped: AtomicU64::new(0),
             stop: Notify::new(),
             full: Notify::new(),
@@ -63,13 +149,10 @@ impl Tracer {
         let sender = Sender::new(export);
         let task = tokio::spawn(run(
             Arc::downgrade(&shared),
-            spans,
             sender,
-            config.service.clone(),
+            Frame::new(&config.service),
         ));
-        if let Ok(mut slot) = shared.task.lock() {
-            *slot = Some(task);
-        }
+        *lock(&shared.task) = Some(task);
         tracing::info!(
             service = %config.service,
             endpoint = %export.endpoint,
@@ -83,7 +166,7 @@ impl Tracer {
     /// finished later are dropped.
     pub async fn shutdown(&self) {
         let Some(shared) = &self.0 else { return };
-        let task = shared.task.lock().ok().and_then(|mut t| t.take());
+        let task = lock(&shared.task).take();
         if let Some(task) = task {
             shared.stop.notify_one();
             let _ = task.await;
@@ -98,38 +181,30 @@ impl Tracer {
     }
 }
 
-async fn run(
-    shared: std::sync::Weak<Shared>,
-    mut spans: mpsc::Receiver<Finished>,
-    sender: Sender,
-    service: String,
-) {
-    let resource = proto::Resource {
-        attributes: vec![
-            key_value("service.name", Value::Text(service.into())),
-            key_value("telemetry.sdk.name", Value::Text("grocery".into())),
-            key_value("telemetry.sdk.language", Value::Text("rust".into())),
-        ],
-    };
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+async fn run(shared: std::sync::Weak<Shared>, sender: Sender, frame: Frame) {
     let mut tick = tokio::time::interval(SCHEDULE_DELAY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Held weakly between waits: a tracer dropped without a shutdown ends
     // its task at the next tick.
     while let Some(held) = shared.upgrade() {
-        let stopping = tokio::select! {
-            _ = tick.tick() => false,
-            () = held.full.notified() => false,
-            () = held.stop.notified() => true,
+        let (all, stopping) = tokio::select! {
+            _ = tick.tick() => (true, false),
+            () = held.full.notified() => (false, false),
+            () = held.stop.notified() => (true, true),
         };
+        let batches = held.take(all);
         drop(held);
-        while let Ok(span) = spans.try_recv() {
-            batch.push(span);
-            if batch.len() == MAX_BATCH {
-                sender.send(&resource, &mut batch).await;
+        for batch in batches {
+            sender.send(&frame, &batch).await;
+            if let Some(held) = shared.upgrade() {
+                let mut spare = lock(&held.spare);
+                if spare.len() < SHARDS {
+                    let mut spans = batch.spans;
+                    spans.clear();
+                    spare.push(spans);
+                }
             }
         }
-        sender.send(&resource, &mut batch).await;
         if stopping {
             break;
         }
@@ -174,13 +249,10 @@ impl Sender {
         }
     }
 
-    /// Sends `batch` (emptying it); a failure is logged and the spans are lost.
-    async fn send(&self, resource: &proto::Resource, batch: &mut Vec<Finished>) {
-        if batch.is_empty() {
-            return;
-        }
-        let count = batch.len();
-        let request = encode(resource, batch.drain(..));
+    /// Sends `batch`; a failure is logged and the spans are lost.
+    async fn send(&self, frame: &Frame, batch: &Batch) {
+        let count = batch.count;
+        let request = Bytes::from(frame.request(&batch.spans));
         let sent = tokio::time::timeout(EXPORT_TIMEOUT, self.export(request)).await;
         let failure = match sent {
             Ok(Ok(())) => return,
@@ -190,14 +262,14 @@ impl Sender {
         tracing::warn!(spans = count, error = %failure, "trace export failed");
     }
 
-    async fn export(&self, request: proto::ExportTraceServiceRequest) -> Result<(), String> {
+    async fn export(&self, request: Bytes) -> Result<(), String> {
         match self {
             Sender::Grpc(grpc) => {
                 let mut grpc = grpc.clone();
                 grpc.ready().await.map_err(|e| e.to_string())?;
                 let _: tonic::Response<proto::ExportTraceServiceResponse> = grpc
                     .unary(
-                        tonic::Request::new(request),
+                        tonic::Request::new(Encoded(request)),
                         hyper::http::uri::PathAndQuery::from_static(EXPORT_PATH),
                         tonic_prost::ProstCodec::default(),
                     )
@@ -206,7 +278,7 @@ impl Sender {
                 Ok(())
             }
             Sender::Http { client, endpoint } => {
-                let body = Full::new(Bytes::from(request.encode_to_vec()));
+                let body = Full::new(request);
                 let http = hyper::Request::post(endpoint.clone())
                     .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(body)
@@ -225,62 +297,32 @@ impl Sender {
     }
 }
 
-/// The export request of `spans`, all of one service.
-fn encode(
-    resource: &proto::Resource,
-    spans: impl Iterator<Item = Finished>,
-) -> proto::ExportTraceServiceRequest {
-    let spans = spans.map(to_proto).collect();
-    proto::ExportTraceServiceRequest {
-        resource_spans: vec![proto::ResourceSpans {
-            resource: Some(resource.clone()),
-            scope_spans: vec![proto::ScopeSpans {
-                scope: Some(proto::InstrumentationScope {
-                    name: "grocery".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                }),
-                spans,
-            }],
-        }],
-    }
-}
+/// An `ExportTraceServiceRequest` already encoded ([`Frame::request`]),
+/// for tonic's prost codec to write as it is.
+#[derive(Debug, Default)]
+struct Encoded(Bytes);
 
-fn to_proto(span: Finished) -> proto::Span {
-    let Finished {
-        context,
-        recording,
-        end_unix_nanos,
-    } = span;
-    let recording = *recording;
-    proto::Span {
-        trace_id: context.trace_id.to_vec(),
-        span_id: context.span_id.to_vec(),
-        parent_span_id: recording.parent.map(|p| p.to_vec()).unwrap_or_default(),
-        name: recording.name.into_owned(),
-        kind: recording.kind as i32,
-        start_time_unix_nano: recording.start_unix_nanos,
-        end_time_unix_nano: end_unix_nanos,
-        attributes: recording
-            .attributes
-            .into_iter()
-            .map(|(key, value)| key_value(key, value))
-            .collect(),
-        status: recording
-            .error
-            .map(|message| proto::Status { message, code: 2 }),
-        flags: u32::from(context.sampled),
+impl prost::Message for Encoded {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
     }
-}
 
-fn key_value(key: &str, value: Value) -> proto::KeyValue {
-    use proto::any_value::Value as V;
-    let value = match value {
-        Value::Text(text) => V::StringValue(text.into_owned()),
-        Value::Int(i) => V::IntValue(i),
-        Value::Bool(b) => V::BoolValue(b),
-    };
-    proto::KeyValue {
-        key: key.to_owned(),
-        value: Some(proto::AnyValue { value: Some(value) }),
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // Only ever sent, never read.
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0 = Bytes::new();
     }
 }

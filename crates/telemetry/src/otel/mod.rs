@@ -1,7 +1,9 @@
 //! OpenTelemetry traces, exported over OTLP: each component's [`Tracer`]
 //! (configured by the standard `OTEL_*` variables, [`Config`]) opens
 //! [`Span`]s in the caller's W3C trace, and an exporter task sends them in
-//! batches to a collector over gRPC or HTTP/protobuf.
+//! batches to a collector over gRPC or HTTP/protobuf. A span is written as
+//! OTLP protobuf while it runs and when it ends ([`encode`]), into its
+//! thread's batch ([`export`]): nothing is built to be encoded later.
 //!
 //! Written here rather than taken from `opentelemetry_sdk` +
 //! `opentelemetry-otlp`: those bring an SDK, a second HTTP client stack and
@@ -11,6 +13,7 @@
 //! no exporter task and no allocation.
 
 mod config;
+mod encode;
 mod export;
 pub mod proto;
 #[cfg(feature = "receiver")]

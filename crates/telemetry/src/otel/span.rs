@@ -5,13 +5,13 @@
 
 use std::{
     borrow::Cow,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Instant, SystemTime},
 };
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use super::export::Shared;
+use super::{encode, export::Shared};
 use crate::trace::{TRACEPARENT, Traceparent};
 
 /// The W3C trace context of a span: its trace, its id, and whether it is recorded.
@@ -40,6 +40,26 @@ impl SpanContext {
             span_id,
             sampled: flags & 1 == 1,
         })
+    }
+
+    /// The `traceparent` header of the context, written without
+    /// [`Traceparent`]'s three strings.
+    pub fn header_value(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        let digits = self
+            .trace_id
+            .iter()
+            .chain(&self.span_id)
+            .flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        // 32 digits of trace id, a dash, 16 of span id.
+        for (i, digit) in digits.enumerate() {
+            text[3 + i + usize::from(i >= 32)] = digit;
+        }
+        text[35] = b'-';
+        text[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        HeaderValue::from_bytes(&text).expect("hex digits and dashes")
     }
 
     /// The context as the `traceparent` header carries it.
@@ -88,35 +108,36 @@ pub enum Kind {
     Client = 3,
 }
 
-/// An attribute's value.
+/// An attribute's value; text is borrowed where it can be, since it is
+/// written out (encoded) the moment it is set.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Text(Cow<'static, str>),
+pub enum Value<'a> {
+    Text(Cow<'a, str>),
     Int(i64),
     Bool(bool),
 }
 
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Text(Cow::Owned(v.to_owned()))
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(Cow::Borrowed(v))
     }
 }
-impl From<String> for Value {
+impl From<String> for Value<'_> {
     fn from(v: String) -> Self {
         Value::Text(Cow::Owned(v))
     }
 }
-impl From<i64> for Value {
+impl From<i64> for Value<'_> {
     fn from(v: i64) -> Self {
         Value::Int(v)
     }
 }
-impl From<u16> for Value {
+impl From<u16> for Value<'_> {
     fn from(v: u16) -> Self {
         Value::Int(i64::from(v))
     }
 }
-impl From<bool> for Value {
+impl From<bool> for Value<'_> {
     fn from(v: bool) -> Self {
         Value::Bool(v)
     }
@@ -190,12 +211,12 @@ impl Shared {
             Box::new(Recording {
                 shared: self.clone(),
                 parent: parent.map(|p| p.span_id),
-                name: Cow::Borrowed(name),
+                name,
+                renamed: false,
                 kind,
                 start_unix_nanos: unix_nanos(),
                 started: Instant::now(),
-                attributes: Vec::with_capacity(6),
-                error: None,
+                fields: Vec::with_capacity(FIELDS),
             })
         });
         Span {
@@ -230,23 +251,23 @@ pub struct Span {
     recording: Option<Box<Recording>>,
 }
 
-pub(super) struct Recording {
-    pub(super) shared: Arc<Shared>,
-    pub(super) parent: Option<[u8; 8]>,
-    pub(super) name: Cow<'static, str>,
-    pub(super) kind: Kind,
-    pub(super) start_unix_nanos: u64,
-    pub(super) started: Instant,
-    pub(super) attributes: Vec<(&'static str, Value)>,
-    pub(super) error: Option<String>,
+struct Recording {
+    shared: Arc<Shared>,
+    parent: Option<[u8; 8]>,
+    /// Its name unless [`Span::rename`] wrote another into `fields`.
+    name: &'static str,
+    renamed: bool,
+    kind: Kind,
+    start_unix_nanos: u64,
+    started: Instant,
+    /// Attributes, a new name and an error status, already encoded as the
+    /// OTLP `Span` fields they are ([`encode`]).
+    fields: Vec<u8>,
 }
 
-/// A finished span on its way to the exporter.
-pub(super) struct Finished {
-    pub(super) context: SpanContext,
-    pub(super) recording: Box<Recording>,
-    pub(super) end_unix_nanos: u64,
-}
+/// Bytes set aside for a span's fields: a gateway fetch's six attributes
+/// and name take about 200.
+const FIELDS: usize = 256;
 
 impl Span {
     /// A span that records nothing (tracing off).
@@ -265,23 +286,27 @@ impl Span {
     }
 
     /// Sets attribute `key`; `value` is converted only when the span records.
-    pub fn set<V: Into<Value>>(&mut self, key: &'static str, value: V) {
+    pub fn set<'a, V: Into<Value<'a>>>(&mut self, key: &'static str, value: V) {
         if let Some(recording) = &mut self.recording {
-            recording.attributes.push((key, value.into()));
+            encode::attribute(&mut recording.fields, key, &value.into());
         }
     }
 
-    /// Renames it (a name known only once the request is read, e.g. `query Checkout`).
-    pub fn rename(&mut self, name: impl FnOnce() -> String) {
+    /// Renames it (a name known only once the request is read, e.g.
+    /// `query Checkout`), formatted only when the span records.
+    pub fn rename(&mut self, name: std::fmt::Arguments<'_>) {
         if let Some(recording) = &mut self.recording {
-            recording.name = Cow::Owned(name());
+            encode::name_with(&mut recording.fields, |out| {
+                let _ = std::io::Write::write_fmt(out, name);
+            });
+            recording.renamed = true;
         }
     }
 
     /// Marks it failed, with why.
     pub fn fail(&mut self, message: impl FnOnce() -> String) {
         if let Some(recording) = &mut self.recording {
-            recording.error = Some(message());
+            encode::error_status(&mut recording.fields, &message());
         }
     }
 
@@ -289,7 +314,7 @@ impl Span {
     /// with them continues its trace under it.
     pub fn propagate(&self, headers: &mut HeaderMap) {
         if let Some(context) = &self.context {
-            headers.insert(TRACEPARENT.clone(), header_value(context));
+            headers.insert(TRACEPARENT.clone(), context.header_value());
         }
     }
 
@@ -297,30 +322,21 @@ impl Span {
     pub fn end(self) {}
 }
 
-fn header_value(context: &SpanContext) -> HeaderValue {
-    context.traceparent().header_value()
-}
-
 impl Drop for Span {
     fn drop(&mut self) {
         let (Some(context), Some(recording)) = (self.context, self.recording.take()) else {
             return;
         };
-        let end_unix_nanos =
-            recording.start_unix_nanos + recording.started.elapsed().as_nanos() as u64;
-        let shared = recording.shared.clone();
-        let finished = Finished {
+        let head = encode::Head {
             context,
-            recording,
-            end_unix_nanos,
+            parent: recording.parent,
+            name: (!recording.renamed).then_some(recording.name),
+            kind: recording.kind,
+            start_unix_nanos: recording.start_unix_nanos,
+            end_unix_nanos: recording.start_unix_nanos
+                + recording.started.elapsed().as_nanos() as u64,
         };
-        if shared.queue.try_send(finished).is_err() {
-            // Full (the collector is slow or down) or closed (shut down): the
-            // request never waits for tracing.
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if shared.queue.capacity() <= super::QUEUE - super::MAX_BATCH {
-            shared.full.notify_one();
-        }
+        recording.shared.finish(&head, &recording.fields);
     }
 }
 
@@ -335,6 +351,7 @@ mod tests {
         let context = SpanContext::parse(CALLER).unwrap();
         assert!(context.sampled);
         assert_eq!(context.traceparent().to_string(), CALLER);
+        assert_eq!(context.header_value(), CALLER);
         let unsampled = SpanContext::parse(&CALLER.replace("-01", "-00")).unwrap();
         assert!(!unsampled.sampled);
         for bad in [

@@ -96,3 +96,33 @@ async fn ratio_zero_records_nothing_and_passes_the_decision_on() {
     tracer.shutdown().await;
     assert_eq!(receiver.count(), 0);
 }
+
+#[tokio::test]
+async fn spans_of_many_threads_and_batches_all_arrive_once() {
+    let receiver = Receiver::sink().await.unwrap();
+    let tracer = Tracer::start(&config(
+        &receiver,
+        Protocol::Grpc,
+        Sampler::ParentBased(Root::AlwaysOn),
+    ));
+    // More than a batch per thread: full batches go while others fill.
+    let per_thread = MAX_BATCH + MAX_BATCH / 2;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let tracer = tracer.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    let mut span = tracer.open("request", Kind::Server, None);
+                    span.set("n", i as i64);
+                    span.rename(format_args!("request {i}"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    tracer.shutdown().await;
+    assert_eq!(tracer.dropped(), 0);
+    assert_eq!(receiver.count(), 4 * per_thread);
+}
