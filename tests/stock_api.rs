@@ -62,6 +62,7 @@ async fn stack(inventory_up: bool) -> Stack {
         cutoffs: Default::default(),
         inventory_rpc_url: rpc_url.clone(),
         rpc_token: TOKEN.into(),
+        events: Default::default(),
     };
     let registry = Arc::new(GrpcStockRegistry::connect_lazy(&rpc_url, TOKEN).unwrap());
     let catalog_router =

@@ -122,6 +122,7 @@ impl Shop {
             cutoffs: Default::default(),
             inventory_rpc_url: rpc_url.clone(),
             rpc_token: RPC_TOKEN.into(),
+            events: Default::default(),
         };
         let registry =
             Arc::new(catalog::GrpcStockRegistry::connect_lazy(&rpc_url, RPC_TOKEN).unwrap());
