@@ -589,14 +589,6 @@ pub fn entries() -> Vec<Entry> {
             outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
         },
         Entry {
-            name: "stockChanged: 30,000 SKUs written in the document",
-            bytes: query(&format!(
-                "subscription {{ stockChanged(skus: [{}]) {{ sku }} }}",
-                "\"A\" ".repeat(30_000)
-            )),
-            outcome: Refused(400, "MAX_TOKENS_LIMIT"),
-        },
-        Entry {
             name: "stockChanged: SKU lists 100 deep",
             bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": deep_list(100) })),
             outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
