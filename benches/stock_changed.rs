@@ -92,7 +92,13 @@ async fn run() {
     let db = TestDatabase::empty("public").await;
     let redis = RedisServer::start();
     let stream = format!("grocery:bench:{}", uuid::Uuid::new_v4().simple());
-    let dev = support::start_dev(&db.config.url, &redis.url(), &stream, &[]);
+    // One service token for dev and the gateway: the gateway loads users' access changes with it.
+    let dev = support::start_dev(
+        &db.config.url,
+        &redis.url(),
+        &stream,
+        &[("INTERNAL_RPC_TOKEN", "bench-service-token")],
+    );
     let url = |name: &str| dev.urls.get(name).cloned().unwrap();
 
     let port = support::free_port();
@@ -123,8 +129,7 @@ async fn run() {
             ("SUBSCRIPTIONS_PER_USER", (subscribers + 1).to_string()),
             ("RATE_LIMITS", "off".into()),
             ("RUST_LOG", "warn".into()),
-            // `serve` checks the whole configuration; the gateway does not call the stock API.
-            ("INTERNAL_RPC_TOKEN", "bench-unused".into()),
+            ("INTERNAL_RPC_TOKEN", "bench-service-token".into()),
             // Where it learns of token revocations.
             ("REDIS_URL", redis.url()),
             ("EVENT_STREAM", stream.clone()),

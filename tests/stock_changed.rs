@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use kit::testing::{TestDatabase, redis_url};
 use serde_json::{Value, json};
 use support::{PATIENCE, Socket, eventually, gql, next_message, ok};
