@@ -38,6 +38,8 @@ async fn stack(inventory_up: bool) -> Stack {
         reservation_ttl: Duration::from_secs(900),
         default_margin: "0.25".parse().unwrap(),
         sweep_interval: Duration::from_secs(5),
+        events: Default::default(),
+        stock_event_interval: Duration::from_millis(100),
     };
     let inventory_pool = inventory_db.pool.clone();
     let parts = inventory::build(&inventory_cfg, inventory_pool.clone()).unwrap();
@@ -60,6 +62,7 @@ async fn stack(inventory_up: bool) -> Stack {
         cutoffs: Default::default(),
         inventory_rpc_url: rpc_url.clone(),
         rpc_token: TOKEN.into(),
+        events: Default::default(),
     };
     let registry = Arc::new(GrpcStockRegistry::connect_lazy(&rpc_url, TOKEN).unwrap());
     let catalog_router =

@@ -143,6 +143,19 @@ fn nested(open: &str, close: &str, levels: usize, inner: &str) -> String {
     format!("{}{inner}{}", open.repeat(levels), close.repeat(levels))
 }
 
+/// `stockChanged` with its SKU list as `$skus`.
+const STOCK_CHANGED: &str =
+    "subscription($skus: [String!]) { stockChanged(skus: $skus) { sku available } }";
+
+/// `[[…["APPLE"]…]]`, `levels` deep.
+fn deep_list(levels: usize) -> serde_json::Value {
+    let mut list = serde_json::json!(["APPLE"]);
+    for _ in 1..levels {
+        list = serde_json::json!([list]);
+    }
+    list
+}
+
 /// Every entry of the corpus.
 pub fn entries() -> Vec<Entry> {
     use Outcome::*;
@@ -588,6 +601,45 @@ pub fn entries() -> Vec<Entry> {
                 .as_bytes(),
             ),
             outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
+        },
+        Entry {
+            name: "stockChanged: 10,001 SKUs in variables",
+            bytes: with_variables(
+                STOCK_CHANGED,
+                serde_json::json!({ "skus": vec!["APPLE"; 10_001] }),
+            ),
+            outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
+        },
+        Entry {
+            name: "stockChanged: SKU lists 100 deep",
+            bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": deep_list(100) })),
+            outcome: Refused(400, "MAX_VARIABLES_LIMIT"),
+        },
+        Entry {
+            name: "stockChanged: a number for the SKU list",
+            bytes: query("subscription { stockChanged(skus: 5) { sku } }"),
+            outcome: Refused(400, "GRAPHQL_VALIDATION_FAILED"),
+        },
+        Entry {
+            name: "stockChanged: an object in the SKU list variable",
+            bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": [{ "sku": "APPLE" }] })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            name: "stockChanged: null inside the SKU list",
+            bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": ["APPLE", null] })),
+            outcome: Invalid(400, "BAD_USER_INPUT"),
+        },
+        Entry {
+            // The value itself is inventory's to refuse (BAD_USER_INPUT, its API tests).
+            name: "stockChanged: a NUL in a SKU, over plain POST",
+            bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": ["APP\u{0}LE"] })),
+            outcome: Refused(406, "BAD_REQUEST"),
+        },
+        Entry {
+            name: "stockChanged: an empty SKU list, over plain POST",
+            bytes: with_variables(STOCK_CHANGED, serde_json::json!({ "skus": [] })),
+            outcome: Refused(406, "BAD_REQUEST"),
         },
         Entry {
             name: "REST: qty and quantity both",

@@ -2,7 +2,9 @@
 //!
 //! It owns the `catalog` PostgreSQL schema (`migrations/catalog/`) and the
 //! `Product @key(fields: "sku")` entity, and tells inventory about every
-//! product through a [`StockRegistry`] (gRPC in production).
+//! product through a [`StockRegistry`] (gRPC in production). Every change of
+//! a product writes a `product.updated` event to its outbox, which a relay
+//! publishes to the event bus.
 //!
 //! Read on: [`schema`] (GraphQL, thin) → [`products`] and [`listing`] (rules
 //! and SQL) → [`sku`], [`gtin`] and [`rules`] (value rules) → [`registry`]
@@ -19,7 +21,7 @@ pub mod rules;
 pub mod schema;
 pub mod sku;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
 use axum::Router;
@@ -32,6 +34,7 @@ use kit::{
     component::Started,
     config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
+    events::{BusConfig, Relay},
 };
 
 pub use crate::registry::{GrpcStockRegistry, StockRegistry};
@@ -74,6 +77,8 @@ pub struct Config {
     pub inventory_rpc_url: String,
     /// Sent as `authorization: Bearer …` on every call to inventory.
     pub rpc_token: String,
+    /// Where `product.updated` events go (`REDIS_URL`, `EVENT_STREAM`).
+    pub events: BusConfig,
 }
 
 impl Config {
@@ -108,6 +113,7 @@ impl Config {
             cutoffs,
             inventory_rpc_url,
             rpc_token,
+            events: BusConfig::from_env(env),
         }
     }
 }
@@ -134,19 +140,23 @@ pub fn sdl() -> String {
     kit::server::federation_sdl(&builder().finish())
 }
 
-/// Migrates the schema and builds the subgraph, calling inventory over gRPC.
+/// Migrates the schema and builds the subgraph, calling inventory over gRPC;
+/// the relay of its outbox runs beside it.
 pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
+    let relay = Relay::new(pool.clone(), cfg.events.connect().await?, DB_SCHEMA);
     let registry = GrpcStockRegistry::connect_lazy(&cfg.inventory_rpc_url, &cfg.rpc_token)?;
     let router = router_with(cfg, pool, Arc::new(registry))?;
+    // Product changes are rare admin writes: the relay's poll is soon enough.
     Ok(Started::new(
         NAME,
         cfg.listen,
         router,
         cfg.tokens.revocations.clone(),
         Feed::Remote(cfg.cutoffs.clone()),
-    ))
+    )
+    .beside("event relay", relay.run(Duration::from_millis(250))))
 }
 
 /// The subgraph's routes over an existing (migrated) pool and any registry (tests).

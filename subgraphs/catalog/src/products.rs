@@ -9,11 +9,20 @@
 //! Uniqueness of SKUs, names (case-insensitive) and UPCs is the database's
 //! job (unique indexes); their violations become `CONFLICT`s here, so two
 //! concurrent creates can never both win.
+//!
+//! Every write of a product also writes a `product.updated` event (key and
+//! payload: the SKU) to the outbox in its transaction, for those who keep
+//! copies of products (the gateway's entity cache); a relay publishes them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use kit::{change::Change, db::PgPool, error::is_unique_violation};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use kit::{
+    change::Change,
+    db::PgPool,
+    error::is_unique_violation,
+    events::{NewEvent, outbox},
+};
 use serde_json::Value;
 
 use crate::{
@@ -137,6 +146,22 @@ fn conflict(
     }
 }
 
+/// The topic of a change of a product's fields (created, changed, deactivated, deleted).
+pub const PRODUCT_UPDATED: &str = "product.updated";
+
+/// Writes the `product.updated` event of `sku` in the caller's transaction.
+async fn updated(conn: &mut AsyncPgConnection, sku: &str) -> QueryResult<()> {
+    outbox::append(
+        conn,
+        &[NewEvent {
+            topic: PRODUCT_UPDATED,
+            key: sku.to_owned(),
+            payload: serde_json::json!({ "sku": sku }),
+        }],
+    )
+    .await
+}
+
 /// Creates a product and registers it with inventory; `CONFLICT` on a taken SKU, name or UPC.
 pub async fn create(
     pool: &PgPool,
@@ -161,6 +186,7 @@ pub async fn create(
             .get_result(conn)
             .await
             .map_err(|e| conflict(e, &row.sku, Some(&row.name), row.upc.as_deref()))?;
+        updated(conn, &product.sku).await?;
         registry
             .upsert(&product.sku, product.active)
             .await
@@ -235,6 +261,7 @@ pub async fn update(
                 let upc = changes.upc.as_ref().and_then(Option::as_deref);
                 conflict(e, sku.as_str(), changes.name.as_deref(), upc)
             })?;
+        updated(conn, &product.sku).await?;
         // Always re-sent (idempotent), not only when `active` flips: it heals drift.
         registry
             .upsert(&product.sku, product.active)
@@ -271,6 +298,7 @@ pub async fn delete(
             diesel::delete(products::table.find(sku.as_str()))
                 .execute(conn)
                 .await?;
+            updated(conn, sku.as_str()).await?;
             return Ok(Deletion::Deleted(sku));
         }
         let product = diesel::update(products::table.find(sku.as_str()))
@@ -281,6 +309,7 @@ pub async fn delete(
             .returning(Product::as_returning())
             .get_result(conn)
             .await?;
+        updated(conn, &product.sku).await?;
         Ok(Deletion::Deactivated(Box::new(product)))
     })
     .await

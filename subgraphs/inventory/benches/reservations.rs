@@ -377,7 +377,16 @@ async fn main() -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rpc::serve(
         listener,
-        rpc::service(pool.clone(), settings, TOKEN),
+        rpc::service(
+            pool.clone(),
+            settings,
+            TOKEN,
+            kit::events::Relay::new(
+                pool.clone(),
+                kit::events::Bus::in_process(),
+                inventory::DB_SCHEMA,
+            ),
+        ),
         async {
             stopped.await.ok();
         },

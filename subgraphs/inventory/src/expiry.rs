@@ -81,8 +81,9 @@ pub async fn sweep(pool: &PgPool) -> Result<(usize, i32), InventoryError> {
     Ok((expired, written_off))
 }
 
-/// Sweeps every `interval` until the pool's owner drops the task.
-pub async fn run_sweeper(pool: PgPool, interval: Duration) {
+/// Sweeps every `interval` until the pool's owner drops the task; wakes
+/// `relay` when a sweep changed stock (and so wrote events).
+pub async fn run_sweeper(pool: PgPool, interval: Duration, relay: kit::events::Relay) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -90,6 +91,7 @@ pub async fn run_sweeper(pool: PgPool, interval: Duration) {
         match sweep(&pool).await {
             Ok((0, 0)) => {}
             Ok((reservations, units)) => {
+                relay.wake();
                 tracing::info!(reservations, units_written_off = units, "expiry sweep")
             }
             Err(err) => tracing::warn!(error = %err, "expiry sweep failed; retrying next tick"),

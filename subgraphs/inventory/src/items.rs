@@ -151,13 +151,17 @@ pub async fn set_margin(
             "margin must be between 0 and 10 with at most 4 decimals",
         ));
     }
-    let updated = diesel::update(items::table.find(&sku))
-        .set((
-            items::margin.eq(margin),
-            items::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    // The price changes with the margin: the same statement writes the event.
+    let updated = diesel::sql_query(concat!(
+        "WITH changed AS (
+             UPDATE items SET margin = $2, updated_at = now() WHERE sku = $1
+             RETURNING sku, on_hand, reserved, margin)",
+        crate::events::insert_stock_changed!()
+    ))
+    .bind::<sql_types::Text, _>(&sku)
+    .bind::<sql_types::Nullable<sql_types::Numeric>, _>(margin)
+    .execute(conn)
+    .await?;
     if updated == 0 {
         return Err(InventoryError::UnknownSku(vec![sku]));
     }

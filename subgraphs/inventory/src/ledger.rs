@@ -72,8 +72,9 @@ pub async fn record(conn: &mut AsyncPgConnection, movements: &[Movement]) -> Que
     Ok(())
 }
 
-/// Writes the movements and applies their deltas to the item counters. The
-/// caller holds the item rows' locks.
+/// Writes the movements and applies their deltas to the item counters, with
+/// a `stock.changed` event for every item whose counters moved. The caller
+/// holds the item rows' locks and has already changed the batches.
 pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Integer, Text};
     record(conn, movements).await?;
@@ -91,12 +92,16 @@ pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> Quer
     let on_hand: Vec<i32> = totals.values().map(|t| t.0).collect();
     let reserved: Vec<i32> = totals.values().map(|t| t.1).collect();
     // One UPDATE for every SKU: the caller already holds the rows' locks,
-    // so the join's row order cannot deadlock.
-    diesel::sql_query(
-        "UPDATE items SET on_hand = items.on_hand + d.on_hand, \
-         reserved = items.reserved + d.reserved, updated_at = now() \
-         FROM unnest($1, $2, $3) AS d(sku, on_hand, reserved) WHERE items.sku = d.sku",
-    )
+    // so the join's row order cannot deadlock. The same statement writes
+    // each SKU's `stock.changed` event.
+    diesel::sql_query(concat!(
+        "WITH changed AS (
+             UPDATE items SET on_hand = items.on_hand + d.on_hand,
+                    reserved = items.reserved + d.reserved, updated_at = now()
+             FROM unnest($1, $2, $3) AS d(sku, on_hand, reserved) WHERE items.sku = d.sku
+             RETURNING items.sku, items.on_hand, items.reserved, items.margin)",
+        crate::events::insert_stock_changed!()
+    ))
     .bind::<Array<Text>, _>(&skus)
     .bind::<Array<Integer>, _>(&on_hand)
     .bind::<Array<Integer>, _>(&reserved)

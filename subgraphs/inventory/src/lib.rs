@@ -5,15 +5,20 @@
 //! extends `Product` with `stock` and `unitPrice`, and serves the gRPC stock
 //! API (`schema/proto/inventory.proto`) that orders, logistics and catalog
 //! call. A sweeper expires reservations and writes off expired batches.
+//! Every change of a SKU's availability or price writes a `stock.changed`
+//! event to its outbox ([`events`]); a relay publishes them to the bus, which
+//! feeds the public `stockChanged` subscription ([`feed`]).
 //!
 //! Read on: [`schema`] and [`rpc`] (the two faces, thin) → [`reservations`],
-//! [`allocation`], [`restock`], [`stock`], [`expiry`] (rules and SQL) →
-//! [`items`], [`ledger`], [`pricing`] (shared building blocks) → [`db`].
+//! [`allocation`], [`restock`], [`stock`], [`expiry`], [`feed`] (rules and SQL) →
+//! [`items`], [`ledger`], [`pricing`], [`events`] (shared building blocks) → [`db`].
 
 pub mod allocation;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod expiry;
+pub mod feed;
 pub mod items;
 pub mod ledger;
 pub mod pricing;
@@ -26,7 +31,7 @@ pub mod stock;
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
-use async_graphql::{EmptySubscription, Schema, dataloader::DataLoader};
+use async_graphql::{Schema, dataloader::DataLoader};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kit::{
     auth::{
@@ -36,13 +41,14 @@ use kit::{
     component::Started,
     config::{ConfigError, Env, Var},
     db::{DbConfig, PgPool},
+    events::{Bus, BusConfig, Relay},
 };
 use rust_decimal::Decimal;
 
 use crate::{
     restock::{Delivery, RestockItem},
     rpc::RpcSettings,
-    schema::{InventorySchema, InventoryState, Mutation, Query, StockLoader},
+    schema::{InventorySchema, InventoryState, Mutation, Query, StockLoader, Subscription},
 };
 
 /// The component's name: in commands, variables (`INVENTORY_PORT`) and logs.
@@ -95,6 +101,15 @@ pub const ENV: &[Var] = &[
         meaning: "how often lapsed reservations and expired batches (inventory) and lapsed \
                   orders (orders) are swept",
     },
+    Var {
+        file: &[],
+        names: &["STOCK_EVENT_INTERVAL_MS"],
+        used_by: "inventory",
+        default: "`100`",
+        meaning: "`stockChanged` sends at most one event per product per this many ms (1 to \
+                  60000): the first change of a quiet product at once, the latest of a burst \
+                  when the interval has passed",
+    },
 ];
 
 /// Everything the inventory subgraph needs to run.
@@ -117,6 +132,10 @@ pub struct Config {
     pub default_margin: Decimal,
     /// How often the sweeper runs (`EXPIRY_SWEEP_SECS`, default 5).
     pub sweep_interval: Duration,
+    /// Where `stock.changed` events go (`REDIS_URL`, `EVENT_STREAM`).
+    pub events: BusConfig,
+    /// At most one `stockChanged` event per SKU per this (`STOCK_EVENT_INTERVAL_MS`, default 100 ms).
+    pub stock_event_interval: Duration,
 }
 
 impl Config {
@@ -141,6 +160,10 @@ impl Config {
         if ttl == 0 {
             env.problem("RESERVATION_TTL_SECS must be at least 1");
         }
+        let stock_event_ms: u64 = env.parse_or("STOCK_EVENT_INTERVAL_MS", 100);
+        if !(1..=60_000).contains(&stock_event_ms) {
+            env.problem("STOCK_EVENT_INTERVAL_MS must be between 1 and 60000");
+        }
         Self {
             listen,
             db,
@@ -155,6 +178,8 @@ impl Config {
             reservation_ttl: Duration::from_secs(ttl),
             default_margin,
             sweep_interval: Duration::from_secs(env.parse_or("EXPIRY_SWEEP_SECS", 5).max(1)),
+            events: BusConfig::from_env(env),
+            stock_event_interval: Duration::from_millis(stock_event_ms),
         }
     }
 
@@ -166,23 +191,21 @@ impl Config {
     }
 }
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .limit_depth(32)
 }
 
-/// The executable schema over `pool`.
-pub fn build_schema(pool: PgPool, default_margin: Decimal) -> InventorySchema {
+/// The executable schema over `state`.
+pub fn build_schema(state: InventoryState) -> InventorySchema {
     builder()
         .data(DataLoader::new(
-            StockLoader(pool.clone()),
+            StockLoader(state.pool.clone()),
             kit::trace::spawn,
         ))
-        .data(InventoryState {
-            pool,
-            default_margin,
-        })
+        .data(state)
         .finish()
 }
 
@@ -191,19 +214,30 @@ pub fn sdl() -> String {
     kit::server::federation_sdl(&builder().finish())
 }
 
-/// The running parts of the subgraph: its HTTP routes, its stock API and its pool.
+/// The running parts of the subgraph: its HTTP routes, its stock API, its
+/// pool, and the relay of its outbox (the caller runs it: [`Inventory::run_relay`]).
 pub struct Inventory {
     pub router: axum::Router,
     pub rpc: rpc::StockServiceChecked,
     pub pool: PgPool,
+    pub relay: Relay,
 }
 
-/// Migrates the schema, builds the subgraph and binds its stock API, which
-/// serves beside the HTTP routes with the sweeper.
+impl Inventory {
+    /// Publishes outbox rows (woken on commit, polling every 250 ms for other replicas).
+    pub async fn run_relay(relay: Relay) {
+        relay.run(Duration::from_millis(250)).await
+    }
+}
+
+/// Migrates the schema, connects the bus, builds the subgraph and binds its
+/// stock API, which serves beside the HTTP routes with the sweeper and the relay.
 pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
     kit::db::migrate(&cfg.db, &MIGRATIONS).await?;
     let pool = kit::db::pool(&cfg.db).await?;
-    let parts = build(cfg, pool)?;
+    events::set_default_margin(&mut *pool.get().await?, cfg.default_margin).await?;
+    let bus = cfg.events.connect().await?;
+    let parts = build_on(cfg, pool, bus)?;
     let listener = tokio::net::TcpListener::bind(cfg.rpc_addr)
         .await
         .with_context(|| {
@@ -213,7 +247,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
             )
         })?;
     let rpc_addr = listener.local_addr()?;
-    let (rpc, pool, every) = (parts.rpc, parts.pool, cfg.sweep_interval);
+    let (rpc, pool, relay, every) = (parts.rpc, parts.pool, parts.relay, cfg.sweep_interval);
     let mut started = Started::new(
         NAME,
         cfg.listen,
@@ -229,19 +263,37 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Started> {
             .await
         })
     })
-    .beside("sweeper", expiry::run_sweeper(pool, every));
+    .beside("event relay", Inventory::run_relay(relay.clone()))
+    .beside("sweeper", expiry::run_sweeper(pool, every, relay));
     started.rpc_addr = Some(rpc_addr);
     Ok(started)
 }
 
-/// The subgraph's parts over an existing, migrated pool.
+/// The subgraph's parts over an existing, migrated pool, its events on a bus of their own.
 pub fn build(cfg: &Config, pool: PgPool) -> anyhow::Result<Inventory> {
+    build_on(cfg, pool, Bus::in_process())
+}
+
+/// The subgraph's parts over an existing, migrated pool and a bus.
+pub fn build_on(cfg: &Config, pool: PgPool, bus: Bus) -> anyhow::Result<Inventory> {
     let verifier = std::sync::Arc::new(Verifier::new(&cfg.keys, &cfg.tokens)?);
-    let schema = build_schema(pool.clone(), cfg.default_margin);
+    let relay = Relay::new(pool.clone(), bus, DB_SCHEMA);
+    let schema = build_schema(InventoryState {
+        pool: pool.clone(),
+        default_margin: cfg.default_margin,
+        relay: relay.clone(),
+        stock_event_interval: cfg.stock_event_interval,
+    });
     Ok(Inventory {
         router: kit::server::router(NAME, schema, verifier, pool.clone()),
-        rpc: rpc::service(pool.clone(), cfg.rpc_settings(), &cfg.rpc_token),
+        rpc: rpc::service(
+            pool.clone(),
+            cfg.rpc_settings(),
+            &cfg.rpc_token,
+            relay.clone(),
+        ),
         pool,
+        relay,
     })
 }
 

@@ -365,15 +365,19 @@ async fn check_sellable(
 }
 
 /// Adds `line` to its item's `reserved` if that many units are free; false if not.
+/// The same statement writes the item's `stock.changed` event.
 async fn hold(conn: &mut AsyncPgConnection, line: &Line) -> QueryResult<bool> {
-    let held = diesel::sql_query(
-        "UPDATE items SET reserved = reserved + $2, updated_at = now()
-         WHERE sku = $1 AND active
-           AND on_hand - reserved
-               - COALESCE((SELECT SUM(b.remaining) FROM batches b
-                           WHERE b.sku = items.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)
-               >= $2",
-    )
+    let held = diesel::sql_query(concat!(
+        "WITH changed AS (
+             UPDATE items SET reserved = reserved + $2, updated_at = now()
+             WHERE sku = $1 AND active
+               AND on_hand - reserved
+                   - COALESCE((SELECT SUM(b.remaining) FROM batches b
+                               WHERE b.sku = items.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)
+                   >= $2
+             RETURNING sku, on_hand, reserved, margin)",
+        crate::events::insert_stock_changed!()
+    ))
     .bind::<diesel::sql_types::Text, _>(&line.sku)
     .bind::<diesel::sql_types::Int4, _>(line.quantity)
     .execute(conn)

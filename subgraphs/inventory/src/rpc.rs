@@ -5,7 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use contracts::inventory::{self as pb, inventory_server::InventoryServer};
-use kit::db::PgPool;
+use kit::{db::PgPool, events::Relay};
 use rust_decimal::Decimal;
 use tonic::{
     Request, Response, Status, service::interceptor::InterceptedService,
@@ -36,17 +36,25 @@ pub struct RpcSettings {
 pub struct StockService {
     pool: PgPool,
     settings: Arc<RpcSettings>,
+    /// Woken after every call that may have changed stock (and written events).
+    relay: Relay,
 }
 
 /// The stock service behind its token check.
 pub type StockServiceChecked = InterceptedService<InventoryServer<StockService>, TokenCheck>;
 
 /// The service wrapped in the token check, ready for a tonic server.
-pub fn service(pool: PgPool, settings: RpcSettings, token: &str) -> StockServiceChecked {
+pub fn service(
+    pool: PgPool,
+    settings: RpcSettings,
+    token: &str,
+    relay: Relay,
+) -> StockServiceChecked {
     InventoryServer::with_interceptor(
         StockService {
             pool,
             settings: Arc::new(settings),
+            relay,
         },
         TokenCheck {
             expected: Arc::from(format!("Bearer {token}")),
@@ -172,6 +180,12 @@ impl StockService {
     async fn conn(&self) -> Result<kit::db::PgConn<'_>, Status> {
         Ok(self.pool.get().await.map_err(InventoryError::from)?)
     }
+
+    /// Passes `result` on; a success means events may have been committed.
+    fn woke<T>(&self, result: T) -> T {
+        self.relay.wake();
+        result
+    }
 }
 
 #[tonic::async_trait]
@@ -192,7 +206,7 @@ impl pb::inventory_server::Inventory for StockService {
         let view =
             reservations::reserve(&mut *self.conn().await?, order_id, &lines(req.lines), ttl)
                 .await?;
-        Ok(Response::new(reservation(view)))
+        Ok(self.woke(Response::new(reservation(view))))
     }
 
     async fn adjust_reservation(
@@ -203,7 +217,7 @@ impl pb::inventory_server::Inventory for StockService {
         let order_id = order_id(&req.order_id)?;
         let view =
             reservations::adjust(&mut *self.conn().await?, order_id, &lines(req.lines)).await?;
-        Ok(Response::new(reservation(view)))
+        Ok(self.woke(Response::new(reservation(view))))
     }
 
     async fn release_stock(
@@ -212,7 +226,7 @@ impl pb::inventory_server::Inventory for StockService {
     ) -> Result<Response<pb::Reservation>, Status> {
         let order_id = order_id(&request.into_inner().order_id)?;
         let view = reservations::release(&mut *self.conn().await?, order_id).await?;
-        Ok(Response::new(reservation(view)))
+        Ok(self.woke(Response::new(reservation(view))))
     }
 
     async fn commit_stock(
@@ -226,11 +240,11 @@ impl pb::inventory_server::Inventory for StockService {
             self.settings.default_margin,
         )
         .await?;
-        Ok(Response::new(pb::Commitment {
+        Ok(self.woke(Response::new(pb::Commitment {
             order_id: order_id.to_string(),
             lines: priced_lines(&priced),
             subtotal: priced.subtotal.to_string(),
-        }))
+        })))
     }
 
     async fn return_stock(
@@ -239,7 +253,7 @@ impl pb::inventory_server::Inventory for StockService {
     ) -> Result<Response<pb::Reservation>, Status> {
         let order_id = order_id(&request.into_inner().order_id)?;
         let view = allocation::return_stock(&mut *self.conn().await?, order_id).await?;
-        Ok(Response::new(reservation(view)))
+        Ok(self.woke(Response::new(reservation(view))))
     }
 
     async fn restock_items(
@@ -267,11 +281,11 @@ impl pb::inventory_server::Inventory for StockService {
             items,
         };
         let receipt = restock::restock(&mut *self.conn().await?, &delivery).await?;
-        Ok(Response::new(pb::RestockReceipt {
+        Ok(self.woke(Response::new(pb::RestockReceipt {
             transaction_id: receipt.transaction_id,
             batch_ids: receipt.batch_ids.iter().map(Uuid::to_string).collect(),
             units: receipt.units,
-        }))
+        })))
     }
 
     async fn get_price(

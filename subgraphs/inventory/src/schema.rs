@@ -1,23 +1,27 @@
 //! The inventory subgraph's GraphQL surface: stock and price on `Product`
-//! (an entity owned by catalog), the ledger and the admin's corrections.
+//! (an entity owned by catalog), the ledger, the admin's corrections and the
+//! public `stockChanged` subscription.
 
 use std::collections::HashMap;
 
 use async_graphql::{
-    Context, EmptySubscription, ID, Object, SimpleObject,
+    Context, ID, Object, SimpleObject, Subscription as SubscriptionObject,
     dataloader::{DataLoader, Loader},
 };
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use kit::{
     ApiError, ApiResult,
     auth::{AuthExt, Role},
     db::PgPool,
+    events::Relay,
     scalars::Date,
 };
 use rust_decimal::Decimal;
 
 use crate::{
-    items, ledger,
+    events::StockChanged,
+    feed, items, ledger,
     stock::{self, StockView},
 };
 
@@ -25,6 +29,10 @@ use crate::{
 pub struct InventoryState {
     pub pool: PgPool,
     pub default_margin: Decimal,
+    /// Woken after a commit that wrote events; its bus feeds `stockChanged`.
+    pub relay: Relay,
+    /// At most one `stockChanged` event per SKU per this (`STOCK_EVENT_INTERVAL_MS`).
+    pub stock_event_interval: std::time::Duration,
 }
 
 /// Batches stock lookups of a request (entities, lists) into one query.
@@ -47,9 +55,18 @@ fn state<'a>(ctx: &'a Context<'_>) -> &'a InventoryState {
 /// A product as inventory knows it (catalog owns the rest).
 pub struct Product {
     sku: String,
+    /// The price an event carried, answered instead of reading it again.
+    known_price: Option<Option<Decimal>>,
 }
 
 impl Product {
+    fn new(sku: String) -> Self {
+        Self {
+            sku,
+            known_price: None,
+        }
+    }
+
     async fn view(&self, ctx: &Context<'_>) -> ApiResult<StockView> {
         let loader = ctx.data_unchecked::<DataLoader<StockLoader>>();
         Ok(loader
@@ -77,6 +94,9 @@ impl Product {
 
     /// The next unit's cost-plus price; null when none is available.
     async fn unit_price(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
+        if let Some(price) = self.known_price {
+            return Ok(price);
+        }
         Ok(self.view(ctx).await?.unit_price(state(ctx).default_margin))
     }
 
@@ -177,7 +197,7 @@ impl Query {
     /// Federation entity resolver: inventory's part of `Product` by `sku`.
     #[graphql(entity)]
     async fn find_product_by_sku(&self, sku: String) -> Product {
-        Product { sku }
+        Product::new(sku)
     }
 }
 
@@ -196,9 +216,8 @@ impl Mutation {
         ctx.auth().require_role(&[Role::Admin])?;
         let mut conn = state(ctx).pool.get().await?;
         stock::adjust(&mut conn, &sku, delta, &reason).await?;
-        Ok(Product {
-            sku: items::normalize_sku(&sku)?,
-        })
+        state(ctx).relay.wake();
+        Ok(Product::new(items::normalize_sku(&sku)?))
     }
 
     /// ADMIN: sets a product's margin (0.25 = 25 %); null returns it to the default.
@@ -211,11 +230,54 @@ impl Mutation {
         ctx.auth().require_role(&[Role::Admin])?;
         let mut conn = state(ctx).pool.get().await?;
         items::set_margin(&mut conn, &sku, margin).await?;
-        Ok(Product {
-            sku: items::normalize_sku(&sku)?,
-        })
+        state(ctx).relay.wake();
+        Ok(Product::new(items::normalize_sku(&sku)?))
+    }
+}
+
+/// A change of a product's availability or price, as `stockChanged` pushes it.
+pub struct StockChange(StockChanged);
+
+#[Object]
+impl StockChange {
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+
+    /// Units free to order after the change.
+    async fn available(&self) -> i32 {
+        self.0.available
+    }
+
+    /// The product, its price as of the change.
+    async fn product(&self) -> Product {
+        Product {
+            sku: self.0.sku.clone(),
+            known_price: Some(self.0.unit_price),
+        }
+    }
+}
+
+pub struct Subscription;
+
+#[SubscriptionObject]
+impl Subscription {
+    /// Changes of the availability or price of `skus` (every product when
+    /// omitted; at most 100) committed from now on: at most one per product
+    /// per interval, the latest value last. Public, like availability.
+    async fn stock_changed(
+        &self,
+        ctx: &Context<'_>,
+        skus: Option<Vec<String>>,
+    ) -> async_graphql::Result<impl Stream<Item = StockChange> + use<>> {
+        let skus = feed::normalize_skus(skus.as_deref()).map_err(ApiError::from)?;
+        let st = state(ctx);
+        let changes = feed::follow(&st.pool, st.relay.bus(), skus, st.stock_event_interval)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(changes.map(StockChange))
     }
 }
 
 /// The inventory subgraph schema.
-pub type InventorySchema = async_graphql::Schema<Query, Mutation, EmptySubscription>;
+pub type InventorySchema = async_graphql::Schema<Query, Mutation, Subscription>;

@@ -6,6 +6,7 @@ mod create;
 mod delete;
 mod demo;
 mod entities;
+mod events;
 mod grpc;
 mod hostile;
 mod listing;

@@ -108,6 +108,7 @@ impl TestApp {
             cutoffs: Default::default(),
             inventory_rpc_url: catalog::DEFAULT_INVENTORY_RPC_URL.into(),
             rpc_token: "test-rpc-token".into(),
+            events: Default::default(),
         };
         let registry = Arc::new(RecordingRegistry::default());
         let router = catalog::router_with(&cfg, db.pool.clone(), registry.clone()).expect("router");

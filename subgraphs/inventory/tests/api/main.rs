@@ -2,6 +2,7 @@
 
 mod commit;
 mod contention;
+mod events;
 mod graphql;
 mod reservations;
 mod restock;

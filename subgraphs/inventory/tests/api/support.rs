@@ -56,6 +56,8 @@ impl Stockroom {
             reservation_ttl: TTL,
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(1),
+            events: Default::default(),
+            stock_event_interval: Duration::from_millis(100),
         };
         Self {
             pool: database.pool.clone(),

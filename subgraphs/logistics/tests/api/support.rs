@@ -81,6 +81,8 @@ impl Depot {
             reservation_ttl: Duration::from_secs(900),
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(5),
+            events: Default::default(),
+            stock_event_interval: Duration::from_millis(100),
         };
         let inventory_pool = inventory_db.pool.clone();
         {

@@ -99,6 +99,8 @@ impl Shop {
             reservation_ttl: Duration::from_secs(900),
             default_margin: "0.25".parse().unwrap(),
             sweep_interval: Duration::from_secs(5),
+            events: Default::default(),
+            stock_event_interval: Duration::from_millis(100),
         };
         let inventory_pool = inventory_db.pool.clone();
         let stock_api = inventory::build(&inventory_cfg, inventory_pool.clone())
@@ -120,6 +122,7 @@ impl Shop {
             cutoffs: Default::default(),
             inventory_rpc_url: rpc_url.clone(),
             rpc_token: RPC_TOKEN.into(),
+            events: Default::default(),
         };
         let registry =
             Arc::new(catalog::GrpcStockRegistry::connect_lazy(&rpc_url, RPC_TOKEN).unwrap());

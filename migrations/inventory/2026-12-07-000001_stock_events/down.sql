@@ -1,0 +1,2 @@
+DROP TABLE pricing_defaults;
+DROP TABLE outbox;
