@@ -217,6 +217,7 @@ pub async fn serve(
                 .keys
                 .is_some()
                 .then(|| kit::auth::revocation_feed::FeedConfig::from_env(&mut env));
+            let bus = kit::events::BusConfig::from_env(&mut env);
             env.finish()?;
             if let Some(path) = supergraph {
                 config.supergraph = gateway::config::Supergraph::File(path);
@@ -230,6 +231,8 @@ pub async fn serve(
             if let (Some(table), Some(feed)) = (started.revocations.clone(), feed) {
                 follow_then_wait(table, Feed::Remote(feed), &mut tasks, &stop).await?;
             }
+            let cache = started.gateway.pipeline.entity_cache.clone();
+            crate::entity_events::spawn(cache, &bus, false, &mut tasks, stop.clone()).await?;
             let listening = started.spawn(&mut tasks, stop).await?;
             if let Some(url) = listening.metrics {
                 tracing::info!(%url, "gateway metrics listening");

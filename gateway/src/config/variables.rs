@@ -233,6 +233,28 @@ pub const ENV: &[Var] = &[
         meaning: "automatic persisted queries (kept in Redis with `REDIS_URL`)",
     },
     Var {
+        names: &["ENTITY_CACHE"],
+        used_by: "gateway",
+        default: "`off`",
+        meaning: "`on`: keep the answers of entity fetches (`_entities`) as long as the \
+                  subgraph's `Cache-Control` says (`max-age`; `private`: for that verified user \
+                  only, never for an anonymous one), in Redis with `REDIS_URL`, else in memory; \
+                  dropped early when a `stock.changed` or `product.updated` event names the \
+                  product. Root fields are never cached",
+    },
+    Var {
+        names: &["ENTITY_CACHE_SIZE"],
+        used_by: "gateway",
+        default: "`10000`",
+        meaning: "entities the entity cache keeps in memory (least recently used go first)",
+    },
+    Var {
+        names: &["ENTITY_CACHE_MAX_TTL"],
+        used_by: "gateway",
+        default: "`300s`",
+        meaning: "the longest an entity-cache entry is kept, whatever a subgraph's `max-age` says",
+    },
+    Var {
         names: &["RATE_LIMITS"],
         used_by: "gateway",
         default: "see [Rate limits](#rate-limits)",

@@ -164,11 +164,16 @@ pub(super) async fn fetch_at(
     if batch.reps.is_empty() {
         return;
     }
-    variables.insert(
-        "representations",
-        Value::Array(std::mem::take(&mut batch.reps).into()),
-    );
-    let response = send(service, operation, kind, variables, ctx).await;
+    let reps = std::mem::take(&mut batch.reps);
+    let response = match super::cached::usable(ctx, kind) {
+        Some(cache) => {
+            super::cached::send_through(cache, service, operation, kind, variables, reps, ctx).await
+        }
+        None => {
+            variables.insert("representations", Value::Array(reps.into()));
+            send(service, operation, kind, variables, ctx).await
+        }
+    };
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::{
+    entity_cache::EntityCache,
     metrics::Metrics,
     pipeline::{
         auth::EdgeAuth,
@@ -64,6 +65,8 @@ pub struct PipelineOptions {
     pub request_budget: usize,
     /// Spans of requests, plans and fetches (off unless traces are exported).
     pub tracer: telemetry::otel::Tracer,
+    /// Whether and where entity fetches' answers are kept.
+    pub entity_cache: crate::entity_cache::EntityCacheOptions,
 }
 
 /// What every request shares: the loaded supergraph (replaced whole on
@@ -82,6 +85,9 @@ pub struct Pipeline {
     pub documents: Arc<Documents>,
     /// Rate limits per user and address.
     pub limiter: Arc<Limiter>,
+    /// Entity fetches' answers, kept across reloads; the launcher drops
+    /// what domain events say changed ([`EntityCache::invalidate`]).
+    pub entity_cache: Arc<EntityCache>,
 }
 
 impl Pipeline {
@@ -95,8 +101,15 @@ impl Pipeline {
         let metrics = Arc::new(Metrics::default());
         let client = SubgraphClient::new(options.subgraph_timeout)
             .deduplicating(options.deduplicate_queries);
-        let loaded = load(sdl, &options, &client, &metrics)?;
+        let cached = &options.entity_cache;
+        let redis = match (&cached.redis_url, cached.enabled) {
+            (Some(url), true) => Some(crate::pipeline::replicas::connect(url)?),
+            _ => None,
+        };
+        let entity_cache = Arc::new(EntityCache::new(cached, redis));
+        let loaded = load(sdl, &options, &client, &metrics, &entity_cache)?;
         Ok(Self {
+            entity_cache,
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             client,
             verifier,
@@ -118,7 +131,13 @@ impl Pipeline {
     /// Replaces the supergraph with `sdl`. Requests already running finish
     /// on the old one; if `sdl` does not load, the old one stays.
     pub fn reload(&self, sdl: &str) -> anyhow::Result<()> {
-        let result = load(sdl, &self.options, &self.client, &self.metrics);
+        let result = load(
+            sdl,
+            &self.options,
+            &self.client,
+            &self.metrics,
+            &self.entity_cache,
+        );
         self.metrics.reload(result.is_ok());
         let loaded = Arc::new(result?);
         match self.loaded.write() {
@@ -134,6 +153,7 @@ fn load(
     options: &PipelineOptions,
     client: &SubgraphClient,
     metrics: &Arc<Metrics>,
+    entity_cache: &Arc<EntityCache>,
 ) -> anyhow::Result<Loaded> {
     let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(options.limits));
     let overrides = &options.subgraph_urls;
@@ -191,7 +211,8 @@ fn load(
     let subgraphs = Subgraphs::new(endpoints, client.clone(), metrics.clone())
         .with_timeouts(options.subgraph_timeouts.clone())
         .with_budget(options.request_budget)
-        .with_tracer(options.tracer.clone());
+        .with_tracer(options.tracer.clone())
+        .with_entity_cache(entity_cache.clone());
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));

@@ -25,6 +25,8 @@ pub struct Subgraphs {
     pub(crate) budget: usize,
     /// Opens a span per fetch (off unless traces are exported).
     pub(crate) tracer: telemetry::otel::Tracer,
+    /// Where entity fetches' answers are kept, if anywhere.
+    pub(crate) entity_cache: Option<std::sync::Arc<crate::entity_cache::EntityCache>>,
 }
 
 /// The default of [`Subgraphs::with_budget`].
@@ -44,7 +46,17 @@ impl Subgraphs {
             metrics,
             budget: DEFAULT_REQUEST_BUDGET,
             tracer: Default::default(),
+            entity_cache: None,
         }
+    }
+
+    /// Answers entity fetches from `cache` where it can (see [`crate::entity_cache`]).
+    pub fn with_entity_cache(
+        mut self,
+        cache: std::sync::Arc<crate::entity_cache::EntityCache>,
+    ) -> Self {
+        self.entity_cache = Some(cache);
+        self
     }
 
     /// Records a span per fetch with `tracer`.
