@@ -9,7 +9,10 @@
 //! under the verified user's id and served to that user only; without a
 //! verified user (anonymous, or a gateway that verifies no token) it is not
 //! kept at all. Root fields (`product(sku:)`) are not entity fetches and are
-//! never cached.
+//! never cached, nor are entities whose representation carries fields a
+//! subgraph `@requires` (Apollo Router hashes those into the entry's key; not
+//! done here yet), nor the fetches of a mutation's plan or of a subscription
+//! event's private fields.
 //!
 //! Entries are dropped when their `max-age` (capped by `ENTITY_CACHE_MAX_TTL`)
 //! passes, and at once by [`EntityCache::invalidate`]: the launcher calls it
@@ -108,10 +111,18 @@ impl EntityId {
     }
 
     /// The entity a representation stands for: its `__typename` and its
-    /// `keys` fields (every one must be there).
+    /// `keys` fields (every one must be there). `None` for a representation
+    /// that carries more (fields a subgraph `@requires`): its answer depends
+    /// on them, which the entry would not say, so it is not cached.
     pub fn of_representation(rep: &Value, keys: &[String]) -> Option<Self> {
         let map = rep.as_object()?;
         let typename = map.get("__typename")?.as_str()?;
+        if map
+            .iter()
+            .any(|(k, _)| k.as_str() != "__typename" && !keys.iter().any(|key| key == k.as_str()))
+        {
+            return None;
+        }
         let mut key = serde_json::Map::new();
         for name in keys {
             key.insert(name.clone(), Json::from(map.get(name)?));
@@ -502,10 +513,13 @@ mod tests {
     }
 
     #[test]
-    fn an_entity_is_its_type_and_key_whatever_else_its_representation_holds() {
-        let rep = Value::from(serde_json::json!({"__typename":"Product","weight":3,"sku":"APPLE"}));
+    fn an_entity_is_its_type_and_key_and_one_with_required_fields_is_not_cached() {
+        let rep = Value::from(serde_json::json!({"__typename":"Product","sku":"APPLE"}));
         let id = EntityId::of_representation(&rep, &["sku".into()]).unwrap();
         assert_eq!(id, EntityId::new("Product", &key("APPLE")).unwrap());
+        // What a subgraph `@requires` changes its answer: not cached.
+        let rep = Value::from(serde_json::json!({"__typename":"Product","sku":"APPLE","weight":3}));
+        assert!(EntityId::of_representation(&rep, &["sku".into()]).is_none());
         assert_eq!(id.redis_key(), r#"grocery:ec:Product:{"sku":"APPLE"}"#);
         assert!(EntityId::of_representation(&rep, &["id".into()]).is_none());
         assert!(EntityId::new("Product", &key(&"x".repeat(600))).is_none());
