@@ -64,8 +64,16 @@ impl Connection {
              content-length: {}\r\n\r\n",
             body.len()
         );
-        self.stream.get_mut().write_all(head.as_bytes()).await.unwrap();
-        self.stream.get_mut().write_all(body.as_bytes()).await.unwrap();
+        self.stream
+            .get_mut()
+            .write_all(head.as_bytes())
+            .await
+            .unwrap();
+        self.stream
+            .get_mut()
+            .write_all(body.as_bytes())
+            .await
+            .unwrap();
         let mut length = 0;
         loop {
             let mut line = String::new();
@@ -193,7 +201,12 @@ async fn run() {
             &dev.home,
         );
         support::until_ok(&format!("http://127.0.0.1:{port}/health"), &process).await;
-        gateways.push((format!("entity cache {cache}"), port, process, Tally::default()));
+        gateways.push((
+            format!("entity cache {cache}"),
+            port,
+            process,
+            Tally::default(),
+        ));
     }
     // Both answer the same.
     let (_, off) = browse(&mut Connection::open(gateways[0].1).await).await;
