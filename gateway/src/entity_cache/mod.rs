@@ -219,8 +219,11 @@ pub struct EntityCache {
     redis: Option<ConnectionManager>,
     /// Whether the last Redis call failed (logged once per outage).
     redis_down: AtomicBool,
-    counts: Mutex<FxHashMap<(Box<str>, Box<str>), [u64; 4]>>,
+    counts: Mutex<Counts>,
 }
+
+/// Outcomes by subgraph and type.
+type Counts = FxHashMap<(Box<str>, Box<str>), [u64; 4]>;
 
 fn now_ms() -> u64 {
     SystemTime::now()
