@@ -179,7 +179,9 @@ async fn run() {
     let subgraph_urls = dev
         .urls
         .iter()
-        .filter(|(name, _)| name.as_str() != "stock-api")
+        .filter(|(name, _)| {
+            ["users", "catalog", "inventory", "orders", "logistics"].contains(&name.as_str())
+        })
         .map(|(name, url)| format!("{name}={url}"))
         .collect::<Vec<_>>()
         .join(",");
