@@ -2,7 +2,9 @@
 //! whose answers are kept are answered from it, only the others are sent,
 //! and the answer is put back together in the representations' order, as
 //! if the subgraph had answered them all. What the subgraph's
-//! `Cache-Control` allows is kept for the next request.
+//! `Cache-Control` allows is kept for the next request. A batch of entity
+//! fetches (one per alias) is answered from the cache only when all of it
+//! is kept: splitting its operation is not worth it.
 
 use std::sync::Arc;
 
@@ -23,6 +25,85 @@ pub(super) fn usable<'c>(
         .then_some(cache)
 }
 
+/// The entity each representation stands for, where it may be cached.
+pub(super) fn ids(reps: &[Value], ctx: &Context<'_>) -> Vec<Option<EntityId>> {
+    reps.iter()
+        .map(|rep| {
+            let typename = rep.get("__typename")?.as_str()?;
+            EntityId::of_representation(rep, ctx.types.entity_keys(typename)?)
+        })
+        .collect()
+}
+
+/// Sends a batch of entity fetches (`operation`, one `_entities` field per
+/// alias, each alias's representations in its variable) to `service`,
+/// through `cache`: answered from it when every entity of every alias is
+/// kept, else sent whole. `aliases` are `(alias, variable)` with the
+/// entities of each (`ids`).
+pub(super) async fn batch_through(
+    cache: &EntityCache,
+    service: &str,
+    (operation, kind, variables): (&str, Option<&OperationKind>, Map),
+    aliases: &[(&str, &str)],
+    ids: &[Vec<Option<EntityId>>],
+    ctx: &Context<'_>,
+) -> Result<Arc<SubgraphResponse>, FetchError> {
+    let mut own = variables.clone();
+    for (_, variable) in aliases {
+        own.remove(variable);
+    }
+    let variants: Vec<Variant> = aliases
+        .iter()
+        .map(|(alias, _)| Variant::new(service, &format!("{operation}\n{alias}"), &own))
+        .collect();
+    let user = ctx.caller;
+    let mut data = Map::new();
+    let mut complete = true;
+    for ((alias, _), (variant, ids)) in aliases.iter().zip(variants.iter().zip(ids)) {
+        if ids.iter().any(Option::is_none) {
+            complete = false;
+            break;
+        }
+        let kept: Option<Vec<Value>> = cache.get(ids, variant, user).await.into_iter().collect();
+        match kept {
+            Some(kept) => {
+                data.insert(*alias, Value::Array(kept.into()));
+            }
+            None => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    if complete {
+        return Ok(Arc::new(SubgraphResponse {
+            data: Value::Object(data),
+            ..Default::default()
+        }));
+    }
+    let response = send(service, operation, kind, variables, ctx).await?;
+    if response.errors.is_empty()
+        && let Some(policy) = policy::parse(response.cache_control.as_ref().map(|v| v.as_bytes()))
+    {
+        for ((alias, _), (variant, ids)) in aliases.iter().zip(variants.iter().zip(ids)) {
+            let Some(Value::Array(items)) = response.data.get(alias) else {
+                continue;
+            };
+            if items.len() != ids.len() {
+                continue;
+            }
+            let answers = ids
+                .iter()
+                .zip(items.iter())
+                .filter(|(_, v)| v.as_object().is_some())
+                .filter_map(|(id, v)| Some((id.clone()?, v.clone())))
+                .collect();
+            cache.put(answers, variant, policy, user).await;
+        }
+    }
+    Ok(response)
+}
+
 /// Sends the `_entities` fetch `operation` for `reps` to `service`, through
 /// `cache`: `variables` are the fetch's own, without the representations.
 pub(super) async fn send_through(
@@ -35,13 +116,7 @@ pub(super) async fn send_through(
     ctx: &Context<'_>,
 ) -> Result<Arc<SubgraphResponse>, FetchError> {
     let variant = Variant::new(service, operation, &variables);
-    let ids: Vec<Option<EntityId>> = reps
-        .iter()
-        .map(|rep| {
-            let typename = rep.get("__typename")?.as_str()?;
-            EntityId::of_representation(rep, ctx.types.entity_keys(typename)?)
-        })
-        .collect();
+    let ids = ids(&reps, ctx);
     let user = ctx.caller;
     let mut kept = cache.get(&ids, &variant, user).await;
     let misses: Vec<usize> = (0..reps.len()).filter(|&i| kept[i].is_none()).collect();
