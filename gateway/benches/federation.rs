@@ -762,8 +762,8 @@ async fn answer_len(url: &str, query: &str) -> usize {
     post(&client, url, &body).await.1.len()
 }
 
-/// Where the gateway's time went: fetches per subgraph and their mean latency, from `/metrics`.
-async fn fetch_breakdown(gw_url: &str) {
+/// Where the gateway `who` spent its time: fetches per subgraph and their mean latency, from `/metrics`.
+async fn fetch_breakdown(gw_url: &str, who: &str) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = gw_url.replace("/graphql", "/metrics");
     let request = hyper::Request::get(url)
@@ -804,7 +804,7 @@ async fn fetch_breakdown(gw_url: &str) {
     }
     println!(
         "{:<14} fetches: {}; plan cache {} hits, {} misses",
-        "grocery",
+        who,
         parts.join("; "),
         value("plan_cache_hits_total"),
         value("plan_cache_misses_total")
@@ -1058,7 +1058,7 @@ async fn bench() {
         cached_tally.run.rps(),
         ours.run.rps(),
     );
-    fetch_breakdown(&cached_url).await;
+    fetch_breakdown(&cached_url, "entity cache").await;
     let _ = cached.kill();
     let _ = cached.wait();
     if let Some((mut child, _, _, sink, protocol)) = traced {
@@ -1074,7 +1074,7 @@ async fn bench() {
             sink.count() as f64 / traced_tally.run.requests.max(1) as f64,
         );
     }
-    fetch_breakdown(&gw_url).await;
+    fetch_breakdown(&gw_url, "grocery").await;
     let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     if let Some((child, _, _)) = &hive {
         theirs.print("hive-router", child.id());
