@@ -76,7 +76,14 @@ pub const ENV: &[&[Var]] = &[
 /// Every problem is listed, those of the file's values with its line and key.
 pub fn gateway_config(
     file: Option<&Path>,
-) -> Result<(gateway::Config, Option<revocation_feed::FeedConfig>), kit::config::ConfigError> {
+) -> Result<
+    (
+        gateway::Config,
+        Option<revocation_feed::FeedConfig>,
+        kit::events::BusConfig,
+    ),
+    kit::config::ConfigError,
+> {
     let file = file
         .map(|path| gateway::config::ConfigFile::read(path, ENV).map(std::sync::Arc::new))
         .transpose()?;
@@ -89,8 +96,10 @@ pub fn gateway_config(
         .keys
         .is_some()
         .then(|| revocation_feed::FeedConfig::from_env(&mut env));
+    // The bus the entity cache hears product and stock changes on.
+    let bus = kit::events::BusConfig::from_env(&mut env);
     match (env.finish(), file) {
-        (Ok(()), _) => Ok((config, feed)),
+        (Ok(()), _) => Ok((config, feed, bus)),
         (Err(err), None) => Err(err),
         (Err(err), Some(file)) => Err(file.locate(err, |name| {
             std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
@@ -247,7 +256,7 @@ pub async fn serve(
     let mut tasks = JoinSet::new();
     let name = match component.subgraph() {
         None => {
-            let (mut config, feed) = gateway_config(config_file.as_deref())?;
+            let (mut config, feed, bus) = gateway_config(config_file.as_deref())?;
             if let Some(path) = supergraph {
                 config.supergraph = gateway::config::Supergraph::File(path);
             }
@@ -260,6 +269,8 @@ pub async fn serve(
             if let (Some(table), Some(feed)) = (started.revocations.clone(), feed) {
                 follow_then_wait(table, Feed::Remote(feed), &mut tasks, &stop).await?;
             }
+            let cache = started.gateway.pipeline.entity_cache.clone();
+            crate::entity_events::spawn(cache, &bus, false, &mut tasks, stop.clone()).await?;
             let listening = started.spawn(&mut tasks, stop).await?;
             if let Some(url) = listening.metrics {
                 tracing::info!(%url, "gateway metrics listening");

@@ -168,6 +168,7 @@ async fn start(
     let configured = Configured::read(&env);
     let mut edge_config = gateway::Config::read_dev(&mut env, dev_keys);
     let edge_feed = kit::auth::revocation_feed::FeedConfig::from_env(&mut env);
+    let edge_bus = kit::events::BusConfig::from_env(&mut env);
     env.finish()?;
 
     // A well-known admin password must never land in a shared database by accident.
@@ -251,6 +252,8 @@ async fn start(
     ));
     edge_config.supergraph = gateway::config::Supergraph::Composed(gateway::compose(&sources)?);
     let edge = gateway::start(edge_config)?;
+    let cache = edge.gateway.pipeline.entity_cache.clone();
+    crate::entity_events::spawn(cache, &edge_bus, true, &mut stack.servers, stop.clone()).await?;
     // `dev` always verifies at the edge, with the development keys.
     if let Some(table) = edge.revocations.clone() {
         cutoffs.push((table, Feed::Remote(edge_feed)));

@@ -5,6 +5,7 @@
 
 mod components;
 mod dev;
+mod entity_events;
 mod migrations;
 mod postgres;
 mod seed;

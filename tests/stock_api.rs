@@ -227,6 +227,7 @@ async fn federated(
         supergraph.shapes(),
         &variables,
         &Default::default(),
+        None,
     )
     .await;
     let data = gateway::execution::projection::project(

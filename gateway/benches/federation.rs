@@ -17,6 +17,9 @@
 //! `BENCH_SECONDS` (default 10), `BENCH_CONCURRENCY` (default 50) and
 //! `BENCH_ROUNDS` (default 3: grocery and hive-router take turns that many
 //! times, each running its share of the seconds) tune it.
+//! A second grocery gateway with the entity cache on (the subgraphs send
+//! async-graphql's `Cache-Control`, every entity type hinted 60 s) takes
+//! turns with the first; its requests/s against the first's are printed.
 //! `BENCH_TRACING=grpc` (or `http/protobuf`) adds a second gateway that
 //! exports every trace (ratio 1.0) to a receiver in this process that
 //! counts and drops the spans; the two take turns (the traced one first
@@ -76,6 +79,7 @@ mod accounts {
     use super::*;
 
     #[derive(SimpleObject)]
+    #[graphql(cache_control(max_age = 60))]
     pub struct User {
         pub id: ID,
         pub name: String,
@@ -121,6 +125,7 @@ mod products {
     use super::*;
 
     #[derive(SimpleObject)]
+    #[graphql(cache_control(max_age = 60))]
     pub struct Product {
         pub upc: String,
         pub name: String,
@@ -157,7 +162,7 @@ mod reviews {
 
     pub struct Review(pub usize);
 
-    #[Object]
+    #[Object(cache_control(max_age = 60))]
     impl Review {
         async fn id(&self) -> ID {
             ID(format!("r{}", self.0))
@@ -184,7 +189,7 @@ mod reviews {
     }
 
     #[derive(SimpleObject)]
-    #[graphql(complex)]
+    #[graphql(complex, cache_control(max_age = 60))]
     pub struct User {
         pub id: ID,
         #[graphql(external)]
@@ -207,7 +212,7 @@ mod reviews {
     }
 
     #[derive(SimpleObject)]
-    #[graphql(complex)]
+    #[graphql(complex, cache_control(max_age = 60))]
     pub struct Product {
         pub upc: String,
     }
@@ -250,7 +255,7 @@ mod inventory {
     use super::*;
 
     #[derive(SimpleObject)]
-    #[graphql(complex)]
+    #[graphql(complex, cache_control(max_age = 60))]
     pub struct Product {
         pub upc: String,
         #[graphql(external)]
@@ -316,7 +321,15 @@ fn fixture() -> Vec<(&'static str, String, axum::Router)> {
                             async_graphql::ServerError::new(e.to_string(), None),
                         ]),
                     };
-                    axum::Json(response)
+                    // The fields' cache hints, as async-graphql-axum sends them
+                    // (the entity cache's gateway keeps what they allow).
+                    let mut headers = axum::http::HeaderMap::new();
+                    if response.is_ok()
+                        && let Some(value) = response.cache_control.value()
+                    {
+                        headers.insert("cache-control", value.parse().unwrap());
+                    }
+                    (headers, axum::Json(response))
                 }
             }),
         );
@@ -389,6 +402,11 @@ async fn serve_gateway(path: &str) {
     let options = gateway::GatewayOptions {
         metrics_on_api: true,
         tracer: telemetry::otel::Tracer::start(&tracing),
+        // The subgraphs' entity answers kept in memory (`BENCH_ENTITY_CACHE=on`).
+        entity_cache: gateway::entity_cache::EntityCacheOptions {
+            enabled: std::env::var("BENCH_ENTITY_CACHE").is_ok_and(|v| v == "on"),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let gw = Arc::new(gateway::Gateway::new(&sdl, None, &options).unwrap());
@@ -745,8 +763,8 @@ async fn answer_len(url: &str, query: &str) -> usize {
     post(&client, url, &body).await.1.len()
 }
 
-/// Where the gateway's time went: fetches per subgraph and their mean latency, from `/metrics`.
-async fn fetch_breakdown(gw_url: &str) {
+/// Where the gateway `who` spent its time: fetches per subgraph and their mean latency, from `/metrics`.
+async fn fetch_breakdown(gw_url: &str, who: &str) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = gw_url.replace("/graphql", "/metrics");
     let request = hyper::Request::get(url)
@@ -787,7 +805,7 @@ async fn fetch_breakdown(gw_url: &str) {
     }
     println!(
         "{:<14} fetches: {}; plan cache {} hits, {} misses",
-        "grocery",
+        who,
         parts.join("; "),
         value("plan_cache_hits_total"),
         value("plan_cache_misses_total")
@@ -984,6 +1002,21 @@ async fn bench() {
         }
         _ => None,
     };
+    // The same gateway with the entity cache on (in memory): every entity
+    // fetch of the query is answered from it once warm.
+    let (mut cached, lines) = spawn_role_with(
+        &["--serve-gateway", path.to_str().unwrap()],
+        &[("BENCH_ENTITY_CACHE", "on")],
+        "http://",
+    );
+    let cached_url = lines.last().unwrap().clone();
+    assert_eq!(
+        answer(&cached_url, QUERY).await,
+        expected,
+        "the entity cache changes the answer"
+    );
+    let cached_len = answer_len(&cached_url, QUERY).await;
+    let mut cached_tally = Tally::default();
     let mut traced_tally = Tally::default();
     // The two take turns, round after round, so that the machine's drift
     // (its speed wanders by tens of percent over minutes) falls on both.
@@ -1008,6 +1041,16 @@ async fn bench() {
             expected_len,
         )
         .await;
+        cached_tally
+            .add(
+                &cached_url,
+                cached.id(),
+                subgraphs.id(),
+                concurrency,
+                slice,
+                cached_len,
+            )
+            .await;
         if let Some((child, url, len)) = &hive {
             theirs
                 .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
@@ -1020,6 +1063,16 @@ async fn bench() {
         }
     }
     ours.print("grocery", gw.id());
+    cached_tally.print("entity cache", cached.id());
+    println!(
+        "entity cache on / off: {:.2}× requests/s ({:.0} vs {:.0})",
+        cached_tally.run.rps() / ours.run.rps(),
+        cached_tally.run.rps(),
+        ours.run.rps(),
+    );
+    fetch_breakdown(&cached_url, "entity cache").await;
+    let _ = cached.kill();
+    let _ = cached.wait();
     if let Some((mut child, _, _, sink, protocol)) = traced {
         traced_tally.print("traced", child.id());
         let _ = child.kill();
@@ -1061,7 +1114,7 @@ async fn bench() {
                 .join(" "),
         );
     }
-    fetch_breakdown(&gw_url).await;
+    fetch_breakdown(&gw_url, "grocery").await;
     let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     if let Some((child, _, _)) = &hive {
         theirs.print("hive-router", child.id());

@@ -279,6 +279,24 @@ pub fn write_date(out: &mut Vec<u8>) {
     });
 }
 
+/// The values of a header sent more than once, as one list (`a, b`), as
+/// HTTP reads a repeated list header: a `Cache-Control: private` on a line of
+/// its own counts as much as one beside `max-age`. `None` when absent or not
+/// a header value.
+pub fn joined<'v>(values: impl Iterator<Item = &'v [u8]>) -> Option<hyper::header::HeaderValue> {
+    let mut all: Option<Vec<u8>> = None;
+    for value in values {
+        match &mut all {
+            None => all = Some(value.to_vec()),
+            Some(all) => {
+                all.extend_from_slice(b", ");
+                all.extend_from_slice(value);
+            }
+        }
+    }
+    hyper::header::HeaderValue::from_bytes(&all?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

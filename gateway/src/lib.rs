@@ -26,6 +26,8 @@
 //!                  introspection, admission
 //! execution/       the plan walk: representations, merging, error paths, and the
 //!                  projection of the merged tree into the client's answer
+//! entity_cache/    entity fetches' answers kept as subgraphs' Cache-Control allows
+//!                  (Redis or memory), dropped when the launcher says an entity changed
 //! subgraph/        the subgraph client: registry of a supergraph's subgraphs,
 //!                  fetches with deduplication, the HTTP/1.1 connection pool,
 //!                  TLS and HTTP/2 connections (per-subgraph options), readiness
@@ -47,6 +49,7 @@
 
 pub mod busy_poll;
 pub mod config;
+pub mod entity_cache;
 pub mod execution;
 pub mod framing;
 pub mod launch;

@@ -23,9 +23,9 @@ use auth::{KeyRing, TokenSettings};
 use settings::{ConfigError, Env};
 
 use self::parsing::{
-    cors_allow_headers, csrf_policy, duration, edge_options, limits, max_errors, metrics_addr,
-    name_urls, rest_listen, rest_options, serving, subgraph_options, subgraph_timeouts,
-    subscription_options,
+    cors_allow_headers, csrf_policy, duration, edge_options, entity_cache, limits, max_errors,
+    metrics_addr, name_urls, rest_listen, rest_options, serving, subgraph_options,
+    subgraph_timeouts, subscription_options,
 };
 pub use self::{file::ConfigFile, schema::json_schema, variables::ENV};
 use crate::server::{GatewayOptions, Serving, cors::CorsPolicy};
@@ -196,6 +196,7 @@ impl Config {
                 max_errors: max_errors(env),
                 persisted,
                 rate_limits,
+                entity_cache: entity_cache(env),
                 // The public port serves the API only; metrics go to METRICS_ADDR.
                 metrics_on_api: false,
                 ..GatewayOptions::default()

@@ -332,6 +332,41 @@ pub(super) fn edge_options(env: &mut Env) -> (PersistedOptions, RateLimits) {
     (persisted, rate_limits)
 }
 
+/// The entity cache: `ENTITY_CACHE` (`on`/`off`, or `true`/`false`),
+/// `ENTITY_CACHE_SIZE` entities in memory, `ENTITY_CACHE_MAX_TTL`, shared
+/// through `REDIS_URL` when it is set.
+pub(super) fn entity_cache(env: &mut Env) -> crate::entity_cache::EntityCacheOptions {
+    use crate::entity_cache::{DEFAULT_ENTITIES, DEFAULT_MAX_TTL, EntityCacheOptions};
+    let enabled = match env.get("ENTITY_CACHE").as_deref().map(str::trim) {
+        None => EntityCacheOptions::default().enabled,
+        Some("on" | "true") => true,
+        Some("off" | "false") => false,
+        Some(other) => {
+            env.problem(format!("ENTITY_CACHE={other:?} is not on or off"));
+            false
+        }
+    };
+    let entities = env.parse_or("ENTITY_CACHE_SIZE", DEFAULT_ENTITIES);
+    if entities == 0 {
+        env.problem("ENTITY_CACHE_SIZE must be at least 1 (ENTITY_CACHE=off turns the cache off)");
+    }
+    let max_ttl = duration(
+        env,
+        "ENTITY_CACHE_MAX_TTL",
+        DEFAULT_MAX_TTL,
+        "a duration like 300s or 5m",
+    );
+    if max_ttl < Duration::from_secs(1) {
+        env.problem("ENTITY_CACHE_MAX_TTL must be at least 1s");
+    }
+    EntityCacheOptions {
+        enabled,
+        entities,
+        max_ttl,
+        redis_url: env.get("REDIS_URL"),
+    }
+}
+
 /// The roles whose tokens run only manifest documents: `PERSISTED_ONLY_ROLES`,
 /// a comma-separated list of role names, `off` for none. The gateway knows
 /// no roles: the default is the name grocery's tokens give integrations,

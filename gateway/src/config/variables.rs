@@ -289,6 +289,31 @@ pub const ENV: &[Var] = &[
         meaning: "automatic persisted queries (kept in Redis with `REDIS_URL`)",
     },
     Var {
+        file: &[key("entity_cache.enabled", Bool)],
+        names: &["ENTITY_CACHE"],
+        used_by: "gateway",
+        default: "`off`",
+        meaning: "`on`: keep the answers of entity fetches (`_entities`) as long as the \
+                  subgraph's `Cache-Control` says (`max-age`; `private`: for that verified user \
+                  only, never for an anonymous one), in Redis with `REDIS_URL`, else in memory; \
+                  dropped early when a `stock.changed` or `product.updated` event names the \
+                  product. Root fields are never cached",
+    },
+    Var {
+        file: &[key("entity_cache.size", Integer)],
+        names: &["ENTITY_CACHE_SIZE"],
+        used_by: "gateway",
+        default: "`10000`",
+        meaning: "entities the entity cache keeps in memory (least recently used go first)",
+    },
+    Var {
+        file: &[key("entity_cache.max_ttl", Duration)],
+        names: &["ENTITY_CACHE_MAX_TTL"],
+        used_by: "gateway",
+        default: "`300s`",
+        meaning: "the longest an entity-cache entry is kept, whatever a subgraph's `max-age` says",
+    },
+    Var {
         file: &[key("rate_limits.rules", List)],
         names: &["RATE_LIMITS"],
         used_by: "gateway",

@@ -32,6 +32,9 @@ pub(super) struct Context<'a> {
     /// fetch in flight: not in a mutation's plan, whose reads must see its
     /// own writes (a fetch that started before them would not).
     pub(super) shareable: bool,
+    /// The verified user the request runs for, if any: whose private
+    /// entity-cache entries it may read and write.
+    pub(super) caller: Option<&'a str>,
     /// Bytes of subgraph answers this request has received so far.
     pub(super) spent: std::sync::atomic::AtomicUsize,
 }

@@ -170,11 +170,16 @@ pub(super) async fn fetch_at(
     if batch.reps.is_empty() {
         return;
     }
-    variables.insert(
-        "representations",
-        Value::Array(std::mem::take(&mut batch.reps).into()),
-    );
-    let response = send(service, operation, kind, variables, ctx).await;
+    let reps = std::mem::take(&mut batch.reps);
+    let response = match super::cached::usable(ctx, kind) {
+        Some(cache) => {
+            super::cached::send_through(cache, service, operation, kind, variables, reps, ctx).await
+        }
+        None => {
+            variables.insert("representations", Value::Array(reps.into()));
+            send(service, operation, kind, variables, ctx).await
+        }
+    };
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {
@@ -226,6 +231,9 @@ pub(super) async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state
     let service = batch.service_name.as_str();
     let mut variables = variables_for(batch.variable_usages.as_ref(), ctx);
     let mut batches = Vec::new();
+    let cache = super::cached::usable(ctx, batch.operation_kind.as_ref());
+    // Per alias, the entity of each representation (with the cache on).
+    let mut ids = Vec::new();
     {
         let mut current = lock(state);
         for alias in &batch.entity_batch.aliases {
@@ -241,6 +249,9 @@ pub(super) async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state
                 alias.input_rewrites.as_ref(),
                 ctx.types,
             );
+            if cache.is_some() {
+                ids.push(super::cached::ids(&found.reps, ctx));
+            }
             variables.insert(
                 alias.representations_variable_name.as_str(),
                 Value::Array(std::mem::take(&mut found.reps).into()),
@@ -251,14 +262,20 @@ pub(super) async fn batch_fetch(batch: &BatchFetchNode, ctx: &Context<'_>, state
     if batches.iter().all(|(found, _)| found.owners.is_empty()) {
         return;
     }
-    let response = send(
-        service,
-        &batch.operation.document_str,
-        batch.operation_kind.as_ref(),
-        variables,
-        ctx,
-    )
-    .await;
+    let (operation, kind) = (&batch.operation.document_str, batch.operation_kind.as_ref());
+    let response = match cache {
+        Some(cache) => {
+            let aliases: Vec<(&str, &str)> = batch
+                .entity_batch
+                .aliases
+                .iter()
+                .map(|a| (a.alias.as_str(), a.representations_variable_name.as_str()))
+                .collect();
+            let batch = (operation.as_str(), kind, variables);
+            super::cached::batch_through(cache, service, batch, &aliases, &ids, ctx).await
+        }
+        None => send(service, operation, kind, variables, ctx).await,
+    };
     let state = &mut *lock(state);
     match response {
         Ok(mut response) => {

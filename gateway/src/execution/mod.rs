@@ -15,11 +15,13 @@
 //! In the order a fetch meets them: `walk` (the plan's nodes) →
 //! `fetch` (one fetch node) → `paths` and `representations` (what
 //! to send) → `merge` (what came back) → `errors` and [`entity_errors`]
-//! (its errors, in the client's terms); `context` is what they share.
+//! (its errors, in the client's terms); `context` is what they share;
+//! `cached` sends an entity fetch through the [`crate::entity_cache`].
 //!
 //! Uses [`crate::subgraph`] to fetch and the leaf modules; never the
 //! pipeline, which calls it.
 
+mod cached;
 mod context;
 pub mod entity_errors;
 mod errors;

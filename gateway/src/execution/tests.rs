@@ -214,6 +214,7 @@ fn a_shared_answer_is_read_in_place_and_an_unshared_one_taken() {
         data: Value::from(json!({ "_entities": [{ "name": "one" }] })),
         errors: vec![json!({ "message": "half" })],
         bytes: 0,
+        cache_control: None,
     };
     let mut mine = Arc::new(response.clone());
     let mut ours = Arc::new(response.clone());

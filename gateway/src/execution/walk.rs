@@ -19,19 +19,22 @@ use super::{
 use crate::value::{Map, Value};
 use crate::{execution::projection::Shapes, subgraph::Subgraphs};
 
-/// Runs `plan` with the client's coerced `variables`, forwarding `headers`.
+/// Runs `plan` with the client's coerced `variables`, forwarding `headers`,
+/// for `caller` (the verified user's id, if any).
 pub async fn execute(
     plan: &QueryPlan,
     subgraphs: &Subgraphs,
     types: &Shapes,
     variables: &serde_json::Map<String, Json>,
     headers: &HeaderMap,
+    caller: Option<&str>,
 ) -> Execution {
     let ctx = Context {
         subgraphs,
         types,
         variables,
         headers,
+        caller,
         event: false,
         shareable: !mutates(plan),
         spent: Default::default(),
@@ -73,6 +76,9 @@ pub async fn execute_event(
         types,
         variables,
         headers,
+        // An event's fields are resolved for whoever follows the stream:
+        // no private entry is read or kept for them.
+        caller: None,
         event: true,
         shareable: !mutates(plan),
         spent: Default::default(),

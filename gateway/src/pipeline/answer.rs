@@ -22,12 +22,14 @@ pub struct Answered {
     pub retry_after: Option<u64>,
 }
 
-/// Runs a planned query or mutation and writes its GraphQL response.
+/// Runs a planned query or mutation for `caller` (the verified user's id,
+/// if any) and writes its GraphQL response.
 pub async fn answer(
     loaded: &Loaded,
     prepared: &Prepared,
     variables: &Map<String, Value>,
     headers: &HeaderMap,
+    caller: Option<&str>,
 ) -> Answered {
     let _slot = admission::slot().await;
     let mut result = execution::execute(
@@ -36,6 +38,7 @@ pub async fn answer(
         loaded.supergraph.shapes(),
         variables,
         headers,
+        caller,
     )
     .await;
     if let (Some(intro), crate::value::Value::Object(data)) =

@@ -31,6 +31,11 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// The verified user's id, if a token was sent and verified.
+    pub fn caller(&self) -> Option<String> {
+        self.claims.as_ref().map(|c| c.sub.to_string())
+    }
+
     pub fn is_subscription(&self) -> bool {
         matches!(
             self.prepared.operation.operation_kind,

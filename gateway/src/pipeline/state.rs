@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::{
+    entity_cache::EntityCache,
     metrics::Metrics,
     pipeline::{
         auth::EdgeAuth,
@@ -64,6 +65,8 @@ pub struct PipelineOptions {
     pub request_budget: usize,
     /// Spans of requests, plans and fetches (off unless traces are exported).
     pub tracer: telemetry::otel::Tracer,
+    /// Whether and where entity fetches' answers are kept.
+    pub entity_cache: crate::entity_cache::EntityCacheOptions,
 }
 
 /// What every request shares: the loaded supergraph (replaced whole on
@@ -87,6 +90,9 @@ pub struct Pipeline {
     /// The subgraphs this gateway answers itself, by their URL's authority
     /// (`gateway://usage`: [`crate::pipeline::usage::admin`]).
     locals: Locals,
+    /// Entity fetches' answers, kept across reloads; the launcher drops
+    /// what domain events say changed ([`EntityCache::invalidate`]).
+    pub entity_cache: Arc<EntityCache>,
 }
 
 type Locals = std::collections::HashMap<String, Arc<dyn crate::subgraph::local::Local>>;
@@ -114,8 +120,15 @@ impl Pipeline {
             crate::pipeline::usage::admin::AUTHORITY.to_owned(),
             admin.local(),
         )]);
-        let loaded = load(sdl, &options, &client, &metrics, &locals)?;
+                let cached = &options.entity_cache;
+        let redis = match (&cached.redis_url, cached.enabled) {
+            (Some(url), true) => Some(crate::pipeline::replicas::connect(url)?),
+            _ => None,
+        };
+        let entity_cache = Arc::new(EntityCache::new(cached, redis));
+        let loaded = load(sdl, &options, &client, &metrics, &locals, &entity_cache)?;
         Ok(Self {
+            entity_cache,
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             client,
             verifier,
@@ -145,6 +158,7 @@ impl Pipeline {
             &self.client,
             &self.metrics,
             &self.locals,
+            &self.entity_cache,
         );
         self.metrics.reload(result.is_ok());
         let loaded = Arc::new(result?);
@@ -162,6 +176,7 @@ fn load(
     client: &SubgraphClient,
     metrics: &Arc<Metrics>,
     locals: &Locals,
+    entity_cache: &Arc<EntityCache>,
 ) -> anyhow::Result<Loaded> {
     let supergraph = Arc::new(Supergraph::load(sdl)?.with_limits(options.limits));
     let overrides = &options.subgraph_urls;
@@ -236,7 +251,8 @@ fn load(
         .with_timeouts(options.subgraph_timeouts.clone())
         .with_budget(options.request_budget)
         .with_tracer(options.tracer.clone())
-        .with_local(local);
+        .with_local(local)
+        .with_entity_cache(entity_cache.clone());
     let introspection = options
         .introspection
         .then(|| Introspection::new(supergraph.api_schema()));

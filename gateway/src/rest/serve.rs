@@ -200,7 +200,15 @@ async fn execute(
             return Err(error);
         }
     };
-    let answered = answer(&ready.loaded, &ready.prepared, &ready.variables, headers).await;
+    let caller = ready.caller();
+    let answered = answer(
+        &ready.loaded,
+        &ready.prepared,
+        &ready.variables,
+        headers,
+        caller.as_deref(),
+    )
+    .await;
     report.outcome = if answered.clean {
         Outcome::Ok
     } else {

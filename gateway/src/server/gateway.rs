@@ -56,6 +56,8 @@ pub struct GatewayOptions {
     pub rest: Option<crate::rest::RestOptions>,
     /// Spans of requests, plans and fetches, exported over OTLP (off by default).
     pub tracer: telemetry::otel::Tracer,
+    /// Whether and where entity fetches' answers are kept (see [`crate::entity_cache`]).
+    pub entity_cache: crate::entity_cache::EntityCacheOptions,
 }
 
 impl Default for GatewayOptions {
@@ -81,6 +83,7 @@ impl Default for GatewayOptions {
             request_budget: crate::subgraph::DEFAULT_REQUEST_BUDGET,
             rest: None,
             tracer: Default::default(),
+            entity_cache: Default::default(),
         }
     }
 }
@@ -131,6 +134,7 @@ impl Gateway {
                 rate_limits: o.rate_limits,
                 request_budget: o.request_budget,
                 tracer: o.tracer.clone(),
+                entity_cache: o.entity_cache,
             },
         )?);
         let rest = match o.rest {

@@ -378,6 +378,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     }
     text.push_str(&gw.pipeline.limiter.render());
     text.push_str(&gw.pipeline.usage.render());
+    text.push_str(&gw.pipeline.entity_cache.render());
     (
         [(
             header::CONTENT_TYPE,
@@ -684,7 +685,15 @@ async fn run(
              Accept: text/event-stream",
         );
     }
-    let answered = answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
+    let caller = ready.caller();
+    let answered = answer(
+        &ready.loaded,
+        &ready.prepared,
+        &ready.variables,
+        &headers,
+        caller.as_deref(),
+    )
+    .await;
     report.outcome = if answered.clean {
         Outcome::Ok
     } else {

@@ -57,6 +57,8 @@ pub struct SubgraphResponse {
     /// The size of the answer's body as it arrived: what a request's
     /// memory budget is charged.
     pub bytes: usize,
+    /// Its `Cache-Control` header: how long the entity cache may keep it.
+    pub cache_control: Option<HeaderValue>,
 }
 
 /// The HTTP client for subgraphs.
@@ -207,7 +209,9 @@ impl SubgraphClient {
         drop(request);
         let read = async move {
             let answer = exchange.await?;
-            parse(answer.status, answer.content_type.as_ref(), &answer.body)
+            let mut response = parse(answer.status, answer.content_type.as_ref(), &answer.body)?;
+            response.cache_control = answer.cache_control;
+            Ok(response)
         };
         match (&self.inflight, shareable) {
             (Some(inflight), true) => {
@@ -357,6 +361,7 @@ fn parse(
         data: envelope.data.unwrap_or_default(),
         errors,
         bytes: bytes.len(),
+        cache_control: None,
     })
 }
 
@@ -380,6 +385,7 @@ mod tests {
             data: Value::from(serde_json::json!({ "a": 1 })),
             errors: vec![],
             bytes: body.len(),
+            cache_control: None,
         };
         assert_eq!(
             parse(200, Some(&ct("application/json; charset=utf-8")), body).unwrap(),

@@ -362,6 +362,12 @@ async fn read(response: Response<Incoming>) -> Result<Answer, FetchError> {
     Ok(Answer {
         status: head.status.as_u16(),
         content_type: head.headers.get(header::CONTENT_TYPE).cloned(),
+        cache_control: crate::framing::joined(
+            head.headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        ),
         body,
     })
 }

@@ -47,11 +47,13 @@ pub const MAX_IDLE: usize = 64;
 /// larger answer starts its next one afresh).
 const RESTING_BUFFER: usize = 64 * 1024;
 
-/// A subgraph's answer: its status, media type and body.
+/// A subgraph's answer: its status, media type, `Cache-Control` and body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub content_type: Option<HeaderValue>,
+    /// What the subgraph says about keeping it (the entity cache reads it).
+    pub cache_control: Option<HeaderValue>,
     pub body: Bytes,
 }
 
@@ -280,7 +282,7 @@ impl Conn {
         let broken = |e: String| Failure::Broken(FetchError::Body(e));
         let mut expect = self.last.max(1024);
         // The head, past any interim (1xx) answers.
-        let (status, content_type, head_len, framing, keep_alive) = loop {
+        let (status, (content_type, cache_control), head_len, framing, keep_alive) = loop {
             let parsed = {
                 let mut headers = [httparse::EMPTY_HEADER; framing::MAX_HEADERS];
                 let mut response = httparse::Response::new(&mut headers);
@@ -292,13 +294,21 @@ impl Conn {
                         } else {
                             framing::framing(response.headers, Framing::Close)
                         };
-                        Some((
-                            status,
+                        let content_type = response
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                            .and_then(|h| HeaderValue::from_bytes(h.value).ok());
+                        let cache_control = crate::framing::joined(
                             response
                                 .headers
                                 .iter()
-                                .find(|h| h.name.eq_ignore_ascii_case("content-type"))
-                                .and_then(|h| HeaderValue::from_bytes(h.value).ok()),
+                                .filter(|h| h.name.eq_ignore_ascii_case("cache-control"))
+                                .map(|h| h.value),
+                        );
+                        Some((
+                            status,
+                            (content_type, cache_control),
                             len,
                             framing.map_err(|e| broken(e.to_string()))?,
                             framing::keeps_alive(response.version.unwrap_or(1), response.headers),
@@ -410,6 +420,7 @@ impl Conn {
             Answer {
                 status,
                 content_type,
+                cache_control,
                 body,
             },
             reusable,

@@ -27,6 +27,8 @@ pub struct Subgraphs {
     pub(crate) tracer: telemetry::otel::Tracer,
     /// Subgraphs answered in process, by name.
     pub(crate) local: HashMap<String, std::sync::Arc<dyn crate::subgraph::local::Local>>,
+    /// Where entity fetches' answers are kept, if anywhere.
+    pub(crate) entity_cache: Option<std::sync::Arc<crate::entity_cache::EntityCache>>,
 }
 
 /// The default of [`Subgraphs::with_budget`].
@@ -47,6 +49,7 @@ impl Subgraphs {
             budget: DEFAULT_REQUEST_BUDGET,
             tracer: Default::default(),
             local: HashMap::new(),
+            entity_cache: None,
         }
     }
 
@@ -56,6 +59,15 @@ impl Subgraphs {
         local: HashMap<String, std::sync::Arc<dyn crate::subgraph::local::Local>>,
     ) -> Self {
         self.local = local;
+        self
+    }
+
+    /// Answers entity fetches from `cache` where it can (see [`crate::entity_cache`]).
+    pub fn with_entity_cache(
+        mut self,
+        cache: std::sync::Arc<crate::entity_cache::EntityCache>,
+    ) -> Self {
+        self.entity_cache = Some(cache);
         self
     }
 

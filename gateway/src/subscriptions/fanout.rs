@@ -128,8 +128,15 @@ pub(crate) async fn pump(
     emit: &mut (dyn FnMut(Frame) -> bool + Send),
 ) {
     if !ready.is_subscription() {
-        let answered =
-            pipeline::answer(&ready.loaded, &ready.prepared, &ready.variables, &headers).await;
+        let caller = ready.caller();
+        let answered = pipeline::answer(
+            &ready.loaded,
+            &ready.prepared,
+            &ready.variables,
+            &headers,
+            caller.as_deref(),
+        )
+        .await;
         if emit(Frame::Next(answered.body.into())) {
             emit(Frame::Complete);
         }

@@ -62,9 +62,13 @@ fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
 }
 
 /// Something the grocery sells, or once sold.
+///
+/// Public for 60 s (the gateway's entity cache keeps answers about it that
+/// long, and drops them at once on `product.updated`). A field that depends
+/// on who asks must say `cache_control(no_cache)`.
 pub struct Product(db::Product);
 
-#[Object]
+#[Object(cache_control(max_age = 60))]
 impl Product {
     /// Stock-keeping unit, upper case; the key across subgraphs.
     async fn sku(&self) -> &str {

@@ -53,6 +53,12 @@ fn state<'a>(ctx: &'a Context<'_>) -> &'a InventoryState {
 }
 
 /// A product as inventory knows it (catalog owns the rest).
+///
+/// Cache hints (`Cache-Control`, which the gateway's entity cache follows):
+/// stock and price are public for a short while, and the gateway drops them
+/// at once on `stock.changed`; the ADMIN fields are `no_cache`, which spoils
+/// any answer they are part of (a field without a hint would not: async-graphql
+/// leaves it out of the answer's `max-age`).
 pub struct Product {
     sku: String,
     /// The price an event carried, answered instead of reading it again.
@@ -83,6 +89,7 @@ impl Product {
     }
 
     /// Units on hand, held by reservations, and free to order.
+    #[graphql(cache_control(max_age = 10))]
     async fn stock(&self, ctx: &Context<'_>) -> ApiResult<Stock> {
         let view = self.view(ctx).await?;
         Ok(Stock {
@@ -93,6 +100,7 @@ impl Product {
     }
 
     /// The next unit's cost-plus price; null when none is available.
+    #[graphql(cache_control(max_age = 10))]
     async fn unit_price(&self, ctx: &Context<'_>) -> ApiResult<Option<Decimal>> {
         if let Some(price) = self.known_price {
             return Ok(price);
@@ -101,6 +109,7 @@ impl Product {
     }
 
     /// ADMIN: the margin this product sells at (its own, else the default).
+    #[graphql(cache_control(no_cache))]
     async fn margin(&self, ctx: &Context<'_>) -> ApiResult<Decimal> {
         ctx.auth().require_role(&[Role::Admin])?;
         let view = self.view(ctx).await?;
@@ -108,6 +117,7 @@ impl Product {
     }
 
     /// ADMIN: deliveries of this product, newest first.
+    #[graphql(cache_control(no_cache))]
     async fn batches(&self, ctx: &Context<'_>) -> ApiResult<Vec<Batch>> {
         ctx.auth().require_role(&[Role::Admin])?;
         let mut conn = state(ctx).pool.get().await?;

@@ -91,6 +91,9 @@ pub struct Shapes {
     roots: [String; 3],
     /// Where client aliases live in the response tree (see [`crate::pipeline::planning::planner_input`]).
     alias_prefix: AliasPrefix,
+    /// Each entity type's key fields (the top-level names of every
+    /// `@join__type(key:)` of the supergraph), for the entity cache.
+    entity_keys: FxHashMap<String, Vec<String>>,
 }
 
 impl Shapes {
@@ -160,6 +163,7 @@ impl Shapes {
             enums,
             roots,
             alias_prefix: AliasPrefix::default(),
+            entity_keys: FxHashMap::default(),
         }
     }
 
@@ -172,6 +176,41 @@ impl Shapes {
     /// Where client aliases live in the response tree.
     pub fn alias_prefix(&self) -> &AliasPrefix {
         &self.alias_prefix
+    }
+
+    /// The same shapes, knowing each entity type's key fields from the
+    /// supergraph's `@join__type(key: "...")` directives.
+    pub fn with_entity_keys(mut self, supergraph: &Document<'static, String>) -> Self {
+        use graphql_tools::parser::schema::{TypeExtension, Value as V};
+        for definition in &supergraph.definitions {
+            let (name, directives) = match definition {
+                Definition::TypeDefinition(TypeDefinition::Object(o)) => (&o.name, &o.directives),
+                Definition::TypeDefinition(TypeDefinition::Interface(i)) => {
+                    (&i.name, &i.directives)
+                }
+                Definition::TypeExtension(TypeExtension::Object(o)) => (&o.name, &o.directives),
+                _ => continue,
+            };
+            for directive in directives.iter().filter(|d| d.name == "join__type") {
+                let Some((_, V::String(key))) =
+                    directive.arguments.iter().find(|(n, _)| n == "key")
+                else {
+                    continue;
+                };
+                let fields = self.entity_keys.entry(name.clone()).or_default();
+                for field in top_level_fields(key) {
+                    if !fields.iter().any(|f| f == field) {
+                        fields.push(field.to_owned());
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// The key fields of the entity type `name`, if it has any.
+    pub fn entity_keys(&self, name: &str) -> Option<&[String]> {
+        self.entity_keys.get(name).map(Vec::as_slice)
     }
 
     fn field(&self, parent: &str, name: &str) -> Option<&Shape> {
@@ -625,6 +664,35 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
 pub mod aliases;
 mod visibility;
 pub use visibility::shows;
+
+/// The top-level field names of a key's field set (`"id org { id }"`: `id`, `org`).
+fn top_level_fields(key: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    key.split(|c: char| c.is_whitespace() || c == ',')
+        .flat_map(|word| {
+            // Braces may touch names: `org{id}`.
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for (i, c) in word.char_indices() {
+                if c == '{' || c == '}' {
+                    parts.push((&word[start..i], None));
+                    parts.push(("", Some(c)));
+                    start = i + 1;
+                }
+            }
+            parts.push((&word[start..], None));
+            parts
+        })
+        .filter_map(move |(name, brace)| {
+            match brace {
+                Some('{') => depth += 1,
+                Some(_) => depth = depth.saturating_sub(1),
+                None if depth == 0 && !name.is_empty() => return Some(name),
+                None => {}
+            }
+            None
+        })
+}
 
 #[cfg(test)]
 mod tests;

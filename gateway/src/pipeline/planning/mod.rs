@@ -225,7 +225,9 @@ impl Supergraph {
             .into(),
         );
         let prefix = AliasPrefix::avoiding(supergraph_field_names(&document).into_iter());
-        let shapes = Shapes::new(&planner.consumer_schema.document).with_alias_prefix(prefix);
+        let shapes = Shapes::new(&planner.consumer_schema.document)
+            .with_alias_prefix(prefix)
+            .with_entity_keys(&document);
         let inputs = InputTypes::new(&planner.consumer_schema.document);
         Ok(Self {
             planner,

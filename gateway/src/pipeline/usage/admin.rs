@@ -230,6 +230,8 @@ impl Local for Fetch {
                 data: crate::value::Value::from(data),
                 errors,
                 bytes,
+                // Usage and quotas change with every request: never kept.
+                cache_control: None,
             })
         })
     }
