@@ -120,7 +120,7 @@ impl Pipeline {
             crate::pipeline::usage::admin::AUTHORITY.to_owned(),
             admin.local(),
         )]);
-                let cached = &options.entity_cache;
+        let cached = &options.entity_cache;
         let redis = match (&cached.redis_url, cached.enabled) {
             (Some(url), true) => Some(crate::pipeline::replicas::connect(url)?),
             _ => None,
