@@ -68,6 +68,8 @@ pub struct SubgraphResponse {
 pub struct SubgraphClient {
     timeout: Duration,
     inflight: Option<Arc<Inflight>>,
+    /// Where fetches answered by another's exchange are counted.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// One exchange with a subgraph, read: parsed once however many wait on it.
@@ -76,12 +78,14 @@ type Running = futures::future::BoxFuture<'static, Result<Arc<SubgraphResponse>,
 /// An exchange any number of requests wait on.
 type Exchange = futures::future::Shared<Running>;
 
-/// What makes two subgraph requests the same: where they go, whose token
-/// they carry, and the exact body. Request ids and trace context are left
-/// out: a shared exchange carries the first request's.
+/// What makes two subgraph requests the same: where they go, the static
+/// headers they carry there (two subgraphs may share a URL and differ by
+/// them), whose token they carry, and the exact body. Request ids and trace
+/// context are left out: a shared exchange carries the first request's.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     url: Uri,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
     authorization: Option<HeaderValue>,
     body: Bytes,
 }
@@ -97,7 +101,15 @@ impl SubgraphClient {
         Self {
             timeout,
             inflight: None,
+            metrics: None,
         }
+    }
+
+    /// The same client (sharing its exchanges in flight), counting each
+    /// fetch another's exchange answers in `metrics`, under its endpoint's name.
+    pub fn counting(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The same client, sending a shareable request that is identical to
@@ -213,12 +225,15 @@ impl SubgraphClient {
             (Some(inflight), true) => {
                 let key = Key {
                     url: url.clone(),
+                    headers: to.shared_headers().clone(),
                     authorization,
                     body,
                 };
-                inflight
-                    .join(key, async move { read.await.map(Arc::new) })
-                    .await
+                let (answer, joined) = inflight.join(key, async move { read.await.map(Arc::new) });
+                if let (true, Some(metrics)) = (joined, &self.metrics) {
+                    metrics.fetch_deduplicated(to.name());
+                }
+                answer.await
             }
             _ => read.await.map(Arc::new),
         }
@@ -262,44 +277,40 @@ impl Drop for Leave {
 }
 
 impl Inflight {
-    /// The answer of the exchange in flight for `key`, or of `exchange`,
-    /// started now and shared with whoever asks the same meanwhile.
-    async fn join(
+    /// The exchange in flight for `key`, and `true` (the caller sends
+    /// nothing), or `exchange`, started now and shared with whoever asks
+    /// the same meanwhile, and `false`.
+    fn join(
         self: &Arc<Self>,
         key: Key,
         exchange: impl std::future::Future<Output = Result<Arc<SubgraphResponse>, FetchError>>
         + Send
         + 'static,
-    ) -> Result<Arc<SubgraphResponse>, FetchError> {
+    ) -> (Exchange, bool) {
         use futures::FutureExt;
-        let shared = {
-            let mut map = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match map.get(&key).and_then(|weak| weak.upgrade()) {
-                Some(running) => running,
-                None => {
-                    let leave = Leave {
-                        inflight: self.clone(),
-                        key: key.clone(),
-                    };
-                    let started: Exchange = async move {
-                        // Answered or cancelled, it leaves the map: a request
-                        // from then on is a new one.
-                        let _leave = leave;
-                        exchange.await
-                    }
-                    .boxed()
-                    .shared();
-                    if let Some(weak) = started.downgrade() {
-                        map.insert(key, weak);
-                    }
-                    started
-                }
-            }
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(running) = map.get(&key).and_then(|weak| weak.upgrade()) {
+            return (running, true);
+        }
+        let leave = Leave {
+            inflight: self.clone(),
+            key: key.clone(),
         };
-        shared.await
+        let started: Exchange = async move {
+            // Answered or cancelled, it leaves the map: a request
+            // from then on is a new one.
+            let _leave = leave;
+            exchange.await
+        }
+        .boxed()
+        .shared();
+        if let Some(weak) = started.downgrade() {
+            map.insert(key, weak);
+        }
+        (started, false)
     }
 }
 
