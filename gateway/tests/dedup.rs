@@ -269,7 +269,13 @@ async fn identical_queries_in_flight_cost_the_subgraph_one_request_and_are_count
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fetches_carrying_different_bearers_are_never_merged() {
     let f = federation().await;
-    let bearer = |i: usize| if i % 2 == 0 { "Bearer a" } else { "Bearer b" };
+    let bearer = |i: usize| {
+        if i.is_multiple_of(2) {
+            "Bearer a"
+        } else {
+            "Bearer b"
+        }
+    };
     let running = clients(&f.gw, ME, bearer);
     testing::wait_until("every reviews fetch sent or joined", async || {
         f.reviews.load(SeqCst) + deduplicated(&f.gw, "reviews").await == CLIENTS
