@@ -93,7 +93,15 @@ struct Key {
 /// The shareable exchanges in flight, held weakly: when every request
 /// waiting on one is gone, it is cancelled, never answered later to a newcomer.
 #[derive(Default)]
-struct Inflight(std::sync::Mutex<rustc_hash::FxHashMap<Key, futures::future::WeakShared<Running>>>);
+struct Inflight(std::sync::Mutex<Exchanges>);
+
+#[derive(Default)]
+struct Exchanges {
+    /// Each with the number it was started as: a cancelled exchange leaving
+    /// late never takes out the one started in its place.
+    by_key: rustc_hash::FxHashMap<Key, (u64, futures::future::WeakShared<Running>)>,
+    started: u64,
+}
 
 impl SubgraphClient {
     /// A client whose requests fail after `timeout`.
@@ -264,15 +272,23 @@ fn post_headers<'h>(
 struct Leave {
     inflight: Arc<Inflight>,
     key: Key,
+    started: u64,
 }
 
 impl Drop for Leave {
     fn drop(&mut self) {
-        self.inflight
+        let mut exchanges = self
+            .inflight
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.key);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if exchanges
+            .by_key
+            .get(&self.key)
+            .is_some_and(|(started, _)| *started == self.started)
+        {
+            exchanges.by_key.remove(&self.key);
+        }
     }
 }
 
@@ -288,18 +304,24 @@ impl Inflight {
         + 'static,
     ) -> (Exchange, bool) {
         use futures::FutureExt;
-        let mut map = self
+        let mut exchanges = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(running) = map.get(&key).and_then(|weak| weak.upgrade()) {
+        if let Some(running) = exchanges
+            .by_key
+            .get(&key)
+            .and_then(|(_, weak)| weak.upgrade())
+        {
             return (running, true);
         }
+        exchanges.started += 1;
         let leave = Leave {
             inflight: self.clone(),
             key: key.clone(),
+            started: exchanges.started,
         };
-        let started: Exchange = async move {
+        let running: Exchange = async move {
             // Answered or cancelled, it leaves the map: a request
             // from then on is a new one.
             let _leave = leave;
@@ -307,10 +329,11 @@ impl Inflight {
         }
         .boxed()
         .shared();
-        if let Some(weak) = started.downgrade() {
-            map.insert(key, weak);
+        if let Some(weak) = running.downgrade() {
+            let number = exchanges.started;
+            exchanges.by_key.insert(key, (number, weak));
         }
-        (started, false)
+        (running, false)
     }
 }
 
