@@ -28,6 +28,19 @@
 //! Every gateway's fetch line says how many subgraph requests one client
 //! request cost and which share of fetches an identical one in flight
 //! answered (`grocery_gateway_subgraph_fetches_deduplicated_total`).
+//!
+//! The fixture's data are this file's own (its answer is 106.9 KB, the
+//! public one's 87.6 KB: other reviews and authors). To run the public
+//! fixture itself beside this one: in a clone of
+//! graphql-hive/graphql-gateways-benchmark, start each of
+//! `federation/subgraphs/{accounts,inventory,products,reviews}` with
+//! `HOST=127.0.0.1 PORT=<port> cargo run --release`, compose their `/sdl`
+//! into a supergraph with `gateway::compose` (as [`serve_subgraphs`] does
+//! for `BENCH_SUPERGRAPH_OUT`), serve it with `grocery serve gateway`
+//! (`SUPERGRAPH_PATH`), load it with `wrk -c 50` posting [`QUERY`], and
+//! read `subgraph_fetch_duration_seconds_count` and
+//! `grocery_gateway_subgraph_fetches_deduplicated_total` from `/metrics`:
+//! sent requests per client request = (fetches − deduplicated) / requests.
 //! Figures depend on the machine's load: the subgraphs, the gateway and the
 //! load generator share its cores.
 
