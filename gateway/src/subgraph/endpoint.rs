@@ -71,7 +71,7 @@ impl Endpoint {
     }
 
     /// The same endpoint, labelled `name` in `/metrics`.
-    pub(crate) fn named(mut self, name: &str) -> Self {
+    pub fn named(mut self, name: &str) -> Self {
         self.name = name.into();
         self
     }
