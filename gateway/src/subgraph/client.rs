@@ -121,10 +121,10 @@ impl SubgraphClient {
     }
 
     /// The same client, sending a shareable request that is identical to
-    /// one in flight (same subgraph, token and body) not again but waiting
-    /// for that one's answer, as Hive Router and Apollo Router's
-    /// `deduplicate_query` do. Under load, concurrent clients asking the
-    /// same thing then cost the subgraph one request.
+    /// one in flight (same subgraph, static headers, token and body) not
+    /// again but waiting for that one's answer, read once, as Hive Router
+    /// and Apollo Router's `deduplicate_query` do. Under load, concurrent
+    /// clients asking the same thing then cost the subgraph one request.
     pub fn deduplicating(mut self, on: bool) -> Self {
         self.inflight = on.then(Default::default);
         self
