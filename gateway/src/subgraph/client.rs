@@ -124,7 +124,12 @@ impl SubgraphClient {
     /// one in flight (same subgraph, static headers, token and body) not
     /// again but waiting for that one's answer, read once, as Hive Router
     /// and Apollo Router's `deduplicate_query` do. Under load, concurrent
-    /// clients asking the same thing then cost the subgraph one request.
+    /// clients asking the same thing then cost the subgraph one request:
+    /// on the federation bench's fixture (release, 2 cores shared by
+    /// subgraphs, gateway and load) 50 connections cost the subgraphs 0.57
+    /// requests per client request instead of 7 (92% of fetches merged) and
+    /// 0.19 ms of their CPU instead of 1.96; 8 connections 1.82 (74%), 2
+    /// connections 4.07 (42%).
     pub fn deduplicating(mut self, on: bool) -> Self {
         self.inflight = on.then(Default::default);
         self
