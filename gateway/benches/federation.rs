@@ -25,6 +25,25 @@
 //! counts and drops the spans; the two take turns (the traced one first
 //! every other round) and the cost of tracing is printed in requests/s,
 //! over the whole run and as the median of each round's pair.
+//! `BENCH_DEDUP=compare` adds a second gateway with in-flight deduplication
+//! of identical subgraph queries off (`SUBGRAPH_DEDUPLICATION=false`); the
+//! two take turns and each prints its subgraphs' CPU per client request.
+//! Every gateway's fetch line says how many subgraph requests one client
+//! request cost and which share of fetches an identical one in flight
+//! answered (`grocery_gateway_subgraph_fetches_deduplicated_total`).
+//!
+//! The fixture's data are this file's own (its answer is 106.9 KB, the
+//! public one's 87.6 KB: other reviews and authors). To run the public
+//! fixture itself beside this one: in a clone of
+//! graphql-hive/graphql-gateways-benchmark, start each of
+//! `federation/subgraphs/{accounts,inventory,products,reviews}` with
+//! `HOST=127.0.0.1 PORT=<port> cargo run --release`, compose their `/sdl`
+//! into a supergraph with `gateway::compose` (as [`serve_subgraphs`] does
+//! for `BENCH_SUPERGRAPH_OUT`), serve it with `grocery serve gateway`
+//! (`SUPERGRAPH_PATH`), load it with `wrk -c 50` posting [`QUERY`], and
+//! read `subgraph_fetch_duration_seconds_count` and
+//! `grocery_gateway_subgraph_fetches_deduplicated_total` from `/metrics`:
+//! sent requests per client request = (fetches − deduplicated) / requests.
 //! Figures depend on the machine's load: the subgraphs, the gateway and the
 //! load generator share its cores.
 
@@ -407,6 +426,8 @@ async fn serve_gateway(path: &str) {
             enabled: std::env::var("BENCH_ENTITY_CACHE").is_ok_and(|v| v == "on"),
             ..Default::default()
         },
+        // Off for the second gateway of `BENCH_DEDUP=compare`.
+        deduplicate_queries: std::env::var("SUBGRAPH_DEDUPLICATION").as_deref() != Ok("false"),
         ..Default::default()
     };
     let gw = Arc::new(gateway::Gateway::new(&sdl, None, &options).unwrap());
@@ -763,8 +784,9 @@ async fn answer_len(url: &str, query: &str) -> usize {
     post(&client, url, &body).await.1.len()
 }
 
-/// Where the gateway `who` spent its time: fetches per subgraph and their mean latency, from `/metrics`.
-async fn fetch_breakdown(gw_url: &str, who: &str) {
+/// Where the gateway's time went: fetches per subgraph, their mean latency
+/// and the share an identical fetch in flight answered, from `/metrics`.
+async fn fetch_breakdown(who: &str, gw_url: &str) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = gw_url.replace("/graphql", "/metrics");
     let request = hyper::Request::get(url)
@@ -790,6 +812,7 @@ async fn fetch_breakdown(gw_url: &str, who: &str) {
     let requests =
         value("graphql_request_duration_seconds_count{operation=\"TestQuery\",outcome=\"ok\"}");
     let mut parts = Vec::new();
+    let (mut fetches, mut merged) = (0.0, 0.0);
     for name in ["accounts", "products", "reviews", "inventory"] {
         let count = value(&format!(
             "subgraph_fetch_duration_seconds_count{{subgraph=\"{name}\"}}"
@@ -797,18 +820,36 @@ async fn fetch_breakdown(gw_url: &str, who: &str) {
         let sum = value(&format!(
             "subgraph_fetch_duration_seconds_sum{{subgraph=\"{name}\"}}"
         ));
+        // No line until the first merge.
+        let deduplicated = value(&format!(
+            "grocery_gateway_subgraph_fetches_deduplicated_total{{subgraph=\"{name}\"}}"
+        ));
+        let deduplicated = if deduplicated.is_nan() {
+            0.0
+        } else {
+            deduplicated
+        };
+        fetches += count;
+        merged += deduplicated;
         parts.push(format!(
-            "{name} {:.1}/req, {:.2} ms mean",
+            "{name} {:.1}/req ({:.2} sent), {:.2} ms mean",
             count / requests,
+            (count - deduplicated) / requests,
             sum / count * 1000.0
         ));
     }
     println!(
-        "{:<14} fetches: {}; plan cache {} hits, {} misses",
-        who,
+        "{who:<14} fetches: {}; plan cache {} hits, {} misses",
         parts.join("; "),
         value("plan_cache_hits_total"),
         value("plan_cache_misses_total")
+    );
+    println!(
+        "{who:<14} deduplicated {:.1}% of {:.0} fetches; {:.2} subgraph requests per client request ({:.2} fetches)",
+        merged / fetches * 100.0,
+        fetches,
+        (fetches - merged) / requests,
+        fetches / requests,
     );
 }
 
@@ -870,6 +911,11 @@ impl Tally {
         self.subgraphs_cpu += run.cpu[1];
         self.turns.push(run.rps());
         self.run.absorb(run);
+    }
+
+    /// The subgraphs' CPU milliseconds per client request.
+    fn subgraphs_cpu_per_request(&self) -> f64 {
+        self.subgraphs_cpu / (self.run.requests as f64) * 1000.0
     }
 
     fn print(&self, name: &str, pid: u32) {
@@ -1017,6 +1063,21 @@ async fn bench() {
     );
     let cached_len = answer_len(&cached_url, QUERY).await;
     let mut cached_tally = Tally::default();
+    // The same gateway without deduplication, when asked.
+    let undeduplicated = match std::env::var("BENCH_DEDUP").as_deref() {
+        Ok("compare") => {
+            let (child, lines) = spawn_role_with(
+                &["--serve-gateway", path.to_str().unwrap()],
+                &[("SUBGRAPH_DEDUPLICATION", "false")],
+                "http://",
+            );
+            let url = lines.last().unwrap().clone();
+            let len = answer_len(&url, QUERY).await;
+            Some((child, url, len))
+        }
+        _ => None,
+    };
+    let mut undeduplicated_tally = Tally::default();
     let mut traced_tally = Tally::default();
     // The two take turns, round after round, so that the machine's drift
     // (its speed wanders by tens of percent over minutes) falls on both.
@@ -1051,6 +1112,11 @@ async fn bench() {
                 cached_len,
             )
             .await;
+        if let Some((child, url, len)) = &undeduplicated {
+            undeduplicated_tally
+                .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
+                .await;
+        }
         if let Some((child, url, len)) = &hive {
             theirs
                 .add(url, child.id(), subgraphs.id(), concurrency, slice, *len)
@@ -1070,7 +1136,7 @@ async fn bench() {
         cached_tally.run.rps(),
         ours.run.rps(),
     );
-    fetch_breakdown(&cached_url, "entity cache").await;
+    fetch_breakdown("entity cache", &cached_url).await;
     let _ = cached.kill();
     let _ = cached.wait();
     if let Some((mut child, _, _, sink, protocol)) = traced {
@@ -1114,7 +1180,21 @@ async fn bench() {
                 .join(" "),
         );
     }
-    fetch_breakdown(&gw_url, "grocery").await;
+    fetch_breakdown("grocery", &gw_url).await;
+    if let Some((mut child, url, _)) = undeduplicated {
+        undeduplicated_tally.print("no dedup", child.id());
+        fetch_breakdown("no dedup", &url).await;
+        println!(
+            "deduplication: subgraphs CPU per client request {:.3} ms on, {:.3} ms off ({:+.1}%)",
+            ours.subgraphs_cpu_per_request(),
+            undeduplicated_tally.subgraphs_cpu_per_request(),
+            (ours.subgraphs_cpu_per_request() / undeduplicated_tally.subgraphs_cpu_per_request()
+                - 1.0)
+                * 100.0
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let overhead_time = Duration::from_secs(seconds.div_ceil(2).max(2));
     if let Some((child, _, _)) = &hive {
         theirs.print("hive-router", child.id());

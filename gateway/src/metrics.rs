@@ -7,6 +7,9 @@
 //!   which the client answers by sending the document, `refused`: nothing
 //!   executed for any other reason);
 //! - `subgraph_fetch_duration_seconds` and `subgraph_fetch_errors_total`, by subgraph;
+//! - `grocery_gateway_subgraph_fetches_deduplicated_total` by subgraph: the
+//!   fetches among those that sent nothing, answered by an identical one in
+//!   flight (so requests sent = fetches − deduplicated);
 //! - `plan_cache_hits_total` / `plan_cache_misses_total`;
 //! - `supergraph_reloads_total` by result.
 //!
@@ -68,6 +71,8 @@ pub struct Metrics {
     /// By operation name, then outcome: a lookup borrows the name.
     requests: Mutex<HashMap<String, [Histogram; Outcome::ALL.len()]>>,
     fetches: Mutex<HashMap<String, (Histogram, u64)>>,
+    /// Fetches answered by an identical one in flight, by subgraph.
+    deduplicated: Mutex<HashMap<String, u64>>,
     plan_hits: AtomicU64,
     plan_misses: AtomicU64,
     reloads_ok: AtomicU64,
@@ -106,6 +111,19 @@ impl Metrics {
         entry.0.observe(took.as_secs_f64());
         if failed {
             entry.1 += 1;
+        }
+    }
+
+    /// A fetch from `subgraph` sent nothing: an identical one in flight answered it.
+    pub fn fetch_deduplicated(&self, subgraph: &str) {
+        let Ok(mut deduplicated) = self.deduplicated.lock() else {
+            return;
+        };
+        match deduplicated.get_mut(subgraph) {
+            Some(count) => *count += 1,
+            None => {
+                deduplicated.insert(subgraph.to_owned(), 1);
+            }
         }
     }
 
@@ -195,6 +213,23 @@ impl Metrics {
                 escape(subgraph)
             );
         }
+        let deduplicated = self
+            .deduplicated
+            .lock()
+            .map(|d| {
+                let mut v: Vec<_> = d.iter().map(|(k, n)| (k.clone(), *n)).collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        out.push_str("# HELP grocery_gateway_subgraph_fetches_deduplicated_total Subgraph fetches answered by an identical one in flight, not sent.\n# TYPE grocery_gateway_subgraph_fetches_deduplicated_total counter\n");
+        for (subgraph, n) in &deduplicated {
+            let _ = writeln!(
+                out,
+                "grocery_gateway_subgraph_fetches_deduplicated_total{{subgraph=\"{}\"}} {n}",
+                escape(subgraph)
+            );
+        }
         let _ = write!(
             out,
             "# HELP plan_cache_hits_total Operations whose plan was cached.\n# TYPE plan_cache_hits_total counter\nplan_cache_hits_total {}\n\
@@ -237,6 +272,8 @@ mod tests {
             Duration::from_micros(50),
         );
         m.fetch("users", Duration::from_millis(3), true);
+        m.fetch_deduplicated("users");
+        m.fetch_deduplicated("users");
         m.plan_cache(true);
         let text = m.render();
         assert!(text.contains(r#"graphql_requests_total{operation="Get\"Me",outcome="ok"} 2"#));
@@ -251,6 +288,9 @@ mod tests {
             r#"graphql_request_duration_seconds_bucket{operation="Get\"Me",outcome="ok",le="0.05"} 2"#
         ));
         assert!(text.contains(r#"subgraph_fetch_errors_total{subgraph="users"} 1"#));
+        assert!(text.contains(
+            "grocery_gateway_subgraph_fetches_deduplicated_total{subgraph=\"users\"} 2\n"
+        ));
         assert!(text.contains("plan_cache_hits_total 1\n"));
     }
 

@@ -657,3 +657,67 @@ async fn no_more_connections_rest_after_a_burst_than_the_pool_keeps() {
         gateway::subgraph::pool::MAX_IDLE
     );
 }
+
+#[tokio::test]
+async fn one_url_with_different_static_headers_is_two_subgraphs_never_merged() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    // Held at a gate until the test opens it: both first fetches are in flight at once.
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let url = serve(Router::new().route(
+        "/graphql",
+        post(move |headers: HeaderMap| {
+            seen.fetch_add(1, SeqCst);
+            let mut gate = gate.clone();
+            async move {
+                let _ = gate.wait_for(|open| *open).await;
+                let tenant = headers
+                    .get("x-tenant")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                Json(json!({ "data": { "tenant": tenant } }))
+            }
+        }),
+    ))
+    .await;
+    let at = |tenant: &str| {
+        let options = gateway::subgraph::SubgraphOptions {
+            headers: vec![gateway::subgraph::options::static_header("x-tenant", tenant).unwrap()],
+            ..Default::default()
+        };
+        Endpoint::new(url.url().clone(), &options)
+            .unwrap()
+            .named(tenant)
+    };
+    let (north, south) = (at("north"), at("south"));
+    let metrics = Arc::new(gateway::metrics::Metrics::default());
+    let client = SubgraphClient::new(Duration::from_secs(5))
+        .deduplicating(true)
+        .counting(metrics.clone());
+    let joined = |tenant: &str| {
+        metrics.render().contains(&format!(
+            "grocery_gateway_subgraph_fetches_deduplicated_total{{subgraph=\"{tenant}\"}} 1\n"
+        ))
+    };
+    let fetch = |to: &Endpoint| {
+        let (client, to) = (client.clone(), to.clone());
+        tokio::spawn(async move { client.fetch(&to, query("Bearer a", true)).await.unwrap() })
+    };
+    let running = [fetch(&north), fetch(&south), fetch(&north), fetch(&south)];
+    wait_until(
+        "one fetch per static header sent, the other joined",
+        async || count.load(SeqCst) == 2 && joined("north") && joined("south"),
+    )
+    .await;
+    open.send(true).unwrap();
+    for (running, tenant) in running
+        .into_iter()
+        .zip(["north", "south", "north", "south"])
+    {
+        let answer = running.await.unwrap();
+        assert_eq!(Value::from(&answer.data)["tenant"], tenant);
+    }
+    assert_eq!(count.load(SeqCst), 2, "the second of each joined its first");
+}

@@ -24,6 +24,9 @@ pub struct Endpoint {
     connector: Option<Arc<Connector>>,
     /// Sent on every fetch (the configuration's `subgraphs.<name>.headers`).
     headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// The subgraph's name, as `/metrics` labels its fetches (empty until
+    /// [`crate::subgraph::Subgraphs::new`] names it).
+    name: Arc<str>,
 }
 
 impl Endpoint {
@@ -53,12 +56,29 @@ impl Endpoint {
             url,
             connector: connector.map(Arc::new),
             headers: options.headers.clone().into(),
+            name: Arc::from(""),
         })
     }
 
     /// The static headers every fetch to the subgraph carries.
     pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
         &self.headers
+    }
+
+    /// The static headers, shared: what tells two subgraphs at one URL apart.
+    pub(crate) fn shared_headers(&self) -> &Arc<[(HeaderName, HeaderValue)]> {
+        &self.headers
+    }
+
+    /// The same endpoint, labelled `name` in `/metrics`.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The subgraph's name as `/metrics` labels it.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Where the subgraph is.

@@ -41,10 +41,18 @@ impl Subgraphs {
         client: SubgraphClient,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
+        let endpoints = endpoints
+            .into_iter()
+            .map(|(name, endpoint)| {
+                let endpoint = endpoint.named(&name);
+                (name, endpoint)
+            })
+            .collect();
         Self {
             endpoints,
             timeouts: HashMap::new(),
-            client,
+            // Fetches answered by another request's are counted as its subgraph's.
+            client: client.counting(metrics.clone()),
             metrics,
             budget: DEFAULT_REQUEST_BUDGET,
             tracer: Default::default(),
