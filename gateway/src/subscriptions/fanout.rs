@@ -275,7 +275,7 @@ async fn source(
             "extensions": { "code": "SUBREQUEST_HTTP_ERROR", "serviceName": service },
         }])
     };
-    let Some(url) = loaded.subgraphs.url(service) else {
+    let Some(endpoint) = loaded.subgraphs.endpoint(service) else {
         emit(Frame::Error(unreachable("no URL".into())));
         return;
     };
@@ -286,7 +286,8 @@ async fn source(
         .filter_map(|name| ready.variables.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
     let opened = ws_client::subscribe(
-        url,
+        endpoint.url(),
+        endpoint.headers(),
         pipeline::bearer(headers),
         &primary.operation.document_str,
         variables,

@@ -5,7 +5,9 @@
 //! authorizes the subscription as it would an HTTP request. The link is kept
 //! alive with the protocol's `ping`: a subgraph that answers nothing for two
 //! keep-alive periods is taken as lost, like one whose socket closes, so a
-//! client is never left waiting on a dead subgraph.
+//! client is never left waiting on a dead subgraph. The subgraph's static
+//! headers (`subgraphs.<name>.headers`) go on the upgrade request, as they go
+//! on every fetch.
 
 use std::time::Duration;
 
@@ -17,7 +19,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
     tungstenite::{
-        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+        Message,
+        client::IntoClientRequest,
+        http::{HeaderName, HeaderValue},
+        protocol::WebSocketConfig,
     },
 };
 
@@ -63,23 +68,25 @@ struct Incoming {
     payload: Option<Value>,
 }
 
-/// Connects to the subgraph at `url`, authenticates with `token` and starts
-/// `query`. Fails (with why) when the subgraph cannot be reached, refuses the
-/// connection, or does not acknowledge within `deadline`.
+/// Connects to the subgraph at `url` with its static `headers`, authenticates
+/// with `token` and starts `query`. Fails (with why) when the subgraph cannot
+/// be reached, refuses the connection, or does not acknowledge within `deadline`.
 pub async fn subscribe(
     url: &Uri,
+    headers: &[(HeaderName, HeaderValue)],
     token: Option<&str>,
     query: &str,
     variables: Map<String, Value>,
     deadline: Duration,
 ) -> Result<Subscription, String> {
-    tokio::time::timeout(deadline, open(url, token, query, variables))
+    tokio::time::timeout(deadline, open(url, headers, token, query, variables))
         .await
         .unwrap_or_else(|_| Err(format!("no connection_ack within {deadline:?}")))
 }
 
 async fn open(
     url: &Uri,
+    headers: &[(HeaderName, HeaderValue)],
     token: Option<&str>,
     query: &str,
     variables: Map<String, Value>,
@@ -99,6 +106,9 @@ async fn open(
     let mut request = format!("ws://{}:{port}{path}", authority.host())
         .into_client_request()
         .map_err(|e| format!("bad subgraph URL {url}: {e}"))?;
+    for (name, value) in headers {
+        request.headers_mut().append(name.clone(), value.clone());
+    }
     request
         .headers_mut()
         .insert("sec-websocket-protocol", HeaderValue::from_static(PROTOCOL));
@@ -231,5 +241,56 @@ impl Subscription {
             let _ = self.socket.close(None).await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_upgrade_request_carries_the_subgraphs_static_headers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Uri = format!("http://{}/graphql", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the gateway hung up mid-request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            // Refused: only the request's headers matter here.
+            let _ = socket
+                .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let headers = [
+            crate::subgraph::options::static_header("x-api-key", "k-123").unwrap(),
+            crate::subgraph::options::static_header("x-tenant", "north").unwrap(),
+        ];
+        let opened = subscribe(
+            &url,
+            &headers,
+            None,
+            "subscription { ticks }",
+            Map::new(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(opened.is_err(), "a 403 is not a subscription");
+        let head = seen.await.unwrap();
+        assert!(head.contains("\r\nx-api-key: k-123\r\n"), "{head}");
+        assert!(head.contains("\r\nx-tenant: north\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nsec-websocket-protocol: graphql-transport-ws\r\n"),
+            "{head}"
+        );
     }
 }
