@@ -478,6 +478,7 @@ async fn a_subscription_to_an_https_subgraph_is_refused_rather_than_sent_in_the_
     let url: hyper::Uri = stock.url.parse().unwrap();
     let refused = gateway::subscriptions::ws_client::subscribe(
         &url,
+        &[],
         Some("token"),
         "subscription { ticks }",
         Default::default(),
