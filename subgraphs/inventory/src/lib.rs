@@ -105,7 +105,7 @@ pub const ENV: &[Var] = &[
         file: &[],
         names: &["STOCK_EVENT_INTERVAL_MS"],
         used_by: "inventory",
-        default: "`100`",
+        default: "`50`",
         meaning: "`stockChanged` sends at most one event per product per this many ms (1 to \
                   60000): the first change of a quiet product at once, the latest of a burst \
                   when the interval has passed",
@@ -134,7 +134,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Where `stock.changed` events go (`REDIS_URL`, `EVENT_STREAM`).
     pub events: BusConfig,
-    /// At most one `stockChanged` event per SKU per this (`STOCK_EVENT_INTERVAL_MS`, default 100 ms).
+    /// At most one `stockChanged` event per SKU per this (`STOCK_EVENT_INTERVAL_MS`, default 50 ms: a
+    /// burst's last change reaches clients within about that, well inside the 100 ms goal).
     pub stock_event_interval: Duration,
 }
 
@@ -160,7 +161,7 @@ impl Config {
         if ttl == 0 {
             env.problem("RESERVATION_TTL_SECS must be at least 1");
         }
-        let stock_event_ms: u64 = env.parse_or("STOCK_EVENT_INTERVAL_MS", 100);
+        let stock_event_ms: u64 = env.parse_or("STOCK_EVENT_INTERVAL_MS", 50);
         if !(1..=60_000).contains(&stock_event_ms) {
             env.problem("STOCK_EVENT_INTERVAL_MS must be between 1 and 60000");
         }
