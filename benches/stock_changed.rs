@@ -99,44 +99,19 @@ async fn run() {
         &stream,
         &[("INTERNAL_RPC_TOKEN", "bench-service-token")],
     );
-    let url = |name: &str| dev.urls.get(name).cloned().unwrap();
-
-    let port = support::free_port();
-    let users = url("users");
-    let gateway = support::start(
-        &["serve", "gateway"],
+    let (_gateway, port) = support::gateway_over(
+        &dev,
+        &redis.url(),
+        &stream,
+        "bench-service-token",
         &[
-            ("GATEWAY_PORT", port.to_string()),
-            (
-                "SUPERGRAPH_PATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql").into(),
-            ),
-            (
-                "SUBGRAPH_URLS",
-                format!(
-                    "users={users},catalog={},inventory={},orders={},logistics={}",
-                    url("catalog"),
-                    url("inventory"),
-                    url("orders"),
-                    url("logistics")
-                ),
-            ),
-            (
-                "JWKS_URL",
-                users.replace("/graphql", "/.well-known/jwks.json"),
-            ),
             // Every client is anonymous and on one address.
             ("SUBSCRIPTIONS_PER_USER", (subscribers + 1).to_string()),
             ("RATE_LIMITS", "off".into()),
             ("RUST_LOG", "warn".into()),
-            ("INTERNAL_RPC_TOKEN", "bench-service-token".into()),
-            // Where it learns of token revocations.
-            ("REDIS_URL", redis.url()),
-            ("EVENT_STREAM", stream.clone()),
         ],
-        &dev.home,
-    );
-    support::until_ok(&format!("http://127.0.0.1:{port}/ready"), &gateway).await;
+    )
+    .await;
 
     // The products: the demo's, then more until there are `sku_count`, each
     // with plenty of stock.
@@ -229,7 +204,7 @@ async fn run() {
         started.elapsed().as_secs_f64()
     );
     // Subscriptions are live once inventory follows the bus for each upstream.
-    let inventory = url("inventory");
+    let inventory = dev.urls["inventory"].clone();
     let wanted = skus.len().min(subscribers);
     let deadline = Instant::now() + Duration::from_secs(60);
     while support::bus_followers(&inventory).await < wanted && Instant::now() < deadline {

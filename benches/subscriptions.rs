@@ -61,42 +61,28 @@ async fn run() {
     let db = TestDatabase::empty("public").await;
     let redis = RedisServer::start();
     let stream = format!("grocery:bench:{}", uuid::Uuid::new_v4().simple());
-    let dev = support::start_dev(&db.config.url, &redis.url(), &stream, &[]);
-    let url = |name: &str| dev.urls.get(name).cloned().unwrap();
+    // One service token for dev and the gateway: the gateway loads users' access changes with it.
+    let dev = support::start_dev(
+        &db.config.url,
+        &redis.url(),
+        &stream,
+        &[("INTERNAL_RPC_TOKEN", "bench-service-token")],
+    );
 
     // The gateway measured: its own process, the committed supergraph.
-    let port = support::free_port();
-    let users = url("users");
-    let gateway = support::start(
-        &["serve", "gateway"],
+    let (gateway, port) = support::gateway_over(
+        &dev,
+        &redis.url(),
+        &stream,
+        "bench-service-token",
         &[
-            ("GATEWAY_PORT", port.to_string()),
-            (
-                "SUPERGRAPH_PATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql").into(),
-            ),
-            (
-                "SUBGRAPH_URLS",
-                format!(
-                    "users={users},catalog={},inventory={},orders={},logistics={}",
-                    url("catalog"),
-                    url("inventory"),
-                    url("orders"),
-                    url("logistics")
-                ),
-            ),
-            (
-                "JWKS_URL",
-                users.replace("/graphql", "/.well-known/jwks.json"),
-            ),
             ("SUBSCRIPTIONS_PER_USER", (subscribers + 1).to_string()),
             // One customer opens every subscription, from one address.
             ("RATE_LIMITS", "off".into()),
             ("RUST_LOG", "warn".into()),
         ],
-        &dev.home,
-    );
-    support::until_ok(&format!("http://127.0.0.1:{port}/ready"), &gateway).await;
+    )
+    .await;
 
     let token = support::customer(port, "fridge-bench").await;
     let mut ids = Vec::with_capacity(orders);

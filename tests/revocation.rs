@@ -144,35 +144,8 @@ async fn until_refused_everywhere(
 
 /// A `grocery serve gateway` over dev's subgraphs, following the same stream.
 async fn gateway(dev: &support::Dev, redis: &str, stream: &str, rpc_token: &str) -> (Process, u16) {
-    let port = support::free_port();
-    let url = |name: &str| dev.urls[name].clone();
-    let subgraph_urls = ["users", "catalog", "inventory", "orders", "logistics"]
-        .iter()
-        .map(|name| format!("{name}={}", url(name)))
-        .collect::<Vec<_>>()
-        .join(",");
-    let process = support::start(
-        &["serve", "gateway"],
-        &[
-            ("GATEWAY_PORT", port.to_string()),
-            (
-                "SUPERGRAPH_PATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql").into(),
-            ),
-            ("SUBGRAPH_URLS", subgraph_urls),
-            (
-                "JWKS_URL",
-                url("users").replace("/graphql", "/.well-known/jwks.json"),
-            ),
-            ("INTERNAL_RPC_TOKEN", rpc_token.into()),
-            ("REDIS_URL", redis.into()),
-            ("EVENT_STREAM", stream.into()),
-            ("RATE_LIMITS", "off".into()),
-        ],
-        &dev.home,
-    );
-    support::until_ok(&format!("http://127.0.0.1:{port}/ready"), &process).await;
-    (process, port)
+    let off = [("RATE_LIMITS", "off".to_owned())];
+    support::gateway_over(dev, redis, stream, rpc_token, &off).await
 }
 
 /// Signs `device` in; its access and refresh tokens.

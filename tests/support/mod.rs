@@ -222,6 +222,45 @@ impl std::fmt::Debug for Log {
     }
 }
 
+/// A `grocery serve gateway` of its own over `dev`'s five subgraphs: the
+/// committed supergraph, users' JWKS, and `rpc_token` (the one `dev` was
+/// started with) to load the access changes it then follows on `stream` in
+/// `redis`; `env` adds to or overrides that. Returns once it is ready.
+pub async fn gateway_over(
+    dev: &Dev,
+    redis: &str,
+    stream: &str,
+    rpc_token: &str,
+    env: &[(&str, String)],
+) -> (Process, u16) {
+    let port = free_port();
+    let url = |name: &str| dev.urls[name].clone();
+    let subgraph_urls = ["users", "catalog", "inventory", "orders", "logistics"]
+        .iter()
+        .map(|name| format!("{name}={}", url(name)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut vars = vec![
+        ("GATEWAY_PORT", port.to_string()),
+        (
+            "SUPERGRAPH_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql").into(),
+        ),
+        ("SUBGRAPH_URLS", subgraph_urls),
+        (
+            "JWKS_URL",
+            url("users").replace("/graphql", "/.well-known/jwks.json"),
+        ),
+        ("INTERNAL_RPC_TOKEN", rpc_token.into()),
+        ("REDIS_URL", redis.into()),
+        ("EVENT_STREAM", stream.into()),
+    ];
+    vars.extend(env.iter().cloned());
+    let process = start(&["serve", "gateway"], &vars, &dev.home);
+    until_ok(&format!("http://127.0.0.1:{port}/ready"), &process).await;
+    (process, port)
+}
+
 /// Waits until GET `url` answers 200.
 pub async fn until_ok(url: &str, process: &Process) {
     let what = format!("{url} to answer 200");
