@@ -32,6 +32,7 @@ pub mod lines;
 pub mod media;
 pub mod metrics;
 pub mod pagination;
+pub mod prepared;
 pub mod rpc;
 pub mod scalars;
 pub mod server;

@@ -150,6 +150,7 @@ async fn reserve_grpc(
         order_id: Uuid::new_v4().to_string(),
         lines: vec![pb::Line { sku, quantity: 1 }],
         ttl_seconds: 0,
+        with_quote: false,
     });
     request.metadata_mut().insert("authorization", auth);
     match client.reserve_stock(request).await {

@@ -2,7 +2,7 @@
 //! each line is priced from what those units cost, and the allocation is kept
 //! so a refund can put every unit back where it came from.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
@@ -20,15 +20,29 @@ use crate::{
     reservations::{self, ReservationView},
 };
 
+/// How often a commitment is recomputed when the batches it drew from
+/// changed before it could lock them (another order took their last units).
+const COMMIT_ATTEMPTS: usize = 8;
+
 /// Turns the active reservation of `order_id` into sold stock and prices it.
 /// A repeat answers the first commitment.
+///
+/// Optimistic: the reservation, its lines, their margins and the sellable
+/// batches are read without locks, the draws (first expiry first) and the
+/// prices computed here, and one statement ([`COMMIT`]), committed on its
+/// own, locks the reservation, the items and the drawn batches (in that
+/// order, like every writer), checks that nothing it relied on moved, and
+/// writes everything. So no hot row is held across a round trip. When the
+/// check fails nothing is written and the commitment is computed again.
 pub async fn commit(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
     default_margin: Decimal,
 ) -> Result<Priced, InventoryError> {
-    conn.transaction(async |conn| {
-        let (status, expires_at) = reservations::lock(conn, order_id).await?;
+    for _ in 0..COMMIT_ATTEMPTS {
+        let Some((status, expires_at, lines)) = reserved_lines(conn, order_id).await? else {
+            return Err(InventoryError::UnknownOrder(order_id));
+        };
         match status {
             ReservationStatus::Committed | ReservationStatus::Returned => {
                 return stored_commitment(conn, order_id).await;
@@ -39,12 +53,9 @@ pub async fn commit(
                 return Err(InventoryError::WrongState { order_id, status });
             }
         }
-        let lines = reservations::lines_of(conn, order_id).await?;
         let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
-        let locked = items::lock(conn, &skus).await?;
-        let sellable_of = pricing::sellable_batches_of(conn, &skus, true).await?;
+        let sellable_of = pricing::sellable_batches_of(conn, &skus, false).await?;
         let mut priced = Vec::new();
-        let mut movements = Vec::new();
         let mut shortfalls = Vec::new();
         let mut taken = Vec::new();
         for line in &lines {
@@ -63,76 +74,163 @@ pub async fn commit(
                 });
                 continue;
             };
-            for draw in &draws {
-                taken.push((line.sku.as_str(), draw.clone()));
-                movements.push(Movement {
-                    sku: line.sku.clone(),
-                    kind: Kind::Commit,
-                    on_hand_delta: -draw.quantity,
-                    reserved_delta: -draw.quantity,
-                    batch_id: Some(draw.batch_id),
-                    reference: Some(order_id.to_string()),
-                });
-            }
-            let margin = pricing::effective_margin(locked[&line.sku].margin, default_margin);
+            taken.extend(draws.iter().map(|d| (line.sku.as_str(), d.clone())));
+            let margin = pricing::effective_margin(line.margin, default_margin);
             priced.push(PricedLine::new(line.sku.clone(), draws, margin));
         }
         if !shortfalls.is_empty() {
             return Err(InventoryError::Shortfall(shortfalls));
         }
-        take_from_batches(conn, order_id, &taken).await?;
-        ledger::apply(conn, &movements).await?;
         let commitment = Priced::new(priced);
-        diesel::update(stored::table.find(order_id))
-            .set((
-                stored::status.eq(ReservationStatus::Committed.as_str()),
-                stored::commitment
-                    .eq(serde_json::to_value(&commitment).map_err(anyhow::Error::from)?),
-                stored::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(commitment)
-    })
-    .await
+        if write_commitment(conn, order_id, &lines, &taken, &commitment).await? {
+            return Ok(commitment);
+        }
+    }
+    Err(InventoryError::Internal(anyhow::anyhow!(
+        "the batches of order {order_id} kept changing; {COMMIT_ATTEMPTS} attempts to commit it failed"
+    )))
 }
 
-/// Takes the drawn units out of their (locked) batches and keeps where each
-/// came from: one UPDATE and one INSERT however many batches.
-async fn take_from_batches(
+/// A reserved line with its reservation's state and the margin its item had when read.
+#[derive(QueryableByName)]
+struct ReservedLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    expires_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sku: String,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    quantity: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+    margin: Option<Decimal>,
+}
+
+type Reserved = (ReservationStatus, DateTime<Utc>, Vec<ReservedLine>);
+
+/// The reservation's status, expiry and lines (with their items' margins),
+/// in SKU order, read without locks; `None` when there is no such order.
+async fn reserved_lines(conn: &mut AsyncPgConnection, order_id: Uuid) -> QueryResult<Option<Reserved>> {
+    let rows: Vec<ReservedLine> = kit::prepared::prepared(
+        "SELECT r.status, r.expires_at, l.sku, l.quantity, i.margin
+         FROM reservations r
+         JOIN reservation_lines l ON l.order_id = r.order_id
+         JOIN items i ON i.sku = l.sku
+         WHERE r.order_id = $1 ORDER BY l.sku",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(order_id)
+    .load(conn)
+    .await?;
+    let Some(first) = <[ReservedLine]>::first(&rows) else {
+        return Ok(None);
+    };
+    let (status, expires_at) = (ReservationStatus::parse(&first.status), first.expires_at);
+    Ok(Some((status, expires_at, rows)))
+}
+
+/// Writes the commitment if nothing it was computed from moved: false (and
+/// nothing written) when the reservation is no longer active, an item's
+/// margin changed or a drawn batch no longer has the units.
+async fn write_commitment(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
+    lines: &[ReservedLine],
     taken: &[(&str, Draw)],
-) -> QueryResult<()> {
-    use diesel::sql_types::{Array, Integer, Uuid as SqlUuid};
-    let ids: Vec<Uuid> = taken.iter().map(|(_, d)| d.batch_id).collect();
+    commitment: &Priced,
+) -> Result<bool, InventoryError> {
+    use diesel::sql_types::{Array, Int4, Jsonb, Nullable, Numeric, Text, Uuid as SqlUuid};
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let margins: Vec<Option<Decimal>> = lines.iter().map(|l| l.margin).collect();
+    let batch_ids: Vec<Uuid> = taken.iter().map(|(_, d)| d.batch_id).collect();
+    let batch_skus: Vec<&str> = taken.iter().map(|(sku, _)| *sku).collect();
     let units: Vec<i32> = taken.iter().map(|(_, d)| d.quantity).collect();
-    diesel::sql_query(
-        "UPDATE batches SET remaining = batches.remaining - d.units \
-         FROM unnest($1, $2) AS d(id, units) WHERE batches.id = d.id",
-    )
-    .bind::<Array<SqlUuid>, _>(&ids)
-    .bind::<Array<Integer>, _>(&units)
-    .execute(conn)
-    .await?;
-    let rows: Vec<_> = taken
-        .iter()
-        .map(|(sku, draw)| {
-            (
-                allocations::order_id.eq(order_id),
-                allocations::batch_id.eq(draw.batch_id),
-                allocations::sku.eq(*sku),
-                allocations::quantity.eq(draw.quantity),
-                allocations::unit_cost.eq(draw.unit_cost),
-            )
-        })
-        .collect();
-    diesel::insert_into(allocations::table)
-        .values(rows)
-        .execute(conn)
+    let costs: Vec<Decimal> = taken.iter().map(|(_, d)| d.unit_cost).collect();
+    let json = serde_json::to_value(commitment).map_err(anyhow::Error::from)?;
+    let done: Committed = kit::prepared::prepared(COMMIT)
+        .bind::<SqlUuid, _>(order_id)
+        .bind::<Array<Text>, _>(&skus)
+        .bind::<Array<Int4>, _>(&quantities)
+        .bind::<Array<Nullable<Numeric>>, _>(&margins)
+        .bind::<Array<SqlUuid>, _>(&batch_ids)
+        .bind::<Array<Text>, _>(&batch_skus)
+        .bind::<Array<Int4>, _>(&units)
+        .bind::<Array<Numeric>, _>(&costs)
+        .bind::<Jsonb, _>(&json)
+        .get_result(conn)
         .await?;
-    Ok(())
+    Ok(done.committed)
 }
+
+#[derive(QueryableByName)]
+struct Committed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    committed: bool,
+}
+
+/// The commitment in one statement. `$1` order id; `$2`–`$4` its lines'
+/// SKUs, quantities and the margins they were priced with; `$5`–`$8` the
+/// draws (batch, SKU, units, unit cost); `$9` the commitment to keep.
+///
+/// Locks in the writers' order: the reservation (still active and not
+/// lapsed), its items in SKU order, the drawn batches in id order, each
+/// step hanging on the one before. `verdict` then checks every item is
+/// there with the margin priced, and every drawn batch is unexpired and
+/// still has the units; only then is the reservation marked committed, and
+/// every other write hangs on that. Items lose the units from both on hand
+/// and reserved, so availability does not move. The event's price is read
+/// from the batches as this statement's snapshot has them, before `taken`:
+/// so `changed` answers the counters before the commit too, and skipping
+/// the old `reserved` there skips exactly the units committed (the first
+/// ones out) and those still held: the same next unit as after.
+const COMMIT: &str = concat!(
+    "WITH r AS (
+         SELECT order_id FROM reservations
+         WHERE order_id = $1 AND status = 'ACTIVE' AND expires_at > now() FOR UPDATE
+     ), want AS (
+         SELECT * FROM unnest($2::text[], $3::int4[], $4::numeric[]) AS w(sku, quantity, margin)
+     ), li AS (
+         SELECT i.sku, i.margin FROM items i
+         WHERE i.sku = ANY($2) AND EXISTS (SELECT 1 FROM r) ORDER BY i.sku FOR UPDATE
+     ), draws AS (
+         SELECT * FROM unnest($5::uuid[], $6::text[], $7::int4[], $8::numeric[])
+                AS d(batch_id, sku, quantity, unit_cost)
+     ), lb AS (
+         SELECT b.id, b.remaining, b.expiry_date FROM batches b
+         WHERE b.id = ANY($5) AND (SELECT count(*) FROM li) > 0 ORDER BY b.id FOR UPDATE
+     ), verdict AS (
+         SELECT (SELECT count(*) FROM want w JOIN li ON li.sku = w.sku
+                 WHERE li.margin IS NOT DISTINCT FROM w.margin) = (SELECT count(*) FROM want)
+            AND (SELECT count(*) FROM draws d JOIN lb ON lb.id = d.batch_id
+                 WHERE lb.remaining >= d.quantity
+                   AND (lb.expiry_date IS NULL OR lb.expiry_date >= CURRENT_DATE))
+                = (SELECT count(*) FROM draws) AS ok
+     ), claimed AS (
+         UPDATE reservations SET status = 'COMMITTED', commitment = $9, updated_at = now()
+         WHERE order_id = $1 AND EXISTS (SELECT 1 FROM r) AND (SELECT ok FROM verdict)
+         RETURNING order_id
+     ), taken AS (
+         UPDATE batches SET remaining = batches.remaining - d.quantity FROM draws d
+         WHERE batches.id = d.batch_id AND EXISTS (SELECT 1 FROM claimed)
+     ), kept AS (
+         INSERT INTO allocations (order_id, batch_id, sku, quantity, unit_cost)
+         SELECT $1, d.batch_id, d.sku, d.quantity, d.unit_cost FROM draws d
+         WHERE EXISTS (SELECT 1 FROM claimed)
+     ), moves AS (
+         INSERT INTO stock_movements (sku, kind, on_hand_delta, reserved_delta, batch_id, reference)
+         SELECT d.sku, 'COMMIT', -d.quantity, -d.quantity, d.batch_id, $1::text FROM draws d
+         WHERE EXISTS (SELECT 1 FROM claimed)
+     ), changed AS (
+         UPDATE items SET on_hand = items.on_hand - w.quantity,
+                reserved = items.reserved - w.quantity, updated_at = now()
+         FROM want w WHERE items.sku = w.sku AND EXISTS (SELECT 1 FROM claimed)
+         RETURNING items.sku, items.on_hand + w.quantity AS on_hand,
+                   items.reserved + w.quantity AS reserved, items.margin
+     ), events AS (",
+    crate::events::insert_stock_changed!(),
+    ")
+     SELECT EXISTS (SELECT 1 FROM claimed) AS committed"
+);
 
 async fn stored_commitment(
     conn: &mut AsyncPgConnection,

@@ -54,7 +54,7 @@ pub async fn lock(
     conn: &mut AsyncPgConnection,
     skus: &[String],
 ) -> Result<BTreeMap<String, LockedItem>, InventoryError> {
-    let rows: Vec<LockedItem> = diesel::sql_query(
+    let rows: Vec<LockedItem> = kit::prepared::prepared(
         "SELECT i.sku, i.active, i.on_hand, i.reserved, i.margin,
                 COALESCE((SELECT SUM(b.remaining) FROM batches b
                           WHERE b.sku = i.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)::int4
@@ -152,7 +152,7 @@ pub async fn set_margin(
         ));
     }
     // The price changes with the margin: the same statement writes the event.
-    let updated = diesel::sql_query(concat!(
+    let updated = kit::prepared::prepared(concat!(
         "WITH changed AS (
              UPDATE items SET margin = $2, updated_at = now() WHERE sku = $1
              RETURNING sku, on_hand, reserved, margin)",

@@ -94,7 +94,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, movements: &[Movement]) -> Quer
     // One UPDATE for every SKU: the caller already holds the rows' locks,
     // so the join's row order cannot deadlock. The same statement writes
     // each SKU's `stock.changed` event.
-    diesel::sql_query(concat!(
+    kit::prepared::prepared(concat!(
         "WITH changed AS (
              UPDATE items SET on_hand = items.on_hand + d.on_hand,
                     reserved = items.reserved + d.reserved, updated_at = now()

@@ -143,17 +143,19 @@ pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Holds `lines` for `order_id` until `ttl` passes. All or nothing: any
 /// shortfall refuses the whole reservation and writes nothing.
 ///
-/// Everything that needs no lock is written first; the item rows are locked
-/// last, by one conditional `UPDATE` per SKU (in SKU order) that adds to
-/// `reserved` only while `on_hand − expired − reserved` covers the quantity.
-/// A contended SKU is thus held for two round trips (the update and the
-/// commit), not for the whole reservation.
+/// One statement, committed on its own ([`RESERVE`]): it locks the items in
+/// SKU order, decides, and writes the claim, the lines, the ledger, the
+/// counters and the `stock.changed` events together. A contended SKU is
+/// thus held for one statement and its commit's flush, never across a
+/// round trip to this process. A repeat (the same order id) finds the claim
+/// taken, writes nothing and answers the stored reservation.
 pub async fn reserve(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
     lines: &[Line],
     ttl: Duration,
 ) -> Result<ReservationView, InventoryError> {
+    use diesel::sql_types::{Array, Int4, Text, Timestamptz, Uuid as SqlUuid};
     let lines = normalize_lines(lines)?;
     if ttl.is_zero() || ttl > MAX_TTL {
         return Err(InventoryError::invalid(
@@ -161,49 +163,133 @@ pub async fn reserve(
             "a reservation holds stock for 1 second to 24 hours",
         ));
     }
-    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
     // Microseconds, as PostgreSQL stores it, so the first answer equals every repeat.
     let expires_at = (Utc::now()
         + chrono::Duration::from_std(ttl).map_err(|e| InventoryError::Internal(e.into()))?)
     .trunc_subsecs(6);
-    let created = conn
-        .transaction(async |conn| {
-            // Claim the key first: a concurrent repeat waits here on the
-            // primary key and then finds the row (and returns it below).
-            let claimed = diesel::insert_into(reservations::table)
-                .values((
-                    reservations::order_id.eq(order_id),
-                    reservations::status.eq(ReservationStatus::Active.as_str()),
-                    reservations::expires_at.eq(expires_at),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            if claimed == 0 {
-                return Ok(false);
-            }
-            check_sellable(conn, &skus).await?;
-            insert_lines(conn, order_id, &lines).await?;
-            ledger::record(conn, &holds(order_id, &lines)).await?;
-            for (i, line) in lines.iter().enumerate() {
-                if !hold(conn, line).await? {
-                    return Err(shortfalls(conn, &lines, &lines[..i]).await);
-                }
-            }
-            Ok(true)
-        })
+    let verdicts: Vec<LineVerdict> = kit::prepared::prepared(RESERVE)
+        .bind::<SqlUuid, _>(order_id)
+        .bind::<Array<Text>, _>(&skus)
+        .bind::<Array<Int4>, _>(&quantities)
+        .bind::<Timestamptz, _>(expires_at)
+        .load(conn)
         .await?;
-    if created {
-        Ok(ReservationView {
+    if verdicts.iter().any(|v| v.claimed) {
+        return Ok(ReservationView {
             order_id,
             status: ReservationStatus::Active,
             lines,
             expires_at,
+        });
+    }
+    // Nothing was written: a repeat of a reservation that exists, or a refusal.
+    if let Some(existing) = find(conn, order_id).await? {
+        return Ok(existing);
+    }
+    Err(refusal(&lines, &verdicts))
+}
+
+/// The reservation in one statement. `$1` order id, `$2`/`$3` SKUs and
+/// quantities (normalised: one line per SKU), `$4` expiry. Answers one row
+/// per line: the item as locked (`active`, `free` = on hand − expired −
+/// reserved; null when unknown) and whether the claim was written.
+///
+/// Order of work, forced by the references: `locked` takes the item rows'
+/// locks in SKU order (like every other writer, so no deadlock) and reads
+/// their newest counters; `verdict` says whether every line fits; only then
+/// is the claim inserted (a repeat conflicts and claims nothing), and every
+/// write hangs on the claim. The expired units are read from the
+/// statement's snapshot: they only ever shrink, so a stale sum can refuse
+/// too much, never oversell.
+const RESERVE: &str = concat!(
+    "WITH want AS (
+         SELECT * FROM unnest($2::text[], $3::int4[]) AS w(sku, quantity)
+     ), locked AS (
+         SELECT i.sku, i.active,
+                (i.on_hand - i.reserved
+                 - COALESCE((SELECT SUM(b.remaining) FROM batches b
+                             WHERE b.sku = i.sku AND b.remaining > 0
+                               AND b.expiry_date < CURRENT_DATE), 0))::int4 AS free
+         FROM items i WHERE i.sku = ANY($2) ORDER BY i.sku FOR UPDATE
+     ), verdict AS (
+         SELECT count(*) = (SELECT count(*) FROM want) AS ok
+         FROM want w JOIN locked l ON l.sku = w.sku
+         WHERE l.active AND l.free >= w.quantity
+     ), claimed AS (
+         INSERT INTO reservations (order_id, status, expires_at)
+         SELECT $1, 'ACTIVE', $4 WHERE (SELECT ok FROM verdict)
+         ON CONFLICT DO NOTHING RETURNING order_id
+     ), lines AS (
+         INSERT INTO reservation_lines (order_id, sku, quantity)
+         SELECT $1, w.sku, w.quantity FROM want w WHERE EXISTS (SELECT 1 FROM claimed)
+     ), moves AS (
+         INSERT INTO stock_movements (sku, kind, on_hand_delta, reserved_delta, reference)
+         SELECT w.sku, 'RESERVE', 0, w.quantity, $1::text FROM want w
+         WHERE EXISTS (SELECT 1 FROM claimed)
+     ), changed AS (
+         UPDATE items SET reserved = items.reserved + w.quantity, updated_at = now()
+         FROM want w WHERE items.sku = w.sku AND EXISTS (SELECT 1 FROM claimed)
+         RETURNING items.sku, items.on_hand, items.reserved, items.margin
+     ), events AS (",
+    crate::events::insert_stock_changed!(),
+    ")
+     SELECT w.sku, l.active, l.free, EXISTS (SELECT 1 FROM claimed) AS claimed
+     FROM want w LEFT JOIN locked l ON l.sku = w.sku"
+);
+
+/// One line of [`RESERVE`]'s answer.
+#[derive(QueryableByName, Debug)]
+struct LineVerdict {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sku: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+    active: Option<bool>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
+    free: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    claimed: bool,
+}
+
+/// Why a reservation that claimed nothing was refused, from the items as
+/// they were locked: unknown SKUs first, then SKUs not for sale, then what
+/// is short.
+fn refusal(lines: &[Line], verdicts: &[LineVerdict]) -> InventoryError {
+    let missing: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.active.is_none())
+        .map(|v| v.sku.clone())
+        .collect();
+    if !missing.is_empty() {
+        return InventoryError::UnknownSku(missing);
+    }
+    if let Some(v) = verdicts.iter().find(|v| v.active == Some(false)) {
+        return InventoryError::InactiveSku(v.sku.clone());
+    }
+    let short: Vec<Shortfall> = lines
+        .iter()
+        .filter_map(|l| {
+            let free = verdicts
+                .iter()
+                .find(|v| v.sku == l.sku)
+                .and_then(|v| v.free)
+                .unwrap_or(0);
+            (free < l.quantity).then(|| Shortfall {
+                sku: l.sku.clone(),
+                requested: l.quantity,
+                available: free.max(0),
+            })
         })
+        .collect();
+    if short.is_empty() {
+        // Every line fitted but the claim was taken and is gone again: only a
+        // concurrent repeat that rolled back can do that. Retrying is safe.
+        InventoryError::Internal(anyhow::anyhow!(
+            "the reservation's claim was taken by a repeat that did not commit"
+        ))
     } else {
-        find(conn, order_id)
-            .await?
-            .ok_or(InventoryError::UnknownOrder(order_id))
+        InventoryError::Shortfall(short)
     }
 }
 
@@ -367,7 +453,7 @@ async fn check_sellable(
 /// Adds `line` to its item's `reserved` if that many units are free; false if not.
 /// The same statement writes the item's `stock.changed` event.
 async fn hold(conn: &mut AsyncPgConnection, line: &Line) -> QueryResult<bool> {
-    let held = diesel::sql_query(concat!(
+    let held = kit::prepared::prepared(concat!(
         "WITH changed AS (
              UPDATE items SET reserved = reserved + $2, updated_at = now()
              WHERE sku = $1 AND active

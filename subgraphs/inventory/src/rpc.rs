@@ -150,6 +150,7 @@ fn reservation(view: ReservationView) -> pb::Reservation {
             })
             .collect(),
         expires_at: view.expires_at.to_rfc3339(),
+        quote: None,
     }
 }
 
@@ -203,10 +204,25 @@ impl pb::inventory_server::Inventory for StockService {
         if ttl > reservations::MAX_TTL {
             return Err(Status::invalid_argument("ttl_seconds may be at most 86400"));
         }
-        let view =
-            reservations::reserve(&mut *self.conn().await?, order_id, &lines(req.lines), ttl)
-                .await?;
-        Ok(self.woke(Response::new(reservation(view))))
+        let mut conn = self.conn().await?;
+        let view = reservations::reserve(&mut conn, order_id, &lines(req.lines), ttl).await?;
+        self.relay.wake();
+        // Priced like GetPrice with the order's id: its own units are its own.
+        let quote = match req.with_quote && view.status == ReservationStatus::Active {
+            true => pricing::quote(&mut conn, &view.lines, self.settings.default_margin, Some(order_id))
+                .await
+                .inspect_err(|err| tracing::warn!(%order_id, error = %err, "no quote for the reservation"))
+                .ok()
+                .map(|priced| pb::PriceQuote {
+                    lines: priced_lines(&priced),
+                    subtotal: priced.subtotal.to_string(),
+                }),
+            false => None,
+        };
+        Ok(Response::new(pb::Reservation {
+            quote,
+            ..reservation(view)
+        }))
     }
 
     async fn adjust_reservation(

@@ -64,7 +64,7 @@ pub async fn views(
     conn: &mut AsyncPgConnection,
     skus: &[String],
 ) -> QueryResult<HashMap<String, StockView>> {
-    let rows: Vec<StockView> = diesel::sql_query(
+    let rows: Vec<StockView> = kit::prepared::prepared(
         "SELECT i.sku, i.on_hand, i.reserved, i.margin,
                 COALESCE(e.expired, 0)::int4 AS expired,
                 n.unit_cost AS next_unit_cost

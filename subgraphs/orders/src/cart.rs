@@ -80,7 +80,7 @@ pub async fn put(st: &OrdersState, customer: Uuid, sku: &str, set: Set) -> Resul
     let mut conn = st.pool.get().await?;
     conn.transaction(async |conn| {
         // Serialises changes of one customer's cart, so the line limit holds.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        kit::prepared::prepared("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind::<diesel::sql_types::Text, _>(customer.to_string())
             .execute(conn)
             .await?;

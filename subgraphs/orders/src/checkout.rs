@@ -159,7 +159,7 @@ pub async fn preview(
         }
     };
     let order_id = Uuid::now_v7();
-    let reserved_until = st
+    let (reserved_until, quote) = st
         .stock
         .reserve(order_id, &lines, st.reservation_ttl)
         .await?;
@@ -169,7 +169,16 @@ pub async fn preview(
             "injected failure between reserving and writing order {order_id}"
         )));
     }
-    let written = write(st, order_id, customer, &lines, reserved_until, from_cart).await;
+    let written = write(
+        st,
+        order_id,
+        customer,
+        &lines,
+        reserved_until,
+        quote.as_ref(),
+        from_cart,
+    )
+    .await;
     if written.is_err() {
         // Give the stock back now rather than when the reservation lapses.
         if let Err(err) = st.stock.release(order_id).await {
@@ -187,12 +196,12 @@ async fn write(
     customer: Uuid,
     lines: &[Line],
     reserved_until: DateTime<Utc>,
+    quote: Option<&Priced>,
     from_cart: bool,
 ) -> Result<Order, OrdersError> {
-    let quote = estimate(st, order_id, lines).await;
     let mut conn = st.pool.get().await?;
     conn.transaction(async |conn| {
-        let totals = quote.as_ref().map(|q| st.charges.totals(q.subtotal));
+        let totals = quote.map(|q| st.charges.totals(q.subtotal));
         let order: Order = diesel::insert_into(orders::table)
             .values((
                 orders::id.eq(order_id),
@@ -208,7 +217,7 @@ async fn write(
             .returning(Order::as_returning())
             .get_result(conn)
             .await?;
-        insert_items(conn, order_id, lines, quote.as_ref(), &HashMap::new()).await?;
+        insert_items(conn, order_id, lines, quote, &HashMap::new()).await?;
         lifecycle::created(conn, &order).await?;
         Ok(order)
     })

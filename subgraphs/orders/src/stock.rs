@@ -52,17 +52,20 @@ impl StockClient {
         })
     }
 
-    /// Holds `lines` for `order_id`; answers when the hold ends.
+    /// Holds `lines` for `order_id`; answers when the hold ends and, in the
+    /// same call, what the lines would cost if committed now (as [`Self::price`]
+    /// with the order's id; `None` when inventory cannot price them).
     pub async fn reserve(
         &self,
         order_id: Uuid,
         lines: &[Line],
         ttl: Option<Duration>,
-    ) -> Result<DateTime<Utc>, OrdersError> {
+    ) -> Result<(DateTime<Utc>, Option<Priced>), OrdersError> {
         let request = self.token.request(pb::ReserveStockRequest {
             order_id: order_id.to_string(),
             lines: wire_lines(lines),
             ttl_seconds: ttl.map_or(0, |t| t.as_secs().clamp(1, u64::from(u32::MAX)) as u32),
+            with_quote: true,
         });
         let reservation = self
             .client
@@ -71,9 +74,14 @@ impl StockClient {
             .await
             .map_err(|s| stock_error("ReserveStock", s))?
             .into_inner();
-        DateTime::parse_from_rfc3339(&reservation.expires_at)
+        let until = DateTime::parse_from_rfc3339(&reservation.expires_at)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| OrdersError::Internal(anyhow::anyhow!("ReserveStock expires_at: {e}")))
+            .map_err(|e| OrdersError::Internal(anyhow::anyhow!("ReserveStock expires_at: {e}")))?;
+        let quote = match reservation.quote {
+            Some(quote) => Some(priced(quote.lines, &quote.subtotal)?),
+            None => None,
+        };
+        Ok((until, quote))
     }
 
     /// Sets the active reservation of `order_id` to exactly `lines` (it keeps its expiry).
@@ -82,6 +90,7 @@ impl StockClient {
             order_id: order_id.to_string(),
             lines: wire_lines(lines),
             ttl_seconds: 0,
+            with_quote: false,
         });
         self.client
             .clone()

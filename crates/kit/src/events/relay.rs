@@ -60,7 +60,7 @@ impl Relay {
                         locked: bool,
                     }
                     let lock: Locked =
-                        diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                        crate::prepared::prepared("SELECT pg_try_advisory_xact_lock($1) AS locked")
                             .bind::<diesel::sql_types::BigInt, _>(lock_key(source))
                             .get_result(conn)
                             .await?;

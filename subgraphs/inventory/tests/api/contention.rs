@@ -75,6 +75,64 @@ async fn a_repeated_reserve_with_one_order_id_reserves_once() {
     room.audit().await;
 }
 
+/// Commits are computed from unlocked reads and checked when written: when
+/// many race for the last units of the batch that expires first, each one
+/// that lost recomputes from the next batch. Exactly the first batch's units
+/// go at its price, nothing fails, nothing is drawn twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_racing_for_a_batch_fall_through_to_the_next() {
+    let room = Arc::new(Stockroom::new().await);
+    room.stock("APPLE", 5, "1.00", Some(5)).await;
+    room.stock("APPLE", 100, "2.00", Some(20)).await;
+    let mut orders = Vec::new();
+    {
+        let mut conn = room.conn().await;
+        for _ in 0..20 {
+            let order = Uuid::new_v4();
+            reservations::reserve(&mut conn, order, &[line("APPLE", 1)], TTL)
+                .await
+                .unwrap();
+            orders.push(order);
+        }
+    }
+    let commits: Vec<_> = orders
+        .iter()
+        .map(|&order| {
+            let room = room.clone();
+            tokio::spawn(async move {
+                let mut conn = room.conn().await;
+                allocation::commit(&mut conn, order, "0.25".parse().unwrap()).await
+            })
+        })
+        .collect();
+    let mut prices = Vec::new();
+    for commit in commits {
+        let priced = commit.await.unwrap().expect("every commit succeeds");
+        prices.push(priced.lines[0].unit_price.to_string());
+    }
+    prices.sort();
+    assert_eq!(prices.iter().filter(|p| *p == "1.25").count(), 5, "{prices:?}");
+    assert_eq!(prices.iter().filter(|p| *p == "2.50").count(), 15, "{prices:?}");
+    assert_eq!(
+        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 1.00").await,
+        0
+    );
+    assert_eq!(
+        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 2.00").await,
+        85
+    );
+    assert_eq!(room.scalar("SELECT SUM(quantity)::int8 FROM allocations").await, 20);
+    assert_eq!(room.levels("APPLE").await, (85, 0, 85));
+    // A repeat answers the first commitment and moves nothing.
+    let mut conn = room.conn().await;
+    let again = allocation::commit(&mut conn, orders[0], "0.25".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.lines[0].quantity, 1);
+    assert_eq!(room.scalar("SELECT SUM(quantity)::int8 FROM allocations").await, 20);
+    room.audit().await;
+}
+
 #[derive(Debug)]
 enum Op {
     Reserve,

@@ -91,6 +91,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
             order_id: order_id.clone(),
             lines: lines(&[("APPLE", 11)]),
             ttl_seconds: 0,
+            with_quote: false,
         }))
         .await
         .unwrap_err();
@@ -110,6 +111,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
             order_id: order_id.clone(),
             lines: lines(&[("APPLE", 3)]),
             ttl_seconds: 60,
+            with_quote: true,
         }))
         .await
         .unwrap()
@@ -117,6 +119,23 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     assert_eq!(reserved.status(), pb::ReservationStatus::Active);
     let expires: chrono::DateTime<chrono::Utc> = reserved.expires_at.parse().unwrap();
     assert!((expires - chrono::Utc::now()).num_seconds() <= 60);
+    // The quote prices the order's own held units, as the commit will.
+    let quote = reserved.quote.expect("asked for a quote");
+    assert_eq!(
+        (quote.lines[0].quantity, quote.lines[0].line_total.as_str(), quote.subtotal.as_str()),
+        (3, "1.50", "1.50")
+    );
+    let repeat = client
+        .reserve_stock(authorized(pb::ReserveStockRequest {
+            order_id: order_id.clone(),
+            lines: lines(&[("APPLE", 3)]),
+            ttl_seconds: 60,
+            with_quote: false,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((repeat.expires_at, repeat.quote), (reserved.expires_at, None));
 
     let committed = client
         .commit_stock(authorized(pb::OrderRef {
@@ -234,6 +253,7 @@ async fn an_order_asking_for_a_price_is_not_priced_past_its_own_reservation() {
             order_id: order_id.clone(),
             lines: lines(&[("APPLE", 3)]),
             ttl_seconds: 60,
+            with_quote: false,
         }))
         .await
         .unwrap();
