@@ -1,10 +1,10 @@
 //! Reservations: stock held for an order until it is committed, released or
 //! expires. This is where "never oversell" is decided.
 //!
-//! A reservation adds to its items' `reserved` with one conditional UPDATE per
-//! SKU (in SKU order, so two orders never deadlock) that succeeds only while
-//! `on_hand − expired − reserved` covers the quantity: the row lock decides,
-//! so concurrent orders can never both take the last unit. The order id is the
+//! A reservation locks its items in SKU order (so two orders never deadlock)
+//! and adds to their `reserved` only while `on_hand − expired − reserved`
+//! covers every line, all in one statement: the row locks decide, so
+//! concurrent orders can never both take the last unit. The order id is the
 //! idempotency key: a repeat of any call answers the first result and moves
 //! nothing.
 
