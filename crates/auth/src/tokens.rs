@@ -134,6 +134,47 @@ pub struct Verifier {
     keys: BTreeMap<String, DecodingKey>,
     validation: Validation,
     revocations: Option<Revocations>,
+    verified: Verified,
+}
+
+/// Most tokens a verifier remembers as verified.
+const VERIFIED_CAPACITY: usize = 8192;
+
+/// The claims of tokens whose signature and claims this verifier has
+/// checked, by the SHA-256 of the token's exact text, until they expire.
+/// The RSA check is most of a request's token cost, and a client sends the
+/// same token with every request until it refreshes it. Only tokens that
+/// passed are kept, so garbage cannot crowd them out; the type and the
+/// access cut-offs are still checked on every use, and a new key set makes
+/// a new verifier, which starts empty.
+#[derive(Default)]
+struct Verified(std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>);
+
+impl Verified {
+    fn digest(token: &str) -> [u8; 32] {
+        use rsa::sha2::{Digest, Sha256};
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// The claims of an unexpired verified token (at `now`, Unix seconds).
+    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Claims> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(digest).filter(|c| c.exp > now).cloned()
+    }
+
+    fn insert(&self, digest: [u8; 32], claims: &Claims) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VERIFIED_CAPACITY {
+            // Bounded: start over rather than track recency on every hit.
+            map.clear();
+        }
+        map.insert(digest, claims.clone());
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
 }
 
 impl Verifier {
@@ -148,6 +189,7 @@ impl Verifier {
             keys: ring.decoding_keys()?,
             validation,
             revocations: settings.revocations.clone(),
+            verified: Verified::default(),
         })
     }
 
@@ -175,6 +217,7 @@ impl Verifier {
             keys,
             validation: empty.validation,
             revocations: empty.revocations,
+            verified: Verified::default(),
         })
     }
 
@@ -182,6 +225,32 @@ impl Verifier {
     /// type `expected` and, for access tokens, that the account's access did
     /// not change since it was signed.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let digest = Verified::digest(token);
+        let claims = match self.verified.get(&digest, chrono::Utc::now().timestamp()) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token)?;
+                self.verified.insert(digest, &claims);
+                claims
+            }
+        };
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType {
+                expected: match expected {
+                    TokenType::Access => "an access",
+                    TokenType::Refresh => "a refresh",
+                },
+            });
+        }
+        // Refresh tokens are checked against their stored row by the signer.
+        if let (TokenType::Access, Some(revocations)) = (expected, &self.revocations) {
+            revocations.check(&claims)?;
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` if its signature, `kid`, `exp`, `iss` and `aud` hold.
+    fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(TokenError::WrongAlgorithm);
@@ -198,18 +267,6 @@ impl Verifier {
                     _ => TokenError::Invalid,
                 }
             })?;
-        if data.claims.token_type != expected {
-            return Err(TokenError::WrongType {
-                expected: match expected {
-                    TokenType::Access => "an access",
-                    TokenType::Refresh => "a refresh",
-                },
-            });
-        }
-        // Refresh tokens are checked against their stored row by the signer.
-        if let (TokenType::Access, Some(revocations)) = (expected, &self.revocations) {
-            revocations.check(&data.claims)?;
-        }
         Ok(data.claims)
     }
 }
@@ -244,6 +301,9 @@ mod tests {
         }
     }
 
+    static OTHER_RING: LazyLock<KeyRing> =
+        LazyLock::new(|| KeyRing::with_signing_key(OTHER.clone()));
+
     fn ring() -> KeyRing {
         KeyRing::with_signing_key(KEY.clone())
     }
@@ -261,6 +321,77 @@ mod tests {
         let c = claims(TokenType::Access, 60);
         let token = ring().sign(&c).unwrap();
         assert_eq!(verifier().verify(&token, TokenType::Access).unwrap(), c);
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_but_its_type_and_forgeries_are_still_refused() {
+        let v = verifier();
+        let c = claims(TokenType::Access, 60);
+        let token = ring().sign(&c).unwrap();
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), c);
+        assert_eq!(v.verified.len(), 1);
+        // The remembered claims answer again, and the type is checked on every use.
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), c);
+        assert!(matches!(
+            v.verify(&token, TokenType::Refresh),
+            Err(TokenError::WrongType { .. })
+        ));
+        // The same claims under another signature are another token: checked in full.
+        let parts: Vec<&str> = token.split('.').collect();
+        let other = OTHER_RING.sign(&c).unwrap();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            parts[1],
+            other.split('.').nth(2).unwrap()
+        );
+        assert_eq!(
+            v.verify(&forged, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+        // Refused tokens are not remembered.
+        assert_eq!(v.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_its_account_is_cut_off() {
+        let revocations = Revocations::new();
+        revocations.load(&[]);
+        let settings = TokenSettings {
+            revocations: Some(revocations.clone()),
+            ..TokenSettings::default()
+        };
+        let v = Verifier::new(&ring(), &settings).unwrap();
+        let c = claims(TokenType::Access, 60);
+        let token = ring().sign(&c).unwrap();
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), c);
+        let now = chrono::Utc::now();
+        revocations.apply(&crate::AccessChange {
+            user: c.sub,
+            epoch: c.access_epoch + 1,
+            at: now,
+            until: now + chrono::Duration::minutes(16),
+            role: RoleName::from_static("CUSTOMER"),
+            active: false,
+        });
+        assert_eq!(
+            v.verify(&token, TokenType::Access),
+            Err(TokenError::Revoked)
+        );
+    }
+
+    #[test]
+    fn remembered_tokens_expire_and_the_memory_is_bounded() {
+        let verified = Verified::default();
+        let c = claims(TokenType::Access, 60);
+        let digest = Verified::digest("a token");
+        verified.insert(digest, &c);
+        assert_eq!(verified.get(&digest, c.exp - 1), Some(c.clone()));
+        assert_eq!(verified.get(&digest, c.exp), None, "gone at exp");
+        for i in 0..VERIFIED_CAPACITY + 10 {
+            verified.insert(Verified::digest(&i.to_string()), &c);
+        }
+        assert!(verified.len() <= VERIFIED_CAPACITY);
     }
 
     #[test]

@@ -160,9 +160,7 @@ mod tests {
         use diesel::query_builder::QueryBuilder;
         let query = prepared("SELECT $1, $2").bind::<diesel::sql_types::Int4, _>(7);
         let mut builder = diesel::pg::PgQueryBuilder::default();
-        let err = query
-            .to_sql(&mut builder, &Pg)
-            .expect_err("$2 has no bind");
+        let err = query.to_sql(&mut builder, &Pg).expect_err("$2 has no bind");
         assert!(err.to_string().contains("$2 has no bind"), "{err}");
         let query = prepared("SELECT $1, $1").bind::<diesel::sql_types::Int4, _>(7);
         let mut builder = diesel::pg::PgQueryBuilder::default();

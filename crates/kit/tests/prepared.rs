@@ -43,7 +43,10 @@ async fn a_raw_statement_is_prepared_once_and_reused() {
             .get_result(&mut conn)
             .await
             .unwrap();
-        assert_eq!((answer.n, answer.word.as_str()), (2 * i, "same text, every run"));
+        assert_eq!(
+            (answer.n, answer.word.as_str()),
+            (2 * i, "same text, every run")
+        );
     }
     assert_eq!(prepared_like(&mut conn, "kit-prepared */").await, 1);
     // What it replaces: diesel's `sql_query` prepares nothing it can reuse.

@@ -110,7 +110,10 @@ type Reserved = (ReservationStatus, DateTime<Utc>, Vec<ReservedLine>);
 
 /// The reservation's status, expiry and lines (with their items' margins),
 /// in SKU order, read without locks; `None` when there is no such order.
-async fn reserved_lines(conn: &mut AsyncPgConnection, order_id: Uuid) -> QueryResult<Option<Reserved>> {
+async fn reserved_lines(
+    conn: &mut AsyncPgConnection,
+    order_id: Uuid,
+) -> QueryResult<Option<Reserved>> {
     let rows: Vec<ReservedLine> = kit::prepared::prepared(
         "SELECT r.status, r.expires_at, l.sku, l.quantity, i.margin
          FROM reservations r

@@ -209,14 +209,21 @@ impl pb::inventory_server::Inventory for StockService {
         self.relay.wake();
         // Priced like GetPrice with the order's id: its own units are its own.
         let quote = match req.with_quote && view.status == ReservationStatus::Active {
-            true => pricing::quote(&mut conn, &view.lines, self.settings.default_margin, Some(order_id))
-                .await
-                .inspect_err(|err| tracing::warn!(%order_id, error = %err, "no quote for the reservation"))
-                .ok()
-                .map(|priced| pb::PriceQuote {
-                    lines: priced_lines(&priced),
-                    subtotal: priced.subtotal.to_string(),
-                }),
+            true => pricing::quote(
+                &mut conn,
+                &view.lines,
+                self.settings.default_margin,
+                Some(order_id),
+            )
+            .await
+            .inspect_err(
+                |err| tracing::warn!(%order_id, error = %err, "no quote for the reservation"),
+            )
+            .ok()
+            .map(|priced| pb::PriceQuote {
+                lines: priced_lines(&priced),
+                subtotal: priced.subtotal.to_string(),
+            }),
             false => None,
         };
         Ok(Response::new(pb::Reservation {

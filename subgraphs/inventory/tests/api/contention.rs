@@ -111,17 +111,31 @@ async fn concurrent_commits_racing_for_a_batch_fall_through_to_the_next() {
         prices.push(priced.lines[0].unit_price.to_string());
     }
     prices.sort();
-    assert_eq!(prices.iter().filter(|p| *p == "1.25").count(), 5, "{prices:?}");
-    assert_eq!(prices.iter().filter(|p| *p == "2.50").count(), 15, "{prices:?}");
     assert_eq!(
-        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 1.00").await,
+        prices.iter().filter(|p| *p == "1.25").count(),
+        5,
+        "{prices:?}"
+    );
+    assert_eq!(
+        prices.iter().filter(|p| *p == "2.50").count(),
+        15,
+        "{prices:?}"
+    );
+    assert_eq!(
+        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 1.00")
+            .await,
         0
     );
     assert_eq!(
-        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 2.00").await,
+        room.scalar("SELECT SUM(remaining)::int8 FROM batches WHERE unit_cost = 2.00")
+            .await,
         85
     );
-    assert_eq!(room.scalar("SELECT SUM(quantity)::int8 FROM allocations").await, 20);
+    assert_eq!(
+        room.scalar("SELECT SUM(quantity)::int8 FROM allocations")
+            .await,
+        20
+    );
     assert_eq!(room.levels("APPLE").await, (85, 0, 85));
     // A repeat answers the first commitment and moves nothing.
     let mut conn = room.conn().await;
@@ -129,7 +143,11 @@ async fn concurrent_commits_racing_for_a_batch_fall_through_to_the_next() {
         .await
         .unwrap();
     assert_eq!(again.lines[0].quantity, 1);
-    assert_eq!(room.scalar("SELECT SUM(quantity)::int8 FROM allocations").await, 20);
+    assert_eq!(
+        room.scalar("SELECT SUM(quantity)::int8 FROM allocations")
+            .await,
+        20
+    );
     room.audit().await;
 }
 

@@ -122,7 +122,11 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     // The quote prices the order's own held units, as the commit will.
     let quote = reserved.quote.expect("asked for a quote");
     assert_eq!(
-        (quote.lines[0].quantity, quote.lines[0].line_total.as_str(), quote.subtotal.as_str()),
+        (
+            quote.lines[0].quantity,
+            quote.lines[0].line_total.as_str(),
+            quote.subtotal.as_str()
+        ),
         (3, "1.50", "1.50")
     );
     let repeat = client
@@ -135,7 +139,10 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((repeat.expires_at, repeat.quote), (reserved.expires_at, None));
+    assert_eq!(
+        (repeat.expires_at, repeat.quote),
+        (reserved.expires_at, None)
+    );
 
     let committed = client
         .commit_stock(authorized(pb::OrderRef {
