@@ -174,7 +174,17 @@ pub async fn confirm(
             if !unnamed.is_empty() {
                 names.extend(st.names.lookup(&unnamed).await);
             }
-            checkout::replace_items(conn, order.id, &sold, Some(&committed), &names).await?;
+            // Usually inventory sold exactly the SKUs the order holds: price
+            // those rows in place; otherwise rewrite the lines.
+            let mut same = sold.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>();
+            same.sort_unstable();
+            let mut holding = held.iter().map(String::as_str).collect::<Vec<_>>();
+            holding.sort_unstable();
+            if same == holding {
+                checkout::reprice_items(conn, order.id, &committed, &names).await?;
+            } else {
+                checkout::replace_items(conn, order.id, &sold, Some(&committed), &names).await?;
+            }
             let skus: Vec<String> = sold.into_iter().map(|l| l.sku).collect();
             let totals = st.charges.totals(committed.subtotal);
             let snapshot = CustomerSnapshot {

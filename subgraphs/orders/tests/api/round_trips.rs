@@ -92,8 +92,8 @@ async fn a_checkout_costs_few_round_trips() {
 
 /// Orders 6 (one transaction), inventory 4 (ReserveStock's one statement, GetPrice's 3 reads).
 const PREVIEW_BOUND: usize = 10;
-/// Orders 13 (one transaction), inventory 3 (CommitStock: 2 reads, 1 statement), catalog 1 (names).
-const CONFIRM_BOUND: usize = 17;
+/// Orders 12 (one transaction), inventory 3 (CommitStock: 2 reads, 1 statement), catalog 1 (names).
+const CONFIRM_BOUND: usize = 16;
 
 /// What a checkout client asks for: the id, status and money.
 const PREVIEW_LEAN: &str = "mutation($items: [OrderLineInput!]) { previewOrder(items: $items) { id status total reservedUntil } }";
