@@ -73,6 +73,8 @@ pub struct Metrics {
     fetches: Mutex<HashMap<String, (Histogram, u64)>>,
     /// Fetches answered by an identical one in flight, by subgraph.
     deduplicated: Mutex<HashMap<String, u64>>,
+    /// Client queries answered by an identical one in flight.
+    requests_deduplicated: AtomicU64,
     plan_hits: AtomicU64,
     plan_misses: AtomicU64,
     reloads_ok: AtomicU64,
@@ -112,6 +114,11 @@ impl Metrics {
         if failed {
             entry.1 += 1;
         }
+    }
+
+    /// A client query was not run: an identical one in flight answered it.
+    pub fn request_deduplicated(&self) {
+        self.requests_deduplicated.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A fetch from `subgraph` sent nothing: an identical one in flight answered it.
@@ -230,6 +237,11 @@ impl Metrics {
                 escape(subgraph)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP grocery_gateway_requests_deduplicated_total Client queries answered by an identical one in flight, not run.\n# TYPE grocery_gateway_requests_deduplicated_total counter\ngrocery_gateway_requests_deduplicated_total {}",
+            self.requests_deduplicated.load(Ordering::Relaxed)
+        );
         let _ = write!(
             out,
             "# HELP plan_cache_hits_total Operations whose plan was cached.\n# TYPE plan_cache_hits_total counter\nplan_cache_hits_total {}\n\

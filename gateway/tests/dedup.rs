@@ -151,6 +151,11 @@ struct Federation {
 }
 
 async fn federation() -> Federation {
+    federation_with(false).await
+}
+
+/// The same, the gateway sharing identical client queries' answers when `requests`.
+async fn federation_with(requests: bool) -> Federation {
     let (open, gate) = tokio::sync::watch::channel(false);
     let gate = Gate(gate);
     let (accounts_sg, accounts) = serve(
@@ -173,7 +178,19 @@ async fn federation() -> Federation {
         .finish(),
     )
     .await;
-    let gw = support::gateway(&support::supergraph(&[&accounts_sg, &reviews_sg]));
+    let gw = Arc::new(
+        gateway::Gateway::new(
+            &support::supergraph(&[&accounts_sg, &reviews_sg]),
+            None,
+            &gateway::GatewayOptions {
+                introspection: true,
+                metrics_on_api: true,
+                deduplicate_requests: requests,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
     Federation {
         gw,
         open,
@@ -184,6 +201,15 @@ async fn federation() -> Federation {
 
 /// `grocery_gateway_subgraph_fetches_deduplicated_total` of `subgraph` (0 before the first).
 async fn deduplicated(gw: &Arc<gateway::Gateway>, subgraph: &str) -> usize {
+    metric(
+        gw,
+        &format!("grocery_gateway_subgraph_fetches_deduplicated_total{{subgraph=\"{subgraph}\"}} "),
+    )
+    .await
+}
+
+/// The value of the `/metrics` line starting with `prefix` (0 when absent).
+async fn metric(gw: &Arc<gateway::Gateway>, prefix: &str) -> usize {
     use tower::ServiceExt;
     let response = gateway::router(gw.clone())
         .oneshot(
@@ -196,12 +222,10 @@ async fn deduplicated(gw: &Arc<gateway::Gateway>, subgraph: &str) -> usize {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    let prefix =
-        format!("grocery_gateway_subgraph_fetches_deduplicated_total{{subgraph=\"{subgraph}\"}} ");
     String::from_utf8(bytes.to_vec())
         .unwrap()
         .lines()
-        .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        .find_map(|line| line.strip_prefix(prefix)?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -305,4 +329,80 @@ async fn identical_mutations_are_never_merged() {
     }
     assert_eq!(f.accounts.load(SeqCst), CLIENTS);
     assert_eq!(deduplicated(&f.gw, "accounts").await, 0);
+}
+
+/// Client queries answered by an identical one in flight.
+async fn requests_deduplicated(gw: &Arc<gateway::Gateway>) -> usize {
+    metric(gw, "grocery_gateway_requests_deduplicated_total ").await
+}
+
+fn waiting(f: &Federation) -> usize {
+    f.gw.pipeline.inbound.as_ref().expect("on").waiting()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_request_deduplication_identical_queries_in_flight_run_once() {
+    let f = federation_with(true).await;
+    let running = clients(&f.gw, ME, |_| "Bearer a");
+    // One runs (its entity fetch held at the gate), the others wait for it.
+    testing::wait_until("one run, the rest waiting", async || {
+        f.reviews.load(SeqCst) == 1 && waiting(&f) == CLIENTS - 1
+    })
+    .await;
+    f.open.send(true).unwrap();
+    for answer in answers(running).await {
+        assert_eq!(
+            answer,
+            json!({ "data": { "me": { "id": "u1", "name": "Ada", "token": "Bearer a" } } })
+        );
+    }
+    assert_eq!((f.accounts.load(SeqCst), f.reviews.load(SeqCst)), (1, 1));
+    assert_eq!(requests_deduplicated(&f.gw).await, CLIENTS - 1);
+    assert_eq!(
+        deduplicated(&f.gw, "reviews").await,
+        0,
+        "nothing left to merge below"
+    );
+    assert_eq!(waiting(&f), 0);
+    // Once answered, the same query runs again.
+    let again = tokio::spawn({
+        let gw = f.gw.clone();
+        async move {
+            support::post(&gw, ME, json!({}), &[("authorization", "Bearer a")])
+                .await
+                .0
+        }
+    });
+    assert_eq!(again.await.unwrap()["data"]["me"]["token"], "Bearer a");
+    assert_eq!(f.reviews.load(SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_request_deduplication_other_callers_and_mutations_run_on_their_own() {
+    let f = federation_with(true).await;
+    let bearer = |i: usize| {
+        if i.is_multiple_of(2) {
+            "Bearer a"
+        } else {
+            "Bearer b"
+        }
+    };
+    let running = clients(&f.gw, ME, bearer);
+    testing::wait_until("one run per bearer, the rest waiting", async || {
+        f.reviews.load(SeqCst) == 2 && waiting(&f) == CLIENTS - 2
+    })
+    .await;
+    let mutations = clients(&f.gw, "mutation { bump }", |_| "Bearer a");
+    testing::wait_until("every mutation at the subgraph", async || {
+        f.accounts.load(SeqCst) == 2 + CLIENTS
+    })
+    .await;
+    f.open.send(true).unwrap();
+    for (i, answer) in answers(running).await.iter().enumerate() {
+        assert_eq!(answer["data"]["me"]["token"], bearer(i), "client {i}");
+    }
+    for answer in answers(mutations).await {
+        assert_eq!(answer, json!({ "data": { "bump": 1 } }));
+    }
+    assert_eq!(requests_deduplicated(&f.gw).await, CLIENTS - 2);
 }

@@ -125,6 +125,7 @@ impl Config {
         options.subgraph_timeout = subgraph_timeout;
         options.subgraph_timeouts = subgraph_timeouts;
         options.deduplicate_queries = env.parse_or("SUBGRAPH_DEDUPLICATION", true);
+        options.deduplicate_requests = env.parse_or("REQUEST_DEDUPLICATION", false);
         options.subgraph_urls = name_urls(env, "SUBGRAPH_URLS", "http");
         options.subgraph_options = subgraph_options(env);
         options.subgraph_ready_urls = name_urls(env, "SUBGRAPH_READY_URLS", "http://");

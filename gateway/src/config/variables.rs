@@ -44,6 +44,15 @@ pub const ENV: &[Var] = &[
                   share one fetch; no fetch of a mutation's plan is ever shared",
     },
     Var {
+        file: &[key("request_deduplication", Bool)],
+        names: &["REQUEST_DEDUPLICATION"],
+        used_by: "`serve gateway`",
+        default: "`false`",
+        meaning: "identical client queries in flight at once (same operation, variables, caller and \
+                  headers) share one execution and answer, as Hive Router's `router.dedupe`; \
+                  each still passes tokens, limits, rates and quotas on its own; never mutations",
+    },
+    Var {
         file: &[key("supergraph.path", Text)],
         names: &["SUPERGRAPH_PATH"],
         used_by: "`serve gateway`",

@@ -12,7 +12,8 @@
 //! 7. [`coerce`]: variables coerced to the operation's types;
 //! 8. [`admission`] and [`answer()`]: a bounded number of executions per
 //!    thread, [`crate::execution`] run, [`introspection`] fields filled in,
-//!    the answer written.
+//!    the answer written; with [`inbound`] deduplication an identical query
+//!    in flight answers instead.
 //!
 //! [`prepare()`] runs stages 1–7 and gives a [`Ready`] operation or a
 //! [`Refusal`]; [`state`] holds what every request shares (the loaded
@@ -28,6 +29,7 @@ pub mod admission;
 pub mod answer;
 pub mod auth;
 pub mod coerce;
+pub mod inbound;
 pub mod introspection;
 pub mod limits;
 pub mod persisted;

@@ -36,6 +36,14 @@ impl Ready {
         self.claims.as_ref().map(|c| c.sub.to_string())
     }
 
+    /// A query: not a mutation, not a subscription.
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self.prepared.operation.operation_kind,
+            None | Some(hive_router_query_planner::state::supergraph_state::OperationKind::Query)
+        )
+    }
+
     pub fn is_subscription(&self) -> bool {
         matches!(
             self.prepared.operation.operation_kind,

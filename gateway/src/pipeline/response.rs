@@ -46,13 +46,17 @@ pub fn accepts_graphql_json(headers: &HeaderMap) -> bool {
 }
 
 /// A response whose JSON body is already written.
-pub fn with_media_bytes(status: StatusCode, body: Vec<u8>, graphql_json: bool) -> Response {
+pub fn with_media_bytes(
+    status: StatusCode,
+    body: impl Into<bytes::Bytes>,
+    graphql_json: bool,
+) -> Response {
     let media = if graphql_json {
         "application/graphql-response+json"
     } else {
         "application/json"
     };
-    let mut response = (status, body).into_response();
+    let mut response = (status, body.into()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));

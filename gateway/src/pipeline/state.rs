@@ -51,6 +51,9 @@ pub struct PipelineOptions {
     pub ready_cache: std::time::Duration,
     /// Whether identical subgraph queries in flight at once share one fetch.
     pub deduplicate_queries: bool,
+    /// Whether identical client queries in flight at once share one
+    /// execution and answer (see [`crate::pipeline::inbound`]).
+    pub deduplicate_requests: bool,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
     /// Document and variable limits.
@@ -81,6 +84,8 @@ pub struct Pipeline {
     pub verifier: Option<Arc<EdgeAuth>>,
     /// Counters for `/metrics`, kept across reloads.
     pub metrics: Arc<Metrics>,
+    /// Client queries in flight, when identical ones share an answer.
+    pub inbound: Option<Arc<crate::pipeline::inbound::Inbound>>,
     /// Trusted manifests and APQ documents.
     pub documents: Arc<Documents>,
     /// Rate limits per user and address.
@@ -132,6 +137,9 @@ impl Pipeline {
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             client,
             verifier,
+            inbound: options
+                .deduplicate_requests
+                .then(|| Arc::new(crate::pipeline::inbound::Inbound::default())),
             metrics,
             usage,
             locals,

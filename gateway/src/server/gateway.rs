@@ -28,6 +28,9 @@ pub struct GatewayOptions {
     /// Whether identical subgraph queries in flight at once share one fetch
     /// (see [`crate::subgraph::SubgraphClient::deduplicating`]).
     pub deduplicate_queries: bool,
+    /// Whether identical client queries in flight at once share one
+    /// execution and answer (see [`crate::pipeline::inbound`]).
+    pub deduplicate_requests: bool,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
     /// Whether a browser's GET `/graphql` gets the GraphiQL page.
@@ -70,6 +73,7 @@ impl Default for GatewayOptions {
             subgraph_ready_urls: Default::default(),
             ready_cache: crate::subgraph::readiness::DEFAULT_CACHE,
             deduplicate_queries: true,
+            deduplicate_requests: false,
             introspection: false,
             graphiql: false,
             metrics_on_api: false,
@@ -127,6 +131,7 @@ impl Gateway {
                 subgraph_ready_urls: o.subgraph_ready_urls,
                 ready_cache: o.ready_cache,
                 deduplicate_queries: o.deduplicate_queries,
+                deduplicate_requests: o.deduplicate_requests,
                 introspection: o.introspection,
                 limits: o.limits,
                 max_errors: o.max_errors,

@@ -27,7 +27,9 @@ use serde_json::{Map, Value, json};
 use crate::{
     metrics::Outcome,
     pipeline::{
-        GraphqlRequest, MAX_BODY_BYTES, REQUEST_TIMEOUT, Report, answer, peer_of, prepare,
+        GraphqlRequest, MAX_BODY_BYTES, REQUEST_TIMEOUT, Report, answer,
+        inbound::{self, Shared, Turn},
+        peer_of, prepare,
         response::{
             accepts_graphql_json, error_body, malformed, respond_as, with_media, with_media_bytes,
         },
@@ -665,6 +667,11 @@ async fn run(
     report: &mut Report,
 ) -> Response {
     crate::pipeline::request::forward_client(&gw.pipeline.limiter, &mut headers, peer);
+    let document = gw
+        .pipeline
+        .inbound
+        .as_ref()
+        .map(|_| inbound::document(&request));
     let ready = match prepare(&gw.pipeline, &headers, peer, request, via_get, report).await {
         Ok(ready) => ready,
         Err(refusal) => {
@@ -686,14 +693,36 @@ async fn run(
         );
     }
     let caller = ready.caller();
-    let answered = answer(
-        &ready.loaded,
-        &ready.prepared,
-        &ready.variables,
-        &headers,
-        caller.as_deref(),
-    )
-    .await;
+    let run = || {
+        answer(
+            &ready.loaded,
+            &ready.prepared,
+            &ready.variables,
+            &headers,
+            caller.as_deref(),
+        )
+    };
+    let sharing = gw.pipeline.inbound.as_ref().zip(document);
+    let answered: Shared = match sharing.filter(|_| ready.is_query()) {
+        None => run().await.into(),
+        Some((inbound, document)) => {
+            match inbound.turn(inbound::key(&document, &ready, &ready.variables, &headers)) {
+                Turn::Lead(lead) => {
+                    let answered = Shared::from(run().await);
+                    lead.publish(&answered);
+                    answered
+                }
+                Turn::Follow(follower) => match follower.answer().await {
+                    Some(answered) => {
+                        gw.pipeline.metrics.request_deduplicated();
+                        answered
+                    }
+                    // The leader's client left before it answered: run.
+                    None => run().await.into(),
+                },
+            }
+        }
+    };
     report.outcome = if answered.clean {
         Outcome::Ok
     } else {

@@ -107,6 +107,16 @@ pub fn config_entries(file: &str) -> Vec<ConfigEntry> {
             "graphiql: expected true or false, got \"yes\"",
         ),
         entry(
+            "wrong type: request deduplication as text",
+            "request_deduplication: \"on\"\n",
+            "request_deduplication: expected true or false, got \"on\"",
+        ),
+        entry(
+            "wrong type: request deduplication as a mapping",
+            "request_deduplication:\n  enabled: true\n",
+            "request_deduplication: expected true or false",
+        ),
+        entry(
             "wrong type: a list for a number",
             "serving:\n  threads: [1, 2]\n",
             "serving.threads: expected a whole number, got a list",
