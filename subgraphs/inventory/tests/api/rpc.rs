@@ -72,6 +72,14 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     room.stock("APPLE", 10, "0.40", Some(10)).await;
     let mut client = serve(&room).await;
     let order_id = uuid::Uuid::new_v4().to_string();
+    let reserve = |quantity, ttl_seconds, with_quote| {
+        authorized(pb::ReserveStockRequest {
+            order_id: order_id.clone(),
+            lines: lines(&[("APPLE", quantity)]),
+            ttl_seconds,
+            with_quote,
+        })
+    };
 
     let quote = client
         .get_price(authorized(pb::GetPriceRequest {
@@ -87,12 +95,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     );
 
     let short = client
-        .reserve_stock(authorized(pb::ReserveStockRequest {
-            order_id: order_id.clone(),
-            lines: lines(&[("APPLE", 11)]),
-            ttl_seconds: 0,
-            with_quote: false,
-        }))
+        .reserve_stock(reserve(11, 0, false))
         .await
         .unwrap_err();
     assert_eq!(short.code(), Code::FailedPrecondition);
@@ -107,12 +110,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     );
 
     let reserved = client
-        .reserve_stock(authorized(pb::ReserveStockRequest {
-            order_id: order_id.clone(),
-            lines: lines(&[("APPLE", 3)]),
-            ttl_seconds: 60,
-            with_quote: true,
-        }))
+        .reserve_stock(reserve(3, 60, true))
         .await
         .unwrap()
         .into_inner();
@@ -130,12 +128,7 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
         (3, "1.50", "1.50")
     );
     let repeat = client
-        .reserve_stock(authorized(pb::ReserveStockRequest {
-            order_id: order_id.clone(),
-            lines: lines(&[("APPLE", 3)]),
-            ttl_seconds: 60,
-            with_quote: false,
-        }))
+        .reserve_stock(reserve(3, 60, false))
         .await
         .unwrap()
         .into_inner();
