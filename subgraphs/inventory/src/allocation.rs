@@ -175,8 +175,11 @@ struct Committed {
 /// SKUs, quantities and the margins they were priced with; `$5`–`$8` the
 /// draws (batch, SKU, units, unit cost); `$9` the commitment to keep.
 ///
-/// Locks in the writers' order: the reservation (still active and not
-/// lapsed), its items in SKU order, the drawn batches in id order, each
+/// Locks in the writers' order: the reservation (found by its key alone,
+/// then checked still active and not lapsed: with the status in the same
+/// scan, statistics that say few reservations are active let the planner
+/// walk the partial index of active reservations by expiry instead, with
+/// every entry commits left behind until the next vacuum), its items in SKU order, the drawn batches in id order, each
 /// step hanging on the one before. `verdict` then checks every item is
 /// there with the margin priced, and every drawn batch is unexpired and
 /// still has the units; only then is the reservation marked committed, and
@@ -187,9 +190,10 @@ struct Committed {
 /// the old `reserved` there skips exactly the units committed (the first
 /// ones out) and those still held: the same next unit as after.
 const COMMIT: &str = concat!(
-    "WITH r AS (
-         SELECT order_id FROM reservations
-         WHERE order_id = $1 AND status = 'ACTIVE' AND expires_at > now() FOR UPDATE
+    "WITH held AS (
+         SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1 FOR UPDATE
+     ), r AS (
+         SELECT order_id FROM held WHERE status = 'ACTIVE' AND expires_at > now()
      ), want AS (
          SELECT * FROM unnest($2::text[], $3::int4[], $4::numeric[]) AS w(sku, quantity, margin)
      ), li AS (
