@@ -223,6 +223,12 @@ struct Statement {
     total_ms: f64,
     #[diesel(sql_type = sql_types::Double)]
     mean_ms: f64,
+    /// Planning per call (zero unless `pg_stat_statements.track_planning` is on).
+    #[diesel(sql_type = sql_types::Double)]
+    plan_ms: f64,
+    /// How many of the calls were planned anew.
+    #[diesel(sql_type = sql_types::BigInt)]
+    plans: i64,
 }
 
 #[derive(QueryableByName)]
@@ -256,7 +262,8 @@ impl Profile {
         if !statements {
             println!(
                 "profile            pg_stat_statements is not loaded: statement times left out \
-                 (add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf and restart)"
+                 (add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf and restart; \
+                 `pg_stat_statements.track_planning = on` adds planning)"
             );
         }
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -309,20 +316,30 @@ impl Profile {
             return;
         }
         let rows: Vec<Statement> = diesel::sql_query(
-            "SELECT query, calls, total_exec_time AS total_ms, mean_exec_time AS mean_ms \
-             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
+            "SELECT query, calls, total_exec_time + total_plan_time AS total_ms, \
+                    mean_exec_time AS mean_ms, total_plan_time / GREATEST(calls, 1) AS plan_ms, plans \
+             FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
         )
         .load(&mut self.conn)
         .await
         .unwrap_or_default();
         let all: f64 = rows.iter().map(|r| r.total_ms).sum();
-        println!("profile {label}: statements by total time (top 15, {all:.0} ms)");
+        // A statement planned on (nearly) every call is a custom plan or one
+        // the client never prepared: planning is PostgreSQL CPU too.
+        println!(
+            "profile {label}: statements by total time, planning included (top 15, {all:.0} ms); \
+             per call: executing, planning, share of calls planned"
+        );
         for r in rows {
             let query: String = r.query.split_whitespace().collect::<Vec<_>>().join(" ");
-            let query: String = query.chars().take(110).collect();
+            let query: String = query.chars().take(100).collect();
             println!(
-                "  {:>8.0} ms {:>7} calls {:>6.2} ms  {query}",
-                r.total_ms, r.calls, r.mean_ms
+                "  {:>8.0} ms {:>7} calls {:>6.2} ms {:>5.2} ms {:>4.0} %  {query}",
+                r.total_ms,
+                r.calls,
+                r.mean_ms,
+                r.plan_ms,
+                r.plans as f64 * 100.0 / r.calls.max(1) as f64
             );
         }
     }
