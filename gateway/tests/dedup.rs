@@ -290,17 +290,19 @@ async fn identical_queries_in_flight_cost_the_subgraph_one_request_and_are_count
     );
 }
 
+/// Two callers taking turns: even clients are `a`, odd ones `b`.
+fn alternating_bearer(i: usize) -> &'static str {
+    if i.is_multiple_of(2) {
+        "Bearer a"
+    } else {
+        "Bearer b"
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fetches_carrying_different_bearers_are_never_merged() {
     let f = federation().await;
-    let bearer = |i: usize| {
-        if i.is_multiple_of(2) {
-            "Bearer a"
-        } else {
-            "Bearer b"
-        }
-    };
-    let running = clients(&f.gw, ME, bearer);
+    let running = clients(&f.gw, ME, alternating_bearer);
     testing::wait_until("every reviews fetch sent or joined", async || {
         f.reviews.load(SeqCst) + deduplicated(&f.gw, "reviews").await == CLIENTS
     })
@@ -308,7 +310,11 @@ async fn fetches_carrying_different_bearers_are_never_merged() {
     f.open.send(true).unwrap();
     let answers = answers(running).await;
     for (i, answer) in answers.iter().enumerate() {
-        assert_eq!(answer["data"]["me"]["token"], bearer(i), "client {i}");
+        assert_eq!(
+            answer["data"]["me"]["token"],
+            alternating_bearer(i),
+            "client {i}"
+        );
     }
     assert_eq!(f.reviews.load(SeqCst), 2, "one per bearer");
     assert_eq!(deduplicated(&f.gw, "reviews").await, CLIENTS - 2);
@@ -380,14 +386,7 @@ async fn with_request_deduplication_identical_queries_in_flight_run_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_request_deduplication_other_callers_and_mutations_run_on_their_own() {
     let f = federation_with(true).await;
-    let bearer = |i: usize| {
-        if i.is_multiple_of(2) {
-            "Bearer a"
-        } else {
-            "Bearer b"
-        }
-    };
-    let running = clients(&f.gw, ME, bearer);
+    let running = clients(&f.gw, ME, alternating_bearer);
     testing::wait_until("one run per bearer, the rest waiting", async || {
         f.reviews.load(SeqCst) == 2 && waiting(&f) == CLIENTS - 2
     })
@@ -399,7 +398,11 @@ async fn with_request_deduplication_other_callers_and_mutations_run_on_their_own
     .await;
     f.open.send(true).unwrap();
     for (i, answer) in answers(running).await.iter().enumerate() {
-        assert_eq!(answer["data"]["me"]["token"], bearer(i), "client {i}");
+        assert_eq!(
+            answer["data"]["me"]["token"],
+            alternating_bearer(i),
+            "client {i}"
+        );
     }
     for answer in answers(mutations).await {
         assert_eq!(answer, json!({ "data": { "bump": 1 } }));
