@@ -33,24 +33,30 @@ fn event(source: &str, (id, topic, key, payload, at): Row) -> Event {
 }
 
 /// Writes `events` in the caller's transaction.
+///
+/// One statement of fixed text whatever the number of events (the rows come
+/// as three arrays), so PostgreSQL prepares it once per connection: diesel's
+/// multi-row insert has a text per row count and is parsed and planned on
+/// every call, on every write path of every subgraph.
 pub async fn append(conn: &mut AsyncPgConnection, events: &[NewEvent]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Jsonb, Text};
     if events.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| {
-            (
-                outbox::topic.eq(e.topic),
-                outbox::key.eq(&e.key),
-                outbox::payload.eq(&e.payload),
-            )
-        })
-        .collect();
-    diesel::insert_into(outbox::table)
-        .values(rows)
-        .execute(conn)
-        .await?;
+    let topics: Vec<&str> = events.iter().map(|e| e.topic).collect();
+    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    crate::prepared::prepared(
+        "INSERT INTO outbox (topic, key, payload)
+         SELECT topic, key, payload
+         FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS e(topic, key, payload, n)
+         ORDER BY n",
+    )
+    .bind::<Array<Text>, _>(&topics)
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<Jsonb>, _>(&payloads)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -77,9 +83,10 @@ pub async fn pending(
 }
 
 /// Marks events as published.
+/// (Prepared like [`append`]: diesel prepares no `UPDATE`.)
 pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<()> {
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::published_at.eq(diesel::dsl::now))
+    crate::prepared::prepared("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
         .execute(conn)
         .await?;
     Ok(())
