@@ -189,22 +189,27 @@ struct Committed {
 /// so `changed` answers the counters before the commit too, and skipping
 /// the old `reserved` there skips exactly the units committed (the first
 /// ones out) and those still held: the same next unit as after.
+///
+/// Lines and draws come through `priced_lines` and `drawn_batches`, and the
+/// rows to lock are found by joining them, for the reason `RESERVE` (in
+/// `reservations.rs`) gives: one generic plan per connection instead of
+/// planning every call.
 const COMMIT: &str = concat!(
     "WITH held AS (
          SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1 FOR UPDATE
      ), r AS (
          SELECT order_id FROM held WHERE status = 'ACTIVE' AND expires_at > now()
      ), want AS (
-         SELECT * FROM unnest($2::text[], $3::int4[], $4::numeric[]) AS w(sku, quantity, margin)
+         SELECT * FROM priced_lines($2::text[], $3::int4[], $4::numeric[]) AS w(sku, quantity, margin)
      ), li AS (
          SELECT i.sku, i.margin FROM items i
-         WHERE i.sku = ANY($2) AND EXISTS (SELECT 1 FROM r) ORDER BY i.sku FOR UPDATE
+         WHERE i.sku IN (SELECT sku FROM want) AND EXISTS (SELECT 1 FROM r) ORDER BY i.sku FOR UPDATE
      ), draws AS (
-         SELECT * FROM unnest($5::uuid[], $6::text[], $7::int4[], $8::numeric[])
+         SELECT * FROM drawn_batches($5::uuid[], $6::text[], $7::int4[], $8::numeric[])
                 AS d(batch_id, sku, quantity, unit_cost)
      ), lb AS (
          SELECT b.id, b.remaining, b.expiry_date FROM batches b
-         WHERE b.id = ANY($5) AND (SELECT count(*) FROM li) > 0 ORDER BY b.id FOR UPDATE
+         WHERE b.id IN (SELECT batch_id FROM draws) AND (SELECT count(*) FROM li) > 0 ORDER BY b.id FOR UPDATE
      ), verdict AS (
          SELECT (SELECT count(*) FROM want w JOIN li ON li.sku = w.sku
                  WHERE li.margin IS NOT DISTINCT FROM w.margin) = (SELECT count(*) FROM want)

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         Line, ReservationStatus,
-        schema::{batches, items, reservation_lines, reservations},
+        schema::{items, reservation_lines, reservations},
     },
     error::{InventoryError, Shortfall},
 };
@@ -113,39 +113,53 @@ pub async fn sellable_batches_of(
     skus: &[String],
     lock: bool,
 ) -> QueryResult<BTreeMap<String, Vec<Sellable>>> {
-    let query = batches::table
-        .filter(batches::sku.eq_any(skus))
-        .filter(batches::remaining.gt(0))
-        .filter(
-            batches::expiry_date
-                .is_null()
-                .or(batches::expiry_date.ge(crate::db::today())),
-        )
-        .order((
-            batches::sku.asc(),
-            batches::expiry_date.asc().nulls_last(),
-            batches::received_at.asc(),
-            batches::id.asc(),
-        ))
-        .select((
-            batches::sku,
-            (
-                batches::id,
-                batches::remaining,
-                batches::unit_cost,
-                batches::expiry_date,
-            ),
-        ));
-    let rows: Vec<(String, Sellable)> = if lock {
-        query.for_update().load(conn).await?
+    use diesel::sql_types::{Array, Text};
+    // Raw, so that `remaining > 0` is a literal the generic plan can match
+    // to the partial FEFO index (diesel binds every literal), and the SKUs
+    // come through `listed_skus` (estimated like any short list, see
+    // migration `line_rows`): one plan per connection instead of one per call.
+    macro_rules! sellable {
+        () => {
+            "SELECT b.sku, b.id, b.remaining, b.unit_cost, b.expiry_date FROM batches b
+             WHERE b.sku IN (SELECT * FROM listed_skus($1::text[])) AND b.remaining > 0
+               AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
+             ORDER BY b.sku, b.expiry_date NULLS LAST, b.received_at, b.id"
+        };
+    }
+    let sql = if lock {
+        concat!(sellable!(), " FOR UPDATE OF b")
     } else {
-        query.load(conn).await?
+        sellable!()
     };
+    let rows: Vec<SellableRow> = kit::prepared::prepared(sql)
+        .bind::<Array<Text>, _>(skus)
+        .load(conn)
+        .await?;
     let mut of: BTreeMap<String, Vec<Sellable>> = BTreeMap::new();
-    for (sku, batch) in rows {
-        of.entry(sku).or_default().push(batch);
+    for row in rows {
+        of.entry(row.sku).or_default().push(Sellable {
+            id: row.id,
+            remaining: row.remaining,
+            unit_cost: row.unit_cost,
+            expiry_date: row.expiry_date,
+        });
     }
     Ok(of)
+}
+
+/// A row of [`sellable_batches_of`].
+#[derive(QueryableByName)]
+struct SellableRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sku: String,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    remaining: i32,
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    unit_cost: Decimal,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    expiry_date: Option<NaiveDate>,
 }
 
 /// Takes `quantity` units from `batches` in order after skipping `skip` units;
