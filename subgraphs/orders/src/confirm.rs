@@ -30,7 +30,7 @@ use crate::{
         schema::{confirmation_keys, order_items, orders},
     },
     error::OrdersError,
-    lifecycle::{self, OrderStatus, Why},
+    lifecycle::{self, OrderStatus, Settled, Why},
     order,
     payments::{self, Charge, ChargeOutcome},
     transitions,
@@ -191,19 +191,8 @@ pub async fn confirm(
                 user_id: order.customer_id,
                 details: input.customer.clone(),
             };
-            let order: Order = diesel::update(orders::table.find(order.id))
-                .set((
-                    orders::subtotal.eq(totals.subtotal),
-                    orders::tax.eq(totals.tax),
-                    orders::shipping_cost.eq(totals.shipping),
-                    orders::total.eq(totals.total),
-                    orders::customer_snapshot
-                        .eq(serde_json::to_value(&snapshot).map_err(anyhow::Error::from)?),
-                    orders::notes.eq(&input.notes),
-                ))
-                .returning(Order::as_returning())
-                .get_result(conn)
-                .await?;
+            // Written with the new status, after the charge: one statement.
+            let snapshot = serde_json::to_value(&snapshot).map_err(anyhow::Error::from)?;
             let charge = Charge {
                 order_id: order.id,
                 amount: totals.total,
@@ -246,8 +235,20 @@ pub async fn confirm(
                         reason: None,
                         actor: Some(claims.sub),
                     };
-                    lifecycle::change(conn, &order, OrderStatus::Confirmed, why, vec![event])
-                        .await?
+                    let settled = Settled {
+                        totals,
+                        snapshot,
+                        notes: input.notes.as_deref(),
+                    };
+                    lifecycle::settle(
+                        conn,
+                        &order,
+                        OrderStatus::Confirmed,
+                        why,
+                        vec![event],
+                        settled,
+                    )
+                    .await?
                 }
                 ChargeOutcome::Declined { reason } => {
                     st.stock.return_stock(order.id).await?;
@@ -260,8 +261,13 @@ pub async fn confirm(
                         reason: Some(reason),
                         actor: Some(claims.sub),
                     };
-                    lifecycle::change(conn, &order, OrderStatus::PaymentFailed, why, vec![event])
-                        .await?
+                    let settled = Settled {
+                        totals,
+                        snapshot,
+                        notes: input.notes.as_deref(),
+                    };
+                    let to = OrderStatus::PaymentFailed;
+                    lifecycle::settle(conn, &order, to, why, vec![event], settled).await?
                 }
             };
             Ok(Outcome::Done(order))

@@ -22,10 +22,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    db::{
-        Order,
-        schema::{order_status_history, orders},
-    },
+    db::{Order, schema::order_status_history},
     error::OrdersError,
 };
 
@@ -171,11 +168,45 @@ pub async fn change(
     why: Why,
     extra: Vec<NewEvent>,
 ) -> Result<Order, OrdersError> {
+    write(conn, order, to, why, extra, None).await
+}
+
+/// What a confirmation settles on the order in the same write as its new
+/// status (CONFIRMED or PAYMENT_FAILED): the amounts it was charged and who
+/// it is for.
+pub struct Settled<'a> {
+    pub totals: crate::money::Totals,
+    pub snapshot: serde_json::Value,
+    pub notes: Option<&'a str>,
+}
+
+/// [`change`], writing `settled` in the same statement.
+pub async fn settle(
+    conn: &mut AsyncPgConnection,
+    order: &Order,
+    to: OrderStatus,
+    why: Why,
+    extra: Vec<NewEvent>,
+    settled: Settled<'_>,
+) -> Result<Order, OrdersError> {
+    write(conn, order, to, why, extra, Some(settled)).await
+}
+
+async fn write(
+    conn: &mut AsyncPgConnection,
+    order: &Order,
+    to: OrderStatus,
+    why: Why,
+    extra: Vec<NewEvent>,
+    settled: Option<Settled<'_>>,
+) -> Result<Order, OrdersError> {
+    use diesel::sql_types::{Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
     order
         .status
         .transition(to)
         .map_err(|refused| OrdersError::InvalidState(refused.message(&order.number)))?;
-    let at = Utc::now();
+    // Microseconds, as the row keeps it (the answer is built here, not read back).
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     // A reshipped order was paid when it was first confirmed.
     let confirmed_at = match to {
         OrderStatus::Confirmed => order.confirmed_at.or(Some(at)),
@@ -185,16 +216,63 @@ pub async fn change(
         OrderStatus::Cancelled => why.reason.clone(),
         _ => order.cancel_reason.clone(),
     };
-    let updated: Order = diesel::update(orders::table.find(order.id))
-        .set((
-            orders::status.eq(to.as_str()),
-            orders::confirmed_at.eq(confirmed_at),
-            orders::cancel_reason.eq(cancel_reason),
-            orders::updated_at.eq(at),
-        ))
-        .returning(Order::as_returning())
-        .get_result(conn)
-        .await?;
+    // Raw and prepared once per connection: diesel prepares no `UPDATE`, and
+    // every status change of every order runs one of these two. The caller
+    // holds the row's lock, so the row is what `order` says plus this write.
+    let mut updated = Order {
+        status: to,
+        confirmed_at,
+        cancel_reason: cancel_reason.clone(),
+        updated_at: at,
+        ..order.clone()
+    };
+    let write = kit::prepared::prepared(match settled {
+        None => {
+            "UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4, updated_at = $5
+             WHERE id = $1"
+        }
+        Some(_) => {
+            "UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4, updated_at = $5,
+                 subtotal = $6, tax = $7, shipping_cost = $8, total = $9,
+                 customer_snapshot = $10, notes = $11
+             WHERE id = $1"
+        }
+    })
+    .bind::<SqlUuid, _>(order.id)
+    .bind::<Text, _>(to.as_str())
+    .bind::<Nullable<Timestamptz>, _>(confirmed_at)
+    .bind::<Nullable<Text>, _>(cancel_reason)
+    .bind::<Timestamptz, _>(at);
+    let write = match settled {
+        None => write,
+        Some(Settled {
+            totals,
+            snapshot,
+            notes,
+        }) => {
+            // As `numeric(14, 2)` gives them back: two decimals.
+            let cents = |mut amount: rust_decimal::Decimal| {
+                amount.rescale(2);
+                Some(amount)
+            };
+            updated.subtotal = cents(totals.subtotal);
+            updated.tax = cents(totals.tax);
+            updated.shipping_cost = cents(totals.shipping);
+            updated.total = cents(totals.total);
+            updated.customer_snapshot = Some(snapshot.clone());
+            updated.notes = notes.map(str::to_owned);
+            write
+                .bind::<Numeric, _>(totals.subtotal)
+                .bind::<Numeric, _>(totals.tax)
+                .bind::<Numeric, _>(totals.shipping)
+                .bind::<Numeric, _>(totals.total)
+                .bind::<Jsonb, _>(snapshot)
+                .bind::<Nullable<Text>, _>(notes)
+        }
+    };
+    if write.execute(conn).await? != 1 {
+        return Err(OrdersError::NotFound);
+    }
     record(conn, &updated, Some(order.status), at, why, extra).await?;
     Ok(updated)
 }

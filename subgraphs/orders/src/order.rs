@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         Item, Order, StatusChange,
-        schema::{order_items, order_status_history, orders},
+        schema::{order_status_history, orders},
     },
     error::OrdersError,
 };
@@ -76,13 +76,21 @@ pub async fn lock_visible(
 }
 
 /// Items of several orders, in SKU order.
+///
+/// Each order's lines are looked up by key (the `OFFSET 0` keeps the lookup
+/// per order). A prepared `order_id = ANY($1)` keeps the generic plan it was
+/// first given, and on a young table (no statistics yet, as in a new
+/// deployment's first minutes) that plan reads the whole table on every
+/// call, more of it as the table grows.
 pub async fn items_of(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Item>> {
-    order_items::table
-        .filter(order_items::order_id.eq_any(ids))
-        .order((order_items::order_id, order_items::sku))
-        .select(Item::as_select())
-        .load(conn)
-        .await
+    kit::prepared::prepared(
+        "SELECT i.* FROM unnest($1::uuid[]) AS k(id)
+         CROSS JOIN LATERAL (SELECT * FROM order_items WHERE order_id = k.id OFFSET 0) i
+         ORDER BY i.order_id, i.sku",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .load(conn)
+    .await
 }
 
 /// Every status change of an order, oldest first.

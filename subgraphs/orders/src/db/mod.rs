@@ -33,7 +33,7 @@ pub struct Order {
 }
 
 /// One line of an order.
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = schema::order_items, check_for_backend(diesel::pg::Pg))]
 pub struct Item {
     pub order_id: Uuid,
