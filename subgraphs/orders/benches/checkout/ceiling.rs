@@ -231,6 +231,27 @@ struct Statement {
     plans: i64,
 }
 
+/// The server's WAL counters (`pg_stat_wal`).
+#[derive(QueryableByName, Clone, Copy, Default)]
+struct Wal {
+    #[diesel(sql_type = sql_types::BigInt)]
+    records: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    bytes: i64,
+    /// Flushes to disk (each a commit's wait, shared by whoever it covers).
+    #[diesel(sql_type = sql_types::BigInt)]
+    syncs: i64,
+}
+
+async fn wal(conn: &mut AsyncPgConnection) -> Wal {
+    diesel::sql_query(
+        "SELECT wal_records AS records, wal_bytes::int8 AS bytes, wal_sync AS syncs FROM pg_stat_wal",
+    )
+    .get_result(conn)
+    .await
+    .unwrap_or_default()
+}
+
 #[derive(QueryableByName)]
 struct Waiting {
     #[diesel(sql_type = sql_types::Text)]
@@ -245,6 +266,7 @@ pub struct Profile {
     statements: bool,
     waits: tokio::task::JoinHandle<BTreeMap<String, i64>>,
     stop: tokio::sync::watch::Sender<bool>,
+    wal: Wal,
 }
 
 impl Profile {
@@ -290,17 +312,28 @@ impl Profile {
             }
             seen
         });
+        let wal = wal(&mut conn).await;
         Self {
             conn,
             statements,
             waits,
             stop,
+            wal,
         }
     }
 
-    /// Prints the top statements by total time and the wait samples.
-    pub async fn print(mut self, label: &str) {
+    /// Prints the WAL written per checkout (`checkouts` done in the turn),
+    /// the wait samples and the top statements by total time.
+    pub async fn print(mut self, label: &str, checkouts: u64) {
         let _ = self.stop.send(true);
+        let now = wal(&mut self.conn).await;
+        let per = |n: i64| n as f64 / checkouts.max(1) as f64;
+        println!(
+            "profile {label}: WAL per checkout {:.1} kB in {:.0} records, {:.2} flushes",
+            per(now.bytes - self.wal.bytes) / 1024.0,
+            per(now.records - self.wal.records),
+            per(now.syncs - self.wal.syncs),
+        );
         let waits = self.waits.await.unwrap_or_default();
         let samples: i64 = waits.values().sum();
         let mut waits: Vec<_> = waits.into_iter().collect();

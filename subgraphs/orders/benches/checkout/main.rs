@@ -18,8 +18,9 @@
 //!   different keys; exactly 20 charges must reach the provider.
 //!
 //! Each turn prints the cores this process and PostgreSQL used. `--profile`
-//! adds, for the gateway turn, PostgreSQL's statements by total time
-//! (`pg_stat_statements`, when preloaded) and what its backends waited on.
+//! adds, for the gateway turn, the WAL written per checkout (bytes, records,
+//! flushes), PostgreSQL's statements by total time (`pg_stat_statements`,
+//! when preloaded) and what its backends waited on.
 //!
 //! After the run every confirmed order must have exactly one payment and the
 //! provider must have seen exactly one charge per confirmed order.
@@ -180,7 +181,7 @@ async fn main() {
             figures.p99
         );
         if let Some(recording) = recording {
-            recording.print(label.trim()).await;
+            recording.print(label.trim(), figures.done).await;
         }
     }
 
@@ -303,6 +304,8 @@ async fn serve_gateway(shop: &Shop, orders_url: &str) -> String {
 
 /// What one turn of checkouts measured.
 struct Figures {
+    /// Checkouts done.
+    done: u64,
     /// Checkouts per second.
     rate: f64,
     /// Latency percentiles, ms.
@@ -377,6 +380,7 @@ async fn run_checkouts(
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let figures = Figures {
+        done,
         rate: done as f64 / elapsed,
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
