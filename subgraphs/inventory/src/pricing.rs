@@ -87,7 +87,8 @@ impl Priced {
 }
 
 /// A batch as the FEFO walk sees it.
-#[derive(Queryable, Clone, Debug)]
+#[derive(Queryable, QueryableByName, Clone, Debug)]
+#[diesel(table_name = crate::db::schema::batches)]
 pub struct Sellable {
     pub id: Uuid,
     pub remaining: i32,
@@ -137,12 +138,7 @@ pub async fn sellable_batches_of(
         .await?;
     let mut of: BTreeMap<String, Vec<Sellable>> = BTreeMap::new();
     for row in rows {
-        of.entry(row.sku).or_default().push(Sellable {
-            id: row.id,
-            remaining: row.remaining,
-            unit_cost: row.unit_cost,
-            expiry_date: row.expiry_date,
-        });
+        of.entry(row.sku).or_default().push(row.batch);
     }
     Ok(of)
 }
@@ -152,14 +148,8 @@ pub async fn sellable_batches_of(
 struct SellableRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     sku: String,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Int4)]
-    remaining: i32,
-    #[diesel(sql_type = diesel::sql_types::Numeric)]
-    unit_cost: Decimal,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
-    expiry_date: Option<NaiveDate>,
+    #[diesel(embed)]
+    batch: Sellable,
 }
 
 /// Takes `quantity` units from `batches` in order after skipping `skip` units;
