@@ -183,19 +183,21 @@ struct Committed {
 /// step hanging on the one before. `verdict` then checks every item is
 /// there with the margin priced, and every drawn batch is unexpired and
 /// still has the units; only then is the reservation marked committed, and
-/// every other write hangs on that. Items lose the units from both on hand
-/// and reserved, so availability does not move. The event's price is read
-/// from the batches as this statement's snapshot has them, before `taken`:
-/// so `changed` answers the counters before the commit too, and skipping
-/// the old `reserved` there skips exactly the units committed (the first
-/// ones out) and those still held: the same next unit as after.
+/// every other write hangs on that.
+///
+/// A commitment writes no `stock.changed`: it moves neither availability
+/// nor price. Items lose the units from both on hand and reserved, so
+/// on hand − reserved − expired stays; and the units committed are the first
+/// ones out, so after skipping the new `reserved` in the smaller batches the
+/// next unit is the one it was (an event here only ever repeated the last
+/// one: 2 of the 4 `stock.changed` of a two-line checkout, each written,
+/// relayed and consumed).
 ///
 /// Lines and draws come through `priced_lines` and `drawn_batches`, and the
 /// rows to lock are found by joining them, for the reason `RESERVE` (in
 /// `reservations.rs`) gives: one generic plan per connection instead of
 /// planning every call.
-const COMMIT: &str = concat!(
-    "WITH held AS (
+const COMMIT: &str = "WITH held AS (
          SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1 FOR UPDATE
      ), r AS (
          SELECT order_id FROM held WHERE status = 'ACTIVE' AND expires_at > now()
@@ -236,13 +238,8 @@ const COMMIT: &str = concat!(
          UPDATE items SET on_hand = items.on_hand - w.quantity,
                 reserved = items.reserved - w.quantity, updated_at = now()
          FROM want w WHERE items.sku = w.sku AND EXISTS (SELECT 1 FROM claimed)
-         RETURNING items.sku, items.on_hand + w.quantity AS on_hand,
-                   items.reserved + w.quantity AS reserved, items.margin
-     ), events AS (",
-    crate::events::insert_stock_changed!(),
-    ")
-     SELECT EXISTS (SELECT 1 FROM claimed) AS committed"
-);
+     )
+     SELECT EXISTS (SELECT 1 FROM claimed) AS committed";
 
 async fn stored_commitment(
     conn: &mut AsyncPgConnection,

@@ -1,7 +1,8 @@
 //! The `stock.changed` event: what a SKU's availability and sell price are
 //! after a change, written to the outbox by the very statement that changes
 //! the item's counters (a writable CTE), so the checkout path pays no extra
-//! round trip and the event commits or rolls back with the change.
+//! round trip and the event commits or rolls back with the change. A write
+//! that moves neither (a commitment: see `allocation::COMMIT`) writes none.
 //!
 //! Contract (also read by the gateway's entity cache): topic `stock.changed`,
 //! key = the SKU, payload `{"sku": "APPLE", "available": 17, "unitPrice": "3.00"}`
