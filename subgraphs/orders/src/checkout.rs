@@ -190,6 +190,9 @@ pub async fn preview(
     Ok(order)
 }
 
+/// Writes the order RESERVED with its lines, history row and
+/// `order.status_changed` event: one raw statement, prepared once per
+/// connection and committed on its own (no transaction around it).
 async fn write(
     st: &OrdersState,
     order_id: Uuid,
@@ -199,29 +202,98 @@ async fn write(
     quote: Option<&Priced>,
     from_cart: bool,
 ) -> Result<Order, OrdersError> {
+    use diesel::sql_types::{
+        Array, Bool, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
+    };
+    let totals = quote.map(|q| st.charges.totals(q.subtotal));
+    // Microseconds, as the row keeps it (the answer is built here).
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let cents = |amount: Option<rust_decimal::Decimal>| {
+        amount.map(|mut amount| {
+            amount.rescale(2);
+            amount
+        })
+    };
+    let mut order = Order {
+        id: order_id,
+        // Given by the database: the statement writes it into the event.
+        number: String::new(),
+        customer_id: customer,
+        status: OrderStatus::Reserved,
+        subtotal: cents(totals.map(|t| t.subtotal)),
+        tax: cents(totals.map(|t| t.tax)),
+        shipping_cost: cents(totals.map(|t| t.shipping)),
+        total: cents(totals.map(|t| t.total)),
+        reserved_until: Some(reserved_until),
+        confirmed_at: None,
+        customer_snapshot: None,
+        notes: None,
+        cancel_reason: None,
+        from_cart,
+        created_at: at,
+        updated_at: at,
+    };
+    let event = lifecycle::status_changed(&order, None, at, &lifecycle::Why::default(), None);
+    let priced = |sku: &str| quote.and_then(|q| q.lines.iter().find(|p| p.sku == sku));
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<Option<rust_decimal::Decimal>> = lines
+        .iter()
+        .map(|l| priced(&l.sku).map(|p| p.unit_price))
+        .collect();
+    let line_totals: Vec<Option<rust_decimal::Decimal>> = lines
+        .iter()
+        .map(|l| priced(&l.sku).map(|p| p.line_total))
+        .collect();
     let mut conn = st.pool.get().await?;
-    conn.transaction(async |conn| {
-        let totals = quote.map(|q| st.charges.totals(q.subtotal));
-        let order: Order = diesel::insert_into(orders::table)
-            .values((
-                orders::id.eq(order_id),
-                orders::customer_id.eq(customer),
-                orders::status.eq(OrderStatus::Reserved.as_str()),
-                orders::subtotal.eq(totals.map(|t| t.subtotal)),
-                orders::tax.eq(totals.map(|t| t.tax)),
-                orders::shipping_cost.eq(totals.map(|t| t.shipping)),
-                orders::total.eq(totals.map(|t| t.total)),
-                orders::reserved_until.eq(reserved_until),
-                orders::from_cart.eq(from_cart),
-            ))
-            .returning(Order::as_returning())
-            .get_result(conn)
-            .await?;
-        insert_items(conn, order_id, lines, quote, &HashMap::new()).await?;
-        lifecycle::created(conn, &order).await?;
-        Ok(order)
-    })
-    .await
+    let written: Written = kit::prepared::prepared(
+        "WITH o AS (
+             INSERT INTO orders (id, customer_id, status, subtotal, tax, shipping_cost, total,
+                                 reserved_until, from_cart, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             RETURNING id, number, status, created_at
+         ), items AS (
+             INSERT INTO order_items (order_id, sku, quantity, unit_price, line_total)
+             SELECT o.id, i.sku, i.quantity, i.unit_price, i.line_total
+             FROM o, unnest($11::text[], $12::int4[], $13::numeric[], $14::numeric[])
+                  AS i(sku, quantity, unit_price, line_total)
+         ), h AS (
+             INSERT INTO order_status_history (order_id, from_status, to_status, at)
+             SELECT id, NULL, status, created_at FROM o
+         ), e AS (
+             INSERT INTO outbox (topic, key, payload)
+             SELECT $15, $16, $17::jsonb || jsonb_build_object('number', number) FROM o
+         )
+         SELECT number FROM o",
+    )
+    .bind::<SqlUuid, _>(order_id)
+    .bind::<SqlUuid, _>(customer)
+    .bind::<Text, _>(OrderStatus::Reserved.as_str())
+    .bind::<Nullable<Numeric>, _>(totals.map(|t| t.subtotal))
+    .bind::<Nullable<Numeric>, _>(totals.map(|t| t.tax))
+    .bind::<Nullable<Numeric>, _>(totals.map(|t| t.shipping))
+    .bind::<Nullable<Numeric>, _>(totals.map(|t| t.total))
+    .bind::<Timestamptz, _>(reserved_until)
+    .bind::<Bool, _>(from_cart)
+    .bind::<Timestamptz, _>(at)
+    .bind::<Array<Text>, _>(skus)
+    .bind::<Array<Int4>, _>(quantities)
+    .bind::<Array<Nullable<Numeric>>, _>(prices)
+    .bind::<Array<Nullable<Numeric>>, _>(line_totals)
+    .bind::<Text, _>(event.topic)
+    .bind::<Text, _>(&event.key)
+    .bind::<Jsonb, _>(&event.payload)
+    .get_result(&mut conn)
+    .await?;
+    order.number = written.number;
+    Ok(order)
+}
+
+/// What [`write`] answers: the number the database gave the order.
+#[derive(QueryableByName)]
+struct Written {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    number: String,
 }
 
 /// What the lines would cost if committed now, counting the order's own

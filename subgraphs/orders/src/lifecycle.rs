@@ -192,6 +192,24 @@ pub async fn settle(
     write(conn, order, to, why, extra, Some(settled)).await
 }
 
+/// The tail of a status write whose CTE `o(id)` holds the order written: its
+/// history row (`$6` from, `$2` to, `$7` reason, `$8` actor, `$5` at) and its
+/// events (`$9`–`$11`: topics, keys, payloads, in order; the columns
+/// [`kit::events::outbox::append`] writes).
+macro_rules! recorded {
+    () => {
+        "h AS (
+             INSERT INTO order_status_history (order_id, from_status, to_status, reason, actor_id, at)
+             SELECT id, $6, $2, $7, $8, $5 FROM o
+         ), e AS (
+             INSERT INTO outbox (topic, key, payload)
+             SELECT e.topic, e.key, e.payload
+             FROM o, unnest($9::text[], $10::text[], $11::jsonb[]) WITH ORDINALITY AS e(topic, key, payload, n)
+             ORDER BY e.n
+         )
+         SELECT count(*) AS updated FROM o"
+    };
+}
 async fn write(
     conn: &mut AsyncPgConnection,
     order: &Order,
@@ -200,7 +218,7 @@ async fn write(
     extra: Vec<NewEvent>,
     settled: Option<Settled<'_>>,
 ) -> Result<Order, OrdersError> {
-    use diesel::sql_types::{Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+    use diesel::sql_types::{Array, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
     order
         .status
         .transition(to)
@@ -216,9 +234,8 @@ async fn write(
         OrderStatus::Cancelled => why.reason.clone(),
         _ => order.cancel_reason.clone(),
     };
-    // Raw and prepared once per connection: diesel prepares no `UPDATE`, and
-    // every status change of every order runs one of these two. The caller
-    // holds the row's lock, so the row is what `order` says plus this write.
+    // The caller holds the row's lock, so the row is what `order` says plus
+    // this write.
     let mut updated = Order {
         status: to,
         confirmed_at,
@@ -226,89 +243,110 @@ async fn write(
         updated_at: at,
         ..order.clone()
     };
+    // Which shipment a confirmation asks logistics for: 1, then one more per
+    // reship (this one counted: its history row is not written yet).
+    let attempt = match (to, order.status) {
+        (OrderStatus::Confirmed, OrderStatus::DeliveryFailed) => {
+            Some(delivery_attempt(conn, order.id).await? + 1)
+        }
+        (OrderStatus::Confirmed, _) => Some(1),
+        _ => None,
+    };
+    // One raw statement, prepared once per connection (diesel prepares no
+    // `UPDATE`): the status, its history row and its events.
     let write = kit::prepared::prepared(match settled {
-        None => {
-            "UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4, updated_at = $5
-             WHERE id = $1"
-        }
-        Some(_) => {
-            "UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4, updated_at = $5,
-                 subtotal = $6, tax = $7, shipping_cost = $8, total = $9,
-                 customer_snapshot = $10, notes = $11
-             WHERE id = $1"
-        }
+        None => concat!(
+            "WITH o AS (
+                 UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4,
+                        updated_at = $5
+                 WHERE id = $1 RETURNING id
+             ), ",
+            recorded!(),
+        ),
+        Some(_) => concat!(
+            "WITH o AS (
+                 UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4,
+                        updated_at = $5, subtotal = $12, tax = $13, shipping_cost = $14,
+                        total = $15, customer_snapshot = $16, notes = $17
+                 WHERE id = $1 RETURNING id
+             ), ",
+            recorded!(),
+        ),
     })
     .bind::<SqlUuid, _>(order.id)
     .bind::<Text, _>(to.as_str())
     .bind::<Nullable<Timestamptz>, _>(confirmed_at)
     .bind::<Nullable<Text>, _>(cancel_reason)
     .bind::<Timestamptz, _>(at);
+    if let Some(Settled {
+        totals, snapshot, ..
+    }) = &settled
+    {
+        // As `numeric(14, 2)` gives them back: two decimals.
+        let cents = |mut amount: rust_decimal::Decimal| {
+            amount.rescale(2);
+            Some(amount)
+        };
+        updated.subtotal = cents(totals.subtotal);
+        updated.tax = cents(totals.tax);
+        updated.shipping_cost = cents(totals.shipping);
+        updated.total = cents(totals.total);
+        updated.customer_snapshot = Some(snapshot.clone());
+        updated.notes = settled.as_ref().and_then(|s| s.notes).map(str::to_owned);
+    }
+    let mut events = vec![status_changed(
+        &updated,
+        Some(order.status),
+        at,
+        &why,
+        attempt,
+    )];
+    events.extend(extra);
+    let (topics, keys, payloads) = outbox::columns(&events);
+    let write = write
+        .bind::<Nullable<Text>, _>(Some(order.status.as_str()))
+        .bind::<Nullable<Text>, _>(&why.reason)
+        .bind::<Nullable<SqlUuid>, _>(why.actor)
+        .bind::<Array<Text>, _>(topics)
+        .bind::<Array<Text>, _>(keys)
+        .bind::<Array<Jsonb>, _>(payloads);
     let write = match settled {
         None => write,
         Some(Settled {
             totals,
             snapshot,
             notes,
-        }) => {
-            // As `numeric(14, 2)` gives them back: two decimals.
-            let cents = |mut amount: rust_decimal::Decimal| {
-                amount.rescale(2);
-                Some(amount)
-            };
-            updated.subtotal = cents(totals.subtotal);
-            updated.tax = cents(totals.tax);
-            updated.shipping_cost = cents(totals.shipping);
-            updated.total = cents(totals.total);
-            updated.customer_snapshot = Some(snapshot.clone());
-            updated.notes = notes.map(str::to_owned);
-            write
-                .bind::<Numeric, _>(totals.subtotal)
-                .bind::<Numeric, _>(totals.tax)
-                .bind::<Numeric, _>(totals.shipping)
-                .bind::<Numeric, _>(totals.total)
-                .bind::<Jsonb, _>(snapshot)
-                .bind::<Nullable<Text>, _>(notes)
-        }
+        }) => write
+            .bind::<Numeric, _>(totals.subtotal)
+            .bind::<Numeric, _>(totals.tax)
+            .bind::<Numeric, _>(totals.shipping)
+            .bind::<Numeric, _>(totals.total)
+            .bind::<Jsonb, _>(snapshot)
+            .bind::<Nullable<Text>, _>(notes),
     };
-    if write.execute(conn).await? != 1 {
+    let done: Updated = write.get_result(conn).await?;
+    if done.updated != 1 {
         return Err(OrdersError::NotFound);
     }
-    record(conn, &updated, Some(order.status), at, why, extra).await?;
     Ok(updated)
 }
 
-/// The history row and event of a new order (no previous status).
-pub async fn created(conn: &mut AsyncPgConnection, order: &Order) -> Result<(), OrdersError> {
-    record(
-        conn,
-        order,
-        None,
-        order.created_at,
-        Why::default(),
-        Vec::new(),
-    )
-    .await
+/// How many orders a status write changed (1, or 0 when there is no such order).
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    updated: i64,
 }
 
-async fn record(
-    conn: &mut AsyncPgConnection,
+/// The `order.status_changed` event of `order`, now in its status, coming
+/// from `from` (`None`: created); `attempt` for a confirmation.
+pub(crate) fn status_changed(
     order: &Order,
     from: Option<OrderStatus>,
     at: DateTime<Utc>,
-    why: Why,
-    extra: Vec<NewEvent>,
-) -> Result<(), OrdersError> {
-    diesel::insert_into(order_status_history::table)
-        .values((
-            order_status_history::order_id.eq(order.id),
-            order_status_history::from_status.eq(from.map(OrderStatus::as_str)),
-            order_status_history::to_status.eq(order.status.as_str()),
-            order_status_history::reason.eq(&why.reason),
-            order_status_history::actor_id.eq(why.actor),
-            order_status_history::at.eq(at),
-        ))
-        .execute(conn)
-        .await?;
+    why: &Why,
+    attempt: Option<i32>,
+) -> NewEvent {
     let mut payload = serde_json::json!({
             "orderId": order.id,
             "number": order.number,
@@ -318,23 +356,14 @@ async fn record(
             "reason": why.reason,
             "at": at,
     });
-    if order.status == OrderStatus::Confirmed {
-        // Which shipment a confirmation asks logistics for: 1, then one more
-        // per reship (only a reship needs to count them).
-        let attempt = match from {
-            Some(OrderStatus::DeliveryFailed) => delivery_attempt(conn, order.id).await?,
-            _ => 1,
-        };
+    if let Some(attempt) = attempt {
         payload["deliveryAttempt"] = attempt.into();
     }
-    let mut events = vec![NewEvent {
+    NewEvent {
         topic: STATUS_CHANGED,
         key: order.id.to_string(),
         payload,
-    }];
-    events.extend(extra);
-    outbox::append(conn, &events).await?;
-    Ok(())
+    }
 }
 
 /// Which delivery of `order_id` is the current one: 1, plus one per reship

@@ -43,9 +43,7 @@ pub async fn append(conn: &mut AsyncPgConnection, events: &[NewEvent]) -> QueryR
     if events.is_empty() {
         return Ok(());
     }
-    let topics: Vec<&str> = events.iter().map(|e| e.topic).collect();
-    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
-    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    let (topics, keys, payloads) = columns(events);
     crate::prepared::prepared(
         "INSERT INTO outbox (topic, key, payload)
          SELECT topic, key, payload
@@ -58,6 +56,16 @@ pub async fn append(conn: &mut AsyncPgConnection, events: &[NewEvent]) -> QueryR
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// `events` as the three arrays [`append`] binds (topics, keys, payloads), for
+/// a statement that writes them along with other rows.
+pub fn columns(events: &[NewEvent]) -> (Vec<&str>, Vec<&str>, Vec<&serde_json::Value>) {
+    (
+        events.iter().map(|e| e.topic).collect(),
+        events.iter().map(|e| e.key.as_str()).collect(),
+        events.iter().map(|e| &e.payload).collect(),
+    )
 }
 
 /// Up to `limit` committed, unpublished events, oldest first.
