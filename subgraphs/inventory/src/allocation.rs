@@ -2,6 +2,8 @@
 //! each line is priced from what those units cost, and the allocation is kept
 //! so a refund can put every unit back where it came from.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -16,7 +18,7 @@ use crate::{
     error::{InventoryError, Shortfall},
     items,
     ledger::{self, Kind, Movement},
-    pricing::{self, Draw, Priced, PricedLine},
+    pricing::{self, Draw, Priced, PricedLine, Sellable},
     reservations::{self, ReservationView},
 };
 
@@ -40,7 +42,8 @@ pub async fn commit(
     default_margin: Decimal,
 ) -> Result<Priced, InventoryError> {
     for _ in 0..COMMIT_ATTEMPTS {
-        let Some((status, expires_at, lines)) = reserved_lines(conn, order_id).await? else {
+        let Some((status, expires_at, lines, sellable_of)) = reserved_lines(conn, order_id).await?
+        else {
             return Err(InventoryError::UnknownOrder(order_id));
         };
         match status {
@@ -53,8 +56,6 @@ pub async fn commit(
                 return Err(InventoryError::WrongState { order_id, status });
             }
         }
-        let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
-        let sellable_of = pricing::sellable_batches_of(conn, &skus, false).await?;
         let mut priced = Vec::new();
         let mut shortfalls = Vec::new();
         let mut taken = Vec::new();
@@ -91,9 +92,10 @@ pub async fn commit(
     )))
 }
 
-/// A reserved line with its reservation's state and the margin its item had when read.
+/// A reserved line with its reservation's state, the margin its item had
+/// when read, and one of its item's sellable batches (none when it has none).
 #[derive(QueryableByName)]
-struct ReservedLine {
+struct ReservedRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     status: String,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
@@ -104,31 +106,79 @@ struct ReservedLine {
     quantity: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
     margin: Option<Decimal>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
+    remaining: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+    unit_cost: Option<Decimal>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    expiry_date: Option<chrono::NaiveDate>,
 }
 
-type Reserved = (ReservationStatus, DateTime<Utc>, Vec<ReservedLine>);
+/// A reserved line and the margin its item had when read.
+struct ReservedLine {
+    sku: String,
+    quantity: i32,
+    margin: Option<Decimal>,
+}
+
+type Reserved = (
+    ReservationStatus,
+    DateTime<Utc>,
+    Vec<ReservedLine>,
+    BTreeMap<String, Vec<Sellable>>,
+);
 
 /// The reservation's status, expiry and lines (with their items' margins),
-/// in SKU order, read without locks; `None` when there is no such order.
+/// in SKU order, and the sellable batches of those SKUs first expiry first:
+/// one read without locks; `None` when there is no such order.
 async fn reserved_lines(
     conn: &mut AsyncPgConnection,
     order_id: Uuid,
 ) -> QueryResult<Option<Reserved>> {
-    let rows: Vec<ReservedLine> = kit::prepared::prepared(
-        "SELECT r.status, r.expires_at, l.sku, l.quantity, i.margin
+    let rows: Vec<ReservedRow> = kit::prepared::prepared(
+        "SELECT r.status, r.expires_at, l.sku, l.quantity, i.margin,
+                b.id, b.remaining, b.unit_cost, b.expiry_date
          FROM reservations r
          JOIN reservation_lines l ON l.order_id = r.order_id
          JOIN items i ON i.sku = l.sku
-         WHERE r.order_id = $1 ORDER BY l.sku",
+         LEFT JOIN LATERAL (
+             SELECT b.id, b.remaining, b.unit_cost, b.expiry_date, b.received_at FROM batches b
+             WHERE b.sku = l.sku AND b.remaining > 0
+               AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
+         ) b ON true
+         WHERE r.order_id = $1
+         ORDER BY l.sku, b.expiry_date NULLS LAST, b.received_at, b.id",
     )
     .bind::<diesel::sql_types::Uuid, _>(order_id)
     .load(conn)
     .await?;
-    let Some(first) = <[ReservedLine]>::first(&rows) else {
+    let Some(first) = <[ReservedRow]>::first(&rows) else {
         return Ok(None);
     };
     let (status, expires_at) = (ReservationStatus::parse(&first.status), first.expires_at);
-    Ok(Some((status, expires_at, rows)))
+    let mut lines: Vec<ReservedLine> = Vec::new();
+    let mut sellable: BTreeMap<String, Vec<Sellable>> = BTreeMap::new();
+    for row in rows {
+        if lines.last().is_none_or(|l| l.sku != row.sku) {
+            lines.push(ReservedLine {
+                sku: row.sku.clone(),
+                quantity: row.quantity,
+                margin: row.margin,
+            });
+        }
+        if let (Some(id), Some(remaining), Some(unit_cost)) = (row.id, row.remaining, row.unit_cost)
+        {
+            sellable.entry(row.sku).or_default().push(Sellable {
+                id,
+                remaining,
+                unit_cost,
+                expiry_date: row.expiry_date,
+            });
+        }
+    }
+    Ok(Some((status, expires_at, lines, sellable)))
 }
 
 /// Writes the commitment if nothing it was computed from moved: false (and

@@ -12,10 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    db::{
-        Line, ReservationStatus,
-        schema::{items, reservation_lines, reservations},
-    },
+    db::Line,
     error::{InventoryError, Shortfall},
 };
 
@@ -191,13 +188,46 @@ pub async fn quote(
     own_order: Option<Uuid>,
 ) -> Result<Priced, InventoryError> {
     let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-    let known: BTreeMap<String, (bool, i32, Option<Decimal>)> = items::table
-        .filter(items::sku.eq_any(&skus))
-        .select((items::sku, (items::active, items::reserved, items::margin)))
-        .load::<(String, (bool, i32, Option<Decimal>))>(conn)
-        .await?
-        .into_iter()
-        .collect();
+    // The items, what `own_order` holds of them and their sellable batches,
+    // in one read (one snapshot); an item without any batch comes once, with
+    // no batch.
+    let rows: Vec<QuoteRow> = kit::prepared::prepared(
+        "SELECT i.sku, i.active, i.reserved, i.margin,
+                (SELECT COALESCE(SUM(l.quantity), 0)::int4
+                 FROM reservation_lines l JOIN reservations r ON r.order_id = l.order_id
+                 WHERE l.order_id = $2 AND l.sku = i.sku AND r.status = 'ACTIVE') AS own,
+                b.id, b.remaining, b.unit_cost, b.expiry_date
+         FROM items i
+         LEFT JOIN LATERAL (
+             SELECT b.id, b.remaining, b.unit_cost, b.expiry_date, b.received_at FROM batches b
+             WHERE b.sku = i.sku AND b.remaining > 0
+               AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
+         ) b ON true
+         WHERE i.sku IN (SELECT * FROM listed_skus($1::text[]))
+         ORDER BY i.sku, b.expiry_date NULLS LAST, b.received_at, b.id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&skus)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(own_order)
+    .load(conn)
+    .await?;
+    // (active, reserved by others, margin) per SKU, and its batches FEFO.
+    let mut known: BTreeMap<String, (bool, i32, Option<Decimal>)> = BTreeMap::new();
+    let mut sellable: BTreeMap<String, Vec<Sellable>> = BTreeMap::new();
+    for row in rows {
+        known.insert(
+            row.sku.clone(),
+            (row.active, row.reserved - row.own, row.margin),
+        );
+        if let (Some(id), Some(remaining), Some(unit_cost)) = (row.id, row.remaining, row.unit_cost)
+        {
+            sellable.entry(row.sku).or_default().push(Sellable {
+                id,
+                remaining,
+                unit_cost,
+                expiry_date: row.expiry_date,
+            });
+        }
+    }
     let missing: Vec<String> = lines
         .iter()
         .filter(|l| !known.contains_key(&l.sku))
@@ -206,20 +236,13 @@ pub async fn quote(
     if !missing.is_empty() {
         return Err(InventoryError::UnknownSku(missing));
     }
-    let own = match own_order {
-        Some(order_id) => own_holds(conn, order_id).await?,
-        None => BTreeMap::new(),
-    };
     if let Some(line) = lines.iter().find(|l| !known[&l.sku].0) {
         return Err(InventoryError::InactiveSku(line.sku.clone()));
     }
-    let owned: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
-    let sellable = sellable_batches_of(conn, &owned, false).await?;
     let mut priced = Vec::new();
     let mut shortfalls = Vec::new();
     for line in lines {
         let (_, reserved, margin) = known[&line.sku];
-        let reserved = reserved - own.get(&line.sku).copied().unwrap_or(0);
         let batches = sellable
             .get(&line.sku)
             .map(Vec::as_slice)
@@ -247,20 +270,28 @@ pub async fn quote(
     }
 }
 
-/// Units per SKU that the active reservation of `order_id` holds.
-async fn own_holds(
-    conn: &mut AsyncPgConnection,
-    order_id: Uuid,
-) -> QueryResult<BTreeMap<String, i32>> {
-    Ok(reservation_lines::table
-        .inner_join(reservations::table)
-        .filter(reservation_lines::order_id.eq(order_id))
-        .filter(reservations::status.eq(ReservationStatus::Active.as_str()))
-        .select((reservation_lines::sku, reservation_lines::quantity))
-        .load::<(String, i32)>(conn)
-        .await?
-        .into_iter()
-        .collect())
+/// A row of [`quote`]'s read: an item, what the order holds of it, and one
+/// of its sellable batches (none when it has none).
+#[derive(QueryableByName)]
+struct QuoteRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sku: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    active: bool,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    reserved: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+    margin: Option<Decimal>,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    own: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
+    remaining: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+    unit_cost: Option<Decimal>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    expiry_date: Option<NaiveDate>,
 }
 
 #[cfg(test)]

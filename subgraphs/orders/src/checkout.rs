@@ -322,41 +322,34 @@ pub(crate) async fn replace_items(
     insert_items(conn, order_id, lines, quote, names).await
 }
 
-/// Prices the order's items in place from `quote`: one `UPDATE` where
-/// [`replace_items`] would delete and insert every row. Only for a quote of
-/// exactly the SKUs the order holds (a commitment of its own reservation);
-/// quantities follow the quote too.
-pub(crate) async fn reprice_items(
-    conn: &mut AsyncPgConnection,
-    order_id: Uuid,
-    quote: &Priced,
-    names: &HashMap<String, String>,
-) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, Int4, Nullable, Numeric, Text, Uuid as SqlUuid};
-    let skus: Vec<&str> = quote.lines.iter().map(|l| l.sku.as_str()).collect();
-    let quantities: Vec<i32> = quote.lines.iter().map(|l| l.quantity).collect();
-    let prices: Vec<rust_decimal::Decimal> = quote.lines.iter().map(|l| l.unit_price).collect();
-    let totals: Vec<rust_decimal::Decimal> = quote.lines.iter().map(|l| l.line_total).collect();
-    let named: Vec<Option<&str>> = quote
-        .lines
-        .iter()
-        .map(|l| names.get(&l.sku).map(String::as_str))
-        .collect();
-    kit::prepared::prepared(
-        "UPDATE order_items SET quantity = q.quantity, unit_price = q.unit_price,
-                line_total = q.line_total, product_name = q.product_name
-         FROM unnest($2::text[], $3::int4[], $4::numeric[], $5::numeric[], $6::text[])
-              AS q(sku, quantity, unit_price, line_total, product_name)
-         WHERE order_items.order_id = $1 AND order_items.sku = q.sku",
-    )
-    .bind::<SqlUuid, _>(order_id)
-    .bind::<Array<Text>, _>(skus)
-    .bind::<Array<Int4>, _>(quantities)
-    .bind::<Array<Numeric>, _>(prices)
-    .bind::<Array<Numeric>, _>(totals)
-    .bind::<Array<Nullable<Text>>, _>(named)
-    .execute(conn)
-    .await
+/// A quote's lines as the arrays that price an order's items in place (one
+/// `UPDATE`, part of the confirmation's last statement: see
+/// [`crate::lifecycle::settle`]) where [`replace_items`] would delete and
+/// insert every row. Only for a quote of exactly the SKUs the order holds (a
+/// commitment of its own reservation); quantities follow the quote too.
+#[derive(Default)]
+pub(crate) struct Repriced<'a> {
+    pub skus: Vec<&'a str>,
+    pub quantities: Vec<i32>,
+    pub unit_prices: Vec<rust_decimal::Decimal>,
+    pub line_totals: Vec<rust_decimal::Decimal>,
+    pub names: Vec<Option<&'a str>>,
+}
+
+impl<'a> Repriced<'a> {
+    pub fn new(quote: &'a Priced, names: &'a HashMap<String, String>) -> Self {
+        let lines = &quote.lines;
+        Self {
+            skus: lines.iter().map(|l| l.sku.as_str()).collect(),
+            quantities: lines.iter().map(|l| l.quantity).collect(),
+            unit_prices: lines.iter().map(|l| l.unit_price).collect(),
+            line_totals: lines.iter().map(|l| l.line_total).collect(),
+            names: lines
+                .iter()
+                .map(|l| names.get(&l.sku).map(String::as_str))
+                .collect(),
+        }
+    }
 }
 
 /// Writes `lines` as the items of an order that has none, priced from

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    OrdersState, cart, checkout,
+    OrdersState, cart,
+    checkout::{self, Repriced},
     db::{
         Line, Order,
         schema::{confirmation_keys, order_items, orders},
@@ -180,18 +181,20 @@ pub async fn confirm(
             same.sort_unstable();
             let mut holding = held.iter().map(String::as_str).collect::<Vec<_>>();
             holding.sort_unstable();
-            if same == holding {
-                checkout::reprice_items(conn, order.id, &committed, &names).await?;
+            let lines = if same == holding {
+                Repriced::new(&committed, &names)
             } else {
                 checkout::replace_items(conn, order.id, &sold, Some(&committed), &names).await?;
-            }
+                Repriced::default()
+            };
             let skus: Vec<String> = sold.into_iter().map(|l| l.sku).collect();
             let totals = st.charges.totals(committed.subtotal);
             let snapshot = CustomerSnapshot {
                 user_id: order.customer_id,
                 details: input.customer.clone(),
             };
-            // Written with the new status, after the charge: one statement.
+            // Written with the new status, after the charge: one statement
+            // (with the priced lines, the payment and the key).
             let snapshot = serde_json::to_value(&snapshot).map_err(anyhow::Error::from)?;
             let charge = Charge {
                 order_id: order.id,
@@ -205,23 +208,20 @@ pub async fn confirm(
                         .into(),
                 )
             })?;
-            payments::record(conn, st.payments.name(), &charge, &outcome).await?;
-            if let Some(key) = &input.idempotency_key {
-                diesel::insert_into(confirmation_keys::table)
-                    .values((
-                        confirmation_keys::customer_id.eq(order.customer_id),
-                        confirmation_keys::key.eq(key),
-                        confirmation_keys::order_id.eq(order.id),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
+            let settled = Settled {
+                totals,
+                snapshot,
+                notes: input.notes.as_deref(),
+                lines,
+                payment: payments::Recorded::new(st.payments.name(), &charge, &outcome),
+                key: input.idempotency_key.as_deref(),
+            };
             let payment = serde_json::json!({
                 "orderId": order.id,
                 "amount": totals.total,
                 "provider": st.payments.name(),
             });
-            let order = match outcome {
+            let order = match &outcome {
                 ChargeOutcome::Approved { reference, .. } => {
                     if order.from_cart {
                         cart::clear(conn, order.customer_id, Some(&skus)).await?;
@@ -229,16 +229,11 @@ pub async fn confirm(
                     let event = NewEvent {
                         topic: PAYMENT_SUCCEEDED,
                         key: order.id.to_string(),
-                        payload: with(payment, "reference", reference),
+                        payload: with(payment, "reference", reference.clone()),
                     };
                     let why = Why {
                         reason: None,
                         actor: Some(claims.sub),
-                    };
-                    let settled = Settled {
-                        totals,
-                        snapshot,
-                        notes: input.notes.as_deref(),
                     };
                     lifecycle::settle(
                         conn,
@@ -258,13 +253,8 @@ pub async fn confirm(
                         payload: with(payment, "reason", reason.clone()),
                     };
                     let why = Why {
-                        reason: Some(reason),
+                        reason: Some(reason.clone()),
                         actor: Some(claims.sub),
-                    };
-                    let settled = Settled {
-                        totals,
-                        snapshot,
-                        notes: input.notes.as_deref(),
                     };
                     let to = OrderStatus::PaymentFailed;
                     lifecycle::settle(conn, &order, to, why, vec![event], settled).await?

@@ -172,12 +172,18 @@ pub async fn change(
 }
 
 /// What a confirmation settles on the order in the same write as its new
-/// status (CONFIRMED or PAYMENT_FAILED): the amounts it was charged and who
-/// it is for.
+/// status (CONFIRMED or PAYMENT_FAILED): the amounts it was charged, who it
+/// is for, its lines as committed, the payment and the idempotency key.
 pub struct Settled<'a> {
     pub totals: crate::money::Totals,
     pub snapshot: serde_json::Value,
     pub notes: Option<&'a str>,
+    /// The lines priced in place; empty when they were rewritten before
+    /// (inventory sold other SKUs than the order held).
+    pub lines: crate::checkout::Repriced<'a>,
+    pub payment: crate::payments::Recorded<'a>,
+    /// The key the confirmation was given, kept for its repeats.
+    pub key: Option<&'a str>,
 }
 
 /// [`change`], writing `settled` in the same statement.
@@ -218,7 +224,9 @@ async fn write(
     extra: Vec<NewEvent>,
     settled: Option<Settled<'_>>,
 ) -> Result<Order, OrdersError> {
-    use diesel::sql_types::{Array, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+    use diesel::sql_types::{
+        Array, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
+    };
     order
         .status
         .transition(to)
@@ -268,7 +276,20 @@ async fn write(
                  UPDATE orders SET status = $2, confirmed_at = $3, cancel_reason = $4,
                         updated_at = $5, subtotal = $12, tax = $13, shipping_cost = $14,
                         total = $15, customer_snapshot = $16, notes = $17
-                 WHERE id = $1 RETURNING id
+                 WHERE id = $1 RETURNING id, customer_id
+             ), lines AS (
+                 UPDATE order_items SET quantity = q.quantity, unit_price = q.unit_price,
+                        line_total = q.line_total, product_name = q.product_name
+                 FROM unnest($18::text[], $19::int4[], $20::numeric[], $21::numeric[], $22::text[])
+                      AS q(sku, quantity, unit_price, line_total, product_name)
+                 WHERE order_items.order_id = $1 AND order_items.sku = q.sku
+             ), paid AS (
+                 INSERT INTO payments (order_id, status, amount, provider, method,
+                                       provider_reference, failure_reason)
+                 SELECT id, $23, $24, $25, $26, $27, $28 FROM o
+             ), keyed AS (
+                 INSERT INTO confirmation_keys (customer_id, key, order_id)
+                 SELECT customer_id, $29, id FROM o WHERE $29 IS NOT NULL
              ), ",
             recorded!(),
         ),
@@ -316,13 +337,29 @@ async fn write(
             totals,
             snapshot,
             notes,
+            lines,
+            payment,
+            key,
         }) => write
             .bind::<Numeric, _>(totals.subtotal)
             .bind::<Numeric, _>(totals.tax)
             .bind::<Numeric, _>(totals.shipping)
             .bind::<Numeric, _>(totals.total)
             .bind::<Jsonb, _>(snapshot)
-            .bind::<Nullable<Text>, _>(notes),
+            .bind::<Nullable<Text>, _>(notes)
+            .bind::<Array<Text>, _>(lines.skus)
+            .bind::<Array<Int4>, _>(lines.quantities)
+            .bind::<Array<Numeric>, _>(lines.unit_prices)
+            .bind::<Array<Numeric>, _>(lines.line_totals)
+            .bind::<Array<Nullable<Text>>, _>(lines.names)
+            .bind::<Text, _>(payment.status)
+            .bind::<Numeric, _>(payment.amount)
+            .bind::<Text, _>(payment.provider)
+            .bind::<Nullable<Text>, _>(payment.method)
+            .bind::<Nullable<Text>, _>(payment.reference)
+            .bind::<Nullable<Text>, _>(payment.failure)
+            .bind::<Nullable<Text>, _>(key)
+            .bind::<Nullable<Text>, _>(key),
     };
     let done: Updated = write.get_result(conn).await?;
     if done.updated != 1 {

@@ -142,36 +142,38 @@ pub const SUCCEEDED: &str = "SUCCEEDED";
 pub const FAILED: &str = "FAILED";
 pub const REFUNDED: &str = "REFUNDED";
 
-/// Records the outcome of `charge` (at most one payment per order: the
-/// primary key refuses a second).
-pub async fn record(
-    conn: &mut AsyncPgConnection,
-    provider: &str,
-    charge: &Charge,
-    outcome: &ChargeOutcome,
-) -> Result<Payment, OrdersError> {
-    let (status, method, reference, failure) = match outcome {
-        ChargeOutcome::Approved { reference, method } => (
-            SUCCEEDED,
-            Some(method.as_str()),
-            Some(reference.as_str()),
-            None,
-        ),
-        ChargeOutcome::Declined { reason } => (FAILED, None, None, Some(reason.as_str())),
-    };
-    Ok(diesel::insert_into(payments::table)
-        .values((
-            payments::order_id.eq(charge.order_id),
-            payments::status.eq(status),
-            payments::amount.eq(charge.amount),
-            payments::provider.eq(provider),
-            payments::method.eq(method),
-            payments::provider_reference.eq(reference),
-            payments::failure_reason.eq(failure),
-        ))
-        .returning(Payment::as_returning())
-        .get_result(conn)
-        .await?)
+/// The payment row of a charge's outcome, as a confirmation writes it along
+/// with the order's new status ([`crate::lifecycle::settle`]); at most one
+/// per order: the primary key refuses a second.
+pub struct Recorded<'a> {
+    pub provider: &'a str,
+    pub amount: Decimal,
+    pub status: &'static str,
+    pub method: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    pub failure: Option<&'a str>,
+}
+
+impl<'a> Recorded<'a> {
+    pub fn new(provider: &'a str, charge: &Charge, outcome: &'a ChargeOutcome) -> Self {
+        let (status, method, reference, failure) = match outcome {
+            ChargeOutcome::Approved { reference, method } => (
+                SUCCEEDED,
+                Some(method.as_str()),
+                Some(reference.as_str()),
+                None,
+            ),
+            ChargeOutcome::Declined { reason } => (FAILED, None, None, Some(reason.as_str())),
+        };
+        Self {
+            provider,
+            amount: charge.amount,
+            status,
+            method,
+            reference,
+            failure,
+        }
+    }
 }
 
 /// The payment of `order_id`, if any.
