@@ -328,7 +328,7 @@ pub(crate) async fn replace_items(
 /// insert every row. Only for a quote of exactly the SKUs the order holds (a
 /// commitment of its own reservation); quantities follow the quote too.
 #[derive(Default)]
-pub(crate) struct Repriced<'a> {
+pub struct Repriced<'a> {
     pub skus: Vec<&'a str>,
     pub quantities: Vec<i32>,
     pub unit_prices: Vec<rust_decimal::Decimal>,
