@@ -26,10 +26,7 @@ use uuid::Uuid;
 use crate::{
     OrdersState, cart,
     checkout::{self, Repriced},
-    db::{
-        Line, Order,
-        schema::{confirmation_keys, order_items, orders},
-    },
+    db::{Line, Order, schema::orders},
     error::OrdersError,
     lifecycle::{self, OrderStatus, Settled, Why},
     order,
@@ -105,13 +102,15 @@ pub async fn confirm(
     let mut conn = st.pool.get().await?;
     let outcome = conn
         .transaction(async |conn| {
-            let order = order::lock_visible(conn, order_id, claims).await?;
-            if let Some(key) = &input.idempotency_key {
-                match confirmed_by(conn, order.customer_id, key).await? {
-                    Some(id) if id == order.id => return Ok(Outcome::Done(order)),
-                    Some(_) => return Err(OrdersError::KeyReused),
-                    None => {}
-                }
+            let Locked { order, keyed, held } =
+                locked(conn, order_id, input.idempotency_key.as_deref())
+                    .await?
+                    .filter(|l| order::visible_to(&l.order, claims))
+                    .ok_or(OrdersError::NotFound)?;
+            match keyed {
+                Some(id) if id == order.id => return Ok(Outcome::Done(order)),
+                Some(_) => return Err(OrdersError::KeyReused),
+                None => {}
             }
             order
                 .status
@@ -141,11 +140,6 @@ pub async fn confirm(
                 ));
             }
             // Catalog names the products while inventory commits them.
-            let held: Vec<String> = order_items::table
-                .filter(order_items::order_id.eq(order.id))
-                .select(order_items::sku)
-                .load(conn)
-                .await?;
             let (committed, mut names) =
                 tokio::join!(st.stock.commit(order.id), st.names.lookup(&held));
             let committed = match committed {
@@ -313,18 +307,40 @@ fn with(mut payload: serde_json::Value, key: &str, value: String) -> serde_json:
     payload
 }
 
-/// The order a customer's idempotency key confirmed, if any.
-async fn confirmed_by(
+/// The order, locked for the caller's transaction, with the order its
+/// customer's idempotency `key` confirmed (if any) and the SKUs it holds:
+/// one statement. `None` when there is no such order.
+async fn locked(
     conn: &mut AsyncPgConnection,
-    customer: Uuid,
-    key: &str,
-) -> QueryResult<Option<Uuid>> {
-    confirmation_keys::table
-        .find((customer, key))
-        .select(confirmation_keys::order_id)
-        .first(conn)
-        .await
-        .optional()
+    order_id: Uuid,
+    key: Option<&str>,
+) -> QueryResult<Option<Locked>> {
+    use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+    kit::prepared::prepared(
+        "SELECT o.*,
+                (SELECT k.order_id FROM confirmation_keys k
+                 WHERE k.customer_id = o.customer_id AND k.key = $2) AS keyed,
+                ARRAY(SELECT i.sku FROM order_items i WHERE i.order_id = o.id ORDER BY i.sku)
+                    AS held
+         FROM orders o WHERE o.id = $1 FOR UPDATE OF o",
+    )
+    .bind::<SqlUuid, _>(order_id)
+    .bind::<Nullable<Text>, _>(key)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(embed)]
+    order: Order,
+    /// The order the idempotency key confirmed.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    keyed: Option<Uuid>,
+    /// The SKUs of its lines.
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    held: Vec<String>,
 }
 
 fn trimmed(value: Option<String>) -> Option<String> {

@@ -29,8 +29,19 @@ use crate::{
 /// The `order.status_changed` topic.
 pub const STATUS_CHANGED: &str = "order.status_changed";
 
-/// Where an order is in its life.
-#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where an order is in its life (stored as its name, `orders.status`).
+#[derive(
+    async_graphql::Enum,
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Stock is held until `reservedUntil`; lines can still be edited.
@@ -130,6 +141,18 @@ impl TryFrom<String> for OrderStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// Read from the status column by name (diesel's derives, raw SQL alike);
+/// an unknown name is an error, not a default.
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for OrderStatus {
+    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let name = <String as diesel::deserialize::FromSql<
+            diesel::sql_types::Text,
+            diesel::pg::Pg,
+        >>::from_sql(bytes)?;
+        Ok(Self::try_from(name)?)
     }
 }
 

@@ -9,14 +9,13 @@ use uuid::Uuid;
 
 use crate::lifecycle::OrderStatus;
 
-/// An order as stored.
-#[derive(Queryable, Selectable, Clone, Debug)]
+/// An order as stored (also read by name, from raw SQL).
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = schema::orders, check_for_backend(diesel::pg::Pg))]
 pub struct Order {
     pub id: Uuid,
     pub number: String,
     pub customer_id: Uuid,
-    #[diesel(deserialize_as = String)]
     pub status: OrderStatus,
     pub subtotal: Option<Decimal>,
     pub tax: Option<Decimal>,
