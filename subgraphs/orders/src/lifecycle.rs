@@ -29,7 +29,8 @@ use crate::{
 /// The `order.status_changed` topic.
 pub const STATUS_CHANGED: &str = "order.status_changed";
 
-/// Where an order is in its life (stored as its name, `orders.status`).
+/// Where an order is in its life.
+// (Stored as its name in `orders.status`: see the `FromSql` below.)
 #[derive(
     async_graphql::Enum,
     Copy,
