@@ -285,7 +285,7 @@ async fn run() {
             &pool,
             "SELECT COALESCE(json_object_agg(i.sku, GREATEST(i.on_hand - i.reserved \
              - COALESCE((SELECT SUM(b.remaining) FROM inventory.batches b WHERE b.sku = i.sku \
-             AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0), 0)), '{}')::text AS v \
+             AND NOT b.sold_out AND b.expiry_date < CURRENT_DATE), 0), 0)), '{}')::text AS v \
              FROM inventory.items i",
         )
         .await,

@@ -145,7 +145,7 @@ async fn reserved_lines(
          JOIN items i ON i.sku = l.sku
          LEFT JOIN LATERAL (
              SELECT b.id, b.remaining, b.unit_cost, b.expiry_date, b.received_at FROM batches b
-             WHERE b.sku = l.sku AND b.remaining > 0
+             WHERE b.sku = l.sku AND NOT b.sold_out
                AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
          ) b ON true
          WHERE r.order_id = $1

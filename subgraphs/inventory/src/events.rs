@@ -33,14 +33,14 @@ macro_rules! insert_stock_changed {
           FROM changed c
           LEFT JOIN LATERAL (
               SELECT SUM(b.remaining) AS expired FROM batches b
-              WHERE b.sku = c.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE
+              WHERE b.sku = c.sku AND NOT b.sold_out AND b.expiry_date < CURRENT_DATE
           ) e ON true
           LEFT JOIN LATERAL (
               SELECT x.unit_cost FROM (
                   SELECT b.unit_cost,
                          SUM(b.remaining) OVER (ORDER BY b.expiry_date NULLS LAST, b.received_at, b.id) AS upto
                   FROM batches b
-                  WHERE b.sku = c.sku AND b.remaining > 0
+                  WHERE b.sku = c.sku AND NOT b.sold_out
                     AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
               ) x WHERE x.upto > c.reserved ORDER BY x.upto LIMIT 1
           ) n ON true

@@ -21,7 +21,7 @@ use crate::{
 /// Returns the units written off.
 pub async fn write_off_expired(conn: &mut AsyncPgConnection) -> Result<i32, InventoryError> {
     let mut skus: Vec<String> = batches::table
-        .filter(batches::remaining.gt(0))
+        .filter(diesel::dsl::not(batches::sold_out))
         .filter(batches::expiry_date.lt(today()))
         .select(batches::sku)
         .distinct()
@@ -37,7 +37,7 @@ pub async fn write_off_expired(conn: &mut AsyncPgConnection) -> Result<i32, Inve
                 items::lock(conn, std::slice::from_ref(&sku)).await?;
                 let expired: Vec<(Uuid, i32)> = batches::table
                     .filter(batches::sku.eq(&sku))
-                    .filter(batches::remaining.gt(0))
+                    .filter(diesel::dsl::not(batches::sold_out))
                     .filter(batches::expiry_date.lt(today()))
                     .select((batches::id, batches::remaining))
                     .for_update()

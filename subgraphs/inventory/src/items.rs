@@ -57,7 +57,7 @@ pub async fn lock(
     let rows: Vec<LockedItem> = kit::prepared::prepared(
         "SELECT i.sku, i.active, i.on_hand, i.reserved, i.margin,
                 COALESCE((SELECT SUM(b.remaining) FROM batches b
-                          WHERE b.sku = i.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)::int4
+                          WHERE b.sku = i.sku AND NOT b.sold_out AND b.expiry_date < CURRENT_DATE), 0)::int4
                     AS expired
          FROM items i WHERE i.sku = ANY($1) ORDER BY i.sku FOR NO KEY UPDATE OF i",
     )

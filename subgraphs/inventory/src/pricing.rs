@@ -112,14 +112,14 @@ pub async fn sellable_batches_of(
     lock: bool,
 ) -> QueryResult<BTreeMap<String, Vec<Sellable>>> {
     use diesel::sql_types::{Array, Text};
-    // Raw, so that `remaining > 0` is a literal the generic plan can match
+    // Raw, so that `NOT sold_out` is a literal the generic plan can match
     // to the partial FEFO index (diesel binds every literal), and the SKUs
     // come through `listed_skus` (estimated like any short list, see
     // migration `line_rows`): one plan per connection instead of one per call.
     macro_rules! sellable {
         () => {
             "SELECT b.sku, b.id, b.remaining, b.unit_cost, b.expiry_date FROM batches b
-             WHERE b.sku IN (SELECT * FROM listed_skus($1::text[])) AND b.remaining > 0
+             WHERE b.sku IN (SELECT * FROM listed_skus($1::text[])) AND NOT b.sold_out
                AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
              ORDER BY b.sku, b.expiry_date NULLS LAST, b.received_at, b.id"
         };
@@ -200,7 +200,7 @@ pub async fn quote(
          FROM items i
          LEFT JOIN LATERAL (
              SELECT b.id, b.remaining, b.unit_cost, b.expiry_date, b.received_at FROM batches b
-             WHERE b.sku = i.sku AND b.remaining > 0
+             WHERE b.sku = i.sku AND NOT b.sold_out
                AND (b.expiry_date IS NULL OR b.expiry_date >= CURRENT_DATE)
          ) b ON true
          WHERE i.sku IN (SELECT * FROM listed_skus($1::text[]))

@@ -215,7 +215,7 @@ const RESERVE: &str = concat!(
          SELECT i.sku, i.active,
                 (i.on_hand - i.reserved
                  - COALESCE((SELECT SUM(b.remaining) FROM batches b
-                             WHERE b.sku = i.sku AND b.remaining > 0
+                             WHERE b.sku = i.sku AND NOT b.sold_out
                                AND b.expiry_date < CURRENT_DATE), 0))::int4 AS free
          FROM items i WHERE i.sku IN (SELECT sku FROM want) ORDER BY i.sku FOR UPDATE
      ), verdict AS (
@@ -464,7 +464,7 @@ async fn hold(conn: &mut AsyncPgConnection, line: &Line) -> QueryResult<bool> {
              WHERE sku = $1 AND active
                AND on_hand - reserved
                    - COALESCE((SELECT SUM(b.remaining) FROM batches b
-                               WHERE b.sku = items.sku AND b.remaining > 0 AND b.expiry_date < CURRENT_DATE), 0)
+                               WHERE b.sku = items.sku AND NOT b.sold_out AND b.expiry_date < CURRENT_DATE), 0)
                    >= $2
              RETURNING sku, on_hand, reserved, margin)",
         crate::events::insert_stock_changed!()

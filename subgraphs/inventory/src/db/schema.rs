@@ -25,6 +25,8 @@ diesel::table! {
         supplier_id -> Nullable<Text>,
         truck_id -> Nullable<Text>,
         transaction_id -> Nullable<Text>,
+        /// `remaining = 0`, generated (the FEFO index's predicate).
+        sold_out -> Bool,
     }
 }
 
