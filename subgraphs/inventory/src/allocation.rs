@@ -18,7 +18,7 @@ use crate::{
     error::{InventoryError, Shortfall},
     items,
     ledger::{self, Kind, Movement},
-    pricing::{self, Draw, Priced, PricedLine, Sellable},
+    pricing::{self, Draw, JoinedBatch, Priced, PricedLine, Sellable},
     reservations::{self, ReservationView},
 };
 
@@ -106,14 +106,8 @@ struct ReservedRow {
     quantity: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
     margin: Option<Decimal>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
-    id: Option<Uuid>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
-    remaining: Option<i32>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
-    unit_cost: Option<Decimal>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
-    expiry_date: Option<chrono::NaiveDate>,
+    #[diesel(embed)]
+    batch: JoinedBatch,
 }
 
 /// A reserved line and the margin its item had when read.
@@ -168,15 +162,7 @@ async fn reserved_lines(
                 margin: row.margin,
             });
         }
-        if let (Some(id), Some(remaining), Some(unit_cost)) = (row.id, row.remaining, row.unit_cost)
-        {
-            sellable.entry(row.sku).or_default().push(Sellable {
-                id,
-                remaining,
-                unit_cost,
-                expiry_date: row.expiry_date,
-            });
-        }
+        row.batch.add_to(row.sku, &mut sellable);
     }
     Ok(Some((status, expires_at, lines, sellable)))
 }

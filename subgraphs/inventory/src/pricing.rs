@@ -218,15 +218,7 @@ pub async fn quote(
             row.sku.clone(),
             (row.active, row.reserved - row.own, row.margin),
         );
-        if let (Some(id), Some(remaining), Some(unit_cost)) = (row.id, row.remaining, row.unit_cost)
-        {
-            sellable.entry(row.sku).or_default().push(Sellable {
-                id,
-                remaining,
-                unit_cost,
-                expiry_date: row.expiry_date,
-            });
-        }
+        row.batch.add_to(row.sku, &mut sellable);
     }
     let missing: Vec<String> = lines
         .iter()
@@ -284,6 +276,14 @@ struct QuoteRow {
     margin: Option<Decimal>,
     #[diesel(sql_type = diesel::sql_types::Int4)]
     own: i32,
+    #[diesel(embed)]
+    batch: JoinedBatch,
+}
+
+/// A sellable batch as a read that joins batches to their item (`LEFT JOIN
+/// LATERAL`) gives it: all null for an item without any.
+#[derive(QueryableByName)]
+pub(crate) struct JoinedBatch {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
     id: Option<Uuid>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
@@ -292,6 +292,22 @@ struct QuoteRow {
     unit_cost: Option<Decimal>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
     expiry_date: Option<NaiveDate>,
+}
+
+impl JoinedBatch {
+    /// Adds the batch, if the row has one, to `sku`'s batches in `of`.
+    pub(crate) fn add_to(self, sku: String, of: &mut BTreeMap<String, Vec<Sellable>>) {
+        if let (Some(id), Some(remaining), Some(unit_cost)) =
+            (self.id, self.remaining, self.unit_cost)
+        {
+            of.entry(sku).or_default().push(Sellable {
+                id,
+                remaining,
+                unit_cost,
+                expiry_date: self.expiry_date,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
