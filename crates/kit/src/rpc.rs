@@ -20,6 +20,14 @@ pub fn channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
+/// Connections accepted on `listener`, for a gRPC server, with
+/// `TCP_NODELAY` on: an answer's HEADERS, DATA and trailers frames are
+/// separate writes, and without it the last waits for the caller's delayed
+/// ACK (40 ms on Linux). Channels from [`channel`] set it on their side.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// The internal RPC credential (`INTERNAL_RPC_TOKEN`), ready to put on requests.
 #[derive(Clone)]
 pub struct ServiceToken(MetadataValue<Ascii>);

@@ -124,6 +124,20 @@ where
     )
 }
 
+/// `listener` with `TCP_NODELAY` on every connection it accepts: an answer
+/// goes out as soon as it is written. With Nagle's algorithm, a response
+/// written in two parts waits for the peer's delayed ACK (40 ms on Linux);
+/// a checkout, whose calls cross four such hops, took 56 ms instead of 10
+/// at one customer.
+pub fn immediate(listener: tokio::net::TcpListener) -> Immediate {
+    axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
+/// What [`immediate`] makes of a listener.
+pub type Immediate = axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
+
 /// Serves `service` (a [`Router`], or any service like one) on `listener`
 /// until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve<S>(
@@ -140,7 +154,7 @@ where
 {
     // Peer addresses reach handlers that ask for them (`ConnectInfo`).
     axum::serve(
-        listener,
+        immediate(listener),
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
             service,
         ),

@@ -7,10 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use contracts::inventory::{self as pb, inventory_server::InventoryServer};
 use kit::{db::PgPool, events::Relay};
 use rust_decimal::Decimal;
-use tonic::{
-    Request, Response, Status, service::interceptor::InterceptedService,
-    transport::server::TcpIncoming,
-};
+use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 use uuid::Uuid;
 
 use crate::{
@@ -70,7 +67,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(kit::rpc::incoming(listener), shutdown)
         .await?;
     Ok(())
 }

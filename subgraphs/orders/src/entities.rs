@@ -23,11 +23,18 @@ pub struct EntityClient {
     timeout: Duration,
 }
 
+/// A connector that sends each request as soon as it is written.
+fn connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http
+}
+
 impl EntityClient {
     /// A client of the GraphQL endpoint at `url` (`setting` names it in errors).
     pub fn new(setting: &str, url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector()),
             url: url
                 .parse()
                 .with_context(|| format!("{setting}={url:?} is not a URL"))?,

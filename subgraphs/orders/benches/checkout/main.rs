@@ -142,7 +142,11 @@ async fn main() {
     }
     shop.product("LAST", "The last crates", 500, "2.00").await;
     let api = Arc::new(Api {
-        http: Client::builder(TokioExecutor::new()).build_http(),
+        http: Client::builder(TokioExecutor::new()).build({
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http
+        }),
         url: format!("{}/graphql", support::serve(shop.router.clone()).await),
     });
     let customers: Vec<String> = (0..concurrency).map(|_| shop.customer().1).collect();
@@ -158,7 +162,11 @@ async fn main() {
         "TPC-B              pgbench scale 10, 16 clients, prepared, {seconds}s: {tpcb:.0} tps"
     );
     let gateway_api = Arc::new(Api {
-        http: Client::builder(TokioExecutor::new()).build_http(),
+        http: Client::builder(TokioExecutor::new()).build({
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http
+        }),
         url: serve_gateway(&shop, &api.url).await,
     });
     let turns: [(&str, &Arc<Api>, Option<&str>); 4] = [
