@@ -59,11 +59,19 @@ impl Relay {
                         #[diesel(sql_type = diesel::sql_types::Bool)]
                         locked: bool,
                     }
-                    let lock: Locked =
-                        crate::prepared::prepared("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                            .bind::<diesel::sql_types::BigInt, _>(lock_key(source))
-                            .get_result(conn)
-                            .await?;
+                    // The marks are committed without waiting for the WAL
+                    // flush: a mark lost in a crash only publishes its event
+                    // again, and delivery is at least once anyway (consumers
+                    // keep their effects exactly once by event id). Events,
+                    // stock and money are written by the producers' own,
+                    // durable commits; this saves a flush per relay batch.
+                    let lock: Locked = crate::prepared::prepared(
+                        "SELECT pg_try_advisory_xact_lock($1) AS locked,
+                                set_config('synchronous_commit', 'off', true) AS commit",
+                    )
+                    .bind::<diesel::sql_types::BigInt, _>(lock_key(source))
+                    .get_result(conn)
+                    .await?;
                     if !lock.locked {
                         return Ok::<_, anyhow::Error>(0);
                     }

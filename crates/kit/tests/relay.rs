@@ -1,0 +1,77 @@
+//! The outbox relay on a real PostgreSQL: it publishes committed events in
+//! order, marks them, and its asynchronous commit of the marks stays its own.
+
+use diesel::sql_types::Text;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use kit::{
+    db::{self, DbConfig},
+    events::{Bus, NewEvent, Relay, outbox},
+    testing::TestDatabase,
+};
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    synchronous_commit: String,
+}
+
+#[tokio::test]
+async fn the_relay_publishes_in_order_and_leaves_its_connection_durable() {
+    let db = TestDatabase::empty("relay_test").await;
+    // One connection: the relay and the checks below share it.
+    let pool = db::pool(&DbConfig {
+        max_connections: 1,
+        ..db.config.clone()
+    })
+    .await
+    .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute(
+        "CREATE SCHEMA relay_test;
+         CREATE TABLE relay_test.outbox (
+             id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,
+             payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             published_at TIMESTAMPTZ);
+         CREATE INDEX outbox_pending_idx ON relay_test.outbox (id) WHERE published_at IS NULL;",
+    )
+    .await
+    .unwrap();
+    let events: Vec<NewEvent> = (0..3)
+        .map(|n| NewEvent {
+            topic: "test.happened",
+            key: format!("k{n}"),
+            payload: serde_json::json!({ "n": n }),
+        })
+        .collect();
+    outbox::append(&mut conn, &events).await.unwrap();
+    drop(conn);
+
+    let bus = Bus::in_process();
+    let mut seen = bus.subscribe();
+    let relay = Relay::new(pool.clone(), bus, "relay_test");
+    assert_eq!(relay.run_once().await.unwrap(), 3);
+    let published: Vec<i64> = (0..3)
+        .map(|_| {
+            seen.try_recv().expect("an event on the bus").payload["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(published, [0, 1, 2]);
+    assert_eq!(
+        relay.run_once().await.unwrap(),
+        0,
+        "marked rows are not published again"
+    );
+
+    let mut conn = pool.get().await.unwrap();
+    let pending = outbox::pending(&mut conn, "relay_test", 10).await.unwrap();
+    assert!(pending.is_empty(), "{} events left unmarked", pending.len());
+    // The relay's `synchronous_commit = off` was transaction-local: the same
+    // connection, next lent to a write of money or stock, commits durably.
+    let setting: Setting = diesel::sql_query("SHOW synchronous_commit")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(setting.synchronous_commit, "on");
+}
