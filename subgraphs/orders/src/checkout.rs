@@ -19,7 +19,7 @@ use kit::auth::Claims;
 use crate::{
     OrdersState, cart,
     db::{
-        Line, Order,
+        Item, Line, Order, StatusChange,
         schema::{order_items, orders},
     },
     error::OrdersError,
@@ -143,7 +143,7 @@ pub async fn preview(
     st: &OrdersState,
     customer: Uuid,
     items: Option<Vec<Line>>,
-) -> Result<Order, OrdersError> {
+) -> Result<(Order, order::Known), OrdersError> {
     let (lines, from_cart) = match items {
         Some(items) => (lines::normalize(&items)?, false),
         None => {
@@ -185,9 +185,9 @@ pub async fn preview(
             tracing::warn!(%order_id, error = %err, "release after a failed write; the reservation will lapse");
         }
     }
-    let order = written?;
+    let written = written?;
     st.relay.wake();
-    Ok(order)
+    Ok(written)
 }
 
 /// Writes the order RESERVED with its lines, history row and
@@ -201,7 +201,7 @@ async fn write(
     reserved_until: DateTime<Utc>,
     quote: Option<&Priced>,
     from_cart: bool,
-) -> Result<Order, OrdersError> {
+) -> Result<(Order, order::Known), OrdersError> {
     use diesel::sql_types::{
         Array, Bool, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
     };
@@ -260,11 +260,12 @@ async fn write(
          ), h AS (
              INSERT INTO order_status_history (order_id, from_status, to_status, at)
              SELECT id, NULL, status, created_at FROM o
+             RETURNING id
          ), e AS (
              INSERT INTO outbox (topic, key, payload)
              SELECT $15, $16, $17::jsonb || jsonb_build_object('number', number) FROM o
          )
-         SELECT number FROM o",
+         SELECT number, (SELECT id FROM h) AS history_id FROM o",
     )
     .bind::<SqlUuid, _>(order_id)
     .bind::<SqlUuid, _>(customer)
@@ -286,14 +287,44 @@ async fn write(
     .get_result(&mut conn)
     .await?;
     order.number = written.number;
-    Ok(order)
+    // The answer's lines and history are what was just written.
+    let mut items: Vec<Item> = lines
+        .iter()
+        .map(|l| Item {
+            order_id,
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: cents(priced(&l.sku).map(|p| p.unit_price)),
+            line_total: cents(priced(&l.sku).map(|p| p.line_total)),
+            product_name: None,
+        })
+        .collect();
+    items.sort_unstable_by(|a, b| a.sku.cmp(&b.sku));
+    let known = order::Known {
+        items: Some(items),
+        payment: Some(None),
+        refunds: None,
+        history: Some(vec![StatusChange {
+            id: written.history_id,
+            order_id,
+            from_status: None,
+            to_status: OrderStatus::Reserved.as_str().to_owned(),
+            reason: None,
+            actor_id: None,
+            at,
+        }]),
+    };
+    Ok((order, known))
 }
 
-/// What [`write`] answers: the number the database gave the order.
+/// What [`write`] answers: the number the database gave the order, and the
+/// id of its history row.
 #[derive(QueryableByName)]
 struct Written {
     #[diesel(sql_type = diesel::sql_types::Text)]
     number: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    history_id: i64,
 }
 
 /// What the lines would cost if committed now, counting the order's own
@@ -337,6 +368,27 @@ pub struct Repriced<'a> {
 }
 
 impl<'a> Repriced<'a> {
+    /// The rows of `order_id` these lines write, in SKU order, as
+    /// `numeric(14, 2)` keeps the prices.
+    pub fn items(&self, order_id: Uuid) -> Vec<Item> {
+        let cents = |mut amount: rust_decimal::Decimal| {
+            amount.rescale(2);
+            Some(amount)
+        };
+        let mut items: Vec<Item> = (0..self.skus.len())
+            .map(|n| Item {
+                order_id,
+                sku: self.skus[n].to_owned(),
+                quantity: self.quantities[n],
+                unit_price: cents(self.unit_prices[n]),
+                line_total: cents(self.line_totals[n]),
+                product_name: self.names[n].map(str::to_owned),
+            })
+            .collect();
+        items.sort_unstable_by(|a, b| a.sku.cmp(&b.sku));
+        items
+    }
+
     pub fn new(quote: &'a Priced, names: &'a HashMap<String, String>) -> Self {
         let lines = &quote.lines;
         Self {

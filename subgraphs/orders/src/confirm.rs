@@ -84,7 +84,7 @@ pub struct Confirmation {
 }
 
 enum Outcome {
-    Done(Order),
+    Done(Order, order::Known),
     Lapsed(Order),
 }
 
@@ -94,7 +94,7 @@ pub async fn confirm(
     claims: &Claims,
     order_id: Uuid,
     input: Confirmation,
-) -> Result<Order, OrdersError> {
+) -> Result<(Order, order::Known), OrdersError> {
     let mut input = validate(input)?;
     if let Some(profile) = profile(st, claims, order_id, &input).await? {
         input.customer = input.customer.completed_from(profile);
@@ -108,7 +108,7 @@ pub async fn confirm(
                     .filter(|l| order::visible_to(&l.order, claims))
                     .ok_or(OrdersError::NotFound)?;
             match keyed {
-                Some(id) if id == order.id => return Ok(Outcome::Done(order)),
+                Some(id) if id == order.id => return Ok(Outcome::Done(order, Default::default())),
                 Some(_) => return Err(OrdersError::KeyReused),
                 None => {}
             }
@@ -202,12 +202,22 @@ pub async fn confirm(
                         .into(),
                 )
             })?;
+            let recorded = payments::Recorded::new(st.payments.name(), &charge, &outcome);
+            // What the answer shows is what the statement writes (lines
+            // rewritten by `replace_items` are read back instead).
+            let mut known = order::Known {
+                items: (!lines.skus.is_empty()).then(|| lines.items(order.id)),
+                payment: None,
+                refunds: Some(Vec::new()),
+                history: None,
+            };
+            let payment_row = recorded.row(order.id);
             let settled = Settled {
                 totals,
                 snapshot,
                 notes: input.notes.as_deref(),
                 lines,
-                payment: payments::Recorded::new(st.payments.name(), &charge, &outcome),
+                payment: recorded,
                 key: input.idempotency_key.as_deref(),
             };
             let payment = serde_json::json!({
@@ -254,12 +264,14 @@ pub async fn confirm(
                     lifecycle::settle(conn, &order, to, why, vec![event], settled).await?
                 }
             };
-            Ok(Outcome::Done(order))
+            // The payment row is stamped with the write's time.
+            known.payment = Some(Some(payment_row(order.updated_at)));
+            Ok(Outcome::Done(order, known))
         })
         .await?;
     st.relay.wake();
     match outcome {
-        Outcome::Done(order) => Ok(order),
+        Outcome::Done(order, known) => Ok((order, known)),
         Outcome::Lapsed(order) => Err(OrdersError::InvalidState(format!(
             "order {} expired: its reservation lapsed before it was confirmed",
             order.number

@@ -309,8 +309,8 @@ async fn write(
                  WHERE order_items.order_id = $1 AND order_items.sku = q.sku
              ), paid AS (
                  INSERT INTO payments (order_id, status, amount, provider, method,
-                                       provider_reference, failure_reason)
-                 SELECT id, $23, $24, $25, $26, $27, $28 FROM o
+                                       provider_reference, failure_reason, created_at, updated_at)
+                 SELECT id, $23, $24, $25, $26, $27, $28, $5, $5 FROM o
              ), keyed AS (
                  INSERT INTO confirmation_keys (customer_id, key, order_id)
                  SELECT customer_id, $29, id FROM o WHERE $29 IS NOT NULL

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{
-        Item, Order, StatusChange,
+        Item, Order, Payment, Refund, StatusChange,
         schema::{order_status_history, orders},
     },
     error::OrdersError,
@@ -75,7 +75,24 @@ pub async fn lock_visible(
         .ok_or(OrdersError::NotFound)
 }
 
-/// Items of several orders, in SKU order.
+/// What a write knows of the order it answers with, so the answer's fields
+/// need not be read back: a checkout's preview and confirmation build these
+/// from the rows they wrote (each read saved is a statement and a pooled
+/// connection per field). `None` is unknown: the field reads the database.
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    /// The lines, in SKU order.
+    pub items: Option<Vec<Item>>,
+    /// `Some(None)`: known to have no payment.
+    pub payment: Option<Option<Payment>>,
+    /// The refunds of `payment`.
+    pub refunds: Option<Vec<Refund>>,
+    /// Every status change, oldest first.
+    pub history: Option<Vec<StatusChange>>,
+}
+
+/// Items of several orders, in SKU order (byte order, as Rust sorts
+/// strings, whatever the server's locale: [`Known`] lines compare equal).
 ///
 /// Each order's lines are looked up by key (the `OFFSET 0` keeps the lookup
 /// per order). A prepared `order_id = ANY($1)` keeps the generic plan it was
@@ -89,7 +106,7 @@ pub async fn lock_visible(
 pub async fn items_of(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Item>> {
     if let [id] = ids {
         return kit::prepared::prepared(
-            "SELECT * FROM order_items WHERE order_id = $1 ORDER BY sku",
+            "SELECT * FROM order_items WHERE order_id = $1 ORDER BY sku COLLATE \"C\"",
         )
         .bind::<diesel::sql_types::Uuid, _>(id)
         .load(conn)
@@ -98,7 +115,7 @@ pub async fn items_of(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult
     kit::prepared::prepared(
         "SELECT i.* FROM unnest($1::uuid[]) AS k(id)
          CROSS JOIN LATERAL (SELECT * FROM order_items WHERE order_id = k.id OFFSET 0) i
-         ORDER BY i.order_id, i.sku",
+         ORDER BY i.order_id, i.sku COLLATE \"C\"",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
     .load(conn)

@@ -14,6 +14,7 @@ use std::{
     },
 };
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::{FutureExt, future::BoxFuture};
@@ -155,6 +156,30 @@ pub struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
+    /// The `payments` row of `order_id` this writes, stamped `at` when read
+    /// as a function (the write's time is known once it is made).
+    pub fn row(&self, order_id: Uuid) -> impl Fn(DateTime<Utc>) -> Payment + use<> {
+        let mut amount = self.amount;
+        // As `numeric(14, 2)` keeps it.
+        amount.rescale(2);
+        let row = Payment {
+            order_id,
+            status: self.status.to_owned(),
+            amount,
+            provider: self.provider.to_owned(),
+            method: self.method.map(str::to_owned),
+            provider_reference: self.reference.map(str::to_owned),
+            failure_reason: self.failure.map(str::to_owned),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        move |at| Payment {
+            created_at: at,
+            updated_at: at,
+            ..row.clone()
+        }
+    }
+
     pub fn new(provider: &'a str, charge: &Charge, outcome: &'a ChargeOutcome) -> Self {
         let (status, method, reference, failure) = match outcome {
             ChargeOutcome::Approved { reference, method } => (

@@ -105,7 +105,7 @@ pub(crate) async fn order_page(
     connection.edges.extend(
         page.items
             .into_iter()
-            .map(|o| Edge::new(encode_cursor(&o.id.to_string()), Order(o))),
+            .map(|o| Edge::new(encode_cursor(&o.id.to_string()), Order::from(o))),
     );
     Ok(connection)
 }
@@ -124,7 +124,7 @@ async fn visible_order(ctx: &Context<'_>, id: &ID) -> ApiResult<db::Order> {
 async fn edit(ctx: &Context<'_>, order_id: &ID, change: checkout::Edit) -> ApiResult<Order> {
     let claims = ctx.auth().claims()?;
     let order_id = parse_id("orderId", order_id)?;
-    Ok(Order(
+    Ok(Order::from(
         checkout::edit(state(ctx), claims, order_id, change).await?,
     ))
 }
@@ -136,7 +136,7 @@ impl Query {
     /// One order: its customer or ADMIN, and a TRUCK once it is paid (what a
     /// delivery needs only); anyone else gets NOT_FOUND.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Order>> {
-        Ok(Some(Order(visible_order(ctx, &id).await?)))
+        Ok(Some(Order::from(visible_order(ctx, &id).await?)))
     }
 
     /// ADMIN: every order, newest first.
@@ -166,7 +166,7 @@ impl Query {
     #[graphql(entity)]
     async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Order>> {
         match visible_order(ctx, &id).await {
-            Ok(order) => Ok(Some(Order(order))),
+            Ok(order) => Ok(Some(Order::from(order))),
             Err(ApiError::NotFound(_) | ApiError::BadUserInput { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -231,7 +231,7 @@ impl Mutation {
                 })
                 .collect()
         });
-        Ok(Order(
+        Ok(Order::from(
             checkout::preview(state(ctx), claims.sub, items).await?,
         ))
     }
@@ -291,7 +291,7 @@ impl Mutation {
                 .data_opt::<kit::auth::BearerToken>()
                 .map(|t| t.0.clone()),
         };
-        Ok(Order(
+        Ok(Order::from(
             confirm::confirm(state(ctx), claims, order_id, input).await?,
         ))
     }
@@ -306,7 +306,7 @@ impl Mutation {
     ) -> ApiResult<Order> {
         let claims = ctx.auth().claims()?;
         let order_id = parse_id("orderId", &order_id)?;
-        Ok(Order(
+        Ok(Order::from(
             transitions::cancel(state(ctx), claims, order_id, reason).await?,
         ))
     }
@@ -320,7 +320,7 @@ impl Mutation {
     ) -> ApiResult<Order> {
         let claims = ctx.auth().require_role(&[Role::Admin])?;
         let order_id = parse_id("orderId", &order_id)?;
-        Ok(Order(
+        Ok(Order::from(
             transitions::update_status(state(ctx), claims, order_id, status).await?,
         ))
     }
@@ -331,7 +331,7 @@ impl Mutation {
     async fn reship_order(&self, ctx: &Context<'_>, order_id: ID) -> ApiResult<Order> {
         let claims = ctx.auth().require_role(&[Role::Admin])?;
         let order_id = parse_id("orderId", &order_id)?;
-        Ok(Order(
+        Ok(Order::from(
             failed_delivery::reship(state(ctx), claims, order_id).await?,
         ))
     }
@@ -348,7 +348,7 @@ impl Mutation {
     ) -> ApiResult<Order> {
         let claims = ctx.auth().require_role(&[Role::Admin])?;
         let order_id = parse_id("orderId", &order_id)?;
-        Ok(Order(
+        Ok(Order::from(
             failed_delivery::refund(state(ctx), claims, order_id, goods, reason).await?,
         ))
     }

@@ -24,8 +24,20 @@ pub struct Product {
     pub sku: String,
 }
 
-/// An order.
-pub struct Order(pub db::Order);
+/// An order, with what the write that answers with it knows of it.
+pub struct Order(pub db::Order, pub order::Known);
+
+impl From<db::Order> for Order {
+    fn from(row: db::Order) -> Self {
+        Self(row, order::Known::default())
+    }
+}
+
+impl From<(db::Order, order::Known)> for Order {
+    fn from((row, known): (db::Order, order::Known)) -> Self {
+        Self(row, known)
+    }
+}
 
 /// Refuses what a delivery does not need (prices, payments, billing) to a
 /// caller that reads orders as a delivery does (see [`order::delivery_only`]).
@@ -61,14 +73,14 @@ impl Order {
     }
 
     async fn items(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrderItem>> {
-        let loader = ctx.data_unchecked::<DataLoader<ItemsLoader>>();
-        Ok(loader
-            .load_one(self.0.id)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(OrderItem)
-            .collect())
+        let items = match &self.1.items {
+            Some(items) => items.clone(),
+            None => {
+                let loader = ctx.data_unchecked::<DataLoader<ItemsLoader>>();
+                loader.load_one(self.0.id).await?.unwrap_or_default()
+            }
+        };
+        Ok(items.into_iter().map(OrderItem).collect())
     }
 
     /// Sum of the lines: inventory's estimate while RESERVED, the committed prices once CONFIRMED.
@@ -113,8 +125,11 @@ impl Order {
     /// The payment, once the order was charged.
     async fn payment(&self, ctx: &Context<'_>) -> ApiResult<Option<Payment>> {
         not_for_delivery(ctx, "payment")?;
+        if let Some(payment) = &self.1.payment {
+            return Ok(payment.clone().map(|p| Payment(p, self.1.refunds.clone())));
+        }
         let loader = ctx.data_unchecked::<DataLoader<PaymentLoader>>();
-        Ok(loader.load_one(self.0.id).await?.map(Payment))
+        Ok(loader.load_one(self.0.id).await?.map(|p| Payment(p, None)))
     }
 
     /// Who the order is for, as given at confirmation.
@@ -135,9 +150,11 @@ impl Order {
 
     /// Every status change, oldest first.
     async fn status_history(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrderStatusChange>> {
-        let mut conn = state(ctx).pool.get().await?;
-        Ok(order::history_of(&mut conn, self.0.id)
-            .await?
+        let history = match &self.1.history {
+            Some(history) => history.clone(),
+            None => order::history_of(&mut *state(ctx).pool.get().await?, self.0.id).await?,
+        };
+        Ok(history
             .into_iter()
             .map(|h| OrderStatusChange {
                 previous_status: h.from_status.and_then(|s| OrderStatus::try_from(s).ok()),
@@ -203,8 +220,8 @@ pub enum PaymentStatus {
     Refunded,
 }
 
-/// The payment of an order.
-pub struct Payment(pub db::Payment);
+/// The payment of an order, with its refunds when they are known.
+pub struct Payment(pub db::Payment, pub Option<Vec<db::Refund>>);
 
 #[Object]
 impl Payment {
@@ -244,9 +261,13 @@ impl Payment {
     }
 
     async fn refunds(&self, ctx: &Context<'_>) -> ApiResult<Vec<Refund>> {
-        let mut conn = state(ctx).pool.get().await?;
-        Ok(payments::refunds_of(&mut conn, self.0.order_id)
-            .await?
+        let refunds = match &self.1 {
+            Some(refunds) => refunds.clone(),
+            None => {
+                payments::refunds_of(&mut *state(ctx).pool.get().await?, self.0.order_id).await?
+            }
+        };
+        Ok(refunds
             .into_iter()
             .map(|r| Refund {
                 amount: r.amount,
@@ -395,7 +416,7 @@ impl OrderStatusEvent {
         let mut conn = st.pool.get().await?;
         order::find(&mut conn, self.0.order_id)
             .await?
-            .map(Order)
+            .map(Order::from)
             .ok_or_else(|| ApiError::NotFound("no such order".into()))
     }
 

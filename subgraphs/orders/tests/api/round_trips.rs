@@ -105,3 +105,95 @@ const CONFIRM_BOUND: usize = 7;
 const PREVIEW_LEAN: &str = "mutation($items: [OrderLineInput!]) { previewOrder(items: $items) { id status total reservedUntil } }";
 const CONFIRM_LEAN: &str = "mutation($id: ID!, $key: String, $payment: String) { \
     confirmOrder(orderId: $id, idempotencyKey: $key, paymentToken: $payment) { id status total } }";
+
+/// Every field a client can ask of an order, times included.
+static FULL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let full = ORDER_FIELDS
+        .replace("payment { status", "payment { createdAt status")
+        .replace(
+            "statusHistory { previousStatus status reason",
+            "statusHistory { at previousStatus status reason",
+        );
+    assert_ne!(
+        full, ORDER_FIELDS,
+        "ORDER_FIELDS no longer reads as expected"
+    );
+    format!("{full} createdAt updatedAt")
+});
+
+/// A checkout answers the whole order from what it wrote: each answer is
+/// what a fresh read of the order says, and reading it back costs no
+/// statement beyond the confirmation's status history (the earlier rows).
+#[tokio::test]
+async fn a_checkouts_full_answer_is_what_it_wrote() {
+    let shop = Shop::with(Options {
+        log_statements: true,
+        without_relay: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = shop.customer();
+    let fresh = async |id: &str| {
+        let read = shop
+            .gql(
+                &token,
+                &format!("query($id: ID!) {{ order(id: $id) {{ {} }} }}", *FULL),
+                json!({ "id": id }),
+            )
+            .await;
+        assert_no_errors(&read);
+        read["data"]["order"].clone()
+    };
+    let lines = json!([{ "sku": "MILK", "quantity": 1 }, { "sku": "APPLE", "quantity": 2 }]);
+    let preview_query = format!(
+        "mutation($items: [OrderLineInput!]) {{ previewOrder(items: $items) {{ {} }} }}",
+        *FULL
+    );
+    let (preview, preview_sql) = counted(
+        &shop,
+        shop.gql(&token, &preview_query, json!({ "items": lines })),
+    )
+    .await;
+    assert_no_errors(&preview);
+    let preview = &preview["data"]["previewOrder"];
+    let id = preview["id"].as_str().unwrap().to_owned();
+    assert_eq!(preview["items"][0]["sku"], "APPLE", "lines in SKU order");
+    assert_eq!(*preview, fresh(&id).await);
+    assert!(report("previewOrder", &preview_sql) <= PREVIEW_BOUND);
+
+    let confirm_query = format!(
+        "mutation($id: ID!, $key: String, $payment: String) {{
+            confirmOrder(orderId: $id, idempotencyKey: $key, paymentToken: $payment) {{ {} }} }}",
+        *FULL
+    );
+    let (confirm, confirm_sql) = counted(
+        &shop,
+        shop.gql(
+            &token,
+            &confirm_query,
+            json!({ "id": id, "key": "k-full", "payment": "tok_visa" }),
+        ),
+    )
+    .await;
+    assert_no_errors(&confirm);
+    let confirm = &confirm["data"]["confirmOrder"];
+    assert_eq!(confirm["status"], "CONFIRMED");
+    assert_eq!(confirm["payment"]["refunds"], json!([]));
+    assert_eq!(*confirm, fresh(&id).await);
+    assert!(report("confirmOrder", &confirm_sql) <= CONFIRM_BOUND + 1);
+
+    // A declined payment is answered from what was written, too.
+    let again = shop.preview(&token, &[("APPLE", 1)]).await;
+    let again_id = again["id"].as_str().unwrap().to_owned();
+    let declined = shop
+        .gql(
+            &token,
+            &confirm_query,
+            json!({ "id": again_id, "key": "k-declined", "payment": "tok_decline" }),
+        )
+        .await;
+    assert_no_errors(&declined);
+    let declined = &declined["data"]["confirmOrder"];
+    assert_eq!(declined["status"], "PAYMENT_FAILED");
+    assert_eq!(*declined, fresh(&again_id).await);
+}
