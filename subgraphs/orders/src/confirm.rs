@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::{
     OrdersState, cart,
     checkout::{self, Repriced},
-    db::{Line, Order, schema::orders},
+    db::{Line, Order, StatusChange, schema::orders},
     error::OrdersError,
     lifecycle::{self, OrderStatus, Settled, Why},
     order,
@@ -102,11 +102,15 @@ pub async fn confirm(
     let mut conn = st.pool.get().await?;
     let outcome = conn
         .transaction(async |conn| {
-            let Locked { order, keyed, held } =
-                locked(conn, order_id, input.idempotency_key.as_deref())
-                    .await?
-                    .filter(|l| order::visible_to(&l.order, claims))
-                    .ok_or(OrdersError::NotFound)?;
+            let Locked {
+                order,
+                keyed,
+                held,
+                history,
+            } = locked(conn, order_id, input.idempotency_key.as_deref())
+                .await?
+                .filter(|l| order::visible_to(&l.order, claims))
+                .ok_or(OrdersError::NotFound)?;
             match keyed {
                 Some(id) if id == order.id => return Ok(Outcome::Done(order, Default::default())),
                 Some(_) => return Err(OrdersError::KeyReused),
@@ -209,7 +213,7 @@ pub async fn confirm(
                 items: (!lines.skus.is_empty()).then(|| lines.items(order.id)),
                 payment: None,
                 refunds: Some(Vec::new()),
-                history: None,
+                history: serde_json::from_value::<Vec<StatusChange>>(history).ok(),
             };
             let payment_row = recorded.row(order.id);
             let settled = Settled {
@@ -225,7 +229,7 @@ pub async fn confirm(
                 "amount": totals.total,
                 "provider": st.payments.name(),
             });
-            let order = match &outcome {
+            let (order, change) = match &outcome {
                 ChargeOutcome::Approved { reference, .. } => {
                     if order.from_cart {
                         cart::clear(conn, order.customer_id, Some(&skus)).await?;
@@ -266,6 +270,9 @@ pub async fn confirm(
             };
             // The payment row is stamped with the write's time.
             known.payment = Some(Some(payment_row(order.updated_at)));
+            if let Some(history) = &mut known.history {
+                history.push(change);
+            }
             Ok(Outcome::Done(order, known))
         })
         .await?;
@@ -333,7 +340,9 @@ async fn locked(
                 (SELECT k.order_id FROM confirmation_keys k
                  WHERE k.customer_id = o.customer_id AND k.key = $2) AS keyed,
                 ARRAY(SELECT i.sku FROM order_items i WHERE i.order_id = o.id ORDER BY i.sku)
-                    AS held
+                    AS held,
+                (SELECT COALESCE(jsonb_agg(h ORDER BY h.id), '[]') FROM order_status_history h
+                 WHERE h.order_id = o.id) AS history
          FROM orders o WHERE o.id = $1 FOR UPDATE OF o",
     )
     .bind::<SqlUuid, _>(order_id)
@@ -353,6 +362,10 @@ struct Locked {
     /// The SKUs of its lines.
     #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
     held: Vec<String>,
+    /// Its status history, oldest first (rows as JSON): the confirmation's
+    /// answer is this plus the row it writes.
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    history: serde_json::Value,
 }
 
 fn trimmed(value: Option<String>) -> Option<String> {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    db::{Order, schema::order_status_history},
+    db::{Order, StatusChange, schema::order_status_history},
     error::OrdersError,
 };
 
@@ -192,7 +192,7 @@ pub async fn change(
     why: Why,
     extra: Vec<NewEvent>,
 ) -> Result<Order, OrdersError> {
-    write(conn, order, to, why, extra, None).await
+    Ok(write(conn, order, to, why, extra, None).await?.0)
 }
 
 /// What a confirmation settles on the order in the same write as its new
@@ -211,6 +211,8 @@ pub struct Settled<'a> {
 }
 
 /// [`change`], writing `settled` in the same statement.
+///
+/// Also answers the history row it wrote.
 pub async fn settle(
     conn: &mut AsyncPgConnection,
     order: &Order,
@@ -218,7 +220,7 @@ pub async fn settle(
     why: Why,
     extra: Vec<NewEvent>,
     settled: Settled<'_>,
-) -> Result<Order, OrdersError> {
+) -> Result<(Order, StatusChange), OrdersError> {
     write(conn, order, to, why, extra, Some(settled)).await
 }
 
@@ -231,13 +233,14 @@ macro_rules! recorded {
         "h AS (
              INSERT INTO order_status_history (order_id, from_status, to_status, reason, actor_id, at)
              SELECT id, $6, $2, $7, $8, $5 FROM o
+             RETURNING id
          ), e AS (
              INSERT INTO outbox (topic, key, payload)
              SELECT e.topic, e.key, e.payload
              FROM o, unnest($9::text[], $10::text[], $11::jsonb[]) WITH ORDINALITY AS e(topic, key, payload, n)
              ORDER BY e.n
          )
-         SELECT count(*) AS updated FROM o"
+         SELECT (SELECT count(*) FROM o) AS updated, (SELECT id FROM h) AS history_id"
     };
 }
 async fn write(
@@ -247,7 +250,7 @@ async fn write(
     why: Why,
     extra: Vec<NewEvent>,
     settled: Option<Settled<'_>>,
-) -> Result<Order, OrdersError> {
+) -> Result<(Order, StatusChange), OrdersError> {
     use diesel::sql_types::{
         Array, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
     };
@@ -386,17 +389,29 @@ async fn write(
             .bind::<Nullable<Text>, _>(key),
     };
     let done: Updated = write.get_result(conn).await?;
-    if done.updated != 1 {
+    let (1, Some(history_id)) = (done.updated, done.history_id) else {
         return Err(OrdersError::NotFound);
-    }
-    Ok(updated)
+    };
+    let change = StatusChange {
+        id: history_id,
+        order_id: order.id,
+        from_status: Some(order.status.as_str().to_owned()),
+        to_status: to.as_str().to_owned(),
+        reason: why.reason,
+        actor_id: why.actor,
+        at,
+    };
+    Ok((updated, change))
 }
 
-/// How many orders a status write changed (1, or 0 when there is no such order).
+/// How many orders a status write changed (1, or 0 when there is no such
+/// order), and the id of the history row it wrote.
 #[derive(QueryableByName)]
 struct Updated {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     updated: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    history_id: Option<i64>,
 }
 
 /// The `order.status_changed` event of `order`, now in its status, coming

@@ -71,8 +71,8 @@ pub struct Refund {
     pub goods: Option<String>,
 }
 
-/// One status change of an order.
-#[derive(Queryable, Selectable, Clone, Debug)]
+/// One status change of an order (also read as `to_json` of its row).
+#[derive(Queryable, Selectable, Clone, Debug, serde::Deserialize)]
 #[diesel(table_name = schema::order_status_history, check_for_backend(diesel::pg::Pg))]
 pub struct StatusChange {
     pub id: i64,
