@@ -25,6 +25,7 @@ pub mod component;
 /// Typed configuration from the environment (the config crate, re-exported).
 pub use settings as config;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod events;
 pub mod input;

@@ -50,6 +50,7 @@ struct AppState<E> {
     verifier: Arc<Verifier>,
     pool: PgPool,
     metrics: RequestMetrics,
+    documents: crate::documents::Documents,
 }
 
 /// `/graphql`, `/health`, `/ready` and `/metrics` of the subgraph `component`
@@ -66,6 +67,7 @@ pub fn router<E: Executor>(
         verifier,
         pool,
         metrics: RequestMetrics::default(),
+        documents: Default::default(),
     });
     Router::new()
         .route(
@@ -244,6 +246,7 @@ async fn graphql<E: Executor>(
     let token = bearer(&headers);
     let auth = authenticate(&state.verifier, token);
     let mut request = request.into_inner();
+    state.documents.prepare(&mut request);
     if let (Auth::User(_), Some(token)) = (&auth, token) {
         request = request.data(crate::auth::BearerToken(token.into()));
     }

@@ -106,3 +106,44 @@ async fn an_inventory_that_does_not_answer_is_service_unavailable_without_its_ad
     }
     assert_eq!(shop.scalar("SELECT count(*) FROM orders").await, 0);
 }
+
+/// Parsed documents are kept by their text (`kit::documents`): a hostile
+/// text sent again is refused again, by the same checks, and a repeated
+/// valid one still runs with its own variables.
+#[tokio::test]
+async fn repeated_texts_are_checked_every_time() {
+    let shop = Shop::new().await;
+    let (_, token) = shop.customer();
+    // 40 levels of selection: over the parser's recursion limit and the
+    // schema's depth limit (32).
+    let deep = format!(
+        "{{ __type(name: \"Order\") {{ fields {{ type {} name {} }} }} }}",
+        "{ ofType ".repeat(40),
+        "}".repeat(40)
+    );
+    let malformed = "{ myCart { itemCount ";
+    let first_deep = shop.gql(&token, &deep, json!({})).await;
+    let first_malformed = shop.gql(&token, malformed, json!({})).await;
+    for refused in [&first_deep, &first_malformed] {
+        assert!(refused["data"].is_null(), "{refused:#}");
+        assert!(code(refused).starts_with("GRAPHQL_"), "{refused:#}");
+    }
+    for _ in 0..3 {
+        assert_eq!(shop.gql(&token, &deep, json!({})).await, first_deep);
+        assert_eq!(
+            shop.gql(&token, malformed, json!({})).await,
+            first_malformed
+        );
+    }
+    for (sku, quantity) in [("APPLE", 1), ("MILK", 2)] {
+        let added = shop
+            .gql(&token, ADD, json!({ "s": sku, "q": quantity }))
+            .await;
+        assert!(added["errors"].is_null(), "{added:#}");
+    }
+    assert_eq!(
+        shop.scalar("SELECT sum(quantity) FROM cart_lines").await,
+        3,
+        "the same text ran twice with each call's own variables"
+    );
+}
