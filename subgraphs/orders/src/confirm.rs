@@ -84,7 +84,7 @@ pub struct Confirmation {
 }
 
 enum Outcome {
-    Done(Order, order::Known),
+    Done(Order, Box<order::Known>),
     Lapsed(Order),
 }
 
@@ -112,7 +112,7 @@ pub async fn confirm(
                 .filter(|l| order::visible_to(&l.order, claims))
                 .ok_or(OrdersError::NotFound)?;
             match keyed {
-                Some(id) if id == order.id => return Ok(Outcome::Done(order, Default::default())),
+                Some(id) if id == order.id => return Ok(Outcome::Done(order, Box::default())),
                 Some(_) => return Err(OrdersError::KeyReused),
                 None => {}
             }
@@ -273,12 +273,12 @@ pub async fn confirm(
             if let Some(history) = &mut known.history {
                 history.push(change);
             }
-            Ok(Outcome::Done(order, known))
+            Ok(Outcome::Done(order, Box::new(known)))
         })
         .await?;
     st.relay.wake();
     match outcome {
-        Outcome::Done(order, known) => Ok((order, known)),
+        Outcome::Done(order, known) => Ok((order, *known)),
         Outcome::Lapsed(order) => Err(OrdersError::InvalidState(format!(
             "order {} expired: its reservation lapsed before it was confirmed",
             order.number
