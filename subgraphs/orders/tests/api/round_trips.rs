@@ -49,14 +49,19 @@ fn report(step: &str, [orders, inventory, catalog]: &[Vec<String>; 3]) -> usize 
     orders.len() + inventory.len() + catalog.len()
 }
 
-#[tokio::test]
-async fn a_checkout_costs_few_round_trips() {
-    let shop = Shop::with(Options {
+/// A shop whose pools log their statements, with no relay running.
+async fn counting_shop() -> Shop {
+    Shop::with(Options {
         log_statements: true,
         without_relay: true,
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_checkout_costs_few_round_trips() {
+    let shop = counting_shop().await;
     let (_, token) = shop.customer();
     let lines = json!([{ "sku": "APPLE", "quantity": 2 }, { "sku": "MILK", "quantity": 1 }]);
     let (preview, preview_sql) = counted(
@@ -126,12 +131,7 @@ static FULL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// costs no statement more than the lean answer.
 #[tokio::test]
 async fn a_checkouts_full_answer_is_what_it_wrote() {
-    let shop = Shop::with(Options {
-        log_statements: true,
-        without_relay: true,
-        ..Default::default()
-    })
-    .await;
+    let shop = counting_shop().await;
     let (_, token) = shop.customer();
     let fresh = async |id: &str| {
         let read = shop
