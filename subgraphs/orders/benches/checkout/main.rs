@@ -400,7 +400,7 @@ async fn run_checkouts(
         percentile(&latencies, 0.9),
         figures.p99,
         percentile(&latencies, 1.0),
-        cpu.since(),
+        cpu.since(done),
     );
     assert_eq!(failed, 0, "checkouts failed");
     figures
