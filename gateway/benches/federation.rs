@@ -831,7 +831,8 @@ async fn bench() {
     }
 }
 
-/// mimalloc's `purge_delay` option, set to 100 ms as `grocery` sets it (src/main.rs).
+/// mimalloc's `purge_delay` option, set to 100 ms as `grocery` sets it
+/// (`kit::alloc`, which the gateway crate does not depend on).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {

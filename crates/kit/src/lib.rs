@@ -19,6 +19,7 @@
 //! kit builds on and re-exports: config ([`config`]), auth (under [`auth`])
 //! and telemetry ([`telemetry`]); the gateway never depends on kit.
 
+pub mod alloc;
 pub mod auth;
 pub mod change;
 pub mod component;

@@ -132,6 +132,8 @@ async fn checkout(
 
 #[tokio::main]
 async fn main() {
+    // Tuned as `grocery` tunes it.
+    kit::alloc::give_pages_back_late();
     let seconds = arg("--seconds", 10);
     let concurrency = arg("--concurrency", 32) as usize;
     let shop = Arc::new(Shop::new().await);
