@@ -134,26 +134,35 @@ pub async fn tpcb(seconds: u64) -> f64 {
     tps
 }
 
-/// CPU seconds used so far by this process, by PostgreSQL's processes, and
-/// by the whole machine (busy, total), from `/proc` (USER_HZ = 100).
-#[derive(Clone, Copy, Debug, Default)]
+/// CPU seconds used so far by this process, by each of PostgreSQL's
+/// processes, and by the whole machine (busy, total), from `/proc`
+/// (USER_HZ = 100).
+#[derive(Clone, Debug, Default)]
 pub struct Cpu {
     own: f64,
-    postgres: f64,
+    /// Per process id: its CPU plus what its children that exited used
+    /// (`cutime` + `cstime`: a backend's CPU moves to the postmaster's once
+    /// it exits).
+    postgres: std::collections::HashMap<u32, f64>,
     busy: f64,
     total: f64,
     at: Option<std::time::Instant>,
 }
 
-fn ticks_of(stat: &str) -> Option<(String, f64)> {
+/// The name of `stat`'s process, its CPU seconds, and its reaped children's.
+fn ticks_of(stat: &str) -> Option<(String, f64, f64)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let name = stat[open + 1..close].to_owned();
     let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((name, (utime + stime) / 100.0))
+    // utime, stime, cutime and cstime are fields 14 to 17 of the line, 12 to
+    // 15 after the name.
+    let field = |i: usize| -> Option<f64> { fields.get(i)?.parse().ok() };
+    Some((
+        name,
+        (field(11)? + field(12)?) / 100.0,
+        (field(13)? + field(14)?) / 100.0,
+    ))
 }
 
 impl Cpu {
@@ -161,22 +170,21 @@ impl Cpu {
         let own = std::fs::read_to_string("/proc/self/stat")
             .ok()
             .and_then(|s| ticks_of(&s))
-            .map_or(0.0, |(_, t)| t);
+            .map_or(0.0, |(_, t, _)| t);
         let postgres = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let (name, own, children) = ticks_of(&stat)?;
+                // Backends have no children of their own; the postmaster's
+                // are every backend that exited.
+                (name == "postgres" || name.starts_with("postgres:"))
+                    .then_some((pid, own + children))
             })
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter_map(|s| ticks_of(&s))
-            .filter(|(name, _)| name == "postgres" || name.starts_with("postgres:"))
-            .map(|(_, t)| t)
-            .sum();
+            .collect();
         let (busy, total) = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| {
@@ -199,6 +207,27 @@ impl Cpu {
         }
     }
 
+    /// PostgreSQL's CPU seconds from `self` to `now`: every process's growth
+    /// (one started in between counts from zero). A backend that exited in
+    /// between is missing from `now`; its whole life's CPU reached the
+    /// postmaster's reaped-children time, so what it had used before `self`
+    /// is taken off again. (A plain difference of sums took a departed
+    /// backend's whole life off the figure, down to negative cores.)
+    fn postgres_since(&self, now: &Self) -> f64 {
+        let grown: f64 = now
+            .postgres
+            .iter()
+            .map(|(pid, t)| t - self.postgres.get(pid).copied().unwrap_or(0.0))
+            .sum();
+        let departed: f64 = self
+            .postgres
+            .iter()
+            .filter(|(pid, _)| !now.postgres.contains_key(pid))
+            .map(|(_, t)| t)
+            .sum();
+        grown - departed
+    }
+
     /// "grocery 0.71 cores, PostgreSQL 1.02 cores, machine 93 % busy; CPU
     /// per checkout: grocery 2.15 ms, PostgreSQL 3.80 ms" since `self`, for
     /// `done` checkouts. CPU per checkout moves less from run to run than
@@ -207,7 +236,7 @@ impl Cpu {
         let now = Self::now();
         let wall = self.at.map_or(1.0, |at| at.elapsed().as_secs_f64());
         let machine = (now.busy - self.busy) / (now.total - self.total).max(0.01);
-        let (own, postgres) = (now.own - self.own, now.postgres - self.postgres);
+        let (own, postgres) = (now.own - self.own, self.postgres_since(&now));
         let per = |seconds: f64| seconds * 1000.0 / done.max(1) as f64;
         format!(
             "grocery {:.2} cores, PostgreSQL {:.2} cores, machine {:.0} % busy; \
