@@ -181,8 +181,12 @@ pub fn draw(batches: &[Sellable], skip: i32, quantity: i32) -> Option<Vec<Draw>>
 /// Prices `lines` as committing them now would, assuming units already
 /// reserved by others are drawn first. Units held by the active reservation
 /// of `own_order` are not someone else's: they are not skipped. Holds nothing.
+///
+/// The same whether `own_order`'s reservation is written before or after
+/// this read: before, `reserved` lacks its units and `own` is 0; after, both
+/// count them. So it may be pipelined beside the reservation (`ReserveStock`).
 pub async fn quote(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     lines: &[Line],
     default_margin: Decimal,
     own_order: Option<Uuid>,
@@ -208,7 +212,7 @@ pub async fn quote(
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&skus)
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(own_order)
-    .load(conn)
+    .load(&mut conn)
     .await?;
     // (active, reserved by others, margin) per SKU, and its batches FEFO.
     let mut known: BTreeMap<String, (bool, i32, Option<Decimal>)> = BTreeMap::new();

@@ -70,13 +70,13 @@ pub fn normalize_lines(lines: &[Line]) -> Result<Vec<Line>, InventoryError> {
 
 /// The stored reservation of `order_id`, if any.
 pub async fn find(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     order_id: Uuid,
 ) -> QueryResult<Option<ReservationView>> {
     let Some((status, expires_at)) = reservations::table
         .find(order_id)
         .select((reservations::status, reservations::expires_at))
-        .first::<(String, DateTime<Utc>)>(conn)
+        .first::<(String, DateTime<Utc>)>(&mut conn)
         .await
         .optional()?
     else {
@@ -92,14 +92,14 @@ pub async fn find(
 }
 
 pub(crate) async fn lines_of(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     order_id: Uuid,
 ) -> QueryResult<Vec<Line>> {
     Ok(reservation_lines::table
         .filter(reservation_lines::order_id.eq(order_id))
         .order(reservation_lines::sku)
         .select((reservation_lines::sku, reservation_lines::quantity))
-        .load::<(String, i32)>(conn)
+        .load::<(String, i32)>(&mut conn)
         .await?
         .into_iter()
         .map(|(sku, quantity)| Line { sku, quantity })
@@ -149,8 +149,11 @@ pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// thus held for one statement and its commit's flush, never across a
 /// round trip to this process. A repeat (the same order id) finds the claim
 /// taken, writes nothing and answers the stored reservation.
+///
+/// Takes the connection shared, so that a caller can pipeline a read behind
+/// the statement (`ReserveStock` with its quote: one round trip).
 pub async fn reserve(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     order_id: Uuid,
     lines: &[Line],
     ttl: Duration,
@@ -174,7 +177,7 @@ pub async fn reserve(
         .bind::<Array<Text>, _>(&skus)
         .bind::<Array<Int4>, _>(&quantities)
         .bind::<Timestamptz, _>(expires_at)
-        .load(conn)
+        .load(&mut conn)
         .await?;
     if verdicts.iter().any(|v| v.claimed) {
         return Ok(ReservationView {

@@ -201,27 +201,41 @@ impl pb::inventory_server::Inventory for StockService {
         if ttl > reservations::MAX_TTL {
             return Err(Status::invalid_argument("ttl_seconds may be at most 86400"));
         }
-        let mut conn = self.conn().await?;
-        let view = reservations::reserve(&mut conn, order_id, &lines(req.lines), ttl).await?;
+        let conn = self.conn().await?;
+        let lines = reservations::normalize_lines(&lines(req.lines))?;
+        let margin = self.settings.default_margin;
+        // The quote's read is pipelined behind the reservation's statement:
+        // both go out at once and PostgreSQL runs them in turn (one round
+        // trip). It prices the lines asked for; a repeat that answers a
+        // stored reservation of other lines is priced again below.
+        let (view, quoted) = if req.with_quote {
+            let (view, quoted) = tokio::join!(
+                reservations::reserve(&conn, order_id, &lines, ttl),
+                pricing::quote(&conn, &lines, margin, Some(order_id)),
+            );
+            (view?, Some(quoted))
+        } else {
+            (reservations::reserve(&conn, order_id, &lines, ttl).await?, None)
+        };
         self.relay.wake();
         // Priced like GetPrice with the order's id: its own units are its own.
-        let quote = match req.with_quote && view.status == ReservationStatus::Active {
-            true => pricing::quote(
-                &mut conn,
-                &view.lines,
-                self.settings.default_margin,
-                Some(order_id),
-            )
-            .await
-            .inspect_err(
-                |err| tracing::warn!(%order_id, error = %err, "no quote for the reservation"),
-            )
-            .ok()
-            .map(|priced| pb::PriceQuote {
-                lines: priced_lines(&priced),
-                subtotal: priced.subtotal.to_string(),
-            }),
-            false => None,
+        let quote = match quoted {
+            Some(quoted) if view.status == ReservationStatus::Active => {
+                let quoted = match view.lines == lines {
+                    true => quoted,
+                    false => pricing::quote(&conn, &view.lines, margin, Some(order_id)).await,
+                };
+                quoted
+                    .inspect_err(
+                        |err| tracing::warn!(%order_id, error = %err, "no quote for the reservation"),
+                    )
+                    .ok()
+                    .map(|priced| pb::PriceQuote {
+                        lines: priced_lines(&priced),
+                        subtotal: priced.subtotal.to_string(),
+                    })
+            }
+            _ => None,
         };
         Ok(Response::new(pb::Reservation {
             quote,
@@ -319,7 +333,7 @@ impl pb::inventory_server::Inventory for StockService {
         };
         let lines = reservations::normalize_lines(&lines(req.lines))?;
         let priced = pricing::quote(
-            &mut *self.conn().await?,
+            &*self.conn().await?,
             &lines,
             self.settings.default_margin,
             own_order,

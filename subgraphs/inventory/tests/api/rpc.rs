@@ -173,6 +173,71 @@ async fn the_order_flow_over_grpc_reserves_prices_commits_and_returns() {
     room.audit().await;
 }
 
+/// `ReserveStock` with its quote sends the quote's read beside the
+/// reservation's statement: the quote must still price what the order
+/// holds after the units others hold, and a repeat that answers a stored
+/// reservation of other lines must be priced on the stored lines.
+#[tokio::test]
+async fn a_reservations_quote_prices_what_it_holds_behind_others() {
+    let room = Stockroom::new().await;
+    // First out: 2 units at 0.40; then 10 at 0.80 (margin 25 %).
+    room.stock("APPLE", 2, "0.40", Some(10)).await;
+    room.stock("APPLE", 10, "0.80", Some(20)).await;
+    let mut client = serve(&room).await;
+    let reserve = |order_id: &str, quantity| {
+        authorized(pb::ReserveStockRequest {
+            order_id: order_id.to_owned(),
+            lines: lines(&[("APPLE", quantity)]),
+            ttl_seconds: 60,
+            with_quote: true,
+        })
+    };
+    let priced = |reservation: pb::Reservation| {
+        let quote = reservation.quote.expect("asked for a quote");
+        (
+            quote.lines[0].quantity,
+            quote.lines[0].line_total.clone(),
+            quote.subtotal,
+        )
+    };
+    let first = uuid::Uuid::new_v4().to_string();
+    let held = client.reserve_stock(reserve(&first, 2)).await.unwrap();
+    assert_eq!(priced(held.into_inner()), (2, "1.00".into(), "1.00".into()));
+
+    // The cheap units are the first order's: the second is priced after them.
+    let second = uuid::Uuid::new_v4().to_string();
+    let held = client.reserve_stock(reserve(&second, 3)).await.unwrap();
+    assert_eq!(priced(held.into_inner()), (3, "3.00".into(), "3.00".into()));
+    // GetPrice for the order, asked afterwards, agrees.
+    let asked = client
+        .get_price(authorized(pb::GetPriceRequest {
+            lines: lines(&[("APPLE", 3)]),
+            order_id: second.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(asked.subtotal, "3.00");
+
+    // A repeat asking for 5 answers the stored 3, priced as 3.
+    let repeat = client
+        .reserve_stock(reserve(&second, 5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(repeat.lines[0].quantity, 3);
+    assert_eq!(priced(repeat), (3, "3.00".into(), "3.00".into()));
+
+    // A refusal answers no quote and holds nothing more.
+    let short = client
+        .reserve_stock(reserve(&uuid::Uuid::new_v4().to_string(), 8))
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), Code::FailedPrecondition);
+    assert_eq!(room.levels("APPLE").await, (12, 5, 7));
+    room.audit().await;
+}
+
 #[tokio::test]
 async fn restock_and_catalog_calls_over_grpc() {
     let room = Stockroom::new().await;
