@@ -44,13 +44,14 @@ pub fn migrations_dir(schema: &str) -> PathBuf {
 }
 
 /// A subgraph's database for one test, migrated, with a pool whose every
-/// statement is recorded; dropped with this value.
+/// statement is recorded (unless [`SubgraphDb::unlogged`]); dropped with
+/// this value.
 pub struct SubgraphDb {
     /// Where the pool connects, with the statement log attached.
     pub config: DbConfig,
     /// A pool on it, as the subgraph would have.
     pub pool: PgPool,
-    /// Every statement the pool ran.
+    /// Every statement the pool ran (none when unlogged).
     pub log: StatementLog,
     _database: TestDatabase,
 }
@@ -67,10 +68,31 @@ impl SubgraphDb {
         migrations: &'static EmbeddedMigrations,
         max_connections: u32,
     ) -> Self {
+        Self::pooled(schema, migrations, max_connections, true).await
+    }
+
+    /// [`SubgraphDb::with_connections`] recording no statement: `log` stays
+    /// empty. For benches and long runs, where the log would format every
+    /// statement with its binds and keep it (a few per cent of a checkout's
+    /// CPU, and memory that only grows).
+    pub async fn unlogged(
+        schema: &str,
+        migrations: &'static EmbeddedMigrations,
+        max_connections: u32,
+    ) -> Self {
+        Self::pooled(schema, migrations, max_connections, false).await
+    }
+
+    async fn pooled(
+        schema: &str,
+        migrations: &'static EmbeddedMigrations,
+        max_connections: u32,
+        logged: bool,
+    ) -> Self {
         let database = TestDatabase::new(schema, migrations, &migrations_dir(schema)).await;
         let log = StatementLog::default();
         let config = DbConfig {
-            statement_log: Some(log.clone()),
+            statement_log: logged.then(|| log.clone()),
             max_connections,
             ..database.config.clone()
         };

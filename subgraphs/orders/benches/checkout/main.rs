@@ -17,6 +17,12 @@
 //! - `C double-charge`: 20 orders, each confirmed by 16 concurrent calls with
 //!   different keys; exactly 20 charges must reach the provider.
 //!
+//! Orders' and inventory's relays publish their outboxes and mark what they
+//! published, as in `grocery dev`, but to the in-process bus (no Redis), and
+//! no users subgraph runs: a confirmation's profile lookup fails at once
+//! and the snapshot keeps what the call gave. Both make a checkout here a
+//! little cheaper than in `grocery dev`.
+//!
 //! Each turn prints the cores this process and PostgreSQL used. `--profile`
 //! adds, for the gateway turn, the WAL written per checkout (bytes, records,
 //! flushes), PostgreSQL's statements by total time (`pg_stat_statements`,

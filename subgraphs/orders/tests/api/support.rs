@@ -31,7 +31,8 @@ pub struct Options {
     pub redis_stream: Option<String>,
     /// Record every statement orders, inventory and catalog run.
     pub log_statements: bool,
-    /// Run no event relay (nothing runs statements but the requests).
+    /// Run no event relay, of orders or of inventory (nothing runs
+    /// statements but the requests).
     pub without_relay: bool,
 }
 
@@ -71,13 +72,18 @@ impl Shop {
     }
 
     pub async fn with(options: Options) -> Self {
-        // Contention tests run two dozen checkouts at once.
-        let inventory_db =
-            SubgraphDb::with_connections(inventory::DB_SCHEMA, &inventory::MIGRATIONS, 24).await;
-        let catalog_db = SubgraphDb::new(catalog::DB_SCHEMA, &catalog::MIGRATIONS).await;
-        let orders_db =
-            SubgraphDb::with_connections(orders::DB_SCHEMA, &orders::MIGRATIONS, 24).await;
-        // Tests that count statements read them; the others forget them.
+        // Contention tests run two dozen checkouts at once. Only tests that
+        // count statements record them (the bench must not pay for it).
+        let logged = options.log_statements;
+        let db = |schema, migrations, connections| async move {
+            match logged {
+                true => SubgraphDb::with_connections(schema, migrations, connections).await,
+                false => SubgraphDb::unlogged(schema, migrations, connections).await,
+            }
+        };
+        let inventory_db = db(inventory::DB_SCHEMA, &inventory::MIGRATIONS, 24).await;
+        let catalog_db = db(catalog::DB_SCHEMA, &catalog::MIGRATIONS, 8).await;
+        let orders_db = db(orders::DB_SCHEMA, &orders::MIGRATIONS, 24).await;
         let statements = if options.log_statements {
             Statements {
                 orders: orders_db.log.clone(),
@@ -103,9 +109,15 @@ impl Shop {
             stock_event_interval: Duration::from_millis(100),
         };
         let inventory_pool = inventory_db.pool.clone();
-        let stock_api = inventory::build(&inventory_cfg, inventory_pool.clone())
-            .unwrap()
-            .rpc;
+        let inventory_parts = inventory::build(&inventory_cfg, inventory_pool.clone()).unwrap();
+        // Inventory's relay publishes its `stock.changed` events (and marks
+        // them) as it does in `grocery dev`.
+        if !options.without_relay {
+            tokio::spawn(inventory::Inventory::run_relay(
+                inventory_parts.relay.clone(),
+            ));
+        }
+        let stock_api = inventory_parts.rpc;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rpc_url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(inventory::rpc::serve(
