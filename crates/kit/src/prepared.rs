@@ -104,34 +104,60 @@ enum Piece<'s> {
 
 /// `sql` cut at its placeholders: `$` followed by digits. Any other `$`
 /// (dollar quoting) is text.
-fn pieces(sql: &str) -> Vec<Piece<'_>> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' {
-            let digits = bytes[i + 1..]
+///
+/// An iterator that jumps from `$` to `$` (`str::find` of one ASCII byte is
+/// `memchr`): diesel walks a statement three times per run (binds, text,
+/// cache key), and a byte-by-byte scan into a new `Vec` each time was a
+/// measurable share of the checkout path's CPU for its 3 KB statements.
+fn pieces(sql: &str) -> Pieces<'_> {
+    Pieces { sql, at: 0, from: 0 }
+}
+
+struct Pieces<'s> {
+    sql: &'s str,
+    /// Where the next piece starts.
+    at: usize,
+    /// Where to look for the next `$` (past `at` when a `$` was not a placeholder).
+    from: usize,
+}
+
+impl<'s> Iterator for Pieces<'s> {
+    type Item = Piece<'s>;
+
+    fn next(&mut self) -> Option<Piece<'s>> {
+        let bytes = self.sql.as_bytes();
+        loop {
+            let Some(found) = self.sql[self.from..].find('$') else {
+                // No placeholder left: the rest is text.
+                let rest = &self.sql[self.at..];
+                self.at = self.sql.len();
+                self.from = self.at;
+                return (!rest.is_empty()).then_some(Piece::Text(rest));
+            };
+            let dollar = self.from + found;
+            let digits = bytes[dollar + 1..]
                 .iter()
                 .take_while(|b| b.is_ascii_digit())
                 .count();
-            if digits > 0 {
-                if start < i {
-                    pieces.push(Piece::Text(&sql[start..i]));
-                }
-                let n = sql[i + 1..i + 1 + digits].parse().unwrap_or(0);
-                pieces.push(Piece::Bind(n));
-                i += 1 + digits;
-                start = i;
+            if digits == 0 {
+                self.from = dollar + 1;
                 continue;
             }
+            if self.at < dollar {
+                // The text before the placeholder; the placeholder comes next.
+                let text = &self.sql[self.at..dollar];
+                self.at = dollar;
+                self.from = dollar;
+                return Some(Piece::Text(text));
+            }
+            let n = self.sql[dollar + 1..dollar + 1 + digits]
+                .parse()
+                .unwrap_or(0);
+            self.at = dollar + 1 + digits;
+            self.from = self.at;
+            return Some(Piece::Bind(n));
         }
-        i += 1;
     }
-    if start < sql.len() {
-        pieces.push(Piece::Text(&sql[start..]));
-    }
-    pieces
 }
 
 #[cfg(test)]
@@ -140,8 +166,9 @@ mod tests {
 
     #[test]
     fn placeholders_are_cut_out_and_other_dollars_kept() {
+        let cut = |sql| pieces(sql).collect::<Vec<_>>();
         assert_eq!(
-            pieces("SELECT $1::text, $12 || $$a$$, $1"),
+            cut("SELECT $1::text, $12 || $$a$$, $1"),
             [
                 Piece::Text("SELECT "),
                 Piece::Bind(1),
@@ -151,8 +178,17 @@ mod tests {
                 Piece::Bind(1),
             ]
         );
-        assert_eq!(pieces("no binds $"), [Piece::Text("no binds $")]);
-        assert_eq!(pieces(""), []);
+        assert_eq!(cut("no binds $"), [Piece::Text("no binds $")]);
+        assert_eq!(cut(""), []);
+        assert_eq!(
+            cut("$1$2 $ $x$3"),
+            [
+                Piece::Bind(1),
+                Piece::Bind(2),
+                Piece::Text(" $ $x"),
+                Piece::Bind(3),
+            ]
+        );
     }
 
     #[test]
