@@ -110,7 +110,11 @@ enum Piece<'s> {
 /// cache key), and a byte-by-byte scan into a new `Vec` each time was a
 /// measurable share of the checkout path's CPU for its 3 KB statements.
 fn pieces(sql: &str) -> Pieces<'_> {
-    Pieces { sql, at: 0, from: 0 }
+    Pieces {
+        sql,
+        at: 0,
+        from: 0,
+    }
 }
 
 struct Pieces<'s> {

@@ -215,7 +215,10 @@ impl pb::inventory_server::Inventory for StockService {
             );
             (view?, Some(quoted))
         } else {
-            (reservations::reserve(&conn, order_id, &lines, ttl).await?, None)
+            (
+                reservations::reserve(&conn, order_id, &lines, ttl).await?,
+                None,
+            )
         };
         self.relay.wake();
         // Priced like GetPrice with the order's id: its own units are its own.
