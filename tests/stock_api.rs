@@ -140,9 +140,9 @@ async fn products_created_in_catalog_become_stockable_and_history_decides_deleti
         pear["data"]["deleteProduct"],
         json!({ "sku": "PEAR", "deleted": false, "product": { "active": false } })
     );
-    let mut conn = s.inventory_pool.get().await.unwrap();
+    let conn = s.inventory_pool.get().await.unwrap();
     let refused = inventory::reservations::reserve(
-        &mut conn,
+        &conn,
         uuid::Uuid::new_v4(),
         &[inventory::db::Line {
             sku: "PEAR".into(),

@@ -131,8 +131,8 @@ where
 
 async fn reserve_direct(pool: PgPool, sku: String) -> Step {
     let reserved = async {
-        let mut conn = pool.get().await?;
-        reservations::reserve(&mut conn, Uuid::new_v4(), &[Line { sku, quantity: 1 }], TTL).await
+        let conn = pool.get().await?;
+        reservations::reserve(&conn, Uuid::new_v4(), &[Line { sku, quantity: 1 }], TTL).await
     };
     match reserved.await {
         Ok(_) => Step::Reserved,

@@ -15,7 +15,7 @@ async fn commit_draws_first_expiry_first_and_prices_cost_plus_per_line() {
     let early = room.stock("APPLE", 2, "1.00", Some(5)).await;
     let mut conn = room.conn().await;
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("APPLE", 3)], TTL)
+    reservations::reserve(&conn, order, &[line("APPLE", 3)], TTL)
         .await
         .unwrap();
     let priced = allocation::commit(&mut conn, order, margin())
@@ -62,7 +62,7 @@ async fn a_product_margin_overrides_the_default() {
         .await
         .unwrap();
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("COFFEE", 2)], TTL)
+    reservations::reserve(&conn, order, &[line("COFFEE", 2)], TTL)
         .await
         .unwrap();
     let priced = allocation::commit(&mut conn, order, margin())
@@ -98,13 +98,13 @@ async fn expired_batches_are_never_sold() {
         .unwrap();
     // Only the two fresh units are available, before any write-off runs.
     assert_eq!(room.levels("MILK").await, (6, 0, 2));
-    let short = reservations::reserve(&mut conn, Uuid::new_v4(), &[line("MILK", 3)], TTL).await;
+    let short = reservations::reserve(&conn, Uuid::new_v4(), &[line("MILK", 3)], TTL).await;
     assert!(
         matches!(short, Err(InventoryError::Shortfall(ref s)) if s[0].available == 2),
         "{short:?}"
     );
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("MILK", 2)], TTL)
+    reservations::reserve(&conn, order, &[line("MILK", 2)], TTL)
         .await
         .unwrap();
     let priced = allocation::commit(&mut conn, order, margin())
@@ -136,7 +136,7 @@ async fn returned_stock_goes_back_into_the_batches_it_came_from_once() {
     let batch = room.stock("EGGS", 6, "2.00", Some(20)).await;
     let mut conn = room.conn().await;
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("EGGS", 4)], TTL)
+    reservations::reserve(&conn, order, &[line("EGGS", 4)], TTL)
         .await
         .unwrap();
     assert!(matches!(
@@ -185,7 +185,7 @@ async fn units_returned_to_a_batch_that_expired_meanwhile_are_written_off() {
     let batch = room.stock("YOGURT", 5, "0.50", Some(3)).await;
     let mut conn = room.conn().await;
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("YOGURT", 2)], TTL)
+    reservations::reserve(&conn, order, &[line("YOGURT", 2)], TTL)
         .await
         .unwrap();
     allocation::commit(&mut conn, order, margin())

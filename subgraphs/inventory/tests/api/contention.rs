@@ -16,8 +16,8 @@ async fn two_hundred_concurrent_one_unit_reservations_sell_exactly_the_hundred_a
         .map(|_| {
             let room = room.clone();
             tokio::spawn(async move {
-                let mut conn = room.conn().await;
-                reservations::reserve(&mut conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL).await
+                let conn = room.conn().await;
+                reservations::reserve(&conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL).await
             })
         })
         .collect();
@@ -43,16 +43,16 @@ async fn a_repeated_reserve_with_one_order_id_reserves_once() {
     let room = Stockroom::new().await;
     room.stock("APPLE", 10, "0.30", Some(10)).await;
     let order = Uuid::new_v4();
-    let mut conn = room.conn().await;
-    let first = reservations::reserve(&mut conn, order, &[line("APPLE", 3)], TTL)
+    let conn = room.conn().await;
+    let first = reservations::reserve(&conn, order, &[line("APPLE", 3)], TTL)
         .await
         .unwrap();
-    let again = reservations::reserve(&mut conn, order, &[line("APPLE", 3)], TTL)
+    let again = reservations::reserve(&conn, order, &[line("APPLE", 3)], TTL)
         .await
         .unwrap();
     assert_eq!(first, again);
     // Even a different request under the same key answers the first result.
-    let other = reservations::reserve(&mut conn, order, &[line("APPLE", 5)], TTL)
+    let other = reservations::reserve(&conn, order, &[line("APPLE", 5)], TTL)
         .await
         .unwrap();
     assert_eq!(other.lines, first.lines);
@@ -60,8 +60,8 @@ async fn a_repeated_reserve_with_one_order_id_reserves_once() {
     // And concurrent repeats too.
     let order = Uuid::new_v4();
     let attempts = (0..8).map(|_| async {
-        let mut conn = room.conn().await;
-        reservations::reserve(&mut conn, order, &[line("APPLE", 2)], TTL).await
+        let conn = room.conn().await;
+        reservations::reserve(&conn, order, &[line("APPLE", 2)], TTL).await
     });
     for result in futures::future::join_all(attempts).await {
         assert_eq!(result.unwrap().lines, vec![line("APPLE", 2)]);
@@ -86,10 +86,10 @@ async fn concurrent_commits_racing_for_a_batch_fall_through_to_the_next() {
     room.stock("APPLE", 100, "2.00", Some(20)).await;
     let mut orders = Vec::new();
     {
-        let mut conn = room.conn().await;
+        let conn = room.conn().await;
         for _ in 0..20 {
             let order = Uuid::new_v4();
-            reservations::reserve(&mut conn, order, &[line("APPLE", 1)], TTL)
+            reservations::reserve(&conn, order, &[line("APPLE", 1)], TTL)
                 .await
                 .unwrap();
             orders.push(order);
@@ -207,7 +207,7 @@ async fn a_random_mix_of_operations_keeps_the_books_balanced_at_every_step() {
                         Op::Reserve => {
                             let order = Uuid::new_v4();
                             let lines = vec![line(sku, rng.gen_range(1..6)), line(SKUS[rng.gen_range(0..3)], rng.gen_range(1..4))];
-                            let r = reservations::reserve(&mut conn, order, &lines, TTL).await.map(|_| ());
+                            let r = reservations::reserve(&conn, order, &lines, TTL).await.map(|_| ());
                             if r.is_ok() {
                                 mine.push(order);
                             }

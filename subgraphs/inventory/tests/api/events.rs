@@ -66,7 +66,7 @@ async fn every_cause_of_a_change_writes_the_new_availability_and_price() {
     // Reservation, then its release.
     let order = Uuid::new_v4();
     let reserved = written(&room, async || {
-        reservations::reserve(&mut conn, order, &[line("APPLE", 3)], TTL)
+        reservations::reserve(&conn, order, &[line("APPLE", 3)], TTL)
             .await
             .unwrap();
     })
@@ -84,7 +84,7 @@ async fn every_cause_of_a_change_writes_the_new_availability_and_price() {
     room.stock("APPLE", 5, "2.00", Some(20)).await;
     let order = Uuid::new_v4();
     let reserved = written(&room, async || {
-        reservations::reserve(&mut conn, order, &[line("APPLE", 10)], TTL)
+        reservations::reserve(&conn, order, &[line("APPLE", 10)], TTL)
             .await
             .unwrap();
     })
@@ -122,7 +122,7 @@ async fn every_cause_of_a_change_writes_the_new_availability_and_price() {
 
     // Expiry of a reservation whose hold ran out.
     let lapsed = Uuid::new_v4();
-    reservations::reserve(&mut conn, lapsed, &[line("APPLE", 1)], TTL)
+    reservations::reserve(&conn, lapsed, &[line("APPLE", 1)], TTL)
         .await
         .unwrap();
     diesel::sql_query(
@@ -166,10 +166,10 @@ async fn a_refused_change_writes_no_event_and_one_reservation_writes_one_per_sku
     let room = Stockroom::new().await;
     room.stock("APPLE", 5, "0.30", Some(10)).await;
     room.stock("MILK", 1, "0.80", Some(10)).await;
-    let mut conn = room.conn().await;
+    let conn = room.conn().await;
     let refused = written(&room, async || {
         let short = reservations::reserve(
-            &mut conn,
+            &conn,
             Uuid::new_v4(),
             &[line("APPLE", 2), line("MILK", 3)],
             TTL,
@@ -181,7 +181,7 @@ async fn a_refused_change_writes_no_event_and_one_reservation_writes_one_per_sku
     assert_eq!(refused, Vec::<Value>::new());
     let both = written(&room, async || {
         reservations::reserve(
-            &mut conn,
+            &conn,
             Uuid::new_v4(),
             &[line("MILK", 1), line("APPLE", 2)],
             TTL,
@@ -217,8 +217,8 @@ async fn a_burst_of_reservations_is_coalesced_and_ends_on_the_databases_value() 
         let pool = room.pool.clone();
         let relay = parts.relay.clone();
         async move {
-            let mut conn = pool.get().await.unwrap();
-            reservations::reserve(&mut conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL)
+            let conn = pool.get().await.unwrap();
+            reservations::reserve(&conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL)
                 .await
                 .unwrap();
             relay.wake();
@@ -226,14 +226,9 @@ async fn a_burst_of_reservations_is_coalesced_and_ends_on_the_databases_value() 
     });
     futures::future::join_all(burst).await;
     // Another SKU's change is not this feed's.
-    reservations::reserve(
-        &mut *room.conn().await,
-        Uuid::new_v4(),
-        &[line("MILK", 1)],
-        TTL,
-    )
-    .await
-    .unwrap();
+    reservations::reserve(&*room.conn().await, Uuid::new_v4(), &[line("MILK", 1)], TTL)
+        .await
+        .unwrap();
     parts.relay.wake();
     let (_, _, in_database) = room.levels("APPLE").await;
     assert_eq!(in_database, 450);

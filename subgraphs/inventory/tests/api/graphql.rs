@@ -73,12 +73,12 @@ async fn unit_price_is_the_next_units_price_after_what_is_reserved() {
         resp["data"]["_entities"][0]["unitPrice"].clone()
     };
     assert_eq!(price().await, "1.25");
-    let mut conn = room.conn().await;
-    inventory::reservations::reserve(&mut conn, Uuid::new_v4(), &[line("APPLE", 2)], TTL)
+    let conn = room.conn().await;
+    inventory::reservations::reserve(&conn, Uuid::new_v4(), &[line("APPLE", 2)], TTL)
         .await
         .unwrap();
     assert_eq!(price().await, "2.50", "the cheap units are held");
-    inventory::reservations::reserve(&mut conn, Uuid::new_v4(), &[line("APPLE", 5)], TTL)
+    inventory::reservations::reserve(&conn, Uuid::new_v4(), &[line("APPLE", 5)], TTL)
         .await
         .unwrap();
     assert_eq!(

@@ -12,7 +12,7 @@ async fn a_reservation_is_all_or_nothing_and_bad_input_writes_nothing() {
     let mut conn = room.conn().await;
     let order = Uuid::new_v4();
     let short =
-        reservations::reserve(&mut conn, order, &[line("APPLE", 2), line("MILK", 3)], TTL).await;
+        reservations::reserve(&conn, order, &[line("APPLE", 2), line("MILK", 3)], TTL).await;
     match short {
         Err(InventoryError::Shortfall(s)) => {
             assert_eq!(s.len(), 1);
@@ -29,13 +29,13 @@ async fn a_reservation_is_all_or_nothing_and_bad_input_writes_nothing() {
         (vec![], "lines"),
         (vec![line("not a sku!", 1)], "sku"),
     ] {
-        match reservations::reserve(&mut conn, Uuid::new_v4(), &lines, TTL).await {
+        match reservations::reserve(&conn, Uuid::new_v4(), &lines, TTL).await {
             Err(InventoryError::Invalid { field, .. }) => assert_eq!(field, expected),
             other => panic!("{lines:?}: expected invalid input, got {other:?}"),
         }
     }
     match reservations::reserve(
-        &mut conn,
+        &conn,
         Uuid::new_v4(),
         &[line("APPLE", 1), line("GHOST", 1)],
         TTL,
@@ -49,7 +49,7 @@ async fn a_reservation_is_all_or_nothing_and_bad_input_writes_nothing() {
         .await
         .unwrap();
     assert!(matches!(
-        reservations::reserve(&mut conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL).await,
+        reservations::reserve(&conn, Uuid::new_v4(), &[line("APPLE", 1)], TTL).await,
         Err(InventoryError::InactiveSku(_))
     ));
     assert_eq!(room.scalar("SELECT count(*) FROM reservations").await, 0);
@@ -67,7 +67,7 @@ async fn release_gives_the_units_back_once() {
     room.stock("APPLE", 5, "0.30", Some(10)).await;
     let mut conn = room.conn().await;
     let order = Uuid::new_v4();
-    reservations::reserve(&mut conn, order, &[line("apple", 4)], TTL)
+    reservations::reserve(&conn, order, &[line("apple", 4)], TTL)
         .await
         .unwrap();
     assert_eq!(room.levels("APPLE").await, (5, 4, 1));
@@ -104,14 +104,14 @@ async fn lapsed_reservations_expire_give_stock_back_and_cannot_be_committed() {
     let lapsed = Uuid::new_v4();
     let live = Uuid::new_v4();
     reservations::reserve(
-        &mut conn,
+        &conn,
         lapsed,
         &[line("APPLE", 2)],
         std::time::Duration::from_secs(1),
     )
     .await
     .unwrap();
-    reservations::reserve(&mut conn, live, &[line("APPLE", 2)], TTL)
+    reservations::reserve(&conn, live, &[line("APPLE", 2)], TTL)
         .await
         .unwrap();
     // Past its time but not yet swept: it still holds its units, and commit refuses it.
@@ -129,7 +129,7 @@ async fn lapsed_reservations_expire_give_stock_back_and_cannot_be_committed() {
     let (expired, _) = expiry::sweep(&room.pool).await.unwrap();
     assert_eq!(expired, 1);
     assert_eq!(
-        reservations::find(&mut conn, lapsed)
+        reservations::find(&conn, lapsed)
             .await
             .unwrap()
             .unwrap()
@@ -137,7 +137,7 @@ async fn lapsed_reservations_expire_give_stock_back_and_cannot_be_committed() {
         ReservationStatus::Expired
     );
     assert_eq!(
-        reservations::find(&mut conn, live)
+        reservations::find(&conn, live)
             .await
             .unwrap()
             .unwrap()
@@ -159,10 +159,10 @@ async fn a_crash_between_reserving_and_writing_the_order_loses_nothing() {
     // reservation is simply never confirmed, and time gives the stock back.
     let room = Stockroom::new().await;
     room.stock("APPLE", 3, "0.30", Some(10)).await;
-    let mut conn = room.conn().await;
+    let conn = room.conn().await;
     let orphan = Uuid::new_v4();
     reservations::reserve(
-        &mut conn,
+        &conn,
         orphan,
         &[line("APPLE", 3)],
         std::time::Duration::from_secs(1),
@@ -182,10 +182,10 @@ async fn a_shortfall_names_only_what_is_short_with_its_real_availability() {
     let room = Stockroom::new().await;
     room.stock("APPLE", 3, "0.30", Some(10)).await;
     room.stock("MILK", 4, "0.80", Some(10)).await;
-    let mut conn = room.conn().await;
+    let conn = room.conn().await;
     // APPLE is held first (2 of 3), then MILK fails: APPLE must not be reported short.
     match reservations::reserve(
-        &mut conn,
+        &conn,
         Uuid::new_v4(),
         &[line("APPLE", 2), line("MILK", 10)],
         TTL,
@@ -212,10 +212,10 @@ async fn adjusting_a_reservation_holds_more_gives_back_and_refuses_too_much() {
     room.stock("MILK", 5, "0.80", Some(10)).await;
     let order = uuid::Uuid::new_v4();
     let mut conn = room.conn().await;
-    inventory::reservations::reserve(&mut conn, order, &[line("APPLE", 4), line("MILK", 2)], TTL)
+    inventory::reservations::reserve(&conn, order, &[line("APPLE", 4), line("MILK", 2)], TTL)
         .await
         .unwrap();
-    let first = inventory::reservations::find(&mut conn, order)
+    let first = inventory::reservations::find(&conn, order)
         .await
         .unwrap()
         .unwrap();
@@ -233,7 +233,7 @@ async fn adjusting_a_reservation_holds_more_gives_back_and_refuses_too_much() {
     assert_eq!(room.levels("MILK").await, (5, 0, 5));
     // Someone else takes 2; this order may still grow to 8, not to 9.
     let mut conn = room.conn().await;
-    inventory::reservations::reserve(&mut conn, uuid::Uuid::new_v4(), &[line("APPLE", 2)], TTL)
+    inventory::reservations::reserve(&conn, uuid::Uuid::new_v4(), &[line("APPLE", 2)], TTL)
         .await
         .unwrap();
     let short =

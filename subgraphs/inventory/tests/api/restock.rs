@@ -91,7 +91,7 @@ async fn adjustments_take_first_expiry_first_and_never_below_reserved() {
     let late = room.stock("APPLE", 5, "1.10", Some(10)).await;
     let early = room.stock("APPLE", 3, "1.00", Some(4)).await;
     let mut conn = room.conn().await;
-    inventory::reservations::reserve(&mut conn, uuid::Uuid::new_v4(), &[line("APPLE", 4)], TTL)
+    inventory::reservations::reserve(&conn, uuid::Uuid::new_v4(), &[line("APPLE", 4)], TTL)
         .await
         .unwrap();
     match stock::adjust(&mut conn, "APPLE", -5, "dropped a crate").await {
