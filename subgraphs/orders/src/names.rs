@@ -137,6 +137,17 @@ mod tests {
         // A later lookup is a request of its own.
         assert_eq!(names.lookup(&["EGGS".to_owned()]).await.len(), 1);
         assert_eq!(requests.load(Ordering::SeqCst), 2);
+        // The batch delay ran on tokio's timer: async-graphql's fallback
+        // (async-io's) starts a reactor thread of its own, named so.
+        let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect();
+        assert!(
+            !threads.iter().any(|t| t == "async-io"),
+            "a second reactor runs: {threads:?}"
+        );
     }
 
     #[tokio::test]
