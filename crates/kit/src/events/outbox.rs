@@ -90,14 +90,48 @@ pub async fn pending(
     Ok(rows.into_iter().map(|r| event(source, r)).collect())
 }
 
-/// Marks events as published.
-/// (Prepared like [`append`]: diesel prepares no `UPDATE`.)
-pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<()> {
-    crate::prepared::prepared("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Marks up to `limit` committed, unpublished events published in the
+/// caller's transaction and answers them, oldest first: the read and the
+/// marks in one statement (one round trip per relay batch fewer than
+/// reading, then marking by id). The caller publishes them before it
+/// commits; if publishing fails, its rollback takes the marks back.
+///
+/// Run it only after the relay's lock is taken, in a statement of its own:
+/// its snapshot must be newer than the last relay's commit, or it would
+/// take rows that relay already published.
+pub async fn claim_pending(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    #[derive(QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        topic: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        payload: serde_json::Value,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        created_at: DateTime<Utc>,
+    }
+    // (Prepared like [`append`]: diesel prepares no `UPDATE`.)
+    let mut rows: Vec<Claimed> = crate::prepared::prepared(
+        "UPDATE outbox SET published_at = now()
+         WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1)
+         RETURNING id, topic, key, payload, created_at",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    // `RETURNING` keeps no order.
+    rows.sort_unstable_by_key(|r| r.id);
+    Ok(rows
+        .into_iter()
+        .map(|r| event(source, (r.id, r.topic, r.key, r.payload, r.created_at)))
+        .collect())
 }
 
 /// Committed events of `key` after `after` (published or not), in order: how

@@ -75,12 +75,12 @@ impl Relay {
                     if !lock.locked {
                         return Ok::<_, anyhow::Error>(0);
                     }
-                    let events = outbox::pending(conn, source, BATCH).await?;
+                    // Marked and read in one statement; published before
+                    // the commit, so a failed publish takes the marks back.
+                    let events = outbox::claim_pending(conn, source, BATCH).await?;
                     for event in &events {
                         bus.publish(event).await?;
                     }
-                    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-                    outbox::mark_published(conn, &ids).await?;
                     Ok(events.len())
                 })
                 .await?;
