@@ -15,6 +15,20 @@ struct Setting {
     synchronous_commit: String,
 }
 
+/// Creates schema `schema` with an outbox as the subgraphs' migrations make it.
+async fn outbox_in(conn: &mut diesel_async::AsyncPgConnection, schema: &str) {
+    conn.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.outbox (
+             id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,
+             payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             published_at TIMESTAMPTZ);
+         CREATE INDEX outbox_pending_idx ON {schema}.outbox (id) WHERE published_at IS NULL;"
+    ))
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn the_relay_publishes_in_order_and_leaves_its_connection_durable() {
     let db = TestDatabase::empty("relay_test").await;
@@ -26,16 +40,7 @@ async fn the_relay_publishes_in_order_and_leaves_its_connection_durable() {
     .await
     .unwrap();
     let mut conn = pool.get().await.unwrap();
-    conn.batch_execute(
-        "CREATE SCHEMA relay_test;
-         CREATE TABLE relay_test.outbox (
-             id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,
-             payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             published_at TIMESTAMPTZ);
-         CREATE INDEX outbox_pending_idx ON relay_test.outbox (id) WHERE published_at IS NULL;",
-    )
-    .await
-    .unwrap();
+    outbox_in(&mut conn, "relay_test").await;
     let events: Vec<NewEvent> = (0..3)
         .map(|n| NewEvent {
             topic: "test.happened",
@@ -84,16 +89,7 @@ async fn a_failed_publish_leaves_the_batch_pending() {
     let db = TestDatabase::empty("relay_fail").await;
     let pool = db::pool(&db.config).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    conn.batch_execute(
-        "CREATE SCHEMA relay_fail;
-         CREATE TABLE relay_fail.outbox (
-             id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,
-             payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             published_at TIMESTAMPTZ);
-         CREATE INDEX outbox_pending_idx ON relay_fail.outbox (id) WHERE published_at IS NULL;",
-    )
-    .await
-    .unwrap();
+    outbox_in(&mut conn, "relay_fail").await;
     let events: Vec<NewEvent> = (0..3)
         .map(|n| NewEvent {
             topic: "test.happened",
