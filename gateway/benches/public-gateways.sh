@@ -15,6 +15,8 @@
 #                --version 0.0.71 --locked --features graphiql`)
 #   GROCERY      grocery's binary (default target/release/grocery)
 #   SECS TURNS CONNS THREADS   15, 3, 50, 2
+#   GATEWAYS     which run, in turn order (default "hive grocery"; "grocery"
+#                alone needs no HIVE_ROUTER and prints no ratios)
 #
 # Nothing of the public repository is kept in this tree: this script only runs it.
 set -Eeuo pipefail
@@ -22,8 +24,11 @@ set -Eeuo pipefail
 HIVE_ROUTER=${HIVE_ROUTER:-$(command -v hive_router || true)}
 GROCERY=${GROCERY:-$(dirname "$0")/../../target/release/grocery}
 SECS=${SECS:-15}; TURNS=${TURNS:-3}; CONNS=${CONNS:-50}; THREADS=${THREADS:-2}
+read -r -a GATEWAYS <<< "${GATEWAYS:-hive grocery}"
 SUBGRAPHS=$PUBLIC_DIR/target/release/subgraphs
-for need in "$SUBGRAPHS" "$HIVE_ROUTER" "$GROCERY"; do
+needs=("$SUBGRAPHS" "$GROCERY")
+[[ " ${GATEWAYS[*]} " == *" hive "* ]] && needs+=("$HIVE_ROUTER")
+for need in "${needs[@]}"; do
   [[ -x $need ]] || { echo "missing executable: '$need' (see the head of $0)"; exit 1; }
 done
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
@@ -75,7 +80,7 @@ start() {
 }
 declare -A REQS CPU_GW CPU_SUB SECS_SUM
 for turn in $(seq 1 "$TURNS"); do
-  for gw in hive grocery; do
+  for gw in "${GATEWAYS[@]}"; do
     start $gw
     wrk -t"$THREADS" -c"$CONNS" -d3s -s "$WORK/post.lua" http://127.0.0.1:4000/graphql > /dev/null
     g0=$(ticks $GW); s0=$(ticks $SUB)
@@ -98,6 +103,7 @@ for turn in $(seq 1 "$TURNS"); do
   done
 done
 ratio() { echo "scale=3; ($1) / ($2)" | bc; }
+[[ -n ${REQS[hive]:-} && -n ${REQS[grocery]:-} ]] || exit 0
 echo "grocery / hive-router over all turns:" \
   "requests $(ratio "${REQS[grocery]}" "${REQS[hive]}")×," \
   "gateway CPU per request $(ratio "${CPU_GW[grocery]} * ${REQS[hive]}" "${CPU_GW[hive]} * ${REQS[grocery]}")×," \
