@@ -277,7 +277,7 @@ async fn main() {
                     api.gql(
                         &owner,
                         &CONFIRM,
-                        json!({ "id": id, "key": format!("race-{round}-{r}") }),
+                        json!({ "id": id, "key": format!("race-{round}-{r}"), "customer": &*CUSTOMER }),
                     )
                     .await
                 })
