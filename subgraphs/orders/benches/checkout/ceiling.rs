@@ -6,9 +6,10 @@
 //!   this machine right now (a busy or slow machine moves both).
 //! - [`Cpu`]: the cores this process (every subgraph, the gateway and the
 //!   load) and PostgreSQL's backends used over a turn, from `/proc`.
-//! - [`Profile`] (`--profile`): PostgreSQL's statements by total time
-//!   (`pg_stat_statements`, when the server preloads it) and what its active
-//!   backends were waiting on, sampled every 20 ms.
+//! - [`Profile`] (`--profile`): PostgreSQL's statements by total time and
+//!   the WAL each writes per call (`pg_stat_statements`, when the server
+//!   preloads it), and what its active backends were waiting on, sampled
+//!   every 20 ms.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -266,6 +267,11 @@ struct Statement {
     /// How many of the calls were planned anew.
     #[diesel(sql_type = sql_types::BigInt)]
     plans: i64,
+    /// WAL written per call, bytes, and of it full-page images per call.
+    #[diesel(sql_type = sql_types::Double)]
+    wal_bytes: f64,
+    #[diesel(sql_type = sql_types::Double)]
+    wal_fpi: f64,
 }
 
 /// The server's WAL counters (`pg_stat_wal`).
@@ -275,6 +281,9 @@ struct Wal {
     records: i64,
     #[diesel(sql_type = sql_types::BigInt)]
     bytes: i64,
+    /// Full-page images (the first change of a page after a checkpoint).
+    #[diesel(sql_type = sql_types::BigInt)]
+    fpi: i64,
     /// Flushes to disk (each a commit's wait, shared by whoever it covers).
     #[diesel(sql_type = sql_types::BigInt)]
     syncs: i64,
@@ -282,7 +291,7 @@ struct Wal {
 
 async fn wal(conn: &mut AsyncPgConnection) -> Wal {
     diesel::sql_query(
-        "SELECT wal_records AS records, wal_bytes::int8 AS bytes, wal_sync AS syncs FROM pg_stat_wal",
+        "SELECT wal_records AS records, wal_bytes::int8 AS bytes, wal_fpi AS fpi, wal_sync AS syncs FROM pg_stat_wal",
     )
     .get_result(conn)
     .await
@@ -366,9 +375,10 @@ impl Profile {
         let now = wal(&mut self.conn).await;
         let per = |n: i64| n as f64 / checkouts.max(1) as f64;
         println!(
-            "profile {label}: WAL per checkout {:.1} kB in {:.0} records, {:.2} flushes",
+            "profile {label}: WAL per checkout {:.1} kB in {:.0} records ({:.1} full-page images), {:.2} flushes",
             per(now.bytes - self.wal.bytes) / 1024.0,
             per(now.records - self.wal.records),
+            per(now.fpi - self.wal.fpi),
             per(now.syncs - self.wal.syncs),
         );
         let waits = self.waits.await.unwrap_or_default();
@@ -387,7 +397,9 @@ impl Profile {
         }
         let rows: Vec<Statement> = diesel::sql_query(
             "SELECT query, calls, total_exec_time + total_plan_time AS total_ms, \
-                    mean_exec_time AS mean_ms, total_plan_time / GREATEST(calls, 1) AS plan_ms, plans \
+                    mean_exec_time AS mean_ms, total_plan_time / GREATEST(calls, 1) AS plan_ms, plans, \
+                    wal_bytes::float8 / GREATEST(calls, 1) AS wal_bytes, \
+                    wal_fpi::float8 / GREATEST(calls, 1) AS wal_fpi \
              FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
         )
         .load(&mut self.conn)
@@ -398,18 +410,20 @@ impl Profile {
         // the client never prepared: planning is PostgreSQL CPU too.
         println!(
             "profile {label}: statements by total time, planning included (top 15, {all:.0} ms); \
-             per call: executing, planning, share of calls planned"
+             per call: executing, planning, share of calls planned, WAL bytes (full-page images)"
         );
         for r in rows {
             let query: String = r.query.split_whitespace().collect::<Vec<_>>().join(" ");
             let query: String = query.chars().take(100).collect();
             println!(
-                "  {:>8.0} ms {:>7} calls {:>6.2} ms {:>5.2} ms {:>4.0} %  {query}",
+                "  {:>8.0} ms {:>7} calls {:>6.2} ms {:>5.2} ms {:>4.0} % {:>6.0} B ({:.2})  {query}",
                 r.total_ms,
                 r.calls,
                 r.mean_ms,
                 r.plan_ms,
-                r.plans as f64 * 100.0 / r.calls.max(1) as f64
+                r.plans as f64 * 100.0 / r.calls.max(1) as f64,
+                r.wal_bytes,
+                r.wal_fpi
             );
         }
     }

@@ -26,8 +26,9 @@
 //!
 //! Each turn prints the cores this process and PostgreSQL used. `--profile`
 //! adds, for the gateway turn, the WAL written per checkout (bytes, records,
-//! flushes), PostgreSQL's statements by total time (`pg_stat_statements`,
-//! when preloaded) and what its backends waited on.
+//! flushes, full-page images), PostgreSQL's statements by total time with
+//! the WAL each writes (`pg_stat_statements`, when preloaded) and what its
+//! backends waited on.
 //!
 //! After the run every confirmed order must have exactly one payment and the
 //! provider must have seen exactly one charge per confirmed order.
