@@ -5,7 +5,9 @@
 # wrk with 50 connections, turns taken alternately so the machine's drift
 # falls on both. Prints per turn and in sum: requests/s, p50/p99, the
 # gateway's CPU per request, the subgraphs' CPU per client request and the
-# gateway's peak RSS; then grocery's ratios to Hive Router. Both deduplicate
+# gateway's peak RSS, and for grocery the shared executions (client requests
+# per execution of the plan, from its fetch counters); then grocery's ratios
+# to Hive Router. Both deduplicate
 # identical client queries in flight, as the fixture's Hive Router configuration
 # asks (`traffic_shaping.router.dedupe`; grocery: REQUEST_DEDUPLICATION=true).
 #
@@ -68,7 +70,7 @@ start() {
   case $1 in
     hive) (cd "$WORK" && exec env -i RUST_LOG=warn "$HIVE_ROUTER") > "$WORK/hive.log" 2>&1 & ;;
     grocery) env -i PATH="$PATH" SUPERGRAPH_PATH="$WORK/supergraph.graphql" REST_DIR=off \
-      RATE_LIMITS=off REQUEST_DEDUPLICATION=true HOST=127.0.0.1 GATEWAY_PORT=4000 RUST_LOG=warn "$GROCERY" serve gateway > "$WORK/grocery.log" 2>&1 & ;;
+      RATE_LIMITS=off REQUEST_DEDUPLICATION=true METRICS_ADDR=127.0.0.1:4001 HOST=127.0.0.1 GATEWAY_PORT=4000 RUST_LOG=warn "$GROCERY" serve gateway > "$WORK/grocery.log" 2>&1 & ;;
   esac
   GW=$!
   for _ in $(seq 1 150); do
@@ -78,14 +80,21 @@ start() {
   done
   echo "$1 did not answer:"; tail -5 "$WORK/$1.log"; exit 1
 }
+# grocery's executions so far: its fetches from the reviews subgraph, one
+# per execution of the query's plan.
+executions() {
+  [[ $1 == grocery ]] || return 0
+  { curl -s http://127.0.0.1:4001/metrics || true; } |
+    awk '/^subgraph_fetch_duration_seconds_count\{subgraph="reviews"\}/ {print $2}'
+}
 declare -A REQS CPU_GW CPU_SUB SECS_SUM
 for turn in $(seq 1 "$TURNS"); do
   for gw in "${GATEWAYS[@]}"; do
     start $gw
     wrk -t"$THREADS" -c"$CONNS" -d3s -s "$WORK/post.lua" http://127.0.0.1:4000/graphql > /dev/null
-    g0=$(ticks $GW); s0=$(ticks $SUB)
+    g0=$(ticks $GW); s0=$(ticks $SUB); e0=$(executions $gw)
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/post.lua" http://127.0.0.1:4000/graphql)
-    g1=$(ticks $GW); s1=$(ticks $SUB)
+    g1=$(ticks $GW); s1=$(ticks $SUB); e1=$(executions $gw)
     total=$(awk '/requests in/ {print $1}' <<< "$out")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<< "$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
@@ -93,8 +102,12 @@ for turn in $(seq 1 "$TURNS"); do
     rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$GW/status")
     gw_ms=$(echo "scale=4; ($g1 - $g0) * 1000 / $HZ / $total" | bc)
     sub_ms=$(echo "scale=4; ($s1 - $s0) * 1000 / $HZ / $total" | bc)
-    printf '%-8s turn %s: %8.0f req/s  p50 %-8s p99 %-8s gateway %.3f ms/req  subgraphs %.3f ms/req  peak RSS %s MB  answer %s bytes %s\n' \
-      $gw "$turn" "$rps" "$p50" "$p99" "$gw_ms" "$sub_ms" "$rss" "$(wc -c < "$WORK/answer.json")" "$errors"
+    shared=""
+    if [[ -n $e1 && -n $e0 && $e1 != "$e0" ]]; then
+      shared=" requests per execution $(echo "scale=1; $total / ($e1 - $e0)" | bc)"
+    fi
+    printf '%-8s turn %s: %8.0f req/s  p50 %-8s p99 %-8s gateway %.3f ms/req  subgraphs %.3f ms/req  peak RSS %s MB  answer %s bytes%s %s\n' \
+      $gw "$turn" "$rps" "$p50" "$p99" "$gw_ms" "$sub_ms" "$rss" "$(wc -c < "$WORK/answer.json")" "$shared" "$errors"
     REQS[$gw]=$(( ${REQS[$gw]:-0} + total ))
     CPU_GW[$gw]=$(( ${CPU_GW[$gw]:-0} + g1 - g0 ))
     CPU_SUB[$gw]=$(( ${CPU_SUB[$gw]:-0} + s1 - s0 ))
