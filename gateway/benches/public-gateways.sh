@@ -7,9 +7,11 @@
 # gateway's CPU per request, the subgraphs' CPU per client request and the
 # gateway's peak RSS, and for grocery the shared executions (client requests
 # per execution of the plan, from its fetch counters); then grocery's ratios
-# to Hive Router. Both deduplicate
-# identical client queries in flight, as the fixture's Hive Router configuration
-# asks (`traffic_shaping.router.dedupe`; grocery: REQUEST_DEDUPLICATION=true).
+# to Hive Router. Both deduplicate identical client queries in flight, as the
+# fixture's Hive Router configuration asks (`traffic_shaping.router.dedupe`;
+# grocery: REQUEST_DEDUPLICATION=true). THREADS are wrk's: with two, grocery's
+# requests share an execution per thread (about 25) when the threads fall out
+# of step, and all 50 when they are in step; with one, always all 50.
 #
 #   PUBLIC_DIR   a checkout of the public repository with its subgraphs built
 #                (`cargo build --release -p subgraphs` there)
